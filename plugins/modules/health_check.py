@@ -15,7 +15,7 @@ description:
     endpoint does not become healthy, so a deploy stops at its health gate with something a person can act on.
   - Only reads; it never changes anything, so it runs in check mode too and always reports RV(ignore:changed=false).
 author:
-  - Rollcall contributors
+  - Rollcall contributors (@rollcall)
 options:
   url:
     description:

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Run the given Molecule scenarios (default: all) in parallel; each logs to .cache/molecule/<scenario>.log.
+# Exits non-zero when any scenario fails, printing the tail of its log.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+scenarios=("$@")
+if [ ${#scenarios[@]} -eq 0 ]; then
+  mapfile -t scenarios < <(find molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -n1 basename | sort)
+fi
+[ ${#scenarios[@]} -gt 0 ] || { echo "molecule: no scenarios found" >&2; exit 1; }
+mkdir -p .cache/molecule
+declare -A pids
+for s in "${scenarios[@]}"; do
+  echo "molecule: starting scenario $s (log: .cache/molecule/$s.log)"
+  ( start=$(date +%s); molecule test -s "$s" >".cache/molecule/$s.log" 2>&1; rc=$?
+    echo "molecule: scenario $s finished rc=$rc in $(( $(date +%s) - start )) s"; exit $rc ) &
+  pids[$s]=$!
+done
+failed=()
+for s in "${scenarios[@]}"; do
+  wait "${pids[$s]}" || failed+=("$s")
+done
+for s in "${failed[@]}"; do
+  echo "---- molecule scenario $s FAILED; last lines of .cache/molecule/$s.log:" >&2
+  tail -n 60 ".cache/molecule/$s.log" >&2
+done
+[ ${#failed[@]} -eq 0 ] && echo "molecule: ${#scenarios[@]} passed, 0 failed" || { echo "molecule: $(( ${#scenarios[@]} - ${#failed[@]} )) passed, ${#failed[@]} failed"; exit 1; }
