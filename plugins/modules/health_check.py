@@ -111,6 +111,7 @@ attempts:
 """
 
 from ansible.module_utils.basic import AnsibleModule
+
 from ansible_collections.rollcall.ops.plugins.module_utils.checks import CRITICAL, OK, wait_until_healthy
 
 
