@@ -1,0 +1,67 @@
+"""Configuration from the environment, validated once, with errors a person can act on."""
+
+import os
+from dataclasses import dataclass
+
+from sqlalchemy.engine import make_url
+
+MIN_SECRET_KEY = 32
+
+
+class ConfigError(Exception):
+    """A setting is missing or wrong; ``exit_code`` tells the CLI how to end."""
+
+    def __init__(self, message, exit_code=2):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str
+    secret_key: str
+    upload_dir: str
+    rate_limit_per_minute: int
+    trust_proxy: bool
+    max_upload_bytes: int
+
+    def database_location(self):
+        """Where the database is, for messages: host:port or the SQLite path (never the password)."""
+        return describe_url(self.database_url)
+
+
+def describe_url(database_url):
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return url.database or ":memory:"
+    default_port = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}.get(url.get_backend_name(), "")
+    return "%s:%s" % (url.host or "localhost", url.port or default_port)
+
+
+def load(require_secret=True):
+    env = os.environ
+    database_url = env.get("DATABASE_URL", "").strip()
+    if not database_url:
+        raise ConfigError("DATABASE_URL is not set; set it, e.g. postgresql+psycopg2://USER:PASSWORD@HOST:5432/sms")
+    try:
+        make_url(database_url)
+    except Exception:  # noqa: BLE001 - sqlalchemy raises several types; the message must not echo the URL
+        raise ConfigError("DATABASE_URL is not a valid database URL; expected DRIVER://USER:PASSWORD@HOST:PORT/NAME") \
+            from None
+    secret_key = env.get("SECRET_KEY", "")
+    if require_secret and len(secret_key) < MIN_SECRET_KEY:
+        raise ConfigError("SECRET_KEY is missing or shorter than %d characters; set SECRET_KEY to a random string of "
+                          "at least %d characters" % (MIN_SECRET_KEY, MIN_SECRET_KEY))
+    try:
+        rate = int(env.get("RATE_LIMIT_PER_MINUTE", "60"))
+        max_upload = int(env.get("MAX_UPLOAD_BYTES", str(10 * 1024 * 1024)))
+    except ValueError:
+        raise ConfigError("RATE_LIMIT_PER_MINUTE and MAX_UPLOAD_BYTES must be whole numbers") from None
+    return Config(
+        database_url=database_url,
+        secret_key=secret_key,
+        upload_dir=env.get("UPLOAD_DIR", "/data/uploads"),
+        rate_limit_per_minute=max(rate, 0),
+        trust_proxy=env.get("TRUST_PROXY", "0") == "1",
+        max_upload_bytes=max_upload,
+    )
