@@ -159,6 +159,7 @@ def test_access_log_and_metrics(app):
 def test_rate_limit_answers_429_with_retry_after(run_container, require_image):
     require_image(APP)
     container = run_container(APP, environment=app_env(RATE_LIMIT_PER_MINUTE="3"),
+                              command=["sh", "-c", "sms-app migrate && exec sms-app serve"],
                               ports={"8000/tcp": ("127.0.0.1", None)})
     wait_healthy(container)
     base = "http://127.0.0.1:%d" % host_port(container, "8000/tcp")

@@ -3,6 +3,7 @@
 import hashlib
 import os
 import re
+import sys
 import time
 import uuid
 from datetime import date, datetime
@@ -87,6 +88,15 @@ def create_app(config):
     @app.errorhandler(HTTPException)
     def http_error(exc):
         return jsonify(error=exc.description or exc.name), exc.code
+
+    @app.errorhandler(Exception)
+    def internal_error(exc):
+        from .db import short_reason
+
+        access_log({"ts": datetime.utcnow().isoformat(timespec="milliseconds") + "Z", "level": "error",
+                    "request_id": g.get("request_id"), "path": request.path, "error": type(exc).__name__,
+                    "message": short_reason(exc)}, stream=sys.stderr)
+        return jsonify(error="internal error", request_id=g.get("request_id")), 500
 
     @app.errorhandler(IntegrityError)
     def conflict(_exc):
