@@ -19,6 +19,8 @@ fi
 
 echo "base: no registry answers; building $BASE with debootstrap (minbase), about a minute"
 if ! command -v debootstrap >/dev/null 2>&1; then
+  echo "base: installing Debian's debootstrap"
+  apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
 fi
 root=$(mktemp -d /var/tmp/rollcall-base.XXXXXX)
