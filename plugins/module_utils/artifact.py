@@ -1,0 +1,401 @@
+# Copyright: Rollcall contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Backup artifacts: naming, the manifest, atomic writes, and the checksum / compression / encryption streams.
+
+A backup is two files in one directory:
+
+``<name>.dump[.gz][.enc]``  the engine's dump, optionally gzip-compressed, then optionally encrypted;
+``<name>.manifest.json``    written last: its presence is what makes a backup complete.
+
+``<name>`` is ``<engine>-<database>-<UTC YYYYmmddTHHMMSSZ>-<type>`` so names sort by time per database.
+Data files are written under a temporary name, fsync'd, then linked into place with ``os.link`` (which, unlike
+``rename``, refuses to replace an existing file), so an interrupted backup leaves no file that looks complete
+and never touches an existing backup. Verification results go to ``<name>.verify.json``.
+
+Encryption is AES-256-GCM in 1 MiB chunks (each chunk its own nonce and tag, the chunk index and a final-chunk
+flag bound into the associated data), so memory stays constant and truncation, reordering or a flipped byte
+anywhere is detected. The key never appears in the manifest, only a key id derived from it.
+"""
+
+import base64
+import binascii
+import datetime
+import hashlib
+import json
+import os
+import re
+import struct
+import zlib
+
+try:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    HAS_CRYPTOGRAPHY = True
+except ImportError:  # pragma: no cover - reported by the modules when encryption is asked for
+    HAS_CRYPTOGRAPHY = False
+    InvalidTag = Exception
+
+MANIFEST_VERSION = 1
+CHUNK = 1024 * 1024
+ENC_MAGIC = b"RCENC1\n"
+NAME_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+NAME_RE = re.compile(r"^(?P<engine>[a-z]+)-(?P<database>[A-Za-z0-9][A-Za-z0-9_.-]*)-(?P<stamp>\d{8}T\d{6}Z)-"
+                     r"(?P<type>full|differential)$")
+STAMP = "%Y%m%dT%H%M%SZ"
+
+
+class ArtifactError(Exception):
+    """Something about an artifact is wrong; the message says what and what to do."""
+
+
+# ---------------------------------------------------------------------------------------------- naming
+def safe_part(value, what):
+    """``value`` when it is safe in a file name (no separators, no traversal), else ArtifactError."""
+    if not isinstance(value, str) or not NAME_PART.match(value) or ".." in value:
+        raise ArtifactError("%s %r cannot be used in a backup name: use letters, digits, '_', '-' or '.', "
+                            "starting with a letter or digit, at most 63 characters" % (what, value))
+    return value
+
+
+def artifact_name(engine, database, when, kind="full"):
+    if kind not in ("full", "differential"):
+        raise ArtifactError("backup type must be full or differential, not %r" % kind)
+    return "%s-%s-%s-%s" % (safe_part(engine, "engine"), safe_part(database, "database name"),
+                            when.astimezone(datetime.timezone.utc).strftime(STAMP), kind)
+
+
+def parse_name(name):
+    match = NAME_RE.match(name)
+    return match.groupdict() if match else None
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+
+
+def isoformat(when):
+    return when.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---------------------------------------------------------------------------------------------- keys
+def load_key(key=None, key_file=None):
+    """32 raw bytes from a variable or a file holding 64 hex characters, base64 of 32 bytes, or 32 raw bytes."""
+    if key is None and key_file is None:
+        return None
+    if key_file is not None:
+        try:
+            with open(key_file, "rb") as handle:
+                raw = handle.read()
+        except OSError as exc:
+            raise ArtifactError("cannot read the key file %s: %s" % (key_file, exc.strerror)) from None
+        if len(raw) == 32:
+            return raw
+        key = raw.decode("ascii", "replace")
+    text = key.strip() if isinstance(key, str) else key
+    for decode in (bytes.fromhex, lambda s: base64.b64decode(s, validate=True)):
+        try:
+            value = decode(text)
+        except (ValueError, binascii.Error):
+            continue
+        if len(value) == 32:
+            return value
+    raise ArtifactError("the encryption key must be 32 bytes: 64 hexadecimal characters or base64 of 32 bytes "
+                        "(make one with: openssl rand -hex 32)")
+
+
+def key_id(key):
+    """A short public name for a key: tells which key a backup needs without revealing anything about it."""
+    return hashlib.sha256(b"rollcall-backup-key-id\0" + key).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------- streams
+class _Encryptor:
+    def __init__(self, key, sink):
+        if not HAS_CRYPTOGRAPHY:
+            raise ArtifactError("encryption needs the Python package 'cryptography' on the managed host")
+        self.aead = AESGCM(key)
+        self.prefix = os.urandom(8)
+        self.header = ENC_MAGIC + key_id(key).encode() + self.prefix
+        self.sink = sink
+        self.index = 0
+        self.buffer = bytearray()
+        sink(self.header)
+
+    def _seal(self, data, final):
+        nonce = self.prefix + struct.pack(">I", self.index)
+        aad = self.header + struct.pack(">IB", self.index, 1 if final else 0)
+        sealed = self.aead.encrypt(nonce, bytes(data), aad)
+        self.sink(struct.pack(">I", len(sealed)) + sealed)
+        self.index += 1
+
+    def write(self, data):
+        self.buffer += data
+        while len(self.buffer) > CHUNK:
+            self._seal(self.buffer[:CHUNK], False)
+            del self.buffer[:CHUNK]
+
+    def close(self):
+        self._seal(self.buffer, True)
+        self.buffer = bytearray()
+
+
+def decrypt_chunks(read, key):
+    """Yield plaintext chunks from ``read(n)``; ArtifactError on a wrong key, tampering or truncation."""
+    if not HAS_CRYPTOGRAPHY:
+        raise ArtifactError("decryption needs the Python package 'cryptography' on the managed host")
+    header = _read_exact(read, len(ENC_MAGIC) + 16 + 8)
+    if header is None or not header.startswith(ENC_MAGIC):
+        raise ArtifactError("not an encrypted Rollcall artifact (bad header)")
+    wanted = header[len(ENC_MAGIC):len(ENC_MAGIC) + 16].decode("ascii", "replace")
+    if wanted != key_id(key):
+        raise ArtifactError("wrong key: this artifact was encrypted with key id %s, the key given has id %s"
+                            % (wanted, key_id(key)))
+    aead, prefix, index = AESGCM(key), header[-8:], 0
+    while True:
+        size = _read_exact(read, 4)
+        if size is None:
+            raise ArtifactError("truncated: the encrypted stream ends before its final chunk")
+        sealed = _read_exact(read, struct.unpack(">I", size)[0])
+        if sealed is None:
+            raise ArtifactError("truncated: encrypted chunk %d is incomplete" % index)
+        nonce = prefix + struct.pack(">I", index)
+        for final in (0, 1):
+            try:
+                plain = aead.decrypt(nonce, sealed, header + struct.pack(">IB", index, final))
+                break
+            except InvalidTag:
+                plain = None
+        if plain is None:
+            raise ArtifactError("corrupt: encrypted chunk %d fails authentication (tampered or damaged)" % index)
+        yield plain
+        index += 1
+        if final:
+            if read(1):
+                raise ArtifactError("corrupt: data after the final encrypted chunk")
+            return
+
+
+def _read_exact(read, size):
+    parts, missing = [], size
+    while missing:
+        data = read(missing)
+        if not data:
+            return None if missing == size and not parts else (None if missing else b"".join(parts))
+        parts.append(data)
+        missing -= len(data)
+    return b"".join(parts)
+
+
+class ArtifactWriter:
+    """Stream a dump into ``<directory>/<name>.dump[.gz][.enc]`` atomically; ``close()`` returns its facts.
+
+    Use as a context manager: leaving with an exception removes the temporary file and leaves nothing behind.
+    """
+
+    def __init__(self, directory, name, compression="none", key=None, compress_level=6):
+        if compression not in ("none", "gzip"):
+            raise ArtifactError("compression must be none or gzip, not %r" % compression)
+        if not os.path.isdir(directory):
+            raise ArtifactError("backup directory %s does not exist; create it first" % directory)
+        self.directory = directory
+        self.name = name
+        suffix = ".dump" + (".gz" if compression == "gzip" else "") + (".enc" if key else "")
+        self.filename = name + suffix
+        self.path = os.path.join(directory, self.filename)
+        if os.path.lexists(self.path) or os.path.lexists(manifest_path(directory, name)):
+            raise ArtifactError("backup %s already exists; refusing to overwrite it" % name)
+        self.temp = os.path.join(directory, ".%s.%d.tmp" % (self.filename, os.getpid()))
+        self.handle = open(self.temp, "xb")  # noqa: SIM115 - lives until close() or abort()
+        self.sha256 = hashlib.sha256()
+        self.stored_bytes = 0
+        self.dump_bytes = 0
+        self.compression = compression
+        self.key_id = key_id(key) if key else None
+        self._compressor = zlib.compressobj(compress_level, zlib.DEFLATED, 31) if compression == "gzip" else None
+        self._encryptor = _Encryptor(key, self._store) if key else None
+        self.closed = False
+
+    def _store(self, data):
+        if data:
+            self.sha256.update(data)
+            self.stored_bytes += len(data)
+            self.handle.write(data)
+
+    def _encrypted(self, data):
+        if self._encryptor:
+            self._encryptor.write(data)
+        else:
+            self._store(data)
+
+    def write(self, data):
+        self.dump_bytes += len(data)
+        if self._compressor:
+            data = self._compressor.compress(data)
+        if data:
+            self._encrypted(data)
+
+    def close(self):
+        """Finish the streams, fsync, link into place (never replacing a file) and return the file's facts."""
+        if self._compressor:
+            self._encrypted(self._compressor.flush())
+        if self._encryptor:
+            self._encryptor.close()
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        try:
+            os.link(self.temp, self.path)
+        except FileExistsError:
+            raise ArtifactError("backup %s appeared while it was being written; keeping the existing one"
+                                % self.filename) from None
+        finally:
+            os.unlink(self.temp)
+        fsync_directory(self.directory)
+        self.closed = True
+        return {"file": self.filename, "sha256": self.sha256.hexdigest(), "size": self.stored_bytes,
+                "dump_size": self.dump_bytes, "compression": self.compression, "encrypted": bool(self.key_id),
+                "key_id": self.key_id}
+
+    def abort(self):
+        if not self.handle.closed:
+            self.handle.close()
+        if os.path.exists(self.temp):
+            os.unlink(self.temp)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and not self.closed:
+            self.abort()
+        return False
+
+
+def read_plain(path, compression="none", key=None, expected_sha256=None, chunk=CHUNK):
+    """Yield the dump's bytes from a stored file, checking sha256, authentication and gzip integrity.
+
+    Raises ArtifactError at the first problem; after the last chunk every check has passed.
+    """
+    digest = hashlib.sha256()
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the with block below
+    except OSError as exc:
+        raise ArtifactError("cannot open %s: %s" % (path, exc.strerror)) from None
+    with handle:
+        def read(size):
+            data = handle.read(size)
+            digest.update(data)
+            return data
+
+        encrypted = path.endswith(".enc")
+        if encrypted and key is None:
+            raise ArtifactError("%s is encrypted; give the key (key or key_file)" % os.path.basename(path))
+        chunks = decrypt_chunks(read, key) if encrypted else iter(lambda: read(chunk), b"")
+        decompressor = zlib.decompressobj(31) if compression == "gzip" else None
+        try:
+            for data in chunks:
+                if decompressor:
+                    data = decompressor.decompress(data)
+                if data:
+                    yield data
+            if decompressor:
+                tail = decompressor.flush()
+                if tail:
+                    yield tail
+                if not decompressor.eof:
+                    raise ArtifactError("truncated: the gzip stream of %s ends early" % os.path.basename(path))
+        except zlib.error as exc:
+            raise ArtifactError("corrupt: gzip data of %s is damaged (%s)" % (os.path.basename(path), exc)) from None
+        rest = handle.read()  # an encrypted stream stops at its final chunk; hash what follows too
+        digest.update(rest)
+    if expected_sha256 and digest.hexdigest() != expected_sha256:
+        raise ArtifactError("checksum mismatch: %s has sha256 %s, the manifest says %s"
+                            % (os.path.basename(path), digest.hexdigest(), expected_sha256))
+
+
+# ---------------------------------------------------------------------------------------------- files
+def manifest_path(directory, name):
+    return os.path.join(directory, name + ".manifest.json")
+
+
+def verify_path(directory, name):
+    return os.path.join(directory, name + ".verify.json")
+
+
+def fsync_directory(directory):
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path, document, replace=False):
+    """Write JSON to ``path`` via temp + fsync + link/rename. ``replace=False`` never overwrites."""
+    directory = os.path.dirname(path) or "."
+    temp = os.path.join(directory, ".%s.%d.tmp" % (os.path.basename(path), os.getpid()))
+    with open(temp, "x", encoding="utf-8") as handle:
+        json.dump(document, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        if replace:
+            os.replace(temp, path)
+        else:
+            os.link(temp, path)
+    except FileExistsError:
+        raise ArtifactError("%s already exists; refusing to overwrite it" % path) from None
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+    fsync_directory(directory)
+
+
+def write_manifest(directory, name, manifest):
+    manifest = dict(manifest, manifest_version=MANIFEST_VERSION, name=name)
+    write_json_atomic(manifest_path(directory, name), manifest)
+    return manifest
+
+
+def read_manifest(directory, name):
+    path = manifest_path(directory, name)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            manifest = json.load(handle)
+    except FileNotFoundError:
+        raise ArtifactError("backup %s has no manifest in %s (incomplete or not a backup)" % (name, directory)) \
+            from None
+    except ValueError:
+        raise ArtifactError("the manifest of %s is not valid JSON (damaged)" % name) from None
+    if manifest.get("name") != name:
+        raise ArtifactError("the manifest %s names another backup (%s)" % (path, manifest.get("name")))
+    return manifest
+
+
+def list_backups(directory):
+    """Names of complete backups (those with a manifest) in ``directory``, oldest first."""
+    if not os.path.isdir(directory):
+        return []
+    names = []
+    for entry in os.listdir(directory):
+        if entry.endswith(".manifest.json") and not entry.startswith("."):
+            name = entry[:-len(".manifest.json")]
+            parsed = parse_name(name)
+            if parsed:
+                names.append((parsed["stamp"], name))
+    return [name for _, name in sorted(names)]
+
+
+def record_verification(directory, name, result):
+    """Keep the latest verification result next to the backup (replaced atomically each time)."""
+    write_json_atomic(verify_path(directory, name), result, replace=True)
+
+
+def read_verification(directory, name):
+    try:
+        with open(verify_path(directory, name), encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
