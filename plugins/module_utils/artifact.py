@@ -52,7 +52,7 @@ class ArtifactError(Exception):
 # ---------------------------------------------------------------------------------------------- naming
 def safe_part(value, what):
     """``value`` when it is safe in a file name (no separators, no traversal), else ArtifactError."""
-    if not isinstance(value, str) or not NAME_PART.match(value) or ".." in value:
+    if not isinstance(value, str) or not NAME_PART.fullmatch(value) or ".." in value:
         raise ArtifactError("%s %r cannot be used in a backup name: use letters, digits, '_', '-' or '.', "
                             "starting with a letter or digit, at most 63 characters" % (what, value))
     return value
@@ -66,7 +66,7 @@ def artifact_name(engine, database, when, kind="full"):
 
 
 def parse_name(name):
-    match = NAME_RE.match(name)
+    match = NAME_RE.fullmatch(name)
     return match.groupdict() if match else None
 
 
@@ -181,7 +181,7 @@ def _read_exact(read, size):
     while missing:
         data = read(missing)
         if not data:
-            return None if missing == size and not parts else (None if missing else b"".join(parts))
+            return None  # short: the caller reports truncation
         parts.append(data)
         missing -= len(data)
     return b"".join(parts)
