@@ -206,7 +206,8 @@ class ArtifactWriter:
         if os.path.lexists(self.path) or os.path.lexists(manifest_path(directory, name)):
             raise ArtifactError("backup %s already exists; refusing to overwrite it" % name)
         self.temp = os.path.join(directory, ".%s.%d.tmp" % (self.filename, os.getpid()))
-        self.handle = open(self.temp, "xb")  # noqa: SIM115 - lives until close() or abort()
+        # Backups hold personal data: owner-only from the first byte.
+        self.handle = os.fdopen(os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
         self.sha256 = hashlib.sha256()
         self.stored_bytes = 0
         self.dump_bytes = 0
@@ -335,7 +336,7 @@ def write_json_atomic(path, document, replace=False):
     """Write JSON to ``path`` via temp + fsync + link/rename. ``replace=False`` never overwrites."""
     directory = os.path.dirname(path) or "."
     temp = os.path.join(directory, ".%s.%d.tmp" % (os.path.basename(path), os.getpid()))
-    with open(temp, "x", encoding="utf-8") as handle:
+    with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as handle:
         json.dump(document, handle, indent=2, sort_keys=True)
         handle.write("\n")
         handle.flush()
@@ -389,8 +390,11 @@ def list_backups(directory):
 
 
 def record_verification(directory, name, result):
-    """Keep the latest verification result next to the backup (replaced atomically each time)."""
-    write_json_atomic(verify_path(directory, name), result, replace=True)
+    """Keep verification results next to the backup: the latest, and the latest of each level."""
+    record = read_verification(directory, name) or {}
+    by_level = dict(record.get("by_level") or {})
+    by_level[result["level"]] = result
+    write_json_atomic(verify_path(directory, name), {"latest": result, "by_level": by_level}, replace=True)
 
 
 def read_verification(directory, name):

@@ -59,6 +59,7 @@ def test_round_trip(tmp_path, options):
     assert info["encrypted"] is ("key" in options)
     assert read_back(tmp_path, info, key=options.get("key")) == data
     assert [p.name for p in tmp_path.iterdir()] == [info["file"]], "no temporary file is left"
+    assert (tmp_path / info["file"]).stat().st_mode & 0o777 == 0o600
 
 
 def test_empty_dump_round_trips(tmp_path):
@@ -176,9 +177,11 @@ def test_verification_record_is_replaced(tmp_path):
     d = str(tmp_path)
     name = "sqlite-sms-20261125T030405Z-full"
     assert artifact.read_verification(d, name) is None
-    artifact.record_verification(d, name, {"level": "checksum", "status": "passed"})
     artifact.record_verification(d, name, {"level": "restore", "status": "passed"})
-    assert artifact.read_verification(d, name)["level"] == "restore"
+    artifact.record_verification(d, name, {"level": "checksum", "status": "failed"})
+    record = artifact.read_verification(d, name)
+    assert record["latest"] == {"level": "checksum", "status": "failed"}
+    assert record["by_level"]["restore"]["status"] == "passed"
 
 
 def test_missing_directory_is_a_clear_error(tmp_path):

@@ -1,0 +1,290 @@
+# Copyright: Rollcall contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Backup flows: take, verify, restore, prune, list. Engine specifics stay in engines/, files in artifact.py."""
+
+import datetime
+import os
+import signal
+import time
+from contextlib import contextmanager
+
+from . import artifact
+from .artifact import ArtifactError
+from .engines.base import EngineError, Target
+from .engines.postgresql import PostgreSQL
+from .engines.sqlite import SQLite
+from .runner import LocalRunner, RunnerError
+
+ENGINES = {"postgresql": PostgreSQL, "sqlite": SQLite}
+LEVELS = ("checksum", "native", "restore")
+ERRORS = (ArtifactError, EngineError, RunnerError)
+
+
+class Interrupted(Exception):
+    pass
+
+
+@contextmanager
+def terminate_cleanly():
+    """Turn SIGTERM into an exception so half-written files are removed on the way out."""
+    def handler(signum, frame):
+        raise Interrupted("interrupted by SIGTERM; nothing half-done was kept")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def open_engine(target):
+    if target.engine not in ENGINES:
+        raise EngineError("engine %s is not supported here (supported: %s)" % (target.engine, ", ".join(ENGINES)))
+    if target.container:
+        from .docker import ContainerRunner
+
+        runner = ContainerRunner(target.container, target.docker_host)
+    else:
+        runner = LocalRunner()
+    return ENGINES[target.engine](runner, target)
+
+
+def target_from_params(params):
+    database = params.get("database")
+    if params["engine"] == "sqlite":
+        if not params.get("path"):
+            raise EngineError("engine sqlite needs path (the database file)")
+        database = database or SQLite.default_database(params["path"])
+    return Target(params["engine"], database, host=params.get("host"), port=params.get("port"),
+                  user=params.get("user"), password=params.get("password"), container=params.get("container"),
+                  docker_host=params.get("docker_host"), path=params.get("path"))
+
+
+def _db(engine):
+    return engine.target.path if engine.name == "sqlite" else engine.target.database
+
+
+# ------------------------------------------------------------------------------------------- backup
+def take_backup(engine, directory, kind="full", compression="none", key=None, app_version=None, labels=None):
+    """Dump ``engine.target`` into a new artifact + manifest in ``directory``; returns the manifest."""
+    started = artifact.utcnow()
+    name = artifact.artifact_name(engine.name, engine.target.database, started, kind)
+    clock = time.monotonic()
+    server_version = engine.server_version()
+    revision = engine.schema_revision(_db(engine))
+    privileges = engine.privileges(_db(engine))
+    with terminate_cleanly(), artifact.ArtifactWriter(directory, name, compression, key) as writer:
+        try:
+            facts = engine.dump(writer.write)
+        except OSError as exc:
+            raise ArtifactError("writing backup %s failed: %s; nothing was kept" % (name, exc.strerror)) from None
+        stored = writer.close()
+    finished = artifact.utcnow()
+    manifest = {
+        "engine": engine.name,
+        "database": engine.target.database,
+        "type": kind,
+        "parent": None,
+        "server_version": facts.get("server_version") or server_version,
+        "tool_versions": engine.tool_versions(),
+        "format": facts["format"],
+        "schema_revision": facts.get("schema_revision", revision),
+        "app_version": app_version,
+        "row_counts": facts["row_counts"],
+        "privileges_sha256": privileges,
+        "started_at": artifact.isoformat(started),
+        "finished_at": artifact.isoformat(finished),
+        "duration_s": round(time.monotonic() - clock, 3),
+        "labels": labels or {},
+        "data": stored,
+    }
+    return artifact.write_manifest(directory, name, manifest)
+
+
+# ------------------------------------------------------------------------------------------- verify
+def plain_stream(directory, manifest, key=None):
+    data = manifest["data"]
+    if data.get("encrypted") and key is None:
+        raise ArtifactError("backup %s is encrypted (key id %s); give the key" % (manifest["name"], data["key_id"]))
+    if data.get("encrypted") and artifact.key_id(key) != data["key_id"]:
+        raise ArtifactError("wrong key for backup %s: it needs key id %s, the key given has id %s"
+                            % (manifest["name"], data["key_id"], artifact.key_id(key)))
+    return artifact.read_plain(os.path.join(directory, data["file"]), compression=data["compression"], key=key,
+                               expected_sha256=data["sha256"])
+
+
+def verify_backup(directory, name, level, key=None, engine=None, record=True):
+    """Verify at ``level`` (each level includes the ones before it). Never reports success for a skipped step."""
+    if level not in LEVELS:
+        raise ArtifactError("level must be one of %s" % ", ".join(LEVELS))
+    started, clock = artifact.utcnow(), time.monotonic()
+    steps = []
+    status = "passed"
+    try:
+        manifest = artifact.read_manifest(directory, name)
+        for _ in plain_stream(directory, manifest, key):
+            pass
+        steps.append({"level": "checksum", "status": "passed", "detail": "sha256 %s matches; stream complete"
+                      % manifest["data"]["sha256"][:16]})
+        if LEVELS.index(level) >= 1:
+            if engine is None:
+                raise EngineError("level %s needs a database engine to run %s's own tools" % (level, name))
+            native_status, detail = engine.native_check(plain_stream(directory, manifest, key))
+            steps.append({"level": "native", "status": native_status, "detail": detail})
+        if LEVELS.index(level) >= 2 and steps[-1]["status"] == "passed":
+            steps.append(_verify_by_restore(engine, manifest, plain_stream(directory, manifest, key)))
+        status = "passed" if all(s["status"] == "passed" for s in steps) and len(steps) == LEVELS.index(level) + 1 \
+            else "failed"
+    except ERRORS as exc:
+        steps.append({"level": level, "status": "failed", "detail": str(exc)})
+        status = "failed"
+    result = {"name": name, "level": level, "status": status, "steps": steps, "verified_at":
+              artifact.isoformat(started), "duration_s": round(time.monotonic() - clock, 3)}
+    if record and os.path.exists(artifact.manifest_path(directory, name)):
+        artifact.record_verification(directory, name, result)
+    return result
+
+
+def compare_counts(expected, actual):
+    """Differences between the manifest's row counts and a restored database's, as text lines."""
+    problems = []
+    for table in sorted(set(expected) | set(actual)):
+        if expected.get(table) != actual.get(table):
+            problems.append("%s: backup had %s rows, restore has %s" % (table, expected.get(table),
+                                                                        actual.get(table)))
+    return problems
+
+
+def _verify_by_restore(engine, manifest, chunks):
+    scratch = engine.scratch_name(_db(engine))
+    try:
+        engine.drop_database(scratch)
+        engine.create_database(scratch, like=_db(engine) if engine.database_exists(_db(engine)) else None)
+        engine.restore(chunks, scratch)
+        problems = compare_counts(manifest["row_counts"], engine.row_counts(scratch))
+        integrity, detail = engine.integrity_check(scratch)
+        if problems:
+            return {"level": "restore", "status": "failed", "detail": "; ".join(problems[:10])}
+        if integrity != "passed":
+            return {"level": "restore", "status": "failed", "detail": detail}
+        return {"level": "restore", "status": "passed", "detail": "restored into %s: %d tables, row counts equal "
+                "the manifest; %s" % (scratch, len(manifest["row_counts"]), detail)}
+    finally:
+        engine.drop_database(scratch)
+
+
+# ------------------------------------------------------------------------------------------- restore
+def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_old=False, compression="none",
+                   safety_key=None):
+    """Verify, back up the target, restore into a side database, validate, swap in. Returns what happened."""
+    manifest = artifact.read_manifest(directory, name)
+    if manifest["engine"] != engine.name:
+        raise EngineError("backup %s is a %s backup; the target is %s" % (name, manifest["engine"], engine.name))
+    check = verify_backup(directory, name, "native", key=key, engine=engine)
+    if check["status"] != "passed":
+        raise ArtifactError("refusing to restore %s: verification failed: %s" % (name, check["steps"][-1]["detail"]))
+    target = _db(engine)
+    report = {"restored": name, "verification": check, "safety_backup": None, "old_kept_as": None}
+    exists = engine.database_exists(target)
+    if exists and safety_backup:
+        report["safety_backup"] = take_backup(engine, directory, compression=compression, key=safety_key,
+                                              labels={"reason": "safety backup before restoring %s" % name})["name"]
+    scratch = engine.scratch_name(target)
+    with terminate_cleanly():
+        try:
+            engine.drop_database(scratch)
+            engine.create_database(scratch, like=target if exists else None)
+            engine.restore(plain_stream(directory, manifest, key), scratch)
+            problems = compare_counts(manifest["row_counts"], engine.row_counts(scratch))
+            if problems:
+                raise EngineError("restored data differs from the backup: %s" % "; ".join(problems[:10]))
+            integrity, detail = engine.integrity_check(scratch)
+            if integrity != "passed":
+                raise EngineError("the restored database fails its integrity check: %s" % detail)
+            privileges = engine.privileges(scratch)
+            if manifest.get("privileges_sha256") and privileges != manifest["privileges_sha256"]:
+                raise EngineError("owners or grants of the restored database differ from the backup's")
+        except BaseException:
+            engine.drop_database(scratch)
+            raise
+        report["old_kept_as"] = engine.swap_in(scratch, target, keep_old)
+    report["row_counts"] = manifest["row_counts"]
+    return report
+
+
+# ------------------------------------------------------------------------------------------- list and prune
+def describe(directory, now=None):
+    """Every complete backup with manifest, age, size and last verification; newest first."""
+    now = now or artifact.utcnow()
+    items = []
+    for name in reversed(artifact.list_backups(directory)):
+        try:
+            manifest = artifact.read_manifest(directory, name)
+        except ArtifactError as exc:
+            items.append({"name": name, "error": str(exc)})
+            continue
+        finished = _parse_time(manifest["finished_at"])
+        verification = (artifact.read_verification(directory, name) or {}).get("latest")
+        items.append({
+            "name": name, "engine": manifest["engine"], "database": manifest["database"], "type": manifest["type"],
+            "finished_at": manifest["finished_at"], "age_s": int((now - finished).total_seconds()),
+            "size": manifest["data"]["size"], "file": manifest["data"]["file"],
+            "encrypted": manifest["data"]["encrypted"], "schema_revision": manifest.get("schema_revision"),
+            "app_version": manifest.get("app_version"), "verification": verification,
+            "verified": bool(verification and verification.get("status") == "passed"),
+        })
+    return items
+
+
+def _parse_time(text):
+    return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+
+
+def prune_plan(items, keep_last=7, keep_daily=7, keep_weekly=4, keep_monthly=6):
+    """(keep, delete, reasons) for ``describe()`` items of one database. Pure: unit-tested without files.
+
+    Keeps the newest ``keep_last``, the newest backup of each of the last ``keep_daily`` days, ``keep_weekly``
+    ISO weeks and ``keep_monthly`` months (GFS); always keeps the newest verified backup; never deletes all.
+    Deletes nothing when the newest backup failed verification (a failing run must not eat the good ones).
+    """
+    items = sorted((i for i in items if "error" not in i), key=lambda i: i["finished_at"], reverse=True)
+    reasons = {}
+    if not items:
+        return [], [], reasons
+    newest = items[0]
+    if newest.get("verification") and newest["verification"].get("status") != "passed":
+        for item in items:
+            reasons[item["name"]] = "kept: the newest backup failed verification, so nothing is deleted this run"
+        return [i["name"] for i in items], [], reasons
+    for item in items[:keep_last]:
+        reasons.setdefault(item["name"], "one of the last %d" % keep_last)
+    for label, count, key in (("daily", keep_daily, lambda t: t.date()),
+                              ("weekly", keep_weekly, lambda t: tuple(t.isocalendar())[:2]),
+                              ("monthly", keep_monthly, lambda t: (t.year, t.month))):
+        seen = []
+        for item in items:
+            bucket = key(_parse_time(item["finished_at"]))
+            if bucket not in seen:
+                seen.append(bucket)
+                if len(seen) > count:
+                    break
+                reasons.setdefault(item["name"], "newest of its %s window %s" % (label, bucket))
+    verified = [i for i in items if i.get("verified")]
+    if verified:
+        reasons.setdefault(verified[0]["name"], "the newest verified backup")
+    reasons.setdefault(newest["name"], "the newest backup")
+    keep = [i["name"] for i in items if i["name"] in reasons]
+    delete = [i["name"] for i in items if i["name"] not in reasons]
+    return keep, delete, reasons
+
+
+def delete_backup(directory, name):
+    manifest = artifact.read_manifest(directory, name)
+    removed = []
+    # The manifest goes first: from then on nothing looks like a complete backup.
+    for path in (artifact.manifest_path(directory, name), os.path.join(directory, manifest["data"]["file"]),
+                 artifact.verify_path(directory, name)):
+        if os.path.exists(path):
+            os.unlink(path)
+            removed.append(os.path.basename(path))
+    return removed

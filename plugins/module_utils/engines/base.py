@@ -1,0 +1,115 @@
+# Copyright: Rollcall contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one interface every database engine adapter implements, and the connection target they share."""
+
+import re
+
+SCRATCH_SUFFIX = "__rc_scratch"
+OLD_SUFFIX = "__rc_old"
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
+DATABASE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_$-]{0,62}$")
+
+
+class EngineError(Exception):
+    """The database said no (or did not answer); the message says what, never a password."""
+
+
+class Target:
+    """Where a database is and how to log in. ``container`` set: tools run inside that container."""
+
+    def __init__(self, engine, database, host=None, port=None, user=None, password=None, container=None,
+                 docker_host=None, path=None):
+        self.engine = engine
+        self.database = database
+        self.host = host
+        self.port = port
+        self.user = user
+        self.password = password
+        self.container = container
+        self.docker_host = docker_host
+        self.path = path
+
+    def where(self):
+        if self.engine == "sqlite":
+            return self.path
+        port = self.port or DEFAULT_PORTS.get(self.engine, "?")
+        location = "%s:%s" % (self.host or "127.0.0.1", port)
+        return location + (" in container %s" % self.container if self.container else "")
+
+
+def check_database_name(name, what="database name"):
+    """Names we create, rename or drop must be plain; anything else is refused before reaching SQL."""
+    if not isinstance(name, str) or not DATABASE_NAME.fullmatch(name):
+        raise EngineError("%s %r is not allowed: use letters, digits, '_', '$' or '-' (at most 63 characters)"
+                          % (what, name))
+    return name
+
+
+class Engine:
+    """What Rollcall needs from a database engine. Adapters implement every method."""
+
+    name = "?"
+    dump_format = "?"
+    # Tools whose versions go into the manifest.
+    tools = ()
+
+    def __init__(self, runner, target):
+        self.runner = runner
+        self.target = target
+
+    # ---- introspection
+    def server_version(self):
+        raise NotImplementedError
+
+    def tool_versions(self):
+        raise NotImplementedError
+
+    def database_exists(self, database):
+        raise NotImplementedError
+
+    def row_counts(self, database):
+        """{table: rows} for every user table."""
+        raise NotImplementedError
+
+    def schema_revision(self, database):
+        """The application's schema revision (Alembic's alembic_version), or None."""
+        raise NotImplementedError
+
+    # ---- backup and restore
+    def dump(self, sink):
+        """Stream a consistent dump of ``target.database`` into ``sink(bytes)``.
+
+        Returns facts for the manifest, including ``row_counts`` taken in the dump's own snapshot.
+        """
+        raise NotImplementedError
+
+    def native_check(self, chunks):
+        """Check a dump with the engine's own tool; returns (status, detail), status passed/failed/skipped."""
+        raise NotImplementedError
+
+    def restore(self, chunks, database):
+        """Load a dump into the existing, empty ``database``."""
+        raise NotImplementedError
+
+    def scratch_name(self, database):
+        """Where a restore lands before it is swapped in (and where verify-by-restore works)."""
+        return check_database_name(database + SCRATCH_SUFFIX)
+
+    def privileges(self, database):
+        """A fingerprint of owners and grants (compared after a restore), or None where the engine has none."""
+        raise NotImplementedError
+
+    def create_database(self, database, like=None):
+        """Create an empty ``database`` (owned like ``like`` where the engine has owners)."""
+        raise NotImplementedError
+
+    def drop_database(self, database):
+        raise NotImplementedError
+
+    def swap_in(self, scratch, database, keep_old):
+        """Make ``scratch`` the new ``database``; returns the name the old one was kept under (or None)."""
+        raise NotImplementedError
+
+    def integrity_check(self, database):
+        """(status, detail) of the engine's own consistency check on a restored database."""
+        raise NotImplementedError

@@ -1,0 +1,241 @@
+# Copyright: Rollcall contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PostgreSQL: pg_dump (custom format) / pg_restore / psql, run through a runner (on the host or in a container).
+
+The dump and the per-table row counts share one snapshot: a psql session exports it (REPEATABLE READ), counts
+every table in it, and stays open while ``pg_dump --snapshot`` reads the same data. Passwords go through
+PGPASSWORD in the tool's environment; identifiers and literals are quoted by psql (``:"name"``, ``:'value'``).
+"""
+
+import hashlib
+import queue
+import re
+import threading
+
+from .base import OLD_SUFFIX, Engine, EngineError, check_database_name
+
+MAINTENANCE_DB = "postgres"
+DUMP_MAGIC = b"PGDMP"
+
+ROW_COUNTS_SQL = r"""
+SELECT n.nspname || '.' || c.relname,
+       (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM ONLY %I.%I', n.nspname, c.relname),
+                                            false, true, '')))[1]::text
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+   AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
+ ORDER BY 1;
+"""
+
+PRIVILEGES_SQL = r"""
+SELECT n.nspname || '.' || c.relname || ':' || c.relkind::text || ':' || pg_get_userbyid(c.relowner) || ':'
+       || coalesce(c.relacl::text, '')
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%'
+   AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+UNION ALL
+SELECT 'schema ' || nspname || ':' || pg_get_userbyid(nspowner) || ':' || coalesce(nspacl::text, '')
+  FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\_%'
+ ORDER BY 1;
+"""
+
+
+def _error_line(stderr):
+    """The useful part of libpq / pg_dump errors: 'FATAL:  password authentication failed ...' etc."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    for line in lines:
+        match = re.search(r"(?:FATAL|ERROR):\s+(.*)", line)
+        if match:
+            return match.group(1).strip()
+    for line in lines:
+        if "error:" in line:
+            return line.split("error:", 1)[1].strip()
+    return lines[-1] if lines else "no error message"
+
+
+class PostgreSQL(Engine):
+    name = "postgresql"
+    dump_format = "pg_dump custom (-Fc)"
+    tools = ("pg_dump", "pg_restore", "psql")
+
+    # ---------------------------------------------------------------- plumbing
+    def _conn_args(self, database):
+        t = self.target
+        return ["-h", t.host or "127.0.0.1", "-p", str(t.port or 5432), "-U", t.user or "postgres", "-d", database]
+
+    def _env(self):
+        env = {"PGCONNECT_TIMEOUT": "10", "PGAPPNAME": "rollcall"}
+        if self.target.password:
+            env["PGPASSWORD"] = self.target.password
+        return env
+
+    def _fail(self, what, result):
+        raise EngineError("PostgreSQL at %s: %s failed: %s" % (self.target.where(), what, _error_line(result.stderr)))
+
+    def psql(self, sql, database=None, variables=None, what="query"):
+        """Run SQL (read from stdin, so psql quotes :"ident" / :'literal'); returns rows as lists of fields."""
+        argv = ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-w"]
+        for key, value in sorted((variables or {}).items()):
+            argv += ["-v", "%s=%s" % (key, value)]
+        argv += self._conn_args(database or self.target.database)
+        result = self.runner.run(argv, stdin=[sql.encode()], env=self._env())
+        if result.rc != 0:
+            self._fail(what, result)
+        return [line.split("\t") for line in result.text.splitlines() if line]
+
+    # ---------------------------------------------------------------- introspection
+    def server_version(self):
+        return self.psql("SHOW server_version;", MAINTENANCE_DB, what="reading the server version")[0][0]
+
+    def tool_versions(self):
+        versions = {}
+        for tool in self.tools:
+            result = self.runner.run([tool, "--version"])
+            versions[tool] = result.text.strip() if result.rc == 0 else "unknown"
+        return versions
+
+    def database_exists(self, database):
+        rows = self.psql("SELECT 1 FROM pg_database WHERE datname = :'d';", MAINTENANCE_DB, {"d": database},
+                         what="looking up database %s" % database)
+        return bool(rows)
+
+    def row_counts(self, database):
+        return {name: int(count) for name, count in self.psql(ROW_COUNTS_SQL, database, what="counting rows")}
+
+    def privileges(self, database):
+        """sha256 over owners and grants of every schema and relation (compared after a restore)."""
+        rows = self.psql(PRIVILEGES_SQL, database, what="reading owners and grants")
+        return hashlib.sha256("\n".join(r[0] for r in rows).encode()).hexdigest()
+
+    def schema_revision(self, database):
+        exists = self.psql("SELECT to_regclass('public.alembic_version') IS NOT NULL;", database,
+                           what="looking for alembic_version")
+        if exists[0][0] != "t":
+            return None
+        rows = self.psql("SELECT version_num FROM public.alembic_version;", database, what="reading the revision")
+        return rows[0][0] if rows else None
+
+    # ---------------------------------------------------------------- backup
+    def dump(self, sink):
+        database = self.target.database
+        if not self.database_exists(database):
+            raise EngineError("PostgreSQL at %s: database %s does not exist; check the database name"
+                              % (self.target.where(), database))
+        lines, done = queue.Queue(), threading.Event()
+        session = {}
+
+        def statements():
+            yield ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n"
+                   "SELECT 'snapshot', pg_export_snapshot();\n" + ROW_COUNTS_SQL + "SELECT 'counted', '';\n").encode()
+            done.wait()
+            yield b"COMMIT;\n"
+
+        def receive(data):
+            for line in data.decode("utf-8", "replace").splitlines():
+                lines.put(line)
+
+        def hold_snapshot():
+            try:
+                argv = ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-w"]
+                session["result"] = self.runner.run(argv + self._conn_args(database), stdin=statements(),
+                                                    sink=receive, env=self._env())
+            except Exception as exc:  # noqa: BLE001 - re-raised in the calling thread
+                session["error"] = exc
+            finally:
+                lines.put(None)
+
+        holder = threading.Thread(target=hold_snapshot, daemon=True)
+        holder.start()
+        snapshot, counts, counted = None, {}, False
+        try:
+            while True:
+                try:
+                    line = lines.get(timeout=120)
+                except queue.Empty:
+                    raise EngineError("PostgreSQL at %s: no snapshot after 120 s" % self.target.where()) from None
+                if line is None:
+                    break
+                name, _, value = line.partition("\t")
+                if name == "snapshot":
+                    snapshot = value
+                elif name == "counted":
+                    counted = True
+                    break
+                else:
+                    counts[name] = int(value)
+            if snapshot is None or not counted:
+                holder.join(30)
+                if "error" in session:
+                    raise session["error"]
+                self._fail("opening the snapshot", session["result"])
+            head = bytearray()
+
+            def checked_sink(data):
+                if len(head) < len(DUMP_MAGIC):
+                    head.extend(data[:len(DUMP_MAGIC)])
+                sink(data)
+
+            argv = ["pg_dump", "-Fc", "-w", "--snapshot=%s" % snapshot] + self._conn_args(database)
+            result = self.runner.run(argv, sink=checked_sink, env=self._env())
+        finally:
+            done.set()
+            holder.join(60)
+        if result.rc != 0 or "error:" in result.stderr:
+            self._fail("pg_dump", result)
+        if bytes(head[:len(DUMP_MAGIC)]) != DUMP_MAGIC:
+            raise EngineError("PostgreSQL at %s: pg_dump exited 0 but wrote no archive (%s)"
+                              % (self.target.where(), _error_line(result.stderr)))
+        if "error" in session:
+            raise session["error"]
+        return {"row_counts": counts, "format": self.dump_format, "snapshot": snapshot}
+
+    # ---------------------------------------------------------------- verify and restore
+    def native_check(self, chunks):
+        result = self.runner.run(["pg_restore", "--file=/dev/null"], stdin=chunks)
+        if result.rc != 0:
+            return "failed", "pg_restore could not read the whole archive: %s" % _error_line(result.stderr)
+        return "passed", "pg_restore read the whole archive"
+
+    def create_database(self, database, like=None):
+        check_database_name(database)
+        owner = self.target.user or "postgres"
+        if like:
+            rows = self.psql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = :'d';",
+                             MAINTENANCE_DB, {"d": like}, what="reading the owner of %s" % like)
+            owner = rows[0][0] if rows else owner
+        self.psql('CREATE DATABASE :"d" OWNER :"o" TEMPLATE template0 ENCODING \'UTF8\';', MAINTENANCE_DB,
+                  {"d": database, "o": owner}, what="creating database %s" % database)
+
+    def drop_database(self, database):
+        check_database_name(database)
+        self.psql('DROP DATABASE IF EXISTS :"d" WITH (FORCE);', MAINTENANCE_DB, {"d": database},
+                  what="dropping database %s" % database)
+
+    def restore(self, chunks, database):
+        check_database_name(database)
+        argv = ["pg_restore", "--exit-on-error", "-w"] + self._conn_args(database)
+        result = self.runner.run(argv, stdin=chunks, env=self._env())
+        if result.rc != 0:
+            self._fail("pg_restore into %s" % database, result)
+
+    def swap_in(self, scratch, database, keep_old):
+        old = check_database_name(database + OLD_SUFFIX, "database name")
+        self.drop_database(old)
+        self.psql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname IN (:'d', :'s') "
+            "AND pid <> pg_backend_pid();\n"
+            'BEGIN;\nALTER DATABASE :"d" RENAME TO :"old";\nALTER DATABASE :"s" RENAME TO :"d";\nCOMMIT;\n',
+            MAINTENANCE_DB, {"d": database, "s": scratch, "old": old}, what="swapping in the restored database")
+        if not keep_old:
+            self.drop_database(old)
+            return None
+        return old
+
+    def integrity_check(self, database):
+        rows = self.psql(
+            "SELECT 'constraint ' || conrelid::regclass || '.' || conname FROM pg_constraint WHERE NOT convalidated "
+            "UNION ALL SELECT 'index ' || indexrelid::regclass FROM pg_index WHERE NOT indisvalid;",
+            database, what="checking constraints and indexes")
+        if rows:
+            return "failed", "not valid: %s" % ", ".join(r[0] for r in rows)
+        return "passed", "all constraints validated, all indexes valid"

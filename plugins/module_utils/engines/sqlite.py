@@ -1,0 +1,189 @@
+# Copyright: Rollcall contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""SQLite: the online backup API (never a plain copy of a live file), PRAGMA integrity_check, file swap.
+
+SQLite lives in a file on the managed host or inside a container (the app's). Either way the work is done by
+one small Python helper (below) run through the runner with the stdlib sqlite3 module, so the same code path
+serves both places. ``database`` is the path of the database file.
+"""
+
+import json
+import os
+import sys
+
+from .base import OLD_SUFFIX, SCRATCH_SUFFIX, Engine, EngineError
+
+HELPER = r'''
+import json, os, sqlite3, sys
+
+def counts(con):
+    tables = [r[0] for r in con.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+    return {t: con.execute('SELECT count(*) FROM "%s"' % t.replace('"', '""')).fetchone()[0] for t in tables}
+
+def revision(con):
+    try:
+        row = con.execute("SELECT version_num FROM alembic_version").fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return row[0] if row else None
+
+def integrity(con):
+    rows = [r[0] for r in con.execute("PRAGMA integrity_check")]
+    fk = con.execute("PRAGMA foreign_key_check").fetchall()
+    problems = [r for r in rows if r != "ok"] + ["foreign key: %r" % (r,) for r in fk]
+    return ("failed", "; ".join(problems[:5])) if problems else ("passed", "integrity_check ok, foreign keys ok")
+
+def opened(path):
+    if not os.path.exists(path):
+        print(json.dumps({"error": "database file %s does not exist" % path}))
+        sys.exit(4)
+    return sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+
+def receive(dest):
+    tmp = dest + ".rc_part"
+    with open(tmp, "wb") as out:
+        for chunk in iter(lambda: sys.stdin.buffer.read(1 << 20), b""):
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, dest)
+
+op, path = sys.argv[1], sys.argv[2]
+try:
+    if op == "info":
+        con = opened(path)
+        print(json.dumps({"version": sqlite3.sqlite_version, "counts": counts(con), "revision": revision(con)}))
+    elif op == "snapshot":
+        out = sys.argv[3]
+        src = opened(path)
+        dst = sqlite3.connect(out)
+        src.backup(dst)
+        dst.close()
+        con = sqlite3.connect("file:%s?mode=ro" % out, uri=True)
+        print(json.dumps({"version": sqlite3.sqlite_version, "counts": counts(con), "revision": revision(con)}))
+    elif op == "check":
+        receive(path)
+        try:
+            status, detail = integrity(sqlite3.connect("file:%s?mode=ro" % path, uri=True))
+        except sqlite3.DatabaseError as exc:
+            status, detail = "failed", "not a valid SQLite database: %s" % exc
+        finally:
+            os.unlink(path)
+        print(json.dumps({"status": status, "detail": detail}))
+    elif op == "receive":
+        receive(path)
+        print(json.dumps({"ok": True}))
+    elif op == "integrity":
+        status, detail = integrity(opened(path))
+        print(json.dumps({"status": status, "detail": detail}))
+    elif op == "swap":
+        scratch, old, keep = sys.argv[3], sys.argv[4], sys.argv[5] == "1"
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            if os.path.exists(old + suffix):
+                os.unlink(old + suffix)
+        if os.path.exists(path):
+            os.link(path, old)
+        for suffix in ("-wal", "-shm", "-journal"):
+            if os.path.exists(path + suffix):
+                os.replace(path + suffix, old + suffix)
+        os.replace(scratch, path)
+        d = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+        os.fsync(d)
+        os.close(d)
+        if not keep and os.path.exists(old):
+            os.unlink(old)
+        print(json.dumps({"old": old if keep else None}))
+    elif op == "remove":
+        for suffix in ("", "-wal", "-shm", "-journal", ".rc_part"):
+            if os.path.exists(path + suffix):
+                os.unlink(path + suffix)
+        print(json.dumps({"ok": True}))
+except sqlite3.Error as exc:
+    print(json.dumps({"error": "%s: %s" % (path, exc)}))
+    sys.exit(5)
+'''
+
+
+class SQLite(Engine):
+    name = "sqlite"
+    dump_format = "sqlite database file (online backup API)"
+    tools = ()
+
+    @property
+    def python(self):
+        return "python3" if self.target.container else sys.executable
+
+    def _helper(self, *args, stdin=None, sink=None):
+        result = self.runner.run([self.python, "-c", HELPER] + list(args), stdin=stdin, sink=sink)
+        text = result.text.strip().splitlines()
+        try:
+            data = json.loads(text[-1]) if text else {}
+        except ValueError:
+            data = {}
+        if result.rc != 0 or "error" in data:
+            raise EngineError("SQLite at %s: %s" % (self.runner.where, data.get("error") or result.last_error_line()))
+        return data
+
+    def server_version(self):
+        return "SQLite %s" % self._helper("info", self.target.path)["version"]
+
+    def tool_versions(self):
+        return {"sqlite3": self.server_version()}
+
+    def database_exists(self, database):
+        try:
+            self._helper("info", database)
+        except EngineError:
+            return False
+        return True
+
+    def row_counts(self, database):
+        return self._helper("info", database)["counts"]
+
+    def schema_revision(self, database):
+        return self._helper("info", database)["revision"]
+
+    def dump(self, sink):
+        path = self.target.path
+        snapshot = path + ".rc_snapshot"
+        try:
+            facts = self._helper("snapshot", path, snapshot)
+            result = self.runner.run(["cat", snapshot], sink=sink)
+            if result.rc != 0:
+                raise EngineError("SQLite at %s: reading the snapshot failed: %s"
+                                  % (self.runner.where, result.last_error_line()))
+        finally:
+            self._helper("remove", snapshot)
+        return {"row_counts": facts["counts"], "format": self.dump_format, "server_version": facts["version"],
+                "schema_revision": facts["revision"]}
+
+    def native_check(self, chunks):
+        facts = self._helper("check", self.target.path + ".rc_check", stdin=chunks)
+        return facts["status"], facts["detail"]
+
+    def scratch_name(self, database):
+        return database + SCRATCH_SUFFIX
+
+    def create_database(self, database, like=None):
+        self._helper("remove", database)
+
+    def drop_database(self, database):
+        self._helper("remove", database)
+
+    def restore(self, chunks, database):
+        self._helper("receive", database, stdin=chunks)
+
+    def swap_in(self, scratch, database, keep_old):
+        return self._helper("swap", database, scratch, database + OLD_SUFFIX, "1" if keep_old else "0")["old"]
+
+    def integrity_check(self, database):
+        facts = self._helper("integrity", database)
+        return facts["status"], facts["detail"]
+
+    def privileges(self, database):
+        return None  # SQLite has no owners or grants
+
+    @staticmethod
+    def default_database(path):
+        return os.path.splitext(os.path.basename(path))[0]

@@ -1,0 +1,127 @@
+# Copyright: Rollcall contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""How engine adapters run client tools: the interface, and the local (subprocess) implementation.
+
+A runner runs one argv (never a shell string), feeds it an iterable of byte chunks on stdin, hands its stdout
+to a sink chunk by chunk (constant memory) or captures a bounded amount, and always keeps the tail of stderr
+for the error message. ``docker.ContainerRunner`` implements the same interface with ``docker exec``.
+"""
+
+import contextlib
+import os
+import subprocess
+import threading
+
+STDERR_KEEP = 64 * 1024
+CAPTURE_LIMIT = 16 * 1024 * 1024
+CHUNK = 1024 * 1024
+
+
+class RunnerError(Exception):
+    """A command could not be started at all (missing tool, container gone, engine down)."""
+
+
+class Result:
+    def __init__(self, rc, stdout=b"", stderr=""):
+        self.rc = rc
+        self.stdout = stdout
+        self.stderr = stderr
+
+    @property
+    def text(self):
+        return self.stdout.decode("utf-8", "replace")
+
+    def last_error_line(self):
+        lines = [line for line in self.stderr.splitlines() if line.strip()]
+        return lines[-1].strip() if lines else "exit code %s" % self.rc
+
+
+class _Tail:
+    """Keeps the last ``limit`` bytes written to it."""
+
+    def __init__(self, limit=STDERR_KEEP):
+        self.limit = limit
+        self.data = bytearray()
+
+    def write(self, data):
+        self.data += data
+        if len(self.data) > self.limit:
+            del self.data[:len(self.data) - self.limit]
+
+    def text(self):
+        return self.data.decode("utf-8", "replace")
+
+
+class _Capture:
+    def __init__(self, limit=CAPTURE_LIMIT):
+        self.limit = limit
+        self.data = bytearray()
+
+    def write(self, data):
+        if len(self.data) + len(data) > self.limit:
+            raise RunnerError("command output exceeds %d bytes; stream it to a sink instead" % self.limit)
+        self.data += data
+
+
+class Runner:
+    """Interface. ``where`` says where commands run, for messages."""
+
+    where = "?"
+
+    def run(self, argv, stdin=None, sink=None, env=None, user=None):
+        """Run ``argv``; ``stdin`` an iterable of bytes, ``sink(bytes)`` receives stdout (else it is captured)."""
+        raise NotImplementedError
+
+
+class LocalRunner(Runner):
+    """Runs client tools on the managed host itself."""
+
+    where = "this host"
+
+    def run(self, argv, stdin=None, sink=None, env=None, user=None):
+        if user is not None:
+            raise RunnerError("running as another user is only supported inside containers")
+        full_env = dict(os.environ, **(env or {}))
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env)
+        except FileNotFoundError:
+            raise RunnerError("%s is not installed on %s" % (argv[0], self.where)) from None
+        tail, capture = _Tail(), (None if sink else _Capture())
+        write_out = sink or capture.write
+        errors = []
+
+        def feed():
+            try:
+                for chunk in stdin:
+                    proc.stdin.write(chunk)
+            except BrokenPipeError:
+                pass  # the tool stopped reading; its exit code and stderr say why
+            except Exception as exc:  # noqa: BLE001 - reported after the process ends
+                errors.append(exc)
+            finally:
+                with contextlib.suppress(BrokenPipeError):
+                    proc.stdin.close()
+
+        def drain_stderr():
+            for chunk in iter(lambda: proc.stderr.read(8192), b""):
+                tail.write(chunk)
+
+        threads = [threading.Thread(target=drain_stderr, daemon=True)]
+        if stdin is not None:
+            threads.append(threading.Thread(target=feed, daemon=True))
+        for thread in threads:
+            thread.start()
+        try:
+            for chunk in iter(lambda: proc.stdout.read(CHUNK), b""):
+                write_out(chunk)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        rc = proc.wait()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return Result(rc, bytes(capture.data) if capture else b"", tail.text())
