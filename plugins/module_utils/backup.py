@@ -236,6 +236,19 @@ def describe(directory, now=None):
     return items
 
 
+def select(items, engine=None, database=None):
+    """Items of one engine / database (None matches all); damaged entries are kept so they get noticed."""
+    return [i for i in items if "error" in i or ((engine in (None, i["engine"])) and (database in (None,
+                                                                                                   i["database"])))]
+
+
+def newest_name(directory, engine=None, database=None):
+    items = [i for i in select(describe(directory), engine, database) if "error" not in i]
+    if not items:
+        raise ArtifactError("no complete backup of %s in %s" % (database or "any database", directory))
+    return items[0]["name"]
+
+
 def _parse_time(text):
     return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
 

@@ -1,0 +1,68 @@
+# Copyright: Rollcall contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+
+class ModuleDocFragment:
+    # Where the database is and how to reach it (shared by db_backup, backup_verify, db_restore).
+    TARGET = r"""
+options:
+  engine:
+    description:
+      - The database engine.
+    type: str
+    choices: [postgresql, sqlite]
+    required: true
+  database:
+    description:
+      - The database name. For SQLite, defaults to the file name without extension.
+    type: str
+  host:
+    description:
+      - Server address as the client tools see it (inside O(container) when that is set).
+    type: str
+    default: 127.0.0.1
+  port:
+    description:
+      - Server port; the engine's default when omitted.
+    type: int
+  user:
+    description:
+      - Login user.
+    type: str
+  password:
+    description:
+      - Login password. Passed to the client tools through their environment, never on a command line.
+    type: str
+  path:
+    description:
+      - SQLite only. The database file (inside O(container) when that is set).
+    type: path
+  container:
+    description:
+      - Run the client tools inside this running container (usually the database's own) with C(docker exec),
+        streaming. Without it the tools run on the managed host and reach the server over the network.
+    type: str
+  docker_host:
+    description:
+      - The Docker engine to use with O(container).
+    type: str
+"""
+
+    # Where artifacts live and how they are protected.
+    ARTIFACT = r"""
+options:
+  directory:
+    description:
+      - The backup directory on the managed host. It must exist.
+    type: path
+    required: true
+  encryption_key:
+    description:
+      - AES-256 key as 64 hexadecimal characters or base64 of 32 bytes. Never logged, never in a manifest.
+      - Mutually exclusive with O(encryption_key_file).
+    type: str
+  encryption_key_file:
+    description:
+      - File on the managed host holding the key (32 raw bytes, hex or base64).
+    type: path
+"""

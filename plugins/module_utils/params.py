@@ -1,0 +1,31 @@
+# Copyright: Rollcall contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Argument specs shared by the backup modules (documented in doc_fragments/backup.py)."""
+
+TARGET_ARGS = dict(
+    engine=dict(type="str", required=True, choices=["postgresql", "sqlite"]),
+    database=dict(type="str"),
+    host=dict(type="str", default="127.0.0.1"),
+    port=dict(type="int"),
+    user=dict(type="str"),
+    password=dict(type="str", no_log=True),
+    path=dict(type="path"),
+    container=dict(type="str"),
+    docker_host=dict(type="str"),
+)
+
+ARTIFACT_ARGS = dict(
+    directory=dict(type="path", required=True),
+    encryption_key=dict(type="str", no_log=True),
+    encryption_key_file=dict(type="path"),
+)
+
+KEY_EXCLUSIVE = [("encryption_key", "encryption_key_file")]
+
+
+def spec(*parts, **extra):
+    merged = {}
+    for part in parts:
+        merged.update(part)
+    merged.update(extra)
+    return merged

@@ -1,0 +1,86 @@
+#!/usr/bin/python
+# Copyright: Rollcall contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: backup_info
+short_description: List backups with their manifests, age, size and last verification
+version_added: "0.2.0"
+description:
+  - Lists the complete backups (those with a manifest) in O(directory), newest first, and answers "how old is the
+    newest backup, and the newest verified one?".
+author:
+  - Rollcall contributors (@rollcall)
+options:
+  directory:
+    description:
+      - The backup directory on the managed host.
+    type: path
+    required: true
+  engine:
+    description:
+      - Only backups of this engine.
+    type: str
+  database:
+    description:
+      - Only backups of this database.
+    type: str
+notes:
+  - Read-only; supports check mode.
+"""
+
+EXAMPLES = r"""
+- name: How old is the newest verified backup?
+  rollcall.ops.backup_info:
+    directory: /var/backups/rollcall
+    database: sms
+  register: backups
+
+- name: Complain when it is older than a day
+  ansible.builtin.assert:
+    that: backups.newest_verified_age_s is not none and backups.newest_verified_age_s < 86400
+"""
+
+RETURN = r"""
+backups:
+  description: Backups, newest first, each with name, engine, database, type, finished_at, age_s, size, file,
+    encrypted, schema_revision, app_version, verified and verification (the latest result).
+  returned: always
+  type: list
+  elements: dict
+count:
+  description: Number of backups listed.
+  returned: always
+  type: int
+newest_age_s:
+  description: Age in seconds of the newest backup, null when there is none.
+  returned: always
+  type: int
+newest_verified_age_s:
+  description: Age in seconds of the newest backup whose latest verification passed, null when there is none.
+  returned: always
+  type: int
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.rollcall.ops.plugins.module_utils import backup
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(directory=dict(type="path", required=True), engine=dict(type="str"),
+                           database=dict(type="str")),
+        supports_check_mode=True,
+    )
+    p = module.params
+    items = backup.select(backup.describe(p["directory"]), p["engine"], p["database"])
+    verified = [i for i in items if i.get("verified")]
+    module.exit_json(changed=False, backups=items, count=len(items),
+                     newest_age_s=items[0]["age_s"] if items else None,
+                     newest_verified_age_s=verified[0]["age_s"] if verified else None)
+
+
+if __name__ == "__main__":
+    main()

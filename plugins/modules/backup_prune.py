@@ -1,0 +1,109 @@
+#!/usr/bin/python
+# Copyright: Rollcall contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: backup_prune
+short_description: Apply retention to the backups of one database (last N plus daily, weekly, monthly)
+version_added: "0.2.0"
+description:
+  - Keeps the newest O(keep_last) backups and the newest backup of each of the last O(keep_daily) days,
+    O(keep_weekly) ISO weeks and O(keep_monthly) months; deletes the rest.
+  - Never deletes the newest verified backup, never leaves zero backups, and deletes nothing when the newest
+    backup's latest verification failed (a failing run must not also eat the good ones).
+  - Check mode and C(--diff) show exactly what would be deleted.
+author:
+  - Rollcall contributors (@rollcall)
+options:
+  directory:
+    description:
+      - The backup directory.
+    type: path
+    required: true
+  engine:
+    description:
+      - The engine of the backups to prune.
+    type: str
+    required: true
+  database:
+    description:
+      - The database whose backups are pruned. Other databases' backups are never touched.
+    type: str
+    required: true
+  keep_last:
+    description: Newest backups always kept.
+    type: int
+    default: 7
+  keep_daily:
+    description: Days for which the newest backup of the day is kept.
+    type: int
+    default: 7
+  keep_weekly:
+    description: ISO weeks for which the newest backup of the week is kept.
+    type: int
+    default: 4
+  keep_monthly:
+    description: Months for which the newest backup of the month is kept.
+    type: int
+    default: 6
+notes:
+  - Supports check mode and diff mode.
+"""
+
+EXAMPLES = r"""
+- name: Keep a week of dailies, a month of weeklies and half a year of monthlies
+  rollcall.ops.backup_prune:
+    directory: /var/backups/rollcall
+    engine: postgresql
+    database: sms
+"""
+
+RETURN = r"""
+kept:
+  description: Backups kept, newest first.
+  returned: always
+  type: list
+  elements: str
+deleted:
+  description: Backups deleted (in check mode, that would be deleted).
+  returned: always
+  type: list
+  elements: str
+reasons:
+  description: Why each kept backup was kept.
+  returned: always
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.rollcall.ops.plugins.module_utils import backup
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(directory=dict(type="path", required=True), engine=dict(type="str", required=True),
+                           database=dict(type="str", required=True), keep_last=dict(type="int", default=7),
+                           keep_daily=dict(type="int", default=7), keep_weekly=dict(type="int", default=4),
+                           keep_monthly=dict(type="int", default=6)),
+        supports_check_mode=True,
+    )
+    p = module.params
+    if min(p["keep_last"], p["keep_daily"], p["keep_weekly"], p["keep_monthly"]) < 0 or p["keep_last"] < 1:
+        module.fail_json(msg="keep_last must be at least 1 and the other keep_* values 0 or more")
+    items = [i for i in backup.select(backup.describe(p["directory"]), p["engine"], p["database"]) if "error" not in i]
+    keep, delete, reasons = backup.prune_plan(items, p["keep_last"], p["keep_daily"], p["keep_weekly"],
+                                              p["keep_monthly"])
+    diff = {"before": "\n".join(keep + delete) + "\n", "after": "\n".join(keep) + "\n"}
+    if not module.check_mode:
+        try:
+            for name in delete:
+                backup.delete_backup(p["directory"], name)
+        except (OSError, backup.ArtifactError) as exc:
+            module.fail_json(msg="pruning stopped: %s" % exc, kept=keep, deleted=[], reasons=reasons)
+    module.exit_json(changed=bool(delete), kept=keep, deleted=delete, reasons=reasons, diff=diff)
+
+
+if __name__ == "__main__":
+    main()

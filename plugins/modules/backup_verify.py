@@ -1,0 +1,113 @@
+#!/usr/bin/python
+# Copyright: Rollcall contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: backup_verify
+short_description: Verify a backup artifact at a chosen level and record the result next to it
+version_added: "0.2.0"
+description:
+  - V(checksum) reads the whole artifact, checks its sha256 against the manifest, authenticates and decrypts
+    every chunk and decompresses the whole stream.
+  - V(native) adds the engine's own check (PostgreSQL C(pg_restore) reading the whole archive; SQLite
+    C(PRAGMA integrity_check) and foreign keys).
+  - V(restore) adds a restore into a scratch database, compares every table's row count with the manifest, runs
+    the engine's integrity check, and drops the scratch database.
+  - A step that could not run is reported as failed, never as passed. The result is recorded in
+    C(<name>.verify.json) next to the backup, so M(rollcall.ops.backup_info) can tell the age of the newest
+    verified backup. Recording a result is bookkeeping; the task reports RV(ignore:changed=false).
+author:
+  - Rollcall contributors (@rollcall)
+extends_documentation_fragment:
+  - rollcall.ops.backup.target
+  - rollcall.ops.backup.artifact
+options:
+  name:
+    description:
+      - The backup to verify. Omit to verify the newest backup of O(database) in O(directory).
+    type: str
+  level:
+    description:
+      - How deep to verify; each level includes the ones before it.
+    type: str
+    choices: [checksum, native, restore]
+    default: checksum
+  engine:
+    required: false
+  fail_on_error:
+    description:
+      - Fail the task when verification fails. With V(false) the result says RV(status=failed).
+    type: bool
+    default: true
+notes:
+  - Supports check mode (verifies without recording the result).
+"""
+
+EXAMPLES = r"""
+- name: Verify the newest backup by restoring it into a scratch database
+  rollcall.ops.backup_verify:
+    directory: /var/backups/rollcall
+    engine: postgresql
+    container: rollcall-db
+    database: sms
+    user: sms
+    password: "{{ rollcall_db_password }}"
+    encryption_key_file: /etc/rollcall/backup.key
+    level: restore
+"""
+
+RETURN = r"""
+name:
+  description: The backup verified.
+  returned: always
+  type: str
+status:
+  description: V(passed) or V(failed).
+  returned: always
+  type: str
+steps:
+  description: Each level run, with its status and detail.
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.rollcall.ops.plugins.module_utils import artifact, backup
+from ansible_collections.rollcall.ops.plugins.module_utils.params import ARTIFACT_ARGS, KEY_EXCLUSIVE, TARGET_ARGS, spec
+
+
+def main():
+    target_args = dict(TARGET_ARGS, engine=dict(TARGET_ARGS["engine"], required=False))
+    module = AnsibleModule(
+        argument_spec=spec(target_args, ARTIFACT_ARGS,
+                           name=dict(type="str"),
+                           level=dict(type="str", default="checksum", choices=list(backup.LEVELS)),
+                           fail_on_error=dict(type="bool", default=True)),
+        mutually_exclusive=KEY_EXCLUSIVE,
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        key = artifact.load_key(p["encryption_key"], p["encryption_key_file"])
+        name = p["name"] or backup.newest_name(p["directory"], p["engine"], p["database"])
+        engine = None
+        if p["level"] != "checksum":
+            if not p["engine"]:
+                raise artifact.ArtifactError("level %s runs the engine's tools: give engine and how to reach it"
+                                             % p["level"])
+            engine = backup.open_engine(backup.target_from_params(p))
+        result = backup.verify_backup(p["directory"], name, p["level"], key=key, engine=engine,
+                                      record=not module.check_mode)
+    except backup.ERRORS + (backup.Interrupted,) as exc:
+        module.fail_json(msg="verification could not run: %s" % exc, status="failed")
+    if result["status"] != "passed" and p["fail_on_error"]:
+        module.fail_json(msg="backup %s failed %s verification: %s" % (name, p["level"], result["steps"][-1]["detail"]),
+                         changed=False, **result)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+#!/usr/bin/python
+# Copyright: Rollcall contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: db_restore
+short_description: Restore a backup into a database safely - verify, safety backup, side database, swap
+version_added: "0.2.0"
+description:
+  - Refuses an artifact that fails V(native) verification (checksum, decryption, the engine's own reader).
+  - Takes a safety backup of the target database first (unless O(safety_backup=false)).
+  - Restores into a side database, checks every table's row count against the manifest, the engine's
+    integrity check, and owners and grants, then swaps it in (PostgreSQL rename in one transaction; SQLite file
+    swap). A failure before the swap leaves the target database exactly as it was.
+  - Stop the application first: the swap ends its database sessions.
+author:
+  - Rollcall contributors (@rollcall)
+extends_documentation_fragment:
+  - rollcall.ops.backup.target
+  - rollcall.ops.backup.artifact
+options:
+  name:
+    description:
+      - The backup to restore (from O(directory)). Omit to restore the newest backup of O(database).
+    type: str
+  safety_backup:
+    description:
+      - Back up the target database before replacing it.
+    type: bool
+    default: true
+  keep_old:
+    description:
+      - Keep the replaced database under the name C(<database>__rc_old) instead of dropping it.
+    type: bool
+    default: false
+notes:
+  - Supports check mode (verifies the artifact and reports what would happen).
+"""
+
+EXAMPLES = r"""
+- name: Restore the newest backup of the SMS database
+  rollcall.ops.db_restore:
+    directory: /var/backups/rollcall
+    engine: postgresql
+    container: rollcall-db
+    database: sms
+    user: sms
+    password: "{{ rollcall_db_password }}"
+    encryption_key_file: /etc/rollcall/backup.key
+"""
+
+RETURN = r"""
+restored:
+  description: The backup restored.
+  returned: always
+  type: str
+safety_backup:
+  description: Name of the safety backup taken first, or null.
+  returned: success
+  type: str
+old_kept_as:
+  description: Name the replaced database was kept under (O(keep_old=true)), else null.
+  returned: success
+  type: str
+row_counts:
+  description: Row counts of the restored database (equal to the manifest's).
+  returned: success
+  type: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.rollcall.ops.plugins.module_utils import artifact, backup
+from ansible_collections.rollcall.ops.plugins.module_utils.params import ARTIFACT_ARGS, KEY_EXCLUSIVE, TARGET_ARGS, spec
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=spec(TARGET_ARGS, ARTIFACT_ARGS,
+                           name=dict(type="str"),
+                           safety_backup=dict(type="bool", default=True),
+                           keep_old=dict(type="bool", default=False)),
+        mutually_exclusive=KEY_EXCLUSIVE,
+        supports_check_mode=True,
+    )
+    p = module.params
+    try:
+        key = artifact.load_key(p["encryption_key"], p["encryption_key_file"])
+        target = backup.target_from_params(p)
+        name = p["name"] or backup.newest_name(p["directory"], p["engine"], target.database)
+        engine = backup.open_engine(target)
+        if module.check_mode:
+            check = backup.verify_backup(p["directory"], name, "native", key=key, engine=engine, record=False)
+            if check["status"] != "passed":
+                module.fail_json(msg="would refuse to restore %s: %s" % (name, check["steps"][-1]["detail"]))
+            module.exit_json(changed=True, restored=name, msg="would restore %s into %s" % (name, target.database))
+        report = backup.restore_backup(engine, p["directory"], name, key=key, safety_backup=p["safety_backup"],
+                                       keep_old=p["keep_old"], safety_key=key)
+    except backup.ERRORS + (backup.Interrupted,) as exc:
+        module.fail_json(msg="restore failed, the target database was not replaced: %s" % exc)
+    module.exit_json(changed=True, **report)
+
+
+if __name__ == "__main__":
+    main()
