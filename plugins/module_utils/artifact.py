@@ -386,7 +386,7 @@ def list_backups(directory):
             parsed = parse_name(name)
             if parsed:
                 names.append((parsed["stamp"], name))
-    return [name for _, name in sorted(names)]
+    return [entry[1] for entry in sorted(names)]
 
 
 def record_verification(directory, name, result):

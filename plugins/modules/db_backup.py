@@ -14,8 +14,8 @@ description:
   - Writes a JSON manifest next to it (engine, versions, schema revision, per-table row counts from the dump's own
     snapshot, times, sizes, sha256, compression, key id). The manifest is written last; an interrupted backup
     (database killed, disk full, SIGTERM) leaves nothing that looks complete and never touches existing backups.
-  - Every run makes a new backup, so the task always reports RV(ignore:changed=true) (in check mode: what it would
-    make).
+  - Every run makes a new backup, so the task always reports RV(ignore:changed=true); in check mode it reports
+    what it would make.
 author:
   - Rollcall contributors (@rollcall)
 extends_documentation_fragment:
@@ -113,8 +113,8 @@ def main():
             exists = engine.database_exists(target.path if p["engine"] == "sqlite" else target.database)
             if not exists:
                 raise backup.EngineError("database %s does not exist at %s" % (target.database, target.where()))
-            module.exit_json(changed=True, name=name, msg="would back up %s into %s" % (target.database,
-                                                                                         p["directory"]))
+            message = "would back up %s into %s" % (target.database, p["directory"])
+            module.exit_json(changed=True, name=name, msg=message)
         manifest = backup.take_backup(engine, p["directory"], p["type"], p["compression"], key, p["app_version"],
                                       p["labels"])
     except backup.ERRORS + (backup.Interrupted,) as exc:

@@ -13,7 +13,7 @@ description:
   - Restores into a side database, checks every table's row count against the manifest, the engine's
     integrity check, and owners and grants, then swaps it in (PostgreSQL rename in one transaction; SQLite file
     swap). A failure before the swap leaves the target database exactly as it was.
-  - Stop the application first: the swap ends its database sessions.
+  - Stop the application first, because the swap ends its database sessions.
 author:
   - Rollcall contributors (@rollcall)
 extends_documentation_fragment:

@@ -155,7 +155,7 @@ class PostgreSQL(Engine):
                     raise EngineError("PostgreSQL at %s: no snapshot after 120 s" % self.target.where()) from None
                 if line is None:
                     break
-                name, _, value = line.partition("\t")
+                name, dummy, value = line.partition("\t")
                 if name == "snapshot":
                     snapshot = value
                 elif name == "counted":
