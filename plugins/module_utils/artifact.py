@@ -259,8 +259,12 @@ class ArtifactWriter:
                 "key_id": self.key_id}
 
     def abort(self):
-        if not self.handle.closed:
-            self.handle.close()
+        """Remove the temporary file; never raises (closing may fail again on a full disk)."""
+        try:
+            if not self.handle.closed:
+                self.handle.close()
+        except OSError:
+            pass
         if os.path.exists(self.temp):
             os.unlink(self.temp)
 

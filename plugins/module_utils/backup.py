@@ -71,15 +71,19 @@ def take_backup(engine, directory, kind="full", compression="none", key=None, ap
     started = artifact.utcnow()
     name = artifact.artifact_name(engine.name, engine.target.database, started, kind)
     clock = time.monotonic()
+    if not engine.database_exists(_db(engine)):
+        raise EngineError("database %s does not exist at %s; check the database name"
+                          % (engine.target.database, engine.target.where()))
     server_version = engine.server_version()
     revision = engine.schema_revision(_db(engine))
     privileges = engine.privileges(_db(engine))
     with terminate_cleanly(), artifact.ArtifactWriter(directory, name, compression, key) as writer:
         try:
             facts = engine.dump(writer.write)
+            stored = writer.close()
         except OSError as exc:
+            writer.abort()
             raise ArtifactError("writing backup %s failed: %s; nothing was kept" % (name, exc.strerror)) from None
-        stored = writer.close()
     finished = artifact.utcnow()
     manifest = {
         "engine": engine.name,

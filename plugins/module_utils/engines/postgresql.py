@@ -118,9 +118,6 @@ class PostgreSQL(Engine):
     # ---------------------------------------------------------------- backup
     def dump(self, sink):
         database = self.target.database
-        if not self.database_exists(database):
-            raise EngineError("PostgreSQL at %s: database %s does not exist; check the database name"
-                              % (self.target.where(), database))
         lines, done = queue.Queue(), threading.Event()
         session = {}
 

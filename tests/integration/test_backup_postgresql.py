@@ -1,0 +1,247 @@
+"""Backups of a real PostgreSQL (in its container) through the real modules: happy paths, faults, fidelity."""
+
+import json
+import os
+import subprocess
+import uuid
+
+import pytest
+from conftest import wait_healthy
+from modules import run_module
+
+PASSWORD = "pg-backup-password-not-in-logs"
+KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+RICH_SCHEMA = r"""
+CREATE EXTENSION IF NOT EXISTS plpgsql;
+CREATE SCHEMA "Odd Schema ""quoted"" é";
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE DOMAIN positive AS integer CHECK (VALUE > 0);
+CREATE SEQUENCE ticket_seq START 100;
+SELECT setval('ticket_seq', 4242);
+CREATE TABLE "Odd Schema ""quoted"" é"."Table With Spaces ✓" (
+  id integer GENERATED ALWAYS AS IDENTITY PRIMARY KEY, feeling mood NOT NULL, n positive, note text,
+  data bytea, at timestamptz DEFAULT now());
+COMMENT ON TABLE "Odd Schema ""quoted"" é"."Table With Spaces ✓" IS 'comment with ''quotes'' and ünicode';
+INSERT INTO "Odd Schema ""quoted"" é"."Table With Spaces ✓" (feeling, n, note, data)
+  SELECT (ARRAY['sad','ok','happy'])[1 + g % 3]::mood, g, CASE WHEN g % 5 = 0 THEN NULL ELSE 'row ' || g END,
+         decode(md5(g::text), 'hex') FROM generate_series(1, 500) g;
+CREATE TABLE measurements (day date NOT NULL, v numeric) PARTITION BY RANGE (day);
+CREATE TABLE measurements_2026 PARTITION OF measurements FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+INSERT INTO measurements SELECT DATE '2026-01-01' + g, g * 1.5 FROM generate_series(0, 99) g;
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.v := coalesce(NEW.v, 0); RETURN NEW; END $$;
+CREATE TRIGGER measurements_touch BEFORE INSERT ON measurements_2026 FOR EACH ROW EXECUTE FUNCTION touch();
+CREATE VIEW happy AS SELECT id, note FROM "Odd Schema ""quoted"" é"."Table With Spaces ✓" WHERE feeling = 'happy';
+CREATE MATERIALIZED VIEW per_mood AS SELECT feeling, count(*) FROM "Odd Schema ""quoted"" é"."Table With Spaces ✓"
+  GROUP BY feeling;
+CREATE ROLE reader NOLOGIN;
+GRANT USAGE ON SCHEMA "Odd Schema ""quoted"" é" TO reader;
+GRANT SELECT ON happy TO reader;
+CREATE TABLE secrets (owner_name text, s text);
+ALTER TABLE secrets ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_rows ON secrets USING (owner_name = current_user);
+INSERT INTO secrets VALUES ('sms', 'mine'), ('other', 'theirs');
+SELECT lo_from_bytea(0, 'large object payload');
+"""
+
+
+@pytest.fixture(scope="module")
+def pg(docker_client, require_image):
+    require_image("rollcall/postgres:15")
+    name = "it-pgbk-%s" % uuid.uuid4().hex[:8]
+    container = docker_client.containers.run("rollcall/postgres:15", detach=True, name=name, environment={
+        "POSTGRES_USER": "sms", "POSTGRES_PASSWORD": PASSWORD, "POSTGRES_DB": "sms"})
+    try:
+        wait_healthy(container)
+        psql(container, "sms", RICH_SCHEMA)
+        yield container
+    finally:
+        container.remove(force=True, v=True)
+
+
+LOGIN = ["-h", "127.0.0.1", "-U", "sms"]
+
+
+def psql(container, database, sql):
+    result = container.exec_run(["psql", "-X", "-v", "ON_ERROR_STOP=1", "-qAt", *LOGIN, "-d", database, "-c", sql],
+                                environment={"PGPASSWORD": PASSWORD})
+    assert result.exit_code == 0, result.output.decode()
+    return result.output.decode()
+
+
+def fingerprint(container, database):
+    """Schema and data (large objects included) as pg_dump sees them, in plain format."""
+    result = container.exec_run(["pg_dump", *LOGIN, "-d", database, "-Fp", "--blobs", "--restrict-key=rollcall"],
+                                environment={"PGPASSWORD": PASSWORD})
+    assert result.exit_code == 0, result.output.decode()[-500:]
+    return result.output.decode()
+
+
+@pytest.fixture
+def directory(tmp_path):
+    d = tmp_path / "backups"
+    d.mkdir()
+    return d
+
+
+def args(pg, directory, **extra):
+    base = {"engine": "postgresql", "container": pg.name, "database": "sms", "user": "sms", "password": PASSWORD,
+            "directory": str(directory)}
+    base.update(extra)
+    return base
+
+
+def backup(pg, directory, **extra):
+    rc, result, output = run_module("db_backup", args(pg, directory, **extra))
+    assert rc == 0, result.get("msg")
+    assert PASSWORD not in output and KEY not in output
+    return result
+
+
+def test_backup_manifest_and_files(pg, directory):
+    result = backup(pg, directory, encryption_key=KEY, compression="gzip", app_version="1.0.0")
+    manifest = result["manifest"]
+    assert manifest["engine"] == "postgresql" and manifest["database"] == "sms" and manifest["type"] == "full"
+    assert manifest["row_counts"]['Odd Schema "quoted" é.Table With Spaces ✓'] == 500
+    assert manifest["row_counts"]["public.measurements_2026"] == 100
+    assert manifest["server_version"].startswith("15.")
+    assert manifest["tool_versions"]["pg_dump"].startswith("pg_dump (PostgreSQL) 15")
+    assert manifest["data"]["encrypted"] is True and len(manifest["data"]["key_id"]) == 16
+    assert manifest["app_version"] == "1.0.0"
+    files = sorted(os.listdir(directory))
+    assert files == [result["name"] + ".dump.gz.enc", result["name"] + ".manifest.json"]
+    raw = (directory / files[1]).read_text()
+    assert KEY not in raw and PASSWORD not in raw
+    assert os.stat(result["path"]).st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("level", ["checksum", "native", "restore"])
+def test_verify_each_level_and_info_reports_it(pg, directory, level):
+    name = backup(pg, directory, encryption_key=KEY)["name"]
+    rc, result, _ = run_module("backup_verify", args(pg, directory, name=name, level=level, encryption_key=KEY))
+    assert rc == 0, result.get("msg")
+    assert result["status"] == "passed" and [s["level"] for s in result["steps"]] == \
+        ["checksum", "native", "restore"][:["checksum", "native", "restore"].index(level) + 1]
+    rc, info, _ = run_module("backup_info", {"directory": str(directory), "database": "sms"})
+    assert info["count"] == 1 and info["backups"][0]["verified"] is True
+    assert 0 <= info["newest_verified_age_s"] < 120
+    assert "sms__rc_scratch" not in psql(pg, "sms", "SELECT string_agg(datname, ',') FROM pg_database")
+
+
+def test_flipped_byte_fails_verification_and_restore_is_refused(pg, directory):
+    name = backup(pg, directory)["name"]
+    path = directory / (name + ".dump")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    rc, result, _ = run_module("backup_verify", args(pg, directory, name=name, level="native"))
+    assert rc != 0 and result["status"] == "failed" and "checksum mismatch" in result["msg"]
+    rc, info, _ = run_module("backup_info", {"directory": str(directory)})
+    assert info["backups"][0]["verified"] is False and info["newest_verified_age_s"] is None
+    before = fingerprint(pg, "sms")
+    rc, result, _ = run_module("db_restore", args(pg, directory, name=name))
+    assert rc != 0 and "refusing to restore" in result["msg"] and "target database was not replaced" in result["msg"]
+    assert fingerprint(pg, "sms") == before
+
+
+def test_truncated_artifact_is_caught_by_the_native_reader_too(pg, directory):
+    name = backup(pg, directory)["name"]
+    path = directory / (name + ".dump")
+    manifest_path = directory / (name + ".manifest.json")
+    manifest = json.loads(manifest_path.read_text())
+    data = path.read_bytes()[:-2000]
+    path.write_bytes(data)
+    # Even with a manifest that agrees with the damage, pg_restore's full read fails.
+    import hashlib
+
+    manifest["data"]["sha256"] = hashlib.sha256(data).hexdigest()
+    manifest_path.write_text(json.dumps(manifest))
+    rc, result, _ = run_module("backup_verify", args(pg, directory, name=name, level="native"))
+    assert rc != 0 and result["steps"][-1]["level"] == "native" and result["steps"][-1]["status"] == "failed"
+
+
+def test_wrong_key(pg, directory):
+    name = backup(pg, directory, encryption_key=KEY)["name"]
+    rc, result, output = run_module("backup_verify", args(pg, directory, name=name, encryption_key="ff" * 32))
+    assert rc != 0 and "wrong key" in result["msg"] and ("ff" * 32) not in output
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"password": "wrong-password"}, "password authentication failed"),
+    ({"database": "does_not_exist"}, "database does_not_exist does not exist at 127.0.0.1:5432"),
+    ({"container": "it-no-such-container"}, "container it-no-such-container does not exist"),
+    ({"port": 1}, "Connection refused"),
+])
+def test_bad_connections_fail_clearly_and_leave_nothing(pg, directory, change, message):
+    rc, result, output = run_module("db_backup", args(pg, directory, **change))
+    assert rc != 0
+    assert message in result["msg"], result["msg"]
+    assert os.listdir(directory) == []
+    assert PASSWORD not in output
+
+
+@pytest.mark.parametrize("database", ["../../etc", "sms;DROP DATABASE sms", "sms\nx"])
+def test_injection_and_traversal_names_are_refused(pg, directory, database):
+    rc, result, _ = run_module("db_backup", args(pg, directory, database=database))
+    assert rc != 0 and "cannot be used in a backup name" in result["msg"]
+    assert os.listdir(directory) == []
+
+
+def test_full_disk_leaves_nothing_and_keeps_older_backups(pg, tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], check=True)
+    psql(pg, "sms", "CREATE TABLE filler AS SELECT md5(random()::text) AS v FROM generate_series(1, 20000)")
+    try:
+        (small / "postgresql-sms-20200101T000000Z-full.manifest.json").write_text("{}")  # an older backup
+        rc, result, _ = run_module("db_backup", args(pg, small))
+        assert rc != 0 and "No space left on device" in result["msg"] and "nothing was kept" in result["msg"]
+        assert os.listdir(small) == ["postgresql-sms-20200101T000000Z-full.manifest.json"]
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+        psql(pg, "sms", "DROP TABLE filler")
+
+
+def test_restore_brings_back_everything_and_keeps_a_safety_backup(pg, directory):
+    before = fingerprint(pg, "sms")
+    name = backup(pg, directory, encryption_key=KEY)["name"]
+    psql(pg, "sms", 'DELETE FROM "Odd Schema ""quoted"" é"."Table With Spaces ✓" WHERE id > 10; '
+                    "SELECT setval('ticket_seq', 1); DROP VIEW happy; SELECT lo_unlink(min(oid)) FROM "
+                    "pg_largeobject_metadata")
+    assert fingerprint(pg, "sms") != before
+    rc, check, _ = run_module("db_restore", args(pg, directory, name=name, encryption_key=KEY), "--check")
+    assert rc == 0 and check["changed"] is True and "would restore" in check["msg"]
+    assert fingerprint(pg, "sms") != before, "check mode changes nothing"
+    rc, result, _ = run_module("db_restore", args(pg, directory, name=name, encryption_key=KEY))
+    assert rc == 0, result.get("msg")
+    assert fingerprint(pg, "sms") == before
+    assert result["safety_backup"] and (directory / (result["safety_backup"] + ".manifest.json")).exists()
+    assert psql(pg, "sms", "SELECT last_value FROM ticket_seq").strip() == "4242"
+    assert psql(pg, "sms", "SELECT has_table_privilege('reader', 'happy', 'SELECT')").strip() == "t"
+    databases = psql(pg, "sms", "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database")
+    assert "__rc_" not in databases
+
+
+def test_prune_check_mode_diff_then_delete(pg, directory):
+    names = []
+    for stamp in ("20260101T010000Z", "20260102T010000Z", "20260103T010000Z", "20260103T020000Z"):
+        name = "postgresql-sms-%s-full" % stamp
+        (directory / (name + ".dump")).write_bytes(b"x")
+        (directory / (name + ".manifest.json")).write_text(json.dumps({
+            "name": name, "engine": "postgresql", "database": "sms", "type": "full",
+            "finished_at": "%s-%s-%sT%s:%s:%sZ" % (stamp[:4], stamp[4:6], stamp[6:8], stamp[9:11], stamp[11:13],
+                                                   stamp[13:15]),
+            "data": {"file": name + ".dump", "size": 1, "encrypted": False}}))
+        names.append(name)
+    prune = {"directory": str(directory), "engine": "postgresql", "database": "sms", "keep_last": 1,
+             "keep_daily": 2, "keep_weekly": 0, "keep_monthly": 0}
+    rc, result, _ = run_module("backup_prune", prune, "--check", "--diff")
+    assert rc == 0 and result["changed"] is True
+    assert result["deleted"] == [names[2], names[0]]
+    assert len(os.listdir(directory)) == 8, "check mode deletes nothing"
+    rc, result, _ = run_module("backup_prune", prune)
+    assert rc == 0 and sorted(result["kept"]) == [names[1], names[3]]
+    assert sorted(os.listdir(directory)) == sorted([n + s for n in (names[1], names[3])
+                                                    for s in (".dump", ".manifest.json")])
+    rc, again, _ = run_module("backup_prune", prune)
+    assert rc == 0 and again["changed"] is False
