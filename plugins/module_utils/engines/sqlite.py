@@ -59,6 +59,7 @@ try:
         src = opened(path)
         dst = sqlite3.connect(out)
         src.backup(dst)
+        dst.execute("PRAGMA journal_mode=DELETE")  # a standalone file: no -wal/-shm travel with the backup
         dst.close()
         con = sqlite3.connect("file:%s?mode=ro" % out, uri=True)
         print(json.dumps({"version": sqlite3.sqlite_version, "counts": counts(con), "revision": revision(con)}))
@@ -87,12 +88,17 @@ try:
         for suffix in ("-wal", "-shm", "-journal"):
             if os.path.exists(path + suffix):
                 os.replace(path + suffix, old + suffix)
+        for suffix in ("-wal", "-shm", "-journal"):  # left by read-only checks of the scratch copy
+            if os.path.exists(scratch + suffix):
+                os.unlink(scratch + suffix)
         os.replace(scratch, path)
         d = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
         os.fsync(d)
         os.close(d)
-        if not keep and os.path.exists(old):
-            os.unlink(old)
+        if not keep:
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                if os.path.exists(old + suffix):
+                    os.unlink(old + suffix)
         print(json.dumps({"old": old if keep else None}))
     elif op == "remove":
         for suffix in ("", "-wal", "-shm", "-journal", ".rc_part"):
