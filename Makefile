@@ -44,7 +44,12 @@ images: python engine
 	@$(PY) images/build.py
 
 # Make the repository importable as the collection rollcall.ops (ansible.cfg points collections_path here).
+# A copy of rollcall.ops installed in ~/.ansible/collections (e.g. by an old Molecule prerun) would shadow the
+# repository for ansible-lint; it is removed.
+STALE_COPY := $(HOME)/.ansible/collections/ansible_collections/rollcall/ops
 collection: .collections/ansible_collections/rollcall/ops
+	@if [ -d "$(STALE_COPY)" ] && [ ! -L "$(STALE_COPY)" ]; then rm -rf "$(STALE_COPY)"; \
+	  echo "setup: removed a stale copy of rollcall.ops from $(STALE_COPY)"; fi
 .collections/ansible_collections/rollcall/ops:
 	@mkdir -p .collections/ansible_collections/rollcall
 	@ln -sfn ../../.. $@
