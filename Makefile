@@ -10,8 +10,8 @@ PY         := $(VENV)/bin/python
 BIN        := $(VENV)/bin
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
-# Molecule scenarios that run in `make test` (independent ones run in parallel).
-SCENARIOS  ?= default
+# Molecule scenarios that run in `make test` (empty: all of them, in parallel; they are independent).
+SCENARIOS  ?=
 
 .PHONY: help setup python engine images collection demo demo-clean test test-fast lint sanity unit integration \
         molecule bench clean
