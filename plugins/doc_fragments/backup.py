@@ -8,9 +8,9 @@ class ModuleDocFragment:
 options:
   engine:
     description:
-      - The database engine.
+      - The database engine. V(mysql) covers MySQL and MariaDB.
     type: str
-    choices: [postgresql, sqlite]
+    choices: [postgresql, mysql, sqlite]
     required: true
   database:
     description:

@@ -12,11 +12,12 @@ from contextlib import contextmanager
 from . import artifact
 from .artifact import ArtifactError
 from .engines.base import EngineError, Target
+from .engines.mysql import MySQL
 from .engines.postgresql import PostgreSQL
 from .engines.sqlite import SQLite
 from .runner import LocalRunner, RunnerError
 
-ENGINES = {"postgresql": PostgreSQL, "sqlite": SQLite}
+ENGINES = {"postgresql": PostgreSQL, "mysql": MySQL, "sqlite": SQLite}
 LEVELS = ("checksum", "native", "restore")
 ERRORS = (ArtifactError, EngineError, RunnerError)
 

@@ -3,7 +3,7 @@
 """Argument specs shared by the backup modules (documented in doc_fragments/backup.py)."""
 
 TARGET_ARGS = dict(
-    engine=dict(type="str", required=True, choices=["postgresql", "sqlite"]),
+    engine=dict(type="str", required=True, choices=["postgresql", "mysql", "sqlite"]),
     database=dict(type="str"),
     host=dict(type="str", default="127.0.0.1"),
     port=dict(type="int"),

@@ -1,0 +1,101 @@
+"""MariaDB backups through the real modules: dump, manifest counts, verification at every level, faults."""
+
+import os
+import uuid
+
+import pytest
+from conftest import wait_healthy
+from modules import run_module
+
+ROOT_PASSWORD = "maria-root-password-secret"
+
+RICH = r"""
+CREATE TABLE `odd ``name`` ✓` (id INT AUTO_INCREMENT PRIMARY KEY, txt VARCHAR(100) CHARACTER SET utf8mb4,
+  bin VARBINARY(16), note TEXT NULL, total INT GENERATED ALWAYS AS (CHAR_LENGTH(txt) * 2) STORED) AUTO_INCREMENT = 1000;
+INSERT INTO `odd ``name`` ✓` (txt, bin, note) VALUES ('🎓 emoji', 0x00FF10, NULL), ('quote '' and \\ slash',
+  0x0A0D, 'line\nbreak'), ('(),(', NULL, '');
+CREATE TABLE audit (id INT AUTO_INCREMENT PRIMARY KEY, msg VARCHAR(50));
+CREATE TRIGGER odd_ai AFTER INSERT ON `odd ``name`` ✓` FOR EACH ROW INSERT INTO audit (msg) VALUES ('inserted');
+INSERT INTO `odd ``name`` ✓` (txt) VALUES ('after the trigger');
+CREATE VIEW odd_view AS SELECT id, txt FROM `odd ``name`` ✓`;
+CREATE PROCEDURE count_odd() SELECT COUNT(*) FROM `odd ``name`` ✓`;
+CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM audit;
+"""
+
+
+@pytest.fixture(scope="module")
+def maria(docker_client, require_image):
+    require_image("rollcall/mariadb:10.11")
+    container = docker_client.containers.run("rollcall/mariadb:10.11", detach=True,
+                                             name="it-maria-%s" % uuid.uuid4().hex[:8], environment={
+                                                 "MARIADB_ROOT_PASSWORD": ROOT_PASSWORD, "MARIADB_DATABASE": "sms",
+                                                 "MARIADB_USER": "sms", "MARIADB_PASSWORD": "sms-password"})
+    try:
+        wait_healthy(container)
+        result = container.exec_run(["mariadb", "--protocol=TCP", "-h", "127.0.0.1", "-u", "root", "sms", "-e", RICH],
+                                    environment={"MYSQL_PWD": ROOT_PASSWORD})
+        assert result.exit_code == 0, result.output.decode()
+        yield container
+    finally:
+        container.remove(force=True, v=True)
+
+
+def args(maria, directory, **extra):
+    return dict({"engine": "mysql", "container": maria.name, "database": "sms", "user": "root",
+                 "password": ROOT_PASSWORD, "directory": str(directory)}, **extra)
+
+
+def test_backup_counts_rows_from_the_dump_and_verifies_at_every_level(maria, tmp_path):
+    rc, result, output = run_module("db_backup", args(maria, tmp_path, compression="gzip",
+                                                      encryption_key="ab" * 32))
+    assert rc == 0, result.get("msg")
+    assert ROOT_PASSWORD not in output
+    manifest = result["manifest"]
+    assert manifest["row_counts"] == {"odd `name` ✓": 4, "audit": 1}
+    assert manifest["server_version"].startswith("10.11")
+    for level in ("checksum", "native", "restore"):
+        rc, verified, _ = run_module("backup_verify", args(maria, tmp_path, level=level, name=result["name"],
+                                                           encryption_key="ab" * 32))
+        assert rc == 0 and verified["status"] == "passed", verified
+    assert "CHECK TABLE ok" in verified["steps"][-1]["detail"]
+    databases = maria.exec_run(["mariadb", "--protocol=TCP", "-h", "127.0.0.1", "-u", "root", "-Nse",
+                                "SHOW DATABASES"], environment={"MYSQL_PWD": ROOT_PASSWORD}).output.decode()
+    assert "__rc_scratch" not in databases
+
+
+def test_truncated_dump_fails_native_verification(maria, tmp_path):
+    rc, result, _ = run_module("db_backup", args(maria, tmp_path))
+    assert rc == 0
+    path = tmp_path / (result["name"] + ".dump")
+    data = path.read_bytes()[:-80]
+    path.write_bytes(data)
+    import hashlib
+    import json
+
+    manifest_path = tmp_path / (result["name"] + ".manifest.json")
+    manifest = json.loads(manifest_path.read_text())
+    manifest["data"]["sha256"] = hashlib.sha256(data).hexdigest()
+    manifest_path.write_text(json.dumps(manifest))
+    rc, verified, _ = run_module("backup_verify", args(maria, tmp_path, level="native", name=result["name"]))
+    assert rc != 0 and "Dump completed' marker is missing" in verified["msg"]
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"password": "wrong"}, "Access denied for user 'root'"),
+    ({"database": "nope"}, "database nope does not exist"),
+])
+def test_bad_login_and_missing_database(maria, tmp_path, change, message):
+    rc, result, output = run_module("db_backup", args(maria, tmp_path, **change))
+    assert rc != 0 and message in result["msg"], result["msg"]
+    assert os.listdir(tmp_path) == []
+    assert ROOT_PASSWORD not in output
+
+
+def test_restore_over_a_live_database_is_refused_clearly(maria, tmp_path):
+    rc, result, _ = run_module("db_backup", args(maria, tmp_path))
+    assert rc == 0
+    rc, restored, _ = run_module("db_restore", args(maria, tmp_path, name=result["name"], safety_backup=False))
+    assert rc != 0 and "not supported yet" in restored["msg"] and "was not replaced" in restored["msg"]
+    count = maria.exec_run(["mariadb", "--protocol=TCP", "-h", "127.0.0.1", "-u", "root", "-Nse",
+                            "SELECT COUNT(*) FROM sms.`odd ``name`` ✓`"], environment={"MYSQL_PWD": ROOT_PASSWORD})
+    assert count.output.decode().strip() == "4"
