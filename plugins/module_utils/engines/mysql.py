@@ -140,8 +140,9 @@ class MySQL(Engine):
         tables = self._tables(database)
         if not tables:
             return {}
-        query = " UNION ALL ".join("SELECT %s, COUNT(*) FROM %s.%s" % (quote_literal(t), quote_ident(database),
-                                                                        quote_ident(t)) for t in tables)
+        selects = ["SELECT %s, COUNT(*) FROM %s.%s" % (quote_literal(t), quote_ident(database), quote_ident(t))
+                   for t in tables]
+        query = " UNION ALL ".join(selects)
         return {name: int(count) for name, count in self.sql(query + ";", what="counting rows")}
 
     def schema_revision(self, database):
