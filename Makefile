@@ -76,10 +76,10 @@ sanity: python
 	tests/sanity.sh
 
 unit: python collection
-	pytest tests/unit
+	pytest -rs tests/unit
 
 integration: setup
-	pytest tests/integration
+	pytest -rs tests/integration
 
 molecule: setup
 	tests/molecule.sh $(SCENARIOS)
