@@ -1,0 +1,177 @@
+#!/usr/bin/env python3
+"""Backup and restore speed and memory against the raw tools, measured in the same run.
+
+    .venv/bin/python bench/backup.py            (sizes: BENCH_PG_MB, default 1024; BENCH_MARIADB_MB, default 500)
+
+For each engine a throw-away database container is filled with generated SMS-shaped data, then timed:
+  raw     what the runbook does by hand: docker exec DB pg_dump -Fc > file   (mysqldump ... | gzip > file)
+  ours    rollcall's backup flow (module_utils.backup.take_backup), streaming through the docker SDK,
+          plain and with AES-256-GCM encryption; its peak memory (max RSS of the process doing it)
+  restore raw: docker exec -i DB pg_restore -d X < file; ours: the verify-by-restore path (engine.restore)
+Prints each ratio; numbers belong in docs/performance.md.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, ".collections"))
+
+from ansible_collections.rollcall.ops.plugins.module_utils import backup  # noqa: E402
+from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import Target  # noqa: E402
+
+PASSWORD = "bench-password"
+KEY = bytes(range(32))
+
+
+def sh(argv, **kwargs):
+    return subprocess.run(argv, check=True, **kwargs)
+
+
+def wait_healthy(name, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = subprocess.run(["docker", "inspect", "-f", "{{.State.Health.Status}}", name], capture_output=True,
+                               text=True).stdout.strip()
+        if state == "healthy":
+            return
+        time.sleep(1)
+    raise SystemExit("bench: %s did not become healthy" % name)
+
+
+def timed(label, fn, runs):
+    times = []
+    for _ in range(runs):
+        start = time.monotonic()
+        fn()
+        times.append(time.monotonic() - start)
+    times.sort()
+    median = times[len(times) // 2]
+    print("  %-34s median %7.2f s  (min %.2f, max %.2f, %d runs)" % (label, median, times[0], times[-1], runs),
+          flush=True)
+    return median
+
+
+def child_peak_rss_mb(code):
+    """Run ``code`` in a fresh Python and return its peak RSS in MB (the module runs as its own process too)."""
+    script = ("import resource, sys; sys.path.insert(0, %r)\n%s\n"
+              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)") % (os.path.join(ROOT, ".collections"),
+                                                                              code)
+    out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout
+    return int(out.strip().splitlines()[-1]) / 1024.0
+
+
+def bench_postgres(size_mb, runs):
+    name = "bench-pg-%s" % uuid.uuid4().hex[:6]
+    sh(["docker", "run", "-d", "--name", name, "-e", "POSTGRES_USER=sms", "-e", "POSTGRES_PASSWORD=" + PASSWORD,
+        "-e", "POSTGRES_DB=sms", "rollcall/postgres:15"], stdout=subprocess.DEVNULL)
+    try:
+        wait_healthy(name)
+        rows = size_mb * 1024 * 1024 // 200
+        print("postgresql: generating about %d MB (%d attendance rows)..." % (size_mb, rows), flush=True)
+        sql = ("CREATE TABLE attendance (id bigserial PRIMARY KEY, student_id int, course_id int, day date, "
+               "status text, note text); INSERT INTO attendance (student_id, course_id, day, status, note) "
+               "SELECT g %% 5000, g %% 40, DATE '2026-09-01' + (g %% 180), (ARRAY['present','absent','late'])"
+               "[1 + g %% 3], md5(g::text) || md5((g * 31)::text) || md5((g * 17)::text) FROM generate_series(1, %d)"
+               " g; ANALYZE;" % rows)
+        sh(["docker", "exec", "-e", "PGPASSWORD=" + PASSWORD, name, "psql", "-h", "127.0.0.1", "-U", "sms", "-d",
+            "sms", "-qc", sql])
+        size = subprocess.run(["docker", "exec", "-e", "PGPASSWORD=" + PASSWORD, name, "psql", "-h", "127.0.0.1",
+                               "-U", "sms", "-d", "sms", "-qAtc", "SELECT pg_size_pretty(pg_database_size('sms'))"],
+                              capture_output=True, text=True).stdout.strip()
+        print("postgresql: database size %s" % size, flush=True)
+        target = Target("postgresql", "sms", user="sms", password=PASSWORD, container=name)
+        engine = backup.open_engine(target)
+        with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as work:
+            raw_file = os.path.join(work, "raw.dump")
+
+            def raw_dump():
+                with open(raw_file, "wb") as out:
+                    sh(["docker", "exec", "-e", "PGPASSWORD=" + PASSWORD, name, "pg_dump", "-Fc", "-h", "127.0.0.1",
+                        "-U", "sms", "-d", "sms"], stdout=out)
+
+            def ours(key=None):
+                def run():
+                    directory = tempfile.mkdtemp(dir=work)
+                    backup.take_backup(engine, directory, key=key)
+                return run
+
+            raw = timed("raw docker exec pg_dump -Fc > file", raw_dump, runs)
+            plain = timed("rollcall backup", ours(), runs)
+            enc = timed("rollcall backup, encrypted", ours(KEY), runs)
+
+            def raw_restore():
+                sh(["docker", "exec", "-e", "PGPASSWORD=" + PASSWORD, name, "psql", "-h", "127.0.0.1", "-U", "sms",
+                    "-d", "postgres", "-qc", "DROP DATABASE IF EXISTS raw_restore", "-c", "CREATE DATABASE raw_restore"])
+                with open(raw_file, "rb") as src:
+                    sh(["docker", "exec", "-i", "-e", "PGPASSWORD=" + PASSWORD, name, "pg_restore", "-h", "127.0.0.1",
+                        "-U", "sms", "-d", "raw_restore"], stdin=src)
+
+            def our_restore():
+                engine.drop_database("ours_restore")
+                engine.create_database("ours_restore")
+                with open(raw_file, "rb") as src:
+                    engine.restore(iter(lambda: src.read(1 << 20), b""), "ours_restore")
+
+            raw_r = timed("raw docker exec -i pg_restore < file", raw_restore, runs)
+            ours_r = timed("rollcall restore (streamed)", our_restore, runs)
+            rss = child_peak_rss_mb(
+                "from ansible_collections.rollcall.ops.plugins.module_utils import backup\n"
+                "from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import Target\n"
+                "import tempfile\n"
+                "e = backup.open_engine(Target('postgresql', 'sms', user='sms', password=%r, container=%r))\n"
+                "backup.take_backup(e, tempfile.mkdtemp(dir=%r), key=bytes(32))" % (PASSWORD, name, work))
+        print("postgresql: backup/raw %.2f (goal <= 1.10); encrypted/raw %.2f (goal <= 1.20); restore/raw %.2f "
+              "(goal <= 1.10); peak memory %.0f MB (goal <= 150)" % (plain / raw, enc / raw, ours_r / raw_r, rss),
+              flush=True)
+    finally:
+        subprocess.run(["docker", "rm", "-fv", name], stdout=subprocess.DEVNULL, check=False)
+
+
+def bench_mariadb(size_mb, runs):
+    name = "bench-maria-%s" % uuid.uuid4().hex[:6]
+    sh(["docker", "run", "-d", "--name", name, "-e", "MARIADB_ROOT_PASSWORD=" + PASSWORD, "-e",
+        "MARIADB_DATABASE=sms", "rollcall/mariadb:10.11"], stdout=subprocess.DEVNULL)
+    try:
+        wait_healthy(name)
+        rows = size_mb * 1024 * 1024 // 200
+        print("mariadb: generating about %d MB (%d attendance rows)..." % (size_mb, rows), flush=True)
+        sql = ("SET SESSION cte_max_recursion_depth = 100000000; CREATE TABLE attendance (id BIGINT AUTO_INCREMENT "
+               "PRIMARY KEY, student_id INT, day DATE, status VARCHAR(10), note TEXT); INSERT INTO attendance "
+               "(student_id, day, status, note) WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g "
+               "WHERE n < %d) SELECT n %% 5000, DATE '2026-09-01' + INTERVAL (n %% 180) DAY, ELT(1 + n %% 3, "
+               "'present', 'absent', 'late'), CONCAT(MD5(n), MD5(n * 31), MD5(n * 17)) FROM g;" % rows)
+        sh(["docker", "exec", "-e", "MYSQL_PWD=" + PASSWORD, name, "mariadb", "--protocol=TCP", "-h", "127.0.0.1",
+            "-u", "root", "sms", "-e", sql])
+        target = Target("mysql", "sms", user="root", password=PASSWORD, container=name)
+        engine = backup.open_engine(target)
+        with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_DIR")) as work:
+            def raw_dump():
+                with open(os.path.join(work, "raw.sql.gz"), "wb") as out:
+                    dump = subprocess.Popen(["docker", "exec", "-e", "MYSQL_PWD=" + PASSWORD, name, "mysqldump",
+                                             "--single-transaction", "--routines", "--triggers", "--events",
+                                             "--hex-blob", "--protocol=TCP", "-h", "127.0.0.1", "-u", "root", "sms"],
+                                            stdout=subprocess.PIPE)
+                    sh(["gzip", "-6"], stdin=dump.stdout, stdout=out)
+                    dump.stdout.close()
+                    if dump.wait() != 0:
+                        raise SystemExit("bench: raw mysqldump failed")
+
+            def ours():
+                backup.take_backup(engine, tempfile.mkdtemp(dir=work), compression="gzip")
+
+            raw = timed("raw mysqldump | gzip > file", raw_dump, runs)
+            mine = timed("rollcall backup, gzip", ours, runs)
+        print("mariadb: backup/raw %.2f (goal <= 1.10)" % (mine / raw), flush=True)
+    finally:
+        subprocess.run(["docker", "rm", "-fv", name], stdout=subprocess.DEVNULL, check=False)
+
+
+if __name__ == "__main__":
+    runs = int(os.environ.get("BENCH_RUNS", "3"))
+    bench_postgres(int(os.environ.get("BENCH_PG_MB", "1024")), runs)
+    bench_mariadb(int(os.environ.get("BENCH_MARIADB_MB", "500")), runs)
