@@ -106,7 +106,8 @@ def bench_postgres(size_mb, runs):
 
             def raw_restore():
                 sh(["docker", "exec", "-e", "PGPASSWORD=" + PASSWORD, name, "psql", "-h", "127.0.0.1", "-U", "sms",
-                    "-d", "postgres", "-qc", "DROP DATABASE IF EXISTS raw_restore", "-c", "CREATE DATABASE raw_restore"])
+                    "-d", "postgres", "-qc", "DROP DATABASE IF EXISTS raw_restore",
+                    "-c", "CREATE DATABASE raw_restore"])
                 with open(raw_file, "rb") as src:
                     sh(["docker", "exec", "-i", "-e", "PGPASSWORD=" + PASSWORD, name, "pg_restore", "-h", "127.0.0.1",
                         "-U", "sms", "-d", "raw_restore"], stdin=src)
