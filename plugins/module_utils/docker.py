@@ -7,11 +7,9 @@ environment passed through the API (so passwords never appear on a command line)
 iterable, stdout and stderr demultiplexed as they arrive.
 """
 
-import contextlib
 import socket
-import threading
 
-from .runner import CHUNK, Result, Runner, RunnerError, _Capture, _Tail
+from .runner import Feeder, Result, Runner, RunnerError, _Capture, _Tail
 
 try:
     import docker
@@ -64,37 +62,17 @@ class ContainerRunner(Runner):
         raw.settimeout(None)
         tail, capture = _Tail(), (None if sink else _Capture())
         write_out = sink or capture.write
-        errors = []
-
-        def feed():
-            try:
-                for chunk in stdin:
-                    for start in range(0, len(chunk), CHUNK):
-                        raw.sendall(chunk[start:start + CHUNK])
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the tool stopped reading; its exit code says why
-            except Exception as exc:  # noqa: BLE001 - reported after the command ends
-                errors.append(exc)
-            finally:
-                with contextlib.suppress(OSError):
-                    raw.shutdown(socket.SHUT_WR)
-
-        feeder = None
-        if stdin is not None:
-            feeder = threading.Thread(target=feed, daemon=True)
-            feeder.start()
+        feeder = Feeder(stdin, raw.sendall, lambda: raw.shutdown(socket.SHUT_WR)) if stdin is not None else None
         try:
             for stream, data in frames_iter(sock, tty=False):
                 if stream == STDOUT:
                     write_out(data)
                 elif stream == STDERR:
                     tail.write(data)
-        finally:
             if feeder is not None:
-                feeder.join()
+                feeder.finish()
+        finally:
             sock.close()
-        if errors:
-            raise errors[0]
         rc = self.api.exec_inspect(exec_id).get("ExitCode")
         if rc is None:
             raise RunnerError("%s in %s ended without an exit code (container stopped?)" % (argv[0], self.where))

@@ -63,6 +63,38 @@ class _Capture:
         self.data += data
 
 
+class Feeder:
+    """Writes an iterable of byte chunks to a command's stdin from a thread, then closes it.
+
+    A command that stops reading early is not an error here (its exit code and stderr say why); any other failure
+    (a checksum mismatch raised by the iterable, say) is re-raised by ``finish()`` in the calling thread.
+    """
+
+    def __init__(self, chunks, write, close):
+        self.chunks, self.write, self.close = chunks, write, close
+        self.error = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            for chunk in self.chunks:
+                for start in range(0, len(chunk), CHUNK):
+                    self.write(chunk[start:start + CHUNK])
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        except Exception as exc:  # noqa: BLE001 - re-raised by finish()
+            self.error = exc
+        finally:
+            with contextlib.suppress(OSError):
+                self.close()
+
+    def finish(self):
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 class Runner:
     """Interface. ``where`` says where commands run, for messages."""
 
@@ -89,29 +121,13 @@ class LocalRunner(Runner):
             raise RunnerError("%s is not installed on %s" % (argv[0], self.where)) from None
         tail, capture = _Tail(), (None if sink else _Capture())
         write_out = sink or capture.write
-        errors = []
-
-        def feed():
-            try:
-                for chunk in stdin:
-                    proc.stdin.write(chunk)
-            except BrokenPipeError:
-                pass  # the tool stopped reading; its exit code and stderr say why
-            except Exception as exc:  # noqa: BLE001 - reported after the process ends
-                errors.append(exc)
-            finally:
-                with contextlib.suppress(BrokenPipeError):
-                    proc.stdin.close()
-
         def drain_stderr():
             for chunk in iter(lambda: proc.stderr.read(8192), b""):
                 tail.write(chunk)
 
         threads = [threading.Thread(target=drain_stderr, daemon=True)]
-        if stdin is not None:
-            threads.append(threading.Thread(target=feed, daemon=True))
-        for thread in threads:
-            thread.start()
+        threads[0].start()
+        feeder = Feeder(stdin, proc.stdin.write, proc.stdin.close) if stdin is not None else None
         try:
             for chunk in iter(lambda: proc.stdout.read(CHUNK), b""):
                 write_out(chunk)
@@ -122,6 +138,6 @@ class LocalRunner(Runner):
         rc = proc.wait()
         for thread in threads:
             thread.join()
-        if errors:
-            raise errors[0]
+        if feeder is not None:
+            feeder.finish()
         return Result(rc, bytes(capture.data) if capture else b"", tail.text())

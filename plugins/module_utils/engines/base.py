@@ -62,7 +62,12 @@ class Engine:
         raise NotImplementedError
 
     def tool_versions(self):
-        raise NotImplementedError
+        """{tool: its --version line} for the client tools in ``tools``."""
+        versions = {}
+        for tool in self.tools:
+            result = self.runner.run([tool, "--version"])
+            versions[tool] = result.text.strip() if result.rc == 0 else "unknown"
+        return versions
 
     def database_exists(self, database):
         raise NotImplementedError

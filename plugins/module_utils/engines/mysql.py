@@ -119,13 +119,6 @@ class MySQL(Engine):
     def server_version(self):
         return self.sql("SELECT VERSION();", what="reading the server version")[0][0]
 
-    def tool_versions(self):
-        versions = {}
-        for tool in self.tools:
-            result = self.runner.run([tool, "--version"])
-            versions[tool] = result.text.strip() if result.rc == 0 else "unknown"
-        return versions
-
     def database_exists(self, database):
         rows = self.sql("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s;" % quote_literal(database),
                         what="looking up database %s" % database)

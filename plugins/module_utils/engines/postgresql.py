@@ -87,13 +87,6 @@ class PostgreSQL(Engine):
     def server_version(self):
         return self.psql("SHOW server_version;", MAINTENANCE_DB, what="reading the server version")[0][0]
 
-    def tool_versions(self):
-        versions = {}
-        for tool in self.tools:
-            result = self.runner.run([tool, "--version"])
-            versions[tool] = result.text.strip() if result.rc == 0 else "unknown"
-        return versions
-
     def database_exists(self, database):
         rows = self.psql("SELECT 1 FROM pg_database WHERE datname = :'d';", MAINTENANCE_DB, {"d": database},
                          what="looking up database %s" % database)
