@@ -136,28 +136,27 @@ class PostgreSQL(Engine):
 
         holder = threading.Thread(target=hold_snapshot, daemon=True)
         holder.start()
-        snapshot, counts, counted = None, {}, False
+        counts = {}
+
+        def next_line(wait):
+            try:
+                line = lines.get(timeout=wait)
+            except queue.Empty:
+                raise EngineError("PostgreSQL at %s: the snapshot session did not answer within %d s"
+                                  % (self.target.where(), wait)) from None
+            return (None, None) if line is None else line.partition("\t")[::2]
+
+        def session_failed(what):
+            holder.join(30)
+            if "error" in session:
+                raise session["error"]
+            self._fail(what, session["result"])
+
         try:
-            while True:
-                try:
-                    line = lines.get(timeout=120)
-                except queue.Empty:
-                    raise EngineError("PostgreSQL at %s: no snapshot after 120 s" % self.target.where()) from None
-                if line is None:
-                    break
-                name, dummy, value = line.partition("\t")
-                if name == "snapshot":
-                    snapshot = value
-                elif name == "counted":
-                    counted = True
-                    break
-                else:
-                    counts[name] = int(value)
-            if snapshot is None or not counted:
-                holder.join(30)
-                if "error" in session:
-                    raise session["error"]
-                self._fail("opening the snapshot", session["result"])
+            name, snapshot = next_line(120)
+            if name != "snapshot":
+                session_failed("opening the snapshot")
+            # pg_dump reads the exported snapshot while the session counts every table in the same snapshot.
             head = bytearray()
 
             def checked_sink(data):
@@ -167,6 +166,13 @@ class PostgreSQL(Engine):
 
             argv = ["pg_dump", "-Fc", "-w", "--snapshot=%s" % snapshot] + self._conn_args(database)
             result = self.runner.run(argv, sink=checked_sink, env=self._env())
+            while True:
+                name, value = next_line(3600)
+                if name == "counted":
+                    break
+                if name is None:
+                    session_failed("counting rows in the snapshot")
+                counts[name] = int(value)
         finally:
             done.set()
             holder.join(60)
