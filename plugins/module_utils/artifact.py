@@ -188,19 +188,20 @@ def _read_exact(read, size):
 
 
 class ArtifactWriter:
-    """Stream a dump into ``<directory>/<name>.dump[.gz][.enc]`` atomically; ``close()`` returns its facts.
+    """Stream into ``<directory>/<name>.<part>[.gz][.enc]`` atomically; ``close()`` returns the file's facts.
 
+    ``part`` is ``dump`` for the database, ``uploads.tar`` for a files part of the same backup set.
     Use as a context manager: leaving with an exception removes the temporary file and leaves nothing behind.
     """
 
-    def __init__(self, directory, name, compression="none", key=None, compress_level=6):
+    def __init__(self, directory, name, compression="none", key=None, compress_level=6, part="dump"):
         if compression not in ("none", "gzip"):
             raise ArtifactError("compression must be none or gzip, not %r" % compression)
         if not os.path.isdir(directory):
             raise ArtifactError("backup directory %s does not exist; create it first" % directory)
         self.directory = directory
         self.name = name
-        suffix = ".dump" + (".gz" if compression == "gzip" else "") + (".enc" if key else "")
+        suffix = "." + part + (".gz" if compression == "gzip" else "") + (".enc" if key else "")
         self.filename = name + suffix
         self.path = os.path.join(directory, self.filename)
         if os.path.lexists(self.path) or os.path.lexists(manifest_path(directory, name)):

@@ -67,8 +67,13 @@ def _db(engine):
 
 
 # ------------------------------------------------------------------------------------------- backup
-def take_backup(engine, directory, kind="full", compression="none", key=None, app_version=None, labels=None):
-    """Dump ``engine.target`` into a new artifact + manifest in ``directory``; returns the manifest."""
+def take_backup(engine, directory, kind="full", compression="none", key=None, app_version=None, labels=None,
+                files=None):
+    """Dump ``engine.target`` into a new artifact + manifest in ``directory``; returns the manifest.
+
+    ``files``: {"path": dir, "container": name or None} adds that directory (the SMS uploads volume) to the same
+    backup set as a tar part with its own checksum.
+    """
     started = artifact.utcnow()
     name = artifact.artifact_name(engine.name, engine.target.database, started, kind)
     clock = time.monotonic()
@@ -85,6 +90,13 @@ def take_backup(engine, directory, kind="full", compression="none", key=None, ap
         except OSError as exc:
             writer.abort()
             raise ArtifactError("writing backup %s failed: %s; nothing was kept" % (name, exc.strerror)) from None
+        parts = {}
+        try:
+            if files:
+                parts["uploads"] = _archive_files(files, directory, name, compression, key)
+        except BaseException:
+            os.unlink(os.path.join(directory, stored["file"]))  # no manifest yet: drop the half set
+            raise
     finished = artifact.utcnow()
     manifest = {
         "engine": engine.name,
@@ -103,13 +115,71 @@ def take_backup(engine, directory, kind="full", compression="none", key=None, ap
         "duration_s": round(time.monotonic() - clock, 3),
         "labels": labels or {},
         "data": stored,
+        "files": parts,
     }
     return artifact.write_manifest(directory, name, manifest)
 
 
+def files_runner(files):
+    if files.get("container"):
+        from .docker import ContainerRunner
+
+        return ContainerRunner(files["container"], files.get("docker_host"))
+    return LocalRunner()
+
+
+def _archive_files(files, directory, name, compression, key):
+    """tar the directory (inside its container or on this host) into the ``uploads.tar`` part."""
+    runner = files_runner(files)
+    with artifact.ArtifactWriter(directory, name, compression, key, part="uploads.tar") as writer:
+        try:
+            result = runner.run(["tar", "-C", files["path"], "--numeric-owner", "-cf", "-", "."], sink=writer.write)
+            if result.rc != 0:
+                reason = result.last_error_line()
+                raise ArtifactError("archiving %s in %s failed: %s" % (files["path"], runner.where, reason))
+            stored = writer.close()
+        except OSError as exc:
+            writer.abort()
+            raise ArtifactError("writing the files of backup %s failed: %s; nothing was kept"
+                                % (name, exc.strerror)) from None
+    return dict(stored, path=files["path"], container=files.get("container"))
+
+
+# Replaces the directory's content with the staged copy; the path comes in as "$1", never inside the script.
+SWAP_FILES = (
+    'set -e; cd "$1"; '
+    'find . -mindepth 1 -maxdepth 1 ! -name .rc_restore -exec rm -rf {} +; '
+    'find .rc_restore -mindepth 1 -maxdepth 1 -exec mv {} . \\; ; rmdir .rc_restore'
+)
+
+
+def restore_files(directory, manifest, key, files=None):
+    """Put the uploads part back: extract into <path>/.rc_restore, then replace the directory's content."""
+    part = manifest.get("files", {}).get("uploads")
+    if not part:
+        return None
+    files = dict({"path": part["path"], "container": part.get("container")}, **(files or {}))
+    runner = files_runner(files)
+    staging = files["path"].rstrip("/") + "/.rc_restore"
+    for argv in (["rm", "-rf", staging], ["mkdir", "-p", staging]):
+        result = runner.run(argv)
+        if result.rc != 0:
+            raise ArtifactError("preparing %s failed: %s" % (staging, result.last_error_line()))
+    result = runner.run(["tar", "-C", staging, "--no-same-owner", "-xf", "-"],
+                        stdin=plain_stream(directory, manifest, key, data=part))
+    if result.rc != 0:
+        runner.run(["rm", "-rf", staging])
+        raise ArtifactError("extracting the uploads failed: %s" % result.last_error_line())
+    result = runner.run(["sh", "-c", SWAP_FILES, "sh", files["path"]])
+    if result.rc != 0:
+        raise ArtifactError("putting the restored uploads in place failed: %s" % result.last_error_line())
+    return files["path"]
+
+
 # ------------------------------------------------------------------------------------------- verify
-def plain_stream(directory, manifest, key=None):
-    data = manifest["data"]
+def plain_stream(directory, manifest, key=None, data=None):
+    """The plain bytes of a stored part (default: the dump), every check applied as they stream."""
+    data = data or manifest["data"]
     if data.get("encrypted") and key is None:
         raise ArtifactError("backup %s is encrypted (key id %s); give the key" % (manifest["name"], data["key_id"]))
     if data.get("encrypted") and artifact.key_id(key) != data["key_id"]:
@@ -129,12 +199,21 @@ def verify_backup(directory, name, level, key=None, engine=None, record=True):
     try:
         manifest = artifact.read_manifest(directory, name)
         collections.deque(plain_stream(directory, manifest, key), maxlen=0)  # read it all, keep nothing
-        steps.append({"level": "checksum", "status": "passed", "detail": "sha256 %s matches; stream complete"
-                      % manifest["data"]["sha256"][:16]})
+        for part in manifest.get("files", {}).values():
+            collections.deque(plain_stream(directory, manifest, key, data=part), maxlen=0)
+        steps.append({"level": "checksum", "status": "passed", "detail": "sha256 %s matches; stream complete%s"
+                      % (manifest["data"]["sha256"][:16], " (with the uploads)" if manifest.get("files") else "")})
         if LEVELS.index(level) >= 1:
             if engine is None:
                 raise EngineError("level %s needs a database engine to run %s's own tools" % (level, name))
             native_status, detail = engine.native_check(plain_stream(directory, manifest, key))
+            for part in manifest.get("files", {}).values():
+                listing = LocalRunner().run(["tar", "-tf", "-"], stdin=plain_stream(directory, manifest, key,
+                                                                                    data=part))
+                if listing.rc != 0:
+                    native_status, detail = "failed", "the uploads archive is damaged: %s" % listing.last_error_line()
+                else:
+                    detail += "; uploads archive lists %d entries" % len(listing.text.splitlines())
             steps.append({"level": "native", "status": native_status, "detail": detail})
         if LEVELS.index(level) >= 2 and steps[-1]["status"] == "passed":
             steps.append(_verify_by_restore(engine, manifest, plain_stream(directory, manifest, key)))
@@ -180,7 +259,7 @@ def _verify_by_restore(engine, manifest, chunks):
 
 # ------------------------------------------------------------------------------------------- restore
 def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_old=False, compression="none",
-                   safety_key=None):
+                   safety_key=None, files=None):
     """Verify, back up the target, restore into a side database, validate, swap in. Returns what happened."""
     manifest = artifact.read_manifest(directory, name)
     if manifest["engine"] != engine.name:
@@ -192,8 +271,13 @@ def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_o
     report = {"restored": name, "verification": check, "safety_backup": None, "old_kept_as": None}
     exists = engine.database_exists(target)
     if exists and safety_backup:
+        current_files = None
+        if manifest.get("files", {}).get("uploads"):
+            part = manifest["files"]["uploads"]
+            current_files = dict({"path": part["path"], "container": part.get("container")}, **(files or {}))
         report["safety_backup"] = take_backup(engine, directory, compression=compression, key=safety_key,
-                                              labels={"reason": "safety backup before restoring %s" % name})["name"]
+                                              labels={"reason": "safety backup before restoring %s" % name},
+                                              files=current_files)["name"]
     scratch = engine.scratch_name(target)
     with terminate_cleanly():
         try:
@@ -213,6 +297,7 @@ def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_o
             engine.drop_database(scratch)
             raise
         report["old_kept_as"] = engine.swap_in(scratch, target, keep_old)
+        report["files_restored"] = restore_files(directory, manifest, key, files)
     report["row_counts"] = manifest["row_counts"]
     return report
 
@@ -300,8 +385,9 @@ def delete_backup(directory, name):
     manifest = artifact.read_manifest(directory, name)
     removed = []
     # The manifest goes first: from then on nothing looks like a complete backup.
-    for path in (artifact.manifest_path(directory, name), os.path.join(directory, manifest["data"]["file"]),
-                 artifact.verify_path(directory, name)):
+    parts = [os.path.join(directory, p["file"]) for p in manifest.get("files", {}).values()]
+    for path in [artifact.manifest_path(directory, name), os.path.join(directory, manifest["data"]["file"]),
+                 artifact.verify_path(directory, name)] + parts:
         if os.path.exists(path):
             os.unlink(path)
             removed.append(os.path.basename(path))

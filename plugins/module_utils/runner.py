@@ -121,6 +121,7 @@ class LocalRunner(Runner):
             raise RunnerError("%s is not installed on %s" % (argv[0], self.where)) from None
         tail, capture = _Tail(), (None if sink else _Capture())
         write_out = sink or capture.write
+
         def drain_stderr():
             for chunk in iter(lambda: proc.stderr.read(8192), b""):
                 tail.write(chunk)

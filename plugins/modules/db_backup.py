@@ -43,11 +43,32 @@ options:
       - Free-form labels recorded in the manifest (for example the reason for the backup).
     type: dict
     default: {}
+  uploads_path:
+    description:
+      - A directory to include in the same backup set (the SMS uploads volume), as a tar part with its own
+        checksum, compressed and encrypted like the dump. It is restored together with the database.
+      - It is read inside O(uploads_container) when that is set, else on the managed host.
+    type: str
+  uploads_container:
+    description:
+      - The container in which O(uploads_path) is (for the SMS, the app container).
+    type: str
 notes:
   - Supports check mode.
 """
 
 EXAMPLES = r"""
+- name: Back up the database and the uploads volume as one set
+  rollcall.ops.db_backup:
+    engine: postgresql
+    container: rollcall-db
+    database: sms
+    user: sms
+    password: "{{ rollcall_db_password }}"
+    directory: /var/backups/rollcall
+    uploads_path: /data/uploads
+    uploads_container: rollcall-app
+
 - name: Back up the SMS database from its container, encrypted
   rollcall.ops.db_backup:
     engine: postgresql
@@ -97,7 +118,9 @@ def main():
                            type=dict(type="str", default="full", choices=["full"]),
                            compression=dict(type="str", default="none", choices=["none", "gzip"]),
                            app_version=dict(type="str"),
-                           labels=dict(type="dict", default={})),
+                           labels=dict(type="dict", default={}),
+                           uploads_path=dict(type="str"),
+                           uploads_container=dict(type="str")),
         mutually_exclusive=KEY_EXCLUSIVE,
         supports_check_mode=True,
     )
@@ -115,8 +138,10 @@ def main():
                 raise backup.EngineError("database %s does not exist at %s" % (target.database, target.where()))
             message = "would back up %s into %s" % (target.database, p["directory"])
             module.exit_json(changed=True, name=name, msg=message)
+        files = {"path": p["uploads_path"], "container": p["uploads_container"],
+                 "docker_host": p["docker_host"]} if p["uploads_path"] else None
         manifest = backup.take_backup(engine, p["directory"], p["type"], p["compression"], key, p["app_version"],
-                                      p["labels"])
+                                      p["labels"], files=files)
     except backup.ERRORS + (backup.Interrupted,) as exc:
         module.fail_json(msg="backup failed: %s" % exc)
     module.exit_json(changed=True, name=manifest["name"], manifest=manifest,

@@ -34,6 +34,12 @@ options:
       - Keep the replaced database under the name C(<database>__rc_old) instead of dropping it.
     type: bool
     default: false
+  uploads_container:
+    description:
+      - When the backup set holds uploads, restore them into this container instead of the one recorded in the
+        manifest. They are extracted next to the live files first, then replace them; the safety backup holds
+        the replaced ones.
+    type: str
 notes:
   - Supports check mode (verifies the artifact and reports what would happen).
 """
@@ -63,6 +69,10 @@ old_kept_as:
   description: Name the replaced database was kept under (O(keep_old=true)), else null.
   returned: success
   type: str
+files_restored:
+  description: The uploads directory restored from the backup set, or null when the set has none.
+  returned: success
+  type: str
 row_counts:
   description: Row counts of the restored database (equal to the manifest's).
   returned: success
@@ -80,7 +90,8 @@ def main():
         argument_spec=spec(TARGET_ARGS, ARTIFACT_ARGS,
                            name=dict(type="str"),
                            safety_backup=dict(type="bool", default=True),
-                           keep_old=dict(type="bool", default=False)),
+                           keep_old=dict(type="bool", default=False),
+                           uploads_container=dict(type="str")),
         mutually_exclusive=KEY_EXCLUSIVE,
         supports_check_mode=True,
     )
@@ -96,7 +107,8 @@ def main():
                 module.fail_json(msg="would refuse to restore %s: %s" % (name, check["steps"][-1]["detail"]))
             module.exit_json(changed=True, restored=name, msg="would restore %s into %s" % (name, target.database))
         report = backup.restore_backup(engine, p["directory"], name, key=key, safety_backup=p["safety_backup"],
-                                       keep_old=p["keep_old"], safety_key=key)
+                                       keep_old=p["keep_old"], safety_key=key,
+                                       files={"container": p["uploads_container"]} if p["uploads_container"] else None)
     except backup.ERRORS + (backup.Interrupted,) as exc:
         module.fail_json(msg="restore failed, the target database was not replaced: %s" % exc)
     module.exit_json(changed=True, **report)
