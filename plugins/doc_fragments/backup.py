@@ -46,6 +46,11 @@ options:
     description:
       - The Docker engine to use with O(container).
     type: str
+  jobs:
+    description:
+      - PostgreSQL directory-format archives only. Parallel jobs for C(pg_dump -Fd) and C(pg_restore -j).
+    type: int
+    default: 1
 """
 
     # Where artifacts live and how they are protected.

@@ -48,7 +48,9 @@ def open_engine(target):
         runner = ContainerRunner(target.container, target.docker_host)
     else:
         runner = LocalRunner()
-    return ENGINES[target.engine](runner, target)
+    engine = ENGINES[target.engine](runner, target)
+    engine.jobs = max(1, int(target.jobs or 1))
+    return engine
 
 
 def target_from_params(params):
@@ -59,7 +61,7 @@ def target_from_params(params):
         database = database or SQLite.default_database(params["path"])
     return Target(params["engine"], database, host=params.get("host"), port=params.get("port"),
                   user=params.get("user"), password=params.get("password"), container=params.get("container"),
-                  docker_host=params.get("docker_host"), path=params.get("path"))
+                  docker_host=params.get("docker_host"), path=params.get("path"), jobs=params.get("jobs"))
 
 
 def _db(engine):
@@ -106,6 +108,7 @@ def take_backup(engine, directory, kind="full", compression="none", key=None, ap
         "server_version": facts.get("server_version") or server_version,
         "tool_versions": engine.tool_versions(),
         "format": facts["format"],
+        "archive_format": facts.get("archive_format"),
         "schema_revision": facts.get("schema_revision", revision),
         "app_version": app_version,
         "row_counts": facts["row_counts"],
@@ -206,6 +209,7 @@ def verify_backup(directory, name, level, key=None, engine=None, record=True):
         if LEVELS.index(level) >= 1:
             if engine is None:
                 raise EngineError("level %s needs a database engine to run %s's own tools" % (level, name))
+            engine.prepare_for(manifest)
             native_status, detail = engine.native_check(plain_stream(directory, manifest, key))
             for part in manifest.get("files", {}).values():
                 listing = LocalRunner().run(["tar", "-tf", "-"], stdin=plain_stream(directory, manifest, key,
@@ -264,6 +268,7 @@ def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_o
     manifest = artifact.read_manifest(directory, name)
     if manifest["engine"] != engine.name:
         raise EngineError("backup %s is a %s backup; the target is %s" % (name, manifest["engine"], engine.name))
+    engine.prepare_for(manifest)
     check = verify_backup(directory, name, "native", key=key, engine=engine)
     if check["status"] != "passed":
         raise ArtifactError("refusing to restore %s: verification failed: %s" % (name, check["steps"][-1]["detail"]))

@@ -12,6 +12,7 @@ TARGET_ARGS = dict(
     path=dict(type="path"),
     container=dict(type="str"),
     docker_host=dict(type="str"),
+    jobs=dict(type="int", default=1),
 )
 
 ARTIFACT_ARGS = dict(

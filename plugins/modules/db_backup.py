@@ -28,6 +28,14 @@ options:
     type: str
     choices: [full]
     default: full
+  archive_format:
+    description:
+      - PostgreSQL only. V(custom) is one C(pg_dump -Fc) stream; V(directory) runs C(pg_dump -Fd) with O(jobs)
+        parallel workers in a work directory where the tools run (it needs room for the dump there) and stores
+        it as a tar stream, restored with C(pg_restore -j).
+    type: str
+    choices: [custom, directory]
+    default: custom
   compression:
     description:
       - Compress the dump with gzip before encryption. PostgreSQL's custom format is already compressed.
@@ -116,6 +124,7 @@ def main():
     module = AnsibleModule(
         argument_spec=spec(TARGET_ARGS, ARTIFACT_ARGS,
                            type=dict(type="str", default="full", choices=["full"]),
+                           archive_format=dict(type="str", default="custom", choices=["custom", "directory"]),
                            compression=dict(type="str", default="none", choices=["none", "gzip"]),
                            app_version=dict(type="str"),
                            labels=dict(type="dict", default={}),
@@ -130,6 +139,10 @@ def main():
         target = backup.target_from_params(p)
         name = artifact.artifact_name(p["engine"], target.database, artifact.utcnow(), p["type"])
         engine = backup.open_engine(target)
+        if p["archive_format"] != "custom":
+            if p["engine"] != "postgresql":
+                raise artifact.ArtifactError("archive_format %s is for PostgreSQL only" % p["archive_format"])
+            engine.archive_format = p["archive_format"]
         if not os.path.isdir(p["directory"]):
             raise artifact.ArtifactError("backup directory %s does not exist; create it first" % p["directory"])
         if module.check_mode:

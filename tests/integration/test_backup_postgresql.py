@@ -281,3 +281,20 @@ def test_uploads_travel_in_the_same_backup_set(pg, directory):
     part_path.write_bytes(bytes(data))
     rc, verified, _ = run_module("backup_verify", args(pg, directory, name=made["name"], encryption_key=KEY))
     assert rc != 0 and "corrupt" in verified["msg"]
+
+
+def test_directory_format_with_parallel_jobs_round_trips(pg, directory):
+    before = fingerprint(pg, "sms")
+    made = backup(pg, directory, archive_format="directory", jobs=2, encryption_key=KEY)
+    assert made["manifest"]["archive_format"] == "directory"
+    assert made["manifest"]["format"] == "pg_dump directory (-Fd -j 2), as tar"
+    rc, verified, _ = run_module("backup_verify", args(pg, directory, name=made["name"], level="restore", jobs=2,
+                                                       encryption_key=KEY))
+    assert rc == 0 and verified["status"] == "passed", verified
+    psql(pg, "sms", "DELETE FROM measurements")
+    rc, restored, _ = run_module("db_restore", args(pg, directory, name=made["name"], jobs=2, encryption_key=KEY,
+                                                    safety_backup=False))
+    assert rc == 0, restored.get("msg")
+    assert fingerprint(pg, "sms") == before
+    leftovers = pg.exec_run(["sh", "-c", "ls -d /tmp/rollcall-* 2>/dev/null | wc -l"]).output.decode().strip()
+    assert leftovers == "0"

@@ -18,7 +18,7 @@ class Target:
     """Where a database is and how to log in. ``container`` set: tools run inside that container."""
 
     def __init__(self, engine, database, host=None, port=None, user=None, password=None, container=None,
-                 docker_host=None, path=None):
+                 docker_host=None, path=None, jobs=1):
         self.engine = engine
         self.database = database
         self.host = host
@@ -28,6 +28,7 @@ class Target:
         self.container = container
         self.docker_host = docker_host
         self.path = path
+        self.jobs = jobs
 
     def where(self):
         if self.engine == "sqlite":
@@ -56,6 +57,9 @@ class Engine:
     def __init__(self, runner, target):
         self.runner = runner
         self.target = target
+
+    def prepare_for(self, manifest):
+        """Adapt to how a stored backup was made (before verifying or restoring it)."""
 
     # ---- introspection
     def server_version(self):
