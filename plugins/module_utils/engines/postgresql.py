@@ -266,8 +266,8 @@ class PostgreSQL(Engine):
         workdir = self._workdir()
         try:
             self._unpack(chunks, workdir)
-            self._run_checked(argv + ["-j", str(self.jobs), workdir], "pg_restore -j %d into %s" % (self.jobs,
-                                                                                                  database))
+            what = "pg_restore -j %d into %s" % (self.jobs, database)
+            self._run_checked(argv + ["-j", str(self.jobs), workdir], what)
         finally:
             self.runner.run(["rm", "-rf", workdir])
 
