@@ -138,3 +138,16 @@ def test_backup_from_inside_the_app_container(docker_client, require_image, run_
         for c in docker_client.containers.list(all=True, filters={"volume": volume}):
             c.remove(force=True)
         docker_client.volumes.get(volume).remove(force=True)
+
+
+def test_check_mode_verifies_without_creating_anything(setup):
+    db, backups, live = setup
+    args = {"engine": "sqlite", "path": db, "directory": str(backups)}
+    rc, made, _ = run_module("db_backup", args)
+    assert rc == 0
+    rc, checked, _ = run_module("backup_verify", dict(args, level="restore", name=made["name"]), "--check")
+    assert rc == 0 and checked["status"] == "passed" and checked["level"] == "native"
+    assert not (backups / (made["name"] + ".verify.json")).exists(), "check mode records nothing"
+    rc, planned, _ = run_module("db_backup", args, "--check")
+    assert rc == 0 and planned["changed"] is True and "would back up" in planned["msg"]
+    assert len(os.listdir(backups)) == 2, "check mode makes no backup"
