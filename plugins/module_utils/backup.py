@@ -64,8 +64,15 @@ def target_from_params(params):
                   docker_host=params.get("docker_host"), path=params.get("path"), jobs=params.get("jobs"))
 
 
-def _db(engine):
+def database_of(engine):
+    """What the engine calls the target database: its name, or for SQLite the file's path."""
     return engine.target.path if engine.name == "sqlite" else engine.target.database
+
+
+def require_database(engine):
+    if not engine.database_exists(database_of(engine)):
+        raise EngineError("database %s does not exist at %s; check the database name"
+                          % (engine.target.database, engine.target.where()))
 
 
 # ------------------------------------------------------------------------------------------- backup
@@ -79,12 +86,10 @@ def take_backup(engine, directory, kind="full", compression="none", key=None, ap
     started = artifact.utcnow()
     name = artifact.artifact_name(engine.name, engine.target.database, started, kind)
     clock = time.monotonic()
-    if not engine.database_exists(_db(engine)):
-        raise EngineError("database %s does not exist at %s; check the database name"
-                          % (engine.target.database, engine.target.where()))
+    require_database(engine)
     server_version = engine.server_version()
-    revision = engine.schema_revision(_db(engine))
-    privileges = engine.privileges(_db(engine))
+    revision = engine.schema_revision(database_of(engine))
+    privileges = engine.privileges(database_of(engine))
     with terminate_cleanly(), artifact.ArtifactWriter(directory, name, compression, key) as writer:
         try:
             facts = engine.dump(writer.write)
@@ -244,10 +249,11 @@ def compare_counts(expected, actual):
 
 
 def _verify_by_restore(engine, manifest, chunks):
-    scratch = engine.scratch_name(_db(engine))
+    scratch = engine.scratch_name(database_of(engine))
     try:
         engine.drop_database(scratch)
-        engine.create_database(scratch, like=_db(engine) if engine.database_exists(_db(engine)) else None)
+        live = database_of(engine)
+        engine.create_database(scratch, like=live if engine.database_exists(live) else None)
         engine.restore(chunks, scratch)
         problems = compare_counts(manifest["row_counts"], engine.row_counts(scratch))
         integrity, detail = engine.integrity_check(scratch)
@@ -272,7 +278,7 @@ def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_o
     check = verify_backup(directory, name, "native", key=key, engine=engine)
     if check["status"] != "passed":
         raise ArtifactError("refusing to restore %s: verification failed: %s" % (name, check["steps"][-1]["detail"]))
-    target = _db(engine)
+    target = database_of(engine)
     report = {"restored": name, "verification": check, "safety_backup": None, "old_kept_as": None}
     exists = engine.database_exists(target)
     if exists and safety_backup:

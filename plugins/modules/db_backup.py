@@ -146,9 +146,7 @@ def main():
         if not os.path.isdir(p["directory"]):
             raise artifact.ArtifactError("backup directory %s does not exist; create it first" % p["directory"])
         if module.check_mode:
-            exists = engine.database_exists(target.path if p["engine"] == "sqlite" else target.database)
-            if not exists:
-                raise backup.EngineError("database %s does not exist at %s" % (target.database, target.where()))
+            backup.require_database(engine)
             message = "would back up %s into %s" % (target.database, p["directory"])
             module.exit_json(changed=True, name=name, msg=message)
         files = {"path": p["uploads_path"], "container": p["uploads_container"],
