@@ -1,5 +1,6 @@
 """MariaDB backups through the real modules: dump, manifest counts, verification at every level, faults."""
 
+import json
 import os
 import uuid
 
@@ -70,7 +71,6 @@ def test_truncated_dump_fails_native_verification(maria, tmp_path):
     data = path.read_bytes()[:-80]
     path.write_bytes(data)
     import hashlib
-    import json
 
     manifest_path = tmp_path / (result["name"] + ".manifest.json")
     manifest = json.loads(manifest_path.read_text())
@@ -99,3 +99,38 @@ def test_restore_over_a_live_database_is_refused_clearly(maria, tmp_path):
     count = maria.exec_run(["mariadb", "--protocol=TCP", "-h", "127.0.0.1", "-u", "root", "-Nse",
                             "SELECT COUNT(*) FROM sms.`odd ``name`` ✓`"], environment={"MYSQL_PWD": ROOT_PASSWORD})
     assert count.output.decode().strip() == "4"
+
+
+def test_restore_into_another_database_is_faithful(maria, tmp_path):
+    """Schema + data fingerprint: the original and a restore of its backup dump to the same SQL."""
+    import sys
+
+    from modules import ROOT
+
+    sys.path.insert(0, os.path.join(ROOT, ".collections"))
+    from ansible_collections.rollcall.ops.plugins.module_utils import backup
+    from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import Target
+
+    rc, made, _ = run_module("db_backup", args(maria, tmp_path, compression="gzip"))
+    assert rc == 0, made.get("msg")
+    engine = backup.open_engine(Target("mysql", "sms", user="root", password=ROOT_PASSWORD, container=maria.name))
+    manifest = json.loads((tmp_path / (made["name"] + ".manifest.json")).read_text())
+    engine.drop_database("sms_copy")
+    engine.create_database("sms_copy")
+    try:
+        engine.restore(backup.plain_stream(str(tmp_path), manifest), "sms_copy")
+
+        def fingerprint(database):
+            out = maria.exec_run(["mysqldump", "--protocol=TCP", "-h", "127.0.0.1", "-u", "root", "--skip-comments",
+                                  "--skip-dump-date", "--routines", "--triggers", "--events", "--hex-blob",
+                                  database], environment={"MYSQL_PWD": ROOT_PASSWORD})
+            assert out.exit_code == 0, out.output.decode()[-300:]
+            return out.output.decode()
+
+        original, copy = fingerprint("sms"), fingerprint("sms_copy")
+        for needle in ("AUTO_INCREMENT=1004", "GENERATED ALWAYS AS", "CREATE DEFINER", "TRIGGER odd_ai",
+                       "EVENT `nightly`", "PROCEDURE `count_odd`", "VIEW `odd_view`", "0x00FF10", "'🎓 emoji'"):
+            assert needle in copy, needle
+        assert copy == original
+    finally:
+        engine.drop_database("sms_copy")
