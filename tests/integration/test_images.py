@@ -183,7 +183,12 @@ def test_mariadb_without_a_required_password_says_so(start, environment, line):
 def test_host_image_has_what_ansible_and_community_docker_need(docker_client, start):
     container = start(HOST, command=["python3", "-c", "import docker, requests, yaml; print('ok')"])
     assert wait_exit(container) == (0, "ok\n")
-    assert docker_client.images.get(HOST).attrs["Config"]["Cmd"] == ["sleep", "infinity"]
+    config = docker_client.images.get(HOST).attrs["Config"]
+    assert (config["Entrypoint"], config["Cmd"]) == (["tini", "--"], ["sleep", "infinity"])
+    idle = start(HOST)
+    began = time.monotonic()
+    idle.stop(timeout=20)
+    assert time.monotonic() - began < 5, "docker stop of an idle host waited for the grace period"
 
 
 # ---------------------------------------------------------------- images/build.py
