@@ -1,16 +1,25 @@
 """The reference SMS app in its real image: API, health, limits, logs, metrics, CLI errors, migrations."""
 
+import contextlib
 import json
 import time
 import urllib.error
 import urllib.request
 import uuid
 
+import docker.errors
 import pytest
 from conftest import SECRET, host_port, wait_exit, wait_healthy
 
 APP = "rollcall/sms-app:1.0.0"
+APP_110 = "rollcall/sms-app:1.1.0"
+BROKEN = "rollcall/sms-app:1.2.0-broken"
 SQLITE = "sqlite:////data/db/sms.sqlite3"
+PREFIX = "sms-apptest-"  # every container and volume this module makes; all removed at the end
+
+
+def unique(kind):
+    return "%s%s-%s" % (PREFIX, kind, uuid.uuid4().hex[:8])
 
 
 def request(base, path, method="GET", body=None, headers=None, raw=None):
@@ -41,22 +50,73 @@ def oneoff(run_container, image, command, env, volumes=None):
     return wait_exit(container)
 
 
+def base_url(container):
+    return "http://127.0.0.1:%d" % host_port(container, "8000/tcp")
+
+
+def wait_live(container, timeout=30):
+    """Poll /health/live (faster than waiting for Docker's first HEALTHCHECK run); returns the base URL."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.status in ("exited", "dead"):
+            raise AssertionError("container exited: %s" % container.logs(tail=20).decode())
+        with contextlib.suppress(OSError, KeyError, TypeError, IndexError):
+            base = base_url(container)
+            if request(base, "/health/live")[0] == 200:
+                return base
+        time.sleep(0.2)
+    raise AssertionError("no answer on /health/live after %s s: %s" % (timeout, container.logs(tail=20).decode()))
+
+
+@pytest.fixture
+def run_container(docker_client):
+    """Start containers named sms-apptest-…; all are removed at the end of the test."""
+    started = []
+
+    def run(image, **kwargs):
+        kwargs.setdefault("detach", True)
+        container = docker_client.containers.run(image, name=unique("run"), **kwargs)
+        started.append(container)
+        return container
+
+    yield run
+    for container in started:
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True, v=True)
+
+
+@pytest.fixture
+def volume(docker_client):
+    """A fresh named volume for /data/db (the SQLite file), removed after the test and its containers."""
+    name = docker_client.volumes.create(unique("db")).name
+    yield {name: {"bind": "/data/db", "mode": "rw"}}
+    for container in docker_client.containers.list(all=True, filters={"volume": name}):
+        container.remove(force=True, v=True)
+    docker_client.volumes.get(name).remove(force=True)
+
+
 @pytest.fixture(scope="module")
 def app(docker_client, require_image):
     """One migrated, seeded app on SQLite for the module, published on a random loopback port."""
     require_image(APP)
-    volume = "it-sms-%s" % uuid.uuid4().hex[:8]
+    volume = docker_client.volumes.create(unique("db")).name
     volumes = {volume: {"bind": "/data/db", "mode": "rw"}}
-    for command in (["sms-app", "migrate"], ["sms-app", "seed", "--students", "12"]):
-        # raises ContainerError (with the output) when the command fails
-        docker_client.containers.run(APP, command=command, environment=app_env(), volumes=volumes, remove=True)
-    container = docker_client.containers.run(APP, detach=True, name="it-app-%s" % volume, environment=app_env(),
-                                             volumes=volumes, ports={"8000/tcp": ("127.0.0.1", None)})
+    container = None
     try:
-        wait_healthy(container)
-        yield "http://127.0.0.1:%d" % host_port(container, "8000/tcp"), container
+        for command in (["sms-app", "migrate"], ["sms-app", "seed", "--students", "12"]):
+            setup = docker_client.containers.run(APP, command=command, name=unique("setup"), environment=app_env(),
+                                                 volumes=volumes, detach=True)
+            code, output = wait_exit(setup)
+            setup.remove(force=True, v=True)  # v: its anonymous /data/uploads volume too
+            assert code == 0, "%s failed: %s" % (" ".join(command), output)
+        container = docker_client.containers.run(APP, detach=True, name=unique("app"), environment=app_env(),
+                                                 volumes=volumes, ports={"8000/tcp": ("127.0.0.1", None)})
+        wait_healthy(container)  # Docker's own HEALTHCHECK (python3 urllib on /health/live) must pass
+        yield base_url(container), container
     finally:
-        container.remove(force=True, v=True)
+        if container is not None:
+            container.remove(force=True, v=True)
         docker_client.volumes.get(volume).remove(force=True)
 
 
@@ -153,6 +213,7 @@ def test_access_log_and_metrics(app):
     assert 'sms_app_info{version="1.0.0"} 1' in text
     assert 'sms_app_http_requests_total{method="GET",path="/api/v1/courses",status="200"}' in text
     assert "sms_app_http_request_duration_seconds_bucket" in text
+    assert "\nsms_app_database_up 1\n" in text
     assert SECRET not in container.logs().decode()
 
 
@@ -161,14 +222,14 @@ def test_rate_limit_answers_429_with_retry_after(run_container, require_image):
     container = run_container(APP, environment=app_env(RATE_LIMIT_PER_MINUTE="3"),
                               command=["sh", "-c", "sms-app migrate && exec sms-app serve"],
                               ports={"8000/tcp": ("127.0.0.1", None)})
-    wait_healthy(container)
-    base = "http://127.0.0.1:%d" % host_port(container, "8000/tcp")
+    base = wait_live(container)
     statuses = [request(base, "/api/v1/courses")[0] for _ in range(3)]
     status, headers, payload = request(base, "/api/v1/courses")
     assert status == 429
-    assert int(headers["Retry-After"]) >= 1
+    assert 1 <= int(headers["Retry-After"]) <= 60
     assert json.loads(payload)["limit_per_minute"] == 3
     assert request(base, "/health/live")[0] == 200, "health endpoints are exempt"
+    assert request(base, "/metrics")[0] == 200, "metrics is exempt"
     assert statuses == [200, 200, 200]
 
 
@@ -179,73 +240,87 @@ def test_missing_or_short_secret_key_refuses_to_start(run_container, require_ima
     env.pop("SECRET_KEY")
     if secret:
         env["SECRET_KEY"] = secret
-    container = run_container(APP, environment=env)
+    container = run_container(APP, environment=env)  # default CMD: sms-app serve
     code, output = wait_exit(container)
     assert code == 2
     assert output.strip() == ("sms-app: SECRET_KEY is missing or shorter than 32 characters; set SECRET_KEY to a "
                               "random string of at least 32 characters")
 
 
-def test_unreachable_database_is_one_line_without_password(run_container, require_image):
+def test_missing_database_url_is_one_clear_line(run_container, require_image):
+    require_image(APP)
+    env = app_env()
+    env.pop("DATABASE_URL")
+    code, output = oneoff(run_container, APP, ["sms-app", "migrate"], env)
+    assert code == 2
+    assert len(output.strip().splitlines()) == 1
+    assert output.startswith("sms-app: DATABASE_URL is not set")
+
+
+@pytest.mark.parametrize(("command", "url"), [
+    (["migrate"], "postgresql+psycopg2://sms:%s@127.0.0.1:1/sms"),
+    (["seed", "--students", "3"], "mysql+pymysql://sms:%s@127.0.0.1:1/sms?charset=utf8mb4"),
+    (["check-config"], "postgresql+psycopg2://sms:%s@127.0.0.1:1/sms"),
+], ids=["migrate-postgresql", "seed-mariadb", "check-config-postgresql"])
+def test_unreachable_database_is_one_line_without_password(run_container, require_image, command, url):
     require_image(APP)
     password = "p4ss-that-must-not-leak"
-    url = "postgresql+psycopg2://sms:%s@127.0.0.1:1/sms" % password
-    code, output = oneoff(run_container, APP, ["sms-app", "migrate"], app_env(DATABASE_URL=url))
-    assert code == 3
-    assert len(output.strip().splitlines()) == 1
-    assert output.startswith("sms-app: cannot connect to the database at 127.0.0.1:1 (")
-    assert password not in output
+    code, output = oneoff(run_container, APP, ["sms-app", *command], app_env(DATABASE_URL=url % password))
+    assert code == 3, output
+    assert len(output.strip().splitlines()) == 1, output
+    assert output.startswith("sms-app: cannot connect to the database at 127.0.0.1:1 ("), output
+    assert output.strip().endswith("); check DATABASE_URL and that the database is running")
+    assert password not in output and "Traceback" not in output
 
 
-def test_migrations_up_backfill_and_down(run_container, require_image, docker_client):
-    for tag in ("rollcall/sms-app:1.0.0", "rollcall/sms-app:1.1.0"):
-        require_image(tag)
-    volume = "it-mig-%s" % uuid.uuid4().hex[:8]
-    volumes = {volume: {"bind": "/data/db", "mode": "rw"}}
-    try:
-        def run(tag, *command):
-            code, output = oneoff(run_container, tag, ["sms-app", *command], app_env(), volumes)
-            assert code == 0, output
-            return json.loads(output.strip().splitlines()[-1]) if "--json" in command else output
+def test_migrations_up_backfill_and_down(app, run_container, require_image, volume):
+    require_image(APP)
+    require_image(APP_110)
 
-        assert run(APP, "migrate", "--json") == {"changed": True, "from": None, "to": "0001", "version": "1.0.0"}
-        assert run(APP, "migrate", "--json")["changed"] is False
-        first = run(APP, "seed", "--students", "5", "--json")
-        assert first["changed"] is True and first["students"] == 5
-        assert run(APP, "seed", "--students", "5", "--json")["changed"] is False
-        up = run("rollcall/sms-app:1.1.0", "migrate", "--json")
-        assert up == {"changed": True, "from": "0001", "to": "0002", "version": "1.1.0"}
-        check = run_container("rollcall/sms-app:1.1.0", environment=app_env(), volumes=volumes,
-                              command=["python3", "-c", "import sqlite3; c = sqlite3.connect('/data/db/sms.sqlite3');"
-                                       "print(c.execute(\"SELECT count(*) FROM students WHERE full_name = "
-                                       "first_name || ' ' || last_name\").fetchone()[0])"])
-        code, output = wait_exit(check)
-        assert code == 0 and output.strip() == "5", output
-        down = run("rollcall/sms-app:1.1.0", "migrate", "--to", "0001", "--json")
-        assert down == {"changed": True, "from": "0002", "to": "0001", "version": "1.1.0"}
-    finally:
-        for container in docker_client.containers.list(all=True, filters={"volume": volume}):
-            container.remove(force=True)
-        docker_client.volumes.get(volume).remove(force=True)
-
-
-def test_broken_build_is_live_but_never_ready(run_container, require_image, docker_client):
-    broken = require_image("rollcall/sms-app:1.2.0-broken")
-    volume = "it-broken-%s" % uuid.uuid4().hex[:8]
-    volumes = {volume: {"bind": "/data/db", "mode": "rw"}}
-    try:
-        code, output = oneoff(run_container, broken, ["sms-app", "migrate"], app_env(), volumes)
+    def run(tag, *command):
+        code, output = oneoff(run_container, tag, ["sms-app", *command], app_env(), volume)
         assert code == 0, output
-        container = run_container(broken, environment=app_env(), volumes=volumes,
-                                  ports={"8000/tcp": ("127.0.0.1", None)})
-        wait_healthy(container)  # the container HEALTHCHECK looks at /health/live only
-        base = "http://127.0.0.1:%d" % host_port(container, "8000/tcp")
-        assert get_json(base, "/health/live")[0] == 200
-        status, _, ready = get_json(base, "/health/ready")
-        assert status == 503 and ready["checks"]["release"]["status"] == "error"
-        status, _, health = get_json(base, "/health")
-        assert status == 503 and health["status"] == "unhealthy" and health["version"] == "1.2.0-broken"
-    finally:
-        for container in docker_client.containers.list(all=True, filters={"volume": volume}):
-            container.remove(force=True)
-        docker_client.volumes.get(volume).remove(force=True)
+        return json.loads(output.strip().splitlines()[-1])  # the last stdout line is always JSON
+
+    assert run(APP, "migrate", "--json") == {"changed": True, "from": None, "to": "0001", "version": "1.0.0"}
+    assert run(APP, "migrate")["changed"] is False  # without --json too, the last line is JSON
+    assert run(APP, "revision") == {"revision": "0001", "expected": "0001", "version": "1.0.0"}
+    first = run(APP, "seed", "--students", "5", "--json")
+    assert first["changed"] is True and first["students"] == 5 and first["total_students"] == 5
+    again = run(APP, "seed", "--students", "5", "--json")
+    assert again["changed"] is False and again["students"] == 0 and again["total_students"] == 5
+    assert run(APP_110, "revision")["expected"] == "0002"
+
+    up = run(APP_110, "migrate", "--json")
+    assert up == {"changed": True, "from": "0001", "to": "0002", "version": "1.1.0"}
+    server = run_container(APP_110, environment=app_env(), volumes=volume, ports={"8000/tcp": ("127.0.0.1", None)})
+    base = wait_live(server)
+    assert get_json(base, "/health/ready")[0] == 200
+    students = get_json(base, "/api/v1/students")[2]["items"]
+    assert len(students) == 5
+    assert all(s["full_name"] == "%s %s" % (s["first_name"], s["last_name"]) for s in students), students
+    # deterministic: the same first five students as the module's app seeded with --students 12
+    reference = get_json(app[0], "/api/v1/students?per_page=5")[2]["items"]
+    keys = ("student_number", "first_name", "last_name", "email", "grade_level", "enrolled_on")
+    assert [[s[k] for k in keys] for s in students] == [[s[k] for k in keys] for s in reference]
+    server.remove(force=True, v=True)
+
+    down = run(APP_110, "migrate", "--to", "0001", "--json")
+    assert down == {"changed": True, "from": "0002", "to": "0001", "version": "1.1.0"}
+    assert run(APP, "revision")["revision"] == "0001"
+
+
+def test_broken_build_is_live_but_never_ready(run_container, require_image, volume):
+    require_image(BROKEN)
+    code, output = oneoff(run_container, BROKEN, ["sms-app", "migrate", "--json"], app_env(), volume)
+    assert code == 0, output
+    assert json.loads(output.strip().splitlines()[-1])["to"] == "0002", "the broken build targets the 1.1.0 head"
+    container = run_container(BROKEN, environment=app_env(), volumes=volume, ports={"8000/tcp": ("127.0.0.1", None)})
+    base = wait_live(container)
+    assert get_json(base, "/health/live")[0] == 200
+    status, _, ready = get_json(base, "/health/ready")
+    assert status == 503 and ready["checks"]["release"]["status"] == "error"
+    assert ready["checks"]["database"]["status"] == "ok" and ready["checks"]["migrations"]["status"] == "ok"
+    status, _, health = get_json(base, "/health")
+    assert status == 503 and health["status"] == "unhealthy" and health["version"] == "1.2.0-broken"
+    assert "deliberately broken" in health["checks"]["release"]["detail"]

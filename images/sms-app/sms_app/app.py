@@ -145,6 +145,7 @@ def create_app(config):
 
     @app.get("/metrics")
     def prometheus():
+        metrics.db_up = int(ping(engine)[0])  # fresh on every scrape, not only when /health was asked
         return Response(metrics.render(), mimetype="text/plain; version=0.0.4")
 
     # ------------------------------------------------------------------ API helpers

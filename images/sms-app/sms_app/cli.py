@@ -1,7 +1,8 @@
 """sms-app: serve | migrate | seed | check-config | revision.
 
-Every failure ends in one line on stderr starting with "sms-app:" and a non-zero exit; never a traceback,
-never a password.
+On success the last line on stdout is one JSON object (with --json it is the only line). Every failure ends in
+one line on stderr starting with "sms-app:" and a non-zero exit (2 configuration, 3 database unreachable,
+1 anything else); never a traceback, never a password or the secret key.
 """
 
 import argparse
@@ -62,11 +63,14 @@ def cmd_revision(args, config):
 
     with _engine(config).connect() as connection:
         revision = current_revision(connection)
-    _report(args, {"revision": revision, "expected": expected_head(), "version": APP_VERSION}, str(revision))
+    _report(args, {"revision": revision, "expected": expected_head(), "version": APP_VERSION}, None)
 
 
 def _report(args, data, text):
-    print(json.dumps(data) if getattr(args, "json", False) else text, flush=True)
+    """A line for people (unless --json or ``text`` is None), then the result as one JSON line, always last."""
+    if text is not None and not getattr(args, "json", False):
+        print(text)
+    print(json.dumps(data), flush=True)
 
 
 def parser():
@@ -80,7 +84,7 @@ def parser():
     seed = sub.add_parser("seed", help="load deterministic demo data (idempotent)")
     seed.add_argument("--students", type=int, default=50)
     sub.add_parser("check-config", help="validate settings and that the database answers")
-    sub.add_parser("revision", help="print the schema revision")
+    sub.add_parser("revision", help="print the schema revision (JSON)")
     for name in ("migrate", "seed", "check-config", "revision"):
         sub.choices[name].add_argument("--json", action="store_true", help="print one JSON line")
     return p

@@ -1,5 +1,6 @@
 """Configuration from the environment, validated once, with errors a person can act on."""
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -36,6 +37,17 @@ def describe_url(database_url):
         return url.database or ":memory:"
     default_port = {"postgresql": 5432, "mysql": 3306, "mariadb": 3306}.get(url.get_backend_name(), "")
     return "%s:%s" % (url.host or "localhost", url.port or default_port)
+
+
+def redact(message):
+    """``message`` with the database password and the secret key (from the environment) masked."""
+    secrets = [os.environ.get("SECRET_KEY", "")]
+    with contextlib.suppress(Exception):  # an unparsable URL has no password to find
+        secrets.append(make_url(os.environ.get("DATABASE_URL", "")).password or "")
+    for secret in secrets:
+        if len(secret) >= 4:  # shorter ones would mask ordinary words
+            message = message.replace(secret, "***")
+    return message
 
 
 def load(require_secret=True):

@@ -6,7 +6,7 @@ from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import sessionmaker
 
-from .config import ConfigError, describe_url
+from .config import ConfigError, describe_url, redact
 
 DB_UNREACHABLE = 3
 
@@ -28,7 +28,7 @@ def short_reason(exc):
     """The driver's first line, without anything that could carry a password."""
     original = getattr(exc, "orig", None) or exc
     line = str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
-    return line[:200]
+    return redact(line[:200])
 
 
 def connect_or_fail(engine, database_url):
