@@ -91,14 +91,101 @@ def test_bad_login_and_missing_database(maria, tmp_path, change, message):
     assert ROOT_PASSWORD not in output
 
 
-def test_restore_over_a_live_database_is_refused_clearly(maria, tmp_path):
-    rc, result, _ = run_module("db_backup", args(maria, tmp_path))
-    assert rc == 0
-    rc, restored, _ = run_module("db_restore", args(maria, tmp_path, name=result["name"], safety_backup=False))
-    assert rc != 0 and "not supported yet" in restored["msg"] and "was not replaced" in restored["msg"]
-    count = maria.exec_run(["mariadb", "--protocol=TCP", "-h", "127.0.0.1", "-u", "root", "-Nse",
-                            "SELECT COUNT(*) FROM sms.`odd ``name`` ✓`"], environment={"MYSQL_PWD": ROOT_PASSWORD})
-    assert count.output.decode().strip() == "4"
+def sql(maria, statement, database="sms"):
+    result = maria.exec_run(["mariadb", "--protocol=TCP", "-h", "127.0.0.1", "-u", "root", "-Nse", statement, database],
+                            environment={"MYSQL_PWD": ROOT_PASSWORD})
+    assert result.exit_code == 0, result.output.decode()
+    return result.output.decode().strip()
+
+
+OBJECTS = ("SELECT CONCAT_WS(',', (SELECT GROUP_CONCAT(trigger_name) FROM information_schema.triggers WHERE "
+           "trigger_schema = DATABASE()), (SELECT GROUP_CONCAT(table_name) FROM information_schema.views WHERE "
+           "table_schema = DATABASE()), (SELECT GROUP_CONCAT(routine_name) FROM information_schema.routines WHERE "
+           "routine_schema = DATABASE()), (SELECT GROUP_CONCAT(event_name) FROM information_schema.events WHERE "
+           "event_schema = DATABASE()))")
+
+
+def engine_for(maria):
+    import sys
+
+    from modules import ROOT
+
+    sys.path.insert(0, os.path.join(ROOT, ".collections"))
+    from ansible_collections.rollcall.ops.plugins.module_utils import backup
+    from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import Target
+
+    return backup, backup.open_engine(Target("mysql", "sms", user="root", password=ROOT_PASSWORD,
+                                             container=maria.name))
+
+
+def test_restore_over_the_live_database_swaps_in_tables_and_objects(maria, tmp_path):
+    rc, made, _ = run_module("db_backup", args(maria, tmp_path, compression="gzip"))
+    assert rc == 0, made.get("msg")
+    before = sql(maria, OBJECTS)
+    assert before == "odd_ai,odd_view,count_odd,nightly"
+    # Damage the live database after the backup: new rows (the trigger fires), a dropped view.
+    sql(maria, "INSERT INTO `odd ``name`` ✓` (txt) VALUES ('later'), ('later 2'); DROP VIEW odd_view;")
+    rc, check, _ = run_module("db_restore", args(maria, tmp_path, name=made["name"]), "--check")
+    assert rc == 0 and check["changed"], check
+    assert sql(maria, "SELECT COUNT(*) FROM `odd ``name`` ✓`") == "6"
+    rc, restored, output = run_module("db_restore", args(maria, tmp_path, name=made["name"], keep_old=True))
+    assert rc == 0, restored.get("msg")
+    assert ROOT_PASSWORD not in output
+    assert restored["safety_backup"] and restored["old_kept_as"] == "sms__rc_old"
+    assert sql(maria, "SELECT COUNT(*) FROM `odd ``name`` ✓`") == "4"
+    assert sql(maria, "SELECT COUNT(*) FROM audit") == "1"
+    assert sql(maria, OBJECTS) == before
+    # The objects work against the restored tables, and the trigger still fires.
+    sql(maria, "INSERT INTO `odd ``name`` ✓` (txt) VALUES ('after restore')")
+    assert sql(maria, "SELECT COUNT(*) FROM audit") == "2"
+    assert sql(maria, "SELECT COUNT(*) FROM odd_view") == "5"
+    assert sql(maria, "SELECT AUTO_INCREMENT FROM information_schema.tables WHERE table_schema = 'sms' AND "
+                      "table_name = 'odd `name` ✓'") == "1005"
+    # The pre-restore state is kept whole: its 6 rows, and its objects minus the view that had been dropped.
+    assert sql(maria, "SELECT COUNT(*) FROM `odd ``name`` ✓`", "sms__rc_old") == "6"
+    assert sql(maria, OBJECTS, "sms__rc_old") == "odd_ai,count_odd,nightly"
+    databases = sql(maria, "SHOW DATABASES")
+    assert "__rc_scratch" not in databases
+    sql(maria, "DROP DATABASE sms__rc_old")
+    # Put the damage back through the safety backup: a restore of the restore.
+    rc, again, _ = run_module("db_restore", args(maria, tmp_path, name=restored["safety_backup"],
+                                                 safety_backup=False))
+    assert rc == 0, again.get("msg")
+    assert sql(maria, "SELECT COUNT(*) FROM `odd ``name`` ✓`") == "6"
+    assert "sms__rc_old" not in sql(maria, "SHOW DATABASES")
+    # Leave the fixture as the other tests expect it.
+    rc, back, _ = run_module("db_restore", args(maria, tmp_path, name=made["name"], safety_backup=False))
+    assert rc == 0, back.get("msg")
+
+
+def test_a_swap_that_fails_half_way_leaves_the_live_database_as_it_was(maria, tmp_path, monkeypatch):
+    backup, engine = engine_for(maria)
+    rc, made, _ = run_module("db_backup", args(maria, tmp_path))
+    assert rc == 0, made.get("msg")
+    before_rows, before_objects = engine.row_counts("sms"), sql(maria, OBJECTS)
+    sql(maria, "DELETE FROM audit")  # so the restored data differs from the live data
+    live_rows = engine.row_counts("sms")
+    replay = engine._replay
+    calls = []
+
+    def failing_replay(objects, database):
+        calls.append(database)
+        if len(calls) == 1:  # the restored objects, after the tables moved: the worst moment to fail
+            replay(objects[:1], database)
+            raise backup.EngineError("injected failure while re-creating the restored objects")
+        return replay(objects, database)
+
+    monkeypatch.setattr(engine, "_replay", failing_replay)
+    with pytest.raises(backup.EngineError, match="injected failure"):
+        backup.restore_backup(engine, str(tmp_path), made["name"], safety_backup=False)
+    assert engine.row_counts("sms") == live_rows and live_rows != before_rows
+    assert sql(maria, OBJECTS) == before_objects
+    databases = sql(maria, "SHOW DATABASES")
+    assert "__rc_scratch" not in databases and "__rc_old" not in databases
+    monkeypatch.undo()
+    rc, back, _ = run_module("db_restore", args(maria, tmp_path, name=made["name"], safety_backup=False))
+    assert rc == 0, back.get("msg")
+    assert engine.row_counts("sms") == before_rows
 
 
 def test_restore_into_another_database_is_faithful(maria, tmp_path):

@@ -8,8 +8,9 @@ identifiers are quoted with backticks (doubled inside), literals with the driver
 """
 
 import re
+import uuid
 
-from .base import Engine, EngineError, check_database_name
+from .base import OLD_SUFFIX, Engine, EngineError, check_database_name
 
 try:
     from pymysql.converters import escape_string
@@ -33,6 +34,11 @@ def quote_literal(value):
         return "'%s'" % escape_string(value)
     escaped = value.replace("\\", "\\\\").replace("'", "\\'").replace("\0", "\\0").replace("\n", "\\n")
     return "'%s'" % escaped.replace("\r", "\\r").replace("\x1a", "\\Z").replace('"', '\\"')
+
+
+def unescape_batch(field):
+    """Undo the mysql client's --batch escaping (\\n, \\t, \\0, \\\\) of one output field."""
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "0": "\0"}.get(m.group(1), m.group(1)), field)
 
 
 def _error_line(stderr):
@@ -196,10 +202,119 @@ class MySQL(Engine):
         if result.rc != 0:
             self._fail("loading the dump into %s" % database, result)
 
+    # ---------------------------------------------------------------- swap (MariaDB cannot rename a database)
+    def _relations(self, database):
+        rows = self.sql("SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_type <> "
+                        "'VIEW' ORDER BY table_name;" % quote_literal(database), what="listing tables")
+        return [r[0] for r in rows]
+
+    def objects(self, database):
+        """Views, routines, triggers and events of ``database`` with what re-creates them elsewhere.
+
+        Read with ``database`` as the default schema, so the definitions name its objects unqualified and
+        can be replayed into another database (MySQL cannot move these with RENAME TABLE).
+        """
+        literal = quote_literal(database)
+        found = []
+        for kind, query in (
+                ("PROCEDURE", "SELECT routine_name FROM information_schema.routines WHERE routine_schema = %s AND "
+                              "routine_type = 'PROCEDURE' ORDER BY 1;"),
+                ("FUNCTION", "SELECT routine_name FROM information_schema.routines WHERE routine_schema = %s AND "
+                             "routine_type = 'FUNCTION' ORDER BY 1;"),
+                ("VIEW", "SELECT table_name FROM information_schema.views WHERE table_schema = %s ORDER BY 1;"),
+                ("TRIGGER", "SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = %s ORDER BY "
+                            "event_object_table, action_timing, event_manipulation, action_order;"),
+                ("EVENT", "SELECT event_name FROM information_schema.events WHERE event_schema = %s ORDER BY 1;")):
+            for (name,) in self.sql(query % literal, what="listing %s objects of %s" % (kind.lower(), database)):
+                row = self.sql("SHOW CREATE %s %s;" % (kind, quote_ident(name)), database,
+                               what="reading %s %s" % (kind.lower(), name))[0]
+                row = [unescape_batch(field) for field in row]
+                if kind == "VIEW":
+                    mode, create = None, row[1]
+                elif kind == "EVENT":
+                    mode, create = row[1], row[3]
+                else:
+                    mode, create = row[1], row[2]
+                found.append({"kind": kind, "name": name, "sql_mode": mode, "create": create})
+        return found
+
+    def _replay(self, objects, database):
+        """Create ``objects`` (from objects()) in ``database``; views are retried until their bases exist."""
+        delimiter = "//rc_%s//" % uuid.uuid4().hex[:8]
+        pending = list(objects)
+        while pending:
+            done, failed = [], []
+            for obj in pending:
+                mode = "" if obj["sql_mode"] is None else "SET SESSION sql_mode = %s%s\n" % (
+                    quote_literal(obj["sql_mode"]), delimiter)
+                try:
+                    self.sql("DELIMITER %s\n%s%s%s\n" % (delimiter, mode, obj["create"], delimiter), database,
+                             what="creating %s %s in %s" % (obj["kind"].lower(), obj["name"], database))
+                    done.append(obj)
+                except EngineError as exc:
+                    if obj["kind"] != "VIEW":
+                        raise
+                    failed.append((obj, exc))
+            if failed and not done:
+                raise failed[0][1]
+            pending = [obj for obj, _ in failed]
+
+    def _drop_objects(self, objects, database):
+        statements = ["DROP %s IF EXISTS %s.%s;" % (o["kind"], quote_ident(database), quote_ident(o["name"]))
+                      for o in reversed(objects)]
+        if statements:
+            self.sql("\n".join(statements), what="dropping views, routines, triggers and events of %s" % database)
+
+    def _rename(self, moves):
+        if moves:
+            self.sql("RENAME TABLE %s;" % ", ".join("%s.%s TO %s.%s" % (quote_ident(a), quote_ident(t),
+                                                                          quote_ident(b), quote_ident(t))
+                                                     for a, t, b in moves), what="moving tables")
+
     def swap_in(self, scratch, database, keep_old):
-        raise EngineError("restoring MySQL/MariaDB over a live database is not supported yet: MariaDB cannot rename "
-                          "a database, and moving tables with triggers across databases fails. Verify with "
-                          "level=restore, then load the dump with the mysql client")
+        """Swap the restored ``scratch`` in: one atomic RENAME TABLE moves the live tables to ``<db>__rc_old``
+        and the restored ones into ``database``; views, routines, triggers and events (which cannot move
+        between databases) are dropped first and re-created from their definitions. A failure at any step
+        puts the live database back as it was."""
+        old = check_database_name(database + OLD_SUFFIX, "database name")
+        live_tables, new_tables = self._relations(database), self._relations(scratch)
+        live_objects, new_objects = self.objects(database), self.objects(scratch)
+        charset = self.sql("SELECT default_character_set_name, default_collation_name FROM information_schema."
+                           "schemata WHERE schema_name = %s;" % quote_literal(database), what="reading %s" % database)
+        self.drop_database(old)
+        self.sql("CREATE DATABASE %s CHARACTER SET %s COLLATE %s;" % (quote_ident(old), charset[0][0], charset[0][1]),
+                 what="creating %s" % old)
+        moves = [(database, t, old) for t in live_tables] + [(scratch, t, database) for t in new_tables]
+        stage = "objects"
+        try:
+            self._drop_objects(live_objects, database)
+            self._drop_objects(new_objects, scratch)
+            stage = "rename"
+            self._rename(moves)
+            stage = "moved"
+            self._replay(new_objects, database)
+        except BaseException:
+            self._undo_swap(stage, moves, live_objects, new_objects, database)
+            self.drop_database(old)
+            self.drop_database(scratch)
+            raise
+        self.drop_database(scratch)
+        if not keep_old:
+            self.drop_database(old)
+            return None
+        try:
+            self._replay(live_objects, old)
+        except EngineError:
+            pass  # the old tables are kept; their views, routines, triggers and events are in the safety backup
+        return old
+
+    def _undo_swap(self, stage, moves, live_objects, new_objects, database):
+        """Best effort back to the state before swap_in: old tables and objects in ``database``."""
+        if stage == "moved":
+            self._drop_objects(new_objects, database)
+            self._rename([(b, t, a) for a, t, b in reversed(moves)])
+        self._drop_objects(live_objects, database)  # whatever was re-created half-way
+        self._replay(live_objects, database)
 
     def integrity_check(self, database):
         tables = self._tables(database)
