@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The local image pipeline: build Rollcall's images in order, each only when its content changed.
 
-    .venv/bin/python images/build.py [--check] [postgres|mariadb|host|sms-app ...]
+    .venv/bin/python images/build.py [--check] [postgres|mariadb|host|proxy|sms-app ...]
 
 The base image (rollcall/base:bookworm) is not built here: images/base/make-base.sh provides it (pull when a
 registry answers, else debootstrap). Every other image builds FROM it with the legacy builder.
@@ -34,6 +34,7 @@ IMAGES = {
     "postgres": [("rollcall/postgres:15", {})],
     "mariadb": [("rollcall/mariadb:10.11", {})],
     "host": [("rollcall/host:bookworm", {})],
+    "proxy": [("rollcall/proxy:1", {})],
     "sms-app": [
         ("rollcall/sms-app:1.0.0", {"SMS_VERSION": "1.0.0"}),
         ("rollcall/sms-app:1.1.0", {"SMS_VERSION": "1.1.0"}),

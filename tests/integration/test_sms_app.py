@@ -305,6 +305,10 @@ def test_migrations_up_backfill_and_down(app, run_container, require_image, volu
     assert [[s[k] for k in keys] for s in students] == [[s[k] for k in keys] for s in reference]
     server.remove(force=True, v=True)
 
+    check = run(APP_110, "migrate", "--to", "0001", "--check", "--json")
+    assert check["possible"] is True and check["blockers"] == [] and check["from"] == "0002"
+    assert run(APP_110, "migrate", "--to", "0000", "--check")["possible"] is False
+    assert run(APP, "revision")["revision"] == "0002", "--check changes nothing"
     down = run(APP_110, "migrate", "--to", "0001", "--json")
     assert down == {"changed": True, "from": "0002", "to": "0001", "version": "1.1.0"}
     assert run(APP, "revision")["revision"] == "0001"

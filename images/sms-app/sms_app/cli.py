@@ -31,9 +31,15 @@ def cmd_serve(args, config):
 
 
 def cmd_migrate(args, config):
-    from .migrate import migrate
+    from .migrate import migrate, plan
 
     target = args.to or expected_head()
+    if args.check:
+        before, target, problems = plan(_engine(config), target)
+        _report(args, {"changed": False, "from": before, "to": target, "possible": not problems,
+                       "blockers": problems, "version": APP_VERSION},
+                "can migrate %s -> %s" % (before, target) if not problems else "; ".join(problems))
+        return
     before, after = migrate(_engine(config), target)
     _report(args, {"changed": before != after, "from": before, "to": after, "version": APP_VERSION},
             "schema %s -> %s" % (before, after) if before != after else "schema already at %s" % after)
@@ -81,6 +87,7 @@ def parser():
     serve.add_argument("--threads", type=int, default=8)
     migrate = sub.add_parser("migrate", help="migrate the schema to this release's head (or --to REV)")
     migrate.add_argument("--to", help="target revision; lower than the current one downgrades")
+    migrate.add_argument("--check", action="store_true", help="say whether it can be done; change nothing")
     seed = sub.add_parser("seed", help="load deterministic demo data (idempotent)")
     seed.add_argument("--students", type=int, default=50)
     sub.add_parser("check-config", help="validate settings and that the database answers")

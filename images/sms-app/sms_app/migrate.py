@@ -20,6 +20,34 @@ def _config(connection):
     return config
 
 
+def blockers(before, target):
+    """Why the schema cannot go from ``before`` down to ``target`` (empty when it can, or when it goes up).
+
+    A migration that cannot be undone says so with a module attribute ``irreversible = True``.
+    """
+    if target not in REVISIONS:
+        return ["unknown schema revision %s; known: %s" % (target, ", ".join(REVISIONS))]
+    if before is None or before not in REVISIONS or REVISIONS.index(target) >= REVISIONS.index(before):
+        return []
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS)
+    scripts = ScriptDirectory.from_config(config)
+    found = []
+    for revision in REVISIONS[REVISIONS.index(target) + 1:REVISIONS.index(before) + 1]:
+        if getattr(scripts.get_revision(revision).module, "irreversible", False):
+            found.append("migration %s cannot be undone" % revision)
+    return found
+
+
+def plan(engine, target):
+    """(revision now, target, blockers): what migrate(target) would do, changing nothing."""
+    with engine.connect() as connection:
+        before = current_revision(connection)
+    return before, target, blockers(before, target)
+
+
 def migrate(engine, target):
     """Upgrade or downgrade to ``target``; returns (revision before, revision after)."""
     if target not in REVISIONS:
@@ -32,6 +60,9 @@ def migrate(engine, target):
                               "with the release that made it" % before)
         if before == target:
             return before, before
+        problems = blockers(before, target)
+        if problems:
+            raise ConfigError("cannot migrate from %s to %s: %s" % (before, target, "; ".join(problems)))
         if before is None or REVISIONS.index(target) > REVISIONS.index(before):
             command.upgrade(_config(connection), target)
         else:
