@@ -8,9 +8,10 @@ class ModuleDocFragment:
 options:
   engine:
     description:
-      - The database engine. V(mysql) covers MySQL and MariaDB.
+      - The database engine. V(mysql) covers MySQL and MariaDB; V(mssql) is Microsoft SQL Server (native
+        C(BACKUP DATABASE) / C(RESTORE DATABASE) through the Python package C(pymssql) where the module runs).
     type: str
-    choices: [postgresql, mysql, sqlite]
+    choices: [postgresql, mysql, sqlite, mssql]
     required: true
   database:
     description:
@@ -31,7 +32,8 @@ options:
     type: str
   password:
     description:
-      - Login password. Passed to the client tools through their environment, never on a command line.
+      - Login password. Passed to the client tools through their environment, never on a command line
+        (SQL Server - to C(pymssql) directly). Never logged, never in an error message.
     type: str
   path:
     description:
@@ -41,6 +43,7 @@ options:
     description:
       - Run the client tools inside this running container (usually the database's own) with C(docker exec),
         streaming. Without it the tools run on the managed host and reach the server over the network.
+      - Not used with O(engine=mssql), which always connects over the network.
     type: str
   docker_host:
     description:
@@ -51,6 +54,19 @@ options:
       - PostgreSQL directory-format archives only. Parallel jobs for C(pg_dump -Fd) and C(pg_restore -j).
     type: int
     default: 1
+  server_directory:
+    description:
+      - SQL Server only, and required for it. A directory on the SQL Server machine, as the server sees it
+        (for example C(/var/opt/mssql/backup) or C(D:\Backup)), where the server writes each backup file and
+        reads the copies made for verification and restore. Rollcall deletes every file it puts there.
+    type: path
+  local_directory:
+    description:
+      - SQL Server only. The same directory as O(server_directory), as seen from where the module runs (a
+        mounted share, or the same path when the module runs on the SQL Server machine). Backups are streamed
+        from it into O(directory); copies for verification and restore are written into it.
+      - Defaults to O(server_directory).
+    type: path
 """
 
     # Where artifacts live and how they are protected.

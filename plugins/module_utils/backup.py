@@ -11,13 +11,14 @@ from contextlib import contextmanager
 
 from . import artifact
 from .artifact import ArtifactError
+from .engines import mssql
 from .engines.base import EngineError, Target
 from .engines.mysql import MySQL
 from .engines.postgresql import PostgreSQL
 from .engines.sqlite import SQLite
 from .runner import LocalRunner, RunnerError
 
-ENGINES = {"postgresql": PostgreSQL, "mysql": MySQL, "sqlite": SQLite}
+ENGINES = {"postgresql": PostgreSQL, "mysql": MySQL, "sqlite": SQLite, "mssql": mssql.MSSQL}
 LEVELS = ("checksum", "native", "restore")
 ERRORS = (ArtifactError, EngineError, RunnerError)
 
@@ -42,6 +43,8 @@ def terminate_cleanly():
 def open_engine(target):
     if target.engine not in ENGINES:
         raise EngineError("engine %s is not supported here (supported: %s)" % (target.engine, ", ".join(ENGINES)))
+    if target.engine == "mssql":
+        return _open_mssql(target)
     if target.container:
         from .docker import ContainerRunner
 
@@ -53,15 +56,37 @@ def open_engine(target):
     return engine
 
 
+def _open_mssql(target):
+    """SQL Server is reached with pymssql from here; it writes and reads backup files in server_directory."""
+    if not mssql.HAS_PYMSSQL:
+        raise EngineError("engine mssql needs the Python package pymssql where the module runs "
+                          "(pip install pymssql)")
+    if target.container:
+        raise EngineError("engine mssql connects over the network with pymssql; container is not used for it")
+    server_directory = getattr(target, "server_directory", None)
+    if not server_directory:
+        raise EngineError("engine mssql needs server_directory: a directory on the SQL Server machine where the "
+                          "server writes and reads backup files (and local_directory, the same directory as seen "
+                          "from where the module runs, when that is not the same path)")
+    return mssql.MSSQL(LocalRunner(), target, server_directory=server_directory,
+                       local_directory=getattr(target, "local_directory", None) or server_directory)
+
+
 def target_from_params(params):
     database = params.get("database")
     if params["engine"] == "sqlite":
         if not params.get("path"):
             raise EngineError("engine sqlite needs path (the database file)")
         database = database or SQLite.default_database(params["path"])
-    return Target(params["engine"], database, host=params.get("host"), port=params.get("port"),
-                  user=params.get("user"), password=params.get("password"), container=params.get("container"),
-                  docker_host=params.get("docker_host"), path=params.get("path"), jobs=params.get("jobs"))
+    if params["engine"] == "mssql" and not database:
+        raise EngineError("engine mssql needs database (the database to back up or restore)")
+    target = Target(params["engine"], database, host=params.get("host"), port=params.get("port"),
+                    user=params.get("user"), password=params.get("password"), container=params.get("container"),
+                    docker_host=params.get("docker_host"), path=params.get("path"), jobs=params.get("jobs"))
+    # Where SQL Server writes its backup files, and the same directory as seen from here.
+    target.server_directory = params.get("server_directory")
+    target.local_directory = params.get("local_directory") or params.get("server_directory")
+    return target
 
 
 def database_of(engine):
@@ -77,22 +102,42 @@ def require_database(engine):
 
 # ------------------------------------------------------------------------------------------- backup
 def take_backup(engine, directory, kind="full", compression="none", key=None, app_version=None, labels=None,
-                files=None):
+                files=None, copy_only=False):
     """Dump ``engine.target`` into a new artifact + manifest in ``directory``; returns the manifest.
 
     ``files``: {"path": dir, "container": name or None} adds that directory (the SMS uploads volume) to the same
     backup set as a tar part with its own checksum.
+
+    ``kind`` differential (engines with ``backup_chains``, i.e. SQL Server) needs a full backup of the same
+    database in ``directory``: the newest one that is not copy-only becomes the parent, and the new backup must
+    apply on top of it (``engine.check_chain``) or nothing is kept. ``copy_only``: a full backup that leaves the
+    engine's chain alone (the safety backup before a restore); engines without chains ignore it, their dumps
+    never affect another backup.
     """
+    chains = getattr(engine, "backup_chains", False)
+    if kind not in ("full", "differential"):
+        raise ArtifactError("backup type must be full or differential, not %r" % kind)
+    if kind == "differential" and not chains:
+        raise EngineError("type differential is for SQL Server (engine mssql) only; %s backups are always full, "
+                          "self-contained dumps" % engine.name)
     started = artifact.utcnow()
     name = artifact.artifact_name(engine.name, engine.target.database, started, kind)
     clock = time.monotonic()
     require_database(engine)
+    parent = chain_parent(directory, engine.name, engine.target.database) if kind == "differential" else None
+    if chains:
+        engine.backup_kind, engine.copy_only = kind, bool(copy_only) and kind == "full"
     server_version = engine.server_version()
     revision = engine.schema_revision(database_of(engine))
     privileges = engine.privileges(database_of(engine))
     with terminate_cleanly(), artifact.ArtifactWriter(directory, name, compression, key) as writer:
         try:
             facts = engine.dump(writer.write)
+            if parent is not None:
+                problem = engine.check_chain(parent, {"name": name, engine.name: facts.get("engine_facts")})
+                if problem:  # leaving the with block removes the half-written file
+                    raise EngineError("the differential backup does not apply on top of %s: %s; nothing was kept "
+                                      "(take a full backup, then differentials again)" % (parent["name"], problem))
             stored = writer.close()
         except OSError as exc:
             writer.abort()
@@ -109,7 +154,7 @@ def take_backup(engine, directory, kind="full", compression="none", key=None, ap
         "engine": engine.name,
         "database": engine.target.database,
         "type": kind,
-        "parent": None,
+        "parent": parent["name"] if parent else None,
         "server_version": facts.get("server_version") or server_version,
         "tool_versions": engine.tool_versions(),
         "format": facts["format"],
@@ -125,7 +170,45 @@ def take_backup(engine, directory, kind="full", compression="none", key=None, ap
         "data": stored,
         "files": parts,
     }
+    if facts.get("engine_facts"):
+        manifest[engine.name] = facts["engine_facts"]  # SQL Server: the backup's header (LSNs, copy-only)
     return artifact.write_manifest(directory, name, manifest)
+
+
+def chain_parent(directory, engine_name, database):
+    """The manifest of the full backup a new differential builds on: the newest full, non-copy-only one."""
+    for candidate in reversed(artifact.list_backups(directory)):
+        parsed = artifact.parse_name(candidate)
+        if parsed["engine"] != engine_name or parsed["database"] != database or parsed["type"] != "full":
+            continue
+        try:
+            manifest = artifact.read_manifest(directory, candidate)
+        except ArtifactError:
+            continue
+        if manifest.get("database") == database and not (manifest.get(engine_name) or {}).get("copy_only"):
+            return manifest
+    raise ArtifactError("no full backup of %s in %s to base a differential on: take a full backup first"
+                        % (database, directory))
+
+
+def backup_chain(directory, manifest):
+    """Manifests a restore of ``manifest`` needs, oldest first: its parent full backup, then the backup itself."""
+    chain = [manifest]
+    while chain[0].get("parent"):
+        parent = chain[0]["parent"]
+        if len(chain) > 8 or any(m["name"] == parent for m in chain):
+            raise ArtifactError("the parents of backup %s form a loop or a chain too long" % manifest["name"])
+        try:
+            chain.insert(0, artifact.read_manifest(directory, parent))
+        except ArtifactError as exc:
+            raise ArtifactError("backup %s builds on %s, which is missing or damaged in %s (%s); it cannot be "
+                                "restored without it" % (chain[0]["name"], parent, directory, exc)) from None
+    return chain
+
+
+def chain_streams(directory, chain, key):
+    """The plain, checked streams of every backup in ``chain`` (keys checked now, checksums as they stream)."""
+    return [plain_stream(directory, m, key) for m in chain]
 
 
 def files_runner(files):
@@ -206,16 +289,26 @@ def verify_backup(directory, name, level, key=None, engine=None, record=True):
     status = "passed"
     try:
         manifest = artifact.read_manifest(directory, name)
-        collections.deque(plain_stream(directory, manifest, key), maxlen=0)  # read it all, keep nothing
+        chain = backup_chain(directory, manifest)
+        for stream in chain_streams(directory, chain, key):
+            collections.deque(stream, maxlen=0)  # read it all, keep nothing
         for part in manifest.get("files", {}).values():
             collections.deque(plain_stream(directory, manifest, key, data=part), maxlen=0)
-        steps.append({"level": "checksum", "status": "passed", "detail": "sha256 %s matches; stream complete%s"
-                      % (manifest["data"]["sha256"][:16], " (with the uploads)" if manifest.get("files") else "")})
+        parents = "; its parent %s too" % ", ".join(m["name"] for m in chain[:-1]) if len(chain) > 1 else ""
+        steps.append({"level": "checksum", "status": "passed", "detail": "sha256 %s matches; stream complete%s%s"
+                      % (manifest["data"]["sha256"][:16], " (with the uploads)" if manifest.get("files") else "",
+                         parents)})
         if LEVELS.index(level) >= 1:
             if engine is None:
                 raise EngineError("level %s needs a database engine to run %s's own tools" % (level, name))
             engine.prepare_for(manifest)
             native_status, detail = engine.native_check(plain_stream(directory, manifest, key))
+            if native_status == "passed" and len(chain) > 1:
+                problem = _chain_problem(engine, chain)
+                if problem:
+                    native_status, detail = "failed", problem
+                else:
+                    detail += "; applies on top of %s" % chain[-2]["name"]
             for part in manifest.get("files", {}).values():
                 listing = LocalRunner().run(["tar", "-tf", "-"], stdin=plain_stream(directory, manifest, key,
                                                                                     data=part))
@@ -225,7 +318,7 @@ def verify_backup(directory, name, level, key=None, engine=None, record=True):
                     detail += "; uploads archive lists %d entries" % len(listing.text.splitlines())
             steps.append({"level": "native", "status": native_status, "detail": detail})
         if LEVELS.index(level) >= 2 and steps[-1]["status"] == "passed":
-            steps.append(_verify_by_restore(engine, manifest, plain_stream(directory, manifest, key)))
+            steps.append(_verify_by_restore(engine, manifest, chain_streams(directory, chain, key)))
         status = "passed" if all(s["status"] == "passed" for s in steps) and len(steps) == LEVELS.index(level) + 1 \
             else "failed"
     except ERRORS as exc:
@@ -248,13 +341,26 @@ def compare_counts(expected, actual):
     return problems
 
 
-def _verify_by_restore(engine, manifest, chunks):
+def _chain_problem(engine, chain):
+    """Why the backups in ``chain`` (manifests, oldest first) do not apply one on top of the other, or None."""
+    check = getattr(engine, "check_chain", None)
+    if check is None:
+        return "backup %s has a parent, but %s backups have no chains" % (chain[-1]["name"], engine.name)
+    for index in range(1, len(chain)):
+        parent, child = chain[index - 1], chain[index]
+        problem = check(parent, child)
+        if problem:
+            return "%s does not apply on top of %s: %s" % (child["name"], parent["name"], problem)
+    return None
+
+
+def _verify_by_restore(engine, manifest, streams):
     scratch = engine.scratch_name(database_of(engine))
     try:
         engine.drop_database(scratch)
         live = database_of(engine)
         engine.create_database(scratch, like=live if engine.database_exists(live) else None)
-        engine.restore(chunks, scratch)
+        engine.restore_chain(streams, scratch)
         problems = compare_counts(manifest["row_counts"], engine.row_counts(scratch))
         integrity, detail = engine.integrity_check(scratch)
         if problems:
@@ -288,13 +394,13 @@ def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_o
             current_files = dict({"path": part["path"], "container": part.get("container")}, **(files or {}))
         report["safety_backup"] = take_backup(engine, directory, compression=compression, key=safety_key,
                                               labels={"reason": "safety backup before restoring %s" % name},
-                                              files=current_files)["name"]
+                                              files=current_files, copy_only=True)["name"]
     scratch = engine.scratch_name(target)
     with terminate_cleanly():
         try:
             engine.drop_database(scratch)
             engine.create_database(scratch, like=target if exists else None)
-            engine.restore(plain_stream(directory, manifest, key), scratch)
+            engine.restore_chain(chain_streams(directory, backup_chain(directory, manifest), key), scratch)
             problems = compare_counts(manifest["row_counts"], engine.row_counts(scratch))
             if problems:
                 raise EngineError("restored data differs from the backup: %s" % "; ".join(problems[:10]))
@@ -331,7 +437,8 @@ def describe(directory, now=None):
             "finished_at": manifest["finished_at"], "age_s": int((now - finished).total_seconds()),
             "size": manifest["data"]["size"], "file": manifest["data"]["file"],
             "encrypted": manifest["data"]["encrypted"], "schema_revision": manifest.get("schema_revision"),
-            "app_version": manifest.get("app_version"), "verification": verification,
+            "app_version": manifest.get("app_version"), "parent": manifest.get("parent"),
+            "verification": verification,
             "verified": bool(verification and verification.get("status") == "passed"),
         })
     return items
@@ -387,6 +494,12 @@ def prune_plan(items, keep_last=7, keep_daily=7, keep_weekly=4, keep_monthly=6):
     if verified:
         reasons.setdefault(verified[0]["name"], "the newest verified backup")
     reasons.setdefault(newest["name"], "the newest backup")
+    # A differential is restored on top of its full backup: a kept differential keeps its parent.
+    names = {i["name"] for i in items}
+    for item in items:
+        parent = item.get("parent")
+        if item["name"] in reasons and parent in names:
+            reasons.setdefault(parent, "the full backup that kept differential %s builds on" % item["name"])
     keep = [i["name"] for i in items if i["name"] in reasons]
     delete = [i["name"] for i in items if i["name"] not in reasons]
     return keep, delete, reasons

@@ -3,7 +3,7 @@
 """Argument specs shared by the backup modules (documented in doc_fragments/backup.py)."""
 
 TARGET_ARGS = dict(
-    engine=dict(type="str", required=True, choices=["postgresql", "mysql", "sqlite"]),
+    engine=dict(type="str", required=True, choices=["postgresql", "mysql", "sqlite", "mssql"]),
     database=dict(type="str"),
     host=dict(type="str", default="127.0.0.1"),
     port=dict(type="int"),
@@ -13,6 +13,8 @@ TARGET_ARGS = dict(
     container=dict(type="str"),
     docker_host=dict(type="str"),
     jobs=dict(type="int", default=1),
+    server_directory=dict(type="path"),
+    local_directory=dict(type="path"),
 )
 
 ARTIFACT_ARGS = dict(

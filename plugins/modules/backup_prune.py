@@ -12,6 +12,8 @@ description:
     O(keep_weekly) ISO weeks and O(keep_monthly) months; deletes the rest.
   - Never deletes the newest verified backup, never leaves zero backups, and deletes nothing when the newest
     backup's latest verification failed (a failing run must not also eat the good ones).
+  - Never deletes a full backup that a kept differential (SQL Server) builds on, because a differential is
+    restored on top of its full backup.
   - Check mode and C(--diff) show exactly what would be deleted.
 author:
   - Rollcall contributors (@rollcall)

@@ -11,7 +11,11 @@ description:
   - V(checksum) reads the whole artifact, checks its sha256 against the manifest, authenticates and decrypts
     every chunk and decompresses the whole stream.
   - V(native) adds the engine's own check (PostgreSQL C(pg_restore) reading the whole archive; SQLite
-    C(PRAGMA integrity_check) and foreign keys).
+    C(PRAGMA integrity_check) and foreign keys; SQL Server C(RESTORE VERIFYONLY WITH CHECKSUM) on a copy written
+    into O(local_directory), its header compared with the manifest, and for a differential the chain to its
+    parent full backup).
+  - A SQL Server differential is checked together with its parent full backup (checksum of both, chain of LSNs)
+    and restored on top of it (full WITH NORECOVERY, then the differential WITH RECOVERY).
   - V(restore) adds a restore into a scratch database, compares every table's row count with the manifest, runs
     the engine's integrity check, and drops the scratch database.
   - A step that could not run is reported as failed, never as passed. The result is recorded in
@@ -55,6 +59,18 @@ EXAMPLES = r"""
     user: sms
     password: "{{ rollcall_db_password }}"
     encryption_key_file: /etc/rollcall/backup.key
+    level: restore
+
+- name: Verify the newest SQL Server backup (a differential is restored on top of its full backup)
+  rollcall.ops.backup_verify:
+    directory: /var/backups/rollcall
+    engine: mssql
+    host: sql01.example.org
+    database: sms
+    user: rollcall_backup
+    password: "{{ rollcall_mssql_password }}"
+    server_directory: /var/opt/mssql/backup
+    local_directory: /mnt/sql01-backup
     level: restore
 """
 

@@ -8,9 +8,12 @@ module: db_backup
 short_description: Make one verified-ready backup artifact of one database, with its manifest
 version_added: "0.2.0"
 description:
-  - Dumps one database with the engine's own tool (PostgreSQL C(pg_dump -Fc); SQLite the online backup API) into
-    a new artifact in O(directory), optionally gzip-compressed and AES-256-GCM encrypted, streaming with constant
-    memory.
+  - Dumps one database with the engine's own tool (PostgreSQL C(pg_dump -Fc); MySQL and MariaDB C(mysqldump);
+    SQLite the online backup API; SQL Server C(BACKUP DATABASE ... WITH CHECKSUM)) into a new artifact in
+    O(directory), optionally gzip-compressed and AES-256-GCM encrypted, streaming with constant memory.
+  - SQL Server writes the backup file itself into O(server_directory); the module streams it from
+    O(local_directory) (the same directory as seen from here) into the artifact and deletes it. The manifest
+    records the backup's LSNs; per-table row counts are taken right after the backup, not in its snapshot.
   - Writes a JSON manifest next to it (engine, versions, schema revision, per-table row counts from the dump's own
     snapshot, times, sizes, sha256, compression, key id). The manifest is written last; an interrupted backup
     (database killed, disk full, SIGTERM) leaves nothing that looks complete and never touches existing backups.
@@ -24,9 +27,13 @@ extends_documentation_fragment:
 options:
   type:
     description:
-      - Backup type. Only V(full) for the engines supported here.
+      - Backup type. V(differential) is for O(engine=mssql) only (other engines refuse it); it holds the changes
+        since the newest full, non-copy-only SQL Server backup of the same database in O(directory), which it
+        records as its parent and which is restored with it. Without a full backup there, it fails (take a full
+        backup first); when another full backup was taken outside Rollcall in between, it fails and keeps
+        nothing.
     type: str
-    choices: [full]
+    choices: [full, differential]
     default: full
   archive_format:
     description:
@@ -88,6 +95,19 @@ EXAMPLES = r"""
     encryption_key_file: /etc/rollcall/backup.key
     app_version: 1.0.0
 
+- name: Back up a SQL Server database - a full backup on Sunday, differentials on the other days
+  rollcall.ops.db_backup:
+    engine: mssql
+    host: sql01.example.org
+    database: sms
+    user: rollcall_backup
+    password: "{{ rollcall_mssql_password }}"
+    server_directory: /var/opt/mssql/backup
+    local_directory: /mnt/sql01-backup
+    directory: /var/backups/rollcall
+    type: "{{ 'full' if ansible_facts.date_time.weekday == 'Sunday' else 'differential' }}"
+    encryption_key_file: /etc/rollcall/backup.key
+
 - name: Back up an SQLite database file
   rollcall.ops.db_backup:
     engine: sqlite
@@ -123,7 +143,7 @@ from ansible_collections.rollcall.ops.plugins.module_utils.params import ARTIFAC
 def main():
     module = AnsibleModule(
         argument_spec=spec(TARGET_ARGS, ARTIFACT_ARGS,
-                           type=dict(type="str", default="full", choices=["full"]),
+                           type=dict(type="str", default="full", choices=["full", "differential"]),
                            archive_format=dict(type="str", default="custom", choices=["custom", "directory"]),
                            compression=dict(type="str", default="none", choices=["none", "gzip"]),
                            app_version=dict(type="str"),
@@ -138,6 +158,9 @@ def main():
         key = artifact.load_key(p["encryption_key"], p["encryption_key_file"])
         target = backup.target_from_params(p)
         name = artifact.artifact_name(p["engine"], target.database, artifact.utcnow(), p["type"])
+        if p["type"] == "differential" and p["engine"] != "mssql":
+            raise backup.EngineError("type differential is for SQL Server (engine mssql) only; %s backups are "
+                                     "always full" % p["engine"])
         engine = backup.open_engine(target)
         if p["archive_format"] != "custom":
             if p["engine"] != "postgresql":
@@ -147,6 +170,8 @@ def main():
             raise artifact.ArtifactError("backup directory %s does not exist; create it first" % p["directory"])
         if module.check_mode:
             backup.require_database(engine)
+            if p["type"] == "differential":
+                backup.chain_parent(p["directory"], p["engine"], target.database)
             message = "would back up %s into %s" % (target.database, p["directory"])
             module.exit_json(changed=True, name=name, msg=message)
         files = {"path": p["uploads_path"], "container": p["uploads_container"],

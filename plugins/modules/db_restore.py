@@ -12,7 +12,11 @@ description:
   - Takes a safety backup of the target database first (unless O(safety_backup=false)).
   - Restores into a side database, checks every table's row count against the manifest, the engine's
     integrity check, and owners and grants, then swaps it in (PostgreSQL rename in one transaction; SQLite file
-    swap). A failure before the swap leaves the target database exactly as it was.
+    swap; SQL Server C(SINGLE_USER), two renames, the old name put back if the second fails). A failure before
+    the swap leaves the target database exactly as it was.
+  - SQL Server - a differential backup is restored on top of its parent full backup; every file is moved to
+    the server's default data and log directories; the safety backup is a C(COPY_ONLY) full backup, so the
+    differential chain of the regular backups is not affected.
   - Stop the application first, because the swap ends its database sessions.
 author:
   - Rollcall contributors (@rollcall)

@@ -2,20 +2,30 @@
 
     ROLLCALL_MSSQL_HOST=db.example ROLLCALL_MSSQL_PORT=1433 ROLLCALL_MSSQL_USER=sa ROLLCALL_MSSQL_PASSWORD=...
     ROLLCALL_MSSQL_BACKUP_DIR=/var/opt/mssql/backup   (a directory the server can write)
-    .venv/bin/pytest tests/integration/test_mssql_server.py
+    ROLLCALL_MSSQL_LOCAL_DIR=/mnt/sql-backup          (the same directory as seen from here; default: _BACKUP_DIR)
+    .venv/bin/pytest -rs tests/integration/test_mssql_server.py
+
+The end-to-end test drives the backup flows the modules use (module_utils/backup.py): a full backup, a
+differential on top of it, verification at native and restore level, and a restore over the live database.
 """
 
 import os
+import time
 import uuid
 
 import pytest
 
+from ansible_collections.rollcall.ops.plugins.module_utils import backup
 from ansible_collections.rollcall.ops.plugins.module_utils.engines import mssql
 from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import Target
 
 HOST = os.environ.get("ROLLCALL_MSSQL_HOST")
+BACKUP_DIR = os.environ.get("ROLLCALL_MSSQL_BACKUP_DIR", "/var/opt/mssql/backup")
+LOCAL_DIR = os.environ.get("ROLLCALL_MSSQL_LOCAL_DIR", BACKUP_DIR)
+KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 pytestmark = pytest.mark.skipif(not HOST, reason="SQL Server integration suite: set ROLLCALL_MSSQL_HOST, _PORT, "
-                                                  "_USER, _PASSWORD and _BACKUP_DIR to run it against a real server")
+                                                  "_USER, _PASSWORD, _BACKUP_DIR (and _LOCAL_DIR) to run it against a "
+                                                  "real server")
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +80,45 @@ def test_wrong_password_is_a_clear_error():
                     user=os.environ.get("ROLLCALL_MSSQL_USER", "sa"), password="wrong-password")
     with pytest.raises(mssql.EngineError, match="cannot connect"):
         mssql.MSSQL(None, target).server_version()
+
+
+def test_backup_flows_full_differential_verify_and_restore(engine, database, tmp_path):
+    if not os.path.isdir(LOCAL_DIR):
+        pytest.skip("ROLLCALL_MSSQL_LOCAL_DIR %s is not a directory here: the flows stream backup files through "
+                    "it" % LOCAL_DIR)
+    params = {"engine": "mssql", "database": database, "host": HOST,
+              "port": int(os.environ.get("ROLLCALL_MSSQL_PORT", "1433")),
+              "user": os.environ.get("ROLLCALL_MSSQL_USER", "sa"), "password": os.environ["ROLLCALL_MSSQL_PASSWORD"],
+              "server_directory": BACKUP_DIR, "local_directory": LOCAL_DIR}
+    flows = backup.open_engine(backup.target_from_params(params))
+    directory = str(tmp_path)
+    key = bytes.fromhex(KEY)
+    before = set(os.listdir(LOCAL_DIR))
+
+    full = backup.take_backup(flows, directory, "full", compression="gzip", key=key)
+    assert full["mssql"]["type"] == "full" and not full["mssql"]["copy_only"]
+    time.sleep(1.1)  # backup names have one-second resolution
+    engine.query("INSERT INTO dbo.students VALUES (4, N'Kwame'), (5, N'Ilse');", database)
+    diff = backup.take_backup(flows, directory, "differential", key=key)
+    assert diff["parent"] == full["name"]
+    assert diff["mssql"]["differential_base_lsn"] == full["mssql"]["checkpoint_lsn"]
+    assert diff["row_counts"]["dbo.students"] == full["row_counts"]["dbo.students"] + 2
+
+    for level in ("native", "restore"):
+        result = backup.verify_backup(directory, diff["name"], level, key=key, engine=flows)
+        assert result["status"] == "passed", result
+    assert not flows.database_exists(database + "__rc_scratch")
+
+    time.sleep(1.1)
+    engine.query("DELETE FROM dbo.students;", database)
+    report = backup.restore_backup(flows, directory, diff["name"], key=key, safety_key=key)
+    assert engine.row_counts(database) == diff["row_counts"]
+    assert report["old_kept_as"] is None and not flows.database_exists(database + "__rc_old")
+    safety = [m for m in backup.describe(directory) if m["name"] == report["safety_backup"]]
+    assert safety and safety[0]["type"] == "full"
+
+    # The safety backup was COPY_ONLY: a new differential still builds on the same full backup.
+    time.sleep(1.1)
+    again = backup.take_backup(flows, directory, "differential", key=key)
+    assert again["parent"] == full["name"]
+    assert set(os.listdir(LOCAL_DIR)) == before, "every temporary .bak was deleted"

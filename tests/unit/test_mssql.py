@@ -64,6 +64,7 @@ def header(kind, **extra):
 def test_header_parsing_and_the_differential_chain():
     full = header(1)
     assert full["type"] == "full" and full["checkpoint_lsn"] == "150" and full["server_version"] == "16.0.4135"
+    assert full["copy_only"] is False and header(1, IsCopyOnly=1)["copy_only"] is True
     good = header(5, DifferentialBaseLSN=150, CheckpointLSN=300)
     assert mssql.chain_problem(full, good) is None
     broken = header(5, DifferentialBaseLSN=170)
@@ -79,3 +80,21 @@ def test_header_parsing_and_the_differential_chain():
 
 def test_count_statement_quotes_both_parts():
     assert mssql.count_sql("dbo", "odd]name") == "SELECT COUNT_BIG(*) AS n FROM [dbo].[odd]]name];"
+
+
+def test_server_paths_keep_the_servers_separator():
+    assert mssql.server_join("/var/opt/mssql/backup", "x.bak") == "/var/opt/mssql/backup/x.bak"
+    assert mssql.server_join("D:\\Backup", "x.bak") == "D:\\Backup\\x.bak"
+
+
+def test_pymssql_errors_are_reduced_to_the_servers_words():
+    refused = Exception((20009, b"DB-Lib error message 20009, severity 9:\nUnable to connect: TDS server is "
+                                b"unavailable or does not exist (db)\nNet-Lib error during Connection refused (111)\n"
+                                b"DB-Lib error message 20009, severity 9:\nUnable to connect: TDS server is "
+                                b"unavailable or does not exist (db)\n"))
+    assert mssql._first_line(refused) == ("Unable to connect: TDS server is unavailable or does not exist (db); "
+                                          "Net-Lib error during Connection refused (111)")
+    login = Exception(18456, b"Login failed for user 'sa'.DB-Lib error message 20018, severity 14:\n"
+                             b"General SQL Server error: Check messages from the SQL Server\n")
+    assert mssql._first_line(login) == "Login failed for user 'sa'."
+    assert mssql._first_line(Exception()) == "Exception"

@@ -59,3 +59,21 @@ def test_compare_counts():
     assert compare_counts({"a": 1, "b": 2}, {"a": 1, "b": 2}) == []
     assert compare_counts({"a": 1, "b": 2}, {"a": 1, "c": 2}) == [
         "b: backup had 2 rows, restore has None", "c: backup had None rows, restore has 2"]
+
+
+def test_a_kept_differential_keeps_its_full_backup():
+    entries = items(10)
+    for i in range(1, 10):  # b000 full, b001..b009 differentials on it (SQL Server)
+        entries[i]["parent"] = "b000"
+    keep, delete, reasons = prune_plan(entries, keep_last=2, keep_daily=0, keep_weekly=0, keep_monthly=0)
+    assert keep == ["b009", "b008", "b000"]
+    assert reasons["b000"] == "the full backup that kept differential b009 builds on"
+    assert "b000" not in delete and len(delete) == 7
+
+
+def test_a_full_backup_whose_differentials_all_go_may_go_too():
+    entries = items(6)
+    entries[1]["parent"] = entries[2]["parent"] = "b000"  # old chain
+    entries[4]["parent"] = entries[5]["parent"] = "b003"  # new chain
+    keep, delete, _ = prune_plan(entries, keep_last=2, keep_daily=0, keep_weekly=0, keep_monthly=0)
+    assert keep == ["b005", "b004", "b003"] and delete == ["b002", "b001", "b000"]

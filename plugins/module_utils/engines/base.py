@@ -122,3 +122,14 @@ class Engine:
     def integrity_check(self, database):
         """(status, detail) of the engine's own consistency check on a restored database."""
         raise NotImplementedError
+
+    def restore_chain(self, streams, database):
+        """Load a backup chain (oldest first: a full backup, then what applies on top of it) into ``database``.
+
+        ``streams`` are chunk iterators, one per backup. Engines without chains take exactly one (``restore``);
+        SQL Server overrides this for full + differential.
+        """
+        if len(streams) != 1:
+            raise EngineError("%s backups are single, self-contained dumps; a restore takes exactly one, not %d"
+                              % (self.name, len(streams)))
+        self.restore(streams[0], database)

@@ -7,15 +7,25 @@ SQL Server writes its backup files itself, on a path the *server* can reach. Rol
 readable from the managed host (``local_directory``, e.g. a share or the same machine), streams the file into
 the usual artifact (checksum, compression, encryption, manifest).
 
+A differential backup records its parent (the newest full, non-COPY_ONLY backup of the database in the same
+directory) and the LSNs from RESTORE HEADERONLY, so the chain is checked when it is taken, verified and restored
+(``check_chain``, ``restore_chain``). Verification and restore copy the stored, checked stream back into
+``local_directory`` for the server to read, and delete the copy afterwards.
+
 No SQL Server runs on our machines: the T-SQL built here and the result parsing are unit-tested
-(tests/unit/test_mssql.py); tests/integration/test_mssql_server.py runs against a real server when ROLLCALL_MSSQL_HOST
-(and _PORT, _USER, _PASSWORD) are set, and is skipped, visibly, otherwise.
+(tests/unit/test_mssql.py), the flows against a fake pymssql connection (tests/unit/test_mssql_flows.py);
+tests/integration/test_mssql_server.py runs against a real server when ROLLCALL_MSSQL_HOST (and _PORT, _USER,
+_PASSWORD, _BACKUP_DIR) are set, and is skipped, visibly, otherwise.
 """
 
+import contextlib
 import ntpath
 import os
+import posixpath
+import re
+import uuid
 
-from .base import Engine, EngineError, check_database_name
+from .base import OLD_SUFFIX, Engine, EngineError, check_database_name
 
 try:
     import pymssql
@@ -108,6 +118,7 @@ def parse_header(rows):
         "database_backup_lsn": str(row["DatabaseBackupLSN"]),
         "differential_base_lsn": str(row.get("DifferentialBaseLSN") or ""),
         "has_checksums": bool(row.get("HasBackupChecksums")),
+        "copy_only": bool(row.get("IsCopyOnly")),
         "server_version": "%s.%s.%s" % (row.get("SoftwareVersionMajor"), row.get("SoftwareVersionMinor"),
                                         row.get("SoftwareVersionBuild")),
     }
@@ -135,17 +146,37 @@ SELECT s.name AS schema_name, t.name AS table_name
  WHERE t.is_ms_shipped = 0 ORDER BY 1;
 """
 
+DEFAULT_PATHS_SQL = ("SELECT CAST(SERVERPROPERTY('InstanceDefaultDataPath') AS nvarchar(4000)) AS data_path, "
+                     "CAST(SERVERPROPERTY('InstanceDefaultLogPath') AS nvarchar(4000)) AS log_path;")
+CHUNK = 1024 * 1024
+ROW_COUNTS_TAKEN = "right after the backup finished (not in the backup's own snapshot)"
+
+
+def server_join(directory, name):
+    """``directory``/``name`` with the server's separator (Windows paths keep their backslashes)."""
+    return (ntpath.join if "\\" in directory else posixpath.join)(directory, name)
+
 
 class MSSQL(Engine):
     name = "mssql"
     dump_format = "SQL Server native backup (BACKUP DATABASE ... WITH CHECKSUM)"
     tools = ()
+    # The backup flows read these (backup.take_backup): SQL Server keeps differential chains; the next dump is
+    # ``backup_kind`` (full / differential), COPY_ONLY when ``copy_only`` (a full that leaves the chain alone).
+    backup_chains = True
+    backup_kind = "full"
+    copy_only = False
 
     def __init__(self, runner, target, server_directory=None, local_directory=None):
         super().__init__(runner, target)
         self.server_directory = server_directory
-        self.local_directory = local_directory
+        self.local_directory = local_directory or server_directory
+        self.manifest = None
 
+    def prepare_for(self, manifest):
+        self.manifest = manifest
+
+    # ---------------------------------------------------------------- plumbing
     def connect(self, database="master"):
         if not HAS_PYMSSQL:
             raise EngineError("SQL Server support needs the Python package pymssql on the managed host")
@@ -173,6 +204,53 @@ class MSSQL(Engine):
         finally:
             connection.close()
 
+    def _directories(self):
+        """(server_directory, local_directory), checked: the server writes and reads there, we stream."""
+        if not self.server_directory:
+            raise EngineError("engine mssql needs server_directory: a directory on the SQL Server machine where "
+                              "the server writes and reads backup files (and local_directory, the same directory "
+                              "as seen from where the module runs, when that is another machine)")
+        if not os.path.isdir(self.local_directory):
+            raise EngineError("local_directory %s does not exist here; it must be server_directory %s as seen from "
+                              "where the module runs (a share or the same machine)"
+                              % (self.local_directory, self.server_directory))
+        return self.server_directory, self.local_directory
+
+    def _scratch_file(self, prefix):
+        """(server path, local path) of a new, unique backup file name in the shared directory."""
+        server, local = self._directories()
+        name = "%s-%s.bak" % (prefix, uuid.uuid4().hex)
+        return server_join(server, name), os.path.join(local, name)
+
+    def _remove(self, server_path, local_path):
+        """Delete a temporary backup file: here first; if we may not, ask the server (it wrote the file)."""
+        try:
+            os.unlink(local_path)
+            return
+        except OSError:
+            pass  # not ours to delete, or not visible from here (then the server may still have it)
+        with contextlib.suppress(EngineError):
+            self.query("EXECUTE master.dbo.xp_delete_file 0, %s;" % quote_string(server_path))
+        if os.path.exists(local_path):
+            raise EngineError("could not delete the temporary backup file %s; delete it by hand" % local_path)
+
+    def _write_local(self, chunks, local_path):
+        """Stream ``chunks`` into a new file the server can read (given to the owner of the directory)."""
+        directory = os.path.dirname(local_path)
+        fd = os.open(local_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600 if os.geteuid() == 0 else 0o640)
+        with os.fdopen(fd, "wb") as handle:
+            if os.geteuid() == 0:
+                owner = os.stat(directory)
+                os.fchown(handle.fileno(), owner.st_uid, owner.st_gid)
+            for data in chunks:
+                handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def header(self, server_path):
+        return parse_header(self.query(headeronly_sql(server_path)))
+
+    # ---------------------------------------------------------------- introspection
     def server_version(self):
         return self.query("SELECT CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(64)) AS v;")[0]["v"]
 
@@ -200,6 +278,64 @@ class MSSQL(Engine):
     def privileges(self, database):
         return None
 
+    # ---------------------------------------------------------------- backup
+    def dump(self, sink):
+        """BACKUP DATABASE into server_directory, read its header, count rows, stream the file, delete it."""
+        database = self.target.database
+        kind = self.backup_kind
+        server_path, local_path = self._scratch_file("rollcall-backup")
+        try:
+            self.query(backup_sql(database, server_path, kind, copy_only=self.copy_only))
+            header = self.header(server_path)
+            if header["type"] != kind or header["database"] != database:
+                raise EngineError("SQL Server at %s wrote a %s backup of %s where a %s backup of %s was asked for"
+                                  % (self.target.where(), header["type"], header["database"], kind, database))
+            # BACKUP cannot run inside a transaction, so the rows are counted right after it, not in its snapshot.
+            counts = self.row_counts(database)
+            try:
+                handle = open(local_path, "rb")  # noqa: SIM115 - closed by the with block below
+            except FileNotFoundError:
+                raise EngineError("SQL Server wrote %s, but it is not at %s here: local_directory must be "
+                                  "server_directory as seen from where the module runs"
+                                  % (server_path, local_path)) from None
+            with handle:
+                for data in iter(lambda: handle.read(CHUNK), b""):
+                    sink(data)
+        finally:
+            self._remove(server_path, local_path)
+        header = dict(header, copy_only=header["copy_only"] or bool(self.copy_only), row_counts_taken=ROW_COUNTS_TAKEN)
+        kind_text = "differential" if kind == "differential" else ("copy-only full" if self.copy_only else "full")
+        return {"row_counts": counts, "format": "%s, %s" % (self.dump_format, kind_text),
+                "archive_format": "bak", "engine_facts": header}
+
+    def check_chain(self, parent, child):
+        """Why the backup ``child`` (a manifest) does not apply on top of ``parent`` (its manifest), or None."""
+        for manifest in (parent, child):
+            if not manifest.get(self.name):
+                return "backup %s has no SQL Server header in its manifest" % manifest.get("name", "?")
+        return chain_problem(parent[self.name], child[self.name])
+
+    # ---------------------------------------------------------------- verify and restore
+    def native_check(self, chunks):
+        """Copy the backup where the server reads it, RESTORE VERIFYONLY WITH CHECKSUM, compare its header."""
+        server_path, local_path = self._scratch_file("rollcall-verify")
+        try:
+            self._write_local(chunks, local_path)
+            status, detail = self.native_verify(server_path)
+            if status != "passed":
+                return status, detail
+            header = self.header(server_path)
+        finally:
+            self._remove(server_path, local_path)
+        recorded = (self.manifest or {}).get(self.name) or {}
+        for key in ("type", "database", "first_lsn", "last_lsn", "checkpoint_lsn", "differential_base_lsn"):
+            if key in recorded and str(recorded[key]) != str(header[key]):
+                return "failed", ("the backup's header says %s %s, its manifest %s" % (key, header[key], recorded[key]))
+        if not header["has_checksums"]:
+            return "failed", "the backup was taken without CHECKSUM"
+        return "passed", "%s; %s backup, LSNs %s-%s as in the manifest" % (detail, header["type"], header["first_lsn"],
+                                                                           header["last_lsn"])
+
     def native_verify(self, server_path):
         try:
             self.query(verifyonly_sql(server_path))
@@ -207,26 +343,94 @@ class MSSQL(Engine):
             return "failed", str(exc)
         return "passed", "RESTORE VERIFYONLY WITH CHECKSUM: the backup set is complete and readable"
 
-    def native_check(self, chunks):
-        raise EngineError("SQL Server checks its backups where the server can read them; use native_verify")
-
-    def dump(self, sink):
-        raise EngineError("SQL Server backups are written by the server; the backup modules do not drive them yet")
+    def default_paths(self):
+        rows = self.query(DEFAULT_PATHS_SQL)
+        row = rows[0] if rows else {}
+        return row.get("data_path"), row.get("log_path")
 
     def restore(self, chunks, database):
-        raise EngineError("SQL Server restores read from the server's disk; the restore module does not drive them "
-                          "yet")
+        self.restore_chain([chunks], database)
+
+    def restore_chain(self, streams, database):
+        """Restore a full backup (and the differential on top of it) into the new ``database``.
+
+        Each stream is copied where the server reads it, restored, and deleted before the next: the full one
+        WITH NORECOVERY when a differential follows, the last one WITH RECOVERY. Every file is MOVEd to a new,
+        unique name in the server's default data / log directory.
+        """
+        check_database_name(database)
+        if not 1 <= len(streams) <= 2:
+            raise EngineError("a SQL Server restore takes a full backup and at most one differential, not %d "
+                              "backups" % len(streams))
+        data_dir, log_dir = self.default_paths()
+        headers = []
+        for index, chunks in enumerate(streams):
+            last = index == len(streams) - 1
+            server_path, local_path = self._scratch_file("rollcall-restore")
+            try:
+                self._write_local(chunks, local_path)
+                header = self.header(server_path)
+                expected = "full" if index == 0 else "differential"
+                if header["type"] != expected:
+                    raise EngineError("backup %d of the chain is a %s backup, not a %s one"
+                                      % (index + 1, header["type"], expected))
+                if headers:
+                    problem = chain_problem(headers[0], header)
+                    if problem:
+                        raise EngineError("the differential does not apply to its full backup: %s" % problem)
+                headers.append(header)
+                moves = []
+                if index == 0:
+                    filelist = self.query(filelistonly_sql(server_path))
+                    if not filelist:
+                        raise EngineError("RESTORE FILELISTONLY listed no files")
+                    original = filelist[0]["PhysicalName"]
+                    fallback = (ntpath.dirname if "\\" in original else posixpath.dirname)(original)
+                    # A unique file name: the live database may still use files named after an earlier scratch.
+                    moves = plan_moves(filelist, "%s_%s" % (database, uuid.uuid4().hex[:8]), data_dir or fallback,
+                                       log_dir or data_dir or fallback)
+                self.query(restore_sql(database, server_path, moves, norecovery=not last))
+            finally:
+                self._remove(server_path, local_path)
 
     def create_database(self, database, like=None):
-        check_database_name(database)
+        check_database_name(database)  # RESTORE DATABASE creates it
 
     def drop_database(self, database):
+        """Drop ``database`` if it exists; one left RESTORING (by a failed chain) cannot be ALTERed, only dropped."""
         check_database_name(database)
-        self.query("IF DB_ID(%s) IS NOT NULL BEGIN ALTER DATABASE %s SET SINGLE_USER WITH ROLLBACK IMMEDIATE; "
-                   "DROP DATABASE %s; END;" % (quote_string(database), quote_name(database), quote_name(database)))
+        self.query("IF DB_ID(%s) IS NOT NULL BEGIN IF DATABASEPROPERTYEX(%s, 'Status') = 'ONLINE' "
+                   "ALTER DATABASE %s SET SINGLE_USER WITH ROLLBACK IMMEDIATE; DROP DATABASE %s; END;"
+                   % (quote_string(database), quote_string(database), quote_name(database), quote_name(database)))
 
     def swap_in(self, scratch, database, keep_old):
-        raise EngineError("not implemented for SQL Server yet")
+        """Rename the live database aside, the scratch one into its place; on failure the old one goes back."""
+        old = check_database_name(database + OLD_SUFFIX)
+        check_database_name(scratch)
+        check_database_name(database)
+        if not self.database_exists(database):
+            self.query("ALTER DATABASE %s MODIFY NAME = %s;" % (quote_name(scratch), quote_name(database)))
+            return None
+        self.drop_database(old)
+        self.query("ALTER DATABASE %s SET SINGLE_USER WITH ROLLBACK IMMEDIATE;" % quote_name(database))
+        try:
+            self.query("ALTER DATABASE %s MODIFY NAME = %s;" % (quote_name(database), quote_name(old)))
+        except EngineError:
+            self.query("ALTER DATABASE %s SET MULTI_USER;" % quote_name(database))
+            raise
+        try:
+            self.query("ALTER DATABASE %s MODIFY NAME = %s;" % (quote_name(scratch), quote_name(database)))
+        except EngineError as exc:
+            self.query("ALTER DATABASE %s MODIFY NAME = %s;" % (quote_name(old), quote_name(database)))
+            self.query("ALTER DATABASE %s SET MULTI_USER;" % quote_name(database))
+            raise EngineError("swapping in the restored database failed (%s); %s is back as it was, the restored "
+                              "copy is still in %s" % (exc, database, scratch)) from None
+        self.query("ALTER DATABASE %s SET MULTI_USER;" % quote_name(database))
+        if not keep_old:
+            self.drop_database(old)
+            return None
+        self.query("ALTER DATABASE %s SET MULTI_USER;" % quote_name(old))
+        return old
 
     def integrity_check(self, database):
         try:
@@ -237,8 +441,16 @@ class MSSQL(Engine):
 
 
 def _first_line(exc):
+    """The server's message from a pymssql error, without DB-Lib noise: (code, b"text") or ((code, b"text"),)."""
     args = getattr(exc, "args", ())
-    text = args[1] if len(args) > 1 else str(exc)
+    if len(args) == 1 and isinstance(args[0], tuple):
+        args = args[0]
+    text = args[1] if len(args) > 1 else (args[0] if args else "")
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
-    return str(text).strip().splitlines()[0] if str(text).strip() else type(exc).__name__
+    lines = []
+    for line in str(text).splitlines():
+        line = re.sub(r"\s*DB-Lib error message \d+(, severity \d+)?:?\s*$", "", line).strip()
+        if line and not line.startswith("General SQL Server error") and line not in lines:
+            lines.append(line)
+    return "; ".join(lines[:3]) if lines else type(exc).__name__

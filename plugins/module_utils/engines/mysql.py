@@ -258,7 +258,7 @@ class MySQL(Engine):
                     failed.append((obj, exc))
             if failed and not done:
                 raise failed[0][1]
-            pending = [obj for obj, _ in failed]
+            pending = [pair[0] for pair in failed]
 
     def _drop_objects(self, objects, database):
         statements = ["DROP %s IF EXISTS %s.%s;" % (o["kind"], quote_ident(database), quote_ident(o["name"]))
@@ -267,10 +267,10 @@ class MySQL(Engine):
             self.sql("\n".join(statements), what="dropping views, routines, triggers and events of %s" % database)
 
     def _rename(self, moves):
-        if moves:
-            self.sql("RENAME TABLE %s;" % ", ".join("%s.%s TO %s.%s" % (quote_ident(a), quote_ident(t),
-                                                                          quote_ident(b), quote_ident(t))
-                                                     for a, t, b in moves), what="moving tables")
+        pairs = ["%s.%s TO %s.%s" % (quote_ident(a), quote_ident(t), quote_ident(b), quote_ident(t))
+                 for a, t, b in moves]
+        if pairs:
+            self.sql("RENAME TABLE %s;" % ", ".join(pairs), what="moving tables")
 
     def swap_in(self, scratch, database, keep_old):
         """Swap the restored ``scratch`` in: one atomic RENAME TABLE moves the live tables to ``<db>__rc_old``
