@@ -110,8 +110,12 @@ def test_unreachable_database_is_one_clear_line(tmp_path):
     try:
         proc, report = playbook(inventory)
         assert proc.returncode != 0
-        (name, msg), = failures(report)
-        assert name.endswith("Stop when the migrations failed")
+        found = failures(report)
+        # The schema check fails first (rescued); the release then fails with that reason, in one line.
+        assert found[0][0].endswith("Stop when the schema cannot be read"), found
+        name, msg = found[-1]
+        assert name.startswith("rollcall.ops.sms_app : Fail with the reason"), found
+        assert "Deploy of 1.0.0 failed: Could not ask the database" in msg
         assert "cannot connect to the database at 127.0.0.1:1" in msg
         assert "\n" not in msg.strip()
         assert DB_PASSWORD not in proc.stdout + proc.stderr

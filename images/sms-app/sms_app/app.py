@@ -74,6 +74,7 @@ def create_app(config):
         route = request.url_rule.rule if request.url_rule else "unmatched"
         metrics.observe(request.method, route, response.status_code, seconds)
         response.headers["X-Request-ID"] = g.get("request_id", "-")
+        response.headers["X-App-Version"] = APP_VERSION  # which release answered (deploys are watched by it)
         access_log({"ts": datetime.utcnow().isoformat(timespec="milliseconds") + "Z", "level": "info",
                     "request_id": g.get("request_id"), "client": client_address(), "method": request.method,
                     "path": request.path, "route": route, "status": response.status_code,

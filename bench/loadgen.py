@@ -1,0 +1,69 @@
+"""A bounded loopback load: a fixed number of GET requests at a fixed rate, counted by outcome.
+
+Used by bench/release.py (failed requests during deploy and rollback) and tests/integration/test_release.py.
+Refuses anything but a loopback URL; stops by itself after ``total`` requests or ``max_seconds``.
+"""
+
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+
+class Load:
+    def __init__(self, url, rate=50, total=1000, max_seconds=120, workers=16, timeout=10):
+        host = urllib.parse.urlparse(url).hostname
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("load stays on loopback; %s is not" % host)
+        self.url, self.rate, self.total, self.max_seconds = url, rate, total, max_seconds
+        self.workers, self.timeout = workers, timeout
+        self.ok = 0
+        self.failed = []
+        self.versions = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = None
+
+    def _one(self):
+        try:
+            with urllib.request.urlopen(self.url, timeout=self.timeout) as response:  # noqa: S310 - loopback only
+                response.read()
+                version = response.headers.get("X-App-Version", "")
+                with self._lock:
+                    self.ok += 1
+                    self.versions[version] = self.versions.get(version, 0) + 1
+        except (urllib.error.URLError, OSError) as exc:
+            with self._lock:
+                self.failed.append(str(getattr(exc, "code", "")) or str(exc)[:120])
+
+    def _run(self):
+        deadline = time.monotonic() + self.max_seconds
+        with ThreadPoolExecutor(self.workers) as pool:
+            start = time.monotonic()
+            for i in range(self.total):
+                if self._stop.is_set() or time.monotonic() > deadline:
+                    break
+                delay = start + i / self.rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                pool.submit(self._one)
+
+    def start(self):
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        return self
+
+    def wait(self):
+        self._thread.join()
+        return self
+
+    @property
+    def sent(self):
+        return self.ok + len(self.failed)

@@ -1,0 +1,73 @@
+"""Releases on this machine's engine through real ansible-playbook: zero failed requests while deploying and
+rolling back under load, and the deploy lock between two deploys started at once."""
+
+import os
+import subprocess
+import sys
+import time
+
+from test_deploy import DB_PASSWORD, SECRET, failures, playbook, teardown, write_inventory
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                "bench"))
+from loadgen import Load  # noqa: E402
+
+
+def test_deploy_and_rollback_under_load_fail_no_request(tmp_path):
+    port = 18295
+    inventory = write_inventory(tmp_path, rollcall_project="rc-it-rel", rollcall_db_engine="postgresql",
+                                rollcall_app_port=port, rollcall_rate_limit_per_minute=1000000,
+                                rollcall_state_dir=str(tmp_path / "state"), rollcall_backup_dir=str(tmp_path / "bk"),
+                                rollcall_backup_verify_level="native", rollcall_drain_seconds=1)
+    url = "http://127.0.0.1:%d/api/v1/students?per_page=5" % port
+    try:
+        proc, report = playbook(inventory)
+        assert proc.returncode == 0, failures(report)
+        load = Load(url, rate=40, total=100000, max_seconds=300).start()
+        time.sleep(1)
+        proc, report = playbook(inventory, "deploy.yml", "-e", "rollcall_app_version=1.1.0")
+        time.sleep(1)
+        load.stop()
+        assert proc.returncode == 0, failures(report)
+        assert SECRET not in proc.stdout and DB_PASSWORD not in proc.stdout
+        assert load.failed == [] and load.ok > 100, (load.ok, load.failed[:10])
+        assert load.versions.get("1.0.0") and load.versions.get("1.1.0"), load.versions
+
+        load = Load(url, rate=40, total=100000, max_seconds=300).start()
+        time.sleep(1)
+        proc, report = playbook(inventory, "rollback.yml")
+        time.sleep(1)
+        load.stop()
+        assert proc.returncode == 0, failures(report)
+        assert load.failed == [] and load.ok > 50, (load.ok, load.failed[:10])
+        assert load.versions.get("1.0.0") and load.versions.get("1.1.0"), load.versions
+        revision = subprocess.run(["docker", "exec", "-e", "PGPASSWORD=" + DB_PASSWORD, "rc-it-rel-db", "psql", "-h",
+                                   "127.0.0.1", "-U", "sms", "-d", "sms", "-Atc", "SELECT version_num FROM "
+                                   "alembic_version"], capture_output=True, text=True, check=True).stdout.strip()
+        assert revision == "0001", "the rollback took the schema down to 1.0.0's revision"
+        backups = [n for n in os.listdir(tmp_path / "bk") if n.endswith(".manifest.json")]
+        assert len(backups) == 1, "one verified backup, taken before the 1.1.0 migration"
+    finally:
+        teardown(inventory)
+
+
+def test_two_deploys_at_once_one_fails_on_the_lock(tmp_path):
+    inventory = write_inventory(tmp_path, rollcall_project="rc-it-lock", rollcall_db_engine="sqlite",
+                                rollcall_app_port=18296, rollcall_state_dir=str(tmp_path / "state"),
+                                rollcall_deploy_lock_timeout=0, rollcall_actor="first-or-second")
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(os.path.dirname(inventory), "..", "ansible.cfg"))
+    del env["ANSIBLE_CONFIG"]
+    try:
+        import concurrent.futures
+
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            runs = list(pool.map(lambda _: playbook(inventory), range(2)))
+        codes = sorted(proc.returncode for proc, _ in runs)
+        assert codes[0] == 0 and codes[1] != 0, codes
+        refused = [failures(report) for proc, report in runs if proc.returncode != 0][0]
+        assert "deploy lock for rc-it-lock is held by first-or-second" in refused[-1][1], refused
+        # The lock is free again: a third deploy has nothing to do.
+        proc, report = playbook(inventory)
+        assert proc.returncode == 0 and report["stats"]["localhost"]["changed"] == 0, failures(report)
+    finally:
+        teardown(inventory)
