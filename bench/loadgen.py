@@ -22,6 +22,7 @@ class Load:
         self.ok = 0
         self.failed = []
         self.versions = {}
+        self.last_seen = {}  # version -> monotonic time of the last response it gave
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = None
@@ -34,6 +35,7 @@ class Load:
                 with self._lock:
                     self.ok += 1
                     self.versions[version] = self.versions.get(version, 0) + 1
+                    self.last_seen[version] = time.monotonic()
         except (urllib.error.URLError, OSError) as exc:
             with self._lock:
                 self.failed.append(str(getattr(exc, "code", "")) or str(exc)[:120])

@@ -27,3 +27,6 @@ time_it "deploy.yml re-run (changed=0)" .venv/bin/ansible-playbook -i inventorie
 
 echo "== backup and restore against the raw tools (issue 4)"
 .venv/bin/python bench/backup.py
+
+echo "== deploy and rollback under load (issue 5)"
+.venv/bin/python bench/release.py
