@@ -13,7 +13,7 @@ import re
 import threading
 import uuid
 
-from .base import OLD_SUFFIX, Engine, EngineError, check_database_name
+from .base import LONG_QUERIES_SHOWN, OLD_SUFFIX, Engine, EngineError, check_database_name, check_seconds, long_query
 
 MAINTENANCE_DB = "postgres"
 DUMP_MAGIC = b"PGDMP"
@@ -38,6 +38,19 @@ UNION ALL
 SELECT 'schema ' || nspname || ':' || pg_get_userbyid(nspowner) || ':' || coalesce(nspacl::text, '')
   FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\_%'
  ORDER BY 1;
+"""
+
+# activity(): client connections vs max_connections, and statements running longer than :'secs' seconds.
+# Whitespace in the statement text is collapsed (it must not break psql's tab-separated rows).
+ACTIVITY_SQL = r"""
+SELECT 'connections', count(*)::text, current_setting('max_connections')
+  FROM pg_stat_activity WHERE backend_type = 'client backend';
+SELECT 'long', pid::text, floor(extract(epoch FROM clock_timestamp() - query_start))::bigint::text,
+       left(regexp_replace(coalesce(query, ''), '\s+', ' ', 'g'), 200)
+  FROM pg_stat_activity
+ WHERE backend_type = 'client backend' AND state NOT IN ('idle') AND pid <> pg_backend_pid()
+   AND query_start < clock_timestamp() - make_interval(secs => :'secs')
+ ORDER BY query_start LIMIT :limit;
 """
 
 
@@ -117,6 +130,12 @@ class PostgreSQL(Engine):
     def row_counts(self, database):
         return {name: int(count) for name, count in self.psql(ROW_COUNTS_SQL, database, what="counting rows")}
 
+    def activity(self, long_query_seconds=60):
+        rows = self.psql(ACTIVITY_SQL, self.target.database or MAINTENANCE_DB,
+                         {"secs": check_seconds(long_query_seconds), "limit": LONG_QUERIES_SHOWN},
+                         what="reading pg_stat_activity")
+        return parse_activity(rows)
+
     def privileges(self, database):
         """sha256 over owners and grants of every schema and relation (compared after a restore)."""
         rows = self.psql(PRIVILEGES_SQL, database, what="reading owners and grants")
@@ -159,6 +178,7 @@ class PostgreSQL(Engine):
         holder = threading.Thread(target=hold_snapshot, daemon=True)
         holder.start()
         counts = {}
+        failed = False
 
         def next_line(wait):
             try:
@@ -191,6 +211,10 @@ class PostgreSQL(Engine):
             else:
                 argv = ["pg_dump", "-Fc", "-w", "--snapshot=%s" % snapshot] + self._conn_args(database)
                 result = self.runner.run(argv, sink=checked_sink, env=self._env())
+            if result.rc != 0 or "error:" in result.stderr:
+                # pg_dump failed (the server went away?): do not wait for a snapshot session that may hang.
+                failed = True
+                self._fail("pg_dump", result)
             while True:
                 name, value = next_line(3600)
                 if name == "counted":
@@ -200,7 +224,7 @@ class PostgreSQL(Engine):
                 counts[name] = int(value)
         finally:
             done.set()
-            holder.join(60)
+            holder.join(5 if failed else 60)
         if result.rc != 0 or "error:" in result.stderr:
             self._fail("pg_dump", result)
         if self.archive_format != "directory" and bytes(head[:len(DUMP_MAGIC)]) != DUMP_MAGIC:
@@ -292,3 +316,14 @@ class PostgreSQL(Engine):
         if rows:
             return "failed", "not valid: %s" % ", ".join(r[0] for r in rows)
         return "passed", "all constraints validated, all indexes valid"
+
+
+def parse_activity(rows):
+    """``activity()`` from the rows of ACTIVITY_SQL."""
+    found = {"active_connections": None, "max_connections": None, "long_queries": []}
+    for row in rows:
+        if row[0] == "connections" and len(row) >= 3:
+            found["active_connections"], found["max_connections"] = int(row[1]), int(row[2])
+        elif row[0] == "long" and len(row) >= 3:
+            found["long_queries"].append(long_query(row[1], row[2], row[3] if len(row) > 3 else ""))
+    return found
