@@ -3,7 +3,7 @@
 import pytest
 
 from ansible_collections.rollcall.ops.plugins.module_utils.engines import mssql
-from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import EngineError
+from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import EngineError, Target
 
 
 def test_quoting_follows_quotename_rules():
@@ -98,3 +98,36 @@ def test_pymssql_errors_are_reduced_to_the_servers_words():
                              b"General SQL Server error: Check messages from the SQL Server\n")
     assert mssql._first_line(login) == "Login failed for user 'sa'."
     assert mssql._first_line(Exception()) == "Exception"
+
+
+def test_activity_statements_and_parsing():
+    assert "sys.dm_exec_sessions WHERE is_user_process = 1" in mssql.CONNECTIONS_SQL
+    assert "N'user connections'" in mssql.CONNECTIONS_SQL and "@@MAX_CONNECTIONS" in mssql.CONNECTIONS_SQL
+    assert mssql.long_requests_sql(60) == (
+        "SELECT TOP (20) r.session_id AS pid, DATEDIFF(SECOND, r.start_time, GETDATE()) AS duration_s, "
+        "LEFT(t.text, 200) AS query FROM sys.dm_exec_requests r JOIN sys.dm_exec_sessions s ON s.session_id = "
+        "r.session_id OUTER APPLY sys.dm_exec_sql_text(r.sql_handle) t WHERE s.is_user_process = 1 AND "
+        "r.session_id <> @@SPID AND r.start_time <= DATEADD(SECOND, -60, GETDATE()) ORDER BY r.start_time;")
+    with pytest.raises(EngineError):
+        mssql.long_requests_sql(-5)
+    with pytest.raises(ValueError):
+        mssql.long_requests_sql("60; DROP TABLE x")
+    found = mssql.parse_activity([{"active_connections": 12, "max_connections": 32767}],
+                                 [{"pid": 55, "duration_s": 301, "query": "WAITFOR DELAY\r\n'00:10:00'"},
+                                  {"pid": 56, "duration_s": 70, "query": None}])
+    assert found == {"active_connections": 12, "max_connections": 32767, "long_queries": [
+        {"pid": 55, "duration_s": 301, "query": "WAITFOR DELAY '00:10:00'"},
+        {"pid": 56, "duration_s": 70, "query": ""}]}
+
+
+def test_activity_runs_both_queries():
+    engine = mssql.MSSQL(None, Target("mssql", "sms", user="sa", password="x"))
+    seen = []
+
+    def query(sql, database="master", params=None):
+        seen.append(sql)
+        return [{"active_connections": 3, "max_connections": 100}] if len(seen) == 1 else []
+
+    engine.query = query
+    assert engine.activity(30) == {"active_connections": 3, "max_connections": 100, "long_queries": []}
+    assert seen[0] == mssql.CONNECTIONS_SQL and "-30," in seen[1]

@@ -50,6 +50,8 @@ def create_app(config):
         g.started = time.monotonic()
         incoming = request.headers.get("X-Request-ID", "")
         g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        if config.debug_delay_ms and request.path.startswith("/api/"):
+            time.sleep(config.debug_delay_ms / 1000.0)  # test-only fault knob (SMS_DEBUG_DELAY_MS)
         if request.path.startswith(EXEMPT):
             return None
         wait = limiter.check(client_address())

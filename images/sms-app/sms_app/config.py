@@ -25,6 +25,8 @@ class Config:
     rate_limit_per_minute: int
     trust_proxy: bool
     max_upload_bytes: int
+    # Test-only fault knob: every /api request sleeps this long first (SMS_DEBUG_DELAY_MS; 0 = off).
+    debug_delay_ms: int = 0
 
     def database_location(self):
         """Where the database is, for messages: host:port or the SQLite path (never the password)."""
@@ -67,8 +69,10 @@ def load(require_secret=True):
     try:
         rate = int(env.get("RATE_LIMIT_PER_MINUTE", "60"))
         max_upload = int(env.get("MAX_UPLOAD_BYTES", str(10 * 1024 * 1024)))
+        delay = int(env.get("SMS_DEBUG_DELAY_MS", "0") or "0")
     except ValueError:
-        raise ConfigError("RATE_LIMIT_PER_MINUTE and MAX_UPLOAD_BYTES must be whole numbers") from None
+        raise ConfigError("RATE_LIMIT_PER_MINUTE, MAX_UPLOAD_BYTES and SMS_DEBUG_DELAY_MS must be whole numbers") \
+            from None
     return Config(
         database_url=database_url,
         secret_key=secret_key,
@@ -76,4 +80,5 @@ def load(require_secret=True):
         rate_limit_per_minute=max(rate, 0),
         trust_proxy=env.get("TRUST_PROXY", "0") == "1",
         max_upload_bytes=max_upload,
+        debug_delay_ms=max(delay, 0),
     )

@@ -7,6 +7,9 @@ import re
 SCRATCH_SUFFIX = "__rc_scratch"
 OLD_SUFFIX = "__rc_old"
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
+# activity(): how many long-running statements are listed, and how much of each statement's text.
+LONG_QUERIES_SHOWN = 20
+QUERY_TEXT_SHOWN = 80
 DATABASE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_$-]{0,62}$")
 
 
@@ -36,6 +39,20 @@ class Target:
         port = self.port or DEFAULT_PORTS.get(self.engine, "?")
         location = "%s:%s" % (self.host or "127.0.0.1", port)
         return location + (" in container %s" % self.container if self.container else "")
+
+
+def long_query(pid, duration_s, text):
+    """One entry of ``Engine.activity()["long_queries"]``: whitespace collapsed, text cut to QUERY_TEXT_SHOWN."""
+    return {"pid": int(pid), "duration_s": int(float(duration_s or 0)),
+            "query": " ".join((text or "").split())[:QUERY_TEXT_SHOWN]}
+
+
+def check_seconds(value):
+    """``long_query_seconds`` as a whole number >= 0 (it is written into SQL text)."""
+    seconds = int(value)
+    if seconds < 0:
+        raise EngineError("long_query_seconds must be 0 or more, not %r" % (value,))
+    return seconds
 
 
 def check_database_name(name, what="database name"):
@@ -82,6 +99,17 @@ class Engine:
 
     def schema_revision(self, database):
         """The application's schema revision (Alembic's alembic_version), or None."""
+        raise NotImplementedError
+
+    def activity(self, long_query_seconds=60):
+        """What the server is doing now (for health checks); raises EngineError when it cannot be reached.
+
+        Returns ``{"active_connections": int or None, "max_connections": int or None, "long_queries": [{"pid",
+        "duration_s", "query"}]}``: client connections open now, the server's limit, and statements running
+        longer than ``long_query_seconds`` (longest first, at most ``LONG_QUERIES_SHOWN``, the statement text cut
+        to ``QUERY_TEXT_SHOWN`` characters with whitespace collapsed; never bind parameters). None where the
+        engine has no such notion (SQLite).
+        """
         raise NotImplementedError
 
     # ---- backup and restore

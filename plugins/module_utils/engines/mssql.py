@@ -25,7 +25,7 @@ import posixpath
 import re
 import uuid
 
-from .base import OLD_SUFFIX, Engine, EngineError, check_database_name
+from .base import LONG_QUERIES_SHOWN, OLD_SUFFIX, Engine, EngineError, check_database_name, check_seconds, long_query
 
 try:
     import pymssql
@@ -138,6 +138,37 @@ def chain_problem(full, differential):
     if not full["has_checksums"] or not differential["has_checksums"]:
         return "a backup in the chain was taken without CHECKSUM"
     return None
+
+
+# activity(): user sessions vs the 'user connections' setting (0 = the server's maximum, @@MAX_CONNECTIONS).
+CONNECTIONS_SQL = """
+SELECT (SELECT COUNT(*) FROM sys.dm_exec_sessions WHERE is_user_process = 1) AS active_connections,
+       (SELECT CASE WHEN CAST(value_in_use AS int) = 0 THEN @@MAX_CONNECTIONS ELSE CAST(value_in_use AS int) END
+          FROM sys.configurations WHERE name = N'user connections') AS max_connections;
+"""
+
+
+def long_requests_sql(long_query_seconds):
+    """Requests of user sessions running for at least N seconds, longest first (statement text, no parameters)."""
+    seconds = check_seconds(long_query_seconds)
+    return ("SELECT TOP (%d) r.session_id AS pid, DATEDIFF(SECOND, r.start_time, GETDATE()) AS duration_s, "
+            "LEFT(t.text, 200) AS query "
+            "FROM sys.dm_exec_requests r JOIN sys.dm_exec_sessions s ON s.session_id = r.session_id "
+            "OUTER APPLY sys.dm_exec_sql_text(r.sql_handle) t "
+            "WHERE s.is_user_process = 1 AND r.session_id <> @@SPID "
+            "AND r.start_time <= DATEADD(SECOND, -%d, GETDATE()) "
+            "ORDER BY r.start_time;" % (LONG_QUERIES_SHOWN, seconds))
+
+
+def parse_activity(connections, requests):
+    """``activity()`` from the rows of CONNECTIONS_SQL and long_requests_sql()."""
+    row = connections[0] if connections else {}
+    found = {"active_connections": None if row.get("active_connections") is None else int(row["active_connections"]),
+             "max_connections": None if row.get("max_connections") is None else int(row["max_connections"]),
+             "long_queries": []}
+    for request in requests:
+        found["long_queries"].append(long_query(request["pid"], request["duration_s"], request.get("query")))
+    return found
 
 
 ROW_COUNTS_SQL = """
@@ -277,6 +308,10 @@ class MSSQL(Engine):
 
     def privileges(self, database):
         return None
+
+    def activity(self, long_query_seconds=60):
+        requests_sql = long_requests_sql(long_query_seconds)
+        return parse_activity(self.query(CONNECTIONS_SQL), self.query(requests_sql))
 
     # ---------------------------------------------------------------- backup
     def dump(self, sink):

@@ -11,7 +11,7 @@ import contextlib
 import re
 import uuid
 
-from .base import OLD_SUFFIX, Engine, EngineError, check_database_name
+from .base import LONG_QUERIES_SHOWN, OLD_SUFFIX, Engine, EngineError, check_database_name, check_seconds, long_query
 
 try:
     from pymysql.converters import escape_string
@@ -23,6 +23,31 @@ CREATE = re.compile(rb"^CREATE TABLE `((?:[^`]|``)+)` \(")
 STRING = re.compile(rb"'(?:[^'\\]|\\.)*'", re.S)
 HEADERS = (b"-- MariaDB dump", b"-- MySQL dump")
 COMPLETED = b"-- Dump completed"
+
+# activity(): client threads vs max_connections, and statements running for at least N seconds (the mysql
+# client's --batch output escapes tabs and newlines inside the statement text).
+ACTIVITY_SQL = """SELECT 'connections', COUNT(*), @@GLOBAL.max_connections FROM information_schema.processlist
+ WHERE command NOT IN ('Daemon', 'Binlog Dump', 'Binlog Dump GTID') AND user NOT IN ('system user', 'event_scheduler');
+SELECT 'long', id, time, LEFT(COALESCE(info, ''), 200) FROM information_schema.processlist
+ WHERE command NOT IN ('Sleep', 'Daemon', 'Binlog Dump', 'Binlog Dump GTID') AND id <> CONNECTION_ID()
+   AND user NOT IN ('system user', 'event_scheduler') AND time >= %d
+ ORDER BY time DESC LIMIT %d;
+"""
+
+
+def activity_sql(long_query_seconds):
+    return ACTIVITY_SQL % (check_seconds(long_query_seconds), LONG_QUERIES_SHOWN)
+
+
+def parse_activity(rows):
+    """``activity()`` from the rows of ACTIVITY_SQL."""
+    found = {"active_connections": None, "max_connections": None, "long_queries": []}
+    for row in rows:
+        if row[0] == "connections" and len(row) >= 3:
+            found["active_connections"], found["max_connections"] = int(row[1]), int(row[2])
+        elif row[0] == "long" and len(row) >= 3:
+            found["long_queries"].append(long_query(row[1], row[2], unescape_batch(row[3]) if len(row) > 3 else ""))
+    return found
 
 
 def quote_ident(name):
@@ -151,6 +176,9 @@ class MySQL(Engine):
         rows = self.sql("SELECT version_num FROM %s.alembic_version;" % quote_ident(database),
                         what="reading the revision")
         return rows[0][0] if rows else None
+
+    def activity(self, long_query_seconds=60):
+        return parse_activity(self.sql(activity_sql(long_query_seconds), what="reading the process list"))
 
     def privileges(self, database):
         return None  # grants live in the server's mysql schema, not in a database dump

@@ -54,6 +54,10 @@ try:
     if op == "info":
         con = opened(path)
         print(json.dumps({"version": sqlite3.sqlite_version, "counts": counts(con), "revision": revision(con)}))
+    elif op == "open":
+        con = opened(path)
+        con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        print(json.dumps({"version": sqlite3.sqlite_version}))
     elif op == "snapshot":
         out = sys.argv[3]
         src = opened(path)
@@ -143,6 +147,11 @@ class SQLite(Engine):
         except EngineError:
             return False
         return True
+
+    def activity(self, long_query_seconds=60):
+        """SQLite has no server: the file opens and its schema reads (integrity_check is not run here)."""
+        self._helper("open", self.target.path)
+        return {"active_connections": None, "max_connections": None, "long_queries": []}
 
     def row_counts(self, database):
         return self._helper("info", database)["counts"]

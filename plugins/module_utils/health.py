@@ -1,0 +1,672 @@
+# Copyright: Rollcall contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Everything ``health_check`` looks at on one host, each judged ok / warning / critical with the reason.
+
+Two layers, so the judgement is unit-testable with plain data:
+
+- ``evaluate_*``: pure functions from facts (numbers, inspect output, manifests) and thresholds to a check.
+- gatherers (``container_checks``, ``endpoint_check``, ``database_check``, ...): read the facts (Docker SDK,
+  HTTP, the engine adapters' ``activity()``, /proc, ``backup.describe()``, TLS) and never raise: a check that
+  cannot run is ``critical`` with "could not ..." as its reason.
+
+A check is ``{"name", "kind", "status", "reason", "metrics": {numbers}, "details": {...}}``; ``run()`` gathers the
+requested checks concurrently and returns ``{"status", "checks", "summary", "checked_at"}`` with every string
+passed through ``redact()``.
+"""
+
+import datetime
+import json
+import math
+import os
+import re
+import socket
+import ssl
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from . import backup
+from . import checks as http
+from .checks import CRITICAL, OK, WARNING
+from .engines import mssql
+from .engines.base import EngineError
+from .redact import redact, redact_data, secrets_from_env
+from .runner import LocalRunner
+
+try:
+    from cryptography import x509
+
+    HAS_CRYPTOGRAPHY = True
+except ImportError:  # pragma: no cover - the stdlib fallback below reads host certificates without it
+    HAS_CRYPTOGRAPHY = False
+
+KINDS = ("container", "http", "database", "disk", "memory", "cpu", "backup", "logs", "tls")
+SEVERITY = {OK: 0, WARNING: 1, CRITICAL: 2}
+
+# [warning, critical]; a value at or beyond a bound has that status (for tls_days_left: at or below).
+# null (None) switches that level off. Every key is documented in the module's ``thresholds`` option.
+THRESHOLDS = {
+    "latency_p95_ms": [500, 1000],
+    "error_rate_percent": [2, 5],
+    "connections_percent": [80, 95],
+    "long_queries": [1, None],
+    "disk_used_percent": [80, 90],
+    "memory_used_percent": [85, 95],
+    "cpu_used_percent": [80, 95],
+    "container_restarts": [1, None],
+    "backup_age_hours": [24, None],
+    "verified_backup_age_hours": [24, None],
+    "log_error_lines": [1, 50],
+    "tls_days_left": [30, 7],
+}
+LOWER_IS_WORSE = frozenset(["tls_days_left"])
+
+LOG_SAMPLES = 5
+LOG_SAMPLE_CHARS = 300
+# Default "error-ish" lines: JSON lines with level error/critical/fatal or an HTTP status >= 500 (access log);
+# other lines with a Python traceback or an upper-case ERROR / CRITICAL / FATAL / PANIC word.
+DEFAULT_LOG_PATTERNS = (r"Traceback \(most recent call last\)", r"\b(?:ERROR|CRITICAL|FATAL|PANIC)\b")
+_ERROR_LEVELS = ("error", "critical", "fatal", "panic", "emergency", "alert")
+
+
+class CheckError(Exception):
+    """A check could not run; the message says what could not be reached or read."""
+
+
+# ------------------------------------------------------------------------------------------ thresholds
+def merge_thresholds(overrides=None):
+    """THRESHOLDS with ``overrides`` applied; ValueError names the offending key (bad module arguments)."""
+    merged = {key: list(value) for key, value in THRESHOLDS.items()}
+    for key, value in (overrides or {}).items():
+        if key not in THRESHOLDS:
+            raise ValueError("thresholds: unknown key %r (known: %s)" % (key, ", ".join(sorted(THRESHOLDS))))
+        if not isinstance(value, (list, tuple)) or len(value) != 2:
+            raise ValueError("thresholds.%s must be a list [warning, critical] (null switches a level off), not %r"
+                             % (key, value))
+        bounds = []
+        for bound in value:
+            if bound is None or bound == "":
+                bounds.append(None)
+                continue
+            try:
+                bounds.append(float(bound))
+            except (TypeError, ValueError):
+                raise ValueError("thresholds.%s: %r is not a number" % (key, bound)) from None
+        warn, crit = bounds
+        if warn is not None and crit is not None and (crit > warn if key in LOWER_IS_WORSE else crit < warn):
+            raise ValueError("thresholds.%s: the critical bound %s is %s than the warning bound %s"
+                             % (key, _num(crit), "higher" if key in LOWER_IS_WORSE else "lower", _num(warn)))
+        merged[key] = bounds
+    return merged
+
+
+def rate(key, value, thresholds):
+    """The status of ``value`` against ``thresholds[key]``: critical, warning or ok."""
+    warn, crit = thresholds[key]
+    if value is None:
+        return OK
+    lower = key in LOWER_IS_WORSE
+
+    def beyond(bound):
+        return bound is not None and (value <= bound if lower else value >= bound)
+
+    if beyond(crit):
+        return CRITICAL
+    if beyond(warn):
+        return WARNING
+    return OK
+
+
+def _bound(key, status, thresholds):
+    return thresholds[key][0 if status == WARNING else 1]
+
+
+def _judge(problems, key, value, thresholds, label, unit=""):
+    """Rate ``value``; when it is not ok, append (status, "label value unit >= bound unit") to ``problems``."""
+    status = rate(key, value, thresholds)
+    if status != OK:
+        sign = "<=" if key in LOWER_IS_WORSE else ">="
+        bound = _num(_bound(key, status, thresholds))
+        problems.append((status, "%s %s%s %s %s%s" % (label, _num(value), unit, sign, bound, unit)))
+    return status
+
+
+def worst(statuses):
+    statuses = list(statuses)
+    return max(statuses, key=SEVERITY.__getitem__) if statuses else OK
+
+
+def _num(value):
+    if isinstance(value, float):
+        return ("%.1f" % value).rstrip("0").rstrip(".") if not value.is_integer() else "%d" % value
+    return str(value)
+
+
+def make_check(name, kind, status, reason, metrics=None, details=None):
+    return {"name": name, "kind": kind, "status": status, "reason": reason, "metrics": metrics or {},
+            "details": details or {}}
+
+
+def _verdict(name, kind, problems, base, metrics, details=None):
+    """A check from ``problems`` [(status, text)]: the worst status, the problems first in the reason."""
+    status = worst(p[0] for p in problems)
+    ordered = [text for level, text in sorted(problems, key=lambda p: -SEVERITY[p[0]])]
+    reason = "; ".join(ordered + [base]) if ordered else base
+    return make_check(name, kind, status, reason, metrics, details)
+
+
+def could_not(name, kind, error, metrics=None):
+    """A check that could not run: always critical, never silently ok."""
+    text = str(error)
+    if not text.startswith("could not"):
+        text = "could not check %s: %s" % (name, text)
+    return make_check(name, kind, CRITICAL, text, metrics)
+
+
+def summarize(found):
+    summary = {OK: 0, WARNING: 0, CRITICAL: 0}
+    for check in found:
+        summary[check["status"]] += 1
+    return worst(c["status"] for c in found), summary
+
+
+# ------------------------------------------------------------------------------------------------ http
+def percentile(values, pct):
+    """Nearest-rank percentile (the smallest value with at least ``pct`` % of the values at or below it)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, int(math.ceil(pct / 100.0 * len(ordered))))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def sample_ok(probe, expect_status=None):
+    """One sample counts as an error when nothing answered or the status is not the expected one (default 2xx)."""
+    if probe.error is not None or probe.http_status is None:
+        return False
+    if expect_status:
+        return probe.http_status in expect_status
+    return 200 <= probe.http_status < 300
+
+
+def evaluate_endpoint(name, url, probes, thresholds, expect_status=None):
+    samples = len(probes)
+    errors = [p for p in probes if not sample_ok(p, expect_status)]
+    latencies = [p.latency_ms for p in probes if p.error is None and p.latency_ms is not None]
+    error_rate = round(100.0 * len(errors) / samples, 1) if samples else 100.0
+    metrics = {"samples": samples, "error_rate": error_rate}
+    if not latencies:
+        last = probes[-1] if probes else None
+        why = last.error if last is not None and last.error else "no sample answered"
+        return could_not(name, "http", "could not reach %s: %s (%d samples)" % (url, why, samples),
+                         dict(metrics, error_rate=100.0))
+    for pct in (50, 95, 99):
+        metrics["p%d_ms" % pct] = round(percentile(latencies, pct), 1)
+    problems = []
+    _judge(problems, "latency_p95_ms", metrics["p95_ms"], thresholds, "p95 latency", " ms")
+    if _judge(problems, "error_rate_percent", error_rate, thresholds, "error rate", " %") != OK:
+        first = errors[0]
+        problems[-1] = (problems[-1][0], problems[-1][1] + " (%s)" % (
+            first.error or "HTTP %s" % first.http_status))
+    base = "%s: %d samples, p50 %s ms, p95 %s ms, p99 %s ms, %s %% errors" % (
+        url, samples, _num(metrics["p50_ms"]), _num(metrics["p95_ms"]), _num(metrics["p99_ms"]), _num(error_rate))
+    return _verdict(name, "http", problems, base, metrics)
+
+
+def endpoint_check(endpoint, thresholds, request_timeout=5.0, validate_certs=True, probe=http.probe_http):
+    url = endpoint["url"]
+    name = endpoint.get("name") or url
+    probes = [probe(url, timeout=request_timeout, validate_certs=validate_certs)
+              for _sample in range(max(1, int(endpoint.get("samples") or 5)))]
+    return evaluate_endpoint(name, url, probes, thresholds, endpoint.get("expect_status"))
+
+
+def gate_check(probe, attempts):
+    """The deploy gate (``url``): ok when the endpoint became healthy, critical otherwise. No latency rating."""
+    latency = probe.latency_ms or 0.0
+    metrics = {"samples": 1, "error_rate": 0.0 if probe.healthy else 100.0}
+    if probe.error is None:
+        metrics.update(p50_ms=latency, p95_ms=latency, p99_ms=latency)
+    reason = probe.reason() + ("" if attempts == 1 else " (after %d attempts)" % attempts)
+    return make_check(probe.url, "http", OK if probe.healthy else CRITICAL, reason, metrics)
+
+
+# ------------------------------------------------------------------------------------------ containers
+def evaluate_container(name, inspect, thresholds):
+    """From ``docker inspect`` output (None: no such container)."""
+    if inspect is None:
+        return make_check(name, "container", CRITICAL, "container %s does not exist" % name,
+                          {"running": 0, "restart_count": 0})
+    state = inspect.get("State") or {}
+    restarts = int(inspect.get("RestartCount") or 0)
+    status = state.get("Status") or ("running" if state.get("Running") else "unknown")
+    if state.get("Restarting"):
+        status = "restarting"
+    health = (state.get("Health") or {}).get("Status")
+    metrics = {"running": 1 if status == "running" else 0, "restart_count": restarts}
+    problems = []
+    if status == "restarting":
+        problems.append((WARNING, "container %s is restarting (restarted %d times, last exit code %s)"
+                         % (name, restarts, state.get("ExitCode"))))
+    elif status != "running":
+        problems.append((CRITICAL, "container %s is %s (exit code %s%s)" % (
+            name, status, state.get("ExitCode"), ", %s" % state["Error"] if state.get("Error") else "")))
+    if status == "running" and health == "unhealthy":
+        log = (state.get("Health") or {}).get("Log") or []
+        last = (log[-1].get("Output") or "").strip().splitlines() if log else []
+        problems.append((CRITICAL, "container %s is unhealthy%s" % (name, ": %s" % last[-1][:200] if last else "")))
+    elif status == "running" and health == "starting":
+        problems.append((WARNING, "container %s is still starting (health check not passed yet)" % name))
+    if status != "restarting":
+        _judge(problems, "container_restarts", restarts, thresholds, "restart count")
+    base = "container %s is %s%s, %d restarts" % (name, status, " (%s)" % health if health else "", restarts)
+    return _verdict(name, "container", problems, base, metrics)
+
+
+def container_checks(names, docker_api, thresholds):
+    """One check per expected container; ``docker_api()`` returns a low-level Docker API client or raises."""
+    try:
+        api = docker_api()
+    except Exception as exc:  # noqa: BLE001 - the engine is down / SDK missing: every container is critical
+        return [could_not(n, "container", "could not reach the Docker engine: %s" % exc,
+                          {"running": 0, "restart_count": 0}) for n in names]
+    found = []
+    for name in names:
+        try:
+            inspect = _inspect(api, name)
+        except Exception as exc:  # noqa: BLE001
+            found.append(could_not(name, "container", "could not inspect container %s: %s" % (name, exc),
+                                   {"running": 0, "restart_count": 0}))
+            continue
+        found.append(evaluate_container(name, inspect, thresholds))
+    return found
+
+
+def _inspect(api, name):
+    try:
+        return api.inspect_container(name)
+    except Exception as exc:
+        if getattr(getattr(exc, "response", None), "status_code", None) == 404 or type(exc).__name__ == "NotFound":
+            return None
+        raise
+
+
+# -------------------------------------------------------------------------------------------- database
+def database_name(params):
+    return "database %s %s" % (params["engine"], params.get("database") or params.get("path") or "")
+
+
+def evaluate_database(name, where, activity, thresholds, long_query_seconds):
+    active, limit = activity.get("active_connections"), activity.get("max_connections")
+    long_queries = activity.get("long_queries") or []
+    metrics = {"long_queries": len(long_queries)}
+    problems = []
+    if active is not None:
+        metrics["active_connections"] = active
+    if limit:
+        metrics["max_connections"] = limit
+        percent = round(100.0 * active / limit, 1) if active is not None else None
+        _judge(problems, "connections_percent", percent, thresholds, "connections at", " % of max_connections")
+    if _judge(problems, "long_queries", len(long_queries), thresholds, "queries running longer than %d s:"
+              % long_query_seconds) != OK:
+        longest = long_queries[0]
+        problems[-1] = (problems[-1][0], problems[-1][1] + " (longest: pid %s, %d s: %s)" % (
+            longest["pid"], longest["duration_s"], longest["query"]))
+    if active is None:
+        base = "%s reachable" % where
+    else:
+        base = "%s: %d of %s connections" % (where, active, limit if limit else "?")
+    if not long_queries:
+        base += ", no query running longer than %d s" % long_query_seconds
+    return _verdict(name, "database", problems, base, metrics, {"long_queries": long_queries})
+
+
+def database_target(params, docker_host=None):
+    """The engine adapters' Target for the ``database`` option; EngineError names a missing setting."""
+    return backup.target_from_params(dict(params, docker_host=docker_host, jobs=1))
+
+
+def open_database(params, docker_host=None):
+    """The adapter with its usual runner (docker exec in ``container``, else on this host); SQL Server through
+    pymssql (no backup directories needed for activity())."""
+    target = database_target(params, docker_host)
+    if target.engine == "mssql":
+        if not mssql.HAS_PYMSSQL:
+            raise EngineError("engine mssql needs the Python package pymssql where the module runs")
+        return mssql.MSSQL(LocalRunner(), target)
+    return backup.open_engine(target)
+
+
+def database_check(params, thresholds, open_engine=open_database):
+    """``open_engine(params)`` returns an engine adapter (whose runner may raise when its container is gone)."""
+    name = database_name(params)
+    seconds = int(params.get("long_query_seconds") or 60)
+    what = "%s database %s" % (params["engine"], params.get("path") or params.get("database") or "")
+    where = what.strip()
+    if params.get("container"):
+        where += " in container %s" % params["container"]
+    try:
+        engine = open_engine(params)
+        where = "%s at %s" % (what.strip(), engine.target.where()) if params["engine"] != "sqlite" else where
+        activity = engine.activity(seconds)
+    except Exception as exc:  # noqa: BLE001 - EngineError, RunnerError, or a driver's own
+        return could_not(name, "database", "could not reach the %s: %s" % (where, exc), {"long_queries": 0})
+    return evaluate_database(name, where, activity, thresholds, seconds)
+
+
+# ------------------------------------------------------------------------------------ disk, memory, cpu
+def evaluate_disk(path, used_percent, free_bytes, thresholds):
+    problems = []
+    _judge(problems, "disk_used_percent", used_percent, thresholds, "disk used", " %")
+    base = "%s: %s %% used, %s free" % (path, _num(used_percent), human_bytes(free_bytes))
+    return _verdict("disk %s" % path, "disk", problems, base, {"used_percent": used_percent})
+
+
+def disk_check(path, thresholds, statvfs=os.statvfs):
+    try:
+        st = statvfs(path)
+    except OSError as exc:
+        return could_not("disk %s" % path, "disk", "could not read disk usage of %s: %s" % (path, exc.strerror or exc))
+    used = (st.f_blocks - st.f_bfree) * st.f_frsize
+    usable = used + st.f_bavail * st.f_frsize  # what df shows: reserved blocks do not count as available
+    percent = round(100.0 * used / usable, 1) if usable else 0.0
+    return evaluate_disk(path, percent, st.f_bavail * st.f_frsize, thresholds)
+
+
+def parse_meminfo(text):
+    """{field: bytes} from /proc/meminfo."""
+    values = {}
+    for line in text.splitlines():
+        key, rest = line.partition(":")[::2]
+        parts = rest.split()
+        if parts and parts[0].isdigit():
+            values[key.strip()] = int(parts[0]) * (1024 if len(parts) > 1 and parts[1] == "kB" else 1)
+    return values
+
+
+def evaluate_memory(meminfo, thresholds):
+    total, available = meminfo.get("MemTotal"), meminfo.get("MemAvailable")
+    if not total or available is None:
+        return could_not("memory", "memory", "could not read memory usage: MemTotal/MemAvailable missing in "
+                                             "/proc/meminfo")
+    percent = round(100.0 * (total - available) / total, 1)
+    problems = []
+    _judge(problems, "memory_used_percent", percent, thresholds, "memory used", " %")
+    base = "memory %s %% used, %s of %s available" % (_num(percent), human_bytes(available), human_bytes(total))
+    return _verdict("memory", "memory", problems, base, {"used_percent": percent})
+
+
+def memory_check(thresholds, path="/proc/meminfo"):
+    try:
+        with open(path) as handle:
+            text = handle.read()
+    except OSError as exc:
+        return could_not("memory", "memory", "could not read %s: %s" % (path, exc.strerror or exc))
+    return evaluate_memory(parse_meminfo(text), thresholds)
+
+
+def parse_stat(text):
+    """(busy, total) jiffies from the ``cpu`` line of /proc/stat (idle and iowait count as not busy)."""
+    for line in text.splitlines():
+        if line.startswith("cpu "):
+            fields = [int(f) for f in line.split()[1:]]
+            total = sum(fields[:8])  # guest time is already part of user/nice
+            idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+            return total - idle, total
+    raise ValueError("no cpu line in /proc/stat")
+
+
+def cpu_percent(first, second):
+    busy, total = second[0] - first[0], second[1] - first[1]
+    return round(100.0 * busy / total, 1) if total > 0 else 0.0
+
+
+def evaluate_cpu(percent, interval, thresholds):
+    problems = []
+    _judge(problems, "cpu_used_percent", percent, thresholds, "CPU busy", " %")
+    return _verdict("cpu", "cpu", problems, "CPU %s %% busy over %s s" % (_num(percent), _num(float(interval))),
+                    {"used_percent": percent})
+
+
+def cpu_check(thresholds, interval=1.0, path="/proc/stat", sleep=time.sleep):
+    try:
+        with open(path) as handle:
+            first = parse_stat(handle.read())
+        sleep(interval)
+        with open(path) as handle:
+            second = parse_stat(handle.read())
+    except (OSError, ValueError) as exc:
+        return could_not("cpu", "cpu", "could not read %s: %s" % (path, getattr(exc, "strerror", None) or exc))
+    return evaluate_cpu(cpu_percent(first, second), interval, thresholds)
+
+
+def human_bytes(value):
+    value = float(value or 0)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return ("%.1f %s" % (value, unit)) if unit != "B" else "%d B" % value
+        value /= 1024
+    return "%d B" % value  # pragma: no cover
+
+
+# ---------------------------------------------------------------------------------------------- backup
+def evaluate_backups(directory, items, thresholds):
+    """From ``backup.describe()`` items (newest first, already filtered by engine / database)."""
+    name = "backup %s" % directory
+    damaged = [i for i in items if "error" in i]
+    complete = [i for i in items if "error" not in i]
+    if not complete:
+        extra = " (%d damaged: %s)" % (len(damaged), damaged[0]["error"]) if damaged else ""
+        return make_check(name, "backup", CRITICAL, "no backup in %s%s" % (directory, extra), {})
+    newest = complete[0]
+    verified = [i for i in complete if i.get("verified")]
+    metrics = {"newest_age_s": newest["age_s"]}
+    problems = []
+    verification = newest.get("verification") or {}
+    if verification and verification.get("status") != "passed":
+        problems.append((CRITICAL, "newest backup %s failed verification (%s): %s" % (
+            newest["name"], verification.get("level", "?"), verification.get("detail") or verification.get("status"))))
+    _judge(problems, "backup_age_hours", newest["age_s"] / 3600.0, thresholds, "newest backup age", " h")
+    if verified:
+        metrics["newest_verified_age_s"] = verified[0]["age_s"]
+        _judge(problems, "verified_backup_age_hours", verified[0]["age_s"] / 3600.0, thresholds,
+               "newest verified backup age", " h")
+    else:
+        problems.append((WARNING, "no verified backup (run backup_verify)"))
+    if damaged:
+        problems.append((WARNING, "%d damaged backup(s), e.g. %s" % (len(damaged), damaged[0]["error"])))
+    base = "newest backup %s is %s old%s" % (newest["name"], age_text(newest["age_s"]),
+                                             ", newest verified %s old" % age_text(verified[0]["age_s"])
+                                             if verified else "")
+    return _verdict(name, "backup", problems, base, metrics)
+
+
+def backup_check(directory, thresholds, describe, engine=None, database=None):
+    name = "backup %s" % directory
+    if not os.path.isdir(directory):
+        return could_not(name, "backup", "could not read backups: directory %s does not exist" % directory)
+    try:
+        items = describe(directory)
+    except Exception as exc:  # noqa: BLE001 - ArtifactError, OSError
+        return could_not(name, "backup", "could not read backups in %s: %s" % (directory, exc))
+    items = [i for i in items if "error" in i or ((engine in (None, i["engine"])) and (database in (None,
+                                                                                                    i["database"])))]
+    return evaluate_backups(directory, items, thresholds)
+
+
+def age_text(seconds):
+    if seconds < 120:
+        return "%d s" % seconds
+    if seconds < 2 * 3600:
+        return "%d min" % (seconds // 60)
+    return "%.1f h" % (seconds / 3600.0)
+
+
+# ------------------------------------------------------------------------------------------------ logs
+def compile_patterns(patterns):
+    """The ``logs.patterns`` option as compiled regexes; ValueError (bad arguments) for an invalid one."""
+    compiled = []
+    for pattern in patterns or ():
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as exc:
+            raise ValueError("logs.patterns: %r is not a valid regular expression: %s" % (pattern, exc)) from None
+    return compiled
+
+
+_DEFAULT_COMPILED = compile_patterns(DEFAULT_LOG_PATTERNS)
+
+
+def is_error_line(line, patterns=None):
+    """Default: JSON with level error/critical (or status >= 500), a traceback, an ERROR/CRITICAL word."""
+    if patterns:
+        return any(p.search(line) for p in patterns)
+    stripped = line.strip()
+    if stripped.startswith("{"):
+        try:
+            doc = json.loads(stripped)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict):
+            level = str(doc.get("level") or doc.get("levelname") or doc.get("severity") or "").lower()
+            status = doc.get("status")
+            return level in _ERROR_LEVELS or (isinstance(status, int) and not isinstance(status, bool)
+                                              and status >= 500)
+    return any(p.search(line) for p in _DEFAULT_COMPILED)
+
+
+def evaluate_logs(container, lines, since_minutes, thresholds, patterns=None, secrets=()):
+    errors = [line for line in lines if line.strip() and is_error_line(line, patterns)]
+    samples = [redact(line.strip()[:LOG_SAMPLE_CHARS], secrets) for line in errors[:LOG_SAMPLES]]
+    problems = []
+    _judge(problems, "log_error_lines", len(errors), thresholds, "error lines")
+    base = "container %s: %d error line(s) of %d in the last %d min" % (
+        container, len(errors), len(lines), since_minutes)
+    if samples:
+        base += ", first: %s" % samples[0][:120]
+    return _verdict("logs %s" % container, "logs", problems, base, {"error_lines": len(errors)},
+                    {"samples": samples})
+
+
+def log_checks(spec, docker_api, thresholds, secrets=(), now=time.time):
+    names = spec.get("containers") or []
+    since = int(spec.get("since_minutes") or 60)
+    patterns = compile_patterns(spec.get("patterns"))
+    try:
+        api = docker_api()
+    except Exception as exc:  # noqa: BLE001
+        return [could_not("logs %s" % n, "logs", "could not reach the Docker engine: %s" % exc) for n in names]
+    found = []
+    for name in names:
+        try:
+            inspect = _inspect(api, name)
+            if inspect is None:
+                raise CheckError("container %s does not exist" % name)
+            # The container's own secrets (SECRET_KEY, DATABASE_URL's password) are masked in the samples too.
+            known = list(secrets) + secrets_from_env((inspect.get("Config") or {}).get("Env") or [])
+            raw = api.logs(name, stdout=True, stderr=True, since=int(now() - since * 60), timestamps=False)
+        except Exception as exc:  # noqa: BLE001
+            found.append(could_not("logs %s" % name, "logs", "could not read the logs of %s: %s" % (name, exc)))
+            continue
+        lines = raw.decode("utf-8", "replace").splitlines() if isinstance(raw, bytes) else list(raw)
+        found.append(evaluate_logs(name, lines, since, thresholds, patterns, known))
+    return found
+
+
+# ------------------------------------------------------------------------------------------------- tls
+def evaluate_tls(name, not_after, now, thresholds):
+    days = round((not_after - now).total_seconds() / 86400.0, 1)
+    problems = []
+    if days <= 0:
+        problems.append((CRITICAL, "certificate expired %s days ago" % _num(-days)))
+    else:
+        _judge(problems, "tls_days_left", days, thresholds, "days left")
+    until = not_after.strftime("%Y-%m-%d %H:%M UTC")
+    base = "%s: certificate valid until %s (%s days left)" % (name, until, _num(days))
+    return _verdict(name, "tls", problems, base, {"days_left": days})
+
+
+def _not_after(cert):
+    value = getattr(cert, "not_valid_after_utc", None)
+    if value is None:  # cryptography < 42
+        value = cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)
+    return value
+
+
+def certificate_expiry(entry, timeout=5.0):
+    """``notAfter`` (aware datetime) of a PEM file (``path``) or of what ``host``:``port`` presents."""
+    if entry.get("path"):
+        if not HAS_CRYPTOGRAPHY:
+            raise CheckError("reading PEM files needs the Python package cryptography on the managed host")
+        try:
+            with open(entry["path"], "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            raise CheckError("could not read %s: %s" % (entry["path"], exc.strerror or exc)) from None
+        try:
+            return _not_after(x509.load_pem_x509_certificate(data))
+        except ValueError as exc:
+            raise CheckError("%s is not a PEM certificate: %s" % (entry["path"], exc)) from None
+    host, port = entry["host"], int(entry.get("port") or 443)
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            if HAS_CRYPTOGRAPHY:
+                # Only the expiry date is read here, so the handshake accepts any certificate (even an expired
+                # or self-signed one, whose expiry is exactly what we want to report).
+                context = ssl.create_default_context()
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+                with context.wrap_socket(sock, server_hostname=host) as tls:
+                    return _not_after(x509.load_der_x509_certificate(tls.getpeercert(binary_form=True)))
+            with ssl.create_default_context().wrap_socket(sock, server_hostname=host) as tls:
+                stamp = ssl.cert_time_to_seconds(tls.getpeercert()["notAfter"])
+                return datetime.datetime.fromtimestamp(stamp, datetime.timezone.utc)
+    except (OSError, ssl.SSLError) as exc:
+        raise CheckError("could not reach %s:%d: %s" % (host, port, getattr(exc, "reason", None) or exc)) from None
+
+
+def tls_name(entry):
+    return entry.get("name") or ("tls %s" % entry["path"] if entry.get("path") else "tls %s:%s" % (
+        entry["host"], entry.get("port") or 443))
+
+
+def tls_check(entry, thresholds, expiry=certificate_expiry, now=None):
+    name = tls_name(entry)
+    try:
+        not_after = expiry(entry)
+    except Exception as exc:  # noqa: BLE001
+        return could_not(name, "tls", exc)
+    return evaluate_tls(name, not_after, now or datetime.datetime.now(datetime.timezone.utc), thresholds)
+
+
+# ------------------------------------------------------------------------------------------------- run
+def run(jobs, secrets=(), workers=8):
+    """Run ``jobs`` (callables returning a check or a list of checks) concurrently; keep their order.
+
+    A job that raises becomes a critical check (never a silent ok). Every string in the result is redacted.
+    """
+    def safe(job):
+        try:
+            found = job()
+        except Exception as exc:  # noqa: BLE001
+            label = getattr(job, "label", ("check", "http"))
+            return [could_not(label[0], label[1], "could not run the %s check: %s" % (label[0], exc))]
+        return found if isinstance(found, list) else [found]
+
+    found = []
+    if jobs:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs)))) as pool:
+            for result in pool.map(safe, jobs):
+                found.extend(result)
+    found = redact_data(found, secrets)
+    status, summary = summarize(found)
+    return {"status": status, "checks": found, "summary": summary,
+            "checked_at": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def labelled(label, kind, function, *args, **kwargs):
+    """A job for ``run()`` that knows its check's name and kind (for the message should it raise)."""
+    def job():
+        return function(*args, **kwargs)
+
+    job.label = (label, kind)
+    return job

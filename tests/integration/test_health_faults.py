@@ -1,0 +1,212 @@
+"""health_check through real ansible against real containers, with faults injected: database stopped, app made
+slow, backup too old, a container restarting, a long query. Secrets given to the module or living in the
+containers' environment are grepped for in the whole output (-vvv included)."""
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import docker.errors
+import pytest
+from conftest import host_port, wait_healthy
+from modules import ANSIBLE, ROOT
+from modules import run_module as run_plain
+
+PASSWORD = "health-db-password-not-in-output"
+APP_SECRET = "health-app-secret-key-0123456789abcdef-never-shown"
+BAD_SECRET = "too-short-secret-4242"
+DELAY_MS = 700
+
+
+def run_module(module, args, *extra):
+    """modules.run_module, but the JSON result is found after -vvv's preamble; returns (rc, result, all output)."""
+    if "-vvv" not in extra:
+        return run_plain(module, args, *extra)
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
+               ANSIBLE_LOCALHOST_WARNING="0")
+    proc = subprocess.run(
+        [ANSIBLE, "localhost", "-c", "local", "-e", "ansible_python_interpreter=" + sys.executable,
+         "-m", "rollcall.ops." + module, "-a", json.dumps(args), *extra],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    start = proc.stdout.find("\n{\n") + 1 if not proc.stdout.startswith("{") else 0
+    try:
+        document, _ = json.JSONDecoder().raw_decode(proc.stdout[start:])
+        result = document["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    except (ValueError, KeyError, IndexError):
+        raise AssertionError("no module result:\n%s\n%s" % (proc.stdout[-3000:], proc.stderr[-2000:])) from None
+    return proc.returncode, result, proc.stdout + proc.stderr
+
+
+def name(kind):
+    return "it-health-%s-%s" % (kind, uuid.uuid4().hex[:8])
+
+
+def grep_secrets(output):
+    for secret in (PASSWORD, APP_SECRET, BAD_SECRET):
+        assert secret not in output, "secret %r leaked into the module output" % secret
+
+
+def check(result, kind, name=None):
+    found = [c for c in result["checks"] if c["kind"] == kind and (name is None or c["name"] == name)]
+    assert len(found) == 1, result["checks"]
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def pg(docker_client, require_image):
+    require_image("rollcall/postgres:15")
+    container = docker_client.containers.run("rollcall/postgres:15", detach=True, name=name("pg"), environment={
+        "POSTGRES_USER": "sms", "POSTGRES_PASSWORD": PASSWORD, "POSTGRES_DB": "sms"})
+    try:
+        wait_healthy(container)
+        yield container
+    finally:
+        container.remove(force=True, v=True)
+
+
+@pytest.fixture(scope="module")
+def slow_app(docker_client, require_image):
+    """The SMS on SQLite, every /api request delayed by SMS_DEBUG_DELAY_MS (the test-only fault knob)."""
+    require_image("rollcall/sms-app:1.0.0")
+    container = docker_client.containers.run(
+        "rollcall/sms-app:1.0.0", detach=True, name=name("app"),
+        command=["sh", "-c", "sms-app migrate && exec sms-app serve"],
+        environment={"DATABASE_URL": "sqlite:////data/db/sms.sqlite3", "SECRET_KEY": APP_SECRET,
+                     "RATE_LIMIT_PER_MINUTE": "0", "SMS_DEBUG_DELAY_MS": str(DELAY_MS)},
+        ports={"8000/tcp": ("127.0.0.1", None)})
+    try:
+        wait_healthy(container)
+        yield container, "http://127.0.0.1:%d" % host_port(container, "8000/tcp")
+    finally:
+        container.remove(force=True, v=True)
+
+
+def database(pg, **extra):
+    return dict({"engine": "postgresql", "container": pg.name, "user": "sms", "password": PASSWORD,
+                 "database": "sms"}, **extra)
+
+
+def test_healthy_host_is_ok_with_every_metric(pg, slow_app):
+    app, base = slow_app
+    rc, result, output = run_module("health_check", {
+        "url": base + "/health", "wait_timeout": 10,
+        "containers": [pg.name, app.name],
+        "endpoints": [{"name": "live", "url": base + "/health/live", "samples": 5}],
+        "database": database(pg), "disk_paths": ["/"], "memory": True, "cpu": True,
+        "logs": {"containers": [app.name, pg.name], "since_minutes": 10},
+    }, "-vvv")
+    grep_secrets(output)
+    assert rc == 0, result
+    # -vvv shows the module's arguments: the password is there only as Ansible's no_log placeholder.
+    assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in output and '"module_args"' in output
+    assert result["app_status"] == "healthy" and result["attempts"] >= 1  # the gate keys are still there
+    for container in (pg.name, app.name):
+        assert check(result, "container", container)["status"] == "ok"
+        assert check(result, "container", container)["metrics"] == {"running": 1, "restart_count": 0}
+    db = check(result, "database")
+    assert db["status"] == "ok", db
+    assert db["metrics"]["max_connections"] > 0 and db["metrics"]["active_connections"] >= 1
+    assert db["metrics"]["long_queries"] == 0
+    assert check(result, "http", "live")["status"] == "ok"  # /health is not delayed
+    assert {c["kind"] for c in result["checks"]} >= {"container", "http", "database", "disk", "memory", "cpu",
+                                                     "logs"}
+    assert result["summary"]["ok"] + result["summary"]["warning"] == len(result["checks"])
+
+
+def test_slow_endpoint_is_a_latency_warning(slow_app):
+    _, base = slow_app
+    rc, result, output = run_module("health_check", {
+        "endpoints": [{"name": "students", "url": base + "/api/v1/students", "samples": 3}]})
+    assert rc == 0
+    http = check(result, "http", "students")
+    assert http["status"] == "warning", http
+    assert DELAY_MS <= http["metrics"]["p95_ms"] < 1000
+    assert http["reason"].startswith("p95 latency") and ">= 500 ms" in http["reason"]
+    assert http["metrics"]["error_rate"] == 0 and result["status"] == "warning"
+    grep_secrets(output)
+
+
+def test_long_running_query_is_listed(pg):
+    pg.exec_run(["psql", "-h", "127.0.0.1", "-U", "sms", "-d", "sms", "-c", "SELECT pg_sleep(20) /* slow */"],
+                environment={"PGPASSWORD": PASSWORD}, detach=True)
+    time.sleep(2.5)
+    rc, result, output = run_module("health_check", {"database": database(pg, long_query_seconds=1)}, "-vvv")
+    grep_secrets(output)
+    db = check(result, "database")
+    assert db["status"] == "warning" and db["metrics"]["long_queries"] >= 1, db
+    slow = db["details"]["long_queries"][0]
+    assert slow["duration_s"] >= 1 and slow["query"].startswith("SELECT pg_sleep(20)") and slow["pid"] > 0
+
+
+def test_backup_older_than_the_threshold_is_a_warning(pg, tmp_path):
+    directory = tmp_path / "backups"
+    directory.mkdir()
+    args = dict(database(pg), directory=str(directory))
+    rc, made, output = run_module("db_backup", args)
+    assert rc == 0, made.get("msg")
+    rc, result, output = run_module("health_check", {"backup_directory": str(directory), "backup_database": "sms"})
+    backup = check(result, "backup")
+    assert backup["status"] == "warning" and "no verified backup" in backup["reason"]  # fresh, never verified
+    rc, verified, _ = run_module("backup_verify", dict(args, name=made["name"], level="checksum"))
+    assert rc == 0, verified.get("msg")
+    rc, result, output = run_module("health_check", {"backup_directory": str(directory), "thresholds": {
+        "backup_age_hours": [0, None]}}, "-vvv")
+    backup = check(result, "backup")
+    assert backup["status"] == "warning", backup
+    assert backup["reason"].startswith("newest backup age") and ">= 0 h" in backup["reason"]
+    assert 0 <= backup["metrics"]["newest_age_s"] < 300 and "newest_verified_age_s" in backup["metrics"]
+    rc, result, _ = run_module("health_check", {"backup_directory": str(directory)})
+    assert check(result, "backup")["status"] == "ok"
+    grep_secrets(output)
+
+
+def test_restarting_container_is_reported_with_its_restart_count(docker_client, require_image):
+    require_image("rollcall/sms-app:1.0.0")
+    container = docker_client.containers.run(
+        "rollcall/sms-app:1.0.0", detach=True, name=name("restart"), restart_policy={"Name": "always"},
+        environment={"DATABASE_URL": "postgresql+psycopg2://sms:%s@127.0.0.1:1/sms" % PASSWORD,
+                     "SECRET_KEY": BAD_SECRET})
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            container.reload()
+            if container.attrs["RestartCount"] >= 2:
+                break
+            time.sleep(0.3)
+        rc, result, output = run_module("health_check", {
+            "containers": [container.name, "it-health-missing-%s" % uuid.uuid4().hex[:6]],
+            "logs": {"containers": [container.name], "patterns": ["SECRET_KEY", "sms-app:"]}}, "-vvv")
+        grep_secrets(output)
+        assert rc == 0
+        restarting = check(result, "container", container.name)
+        assert restarting["status"] == "warning", restarting
+        assert restarting["metrics"]["restart_count"] >= 2 and "restart" in restarting["reason"]
+        missing = result["checks"][1]
+        assert missing["status"] == "critical" and "does not exist" in missing["reason"]
+        logs = check(result, "logs")
+        assert logs["metrics"]["error_lines"] >= 1 and "SECRET_KEY is missing" in logs["details"]["samples"][0]
+        assert result["status"] == "critical" and result["summary"]["critical"] == 1
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True, v=True)
+
+
+def test_database_stopped_is_critical_with_that_reason(pg):
+    """Last: it stops the module's database container."""
+    pg.stop(timeout=10)
+    rc, result, output = run_module("health_check", {"containers": [pg.name], "database": database(pg),
+                                                     "fail_on": "critical"}, "-vvv")
+    grep_secrets(output)
+    assert rc != 0 and result["failed"] is True and result["status"] == "critical"
+    db = check(result, "database")
+    assert db["status"] == "critical"
+    assert db["reason"] == "could not reach the postgresql database sms in container %s: container %s is not " \
+                           "running (exited)" % (pg.name, pg.name)
+    assert check(result, "container")["status"] == "critical"
+    assert "is exited" in check(result, "container")["reason"]
+    assert "health is critical (2 critical)" in result["msg"]

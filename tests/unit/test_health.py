@@ -1,0 +1,462 @@
+"""plugins/module_utils/health.py: judgements from plain facts, and gatherers with fakes (no Docker, no server)."""
+
+import datetime
+import json
+import os
+import sqlite3
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from ansible_collections.rollcall.ops.plugins.module_utils import health
+from ansible_collections.rollcall.ops.plugins.module_utils.checks import HttpProbe
+from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import EngineError, Target
+from ansible_collections.rollcall.ops.plugins.module_utils.engines.mysql import MySQL
+from ansible_collections.rollcall.ops.plugins.module_utils.engines.postgresql import PostgreSQL
+from ansible_collections.rollcall.ops.plugins.module_utils.engines.sqlite import SQLite
+from ansible_collections.rollcall.ops.plugins.module_utils.runner import LocalRunner, Result, RunnerError
+
+T = health.merge_thresholds()
+UTC = datetime.UTC
+
+
+# ------------------------------------------------------------------------------------------ thresholds
+def test_defaults_come_from_the_seeds():
+    assert T["latency_p95_ms"] == [500, 1000] and T["error_rate_percent"] == [2, 5]
+    assert T["cpu_used_percent"] == [80, 95] and T["memory_used_percent"] == [85, 95]
+    assert T["disk_used_percent"] == [80, 90] and T["connections_percent"] == [80, 95]
+    assert T["backup_age_hours"] == [24, None] and T["tls_days_left"] == [30, 7]
+    assert T["log_error_lines"] == [1, 50]
+
+
+@pytest.mark.parametrize("key, value, status", [
+    ("latency_p95_ms", 499.9, "ok"), ("latency_p95_ms", 500, "warning"), ("latency_p95_ms", 999, "warning"),
+    ("latency_p95_ms", 1000, "critical"), ("error_rate_percent", 1.9, "ok"), ("error_rate_percent", 2, "warning"),
+    ("error_rate_percent", 5, "critical"), ("disk_used_percent", 79.9, "ok"), ("disk_used_percent", 80, "warning"),
+    ("disk_used_percent", 90, "critical"), ("memory_used_percent", 85, "warning"),
+    ("memory_used_percent", 95, "critical"), ("cpu_used_percent", 80, "warning"), ("cpu_used_percent", 95, "critical"),
+    ("connections_percent", 80, "warning"), ("connections_percent", 95, "critical"),
+    ("backup_age_hours", 23.9, "ok"), ("backup_age_hours", 24, "warning"), ("backup_age_hours", 10000, "warning"),
+    ("log_error_lines", 0, "ok"), ("log_error_lines", 1, "warning"), ("log_error_lines", 49, "warning"),
+    ("log_error_lines", 50, "critical"), ("tls_days_left", 31, "ok"), ("tls_days_left", 30, "warning"),
+    ("tls_days_left", 8, "warning"), ("tls_days_left", 7, "critical"), ("container_restarts", 0, "ok"),
+    ("container_restarts", 1, "warning"), ("long_queries", 1, "warning"),
+])
+def test_every_boundary(key, value, status):
+    assert health.rate(key, value, T) == status
+
+
+def test_overrides_replace_defaults_and_null_switches_a_level_off():
+    merged = health.merge_thresholds({"latency_p95_ms": [100, "300"], "backup_age_hours": [0, 48],
+                                      "log_error_lines": [None, 10]})
+    assert merged["latency_p95_ms"] == [100.0, 300.0]
+    assert health.rate("latency_p95_ms", 150, merged) == "warning"
+    assert health.rate("backup_age_hours", 0, merged) == "warning"
+    assert health.rate("backup_age_hours", 48, merged) == "critical"
+    assert health.rate("log_error_lines", 9, merged) == "ok"
+    assert merged["disk_used_percent"] == [80, 90]  # untouched
+    assert T["latency_p95_ms"] == [500, 1000]  # the defaults themselves are not changed
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"p95": [1, 2]}, "unknown key 'p95'"),
+    ({"disk_used_percent": 80}, "must be a list [warning, critical]"),
+    ({"disk_used_percent": [80, "lots"]}, "'lots' is not a number"),
+    ({"disk_used_percent": [90, 80]}, "critical bound 80 is lower than the warning bound 90"),
+    ({"tls_days_left": [7, 30]}, "critical bound 30 is higher"),
+])
+def test_bad_overrides_are_refused(overrides, message):
+    with pytest.raises(ValueError) as exc:
+        health.merge_thresholds(overrides)
+    assert message in str(exc.value)
+
+
+# ------------------------------------------------------------------------------------------------ http
+def test_percentiles_nearest_rank():
+    values = list(range(1, 101))
+    assert health.percentile(values, 50) == 50 and health.percentile(values, 95) == 95
+    assert health.percentile(values, 99) == 99
+    assert health.percentile([30, 10, 20, 50, 40], 50) == 30
+    assert health.percentile([30, 10, 20, 50, 40], 95) == 50
+    assert health.percentile([7], 99) == 7 and health.percentile([], 50) is None
+
+
+def probe(latency, status=200, error=None):
+    return HttpProbe("http://x/api", http_status=None if error else status, latency_ms=latency, error=error)
+
+
+def test_endpoint_ok_has_every_metric():
+    check = health.evaluate_endpoint("api", "http://x/api", [probe(v) for v in (10, 20, 30, 40, 50)], T)
+    assert check["status"] == "ok" and check["kind"] == "http"
+    assert check["metrics"] == {"samples": 5, "error_rate": 0.0, "p50_ms": 30, "p95_ms": 50, "p99_ms": 50}
+    assert "p95 50 ms" in check["reason"]
+
+
+def test_slow_endpoint_is_a_latency_warning_then_critical():
+    slow = health.evaluate_endpoint("api", "http://x/api", [probe(v) for v in (100, 120, 600)], T)
+    assert slow["status"] == "warning"
+    assert slow["reason"].startswith("p95 latency 600 ms >= 500 ms")
+    assert health.evaluate_endpoint("api", "u", [probe(1000)], T)["status"] == "critical"
+
+
+def test_error_rate_counts_unexpected_status_and_no_answer():
+    probes = [probe(5)] * 18 + [probe(5, status=503), probe(None, error="timed out")]
+    check = health.evaluate_endpoint("api", "u", probes, T)
+    assert check["metrics"]["error_rate"] == 10.0 and check["metrics"]["samples"] == 20
+    assert check["status"] == "critical" and "error rate 10 % >= 5 %" in check["reason"]
+    assert "(HTTP 503)" in check["reason"]
+    expected = health.evaluate_endpoint("api", "u", [probe(5, status=401)] * 3, T, expect_status=[401])
+    assert expected["status"] == "ok"
+
+
+def test_endpoint_that_never_answers_is_critical_could_not_reach():
+    check = health.evaluate_endpoint("api", "http://x/api", [probe(None, error="connection refused")] * 3, T)
+    assert check["status"] == "critical"
+    assert check["reason"] == "could not reach http://x/api: connection refused (3 samples)"
+    assert check["metrics"]["error_rate"] == 100.0
+
+
+def test_endpoint_check_samples_through_the_probe():
+    calls = []
+
+    def fake(url, timeout, validate_certs):
+        calls.append((url, timeout, validate_certs))
+        return probe(len(calls))
+
+    check = health.endpoint_check({"url": "http://x/api", "samples": 4, "name": None}, T, 2.0, False, probe=fake)
+    assert len(calls) == 4 and calls[0] == ("http://x/api", 2.0, False)
+    assert check["name"] == "http://x/api" and check["metrics"]["p99_ms"] == 4
+
+
+def test_gate_check_is_ok_or_critical_only():
+    healthy = HttpProbe("http://x/health", http_status=200, body={"status": "healthy"}, latency_ms=900)
+    assert health.gate_check(healthy, 1)["status"] == "ok"  # slow, but the gate rates health only
+    sick = HttpProbe("http://x/health", http_status=503, body={"status": "unhealthy"}, text="{}", latency_ms=3)
+    check = health.gate_check(sick, 4)
+    assert check["status"] == "critical" and "(after 4 attempts)" in check["reason"]
+    assert check["metrics"]["error_rate"] == 100.0
+
+
+# ------------------------------------------------------------------------------------------ containers
+def state(status="running", health_status=None, restarts=0, exit_code=0, restarting=False):
+    data = {"State": {"Status": status, "Running": status in ("running", "restarting"), "Restarting": restarting,
+                      "ExitCode": exit_code}, "RestartCount": restarts}
+    if health_status:
+        data["State"]["Health"] = {"Status": health_status, "Log": [{"Output": "db down\n"}]}
+    return data
+
+
+@pytest.mark.parametrize("inspect, status, words, running", [
+    (state(health_status="healthy"), "ok", "is running (healthy), 0 restarts", 1),
+    (None, "critical", "container c does not exist", 0),
+    (state("exited", exit_code=137), "critical", "container c is exited (exit code 137", 0),
+    (state(health_status="unhealthy"), "critical", "container c is unhealthy: db down", 1),
+    (state(health_status="starting"), "warning", "still starting", 1),
+    (state(restarts=3), "warning", "restart count 3 >= 1", 1),
+    (state("restarting", restarts=5, exit_code=2, restarting=True), "warning",
+     "is restarting (restarted 5 times, last exit code 2)", 0),
+], ids=["healthy", "missing", "exited", "unhealthy", "starting", "restarted", "restarting"])
+def test_container_states(inspect, status, words, running):
+    check = health.evaluate_container("c", inspect, T)
+    assert check["status"] == status and words in check["reason"]
+    assert check["metrics"]["running"] == running
+    assert check["metrics"]["restart_count"] == (inspect or {}).get("RestartCount", 0)
+
+
+class NotFound(Exception):
+    pass
+
+
+class FakeApi:
+    def __init__(self, containers, logs=b""):
+        self.containers, self.log_bytes, self.since = containers, logs, None
+
+    def inspect_container(self, name):
+        if name not in self.containers:
+            raise NotFound(name)
+        return self.containers[name]
+
+    def logs(self, name, stdout, stderr, since, timestamps):
+        self.since = since
+        return self.log_bytes
+
+
+def test_container_checks_one_per_name_and_engine_down_is_critical():
+    api = FakeApi({"db": state()})
+    found = health.container_checks(["db", "gone"], lambda: api, T)
+    assert [(c["name"], c["status"]) for c in found] == [("db", "ok"), ("gone", "critical")]
+
+    def down():
+        raise RunnerError("the Docker engine does not answer at the default socket; start it and run again")
+
+    found = health.container_checks(["db", "app"], down, T)
+    assert all(c["status"] == "critical" for c in found)
+    assert found[0]["reason"].startswith("could not reach the Docker engine: the Docker engine does not answer")
+
+
+# -------------------------------------------------------------------------------------------- database
+def activity(active=5, limit=100, long_queries=()):
+    return {"active_connections": active, "max_connections": limit, "long_queries": list(long_queries)}
+
+
+@pytest.mark.parametrize("active, status", [(79, "ok"), (80, "warning"), (94, "warning"), (95, "critical")])
+def test_connection_share_boundaries(active, status):
+    check = health.evaluate_database("database postgresql sms", "pg", activity(active), T, 60)
+    assert check["status"] == status
+    assert check["metrics"] == {"active_connections": active, "max_connections": 100, "long_queries": 0}
+
+
+def test_long_queries_are_listed_and_warned_about():
+    slow = [{"pid": 42, "duration_s": 340, "query": "SELECT pg_sleep(400)"}]
+    check = health.evaluate_database("database postgresql sms", "pg", activity(long_queries=slow), T, 60)
+    assert check["status"] == "warning" and check["metrics"]["long_queries"] == 1
+    assert "queries running longer than 60 s: 1 >= 1 (longest: pid 42, 340 s: SELECT pg_sleep(400))" in \
+        check["reason"]
+    assert check["details"]["long_queries"] == slow
+
+
+def test_sqlite_activity_has_no_connection_numbers():
+    check = health.evaluate_database("database sqlite /x.db", "sqlite /x.db", activity(None, None), T, 60)
+    assert check["status"] == "ok" and check["metrics"] == {"long_queries": 0}
+
+
+def test_database_that_cannot_be_reached_is_critical_with_the_reason():
+    params = {"engine": "postgresql", "database": "sms", "container": "sms-db"}
+
+    def stopped(_params):
+        raise RunnerError("container sms-db is not running (exited)")
+
+    check = health.database_check(params, T, stopped)
+    assert check["status"] == "critical"
+    assert check["reason"] == ("could not reach the postgresql database sms in container sms-db: container sms-db "
+                               "is not running (exited)")
+
+
+class FakeRunner:
+    where = "fake"
+
+    def __init__(self, stdout="", rc=0, stderr=""):
+        self.stdout, self.rc, self.stderr, self.calls = stdout, rc, stderr, []
+
+    def run(self, argv, stdin=None, sink=None, env=None, user=None):
+        self.calls.append({"argv": argv, "stdin": b"".join(stdin or []).decode(), "env": env})
+        return Result(self.rc, self.stdout.encode(), self.stderr)
+
+
+def test_postgresql_activity_reads_pg_stat_activity():
+    runner = FakeRunner("connections\t7\t100\nlong\t4242\t125\tSELECT  *   FROM grades WHERE x = 1 " + "y" * 100 + "\n")
+    engine = PostgreSQL(runner, Target("postgresql", "sms", user="sms", password="pw-not-on-argv"))
+    found = engine.activity(30)
+    assert found["active_connections"] == 7 and found["max_connections"] == 100
+    assert found["long_queries"][0]["pid"] == 4242 and found["long_queries"][0]["duration_s"] == 125
+    assert found["long_queries"][0]["query"].startswith("SELECT * FROM grades WHERE x = 1 yyy")
+    assert len(found["long_queries"][0]["query"]) == 80
+    call = runner.calls[0]
+    assert "secs=30" in call["argv"] and "pg_stat_activity" in call["stdin"]
+    assert "pw-not-on-argv" not in " ".join(call["argv"]) and call["env"]["PGPASSWORD"] == "pw-not-on-argv"
+
+
+def test_postgresql_activity_failure_is_an_engine_error():
+    runner = FakeRunner(rc=2, stderr="psql: error: connection to server failed: FATAL:  password authentication "
+                                     "failed for user \"sms\"")
+    with pytest.raises(EngineError, match="password authentication failed"):
+        PostgreSQL(runner, Target("postgresql", "sms")).activity()
+
+
+def test_mysql_activity_reads_the_process_list():
+    runner = FakeRunner("connections\t3\t151\nlong\t17\t90\tUPDATE grades\\nSET score = 1\n")
+    found = MySQL(runner, Target("mysql", "sms", password="x")).activity(60)
+    assert found == {"active_connections": 3, "max_connections": 151,
+                     "long_queries": [{"pid": 17, "duration_s": 90, "query": "UPDATE grades SET score = 1"}]}
+    assert "information_schema.processlist" in runner.calls[0]["stdin"] and "time >= 60" in runner.calls[0]["stdin"]
+    with pytest.raises(EngineError):
+        MySQL(runner, Target("mysql", "sms")).activity(-1)
+
+
+def test_sqlite_activity_opens_the_file_without_integrity_check(tmp_path):
+    path = str(tmp_path / "sms.sqlite3")
+    sqlite3.connect(path).execute("CREATE TABLE t (x)").connection.commit()
+    engine = SQLite(LocalRunner(), Target("sqlite", "sms", path=path))
+    assert engine.activity() == {"active_connections": None, "max_connections": None, "long_queries": []}
+    missing = SQLite(LocalRunner(), Target("sqlite", "x", path=str(tmp_path / "missing.db")))
+    with pytest.raises(EngineError, match="does not exist"):
+        missing.activity()
+    check = health.database_check({"engine": "sqlite", "path": str(tmp_path / "missing.db")}, T)
+    assert check["status"] == "critical" and "does not exist" in check["reason"]
+    assert health.database_check({"engine": "sqlite", "path": path}, T)["status"] == "ok"
+
+
+# ------------------------------------------------------------------------------------ disk, memory, cpu
+def test_disk_usage_like_df(tmp_path):
+    fake = SimpleNamespace(f_blocks=1000, f_bfree=150, f_bavail=100, f_frsize=4096)
+    check = health.disk_check("/data", T, statvfs=lambda p: fake)
+    assert check["metrics"] == {"used_percent": 89.5} and check["status"] == "warning"
+    assert check["name"] == "disk /data" and "89.5 % used" in check["reason"]
+    missing = health.disk_check(str(tmp_path / "nope"), T)
+    assert missing["status"] == "critical" and missing["reason"].startswith("could not read disk usage")
+    assert health.disk_check(str(tmp_path), T)["kind"] == "disk"
+
+
+def test_memory_from_meminfo(tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       1000000 kB\nMemFree:  10 kB\nMemAvailable:    100000 kB\n")
+    check = health.memory_check(T, str(meminfo))
+    assert check["metrics"] == {"used_percent": 90.0} and check["status"] == "warning"
+    meminfo.write_text("MemTotal: 1000 kB\n")
+    assert health.memory_check(T, str(meminfo))["status"] == "critical"
+    assert health.memory_check(T, str(tmp_path / "x"))["reason"].startswith("could not read")
+
+
+def test_cpu_sampled_between_two_reads(tmp_path):
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  100 0 100 800 0 0 0 0 0 0\ncpu0 1 1 1 1\n")
+
+    def later(_seconds):
+        stat.write_text("cpu  190 0 100 810 0 0 0 0 0 0\n")
+
+    check = health.cpu_check(T, interval=1.0, path=str(stat), sleep=later)
+    assert check["metrics"] == {"used_percent": 90.0} and check["status"] == "warning"
+    assert health.cpu_percent((10, 100), (10, 100)) == 0.0
+
+
+# ---------------------------------------------------------------------------------------------- backup
+def item(name, age_s, verification=None):
+    return {"name": name, "engine": "postgresql", "database": "sms", "age_s": age_s, "verification": verification,
+            "verified": bool(verification and verification["status"] == "passed")}
+
+
+PASSED = {"status": "passed", "level": "restore"}
+
+
+def test_fresh_verified_backup_is_ok():
+    check = health.evaluate_backups("/b", [item("new", 3600, PASSED)], T)
+    assert check["status"] == "ok" and check["metrics"] == {"newest_age_s": 3600, "newest_verified_age_s": 3600}
+
+
+def test_backup_older_than_the_threshold_is_a_warning():
+    check = health.evaluate_backups("/b", [item("old", 25 * 3600, PASSED)], T)
+    assert check["status"] == "warning" and "newest backup age 25 h >= 24 h" in check["reason"]
+    zero = health.merge_thresholds({"backup_age_hours": [0, None], "verified_backup_age_hours": [None, None]})
+    assert health.evaluate_backups("/b", [item("new", 5, PASSED)], zero)["status"] == "warning"
+
+
+def test_no_backup_is_critical_and_failed_verification_is_critical():
+    assert health.evaluate_backups("/b", [], T)["reason"] == "no backup in /b"
+    assert health.evaluate_backups("/b", [], T)["status"] == "critical"
+    failed = {"status": "failed", "level": "native", "detail": "checksum mismatch"}
+    check = health.evaluate_backups("/b", [item("new", 60, failed), item("old", 7200, PASSED)], T)
+    assert check["status"] == "critical"
+    assert check["reason"].startswith("newest backup new failed verification (native): checksum mismatch")
+    assert check["metrics"] == {"newest_age_s": 60, "newest_verified_age_s": 7200}
+
+
+def test_unverified_backups_warn():
+    check = health.evaluate_backups("/b", [item("new", 60)], T)
+    assert check["status"] == "warning" and "no verified backup" in check["reason"]
+    assert check["metrics"] == {"newest_age_s": 60}
+
+
+def test_backup_check_filters_and_reports_a_missing_directory(tmp_path):
+    items = [item("pg", 60, PASSED), dict(item("my", 10, PASSED), engine="mysql")]
+    check = health.backup_check(str(tmp_path), T, lambda d: items, engine="postgresql")
+    assert check["metrics"]["newest_age_s"] == 60
+    missing = health.backup_check(str(tmp_path / "none"), T, lambda d: items)
+    assert missing["status"] == "critical" and "does not exist" in missing["reason"]
+
+
+# ------------------------------------------------------------------------------------------------ logs
+@pytest.mark.parametrize("line, error", [
+    ('{"level": "error", "message": "boom"}', True),
+    ('{"level": "info", "status": 502, "path": "/api"}', True),
+    ('{"level": "info", "status": 200, "path": "/api/errors"}', False),
+    ("Traceback (most recent call last):", True),
+    ("2026-01-01 ERROR something", True),
+    ("FATAL:  password authentication failed", True),
+    ("no errors here", False),
+    ("[2026] [1] [INFO] Booting worker", False),
+])
+def test_default_error_lines(line, error):
+    assert health.is_error_line(line) is error
+
+
+def test_log_samples_are_redacted_and_counted():
+    secret = "0123456789abcdef0123456789abcdef"
+    lines = ['{"level": "error", "message": "key %s leaked"}' % secret] + \
+        ["ERROR DATABASE_URL=postgresql://sms:dbpw-77@db/sms"] * 60 + ["fine"]
+    check = health.evaluate_logs("app", lines, 60, T, secrets=[secret])
+    assert check["status"] == "critical" and check["metrics"] == {"error_lines": 61}
+    assert len(check["details"]["samples"]) == 5
+    text = json.dumps(check)
+    assert secret not in text and "dbpw-77" not in text and "postgresql://sms:***@db/sms" in text
+
+
+def test_log_checks_read_the_window_and_mask_the_container_secrets():
+    app_secret = "s" * 40
+    api = FakeApi({"app": {"Config": {"Env": ["SECRET_KEY=" + app_secret]}}},
+                  logs=("line\nERROR with %s inside\n" % app_secret).encode())
+    found = health.log_checks({"containers": ["app", "gone"], "since_minutes": 10}, lambda: api, T, now=lambda: 1000)
+    assert api.since == 1000 - 600
+    assert found[0]["status"] == "warning" and found[0]["details"]["samples"] == ["ERROR with *** inside"]
+    assert found[1]["status"] == "critical" and "container gone does not exist" in found[1]["reason"]
+    custom = health.log_checks({"containers": ["app"], "patterns": ["^line$"]}, lambda: api, T, now=lambda: 0)
+    assert custom[0]["metrics"]["error_lines"] == 1
+
+
+# ------------------------------------------------------------------------------------------------- tls
+NOW = datetime.datetime(2026, 3, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("days, status", [(31, "ok"), (30, "warning"), (8, "warning"), (7, "critical"),
+                                          (-1, "critical")])
+def test_tls_days_left(days, status):
+    check = health.evaluate_tls("tls x:443", NOW + datetime.timedelta(days=days), NOW, T)
+    assert check["status"] == status and check["metrics"]["days_left"] == days
+
+
+def test_tls_from_a_pem_file_and_an_unreachable_host(tmp_path):
+    cryptography = pytest.importorskip("cryptography")
+    assert cryptography
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sms.test")])
+    now = datetime.datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=20)).sign(key, hashes.SHA256()))
+    pem = tmp_path / "cert.pem"
+    pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    check = health.tls_check({"path": str(pem)}, T)
+    assert check["status"] == "warning" and 19.9 <= check["metrics"]["days_left"] <= 20
+    assert check["name"] == "tls %s" % pem
+    bad = health.tls_check({"host": "127.0.0.1", "port": 1}, T)
+    assert bad["status"] == "critical" and bad["reason"].startswith("could not reach 127.0.0.1:1")
+    notpem = tmp_path / "x.pem"
+    notpem.write_text("hello")
+    assert health.tls_check({"path": str(notpem)}, T)["status"] == "critical"
+
+
+# ------------------------------------------------------------------------------------------------- run
+def test_run_keeps_order_summarises_and_never_lets_a_crash_pass_as_ok():
+    def crash():
+        raise KeyError("surprise")
+
+    jobs = [lambda: health.make_check("a", "disk", "ok", "fine"),
+            health.labelled("memory", "memory", crash),
+            lambda: [health.make_check("b", "http", "warning", "slow, password=hunter2x")]]
+    result = health.run(jobs, secrets=["fine"])
+    assert [c["name"] for c in result["checks"]] == ["a", "memory", "b"]
+    assert result["checks"][1]["status"] == "critical" and result["checks"][1]["kind"] == "memory"
+    assert "could not run the memory check" in result["checks"][1]["reason"]
+    assert result["status"] == "critical" and result["summary"] == {"ok": 1, "warning": 1, "critical": 1}
+    assert result["checks"][0]["reason"] == "***" and "hunter2x" not in json.dumps(result)
+    assert health.run([])["status"] == "ok"
+
+
+def test_every_kind_is_known():
+    assert set(health.KINDS) == {"container", "http", "database", "disk", "memory", "cpu", "backup", "logs", "tls"}
+    assert os.path.basename(sys.modules[health.__name__].__file__) == "health.py"
