@@ -9,12 +9,17 @@ case "$target" in
   *[!A-Za-z0-9_.:-]*|"") echo "rollcall-switch: invalid upstream '$target' (want HOST:PORT)" >&2; exit 2 ;;
 esac
 conf=/etc/nginx/rollcall/upstream.conf
-if grep -qx "server $target max_fails=0;" "$conf"; then
+line="set \$rollcall_upstream \"$target\";"
+if grep -qxF "$line" "$conf"; then
   echo "unchanged $target"
   exit 0
 fi
+if ! getent hosts "${target%:*}" >/dev/null; then
+  echo "rollcall-switch: ${target%:*} does not resolve on the proxy's network" >&2
+  exit 1
+fi
 cp -p "$conf" "$conf.prev"
-printf '# Written by rollcall-switch at %s\nserver %s max_fails=0;\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$target" >"$conf.next"
+printf '# Written by rollcall-switch at %s\n%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$line" >"$conf.next"
 mv "$conf.next" "$conf"
 if ! err=$(nginx -t -q 2>&1); then
   mv "$conf.prev" "$conf"

@@ -79,7 +79,8 @@ def create_app(config):
         response.headers["X-App-Version"] = APP_VERSION  # which release answered (deploys are watched by it)
         access_log({"ts": datetime.utcnow().isoformat(timespec="milliseconds") + "Z", "level": "info",
                     "request_id": g.get("request_id"), "client": client_address(), "method": request.method,
-                    "path": request.path, "route": route, "status": response.status_code,
+                    "path": request.path, "query": request.query_string.decode("utf-8", "replace")[:500],
+                    "route": route, "status": response.status_code,
                     "duration_ms": round(seconds * 1000, 2), "bytes": response.calculate_content_length(),
                     "user_agent": request.headers.get("User-Agent", "")[:200]})
         return response
