@@ -25,6 +25,10 @@ make -s demo >/dev/null   # the stack must be up before re-deploys are measured
 time_it "make setup (already set up; goal < 30 s)" make -s setup
 time_it "deploy.yml re-run (changed=0)" .venv/bin/ansible-playbook -i inventories/local playbooks/deploy.yml
 
+echo "== daily health check of the demo host (issue 6; goal <= 5 s)"
+.venv/bin/ansible-playbook -i inventories/local playbooks/backup.yml >/dev/null  # a fresh, verified backup
+time_it "health.yml, one host (goal <= 5 s)" .venv/bin/ansible-playbook -i inventories/local playbooks/health.yml
+
 echo "== backup and restore against the raw tools (issue 4)"
 .venv/bin/python bench/backup.py
 
