@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from test_deploy import DB_PASSWORD, SECRET, failures, playbook, teardown, write_inventory
+from test_deploy import DB_PASSWORD, SECRET, failures, get_json, playbook, teardown, write_inventory
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                                 "bench"))
@@ -69,5 +69,39 @@ def test_two_deploys_at_once_one_fails_on_the_lock(tmp_path):
         # The lock is free again: a third deploy has nothing to do.
         proc, report = playbook(inventory)
         assert proc.returncode == 0 and report["stats"]["localhost"]["changed"] == 0, failures(report)
+    finally:
+        teardown(inventory)
+
+
+def test_irreversible_migration_refuses_rollback_unless_the_backup_is_restored(tmp_path):
+    port = 18298
+    inventory = write_inventory(tmp_path, rollcall_project="rc-it-irrev", rollcall_db_engine="postgresql",
+                                rollcall_app_port=port, rollcall_state_dir=str(tmp_path / "state"),
+                                rollcall_backup_dir=str(tmp_path / "bk"), rollcall_backup_verify_level="native",
+                                rollcall_backup_key="cd" * 32, rollcall_environment="test",
+                                # test-only knob: the newer release says migration 0002 cannot be undone
+                                rollcall_app_extra_env={"SMS_IRREVERSIBLE": "0002"})
+    try:
+        proc, report = playbook(inventory)
+        assert proc.returncode == 0, failures(report)
+        proc, report = playbook(inventory, "deploy.yml", "-e", "rollcall_app_version=1.1.0")
+        assert proc.returncode == 0, failures(report)
+        (backup,) = [n[:-len(".manifest.json")] for n in os.listdir(tmp_path / "bk") if n.endswith(".manifest.json")]
+
+        proc, report = playbook(inventory, "rollback.yml")
+        assert proc.returncode != 0
+        message = failures(report)[-1][1]
+        assert "migration 0002 cannot be undone" in message and "Nothing was changed" in message, message
+        assert "restore_backup=true" in message and backup in message, message
+        status, health = get_json("http://127.0.0.1:%d/health" % port)
+        assert health["version"] == "1.1.0", "a refused rollback changes nothing"
+
+        proc, report = playbook(inventory, "rollback.yml", "-e", "restore_backup=true")
+        assert proc.returncode == 0, failures(report)
+        status, health = get_json("http://127.0.0.1:%d/health" % port)
+        assert status == 200 and health["version"] == "1.0.0", health
+        assert health["checks"]["migrations"]["revision"] == "0001", "the backup from before the deploy is back"
+        _, students = get_json("http://127.0.0.1:%d/api/v1/students" % port)
+        assert students["total"] == 7
     finally:
         teardown(inventory)

@@ -36,7 +36,9 @@ def blockers(before, target):
     scripts = ScriptDirectory.from_config(config)
     found = []
     for revision in REVISIONS[REVISIONS.index(target) + 1:REVISIONS.index(before) + 1]:
-        if getattr(scripts.get_revision(revision).module, "irreversible", False):
+        # SMS_IRREVERSIBLE (comma-separated revisions) marks migrations irreversible: a test-only fault knob.
+        forced = os.environ.get("SMS_IRREVERSIBLE", "").split(",")
+        if getattr(scripts.get_revision(revision).module, "irreversible", False) or revision in forced:
             found.append("migration %s cannot be undone" % revision)
     return found
 
