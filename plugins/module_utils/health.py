@@ -459,9 +459,10 @@ def evaluate_backups(directory, items, thresholds):
         return make_check(name, "backup", CRITICAL, "no backup in %s%s" % (directory, extra), {})
     newest = complete[0]
     verified = [i for i in complete if i.get("verified")]
-    metrics = {"newest_age_s": newest["age_s"]}
-    problems = []
     verification = newest.get("verification") or {}
+    # 1 when the newest backup's latest verification passed, 0 when it failed or never ran.
+    metrics = {"newest_age_s": newest["age_s"], "newest_verify_passed": int(verification.get("status") == "passed")}
+    problems = []
     if verification and verification.get("status") != "passed":
         problems.append((CRITICAL, "newest backup %s failed verification (%s): %s" % (
             newest["name"], verification.get("level", "?"), verification.get("detail") or verification.get("status"))))

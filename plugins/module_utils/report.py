@@ -603,6 +603,8 @@ def render_prometheus(doc):
          "check", 1),
         ("backup", "newest_verified_age_s", "rollcall_backup_newest_verified_age_seconds",
          "Age of the newest backup whose latest verification passed, in seconds.", "check", 1),
+        ("backup", "newest_verify_passed", "rollcall_backup_newest_verify_passed",
+         "1 when the newest backup's latest verification passed, 0 when it failed or never ran.", "check", 1),
         ("http", "p95_ms", "rollcall_http_latency_p95_seconds", "95th percentile of the sampled HTTP latency.",
          "endpoint", 0.001),
         ("http", "error_rate", "rollcall_http_error_ratio", "Share of the sampled HTTP requests that failed (0-1).",

@@ -331,7 +331,8 @@ PASSED = {"status": "passed", "level": "restore"}
 
 def test_fresh_verified_backup_is_ok():
     check = health.evaluate_backups("/b", [item("new", 3600, PASSED)], T)
-    assert check["status"] == "ok" and check["metrics"] == {"newest_age_s": 3600, "newest_verified_age_s": 3600}
+    assert check["status"] == "ok" and check["metrics"] == {"newest_age_s": 3600, "newest_verified_age_s": 3600,
+                                                            "newest_verify_passed": 1}
 
 
 def test_backup_older_than_the_threshold_is_a_warning():
@@ -348,13 +349,13 @@ def test_no_backup_is_critical_and_failed_verification_is_critical():
     check = health.evaluate_backups("/b", [item("new", 60, failed), item("old", 7200, PASSED)], T)
     assert check["status"] == "critical"
     assert check["reason"].startswith("newest backup new failed verification (native): checksum mismatch")
-    assert check["metrics"] == {"newest_age_s": 60, "newest_verified_age_s": 7200}
+    assert check["metrics"] == {"newest_age_s": 60, "newest_verified_age_s": 7200, "newest_verify_passed": 0}
 
 
 def test_unverified_backups_warn():
     check = health.evaluate_backups("/b", [item("new", 60)], T)
     assert check["status"] == "warning" and "no verified backup" in check["reason"]
-    assert check["metrics"] == {"newest_age_s": 60}
+    assert check["metrics"] == {"newest_age_s": 60, "newest_verify_passed": 0}
 
 
 def test_backup_check_filters_and_reports_a_missing_directory(tmp_path):
