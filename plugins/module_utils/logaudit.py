@@ -24,6 +24,8 @@ import math
 import re
 from urllib.parse import unquote_plus
 
+from .report import parse_time
+
 # (name, regular expression) matched against the decoded path and query, case-insensitively.
 SQLI_PATTERNS = (
     ("union select", r"\bunion\b(?:\s|/\*.*?\*/|\+)+(?:all(?:\s|/\*.*?\*/|\+)+)?select\b"),
@@ -64,19 +66,10 @@ def isoformat(when):
 
 
 def parse_ts(value):
-    """An aware UTC datetime from an ISO 8601 string (``Z`` or an offset; naive means UTC), or None."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    text = value.strip()
-    if text[-1] in "zZ":
-        text = text[:-1] + "+00:00"
-    try:
-        when = datetime.datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=datetime.timezone.utc)
-    return when.astimezone(datetime.timezone.utc)
+    """An aware UTC datetime from an ISO 8601 string (``Z`` or an offset; naive means UTC), or None.
+
+    Only strings: a log record's timestamp is text (report.parse_time also takes numbers and datetimes)."""
+    return parse_time(value) if isinstance(value, str) else None
 
 
 def parse_when(value, now=None, what="since"):

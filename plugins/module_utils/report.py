@@ -838,3 +838,23 @@ def write_report(directory, name, contents):
             os.unlink(path)
         raise
     return paths
+
+
+def publish(doc, renderers, paths, name, directory, textfile=None, render_textfile=None, check_mode=False):
+    """What both report modules do with a rendered ``doc``: the report files (``paths`` from report_paths(),
+    never over an existing one) and the Prometheus textfile (replaced). Returns whether anything was (or, in
+    check mode, would be) written."""
+    changed = False
+    if directory:
+        existing = [path for path in paths.values() if os.path.lexists(path)]
+        if existing:
+            raise ReportError("report %s already exists (%s); refusing to overwrite it" % (name, ", ".join(existing)))
+        if not check_mode:
+            write_report(directory, name, dict((fmt, renderers[fmt](doc)) for fmt in paths))
+        changed = True
+    if textfile:
+        text = render_textfile(doc)
+        if not check_mode:
+            write_replace(textfile, text)
+        changed = True
+    return changed

@@ -213,7 +213,6 @@ prometheus_textfile:
 """
 
 import datetime
-import os
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -290,18 +289,8 @@ def main():
     try:
         if p["directory"]:
             result["paths"] = report.report_paths(p["directory"], name, p["formats"])
-            existing = [path for path in result["paths"].values() if os.path.lexists(path)]
-            if existing:
-                module.fail_json(msg="report %s already exists (%s); refusing to overwrite it" % (
-                    name, ", ".join(existing)), **result)
-            if not module.check_mode:
-                report.write_report(p["directory"], name, dict((f, renderers[f](doc)) for f in p["formats"]))
-            result["changed"] = True
-        if p["prometheus_textfile"]:
-            text = report.render_audit_prometheus(doc)
-            if not module.check_mode:
-                report.write_replace(p["prometheus_textfile"], text)
-            result["changed"] = True
+        result["changed"] = report.publish(doc, renderers, result["paths"], name, p["directory"],
+                                           p["prometheus_textfile"], report.render_audit_prometheus, module.check_mode)
     except (report.ReportError, OSError) as exc:
         module.fail_json(msg=str(exc), **result)
     module.exit_json(**result)
