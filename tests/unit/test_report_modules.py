@@ -4,28 +4,14 @@ import datetime
 import json
 import os
 import pathlib
-import subprocess
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ANSIBLE = os.path.join(os.path.dirname(sys.executable), "ansible")
+from modules import run_module as shared_run_module
+
 SECRET = "s3cr3t-Backup-Key-0123"
 
 
 def run_module(module, args, *extra):
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
-               ANSIBLE_LOCALHOST_WARNING="0")
-    proc = subprocess.run(
-        [ANSIBLE, "localhost", "-c", "local", "-e", "ansible_python_interpreter=" + sys.executable,
-         "-m", "rollcall.ops." + module, "-a", json.dumps(args), *extra],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
-    try:
-        start = 0 if proc.stdout.startswith("{") else proc.stdout.index("\n{\n") + 1  # -vvv prints text first
-        result = json.loads(proc.stdout[start:])["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    except (ValueError, KeyError, IndexError):
-        raise AssertionError("no module result:\n%s\n%s" % (proc.stdout[-2000:], proc.stderr[-2000:])) from None
-    return proc.returncode, result, proc.stdout + proc.stderr
+    return shared_run_module(module, args, *extra, timeout=120)
 
 
 RESULTS = [
