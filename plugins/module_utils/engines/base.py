@@ -161,3 +161,15 @@ class Engine:
             raise EngineError("%s backups are single, self-contained dumps; a restore takes exactly one, not %d"
                               % (self.name, len(streams)))
         self.restore(streams[0], database)
+
+
+def parse_activity(rows, text=str):
+    """``activity()`` from rows tagged 'connections' (active, max) and 'long' (pid, seconds, query), the shape
+    the PostgreSQL and MySQL activity queries return; ``text`` decodes the query field (MySQL: batch escaping)."""
+    found = {"active_connections": None, "max_connections": None, "long_queries": []}
+    for row in rows:
+        if row[0] == "connections" and len(row) >= 3:
+            found["active_connections"], found["max_connections"] = int(row[1]), int(row[2])
+        elif row[0] == "long" and len(row) >= 3:
+            found["long_queries"].append(long_query(row[1], row[2], text(row[3]) if len(row) > 3 else ""))
+    return found

@@ -11,7 +11,15 @@ import contextlib
 import re
 import uuid
 
-from .base import LONG_QUERIES_SHOWN, OLD_SUFFIX, Engine, EngineError, check_database_name, check_seconds, long_query
+from .base import (
+    LONG_QUERIES_SHOWN,
+    OLD_SUFFIX,
+    Engine,
+    EngineError,
+    check_database_name,
+    check_seconds,
+    parse_activity,
+)
 
 try:
     from pymysql.converters import escape_string
@@ -37,17 +45,6 @@ SELECT 'long', id, time, LEFT(COALESCE(info, ''), 200) FROM information_schema.p
 
 def activity_sql(long_query_seconds):
     return ACTIVITY_SQL % (check_seconds(long_query_seconds), LONG_QUERIES_SHOWN)
-
-
-def parse_activity(rows):
-    """``activity()`` from the rows of ACTIVITY_SQL."""
-    found = {"active_connections": None, "max_connections": None, "long_queries": []}
-    for row in rows:
-        if row[0] == "connections" and len(row) >= 3:
-            found["active_connections"], found["max_connections"] = int(row[1]), int(row[2])
-        elif row[0] == "long" and len(row) >= 3:
-            found["long_queries"].append(long_query(row[1], row[2], unescape_batch(row[3]) if len(row) > 3 else ""))
-    return found
 
 
 def quote_ident(name):
@@ -178,7 +175,8 @@ class MySQL(Engine):
         return rows[0][0] if rows else None
 
     def activity(self, long_query_seconds=60):
-        return parse_activity(self.sql(activity_sql(long_query_seconds), what="reading the process list"))
+        return parse_activity(self.sql(activity_sql(long_query_seconds), what="reading the process list"),
+                              text=unescape_batch)
 
     def privileges(self, database):
         return None  # grants live in the server's mysql schema, not in a database dump

@@ -13,7 +13,15 @@ import re
 import threading
 import uuid
 
-from .base import LONG_QUERIES_SHOWN, OLD_SUFFIX, Engine, EngineError, check_database_name, check_seconds, long_query
+from .base import (
+    LONG_QUERIES_SHOWN,
+    OLD_SUFFIX,
+    Engine,
+    EngineError,
+    check_database_name,
+    check_seconds,
+    parse_activity,
+)
 
 MAINTENANCE_DB = "postgres"
 DUMP_MAGIC = b"PGDMP"
@@ -316,14 +324,3 @@ class PostgreSQL(Engine):
         if rows:
             return "failed", "not valid: %s" % ", ".join(r[0] for r in rows)
         return "passed", "all constraints validated, all indexes valid"
-
-
-def parse_activity(rows):
-    """``activity()`` from the rows of ACTIVITY_SQL."""
-    found = {"active_connections": None, "max_connections": None, "long_queries": []}
-    for row in rows:
-        if row[0] == "connections" and len(row) >= 3:
-            found["active_connections"], found["max_connections"] = int(row[1]), int(row[2])
-        elif row[0] == "long" and len(row) >= 3:
-            found["long_queries"].append(long_query(row[1], row[2], row[3] if len(row) > 3 else ""))
-    return found
