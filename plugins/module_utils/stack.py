@@ -1,0 +1,115 @@
+# Copyright: Rollcall contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Which database engine an existing SMS stack holds, and whether a deploy may use another one.
+
+A stack records its engine in what it already runs and keeps: the app container's DATABASE_URL, the database
+container's image, the ``rollcall.engine`` label of the database volume (set when the volume is created), and,
+for stacks older than that label, the files in the volumes. Changing the engine of a stack that holds data would
+start an empty database of the new engine (on the same volume for PostgreSQL <-> MariaDB), so a deploy refuses it.
+
+The pure functions here decide; ``gather`` (Docker SDK) only collects the evidence.
+"""
+
+ENGINES = ("postgresql", "mariadb", "sqlite")
+ENGINE_LABEL = "rollcall.engine"
+
+
+def engine_of_url(url):
+    """The engine a SQLAlchemy-style DATABASE_URL points at, or None."""
+    scheme = (url or "").split(":", 1)[0].split("+", 1)[0].lower()
+    return {"postgresql": "postgresql", "postgres": "postgresql", "mysql": "mariadb", "mariadb": "mariadb",
+            "sqlite": "sqlite"}.get(scheme)
+
+
+def engine_of_image(image):
+    """The engine of a database image name (rollcall/postgres:15, rollcall/mariadb:10.11, mysql:8 ...), or None."""
+    repository = (image or "").rsplit("/", 1)[-1].split(":", 1)[0].lower()
+    if repository.startswith("postgres"):
+        return "postgresql"
+    if repository.startswith(("mariadb", "mysql")):
+        return "mariadb"
+    return None
+
+
+def engine_of_files(names):
+    """The engine whose files a data directory's top-level ``names`` show, or None (empty or unknown)."""
+    names = set(names or ())
+    if "PG_VERSION" in names:
+        return "postgresql"
+    if names & {"ibdata1", "aria_log_control", "mysql", "ib_logfile0", "mysql_upgrade_info"}:
+        return "mariadb"
+    if any(name.endswith((".sqlite3", ".sqlite", ".db")) for name in names):
+        return "sqlite"
+    return None
+
+
+def engine_conflict(wanted, evidence):
+    """Why a deploy of ``wanted`` must not touch this stack, or None.
+
+    ``evidence``: list of {"source": text, "engine": name}. No evidence is a new stack (any engine); evidence of
+    one engine equal to ``wanted`` is the same stack; anything else is refused with the way out.
+    """
+    found = sorted({item["engine"] for item in evidence if item.get("engine")})
+    if not found or found == [wanted]:
+        return None
+    where = "; ".join("%s: %s" % (item["source"], item["engine"]) for item in evidence if item.get("engine"))
+    if len(found) > 1:
+        held = "holds data of more than one engine (%s)" % where
+    else:
+        held = "already runs %s (%s)" % (found[0], where)
+    return ("This stack %s, and rollcall_db_engine is %s. A deploy never changes the engine of a stack that "
+            "holds data: it would start an empty %s database and the school's data would be left behind. Nothing "
+            "was changed. Keep rollcall_db_engine=%s, or, to move to %s on purpose: take a backup "
+            "(playbooks/backup.yml), export the data, remove the stack with playbooks/teardown.yml "
+            "-e teardown_volumes=true -e confirm=yes, deploy with the new engine and load the data "
+            "(docs/releases.md, 'Changing the database engine')."
+            % (held, wanted, wanted, found[0] if len(found) == 1 else "the engine it runs", wanted))
+
+
+def gather(client, project, db_container, db_volume, sqlite_volume, app_container=None, peek_image=None):
+    """Evidence of the engine(s) a stack holds on one Docker engine (read-only).
+
+    ``peek_image``: an image on the host used to list a volume's files when neither a container nor a label
+    tells (a stack made before volumes were labelled); None skips that look.
+    """
+    import docker.errors  # the module reports a missing SDK before calling this
+
+    evidence = []
+    app_container = app_container or project + "-app"
+    for name in (app_container, app_container + "-next"):
+        try:
+            env = client.api.inspect_container(name)["Config"].get("Env") or []
+        except docker.errors.NotFound:
+            continue
+        url = next((item.split("=", 1)[1] for item in env if item.startswith("DATABASE_URL=")), "")
+        if engine_of_url(url):
+            evidence.append({"source": "container %s (DATABASE_URL)" % name, "engine": engine_of_url(url)})
+            break
+    try:
+        image = client.api.inspect_container(db_container)["Config"].get("Image")
+        if engine_of_image(image):
+            evidence.append({"source": "container %s (image %s)" % (db_container, image),
+                             "engine": engine_of_image(image)})
+    except docker.errors.NotFound:
+        pass
+    peek = peek_image if not evidence else None  # a running stack already says what it is
+    if peek:
+        try:
+            client.images.get(peek)
+        except docker.errors.ImageNotFound:
+            peek = None  # never pull (there may be no registry); the deploy reports the missing image itself
+    for volume in (db_volume, sqlite_volume):
+        try:
+            attrs = client.api.inspect_volume(volume)
+        except docker.errors.NotFound:
+            continue
+        labelled = (attrs.get("Labels") or {}).get(ENGINE_LABEL)
+        if labelled:
+            evidence.append({"source": "volume %s (label %s)" % (volume, ENGINE_LABEL), "engine": labelled})
+        elif peek:
+            names = client.containers.run(peek, ["-A", "/v"], entrypoint=["ls"], remove=True,
+                                          network_mode="none", volumes={volume: {"bind": "/v", "mode": "ro"}})
+            engine = engine_of_files(names.decode("utf-8", "replace").split())
+            if engine:
+                evidence.append({"source": "volume %s (its files)" % volume, "engine": engine})
+    return evidence

@@ -1,0 +1,117 @@
+#!/usr/bin/python
+# Copyright: Rollcall contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: stack_engine
+short_description: Refuse to change the database engine of an SMS stack that holds data
+version_added: "0.4.0"
+description:
+  - Looks at what an SMS stack already has on a Docker engine (the app container's C(DATABASE_URL), the database
+    container's image, the C(rollcall.engine) label of the database volume, and for stacks made before that label
+    the files in the volumes) and fails, naming what it found and the way to change engines on purpose, when the
+    stack holds another engine than O(engine).
+  - A new stack (nothing found) accepts any engine.
+  - Read-only; supports check mode.
+author:
+  - Rollcall contributors (@rollcall)
+options:
+  engine:
+    description:
+      - The engine the deploy is about to use.
+    type: str
+    required: true
+    choices: [postgresql, mariadb, sqlite]
+  project:
+    description:
+      - The stack's name prefix (C(rollcall_project)).
+    type: str
+    required: true
+  db_container:
+    description:
+      - The database container (default C(<project>-db)).
+    type: str
+  db_volume:
+    description:
+      - The database data volume (default C(<project>-dbdata)).
+    type: str
+  sqlite_volume:
+    description:
+      - The app's SQLite volume (default C(<project>-sqlite)).
+    type: str
+  peek_image:
+    description:
+      - An image on the host with C(ls), used to list an unlabelled volume's files when no container of the stack
+        tells its engine. Omit to skip that look.
+    type: str
+  docker_host:
+    description:
+      - The Docker engine to ask.
+    type: str
+    default: unix:///var/run/docker.sock
+requirements:
+  - docker (Python SDK)
+"""
+
+EXAMPLES = r"""
+- name: Refuse to change the engine of a live stack
+  rollcall.ops.stack_engine:
+    engine: "{{ rollcall_db_engine }}"
+    project: "{{ rollcall_project }}"
+    peek_image: rollcall/postgres:15
+"""
+
+RETURN = r"""
+engines:
+  description: The engines the stack holds (empty for a new stack).
+  returned: always
+  type: list
+  elements: str
+evidence:
+  description: What told each engine (source and engine).
+  returned: always
+  type: list
+  elements: dict
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ..module_utils import stack
+from ..module_utils.docker import client
+from ..module_utils.runner import RunnerError
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            engine=dict(type="str", required=True, choices=list(stack.ENGINES)),
+            project=dict(type="str", required=True),
+            db_container=dict(type="str"),
+            db_volume=dict(type="str"),
+            sqlite_volume=dict(type="str"),
+            peek_image=dict(type="str"),
+            docker_host=dict(type="str", default="unix:///var/run/docker.sock"),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    project = p["project"]
+    try:
+        evidence = stack.gather(client(p["docker_host"]), project, p["db_container"] or project + "-db",
+                                p["db_volume"] or project + "-dbdata", p["sqlite_volume"] or project + "-sqlite",
+                                peek_image=p["peek_image"])
+    except RunnerError as exc:
+        module.fail_json(msg=str(exc))
+    except Exception as exc:  # noqa: BLE001 - the Docker API's errors all mean "could not look"
+        module.fail_json(msg="Could not look at the stack %s on %s: %s; check the Docker engine and run again"
+                         % (project, p["docker_host"], exc))
+    engines = sorted({item["engine"] for item in evidence})
+    problem = stack.engine_conflict(p["engine"], evidence)
+    if problem:
+        module.fail_json(msg=problem, engines=engines, evidence=evidence)
+    module.exit_json(changed=False, engines=engines, evidence=evidence)
+
+
+if __name__ == "__main__":
+    main()

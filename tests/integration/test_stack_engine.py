@@ -1,0 +1,75 @@
+"""A deploy never changes the database engine of a stack that holds data (issue 9, item 3).
+
+Before: `deploy.yml -e rollcall_db_engine=mariadb` on a PostgreSQL stack replaced the database container on the
+same data volume and re-seeded demo data. Now the first play refuses, naming what it found, before any change.
+"""
+
+import contextlib
+import urllib.request
+
+import docker.errors
+import pytest
+from modules import run_module
+from test_deploy import failures, playbook, teardown, write_inventory
+
+PROJECT = "rc-l-eng"
+PORT = 18500
+
+
+def test_a_deploy_with_another_engine_is_refused_before_anything_changes(tmp_path, docker_client):
+    inventory = write_inventory(tmp_path, rollcall_project=PROJECT, rollcall_db_engine="sqlite",
+                                rollcall_app_port=PORT, rollcall_state_dir=str(tmp_path / "state"))
+    (tmp_path / "pg").mkdir()
+    other = write_inventory(tmp_path / "pg", rollcall_project=PROJECT, rollcall_db_engine="postgresql",
+                            rollcall_app_port=PORT, rollcall_state_dir=str(tmp_path / "state"))
+    try:
+        proc, report = playbook(inventory)
+        assert proc.returncode == 0, failures(report)
+        proc, report = playbook(other)
+        assert proc.returncode != 0, "the deploy with another engine went ahead"
+        found = failures(report)
+        assert found[0][0] == "Refuse to change the database engine of a stack that holds data", found
+        assert "already runs sqlite" in found[0][1] and "Nothing was changed" in found[0][1], found
+        assert report["stats"]["localhost"]["changed"] == 0
+        for getter, name in ((docker_client.containers.get, PROJECT + "-db"),
+                             (docker_client.volumes.get, PROJECT + "-dbdata")):
+            with pytest.raises(docker.errors.NotFound):
+                getter(name)
+        with urllib.request.urlopen("http://127.0.0.1:%d/health" % PORT, timeout=5) as answer:
+            assert answer.status == 200, "the SQLite stack keeps serving"
+    finally:
+        teardown(inventory)
+
+
+@pytest.fixture
+def volume(docker_client):
+    made = []
+
+    def make(name, labels=None, files=()):
+        made.append(docker_client.volumes.create(name, labels=labels or {}))
+        if files:
+            docker_client.containers.run("rollcall/postgres:15", ["/v/" + f for f in files],
+                                         entrypoint=["touch"], remove=True,
+                                         volumes={name: {"bind": "/v", "mode": "rw"}})
+        return name
+
+    yield make
+    for item in made:
+        with contextlib.suppress(docker.errors.NotFound):
+            item.remove(force=True)
+
+
+def test_the_engine_is_read_from_a_labelled_or_an_old_unlabelled_volume(volume):
+    volume(PROJECT + "2-dbdata", files=["PG_VERSION"])  # made before volumes carried the label
+    args = {"project": PROJECT + "2", "peek_image": "rollcall/postgres:15"}
+    rc, result, _ = run_module("stack_engine", dict(args, engine="mariadb"), timeout=120)
+    assert rc != 0 and "already runs postgresql" in result["msg"], result
+    assert result["evidence"] == [{"source": "volume rc-l-eng2-dbdata (its files)", "engine": "postgresql"}]
+    rc, result, _ = run_module("stack_engine", dict(args, engine="postgresql"), timeout=120)
+    assert rc == 0 and result["engines"] == ["postgresql"] and not result["changed"], result
+
+    volume(PROJECT + "3-dbdata", labels={"rollcall.engine": "mariadb"})
+    rc, result, _ = run_module("stack_engine", {"project": PROJECT + "3", "engine": "sqlite"}, timeout=120)
+    assert rc != 0 and "already runs mariadb" in result["msg"], result
+    rc, result, _ = run_module("stack_engine", {"project": PROJECT + "4", "engine": "sqlite"}, timeout=120)
+    assert rc == 0 and result["engines"] == [], "a new stack takes any engine"

@@ -1,0 +1,66 @@
+"""The engine a stack holds, and the refusal to change it (plugins/module_utils/stack.py), branch by branch."""
+
+import pytest
+
+from ansible_collections.rollcall.ops.plugins.module_utils import stack
+
+
+@pytest.mark.parametrize("url, engine", [
+    ("postgresql+psycopg2://sms:pw@db:5432/sms", "postgresql"),
+    ("postgres://sms@db/sms", "postgresql"),
+    ("mysql+pymysql://sms:pw@db:3306/sms?charset=utf8mb4", "mariadb"),
+    ("sqlite:////data/db/sms.sqlite3", "sqlite"),
+    ("", None),
+    ("oracle://x", None),
+])
+def test_engine_of_url(url, engine):
+    assert stack.engine_of_url(url) == engine
+
+
+@pytest.mark.parametrize("image, engine", [
+    ("rollcall/postgres:15", "postgresql"),
+    ("postgres:16-alpine", "postgresql"),
+    ("registry.example/school/rollcall/mariadb:10.11", "mariadb"),
+    ("mysql:8", "mariadb"),
+    ("rollcall/sms-app:1.0.0", None),
+    (None, None),
+])
+def test_engine_of_image(image, engine):
+    assert stack.engine_of_image(image) == engine
+
+
+@pytest.mark.parametrize("names, engine", [
+    (["PG_VERSION", "base", "global"], "postgresql"),
+    (["aria_log_control", "ibdata1", "mysql", "sms"], "mariadb"),
+    (["sms.sqlite3"], "sqlite"),
+    ([], None),
+    (["lost+found"], None),
+])
+def test_engine_of_files(names, engine):
+    assert stack.engine_of_files(names) == engine
+
+
+def test_a_new_stack_takes_any_engine():
+    assert stack.engine_conflict("mariadb", []) is None
+
+
+def test_the_same_engine_passes():
+    evidence = [{"source": "container rc-db (image rollcall/postgres:15)", "engine": "postgresql"},
+                {"source": "volume rc-dbdata (label rollcall.engine)", "engine": "postgresql"}]
+    assert stack.engine_conflict("postgresql", evidence) is None
+
+
+def test_another_engine_is_refused_with_what_was_found_and_the_way_out():
+    evidence = [{"source": "container rc-db (image rollcall/postgres:15)", "engine": "postgresql"}]
+    message = stack.engine_conflict("mariadb", evidence)
+    assert "already runs postgresql (container rc-db (image rollcall/postgres:15): postgresql)" in message
+    assert "rollcall_db_engine is mariadb" in message
+    assert "Nothing was changed" in message and "Keep rollcall_db_engine=postgresql" in message
+    assert "teardown.yml -e teardown_volumes=true -e confirm=yes" in message
+
+
+def test_a_stack_with_two_engines_is_refused_even_for_one_of_them():
+    evidence = [{"source": "container rc-db (image rollcall/mariadb:10.11)", "engine": "mariadb"},
+                {"source": "volume rc-dbdata (its files)", "engine": "postgresql"}]
+    message = stack.engine_conflict("mariadb", evidence)
+    assert "more than one engine" in message and "Keep rollcall_db_engine=the engine it runs" in message
