@@ -8,6 +8,8 @@ identifiers are quoted with backticks (doubled inside), literals with the driver
 """
 
 import contextlib
+import hashlib
+import json
 import re
 import uuid
 
@@ -30,6 +32,9 @@ INSERT = re.compile(rb"^INSERT INTO `((?:[^`]|``)+)` VALUES ?(.*)$", re.S)
 CREATE = re.compile(rb"^CREATE TABLE `((?:[^`]|``)+)` \(")
 STRING = re.compile(rb"'(?:[^'\\]|\\.)*'", re.S)
 HEADERS = (b"-- MariaDB dump", b"-- MySQL dump")
+CHARSET_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+# What a new database gets when neither the backup nor a live database says otherwise (the app's settings).
+DEFAULT_PROPERTIES = {"charset": "utf8mb4", "collation": "utf8mb4_unicode_ci"}
 COMPLETED = b"-- Dump completed"
 
 # activity(): client threads vs max_connections, and statements running for at least N seconds (the mysql
@@ -71,6 +76,49 @@ def _error_line(stderr):
         if match:
             return match.group(1).strip()
     return lines[-1] if lines else "no error message"
+
+
+def properties_sql(database, properties, comments, create=True):
+    """CREATE (or ALTER) DATABASE text giving ``database`` ``properties`` (see MySQL.properties()); ``comments``:
+    the server keeps database comments (MariaDB 10.5+), so an absent comment is set to ''."""
+    for key in ("charset", "collation"):
+        if not CHARSET_NAME.fullmatch(str(properties.get(key) or "")):
+            raise EngineError("database %s: %s %r is not a character set or collation name"
+                              % (database, key, properties.get(key)))
+    text = "%s DATABASE %s CHARACTER SET %s COLLATE %s" % ("CREATE" if create else "ALTER", quote_ident(database),
+                                                           properties["charset"], properties["collation"])
+    if comments:
+        text += " COMMENT %s" % quote_literal(properties.get("comment") or "")
+    return text + ";"
+
+
+def properties_fingerprint(properties):
+    """sha256 of a database's own properties (what ``privileges()`` returns), None for an absent database."""
+    if properties is None:
+        return None
+    return hashlib.sha256(json.dumps(properties, sort_keys=True).encode()).hexdigest()
+
+
+def retarget(chunks, source, target):
+    """The dump stream with mysqldump's ``ALTER DATABASE `source` CHARACTER SET ...`` lines (written around
+    routines whose collation differs from the database's) aimed at ``target``, the database being loaded:
+    as dumped they would change ``source`` (the live database, or fail when it is absent). Chunks pass
+    through uncopied unless a line that may be one of those spans two of them."""
+    needle = b"\nALTER DATABASE " + quote_ident(source).encode("utf-8") + b" CHARACTER SET "
+    replacement = b"\nALTER DATABASE " + quote_ident(target).encode("utf-8") + b" CHARACTER SET "
+    pending = b""
+    for chunk in chunks:
+        if pending:
+            chunk, pending = pending + chunk, b""
+        if needle in chunk:
+            chunk = chunk.replace(needle, replacement)
+        cut = chunk.rfind(b"\n", max(0, len(chunk) - len(needle) + 1))
+        if cut >= 0 and needle.startswith(chunk[cut:]):
+            chunk, pending = chunk[:cut], chunk[cut:]
+        if chunk:
+            yield chunk
+    if pending:
+        yield pending
 
 
 class DumpCounter:
@@ -178,8 +226,40 @@ class MySQL(Engine):
         return parse_activity(self.sql(activity_sql(long_query_seconds), what="reading the process list"),
                               text=unescape_batch)
 
+    def _has_schema_comment(self):
+        """MariaDB 10.5+ keeps a comment per database (information_schema.schemata.schema_comment)."""
+        if getattr(self, "_schema_comment", None) is None:
+            rows = self.sql("SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = "
+                            "'information_schema' AND table_name = 'SCHEMATA' AND column_name = 'SCHEMA_COMMENT';",
+                            what="reading the server's catalog")
+            self._schema_comment = bool(rows and rows[0][0] != "0")
+        return self._schema_comment
+
+    def properties(self, database):
+        """The database's own properties: {"charset", "collation"} (+ "comment" where the server has them),
+        or None when it does not exist. A restore gives them back; they are not in a mysqldump of the tables."""
+        comment = ", schema_comment" if self._has_schema_comment() else ""
+        rows = self.sql("SELECT default_character_set_name, default_collation_name%s FROM information_schema."
+                        "schemata WHERE schema_name = %s;" % (comment, quote_literal(database)),
+                        what="reading the character set of database %s" % database)
+        if not rows:
+            return None
+        found = {"charset": rows[0][0], "collation": rows[0][1]}
+        if comment and len(rows[0]) > 2 and rows[0][2]:  # no comment reads the same on every server
+            found["comment"] = unescape_batch(rows[0][2])
+        return found
+
+    def prepare_for(self, manifest):
+        """A restore creates its database with the backup's properties (older backups: the live database's)
+        and aims the dump's ALTER DATABASE lines at the database it loads (see retarget())."""
+        self.backup_properties = (manifest.get(self.name) or {}).get("database") or None
+        self.dumped_database = manifest.get("database")
+
     def privileges(self, database):
-        return None  # grants live in the server's mysql schema, not in a database dump
+        """Grants live in the server's mysql schema, not in a database dump, and a swap-in restore keeps them;
+        what the restore must bring back is the database's default character set, collation and comment:
+        their fingerprint is compared after a restore."""
+        return properties_fingerprint(self.properties(database))
 
     def dump(self, sink):
         counter = DumpCounter()
@@ -188,6 +268,7 @@ class MySQL(Engine):
             counter.feed(data)
             sink(data)
 
+        properties = self.properties(self.target.database)
         argv = ["mysqldump", "--single-transaction", "--quick", "--routines", "--triggers", "--events",
                 "--hex-blob", "--default-character-set=utf8mb4", "--net-buffer-length=1048576"] + self._conn_args() \
             + [self.target.database]
@@ -199,7 +280,8 @@ class MySQL(Engine):
         if not (started and finished):
             raise EngineError("MySQL at %s: mysqldump exited 0 but its output is not a complete dump (%s)"
                               % (self.target.where(), _error_line(result.stderr)))
-        return {"row_counts": counter.counts, "format": self.dump_format}
+        return {"row_counts": counter.counts, "format": self.dump_format,
+                "engine_facts": {"database": properties}}
 
     def native_check(self, chunks):
         counter = DumpCounter()
@@ -214,9 +296,17 @@ class MySQL(Engine):
         return "passed", "mysqldump header and completion marker present; %d tables" % len(counter.counts)
 
     def create_database(self, database, like=None):
+        """A new, empty ``database`` with the properties of the backup being restored (prepare_for), else those
+        of ``like``, else the app's utf8mb4 defaults."""
         check_database_name(database)
-        self.sql("CREATE DATABASE %s CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;" % quote_ident(database),
-                 what="creating database %s" % database)
+        wanted = getattr(self, "backup_properties", None) or (like and self.properties(like)) or DEFAULT_PROPERTIES
+        self._create(database, wanted)
+
+    def _create(self, database, properties, create=True):
+        """CREATE (or ALTER) ``database`` with ``properties``. A comment the server cannot keep is left out, and
+        then the fingerprint check after the restore notices it."""
+        self.sql(properties_sql(database, properties, self._has_schema_comment(), create),
+                 what="%s database %s" % ("creating" if create else "setting the character set of", database))
 
     def drop_database(self, database):
         check_database_name(database)
@@ -225,6 +315,9 @@ class MySQL(Engine):
     def restore(self, chunks, database):
         check_database_name(database)
         argv = ["mysql", "--default-character-set=utf8mb4", "--connect-timeout=10"] + self._conn_args() + [database]
+        source = getattr(self, "dumped_database", None) or self.target.database
+        if source != database:
+            chunks = retarget(chunks, source, database)
         result = self.runner.run(argv, stdin=chunks, env=self._env())
         if result.rc != 0:
             self._fail("loading the dump into %s" % database, result)
@@ -301,16 +394,21 @@ class MySQL(Engine):
     def swap_in(self, scratch, database, keep_old):
         """Swap the restored ``scratch`` in: one atomic RENAME TABLE moves the live tables to ``<db>__rc_old``
         and the restored ones into ``database``; views, routines, triggers and events (which cannot move
-        between databases) are dropped first and re-created from their definitions. A failure at any step
-        puts the live database back as it was."""
+        between databases) are dropped first and re-created from their definitions; ``database`` takes the
+        character set, collation and comment of ``scratch`` (the backup's). An absent ``database`` (a new
+        server) is created with them. A failure at any step puts the live database back as it was (or removes
+        the one created here) and drops ``scratch``."""
+        check_database_name(database)
         old = check_database_name(database + OLD_SUFFIX, "database name")
-        live_tables, new_tables = self._relations(database), self._relations(scratch)
-        live_objects, new_objects = self.objects(database), self.objects(scratch)
-        charset = self.sql("SELECT default_character_set_name, default_collation_name FROM information_schema."
-                           "schemata WHERE schema_name = %s;" % quote_literal(database), what="reading %s" % database)
+        wanted, live = self.properties(scratch), self.properties(database)
+        if wanted is None:
+            raise EngineError("database %s to swap in does not exist" % scratch)
+        new_tables, new_objects = self._relations(scratch), self.objects(scratch)
+        if live is None:
+            return self._swap_into_new(scratch, database, wanted, new_tables, new_objects)
+        live_tables, live_objects = self._relations(database), self.objects(database)
         self.drop_database(old)
-        self.sql("CREATE DATABASE %s CHARACTER SET %s COLLATE %s;" % (quote_ident(old), charset[0][0], charset[0][1]),
-                 what="creating %s" % old)
+        self._create(old, live)
         moves = [(database, t, old) for t in live_tables] + [(scratch, t, database) for t in new_tables]
         stage = "objects"
         try:
@@ -319,11 +417,12 @@ class MySQL(Engine):
             stage = "rename"
             self._rename(moves)
             stage = "moved"
+            if wanted != live:  # before the objects: routines remember the database's collation
+                self._create(database, wanted, create=False)
             self._replay(new_objects, database)
         except BaseException:
-            self._undo_swap(stage, moves, live_objects, new_objects, database)
-            self.drop_database(old)
-            self.drop_database(scratch)
+            self._undo_swap(stage, moves, live_objects, new_objects, database, live)
+            self._drop_quietly(old, scratch)
             raise
         self.drop_database(scratch)
         if not keep_old:
@@ -334,11 +433,31 @@ class MySQL(Engine):
             self._replay(live_objects, old)
         return old
 
-    def _undo_swap(self, stage, moves, live_objects, new_objects, database):
-        """Best effort back to the state before swap_in: old tables and objects in ``database``."""
+    def _swap_into_new(self, scratch, database, wanted, new_tables, new_objects):
+        """swap_in() for a ``database`` that does not exist: create it like ``scratch`` and move everything."""
+        self._create(database, wanted)
+        try:
+            self._drop_objects(new_objects, scratch)
+            self._rename([(scratch, t, database) for t in new_tables])
+            self._replay(new_objects, database)
+        except BaseException:
+            self._drop_quietly(database, scratch)
+            raise
+        self.drop_database(scratch)
+        return None
+
+    def _drop_quietly(self, *databases):
+        """Drop what a failed step created; the step's own error is the one worth reporting."""
+        for name in databases:
+            with contextlib.suppress(EngineError):
+                self.drop_database(name)
+
+    def _undo_swap(self, stage, moves, live_objects, new_objects, database, live):
+        """Best effort back to the state before swap_in: old tables, properties and objects in ``database``."""
         if stage == "moved":
             self._drop_objects(new_objects, database)
             self._rename([(b, t, a) for a, t, b in reversed(moves)])
+            self._create(database, live, create=False)
         self._drop_objects(live_objects, database)  # whatever was re-created half-way
         self._replay(live_objects, database)
 
