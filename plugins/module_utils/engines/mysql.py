@@ -103,18 +103,22 @@ def retarget(chunks, source, target):
     """The dump stream with mysqldump's ``ALTER DATABASE `source` CHARACTER SET ...`` lines (written around
     routines whose collation differs from the database's) aimed at ``target``, the database being loaded:
     as dumped they would change ``source`` (the live database, or fail when it is absent). Chunks pass
-    through uncopied unless a line that may be one of those spans two of them."""
-    needle = b"\nALTER DATABASE " + quote_ident(source).encode("utf-8") + b" CHARACTER SET "
-    replacement = b"\nALTER DATABASE " + quote_ident(target).encode("utf-8") + b" CHARACTER SET "
-    pending = b""
+    through uncopied unless a line that may be one of those is cut by the end of a chunk."""
+    line = b"ALTER DATABASE " + quote_ident(source).encode("utf-8") + b" CHARACTER SET "
+    aimed = b"ALTER DATABASE " + quote_ident(target).encode("utf-8") + b" CHARACTER SET "
+    pending, at_line_start = b"", False  # pending: the start of a line, maybe of such a line
     for chunk in chunks:
         if pending:
             chunk, pending = pending + chunk, b""
-        if needle in chunk:
-            chunk = chunk.replace(needle, replacement)
-        cut = chunk.rfind(b"\n", max(0, len(chunk) - len(needle) + 1))
-        if cut >= 0 and needle.startswith(chunk[cut:]):
-            chunk, pending = chunk[:cut], chunk[cut:]
+        if at_line_start and chunk.startswith(line):
+            chunk = aimed + chunk[len(line):]
+        if b"\n" + line in chunk:
+            chunk = chunk.replace(b"\n" + line, b"\n" + aimed)
+        cut = chunk.rfind(b"\n", max(0, len(chunk) - len(line)))
+        last = cut + 1 if cut >= 0 else (0 if at_line_start else None)  # where the chunk's last line starts
+        at_line_start = False
+        if last is not None and line.startswith(chunk[last:]):
+            chunk, pending, at_line_start = chunk[:last], chunk[last:], True
         if chunk:
             yield chunk
     if pending:
