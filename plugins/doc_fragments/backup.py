@@ -81,9 +81,27 @@ options:
     description:
       - AES-256 key as 64 hexadecimal characters or base64 of 32 bytes. Never logged, never in a manifest.
       - Mutually exclusive with O(encryption_key_file).
+      - With a key, every new manifest is also signed (HMAC-SHA256 over the manifest, which records the sha256
+        and size of every stored file, with a signing key derived from this key), and a signed manifest is
+        checked first whenever the backup is verified or restored with the key.
     type: str
   encryption_key_file:
     description:
       - File on the managed host holding the key (32 raw bytes, hex or base64).
     type: path
+"""
+
+    # Reading backups back (backup_verify, db_restore): signatures.
+    READ = r"""
+options:
+  allow_unsigned:
+    description:
+      - With a key given, a backup whose manifest is not signed fails verification and is not restored (backups
+        made with a key are signed, so a missing signature means it was made without a key or the signature was
+        removed). Set V(true) to accept an unsigned manifest, for a plain backup made without a key.
+      - Encrypted backups made before manifests were signed (manifest version 1) are accepted without this
+        option, because their data is authenticated by the encryption itself.
+      - A wrong key is reported as such, naming the key id the backup needs.
+    type: bool
+    default: false
 """

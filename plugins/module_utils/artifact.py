@@ -15,12 +15,19 @@ and never touches an existing backup. Verification results go to ``<name>.verify
 Encryption is AES-256-GCM in 1 MiB chunks (each chunk its own nonce and tag, the chunk index and a final-chunk
 flag bound into the associated data), so memory stays constant and truncation, reordering or a flipped byte
 anywhere is detected. The key never appears in the manifest, only a key id derived from it.
+
+With a key, the manifest is also signed (``signature``: HMAC-SHA256 over its canonical JSON, which holds the
+sha256 and size of every stored part, with a signing key derived from the backup key). That makes a backup
+tamper-evident even when its data is stored plain: a dump altered together with the checksum in its manifest
+no longer matches the signature. See ``check_signature`` for what an unsigned manifest means.
 """
 
 import base64
 import binascii
 import datetime
+import errno
 import hashlib
+import hmac
 import json
 import os
 import re
@@ -36,7 +43,9 @@ except ImportError:  # pragma: no cover - reported by the modules when encryptio
     HAS_CRYPTOGRAPHY = False
     InvalidTag = Exception
 
-MANIFEST_VERSION = 1
+# 2: manifests made with a key carry a signature. Version 1 manifests predate signing.
+MANIFEST_VERSION = 2
+SIGNING_INFO = b"rollcall manifest signing"
 CHUNK = 1024 * 1024
 ENC_MAGIC = b"RCENC1\n"
 NAME_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
@@ -107,6 +116,111 @@ def load_key(key=None, key_file=None):
 def key_id(key):
     """A short public name for a key: tells which key a backup needs without revealing anything about it."""
     return hashlib.sha256(b"rollcall-backup-key-id\0" + key).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------- signatures
+def signing_key(key):
+    """The manifest signing key: derived from the backup key, never the encryption key itself."""
+    return hmac.new(key, SIGNING_INFO, hashlib.sha256).digest()
+
+
+def canonical_manifest(manifest):
+    """The bytes a signature covers: the manifest without its signature, as sorted, compact, ASCII JSON."""
+    body = {k: v for k, v in manifest.items() if k != "signature"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def sign_manifest(manifest, key):
+    value = hmac.new(signing_key(key), canonical_manifest(manifest), hashlib.sha256).hexdigest()
+    return dict(manifest, signature={"algorithm": "hmac-sha256", "key_id": key_id(key), "value": value})
+
+
+def stored_parts(manifest):
+    """Every stored file of a backup set: the dump, then its files parts (uploads)."""
+    return [manifest["data"]] + list((manifest.get("files") or {}).values())
+
+
+def check_signature(manifest, key, allow_unsigned=False):
+    """A line saying how the manifest's authenticity was established, or ArtifactError. Pure.
+
+    - signed, key given: the HMAC must match (a wrong key is named as such);
+    - signed, no key: cannot be checked, said so (the data checks still run);
+    - unsigned, no key: nothing to check;
+    - unsigned, key given: a failure, because backups made with a key are signed - except a manifest that
+      predates signing (manifest_version 1) whose every part is encrypted with this key (AES-GCM authenticates
+      its data), or when ``allow_unsigned`` says an unsigned manifest is expected (a plain backup made without a
+      key). Stripping a signature and claiming version 1 does not help a plain backup: it is not encrypted.
+    """
+    name = manifest.get("name", "?")
+    signature = manifest.get("signature")
+    if key is None:
+        if signature:
+            return "manifest signed with key id %s; not checked: no key given" % signature.get("key_id")
+        return "manifest not signed (no key given)"
+    if signature:
+        if signature.get("key_id") != key_id(key):
+            raise ArtifactError("wrong key for backup %s: its manifest was signed with key id %s, the key given has "
+                                "id %s; give the key the backup was made with" % (name, signature.get("key_id"),
+                                                                                   key_id(key)))
+        wanted = hmac.new(signing_key(key), canonical_manifest(manifest), hashlib.sha256).hexdigest()
+        if signature.get("algorithm") != "hmac-sha256" or not hmac.compare_digest(wanted, str(signature.get("value"))):
+            raise ArtifactError("the manifest of backup %s does not match its signature: the manifest, or the data "
+                                "it describes, was changed after the backup was made; do not restore it" % name)
+        return "manifest signature valid (key id %s)" % signature["key_id"]
+    if manifest.get("manifest_version", 1) < 2 and all(p.get("encrypted") and p.get("key_id") == key_id(key)
+                                                         for p in stored_parts(manifest)):
+        return "manifest not signed (made before manifests were signed); its data is authenticated by its encryption"
+    if allow_unsigned:
+        return "manifest not signed; accepted because allow_unsigned is set"
+    raise ArtifactError("the manifest of backup %s is not signed, but a key was given: backups made with a key are "
+                        "signed, so it was made without a key or its signature was removed; if it is a plain backup "
+                        "made without a key, run again with allow_unsigned=true" % name)
+
+
+def check_stored_files(directory, manifest, key):
+    """Cheap checks before reading anything: every part is there, has the recorded size, and the key fits."""
+    for part in stored_parts(manifest):
+        path = os.path.join(directory, part["file"])
+        try:
+            size = os.stat(path).st_size
+        except OSError as exc:
+            raise ArtifactError("backup %s: cannot read %s (%s); the backup set is incomplete"
+                                % (manifest["name"], part["file"], exc.strerror)) from None
+        if "size" in part and size != part["size"]:
+            raise ArtifactError("backup %s: %s is %d bytes, the manifest says %d (truncated or replaced)"
+                                % (manifest["name"], part["file"], size, part["size"]))
+        if part.get("encrypted") and key is None:
+            raise ArtifactError("backup %s is encrypted (key id %s); give the key" % (manifest["name"], part["key_id"]))
+        if part.get("encrypted") and key_id(key) != part["key_id"]:
+            raise ArtifactError("wrong key for backup %s: it needs key id %s, the key given has id %s"
+                                % (manifest["name"], part["key_id"], key_id(key)))
+
+
+# ---------------------------------------------------------------------------------------------- storage errors
+def storage_error(directory, exc, what):
+    """ArtifactError text for an OSError while writing into the backup directory: what failed, what to do."""
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.EROFS:
+        advice = ("the backup directory %s is on a read-only file system; mount it read-write or choose a "
+                  "writable directory (rollcall_backup_dir, or the module's directory option)" % directory)
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        advice = ("the backup directory %s is not writable by user %s (uid %d); make it writable for that user "
+                  "(Rollcall creates it owner-only, mode 0700) or choose another directory (rollcall_backup_dir)"
+                  % (directory, _user_name(), os.geteuid()))
+    elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        advice = "free space in %s or choose a directory with more room (rollcall_backup_dir)" % directory
+    else:
+        advice = "check the backup directory %s" % directory
+    return "%s failed: %s; %s" % (what, reason, advice)
+
+
+def _user_name():
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError):
+        return "?"
 
 
 # ---------------------------------------------------------------------------------------------- streams
@@ -208,7 +322,11 @@ class ArtifactWriter:
             raise ArtifactError("backup %s already exists; refusing to overwrite it" % name)
         self.temp = os.path.join(directory, ".%s.%d.tmp" % (self.filename, os.getpid()))
         # Backups hold personal data: owner-only from the first byte.
-        self.handle = os.fdopen(os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+        try:
+            self.handle = os.fdopen(os.open(self.temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb")
+        except OSError as exc:
+            raise ArtifactError(storage_error(directory, exc, "writing backup %s" % name) + "; nothing was kept") \
+                from None
         self.sha256 = hashlib.sha256()
         self.stored_bytes = 0
         self.dump_bytes = 0
@@ -341,11 +459,16 @@ def write_json_atomic(path, document, replace=False):
     """Write JSON to ``path`` via temp + fsync + link/rename. ``replace=False`` never overwrites."""
     directory = os.path.dirname(path) or "."
     temp = os.path.join(directory, ".%s.%d.tmp" % (os.path.basename(path), os.getpid()))
-    with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=2, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        if os.path.exists(temp):
+            os.unlink(temp)
+        raise ArtifactError(storage_error(directory, exc, "writing %s" % os.path.basename(path))) from None
     try:
         if replace:
             os.replace(temp, path)
@@ -359,8 +482,11 @@ def write_json_atomic(path, document, replace=False):
     fsync_directory(directory)
 
 
-def write_manifest(directory, name, manifest):
+def write_manifest(directory, name, manifest, key=None):
+    """Write the manifest (never over an existing one); signed when a key is given."""
     manifest = dict(manifest, manifest_version=MANIFEST_VERSION, name=name)
+    if key is not None:
+        manifest = sign_manifest(manifest, key)
     write_json_atomic(manifest_path(directory, name), manifest)
     return manifest
 

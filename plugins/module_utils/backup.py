@@ -3,7 +3,9 @@
 """Backup flows: take, verify, restore, prune, list. Engine specifics stay in engines/, files in artifact.py."""
 
 import collections
+import contextlib
 import datetime
+import errno
 import os
 import signal
 import time
@@ -102,8 +104,11 @@ def require_database(engine):
 
 # ------------------------------------------------------------------------------------------- backup
 def take_backup(engine, directory, kind="full", compression="none", key=None, app_version=None, labels=None,
-                files=None, copy_only=False):
+                files=None, copy_only=False, encrypt=True):
     """Dump ``engine.target`` into a new artifact + manifest in ``directory``; returns the manifest.
+
+    ``key``: the backup key. The manifest is signed with it; the data is encrypted with it unless ``encrypt`` is
+    false (a plain dump whose manifest is still signed, so tampering with it is detected).
 
     ``files``: {"path": dir, "container": name or None} adds that directory (the SMS uploads volume) to the same
     backup set as a tar part with its own checksum.
@@ -130,7 +135,8 @@ def take_backup(engine, directory, kind="full", compression="none", key=None, ap
     server_version = engine.server_version()
     revision = engine.schema_revision(database_of(engine))
     privileges = engine.privileges(database_of(engine))
-    with terminate_cleanly(), artifact.ArtifactWriter(directory, name, compression, key) as writer:
+    data_key = key if encrypt else None
+    with terminate_cleanly(), artifact.ArtifactWriter(directory, name, compression, data_key) as writer:
         try:
             facts = engine.dump(writer.write)
             if parent is not None:
@@ -141,11 +147,12 @@ def take_backup(engine, directory, kind="full", compression="none", key=None, ap
             stored = writer.close()
         except OSError as exc:
             writer.abort()
-            raise ArtifactError("writing backup %s failed: %s; nothing was kept" % (name, exc.strerror)) from None
+            raise ArtifactError(artifact.storage_error(directory, exc, "writing backup %s" % name)
+                                + "; nothing was kept") from None
         parts = {}
         try:
             if files:
-                parts["uploads"] = _archive_files(files, directory, name, compression, key)
+                parts["uploads"] = _archive_files(files, directory, name, compression, data_key)
         except BaseException:
             os.unlink(os.path.join(directory, stored["file"]))  # no manifest yet: drop the half set
             raise
@@ -172,7 +179,13 @@ def take_backup(engine, directory, kind="full", compression="none", key=None, ap
     }
     if facts.get("engine_facts"):
         manifest[engine.name] = facts["engine_facts"]  # SQL Server: the backup's header (LSNs, copy-only)
-    return artifact.write_manifest(directory, name, manifest)
+    try:
+        return artifact.write_manifest(directory, name, manifest, key=key)
+    except BaseException:
+        for part in artifact.stored_parts(manifest):  # no manifest: drop the half set
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, part["file"]))
+        raise
 
 
 def chain_parent(directory, engine_name, database):
@@ -231,8 +244,8 @@ def _archive_files(files, directory, name, compression, key):
             stored = writer.close()
         except OSError as exc:
             writer.abort()
-            raise ArtifactError("writing the files of backup %s failed: %s; nothing was kept"
-                                % (name, exc.strerror)) from None
+            raise ArtifactError(artifact.storage_error(directory, exc, "writing the files of backup %s" % name)
+                                + "; nothing was kept") from None
     return dict(stored, path=files["path"], container=files.get("container"))
 
 
@@ -244,30 +257,93 @@ SWAP_FILES = (
 )
 
 
-def restore_files(directory, manifest, key, files=None):
-    """Put the uploads part back: extract into <path>/.rc_restore, then replace the directory's content."""
+def stage_files(directory, manifest, key, files=None):
+    """Extract the uploads part into <path>/.rc_restore next to the live files (checked as it streams).
+
+    Returns what ``commit_files`` / ``discard_files`` need, or None when the set has no uploads. Nothing live is
+    touched yet: a damaged part fails here, before the database is swapped in.
+    """
     part = manifest.get("files", {}).get("uploads")
     if not part:
         return None
     files = dict({"path": part["path"], "container": part.get("container")}, **(files or {}))
     runner = files_runner(files)
-    staging = files["path"].rstrip("/") + "/.rc_restore"
-    for argv in (["rm", "-rf", staging], ["mkdir", "-p", staging]):
+    staged = {"runner": runner, "path": files["path"], "staging": files["path"].rstrip("/") + "/.rc_restore"}
+    for argv in (["rm", "-rf", staged["staging"]], ["mkdir", "-p", staged["staging"]]):
         result = runner.run(argv)
         if result.rc != 0:
-            raise ArtifactError("preparing %s failed: %s" % (staging, result.last_error_line()))
-    result = runner.run(["tar", "-C", staging, "--no-same-owner", "-xf", "-"],
-                        stdin=plain_stream(directory, manifest, key, data=part))
-    if result.rc != 0:
-        runner.run(["rm", "-rf", staging])
-        raise ArtifactError("extracting the uploads failed: %s" % result.last_error_line())
-    result = runner.run(["sh", "-c", SWAP_FILES, "sh", files["path"]])
+            raise EngineError("preparing %s in %s failed: %s" % (staged["staging"], runner.where,
+                                                                 result.last_error_line()))
+    stream = CheckedStream(plain_stream(directory, manifest, key, data=part))
+    try:
+        result = runner.run(["tar", "-C", staged["staging"], "--no-same-owner", "-xf", "-"], stdin=stream)
+        stream.finish()  # tar may stop at the end-of-archive blocks: the checksum covers the whole file
+        if result.rc != 0:
+            raise EngineError("extracting the uploads in %s failed: %s" % (runner.where, result.last_error_line()))
+    except BaseException:
+        discard_files(staged)
+        raise
+    return staged
+
+
+def discard_files(staged):
+    if staged:
+        with contextlib.suppress(*ERRORS):
+            staged["runner"].run(["rm", "-rf", staged["staging"]])
+
+
+def commit_files(staged):
+    """Replace the live directory's content with the staged copy; returns the path (or None)."""
+    if not staged:
+        return None
+    result = staged["runner"].run(["sh", "-c", SWAP_FILES, "sh", staged["path"]])
     if result.rc != 0:
         raise ArtifactError("putting the restored uploads in place failed: %s" % result.last_error_line())
-    return files["path"]
+    return staged["path"]
+
+
+def restore_files(directory, manifest, key, files=None):
+    """Put the uploads part back: extract into <path>/.rc_restore, then replace the directory's content."""
+    return commit_files(stage_files(directory, manifest, key, files))
 
 
 # ------------------------------------------------------------------------------------------- verify
+class CheckedStream:
+    """The plain chunks of one stored part, remembering whether every check passed.
+
+    A tool may stop reading before the end (it found what it needed, or it failed); ``finish()`` then reads the
+    rest, so the checksum of the whole file is known before anything is trusted. An iterator object, not a
+    generator: an abandoned ``for`` loop must not close the underlying stream.
+    """
+
+    def __init__(self, chunks):
+        self.chunks = iter(chunks)
+        self.complete = False
+        self.error = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.error is not None:
+            raise self.error
+        try:
+            return next(self.chunks)
+        except StopIteration:
+            self.complete = True
+            raise
+        except ArtifactError as exc:
+            self.error = exc
+            raise
+
+    def finish(self):
+        """Read what was left; ArtifactError when the part is damaged (checksum, authentication, truncation)."""
+        if self.error is not None:
+            raise self.error
+        for _ in self:
+            pass
+
+
 def plain_stream(directory, manifest, key=None, data=None):
     """The plain bytes of a stored part (default: the dump), every check applied as they stream."""
     data = data or manifest["data"]
@@ -280,7 +356,18 @@ def plain_stream(directory, manifest, key=None, data=None):
                                expected_sha256=data["sha256"])
 
 
-def verify_backup(directory, name, level, key=None, engine=None, record=True):
+def check_before_reading(directory, manifest, key=None, allow_unsigned=False):
+    """The cheap checks, before a byte of data is read: the chain's manifests, their signatures, every stored
+    file's presence and size, the key. Returns (chain, detail); ArtifactError at the first problem."""
+    chain = backup_chain(directory, manifest)
+    details = []
+    for member in chain:
+        details.append(artifact.check_signature(member, key, allow_unsigned))
+        artifact.check_stored_files(directory, member, key)
+    return chain, details[-1] + ("; its parent's too" if len(chain) > 1 else "")
+
+
+def verify_backup(directory, name, level, key=None, engine=None, record=True, allow_unsigned=False):
     """Verify at ``level`` (each level includes the ones before it). Never reports success for a skipped step."""
     if level not in LEVELS:
         raise ArtifactError("level must be one of %s" % ", ".join(LEVELS))
@@ -289,15 +376,15 @@ def verify_backup(directory, name, level, key=None, engine=None, record=True):
     status = "passed"
     try:
         manifest = artifact.read_manifest(directory, name)
-        chain = backup_chain(directory, manifest)
+        chain, signed = check_before_reading(directory, manifest, key, allow_unsigned)
         for stream in chain_streams(directory, chain, key):
             collections.deque(stream, maxlen=0)  # read it all, keep nothing
         for part in manifest.get("files", {}).values():
             collections.deque(plain_stream(directory, manifest, key, data=part), maxlen=0)
         parents = "; its parent %s too" % ", ".join(m["name"] for m in chain[:-1]) if len(chain) > 1 else ""
-        steps.append({"level": "checksum", "status": "passed", "detail": "sha256 %s matches; stream complete%s%s"
-                      % (manifest["data"]["sha256"][:16], " (with the uploads)" if manifest.get("files") else "",
-                         parents)})
+        steps.append({"level": "checksum", "status": "passed", "detail": "%s; sha256 %s matches; stream complete%s%s"
+                      % (signed, manifest["data"]["sha256"][:16], " (with the uploads)" if manifest.get("files")
+                         else "", parents)})
         if LEVELS.index(level) >= 1:
             if engine is None:
                 raise EngineError("level %s needs a database engine to run %s's own tools" % (level, name))
@@ -327,8 +414,16 @@ def verify_backup(directory, name, level, key=None, engine=None, record=True):
     result = {"name": name, "level": level, "status": status, "steps": steps, "verified_at":
               artifact.isoformat(started), "duration_s": round(time.monotonic() - clock, 3)}
     if record and os.path.exists(artifact.manifest_path(directory, name)):
-        artifact.record_verification(directory, name, result)
+        _record(directory, name, result)
     return result
+
+
+def _record(directory, name, result):
+    """Keep the result next to the backup; a directory that cannot be written is said, not fatal."""
+    try:
+        artifact.record_verification(directory, name, result)
+    except ArtifactError as exc:
+        result["not_recorded"] = str(exc)
 
 
 def compare_counts(expected, actual):
@@ -370,37 +465,93 @@ def _verify_by_restore(engine, manifest, streams):
         return {"level": "restore", "status": "passed", "detail": "restored into %s: %d tables, row counts equal "
                 "the manifest; %s" % (scratch, len(manifest["row_counts"]), detail)}
     finally:
+        drop_scratch(engine, scratch)
+
+
+def drop_scratch(engine, scratch):
+    """Drop the scratch database whatever happened before; raises only when it is still there afterwards."""
+    try:
         engine.drop_database(scratch)
+    except BaseException as first:
+        try:  # once more: a restore that was just killed may still hold a session for a moment
+            time.sleep(1)
+            engine.drop_database(scratch)
+        except ERRORS:
+            raise EngineError("the scratch database %s could not be dropped (%s); drop it by hand" % (scratch, first)) \
+                from None
 
 
 # ------------------------------------------------------------------------------------------- restore
+def older_backup_hint(directory, name, engine=None, database=None):
+    """How to pick another backup than ``name``, naming the newest verified one older than it where there is one."""
+    text = ("to restore an older backup, name it: -e restore_backup_name=NAME with playbooks/restore.yml, or "
+            "name: NAME with rollcall.ops.db_restore (rollcall.ops.backup_info lists them)")
+    try:
+        items = [i for i in select(describe(directory), engine, database) if "error" not in i]
+    except (ArtifactError, OSError, KeyError, ValueError):
+        return text
+    stamp = (artifact.parse_name(name) or {}).get("stamp", "")
+    older = [i for i in items if i["name"] != name and (artifact.parse_name(i["name"]) or {}).get("stamp", "") <= stamp]
+    verified = [i for i in older if i["verified"]]
+    if verified:
+        return text + "; the newest verified backup before it is %s" % verified[0]["name"]
+    if older:
+        return text + "; the next older one is %s (not verified yet: verify it first)" % older[0]["name"]
+    return text + "; there is no older backup of %s in %s" % (database or "it", directory)
+
+
+def refusal(directory, manifest, exc):
+    """The ArtifactError saying a backup is refused because it is damaged or cannot be trusted, and what to do."""
+    return ArtifactError("refusing to restore %s: %s; %s" % (manifest["name"], exc, older_backup_hint(
+        directory, manifest["name"], manifest.get("engine"), manifest.get("database"))))
+
+
 def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_old=False, compression="none",
-                   safety_key=None, files=None):
-    """Verify, back up the target, restore into a side database, validate, swap in. Returns what happened."""
+                   safety_key=None, files=None, app_version=None, allow_unsigned=False):
+    """Restore ``name`` into a side database, checking the artifact as it streams; swap in only when all passed.
+
+    1. Cheap checks before reading data: manifest, engine, signature, every file's size, the key, the chain.
+    2. One read of each stored part: decrypted, decompressed and hashed on its way into the scratch database
+       (uploads: into a staging directory). A checksum or authentication failure, found at the latest at the
+       end of a stream, aborts the restore.
+    3. Row counts, the engine's integrity check, owners and grants of the scratch database.
+    4. The safety backup of the live database (``app_version`` recorded in its manifest), then the swap.
+    Whatever fails, the scratch database is dropped and the target stays as it was.
+    """
+    started, clock = artifact.utcnow(), time.monotonic()
     manifest = artifact.read_manifest(directory, name)
     if manifest["engine"] != engine.name:
         raise EngineError("backup %s is a %s backup; the target is %s" % (name, manifest["engine"], engine.name))
+    try:
+        chain, signed = check_before_reading(directory, manifest, key, allow_unsigned)
+    except ArtifactError as exc:
+        _record(directory, name, _result(name, started, clock, [("checksum", "failed", str(exc))]))
+        raise refusal(directory, manifest, exc) from None
     engine.prepare_for(manifest)
-    check = verify_backup(directory, name, "native", key=key, engine=engine)
-    if check["status"] != "passed":
-        raise ArtifactError("refusing to restore %s: verification failed: %s" % (name, check["steps"][-1]["detail"]))
+    if len(chain) > 1:
+        problem = _chain_problem(engine, chain)
+        if problem:
+            raise refusal(directory, manifest, problem)
     target = database_of(engine)
-    report = {"restored": name, "verification": check, "safety_backup": None, "old_kept_as": None}
     exists = engine.database_exists(target)
-    if exists and safety_backup:
-        current_files = None
-        if manifest.get("files", {}).get("uploads"):
-            part = manifest["files"]["uploads"]
-            current_files = dict({"path": part["path"], "container": part.get("container")}, **(files or {}))
-        report["safety_backup"] = take_backup(engine, directory, compression=compression, key=safety_key,
-                                              labels={"reason": "safety backup before restoring %s" % name},
-                                              files=current_files, copy_only=True)["name"]
+    safety = exists and safety_backup
+    if safety and not os.access(directory, os.W_OK):
+        raise ArtifactError(artifact.storage_error(directory, OSError(*_access_error(directory)),
+                                                   "the safety backup before restoring %s" % name)
+                            + "; nothing was restored (or run with safety_backup=false)")
+    report = {"restored": name, "verification": None, "safety_backup": None, "old_kept_as": None}
     scratch = engine.scratch_name(target)
+    staged = None
     with terminate_cleanly():
         try:
             engine.drop_database(scratch)
             engine.create_database(scratch, like=target if exists else None)
-            engine.restore_chain(chain_streams(directory, backup_chain(directory, manifest), key), scratch)
+            try:
+                _restore_checked(engine, directory, chain, key, scratch)
+                staged = stage_files(directory, manifest, key, files)
+            except ArtifactError as exc:
+                _record(directory, name, _result(name, started, clock, [("checksum", "failed", str(exc))]))
+                raise refusal(directory, manifest, exc) from None
             problems = compare_counts(manifest["row_counts"], engine.row_counts(scratch))
             if problems:
                 raise EngineError("restored data differs from the backup: %s" % "; ".join(problems[:10]))
@@ -410,13 +561,70 @@ def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_o
             privileges = engine.privileges(scratch)
             if manifest.get("privileges_sha256") and privileges != manifest["privileges_sha256"]:
                 raise EngineError("owners or grants of the restored database differ from the backup's")
-        except BaseException:
-            engine.drop_database(scratch)
+            report["verification"] = _result(name, started, clock, [
+                ("checksum", "passed", "%s; sha256 %s matched while restoring"
+                 % (signed, manifest["data"]["sha256"][:16])),
+                ("native", "passed", "the engine's restore read the whole archive%s"
+                 % (" (and the uploads archive)" if staged else "")),
+                ("restore", "passed", "restored into %s: %d tables, row counts equal the manifest; %s"
+                 % (scratch, len(manifest["row_counts"]), detail))])
+            if safety:
+                report["safety_backup"] = take_backup(
+                    engine, directory, compression=compression, key=safety_key, app_version=app_version,
+                    labels={"reason": "safety backup before restoring %s" % name},
+                    files=_current_files(manifest, files), copy_only=True)["name"]
+            report["old_kept_as"] = engine.swap_in(scratch, target, keep_old)
+        except BaseException as exc:
+            discard_files(staged)
+            try:
+                drop_scratch(engine, scratch)
+            except ERRORS as leftover:
+                if isinstance(exc, ERRORS):
+                    raise type(exc)("%s; and %s" % (exc, leftover)) from None
             raise
-        report["old_kept_as"] = engine.swap_in(scratch, target, keep_old)
-        report["files_restored"] = restore_files(directory, manifest, key, files)
+        report["files_restored"] = commit_files(staged)
+    _record(directory, name, report["verification"])
     report["row_counts"] = manifest["row_counts"]
     return report
+
+
+def _access_error(directory):
+    """(errno, strerror) for a directory os.access says is not writable: read-only mount or permissions."""
+    try:
+        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+            return errno.EROFS, os.strerror(errno.EROFS)
+    except OSError:
+        pass
+    return errno.EACCES, os.strerror(errno.EACCES)
+
+
+def _restore_checked(engine, directory, chain, key, scratch):
+    """Stream the chain into ``scratch`` (one read, checked on the way); ArtifactError when a part is damaged,
+    also when the tool failed first on the damaged bytes."""
+    streams = [CheckedStream(plain_stream(directory, m, key)) for m in chain]
+    try:
+        engine.restore_chain(streams, scratch)
+    except (EngineError, RunnerError):
+        for stream in streams:
+            stream.finish()  # damaged input explains the tool's failure better than its own message
+        raise
+    for stream in streams:
+        stream.finish()
+
+
+def _current_files(manifest, files):
+    """What the safety backup takes of the uploads the restore replaces (None without an uploads part)."""
+    part = manifest.get("files", {}).get("uploads")
+    if not part:
+        return None
+    return dict({"path": part["path"], "container": part.get("container")}, **(files or {}))
+
+
+def _result(name, started, clock, steps):
+    level = steps[-1][0]
+    return {"name": name, "level": level, "status": "passed" if all(s[1] == "passed" for s in steps) else "failed",
+            "steps": [{"level": lv, "status": st, "detail": d} for lv, st, d in steps],
+            "verified_at": artifact.isoformat(started), "duration_s": round(time.monotonic() - clock, 3)}
 
 
 # ------------------------------------------------------------------------------------------- list and prune

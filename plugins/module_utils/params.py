@@ -23,6 +23,11 @@ ARTIFACT_ARGS = dict(
     encryption_key_file=dict(type="path"),
 )
 
+# For modules that read backups: whether an unsigned manifest is acceptable although a key is given.
+READ_ARGS = dict(
+    allow_unsigned=dict(type="bool", default=False),
+)
+
 KEY_EXCLUSIVE = [("encryption_key", "encryption_key_file")]
 
 

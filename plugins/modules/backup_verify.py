@@ -26,6 +26,7 @@ author:
 extends_documentation_fragment:
   - rollcall.ops.backup.target
   - rollcall.ops.backup.artifact
+  - rollcall.ops.backup.read
 options:
   name:
     description:
@@ -97,7 +98,13 @@ steps:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rollcall.ops.plugins.module_utils import artifact, backup
-from ansible_collections.rollcall.ops.plugins.module_utils.params import ARTIFACT_ARGS, KEY_EXCLUSIVE, TARGET_ARGS, spec
+from ansible_collections.rollcall.ops.plugins.module_utils.params import (
+    ARTIFACT_ARGS,
+    KEY_EXCLUSIVE,
+    READ_ARGS,
+    TARGET_ARGS,
+    spec,
+)
 
 
 def main():
@@ -106,7 +113,8 @@ def main():
         argument_spec=spec(target_args, ARTIFACT_ARGS,
                            name=dict(type="str"),
                            level=dict(type="str", default="checksum", choices=list(backup.LEVELS)),
-                           fail_on_error=dict(type="bool", default=True)),
+                           fail_on_error=dict(type="bool", default=True),
+                           **READ_ARGS),
         mutually_exclusive=KEY_EXCLUSIVE,
         supports_check_mode=True,
     )
@@ -122,12 +130,14 @@ def main():
                                              % level)
             engine = backup.open_engine(backup.target_from_params(p))
         result = backup.verify_backup(p["directory"], name, level, key=key, engine=engine,
-                                      record=not module.check_mode)
+                                      record=not module.check_mode, allow_unsigned=p["allow_unsigned"])
     except backup.ERRORS + (backup.Interrupted,) as exc:
         module.fail_json(msg="verification could not run: %s" % exc, status="failed")
     if result["status"] != "passed" and p["fail_on_error"]:
-        module.fail_json(msg="backup %s failed %s verification: %s" % (name, level, result["steps"][-1]["detail"]),
-                         changed=False, **result)
+        module.fail_json(msg="backup %s failed %s verification: %s; %s" % (
+            name, level, result["steps"][-1]["detail"], backup.older_backup_hint(p["directory"], name, p["engine"],
+                                                                                 p["database"])),
+            changed=False, **result)
     module.exit_json(changed=False, **result)
 
 

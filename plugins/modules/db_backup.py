@@ -43,6 +43,13 @@ options:
     type: str
     choices: [custom, directory]
     default: custom
+  encrypt:
+    description:
+      - With a key (O(encryption_key) or O(encryption_key_file)), encrypt the stored data. V(false) stores it
+        plain but still signs the manifest with the key, so an altered dump (even with its checksum recomputed
+        in the manifest) fails verification and is not restored.
+    type: bool
+    default: true
   compression:
     description:
       - Compress the dump with gzip before encryption. PostgreSQL's custom format is already compressed.
@@ -146,6 +153,7 @@ def main():
                            type=dict(type="str", default="full", choices=["full", "differential"]),
                            archive_format=dict(type="str", default="custom", choices=["custom", "directory"]),
                            compression=dict(type="str", default="none", choices=["none", "gzip"]),
+                           encrypt=dict(type="bool", default=True),
                            app_version=dict(type="str"),
                            labels=dict(type="dict", default={}),
                            uploads_path=dict(type="str"),
@@ -177,7 +185,7 @@ def main():
         files = {"path": p["uploads_path"], "container": p["uploads_container"],
                  "docker_host": p["docker_host"]} if p["uploads_path"] else None
         manifest = backup.take_backup(engine, p["directory"], p["type"], p["compression"], key, p["app_version"],
-                                      p["labels"], files=files)
+                                      p["labels"], files=files, encrypt=p["encrypt"])
     except backup.ERRORS + (backup.Interrupted,) as exc:
         module.fail_json(msg="backup failed: %s" % exc)
     module.exit_json(changed=True, name=manifest["name"], manifest=manifest,

@@ -8,12 +8,18 @@ module: db_restore
 short_description: Restore a backup into a database safely - verify, safety backup, side database, swap
 version_added: "0.2.0"
 description:
-  - Refuses an artifact that fails V(native) verification (checksum, decryption, the engine's own reader).
-  - Takes a safety backup of the target database first (unless O(safety_backup=false)).
-  - Restores into a side database, checks every table's row count against the manifest, the engine's
-    integrity check, and owners and grants, then swaps it in (PostgreSQL rename in one transaction; SQLite file
-    swap; SQL Server C(SINGLE_USER), two renames, the old name put back if the second fails). A failure before
-    the swap leaves the target database exactly as it was.
+  - Cheap checks first, before any data is read - the manifest, its signature (when a key is given), the engine,
+    every stored file's size against the manifest, the key, and for a differential its chain.
+  - Then the artifact is read once - decrypted, decompressed and its sha256 computed on the way - straight into a
+    side database (C(<database>__rc_scratch)); the uploads of the set into a staging directory next to the live
+    ones. A checksum or authentication failure, found at the latest at the end of the stream, aborts the restore
+    as a refusal that says how to pick an older backup.
+  - Checks every table's row count against the manifest, the engine's integrity check, and owners and grants.
+  - Only when the stream's checksum matched, the restore succeeded and every check passed - takes a safety
+    backup of the target database (unless O(safety_backup=false)), then swaps the side database in (PostgreSQL
+    rename in one transaction; SQLite file swap; SQL Server C(SINGLE_USER), two renames, the old name put back
+    if the second fails). Whatever fails, the side database is dropped and the target is left as it was.
+  - A successful restore is recorded as a passed V(restore)-level verification of the backup.
   - SQL Server - a differential backup is restored on top of its parent full backup; every file is moved to
     the server's default data and log directories; the safety backup is a C(COPY_ONLY) full backup, so the
     differential chain of the regular backups is not affected.
@@ -23,10 +29,18 @@ author:
 extends_documentation_fragment:
   - rollcall.ops.backup.target
   - rollcall.ops.backup.artifact
+  - rollcall.ops.backup.read
 options:
   name:
     description:
       - The backup to restore (from O(directory)). Omit to restore the newest backup of O(database).
+      - To restore an older backup, give its name (the restore playbook takes it as
+        C(-e restore_backup_name=NAME)); M(rollcall.ops.backup_info) lists the backups.
+    type: str
+  app_version:
+    description:
+      - The application release serving the database now, recorded as C(app_version) in the manifest of the
+        safety backup (the restore playbook passes the live release's version).
     type: str
   safety_backup:
     description:
@@ -86,7 +100,13 @@ row_counts:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rollcall.ops.plugins.module_utils import artifact, backup
-from ansible_collections.rollcall.ops.plugins.module_utils.params import ARTIFACT_ARGS, KEY_EXCLUSIVE, TARGET_ARGS, spec
+from ansible_collections.rollcall.ops.plugins.module_utils.params import (
+    ARTIFACT_ARGS,
+    KEY_EXCLUSIVE,
+    READ_ARGS,
+    TARGET_ARGS,
+    spec,
+)
 
 
 def main():
@@ -95,7 +115,9 @@ def main():
                            name=dict(type="str"),
                            safety_backup=dict(type="bool", default=True),
                            keep_old=dict(type="bool", default=False),
-                           uploads_container=dict(type="str")),
+                           uploads_container=dict(type="str"),
+                           app_version=dict(type="str"),
+                           **READ_ARGS),
         mutually_exclusive=KEY_EXCLUSIVE,
         supports_check_mode=True,
     )
@@ -106,12 +128,16 @@ def main():
         name = p["name"] or backup.newest_name(p["directory"], p["engine"], target.database)
         engine = backup.open_engine(target)
         if module.check_mode:
-            check = backup.verify_backup(p["directory"], name, "native", key=key, engine=engine, record=False)
+            check = backup.verify_backup(p["directory"], name, "native", key=key, engine=engine, record=False,
+                                         allow_unsigned=p["allow_unsigned"])
             if check["status"] != "passed":
-                module.fail_json(msg="would refuse to restore %s: %s" % (name, check["steps"][-1]["detail"]))
+                module.fail_json(msg="would refuse to restore %s: %s; %s" % (
+                    name, check["steps"][-1]["detail"], backup.older_backup_hint(p["directory"], name, p["engine"],
+                                                                                 target.database)))
             module.exit_json(changed=True, restored=name, msg="would restore %s into %s" % (name, target.database))
         report = backup.restore_backup(engine, p["directory"], name, key=key, safety_backup=p["safety_backup"],
-                                       keep_old=p["keep_old"], safety_key=key,
+                                       keep_old=p["keep_old"], safety_key=key, app_version=p["app_version"],
+                                       allow_unsigned=p["allow_unsigned"],
                                        files={"container": p["uploads_container"]} if p["uploads_container"] else None)
     except backup.ERRORS + (backup.Interrupted,) as exc:
         module.fail_json(msg="restore failed, the target database was not replaced: %s" % exc)

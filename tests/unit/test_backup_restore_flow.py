@@ -1,0 +1,241 @@
+"""backup.restore_backup / verify_backup flows over an in-memory engine: one read of the artifact, checks while
+restoring, the scratch database never left behind, the safety backup's app_version, the refusal's hint."""
+
+import datetime
+import errno
+import json
+import os
+
+import pytest
+
+from ansible_collections.rollcall.ops.plugins.module_utils import artifact, backup
+from ansible_collections.rollcall.ops.plugins.module_utils.artifact import ArtifactError
+from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import Engine, EngineError, Target
+
+KEY = bytes(range(32))
+DATA = bytes(range(256)) * 12000  # about 3 MB: several chunks
+
+
+class MemoryEngine(Engine):
+    """Databases are byte strings; ``fail`` names a method that raises; ``read_only`` stops restores early."""
+
+    name = "memory"
+
+    def __init__(self):
+        super().__init__(None, Target("memory", "sms"))
+        self.databases = {"sms": DATA}
+        self.fail = None
+        self.read_only = None
+        self.calls = []
+
+    def _step(self, what):
+        self.calls.append(what)
+        if self.fail == what:
+            raise EngineError("%s failed (injected)" % what)
+
+    def server_version(self):
+        return "1"
+
+    def tool_versions(self):
+        return {}
+
+    def database_exists(self, database):
+        return database in self.databases
+
+    def row_counts(self, database):
+        self._step("row_counts")
+        return {"t": len(self.databases[database])}
+
+    def schema_revision(self, database):
+        return None
+
+    def privileges(self, database):
+        self._step("privileges")
+        return None
+
+    def dump(self, sink):
+        self._step("dump")
+        sink(self.databases[self.target.database])
+        return {"row_counts": {"t": len(self.databases[self.target.database])}, "format": "bytes"}
+
+    def native_check(self, chunks):
+        for _ in chunks:
+            pass
+        return "passed", "read"
+
+    def create_database(self, database, like=None):
+        self._step("create_database")
+        self.databases[database] = b""
+
+    def drop_database(self, database):
+        self.databases.pop(database, None)
+
+    def restore(self, chunks, database):
+        self._step("restore")
+        data = bytearray()
+        for chunk in chunks:
+            data += chunk
+            if self.read_only and len(data) >= self.read_only:
+                break  # a tool that stops before the end of its input
+        self.databases[database] = bytes(data)
+
+    def integrity_check(self, database):
+        self._step("integrity_check")
+        return "passed", "fine"
+
+    def swap_in(self, scratch, database, keep_old):
+        self._step("swap_in")
+        self.databases[database] = self.databases.pop(scratch)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """Each backup one minute after the previous one (names carry the second)."""
+    moments = iter(datetime.datetime(2026, 12, 1, 3, minute, tzinfo=datetime.UTC) for minute in range(60))
+    monkeypatch.setattr(artifact, "utcnow", lambda: next(moments))
+
+
+@pytest.fixture
+def engine(clock):
+    return MemoryEngine()
+
+
+def flip_last_byte(directory, manifest):
+    """Damage that only the end of the stream shows (same size, so the cheap checks pass)."""
+    path = os.path.join(directory, manifest["data"]["file"])
+    with open(path, "r+b") as handle:
+        handle.seek(-1, os.SEEK_END)
+        last = handle.read(1)
+        handle.seek(-1, os.SEEK_END)
+        handle.write(bytes([last[0] ^ 1]))
+
+
+def test_restore_reads_the_artifact_once(engine, tmp_path, monkeypatch):
+    made = backup.take_backup(engine, str(tmp_path), key=KEY)
+    engine.databases["sms"] = b"changed since"
+    opened = []
+    read_plain = artifact.read_plain
+    monkeypatch.setattr(artifact, "read_plain", lambda path, **kw: opened.append(path) or read_plain(path, **kw))
+    report = backup.restore_backup(engine, str(tmp_path), made["name"], key=KEY, safety_backup=False)
+    assert opened == [str(tmp_path / made["data"]["file"])], "one read: hashed and decrypted on the way in"
+    assert engine.databases == {"sms": DATA}
+    assert report["verification"]["status"] == "passed"
+    assert artifact.read_verification(str(tmp_path), made["name"])["latest"]["level"] == "restore"
+
+
+@pytest.mark.parametrize("read_only", [None, 1000])
+def test_a_checksum_mismatch_at_the_end_of_the_stream_aborts_before_the_swap(engine, tmp_path, read_only):
+    made = backup.take_backup(engine, str(tmp_path))
+    flip_last_byte(str(tmp_path), made)
+    engine.databases["sms"] = b"live"
+    engine.read_only = read_only  # also when the tool stopped reading early: the rest is read for the checksum
+    with pytest.raises(ArtifactError, match="refusing to restore .*checksum mismatch"):
+        backup.restore_backup(engine, str(tmp_path), made["name"], safety_backup=False)
+    assert "restore" in engine.calls and "swap_in" not in engine.calls
+    assert engine.databases == {"sms": b"live"}, "scratch dropped, live untouched"
+    assert artifact.read_verification(str(tmp_path), made["name"])["latest"]["status"] == "failed"
+
+
+def test_cheap_checks_refuse_before_a_scratch_database_exists(engine, tmp_path):
+    made = backup.take_backup(engine, str(tmp_path))
+    with open(tmp_path / made["data"]["file"], "ab") as handle:
+        handle.write(b"x")
+    engine.calls.clear()
+    with pytest.raises(ArtifactError, match=r"is %d bytes, the manifest says %d" % (len(DATA) + 1, len(DATA))):
+        backup.restore_backup(engine, str(tmp_path), made["name"])
+    assert engine.calls == [], "nothing was created, no safety backup taken"
+
+
+@pytest.mark.parametrize("step", ["create_database", "restore", "row_counts", "integrity_check", "privileges",
+                                  "dump", "swap_in"])
+def test_a_failed_restore_never_leaves_its_scratch_database(engine, tmp_path, step):
+    made = backup.take_backup(engine, str(tmp_path))
+    engine.databases["sms"] = b"live"
+    engine.fail = step  # "dump": the safety backup fails
+    with pytest.raises(EngineError, match="%s failed" % step):
+        backup.restore_backup(engine, str(tmp_path), made["name"])
+    assert engine.databases == {"sms": b"live"}
+
+
+@pytest.mark.parametrize("step", ["create_database", "restore", "row_counts", "integrity_check"])
+def test_verify_by_restore_never_leaves_its_scratch_database(engine, tmp_path, step):
+    made = backup.take_backup(engine, str(tmp_path))
+    engine.fail = step
+    result = backup.verify_backup(str(tmp_path), made["name"], "restore", engine=engine)
+    assert result["status"] == "failed" and "%s failed" % step in result["steps"][-1]["detail"]
+    assert set(engine.databases) == {"sms"}
+
+
+def test_the_safety_backup_records_the_app_version_and_comes_just_before_the_swap(engine, tmp_path):
+    made = backup.take_backup(engine, str(tmp_path), app_version="1.0.0")
+    engine.databases["sms"] = b"live data"
+    engine.calls.clear()
+    report = backup.restore_backup(engine, str(tmp_path), made["name"], app_version="1.1.0")
+    safety = artifact.read_manifest(str(tmp_path), report["safety_backup"])
+    assert safety["app_version"] == "1.1.0" and safety["row_counts"] == {"t": len(b"live data")}
+    assert engine.calls[-2:] == ["dump", "swap_in"]
+
+
+def test_the_refusal_names_the_newest_verified_older_backup(engine, tmp_path):
+    directory = str(tmp_path)
+    oldest = backup.take_backup(engine, directory)["name"]
+    older = backup.take_backup(engine, directory)["name"]
+    assert backup.verify_backup(directory, oldest, "checksum")["status"] == "passed"
+    newest = backup.take_backup(engine, directory)
+    flip_last_byte(directory, newest)
+    with pytest.raises(ArtifactError) as caught:
+        backup.restore_backup(engine, directory, newest["name"], safety_backup=False)
+    message = str(caught.value)
+    assert "-e restore_backup_name=NAME" in message and "name: NAME with rollcall.ops.db_restore" in message
+    assert "the newest verified backup before it is %s" % oldest in message and older not in message
+
+
+def test_the_hint_without_a_verified_older_backup(engine, tmp_path):
+    directory = str(tmp_path)
+    assert "there is no older backup" in backup.older_backup_hint(directory, "memory-sms-20261201T030000Z-full")
+    older = backup.take_backup(engine, directory)["name"]
+    newest = backup.take_backup(engine, directory)["name"]
+    assert "the next older one is %s (not verified yet" % older in backup.older_backup_hint(directory, newest,
+                                                                                           "memory", "sms")
+
+
+def test_a_read_only_directory_is_said_before_restoring_when_a_safety_backup_is_due(engine, tmp_path, monkeypatch):
+    made = backup.take_backup(engine, str(tmp_path))
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    monkeypatch.setattr(backup, "_access_error", lambda directory: (errno.EROFS, os.strerror(errno.EROFS)))
+    with pytest.raises(ArtifactError, match="read-only file system; mount it read-write .*safety_backup=false"):
+        backup.restore_backup(engine, str(tmp_path), made["name"])
+    assert "create_database" not in engine.calls
+
+
+def test_an_unwritable_directory_still_gives_the_verification_result(engine, tmp_path, monkeypatch):
+    made = backup.take_backup(engine, str(tmp_path))
+
+    def refuse(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(os, "open", refuse)
+    result = backup.verify_backup(str(tmp_path), made["name"], "checksum")
+    assert result["status"] == "passed" and "read-only file system" in result["not_recorded"]
+
+
+def test_a_tampered_signed_plain_backup_is_refused(engine, tmp_path):
+    made = backup.take_backup(engine, str(tmp_path), key=KEY, encrypt=False)
+    assert made["data"]["encrypted"] is False and made["signature"]["key_id"] == artifact.key_id(KEY)
+    forged = b"forged" + DATA[6:]
+    with open(tmp_path / made["data"]["file"], "wb") as handle:
+        handle.write(forged)
+    path = artifact.manifest_path(str(tmp_path), made["name"])
+    manifest = json.loads(open(path, encoding="utf-8").read())
+    manifest["data"]["sha256"] = __import__("hashlib").sha256(forged).hexdigest()
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle)
+    result = backup.verify_backup(str(tmp_path), made["name"], "checksum", key=KEY)
+    assert result["status"] == "failed" and "does not match its signature" in result["steps"][-1]["detail"]
+    engine.calls.clear()
+    with pytest.raises(ArtifactError, match="refusing to restore .*does not match its signature"):
+        backup.restore_backup(engine, str(tmp_path), made["name"], key=KEY, safety_backup=False)
+    assert engine.calls == []
+    # Without the key the signature cannot be checked, and the result says so.
+    assert "not checked: no key given" in backup.verify_backup(str(tmp_path), made["name"], "checksum")["steps"][0][
+        "detail"]
