@@ -5,11 +5,17 @@
 Uses the Docker SDK for Python (``docker``). Commands run with ``docker exec`` semantics: argv lists, the
 environment passed through the API (so passwords never appear on a command line), stdin streamed from an
 iterable, stdout and stderr demultiplexed as they arrive.
+
+``docker exec`` has no way to stop what it started: closing the connection leaves the process running in the
+container (a pg_dump holding its snapshot for as long as it takes). So every command starts through a tiny ``sh``
+wrapper that prints its pid on stderr before it becomes the command (``exec``); an interrupted run stops that pid
+with another exec (SIGTERM, then SIGKILL).
 """
 
 import socket
+import time
 
-from .runner import Feeder, Result, Runner, RunnerError, _Capture, _Tail
+from .runner import STOP_GRACE_S, Feeder, Result, Runner, RunnerError, _Capture, _Tail, explain_exit, with_note
 
 try:
     import docker
@@ -21,6 +27,50 @@ except ImportError:  # pragma: no cover - reported when a container is asked for
     HAS_DOCKER = False
 
 STDOUT, STDERR = 1, 2
+PID_MARK = b"rollcall-pid "
+# $$ is the shell's pid, and stays the command's: exec replaces the shell. "$@" is the argv, never parsed.
+WRAPPER = ["sh", "-c", 'echo "rollcall-pid $$" >&2; exec "$@"', "rollcall-exec"]
+# Stops pid "$1": SIGTERM, up to STOP_GRACE_S seconds to exit, then SIGKILL.
+STOP_SCRIPT = ('kill -TERM "$1" 2>/dev/null || exit 0; i=0; '
+               'while kill -0 "$1" 2>/dev/null && [ "$i" -lt %d ]; do sleep 0.1; i=$((i+1)); done; '
+               'kill -KILL "$1" 2>/dev/null; exit 0' % (STOP_GRACE_S * 10))
+
+
+class _PidTail(_Tail):
+    """stderr's tail without the wrapper's first line, whose pid it keeps."""
+
+    def __init__(self):
+        super().__init__()
+        self.pid = None
+        self.head = bytearray()
+        self.searching = True
+
+    def write(self, data):
+        if not self.searching:
+            return super().write(data)
+        self.head += data
+        if b"\n" not in self.head and len(self.head) < 64:
+            return None
+        self.searching = False
+        first, _, rest = bytes(self.head).partition(b"\n")
+        if first.startswith(PID_MARK) and first[len(PID_MARK):].isdigit():
+            self.pid = first[len(PID_MARK):].decode()
+        else:
+            rest = bytes(self.head)
+        return super().write(rest) if rest else None
+
+    def text(self):
+        return (super().text() + bytes(self.head).decode("utf-8", "replace")) if self.searching else super().text()
+
+
+def stopped_state(state):
+    """What happened to a container that is no longer running, from its inspect ``State`` (None: it runs)."""
+    if state.get("Running") and not state.get("Restarting"):
+        return None
+    text = "the container stopped (%s, exit code %s" % (state.get("Status") or "not running", state.get("ExitCode"))
+    if state.get("OOMKilled"):
+        text += ", killed for lack of memory"
+    return text + ")"
 
 
 def client(docker_host=None, timeout=60):
@@ -52,30 +102,96 @@ class ContainerRunner(Runner):
             raise RunnerError("container %s is not running (%s)" % (container, state.get("Status")))
 
     def run(self, argv, stdin=None, sink=None, env=None, user=None):
+        tool = argv[0]
         try:
-            exec_id = self.api.exec_create(self.container_name, argv, stdin=stdin is not None, stdout=True,
-                                           stderr=True, environment=env or None, user=user or "")["Id"]
+            exec_id = self.api.exec_create(self.container_name, WRAPPER + list(argv), stdin=stdin is not None,
+                                           stdout=True, stderr=True, environment=env or None, user=user or "")["Id"]
             sock = self.api.exec_start(exec_id, socket=True)
         except docker.errors.APIError as exc:
-            raise RunnerError("cannot run %s in %s: %s" % (argv[0], self.where, exc.explanation or exc)) from None
+            raise RunnerError("cannot run %s in %s: %s" % (tool, self.where, exc.explanation or exc)) from None
+        except OSError as exc:
+            raise RunnerError("cannot reach the Docker engine to run %s in %s: %s" % (tool, self.where, exc)) \
+                from None
         raw = getattr(sock, "_sock", sock)
         raw.settimeout(None)
-        tail, capture = _Tail(), (None if sink else _Capture())
+        tail, capture = _PidTail(), (None if sink else _Capture())
         write_out = sink or capture.write
-        feeder = Feeder(stdin, raw.sendall, lambda: raw.shutdown(socket.SHUT_WR)) if stdin is not None else None
+        sink_failed = []
+
+        def deliver(data):
+            try:
+                write_out(data)
+            except BaseException:
+                sink_failed.append(True)
+                raise
+
+        lost, stopped_it = None, False
         try:
-            for stream, data in frames_iter(sock, tty=False):
-                if stream == STDOUT:
-                    write_out(data)
-                elif stream == STDERR:
-                    tail.write(data)
-            if feeder is not None:
+            feeder = Feeder(stdin, raw.sendall, lambda: raw.shutdown(socket.SHUT_WR)) if stdin is not None else None
+            try:
+                for stream, data in frames_iter(sock, tty=False):
+                    if stream == STDOUT:
+                        deliver(data)
+                    elif stream == STDERR:
+                        tail.write(data)
+                info = self.api.exec_inspect(exec_id)
+            except OSError as exc:
+                if sink_failed:
+                    raise  # the sink's own error (a full disk) says what happened
+                lost = str(exc) or type(exc).__name__
+            if lost is None and info.get("Running"):
+                lost = "the output stream ended while the command still ran"  # the connection was cut under us
+            if lost is None and feeder is not None:
                 feeder.finish()
+        except BaseException:
+            self._stop(tail.pid, user)
+            raise
         finally:
+            if lost is not None:
+                stopped_it = self._stop(tail.pid, user)
             sock.close()
-        rc = self.api.exec_inspect(exec_id).get("ExitCode")
+        if lost is not None:
+            raise RunnerError("lost the connection to the Docker engine while %s ran in %s (%s); %s" % (
+                tool, self.where, lost, "it was stopped" if stopped_it else
+                "check that the engine runs and that no %s is left running in the container" % tool))
+        rc = info.get("ExitCode")
+        stderr = tail.text()
+        if rc == 126 or (rc == 127 and ("executable file not found" in stderr or "%s: not found" % tool in stderr)):
+            raise RunnerError("%s is not installed in %s" % (tool, self.where))
+        stopped = self._stopped(settle=rc is None or rc > 128) if rc != 0 else None
         if rc is None:
-            raise RunnerError("%s in %s ended without an exit code (container stopped?)" % (argv[0], self.where))
-        if rc == 126 or (rc == 127 and "executable file not found" in tail.text()):
-            raise RunnerError("%s is not installed in %s" % (argv[0], self.where))
-        return Result(rc, bytes(capture.data) if capture else b"", tail.text())
+            raise RunnerError("%s in %s ended without an exit code: %s" % (tool, self.where,
+                                                                           stopped or "no reason given"))
+        return Result(rc, bytes(capture.data) if capture else b"", with_note(stderr, explain_exit(tool, rc, stderr,
+                                                                                                  stopped)))
+
+    def _stopped(self, settle=False):
+        """Why the container is not running any more, or None when it runs (or cannot be asked).
+
+        ``settle``: the command died of a signal, maybe because the container is being killed; its state changes
+        a moment after its processes die, so ask a few times over a second.
+        """
+        for attempt in range(6 if settle else 1):
+            if attempt:
+                time.sleep(0.2)
+            try:
+                state = stopped_state(self.api.inspect_container(self.container_name)["State"])
+            except docker.errors.NotFound:
+                return "the container was removed"
+            except OSError:
+                return None
+            if state:
+                return state
+        return None
+
+    def _stop(self, pid, user):
+        """Stop the command with in-container ``pid`` (interrupted run); best effort, never raises."""
+        if pid is None:
+            return False
+        try:
+            exec_id = self.api.exec_create(self.container_name, ["sh", "-c", STOP_SCRIPT, "rollcall-stop", pid],
+                                           stdout=True, stderr=True, user=user or "")["Id"]
+            self.api.exec_start(exec_id)
+            return True
+        except OSError:
+            return False

@@ -9,6 +9,7 @@ for the error message. ``docker.ContainerRunner`` implements the same interface 
 
 import contextlib
 import os
+import signal
 import subprocess
 import threading
 
@@ -19,6 +20,42 @@ CHUNK = 1024 * 1024
 
 class RunnerError(Exception):
     """A command could not be started at all (missing tool, container gone, engine down)."""
+
+
+# How long a stopped command gets between SIGTERM and SIGKILL.
+STOP_GRACE_S = 5
+
+
+def signal_name(number):
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return "signal %d" % number
+
+
+def explain_exit(tool, rc, stderr, stopped=None):
+    """Why ``tool`` failed when its stderr does not say (or a container stopped under it), else None.
+
+    ``rc``: a negative number is a signal (subprocess), 129..192 is 128 + signal (a shell, docker exec).
+    ``stopped``: what happened to the container the tool ran in, when it is no longer running.
+    """
+    if rc == 0:
+        return None
+    if stopped:
+        return "%s did not finish: %s" % (tool, stopped)
+    if rc is not None and (rc < 0 or 128 < rc <= 128 + 64):
+        number = -rc if rc < 0 else rc - 128
+        return "%s was killed by %s (exit code %d)" % (tool, signal_name(number), rc)
+    if not stderr.strip():
+        return "%s exited with code %s and wrote no error message" % (tool, rc)
+    return None
+
+
+def with_note(stderr, note):
+    """stderr with an explanation as its last line (engines report the last line when nothing else matches)."""
+    if not note:
+        return stderr
+    return (stderr.rstrip("\n") + "\n" if stderr.strip() else "") + note
 
 
 class Result:
@@ -96,7 +133,13 @@ class Feeder:
 
 
 class Runner:
-    """Interface. ``where`` says where commands run, for messages."""
+    """Interface. ``where`` says where commands run, for messages.
+
+    A command that is interrupted (SIGTERM turned into an exception, a sink that fails, a lost connection) is
+    stopped before the exception leaves ``run``: nothing we started keeps running (a pg_dump holding its snapshot).
+    When a command fails without saying why on stderr, the runner adds a last line that does (killed by a signal,
+    the container stopped).
+    """
 
     where = "?"
 
@@ -115,8 +158,10 @@ class LocalRunner(Runner):
             raise RunnerError("running as another user is only supported inside containers")
         full_env = dict(os.environ, **(env or {}))
         try:
+            # Its own process group: stop() reaches the tool's children too (pg_dump -j workers).
             proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env)
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env,
+                                    start_new_session=True)
         except FileNotFoundError:
             raise RunnerError("%s is not installed on %s" % (argv[0], self.where)) from None
         tail, capture = _Tail(), (None if sink else _Capture())
@@ -126,19 +171,30 @@ class LocalRunner(Runner):
             for chunk in iter(lambda: proc.stderr.read(8192), b""):
                 tail.write(chunk)
 
-        threads = [threading.Thread(target=drain_stderr, daemon=True)]
-        threads[0].start()
-        feeder = Feeder(stdin, proc.stdin.write, proc.stdin.close) if stdin is not None else None
         try:
+            thread = threading.Thread(target=drain_stderr, daemon=True)
+            thread.start()
+            feeder = Feeder(stdin, proc.stdin.write, proc.stdin.close) if stdin is not None else None
             for chunk in iter(lambda: proc.stdout.read(CHUNK), b""):
                 write_out(chunk)
+            rc = proc.wait()
         except BaseException:
-            proc.kill()
-            proc.wait()
+            stop_process(proc)
             raise
-        rc = proc.wait()
-        for thread in threads:
-            thread.join()
+        thread.join()
         if feeder is not None:
             feeder.finish()
-        return Result(rc, bytes(capture.data) if capture else b"", tail.text())
+        stderr = tail.text()
+        return Result(rc, bytes(capture.data) if capture else b"", with_note(stderr, explain_exit(argv[0], rc, stderr)))
+
+
+def stop_process(proc, grace=STOP_GRACE_S):
+    """SIGTERM to the process group of ``proc`` (started with start_new_session), SIGKILL after ``grace``."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, None)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
