@@ -7,6 +7,7 @@ one small Python helper (below) run through the runner with the stdlib sqlite3 m
 serves both places. ``database`` is the path of the database file.
 """
 
+import contextlib
 import json
 import os
 import sys
@@ -14,7 +15,12 @@ import sys
 from .base import OLD_SUFFIX, SCRATCH_SUFFIX, Engine, EngineError
 
 HELPER = r'''
-import json, os, sqlite3, sys
+import json, os, sqlite3, stat, sys
+
+SIDECARS = ("-wal", "-shm", "-journal")
+
+class Refused(Exception):
+    pass
 
 def counts(con):
     tables = [r[0] for r in con.execute(
@@ -49,6 +55,76 @@ def receive(dest):
         os.fsync(out.fileno())
     os.replace(tmp, dest)
 
+def file_facts(path, con):
+    """What a restore gives back besides the data: the journal mode and the file's permissions and owner."""
+    st = os.stat(path)
+    return {"journal_mode": con.execute("PRAGMA journal_mode").fetchone()[0], "mode": stat.S_IMODE(st.st_mode),
+            "uid": st.st_uid, "gid": st.st_gid}
+
+def header_journal(path):
+    with open(path, "rb") as f:
+        return "wal" if f.read(20)[18:19] == b"\x02" else "delete"
+
+def settle(scratch, path, wanted):
+    """Give the restored copy the live file's permissions and owner (the backup's when there is no live file;
+    the owner only as root, the group where allowed) and the backup's journal mode (else the live file's).
+    Runs before anything live is touched."""
+    live = os.path.exists(path)
+    if live:
+        st = os.stat(path)
+        mode, uid, gid = stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid
+    else:
+        mode, uid, gid = wanted.get("mode"), wanted.get("uid"), wanted.get("gid")
+    journal = wanted.get("journal_mode") or (header_journal(path) if live else None)
+    if journal == "wal":
+        con = sqlite3.connect(scratch)
+        got = con.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        con.close()
+        if got != "wal":
+            raise Refused("%s: the restored copy could not be put in WAL journal mode (got %s)" % (path, got))
+    if mode is not None:
+        os.chmod(scratch, mode)
+    if gid is None:
+        return
+    try:
+        os.chown(scratch, uid if os.geteuid() == 0 and uid is not None else -1, gid)
+    except PermissionError:
+        if live:
+            raise Refused("%s belongs to uid %s, gid %s; the restored copy could not be given that group (run the "
+                          "restore as root or as a member of group %s); nothing was replaced" % (path, uid, gid, gid))
+
+def swap(path, scratch, old, keep, wanted):
+    for suffix in SIDECARS:  # left by read-only checks of the scratch copy
+        if os.path.exists(scratch + suffix):
+            os.unlink(scratch + suffix)
+    settle(scratch, path, wanted)
+    for suffix in ("",) + SIDECARS:
+        if os.path.exists(old + suffix):
+            os.unlink(old + suffix)
+    if os.path.exists(path):
+        os.link(path, old)
+    moved = []
+    try:
+        for suffix in SIDECARS:
+            if os.path.exists(path + suffix):
+                os.replace(path + suffix, old + suffix)
+                moved.append(suffix)
+        os.replace(scratch, path)
+    except OSError:
+        for suffix in moved:
+            os.replace(old + suffix, path + suffix)
+        if os.path.exists(old):
+            os.unlink(old)
+        raise
+    d = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+    os.fsync(d)
+    os.close(d)
+    if not keep:
+        for suffix in ("",) + SIDECARS:
+            if os.path.exists(old + suffix):
+                os.unlink(old + suffix)
+    return old if keep else None
+
 op, path = sys.argv[1], sys.argv[2]
 try:
     if op == "info":
@@ -66,7 +142,8 @@ try:
         dst.execute("PRAGMA journal_mode=DELETE")  # a standalone file: no -wal/-shm travel with the backup
         dst.close()
         con = sqlite3.connect("file:%s?mode=ro" % out, uri=True)
-        print(json.dumps({"version": sqlite3.sqlite_version, "counts": counts(con), "revision": revision(con)}))
+        print(json.dumps({"version": sqlite3.sqlite_version, "counts": counts(con), "revision": revision(con),
+                          "file": file_facts(path, src)}))
     elif op == "check":
         receive(path)
         try:
@@ -83,27 +160,7 @@ try:
         status, detail = integrity(opened(path))
         print(json.dumps({"status": status, "detail": detail}))
     elif op == "swap":
-        scratch, old, keep = sys.argv[3], sys.argv[4], sys.argv[5] == "1"
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            if os.path.exists(old + suffix):
-                os.unlink(old + suffix)
-        if os.path.exists(path):
-            os.link(path, old)
-        for suffix in ("-wal", "-shm", "-journal"):
-            if os.path.exists(path + suffix):
-                os.replace(path + suffix, old + suffix)
-        for suffix in ("-wal", "-shm", "-journal"):  # left by read-only checks of the scratch copy
-            if os.path.exists(scratch + suffix):
-                os.unlink(scratch + suffix)
-        os.replace(scratch, path)
-        d = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
-        os.fsync(d)
-        os.close(d)
-        if not keep:
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                if os.path.exists(old + suffix):
-                    os.unlink(old + suffix)
-        print(json.dumps({"old": old if keep else None}))
+        print(json.dumps({"old": swap(path, sys.argv[3], sys.argv[4], sys.argv[5] == "1", json.loads(sys.argv[6]))}))
     elif op == "remove":
         for suffix in ("", "-wal", "-shm", "-journal", ".rc_part"):
             if os.path.exists(path + suffix):
@@ -112,6 +169,12 @@ try:
 except sqlite3.Error as exc:
     print(json.dumps({"error": "%s: %s" % (path, exc)}))
     sys.exit(5)
+except Refused as exc:
+    print(json.dumps({"error": str(exc)}))
+    sys.exit(6)
+except OSError as exc:
+    print(json.dumps({"error": "%s: %s" % (exc.filename or path, exc.strerror)}))
+    sys.exit(7)
 '''
 
 
@@ -171,7 +234,12 @@ class SQLite(Engine):
         finally:
             self._helper("remove", snapshot)
         return {"row_counts": facts["counts"], "format": self.dump_format, "server_version": facts["version"],
-                "schema_revision": facts["revision"]}
+                "schema_revision": facts["revision"], "engine_facts": facts["file"]}
+
+    def prepare_for(self, manifest):
+        """A restore gives the file the journal mode the backup recorded (and its permissions and owner, when
+        there is no live file whose own are kept)."""
+        self.backup_file = manifest.get(self.name) or {}
 
     def native_check(self, chunks):
         facts = self._helper("check", self.target.path + ".rc_check", stdin=chunks)
@@ -190,7 +258,15 @@ class SQLite(Engine):
         self._helper("receive", database, stdin=chunks)
 
     def swap_in(self, scratch, database, keep_old):
-        return self._helper("swap", database, scratch, database + OLD_SUFFIX, "1" if keep_old else "0")["old"]
+        """Replace the file with ``scratch`` (see settle() in HELPER); on failure the scratch copy goes too."""
+        wanted = json.dumps(getattr(self, "backup_file", None) or {})
+        try:
+            return self._helper("swap", database, scratch, database + OLD_SUFFIX, "1" if keep_old else "0",
+                                wanted)["old"]
+        except EngineError:
+            with contextlib.suppress(EngineError):
+                self._helper("remove", scratch)
+            raise
 
     def integrity_check(self, database):
         facts = self._helper("integrity", database)
