@@ -1,0 +1,218 @@
+"""The release/restore sequence of issue 9 on one PostgreSQL stack, through real ansible-playbook:
+
+deploy 1.0.0 -> deploy 1.1.0 -> restore (the newest backup is the pre-deploy one, schema 0001) -> rollback ->
+restore of a newer-schema backup (refused) -> rollback to=1.1.0 -> restore of an older backup -> deploy 1.1.0.
+
+Releases (deploy, rollback, roll-forward) must fail no request under a light loopback load. A restore is an
+announced maintenance (the app is stopped while its database is swapped): afterwards the app must be back,
+healthy, on the schema its release needs, with the backup's data. A refusal must change nothing.
+Check mode of deploy.yml, rollback.yml and restore.yml runs, changes nothing and says what it would do; a gate
+that never passes says how long it really waited, once.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import docker
+import pytest
+from test_deploy import DB_PASSWORD, SECRET, failures, get_json, playbook, teardown, write_inventory
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                                "bench"))
+from loadgen import Load  # noqa: E402
+
+PROJECT = "rc-a-seq"
+PORT = 18400
+URL = "http://127.0.0.1:%d" % PORT
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rc-a-seq")
+    inventory = write_inventory(tmp, rollcall_project=PROJECT, rollcall_db_engine="postgresql", rollcall_app_port=PORT,
+                                rollcall_rate_limit_per_minute=1000000, rollcall_state_dir=str(tmp / "state"),
+                                rollcall_backup_dir=str(tmp / "bk"), rollcall_backup_verify_level="native",
+                                rollcall_environment="test", rollcall_drain_seconds=1)
+    try:
+        proc, report = playbook(inventory)
+        assert proc.returncode == 0, failures(report)
+        yield {"inventory": inventory, "state": tmp / "state" / PROJECT, "backups": tmp / "bk"}
+    finally:
+        teardown(inventory)
+
+
+def revision():
+    return subprocess.run(["docker", "exec", "-e", "PGPASSWORD=" + DB_PASSWORD, PROJECT + "-db", "psql", "-h",
+                           "127.0.0.1", "-U", "sms", "-d", "sms", "-Atc", "SELECT version_num FROM alembic_version"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def live():
+    """(version served, schema revision of the database, /health status)."""
+    status, health = get_json(URL + "/health")
+    return health["version"], revision(), health["status"]
+
+
+def manifests(stack):
+    """Backup name -> manifest, oldest first."""
+    found = {}
+    for name in sorted(os.listdir(stack["backups"])):
+        if name.endswith(".manifest.json"):
+            found[name[:-len(".manifest.json")]] = json.loads((stack["backups"] / name).read_text())
+    return dict(sorted(found.items(), key=lambda item: item[1]["finished_at"]))
+
+
+def snapshot(stack):
+    """Everything a refused or check-mode run must leave as it was."""
+    client = docker.from_env()
+    containers = sorted((c.name, c.id, c.status) for c in client.containers.list(all=True)
+                        if c.name.startswith(PROJECT))
+    state = {name: (stack["state"] / name).read_bytes() for name in ("releases.json", "audit.jsonl")
+             if (stack["state"] / name).exists()}
+    return {"containers": containers, "revision": revision(), "state": state,
+            "backups": sorted(os.listdir(stack["backups"])) if stack["backups"].exists() else [],
+            "version": get_json(URL + "/health")[1]["version"]}
+
+
+def under_load(stack, name, *extra):
+    """Run a release playbook under a light loopback load: it must succeed and fail no request."""
+    load = Load(URL + "/api/v1/students?per_page=5", rate=20, total=100000, max_seconds=300).start()
+    time.sleep(1)
+    proc, report = playbook(stack["inventory"], name, *extra)
+    time.sleep(1)
+    load.stop()
+    assert proc.returncode == 0, failures(report)
+    assert load.failed == [] and load.ok > 20, (name, extra, load.ok, load.failed[:10])
+    assert SECRET not in proc.stdout and DB_PASSWORD not in proc.stdout
+    return proc, report
+
+
+def maintenance(stack, *extra):
+    """A restore: announced maintenance; the app must be back and healthy afterwards."""
+    proc, report = playbook(stack["inventory"], "restore.yml", *extra)
+    assert proc.returncode == 0, failures(report)
+    assert DB_PASSWORD not in proc.stdout
+    return proc, report
+
+
+def refused(stack, name, *extra):
+    """The playbook fails, changing nothing; returns the last failure message."""
+    before = snapshot(stack)
+    proc, report = playbook(stack["inventory"], name, *extra)
+    assert proc.returncode != 0, "%s %s should have been refused" % (name, extra)
+    assert snapshot(stack) == before, "a refused %s changed something" % name
+    return failures(report)[-1][1]
+
+
+def messages(report):
+    return [result.get("msg", "") for play in report["plays"] for task in play["tasks"]
+            for result in task["hosts"].values() if isinstance(result.get("msg"), str)]
+
+
+def add_student(number):
+    body = json.dumps({"student_number": number, "first_name": "Late", "last_name": "Comer",
+                       "email": "late.%s@students.example.edu" % number.lower(), "grade_level": 10}).encode()
+    request = urllib.request.Request(URL + "/api/v1/students", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback test URL
+        assert response.status == 201
+
+
+def check_mode(stack, name, *extra):
+    """--check runs, changes nothing and prints the plan; returns the plan's summary line."""
+    before = snapshot(stack)
+    proc, report = playbook(stack["inventory"], name, "--check", *extra)
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    assert snapshot(stack) == before, "check mode of %s changed something" % name
+    said = [m for m in messages(report) if m.startswith("Check mode")]
+    assert said, messages(report)
+    return said[-1]
+
+
+def test_deploy_check_mode_changes_nothing_and_says_the_plan(stack):
+    said = check_mode(stack, "deploy.yml", "-e", "rollcall_app_version=1.1.0")
+    assert "1.1.0" in said and "0001 -> 0002" in said and "backup" in said, said
+
+
+def test_release_sequence_serves_or_refuses(stack):
+    inventory = stack["inventory"]
+    assert live()[:2] == ("1.0.0", "0001")
+
+    under_load(stack, "deploy.yml", "-e", "rollcall_app_version=1.1.0")
+    assert live() == ("1.1.0", "0002", "healthy")
+    (pre_deploy, manifest), = manifests(stack).items()
+    assert manifest["schema_revision"] == "0001"
+    assert manifest["app_version"] == "1.0.0", "the pre-deploy backup records the release that served its data"
+
+    # Restore the newest backup (schema 0001) under 1.1.0 (needs 0002): migrated forward with 1.1.0's image.
+    proc, report = maintenance(stack)
+    assert live() == ("1.1.0", "0002", "healthy")
+    assert get_json(URL + "/api/v1/students")[1]["total"] == 7
+    safety = [m for n, m in manifests(stack).items() if n != pre_deploy]
+    assert len(safety) == 1 and safety[0]["schema_revision"] == "0002", safety
+    assert safety[0]["app_version"] == "1.1.0", "the safety backup records the release that served its data"
+    safety_name = [n for n in manifests(stack) if n != pre_deploy][0]
+
+    proc, report = under_load(stack, "rollback.yml")
+    assert live() == ("1.0.0", "0001", "healthy")
+    assert any("Rolling back from 1.1.0 to 1.0.0" in m for m in messages(report)), messages(report)
+
+    # A backup made on a newer schema than the live release runs on: refused before anything changes.
+    message = refused(stack, "restore.yml", "-e", "restore_backup_name=" + safety_name)
+    assert "0002" in message and "rollback.yml -e to=1.1.0" in message, message
+
+    # Roll forward to the kept 1.1.0: the schema goes up with 1.1.0's image.
+    under_load(stack, "rollback.yml", "-e", "to=1.1.0")
+    assert live() == ("1.1.0", "0002", "healthy")
+    assert len(manifests(stack)) == 3, "a verified backup before the roll-forward migration"
+
+    # An older backup, by name: restored and migrated forward.
+    add_student("S09001")
+    maintenance(stack, "-e", "restore_backup_name=" + pre_deploy)
+    assert live() == ("1.1.0", "0002", "healthy")
+    assert get_json(URL + "/api/v1/students")[1]["total"] == 7
+
+    add_student("S09002")
+    proc, report = under_load(stack, "deploy.yml", "-e", "rollcall_app_version=1.1.0")
+    assert report["stats"]["localhost"]["changed"] == 0, "1.1.0 is live on its schema: nothing to do"
+    done = [m for m in messages(report) if m.startswith("SMS 1.1.0")]
+    assert done and "with 8 students" in done[-1], done
+
+    # Going to the release that is live already: nothing to do, and it says so.
+    proc, report = playbook(inventory, "rollback.yml", "-e", "to=1.1.0")
+    assert proc.returncode == 0 and report["stats"]["localhost"]["changed"] == 0, failures(report)
+    assert any("1.1.0 is already live" in m for m in messages(report)), messages(report)
+    assert not any("Rolling back from 1.1.0 to 1.1.0" in m for m in messages(report)), messages(report)
+
+
+def test_rollback_and_restore_check_mode_change_nothing(stack):
+    said = check_mode(stack, "rollback.yml")
+    assert "1.0.0" in said and "0002 -> 0001" in said, said
+    said = check_mode(stack, "restore.yml")
+    assert "restore" in said.lower(), said
+
+
+def test_gate_says_its_real_wait_once(stack):
+    started = time.monotonic()
+    proc, report = playbook(stack["inventory"], "deploy.yml", "-e", "rollcall_app_version=1.2.0-broken",
+                            "-e", "rollcall_ready_timeout=6")
+    took = time.monotonic() - started
+    assert proc.returncode != 0
+    gate = [result for play in report["plays"] for task in play["tasks"] if "ready" in task["task"]["name"]
+            for result in task["hosts"].values()]
+    assert gate and all(result.get("attempts", 1) == 1 for result in gate), "no retry noise"
+    message = failures(report)[-1][1]
+    waited = float(message.split("did not pass /health/ready after ")[1].split(" s")[0])
+    assert 6 <= waited < 12 and waited < took, message
+    assert "1.1.0 keeps serving" in message, message
+    assert live() == ("1.1.0", "0002", "healthy")
+
+
+def test_missing_image_hint_names_what_make_images_builds(stack):
+    message = refused(stack, "deploy.yml", "-e", "rollcall_app_version=9.9.9")
+    assert "rollcall/sms-app:9.9.9" in message and "make images" not in message, message
+    assert "1.0.0, 1.1.0" in message, message

@@ -1,0 +1,232 @@
+"""release_plan.plan: every branch of deploy, rollback (and roll-forward) and restore, without Docker."""
+
+import pytest
+
+from ansible_collections.rollcall.ops.plugins.module_utils.release_plan import PlanError, order, plan
+
+V1 = {"version": "1.0.0", "image": "sms:1.0.0", "schema_revision": "0001"}
+V2 = {"version": "1.1.0", "image": "sms:1.1.0", "schema_revision": "0002"}
+KEPT = [V2, V1]
+
+
+def steps(result):
+    return result["do"]
+
+
+# ------------------------------------------------------------------------------------------------ order
+@pytest.mark.parametrize("a,b,revisions,expected", [
+    ("0001", "0002", None, -1), ("0002", "0001", None, 1), ("0002", "0002", None, 0), (None, "0001", None, -1),
+    ("0001", None, None, 1), (None, None, None, 0), ("0010", "0009", None, 1), ("ae10", "0001", None, None),
+    ("b", "a", ["b", "a"], -1), ("a", "b", ["b", "a"], 1), ("c", "a", ["b", "a"], None),
+])
+def test_order(a, b, revisions, expected):
+    assert order(a, b, revisions) == expected
+
+
+def test_unknown_kind_and_missing_target_are_caller_errors():
+    with pytest.raises(PlanError):
+        plan("upgrade", V2)
+    with pytest.raises(PlanError):
+        plan("deploy", {"version": "1.1.0"})
+
+
+# ------------------------------------------------------------------------------------------------ deploy
+def test_first_install_migrates_without_a_backup():
+    result = plan("deploy", V1, live=None, db_revision=None)
+    assert result["action"] == "change"
+    assert steps(result) == ["migrate", "start", "gate", "switch", "record"]
+    assert result["migrate"] == {"step": "migrate", "image": "sms:1.0.0", "from": None, "to": "0001"}
+    assert result["summary"].startswith("Install 1.0.0")
+
+
+def test_deploy_that_migrates_backs_up_first_recording_the_live_release():
+    result = plan("deploy", V2, live=V1, db_revision="0001", kept=[V1])
+    assert steps(result) == ["backup", "migrate", "start", "gate", "switch", "record"]
+    assert result["backup"]["app_version"] == "1.0.0", "the backup holds the data 1.0.0 served"
+    assert result["migrate"]["image"] == "sms:1.1.0" and result["migrate"]["to"] == "0002"
+    assert "0001 -> 0002" in result["summary"] and "from 1.0.0" in result["summary"]
+
+
+def test_deploy_without_pre_deploy_backup():
+    result = plan("deploy", V2, live=V1, db_revision="0001", pre_deploy_backup=False)
+    assert steps(result) == ["migrate", "start", "gate", "switch", "record"]
+
+
+def test_code_only_deploy():
+    result = plan("deploy", dict(V2, image="sms:1.1.0-b"), live=V2, db_revision="0002")
+    assert steps(result) == ["start", "gate", "switch", "record"]
+
+
+def test_up_to_date_deploy_does_nothing():
+    result = plan("deploy", V2, live=V2, db_revision="0002", up_to_date=True)
+    assert result["action"] == "none" and steps(result) == []
+    assert "nothing to do" in result["summary"]
+
+
+def test_up_to_date_deploy_on_an_older_schema_migrates_only():
+    # After a restore of a pre-deploy backup: 1.1.0 is live on 0001 and never gets ready; re-running the deploy
+    # must bring the schema up (it used to report changed=0 and fail).
+    result = plan("deploy", V2, live=V2, db_revision="0001", up_to_date=True)
+    assert steps(result) == ["backup", "migrate"]
+    assert result["backup"]["app_version"] == "1.1.0"
+
+
+def test_deploy_of_a_release_older_than_the_schema_is_refused_naming_rollback():
+    result = plan("deploy", V1, live=V2, db_revision="0002", kept=KEPT)
+    assert result["action"] == "refuse" and steps(result) == []
+    assert "never takes the schema down" in result["reason"]
+    assert "rollback.yml -e to=1.0.0" in result["command"]
+    assert "Nothing was changed" in result["summary"]
+
+
+def test_deploy_of_an_unkept_older_release_is_refused_naming_restore():
+    result = plan("deploy", V1, live=V2, db_revision="0002", kept=[V2])
+    assert result["action"] == "refuse" and "restore_backup_name" in result["command"]
+
+
+def test_deploy_with_unordered_revisions_is_refused():
+    result = plan("deploy", dict(V2, schema_revision="ae10"), live=V1, db_revision="0001")
+    assert result["action"] == "refuse" and "rollcall_schema_revisions" in result["command"]
+
+
+def test_deploy_with_an_ordered_list_of_revisions():
+    result = plan("deploy", dict(V2, schema_revision="b"), live=dict(V1, schema_revision="a"), db_revision="a",
+                  revisions=["a", "b"])
+    assert steps(result)[:2] == ["backup", "migrate"]
+
+
+# ------------------------------------------------------------------------------------------------ rollback
+def test_rollback_takes_the_schema_down_after_switching_with_the_newer_image():
+    result = plan("rollback", V1, live=V2, db_revision="0002", kept=KEPT)
+    assert steps(result) == ["start", "gate", "switch", "record", "downgrade"]
+    assert result["downgrade"] == {"step": "downgrade", "image": "sms:1.1.0", "from": "0002", "to": "0001"}
+    assert result["summary"].startswith("Rolling back from 1.1.0 to 1.0.0 (schema 0002 -> 0001)")
+
+
+def test_rollback_downgrades_with_the_release_that_made_the_schema():
+    # The live release runs on an older schema than the database holds: the kept release on that schema
+    # carries the downgrade.
+    v3 = {"version": "1.2.0", "image": "sms:1.2.0", "schema_revision": "0003"}
+    result = plan("rollback", V1, live=V2, db_revision="0003", kept=[v3, V2, V1])
+    assert result["downgrade"]["image"] == "sms:1.2.0"
+
+
+def test_roll_forward_migrates_up_with_the_target_image_after_a_backup():
+    result = plan("rollback", V2, live=V1, db_revision="0001", kept=KEPT)
+    assert steps(result) == ["backup", "migrate", "start", "gate", "switch", "record"]
+    assert result["migrate"]["image"] == "sms:1.1.0" and result["migrate"]["to"] == "0002"
+    assert result["backup"]["app_version"] == "1.0.0"
+    assert result["summary"].startswith("Rolling forward from 1.0.0 to 1.1.0 (schema 0001 -> 0002)")
+
+
+def test_code_only_rollback():
+    other = {"version": "1.0.1", "image": "sms:1.0.1", "schema_revision": "0001"}
+    result = plan("rollback", V1, live=other, db_revision="0001", kept=[other, V1])
+    assert steps(result) == ["start", "gate", "switch", "record"]
+    assert "code only" in result["summary"]
+
+
+def test_rollback_to_the_live_release_does_nothing_and_says_so():
+    result = plan("rollback", V1, live=V1, db_revision="0001", kept=KEPT, up_to_date=True)
+    assert result["action"] == "none"
+    assert result["summary"] == "1.0.0 is already live on schema 0001: nothing to do."
+
+
+def test_rollback_to_the_live_release_with_its_schema_behind_migrates_only():
+    result = plan("rollback", V2, live=V2, db_revision="0001", kept=KEPT, up_to_date=True)
+    assert steps(result) == ["backup", "migrate"]
+
+
+def test_rollback_to_the_live_release_with_its_schema_ahead_downgrades_only():
+    result = plan("rollback", V1, live=V1, db_revision="0002", kept=KEPT, up_to_date=True)
+    assert steps(result) == ["downgrade"] and result["downgrade"]["image"] == "sms:1.1.0"
+
+
+def test_rollback_to_a_release_that_is_not_kept_is_refused():
+    result = plan("rollback", {"version": "0.9.0", "image": "sms:0.9.0", "schema_revision": "0001"}, live=V2,
+                  db_revision="0002", kept=KEPT)
+    assert result["action"] == "refuse" and "1.1.0, 1.0.0" in result["command"]
+
+
+def test_irreversible_rollback_is_refused_naming_the_backup():
+    result = plan("rollback", V1, live=V2, db_revision="0002", kept=KEPT, blockers=["migration 0002 cannot be undone"],
+                  backup={"name": "pre", "schema_revision": "0001"})
+    assert result["action"] == "refuse"
+    assert "migration 0002 cannot be undone" in result["reason"]
+    assert "restore_backup=true" in result["command"] and "(pre)" in result["command"]
+
+
+def test_irreversible_rollback_without_a_backup_is_refused():
+    result = plan("rollback", V1, live=V2, db_revision="0002", kept=KEPT, blockers=["x"], allow_restore=True)
+    assert result["action"] == "refuse" and "No backup was recorded" in result["command"]
+
+
+def test_irreversible_rollback_restores_the_backup_when_allowed():
+    result = plan("rollback", V1, live=V2, db_revision="0002", kept=KEPT, blockers=["x"], allow_restore=True,
+                  backup={"name": "pre", "schema_revision": "0001"})
+    assert steps(result) == ["restore", "start", "gate", "switch", "record"]
+    assert result["restore"]["name"] == "pre"
+
+
+def test_irreversible_rollback_restoring_an_older_backup_migrates_it_up():
+    result = plan("rollback", V1, live=V2, db_revision="0002", kept=KEPT, blockers=["x"], allow_restore=True,
+                  backup={"name": "pre", "schema_revision": None})
+    assert steps(result) == ["restore", "migrate", "start", "gate", "switch", "record"]
+
+
+def test_irreversible_rollback_with_a_backup_too_new_is_refused():
+    result = plan("rollback", V1, live=V2, db_revision="0002", kept=KEPT, blockers=["x"], allow_restore=True,
+                  backup={"name": "pre", "schema_revision": "0002"})
+    assert result["action"] == "refuse" and "restore_backup_name" in result["command"]
+
+
+def test_irreversible_rollback_with_an_unordered_backup_is_refused():
+    result = plan("rollback", V1, live=V2, db_revision="0002", kept=KEPT, blockers=["x"], allow_restore=True,
+                  backup={"name": "pre", "schema_revision": "zz"})
+    assert result["action"] == "refuse" and "rollcall_schema_revisions" in result["command"]
+
+
+def test_rollback_with_unordered_revisions_is_refused():
+    result = plan("rollback", V1, live=V2, db_revision="zz", kept=KEPT)
+    assert result["action"] == "refuse"
+
+
+# ------------------------------------------------------------------------------------------------ restore
+def test_restore_on_the_same_schema_only_restores():
+    result = plan("restore", live=V2, kept=KEPT, backup={"name": "b", "schema_revision": "0002"})
+    assert steps(result) == ["restore"]
+    assert result["restore"]["app_version"] == "1.1.0", "the safety backup records the live release"
+
+
+def test_restore_of_an_older_backup_migrates_forward_with_the_live_image():
+    result = plan("restore", live=V2, kept=KEPT, backup={"name": "b", "schema_revision": "0001",
+                                                         "app_version": "1.0.0"})
+    assert steps(result) == ["restore", "migrate"]
+    assert result["migrate"] == {"step": "migrate", "image": "sms:1.1.0", "from": "0001", "to": "0002"}
+
+
+def test_restore_of_a_newer_backup_is_refused_naming_the_kept_release():
+    result = plan("restore", live=V1, kept=KEPT, backup={"name": "b", "schema_revision": "0002",
+                                                         "app_version": "1.1.0"})
+    assert result["action"] == "refuse"
+    assert "rollback.yml -e to=1.1.0" in result["command"] and "restore_backup_name" in result["command"]
+
+
+def test_restore_of_a_newer_backup_without_a_kept_release_names_a_deploy():
+    result = plan("restore", live=V1, kept=[V1], backup={"name": "b", "schema_revision": "0002",
+                                                         "app_version": "1.1.0"})
+    assert result["action"] == "refuse" and "made under 1.1.0" in result["command"]
+
+
+def test_restore_without_a_live_release():
+    result = plan("restore", live=None, backup={"name": "b", "schema_revision": "0002"})
+    assert steps(result) == ["restore"] and "deploy.yml" in result["summary"]
+
+
+def test_restore_without_a_backup_is_refused():
+    assert plan("restore", live=V1, backup=None)["action"] == "refuse"
+
+
+def test_restore_with_unordered_revisions_is_refused():
+    result = plan("restore", live=V1, backup={"name": "b", "schema_revision": "zz"})
+    assert result["action"] == "refuse"
