@@ -141,7 +141,28 @@ def test_flipped_byte_fails_verification_and_restore_is_refused(pg, directory):
     before = fingerprint(pg, "sms")
     rc, result, _ = run_module("db_restore", args(pg, directory, name=name))
     assert rc != 0 and "refusing to restore" in result["msg"] and "target database was not replaced" in result["msg"]
+    assert "-e restore_backup_name=NAME" in result["msg"] and "there is no older backup" in result["msg"]
     assert fingerprint(pg, "sms") == before
+
+
+def databases(pg):
+    return psql(pg, "sms", "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database")
+
+
+def test_damage_at_the_end_of_the_stream_is_found_while_restoring(pg, directory):
+    """One read: the checksum is only known at the end of the stream, and no swap happens before it."""
+    older = backup(pg, directory)["name"]
+    assert run_module("backup_verify", args(pg, directory, name=older))[0] == 0
+    newest = backup(pg, directory)["name"]  # module runs take seconds: another name
+    path = directory / (newest + ".dump")
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x01
+    path.write_bytes(bytes(data))
+    before = fingerprint(pg, "sms")
+    rc, result, _ = run_module("db_restore", args(pg, directory, name=newest, safety_backup=False))
+    assert rc != 0 and "checksum mismatch" in result["msg"], result["msg"]
+    assert "the newest verified backup before it is %s" % older in result["msg"]
+    assert fingerprint(pg, "sms") == before and "__rc_" not in databases(pg)
 
 
 def test_truncated_artifact_is_caught_by_the_native_reader_too(pg, directory):
@@ -202,6 +223,48 @@ def test_full_disk_leaves_nothing_and_keeps_older_backups(pg, tmp_path):
         psql(pg, "sms", "DROP TABLE filler")
 
 
+def test_read_only_backup_directory_says_what_to_do(pg, tmp_path):
+    backups = tmp_path / "ro"
+    backups.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(backups)], check=True)
+    try:
+        name = backup(pg, backups)["name"]
+        subprocess.run(["mount", "-o", "remount,ro", str(backups)], check=True)
+        rc, result, _ = run_module("db_backup", args(pg, backups))
+        assert rc != 0 and "[Errno" not in result["msg"], result["msg"]
+        assert "is on a read-only file system; mount it read-write or choose a writable directory" in result["msg"]
+        rc, result, _ = run_module("db_restore", args(pg, backups, name=name))
+        assert rc != 0 and "read-only file system" in result["msg"] and "safety_backup=false" in result["msg"]
+        rc, result, _ = run_module("db_restore", args(pg, backups, name=name, safety_backup=False))
+        assert rc == 0 and "read-only file system" in result["verification"]["not_recorded"], result
+    finally:
+        subprocess.run(["umount", str(backups)], check=True)
+
+
+def test_a_tampered_signed_plain_backup_is_refused(pg, directory):
+    """A valid dump of other data put in place, its sha256 and size recomputed in the manifest."""
+    made = backup(pg, directory, encryption_key=KEY, encrypt=False)
+    assert made["manifest"]["data"]["encrypted"] is False and made["manifest"]["signature"]
+    other = directory / "other"
+    other.mkdir()
+    with open(backup(pg, other, database="postgres")["path"], "rb") as handle:
+        forged = handle.read()
+    (directory / (made["name"] + ".dump")).write_bytes(forged)
+    manifest_path = directory / (made["name"] + ".manifest.json")
+    manifest = json.loads(manifest_path.read_text())
+    manifest["data"].update(sha256=__import__("hashlib").sha256(forged).hexdigest(), size=len(forged))
+    manifest_path.write_text(json.dumps(manifest))
+    rc, result, _ = run_module("backup_verify", args(pg, directory, name=made["name"], level="native",
+                                                     encryption_key=KEY))
+    assert rc != 0 and "does not match its signature" in result["msg"]
+    before = fingerprint(pg, "sms")
+    rc, result, _ = run_module("db_restore", args(pg, directory, name=made["name"], encryption_key=KEY))
+    assert rc != 0 and "refusing to restore" in result["msg"] and "does not match its signature" in result["msg"]
+    assert fingerprint(pg, "sms") == before
+    rc, result, _ = run_module("backup_verify", args(pg, directory, name=made["name"], encryption_key="ff" * 32))
+    assert rc != 0 and "wrong key" in result["msg"]
+
+
 def test_restore_brings_back_everything_and_keeps_a_safety_backup(pg, directory):
     before = fingerprint(pg, "sms")
     name = backup(pg, directory, encryption_key=KEY)["name"]
@@ -212,10 +275,13 @@ def test_restore_brings_back_everything_and_keeps_a_safety_backup(pg, directory)
     rc, check, _ = run_module("db_restore", args(pg, directory, name=name, encryption_key=KEY), "--check")
     assert rc == 0 and check["changed"] is True and "would restore" in check["msg"]
     assert fingerprint(pg, "sms") != before, "check mode changes nothing"
-    rc, result, _ = run_module("db_restore", args(pg, directory, name=name, encryption_key=KEY))
+    rc, result, _ = run_module("db_restore", args(pg, directory, name=name, encryption_key=KEY, app_version="1.1.0"))
     assert rc == 0, result.get("msg")
     assert fingerprint(pg, "sms") == before
     assert result["safety_backup"] and (directory / (result["safety_backup"] + ".manifest.json")).exists()
+    safety = json.loads((directory / (result["safety_backup"] + ".manifest.json")).read_text())
+    assert safety["app_version"] == "1.1.0" and safety["signature"]["algorithm"] == "hmac-sha256"
+    assert [s["level"] for s in result["verification"]["steps"]] == ["checksum", "native", "restore"]
     assert psql(pg, "sms", "SELECT last_value FROM ticket_seq").strip() == "4242"
     assert psql(pg, "sms", "SELECT has_table_privilege('reader', 'happy', 'SELECT')").strip() == "t"
     databases = psql(pg, "sms", "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database")
