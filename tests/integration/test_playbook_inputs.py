@@ -1,0 +1,193 @@
+"""Every playbook, through real ansible-playbook runs: a mistyped inventory fails naming it and the group (issue 9
+item 4), bad inputs fail before anything changes (item 6), and check mode runs, changes nothing and says what
+would change (item 7, on one throw-away SQLite stack, project rc-e-check)."""
+
+import json
+import os
+import subprocess
+
+import pytest
+from test_deploy import failures, playbook, teardown, write_inventory
+
+PLAYBOOKS = ["deploy", "rollback", "restore", "backup", "verify_backup", "health", "incident", "audit", "teardown"]
+NEEDS = {"deploy": "app", "rollback": "app", "restore": "db", "backup": "db", "verify_backup": "db", "audit": "app",
+         "health": "app:db", "incident": "app:db", "teardown": "app:db"}
+PORT = 18480
+
+
+def docker_objects(prefix):
+    """Containers (with id, state, start time, restarts), networks and volumes whose names start with prefix."""
+    def names(*argv):
+        out = subprocess.run(["docker", *argv], capture_output=True, text=True, check=True).stdout.split()
+        return sorted(n for n in out if n.startswith(prefix))
+    found = {"networks": names("network", "ls", "--format", "{{.Name}}"),
+             "volumes": names("volume", "ls", "--format", "{{.Name}}")}
+    containers = names("ps", "-a", "--format", "{{.Names}}")
+    if containers:
+        inspect = json.loads(subprocess.run(["docker", "inspect", *containers], capture_output=True, text=True,
+                                            check=True).stdout)
+        found["containers"] = sorted((c["Name"], c["Id"], c["State"]["Status"], c["State"]["StartedAt"],
+                                      c["RestartCount"]) for c in inspect)
+    else:
+        found["containers"] = []
+    return found
+
+
+def files_under(directory):
+    out = {}
+    for root, _dirs, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            stat = os.stat(path)
+            out[path] = (stat.st_size, stat.st_mtime_ns)
+    return out
+
+
+def one_failure(report):
+    found = failures(report)
+    assert len(found) == 1, found
+    return found[0][1]
+
+
+# ------------------------------------------------------------------------------------- item 4: no hosts
+@pytest.mark.parametrize("name", PLAYBOOKS)
+def test_a_mistyped_inventory_fails_naming_it_and_the_group(tmp_path, name):
+    missing = str(tmp_path / "inventories" / "locl")
+    proc, report = playbook(missing, name + ".yml")
+    assert proc.returncode != 0, "%s.yml succeeded on an inventory without hosts" % name
+    msg = one_failure(report)
+    assert missing in msg and "'%s'" % NEEDS[name] in msg and "Nothing was changed" in msg, msg
+    # Nothing ran after the check: no report, no bundle (health used to write "Overall status: OK. Hosts: 0").
+    ran = [t["task"]["name"] for p in report["plays"] for t in p["tasks"]]
+    assert ran == ["Check the target groups",
+                   "rollcall.ops.preflight : Check that the inventory has hosts where this playbook runs"], ran
+
+
+def test_an_empty_db_group_fails_backup(tmp_path):
+    inventory = write_inventory(tmp_path, rollcall_project="rc-e-nodb", rollcall_db_engine="sqlite", no_db_host=True,
+                                rollcall_report_dir=str(tmp_path / "reports"))
+    proc, report = playbook(inventory, "backup.yml")
+    assert proc.returncode != 0
+    assert "backup.yml runs on the hosts of 'db'" in one_failure(report)
+    assert "(its groups: app, db)" in one_failure(report)
+
+
+# ------------------------------------------------------------------------------------- item 6: inputs first
+def test_short_secret_key_on_a_new_project_changes_nothing(tmp_path):
+    inventory = write_inventory(tmp_path, rollcall_project="rc-e-old", rollcall_db_engine="postgresql",
+                                rollcall_app_port=PORT + 1)
+    proc, report = playbook(inventory, "deploy.yml", "-e", "rollcall_project=rc-e-new",
+                            "-e", "rollcall_secret_key=short")
+    left = docker_objects("rc-e-new")
+    for kind, argv in (("containers", ["rm", "-f"]), ("networks", ["network", "rm"]), ("volumes", ["volume", "rm"])):
+        for item in left[kind]:  # only when the check did not hold
+            subprocess.run(["docker", *argv, item[0].lstrip("/") if kind == "containers" else item], check=False)
+    assert proc.returncode != 0
+    msg = one_failure(report)
+    assert "rollcall_secret_key is missing or shorter than 32 characters" in msg, msg
+    assert report["stats"]["localhost"]["changed"] == 0
+    assert left == {"networks": [], "volumes": [], "containers": []}
+
+
+# One run per playbook; the check lists every problem in one message.
+BAD = {
+    "deploy": ({"rollcall_db_engine": "oracle", "rollcall_app_port": 70000, "rollcall_app_version": "1.1.0; rm -rf /",
+                "rollcall_project": "NEW project", "rollcall_db_password": "short"},
+               ["rollcall_db_engine 'oracle' must be one of postgresql, mariadb, sqlite",
+                "rollcall_app_port '70000' must be a whole number from 1 to 65535",
+                "rollcall_app_version '1.1.0; rm -rf /' is not an image tag",
+                "rollcall_project 'NEW project' must be 1 to 63 letters",
+                "rollcall_db_password is missing or shorter than 12 characters"]),
+    # An empty answer (-e confirm=) is no answer.
+    "teardown": ({"teardown_volumes": True, "confirm": ""}, ["teardown_volumes=true deletes the database and uploads",
+                                                             "add -e confirm=yes"]),
+    "restore": ({"rollcall_environment": "production", "confirm": "yes", "restore_backup_name": "../../etc/passwd"},
+                ["run again with -e confirm=sms", "-e restore_backup_name='../../etc/passwd' must be"]),
+    "rollback": ({"restore_backup": True, "rollcall_environment": "production", "to": "../1.0.0"},
+                 ["add -e confirm=sms", "-e to='../1.0.0' must be 'previous' or a kept version"]),
+    "incident": ({"restart": "ture"}, ["restart='ture' is not true or false"]),
+    "audit": ({"audit_since": "last week"}, ["-e audit_since='last week' must be a duration"]),
+    "backup": ({"rollcall_backup_verify_level": "full", "rollcall_backup_keep_last": -1},
+               ["rollcall_backup_verify_level 'full' must be checksum",
+                "rollcall_backup_keep_last '-1' must be a whole number of at least 0"]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_bad_inputs_stop_before_anything_changes(tmp_path, name):
+    extra, expected = BAD[name]
+    inventory = write_inventory(tmp_path, rollcall_project="rc-e-bad", rollcall_db_engine="postgresql",
+                                rollcall_app_port=PORT + 2, rollcall_environment="test",
+                                rollcall_state_dir=str(tmp_path / "state"), rollcall_backup_dir=str(tmp_path / "bk"))
+    proc, report = playbook(inventory, name + ".yml", "-e", json.dumps(extra))
+    assert proc.returncode != 0
+    msg = one_failure(report)
+    assert msg.startswith("Nothing was changed on localhost: ") and "\n" not in msg.strip(), msg
+    for text in expected:
+        assert text in msg, (text, msg)
+    assert report["stats"]["localhost"]["changed"] == 0
+    assert docker_objects("rc-e-bad") == {"networks": [], "volumes": [], "containers": []}
+    assert sorted(os.listdir(tmp_path)) == ["hosts.yml"], os.listdir(tmp_path)
+
+
+# ------------------------------------------------------------------------------------- item 7: check mode
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("check")
+    inventory = write_inventory(tmp_path, rollcall_project="rc-e-check", rollcall_db_engine="sqlite",
+                                rollcall_app_port=PORT, rollcall_state_dir=str(tmp_path / "state"),
+                                rollcall_backup_dir=str(tmp_path / "bk"), rollcall_backup_key="cd" * 32,
+                                rollcall_report_dir=str(tmp_path / "reports"),
+                                rollcall_incident_dir=str(tmp_path / "incidents"), rollcall_environment="test",
+                                # a busy CI machine is slow; this is about check mode, not latency
+                                rollcall_health_thresholds={"latency_p95_ms": [10000, 30000]})
+    try:
+        for name in ("deploy.yml", "backup.yml"):
+            proc, report = playbook(inventory, name)
+            assert proc.returncode == 0, (name, failures(report))
+        yield tmp_path, inventory
+    finally:
+        teardown(inventory)
+
+
+def changed_tasks(report):
+    return [t["task"]["name"] for p in report["plays"] for t in p["tasks"]
+            for r in t["hosts"].values() if r.get("changed")]
+
+
+def check_run(stack, name, *extra):
+    """The playbook in check mode: it must pass and change no container, network, volume or file."""
+    tmp_path, inventory = stack
+    before = (docker_objects("rc-e-check"), files_under(str(tmp_path)))
+    proc, report = playbook(inventory, name, "--check", "--diff", *extra)
+    after = (docker_objects("rc-e-check"), files_under(str(tmp_path)))
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    assert after[0] == before[0], "check mode changed containers, networks or volumes"
+    assert after[1] == before[1], "check mode changed files: %s" % sorted(
+        set(after[1].items()) ^ set(before[1].items()))
+    return changed_tasks(report)
+
+
+@pytest.mark.parametrize("name,extra,would_change", [
+    ("backup.yml", (), "rollcall.ops.backup : Make the backup"),
+    ("verify_backup.yml", (), None),
+    ("health.yml", (), None),
+    ("incident.yml", ("-e", "restart=true"), None),
+    ("audit.yml", (), None),
+    ("teardown.yml", ("-e", "teardown_volumes=true", "-e", "confirm=yes"), "Remove the containers"),
+    # roles/sms_app and roles/backup restore (helper A's part of issue 9 item 7):
+    ("deploy.yml", ("-e", "rollcall_app_version=1.1.0"), None),
+    ("restore.yml", (), None),
+])
+def test_check_mode_changes_nothing_and_says_what_would_change(stack, name, extra, would_change):
+    changed = check_run(stack, name, *extra)
+    if would_change:
+        assert would_change in changed, changed
+
+
+def test_check_mode_of_rollback_changes_nothing(stack):
+    _tmp_path, inventory = stack
+    proc, report = playbook(inventory, "deploy.yml", "-e", "rollcall_app_version=1.1.0")
+    assert proc.returncode == 0, failures(report)
+    changed = check_run(stack, "rollback.yml", "-e", "to=1.0.0")
+    assert changed, "a rollback in check mode should say what it would change"
