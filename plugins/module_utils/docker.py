@@ -15,7 +15,7 @@ with another exec (SIGTERM, then SIGKILL).
 import socket
 import time
 
-from .runner import STOP_GRACE_S, Feeder, Result, Runner, RunnerError, _Capture, _Tail, explain_exit, with_note
+from .runner import STOP_GRACE_S, Feeder, Result, Runner, RunnerError, _Capture, _Tail, explain_exit
 
 try:
     import docker
@@ -100,6 +100,11 @@ class ContainerRunner(Runner):
             raise RunnerError("container %s does not exist" % container) from None
         if not state.get("Running"):
             raise RunnerError("container %s is not running (%s)" % (container, state.get("Status")))
+        self._running = {}  # exec id -> (_PidTail, user) of commands running now
+
+    def stop_running(self):
+        for tail, user in list(self._running.values()):
+            self._stop(tail.pid, user)
 
     def run(self, argv, stdin=None, sink=None, env=None, user=None):
         tool = argv[0]
@@ -126,6 +131,7 @@ class ContainerRunner(Runner):
                 raise
 
         lost, stopped_it = None, False
+        self._running[exec_id] = (tail, user)
         try:
             feeder = Feeder(stdin, raw.sendall, lambda: raw.shutdown(socket.SHUT_WR)) if stdin is not None else None
             try:
@@ -149,6 +155,7 @@ class ContainerRunner(Runner):
         finally:
             if lost is not None:
                 stopped_it = self._stop(tail.pid, user)
+            self._running.pop(exec_id, None)
             sock.close()
         if lost is not None:
             raise RunnerError("lost the connection to the Docker engine while %s ran in %s (%s); %s" % (
@@ -158,20 +165,19 @@ class ContainerRunner(Runner):
         stderr = tail.text()
         if rc == 126 or (rc == 127 and ("executable file not found" in stderr or "%s: not found" % tool in stderr)):
             raise RunnerError("%s is not installed in %s" % (tool, self.where))
-        stopped = self._stopped(settle=rc is None or rc > 128) if rc != 0 else None
+        stopped = self._stopped(settle=True) if rc != 0 else None
         if rc is None:
             raise RunnerError("%s in %s ended without an exit code: %s" % (tool, self.where,
                                                                            stopped or "no reason given"))
-        return Result(rc, bytes(capture.data) if capture else b"", with_note(stderr, explain_exit(tool, rc, stderr,
-                                                                                                  stopped)))
+        return Result(rc, bytes(capture.data) if capture else b"", stderr, explain_exit(tool, rc, stderr, stopped))
 
     def _stopped(self, settle=False):
         """Why the container is not running any more, or None when it runs (or cannot be asked).
 
-        ``settle``: the command died of a signal, maybe because the container is being killed; its state changes
-        a moment after its processes die, so ask a few times over a second.
+        ``settle``: the command failed, maybe because the container is being killed; its state changes a moment
+        after its processes die, so ask a few times over a second.
         """
-        for attempt in range(6 if settle else 1):
+        for attempt in range(5 if settle else 1):
             if attempt:
                 time.sleep(0.2)
             try:

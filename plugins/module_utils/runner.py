@@ -59,10 +59,13 @@ def with_note(stderr, note):
 
 
 class Result:
-    def __init__(self, rc, stdout=b"", stderr=""):
+    """``note``: what the runner knows about a failure beyond stderr (also the last line of ``stderr``)."""
+
+    def __init__(self, rc, stdout=b"", stderr="", note=None):
         self.rc = rc
         self.stdout = stdout
-        self.stderr = stderr
+        self.stderr = with_note(stderr, note)
+        self.note = note
 
     @property
     def text(self):
@@ -147,11 +150,22 @@ class Runner:
         """Run ``argv``; ``stdin`` an iterable of bytes, ``sink(bytes)`` receives stdout (else it is captured)."""
         raise NotImplementedError
 
+    def stop_running(self):
+        """Stop every command this runner is running now (from other threads: a session that holds a snapshot);
+        their ``run`` calls then return with the signal's exit code."""
+
 
 class LocalRunner(Runner):
     """Runs client tools on the managed host itself."""
 
     where = "this host"
+
+    def __init__(self):
+        self._running = set()
+
+    def stop_running(self):
+        for proc in list(self._running):
+            stop_process(proc)
 
     def run(self, argv, stdin=None, sink=None, env=None, user=None):
         if user is not None:
@@ -171,6 +185,7 @@ class LocalRunner(Runner):
             for chunk in iter(lambda: proc.stderr.read(8192), b""):
                 tail.write(chunk)
 
+        self._running.add(proc)
         try:
             thread = threading.Thread(target=drain_stderr, daemon=True)
             thread.start()
@@ -181,11 +196,13 @@ class LocalRunner(Runner):
         except BaseException:
             stop_process(proc)
             raise
+        finally:
+            self._running.discard(proc)
         thread.join()
         if feeder is not None:
             feeder.finish()
         stderr = tail.text()
-        return Result(rc, bytes(capture.data) if capture else b"", with_note(stderr, explain_exit(argv[0], rc, stderr)))
+        return Result(rc, bytes(capture.data) if capture else b"", stderr, explain_exit(argv[0], rc, stderr))
 
 
 def stop_process(proc, grace=STOP_GRACE_S):

@@ -5,9 +5,20 @@
 The dump and the per-table row counts share one snapshot: a psql session exports it (REPEATABLE READ), counts
 every table in it, and stays open while ``pg_dump --snapshot`` reads the same data. Passwords go through
 PGPASSWORD in the tool's environment; identifiers and literals are quoted by psql (``:"name"``, ``:'value'``).
+
+Row counts are for tables only. A materialized view holds what its last refresh computed (pg_restore refreshes
+it, and one created WITH NO DATA cannot be counted at all), so the manifest records whether each one is
+populated, and the integrity check compares that.
+
+pg_dump without --create leaves out the database's own properties (encoding and locale, owner, connection limit,
+CONNECT/CREATE/TEMPORARY grants, comment, ALTER DATABASE / ALTER ROLE ... IN DATABASE settings). dump() records
+them in the manifest (``postgresql.database``); a restore creates its database with them and puts the rest back
+after pg_restore, so a restore into a new server gets them too. ``privileges()`` covers them.
 """
 
+import contextlib
 import hashlib
+import json
 import queue
 import re
 import threading
@@ -31,10 +42,48 @@ SELECT n.nspname || '.' || c.relname,
        (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM ONLY %I.%I', n.nspname, c.relname),
                                             false, true, '')))[1]::text
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+ WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
    AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
  ORDER BY 1;
 """
+# Backups made before matviews had their own rule counted the populated ones like tables; restoring one of
+# those compares counts the same way.
+LEGACY_ROW_COUNTS_SQL = ROW_COUNTS_SQL.replace("c.relkind IN ('r', 'p')",
+                                               "(c.relkind IN ('r', 'p') OR (c.relkind = 'm' AND c.relispopulated))")
+
+MATVIEWS_SQL = r"""
+SELECT n.nspname || '.' || c.relname, CASE WHEN c.relispopulated THEN 't' ELSE 'f' END
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind = 'm' AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
+ ORDER BY 1;
+"""
+
+# One JSON line: the pg_database row (columns differ between versions: read by name in Python), the owner,
+# grants (grantee, privilege, grantable; PUBLIC for grantee 0; NULL datacl = the defaults), comment, settings
+# (role NULL: ALTER DATABASE ... SET; else ALTER ROLE ... IN DATABASE ... SET).
+DATABASE_SQL = r"""
+SELECT json_build_object(
+  'row', row_to_json(d),
+  'owner', pg_get_userbyid(d.datdba),
+  'encoding', pg_encoding_to_char(d.encoding),
+  'acl', CASE WHEN d.datacl IS NULL THEN NULL ELSE (
+    SELECT coalesce(json_agg(json_build_array(g.grantee, g.privilege_type, g.is_grantable) ORDER BY g.grantee,
+                             g.privilege_type), '[]'::json)
+      FROM (SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END AS grantee,
+                   a.privilege_type, a.is_grantable FROM aclexplode(d.datacl) a) g) END,
+  'comment', shobj_description(d.oid, 'pg_database'),
+  'settings', (SELECT coalesce(json_agg(json_build_array(r.rolname, c.item) ORDER BY r.rolname NULLS FIRST,
+                                        c.n), '[]'::json)
+                 FROM pg_db_role_setting s LEFT JOIN pg_roles r ON r.oid = s.setrole,
+                      unnest(s.setconfig) WITH ORDINALITY AS c(item, n)
+                WHERE s.setdatabase = d.oid))
+  FROM pg_database d WHERE d.datname = :'d';
+"""
+# Settings whose value is a list of quoted names: ALTER ... SET takes each element as its own literal (as pg_dump
+# does); any other value is one literal.
+LIST_QUOTE_SETTINGS = ("local_preload_libraries", "search_path", "session_preload_libraries",
+                       "shared_preload_libraries", "temp_tablespaces", "unix_socket_directories")
+DATABASE_PRIVILEGES = ("CONNECT", "CREATE", "TEMPORARY")
 
 PRIVILEGES_SQL = r"""
 SELECT n.nspname || '.' || c.relname || ':' || c.relkind::text || ':' || pg_get_userbyid(c.relowner) || ':'
@@ -75,6 +124,102 @@ def _error_line(stderr):
     return lines[-1] if lines else "no error message"
 
 
+def database_properties(document):
+    """The properties we keep of a database, from DATABASE_SQL's JSON: stable across versions and names."""
+    row = document["row"]
+    provider = row.get("datlocprovider") or "c"
+    return {
+        "owner": document["owner"],
+        "encoding": document["encoding"],
+        "collate": row.get("datcollate"),
+        "ctype": row.get("datctype"),
+        "locale_provider": {"i": "icu", "b": "builtin"}.get(provider, "libc"),
+        "icu_locale": row.get("daticulocale", row.get("datlocale")) if provider != "c" else None,
+        "connection_limit": int(row.get("datconnlimit", -1)),
+        "acl": None if document["acl"] is None else sorted([str(g), str(p), bool(o)] for g, p, o in document["acl"]),
+        "comment": document["comment"],
+        "settings": [[role, item] for role, item in document["settings"]],
+    }
+
+
+def split_setting(item):
+    """'name=value' as stored in pg_db_role_setting -> (name, [literal values])."""
+    name, _, value = item.partition("=")
+    if name.lower() not in LIST_QUOTE_SETTINGS:
+        return name, [value]
+    return name, split_quoted_list(value)
+
+
+def split_quoted_list(value):
+    """A list setting's stored text ('"$user", public', '"a,b", c') -> its elements (SplitGUCList's rules)."""
+    elements, i, n = [], 0, len(value)
+    while i < n:
+        while i < n and value[i].isspace():
+            i += 1
+        if i >= n:
+            break
+        if value[i] == '"':
+            j, element = i + 1, []
+            while j < n:
+                if value[j] == '"':
+                    if j + 1 < n and value[j + 1] == '"':
+                        element.append('"')
+                        j += 2
+                        continue
+                    break
+                element.append(value[j])
+                j += 1
+            elements.append("".join(element))
+            i = j + 1
+        else:
+            j = i
+            while j < n and value[j] != ",":
+                j += 1
+            elements.append(value[i:j].strip())
+            i = j
+        while i < n and value[i].isspace():
+            i += 1
+        if i < n and value[i] == ",":
+            i += 1
+    return elements
+
+
+def restore_properties_sql(properties):
+    """(SQL, psql variables) that give database :"d" the kept properties other than those of CREATE DATABASE.
+
+    Every name and value goes through a psql variable, so psql quotes it.
+    """
+    statements, variables = [], {}
+
+    def var(value):
+        key = "v%d" % len(variables)
+        variables[key] = value
+        return key
+
+    limit = int(properties.get("connection_limit", -1))
+    if limit != -1:
+        statements.append('ALTER DATABASE :"d" WITH CONNECTION LIMIT %d;' % limit)
+    if properties.get("comment") is not None:
+        statements.append('COMMENT ON DATABASE :"d" IS :\'%s\';' % var(properties["comment"]))
+    for role, item in properties.get("settings") or []:
+        name, values = split_setting(item)
+        name = var(name)
+        target = 'DATABASE :"d"' if role is None else 'ROLE :"%s" IN DATABASE :"d"' % var(role)
+        literals = ", ".join(":'%s'" % var(v) for v in values) if values else "''"
+        statements.append('ALTER %s SET :"%s" TO %s;' % (target, name, literals))
+    if properties.get("acl") is not None:
+        # From the defaults (PUBLIC: CONNECT, TEMPORARY; the owner: all) to exactly the kept grants.
+        statements.append('REVOKE ALL ON DATABASE :"d" FROM PUBLIC;')
+        statements.append('REVOKE ALL ON DATABASE :"d" FROM :"%s";' % var(properties["owner"]))
+        for grantee, privilege, grantable in properties["acl"]:
+            if privilege not in DATABASE_PRIVILEGES:
+                raise EngineError("unknown database privilege %r in the backup" % privilege)
+            to = "PUBLIC" if grantee == "PUBLIC" else ':"%s"' % var(grantee)
+            statements.append('GRANT %s ON DATABASE :"d" TO %s%s;' % (privilege, to,
+                                                                     " WITH GRANT OPTION" if grantable else ""))
+    return "\n".join(statements) + "\n", variables
+
+
 class PostgreSQL(Engine):
     name = "postgresql"
     dump_format = "pg_dump custom (-Fc)"
@@ -84,8 +229,21 @@ class PostgreSQL(Engine):
     archive_format = "custom"
     jobs = 1
 
+    def __init__(self, runner, target):
+        super().__init__(runner, target)
+        self._kept = None  # what the backup being restored recorded (manifest["postgresql"])
+        self._legacy = False  # that backup predates the database properties and the rule for matviews
+        self._created = {}  # databases created for that backup -> properties to put back after pg_restore
+
     def prepare_for(self, manifest):
         self.archive_format = manifest.get("archive_format", "custom")
+        self._kept = manifest.get(self.name) or {}
+        self._legacy = "database" not in self._kept
+        self._created = {}
+
+    def _restored_legacy(self, database):
+        """True for a database made for restoring a backup from before database properties were kept."""
+        return self._legacy and database in self._created
 
     def _workdir(self):
         return "/tmp/rollcall-%s" % uuid.uuid4().hex  # noqa: S108 - unguessable name, created 0700 below
@@ -106,14 +264,18 @@ class PostgreSQL(Engine):
         t = self.target
         return ["-h", t.host or "127.0.0.1", "-p", str(t.port or 5432), "-U", t.user or "postgres", "-d", database]
 
-    def _env(self):
-        env = {"PGCONNECT_TIMEOUT": "10", "PGAPPNAME": "rollcall"}
+    def _env(self, application="rollcall"):
+        env = {"PGCONNECT_TIMEOUT": "10", "PGAPPNAME": application}
         if self.target.password:
             env["PGPASSWORD"] = self.target.password
         return env
 
     def _fail(self, what, result):
-        raise EngineError("PostgreSQL at %s: %s failed: %s" % (self.target.where(), what, _error_line(result.stderr)))
+        reason = _error_line(result.stderr)
+        note = getattr(result, "note", None)  # what the runner knows: killed by a signal, the container stopped
+        if note and note not in reason:
+            reason += "; %s" % note
+        raise EngineError("PostgreSQL at %s: %s failed: %s" % (self.target.where(), what, reason))
 
     def psql(self, sql, database=None, variables=None, what="query"):
         """Run SQL (read from stdin, so psql quotes :"ident" / :'literal'); returns rows as lists of fields."""
@@ -136,7 +298,19 @@ class PostgreSQL(Engine):
         return bool(rows)
 
     def row_counts(self, database):
-        return {name: int(count) for name, count in self.psql(ROW_COUNTS_SQL, database, what="counting rows")}
+        sql = LEGACY_ROW_COUNTS_SQL if self._restored_legacy(database) else ROW_COUNTS_SQL
+        return {name: int(count) for name, count in self.psql(sql, database, what="counting rows")}
+
+    def matviews(self, database):
+        """{materialized view: populated?}"""
+        return {name: flag == "t" for name, flag in self.psql(MATVIEWS_SQL, database,
+                                                               what="listing materialized views")}
+
+    def database_properties(self, database):
+        """The database's own properties (see database_properties()), or None when it does not exist."""
+        rows = self.psql(DATABASE_SQL, MAINTENANCE_DB, {"d": database},
+                         what="reading the properties of database %s" % database)
+        return database_properties(json.loads(rows[0][0])) if rows else None
 
     def activity(self, long_query_seconds=60):
         rows = self.psql(ACTIVITY_SQL, self.target.database or MAINTENANCE_DB,
@@ -145,9 +319,13 @@ class PostgreSQL(Engine):
         return parse_activity(rows)
 
     def privileges(self, database):
-        """sha256 over owners and grants of every schema and relation (compared after a restore)."""
+        """sha256 over owners and grants of every schema and relation, and the database's own properties."""
         rows = self.psql(PRIVILEGES_SQL, database, what="reading owners and grants")
-        return hashlib.sha256("\n".join(r[0] for r in rows).encode()).hexdigest()
+        lines = [r[0] for r in rows]
+        if not self._restored_legacy(database):
+            properties = self.database_properties(database)
+            lines.append("database " + json.dumps(properties, sort_keys=True))
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
     def schema_revision(self, database):
         exists = self.psql("SELECT to_regclass('public.alembic_version') IS NOT NULL;", database,
@@ -160,7 +338,24 @@ class PostgreSQL(Engine):
     # ---------------------------------------------------------------- backup
     def dump(self, sink):
         database = self.target.database
+        kept = {"database": self.database_properties(database), "matviews": self.matviews(database)}
+        facts = self._dump(sink, database)
+        facts["engine_facts"] = kept
+        return facts
+
+    def _terminate(self, application):
+        """End the server sessions of an abandoned dump: stopping the client does not stop a backend that waits
+        for a lock, and it would hold the snapshot until then. Best effort: the server may be gone."""
+        with contextlib.suppress(Exception):  # EngineError, RunnerError (engines do not import the runners)
+            self.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :'a' "
+                      "AND pid <> pg_backend_pid();", MAINTENANCE_DB, {"a": application},
+                      what="ending the sessions of the interrupted dump")
+
+    def _dump(self, sink, database):
         lines, done = queue.Queue(), threading.Event()
+        # Its own application_name: an interrupted dump's server sessions can be found and ended.
+        application = "rollcall-dump-%s" % uuid.uuid4().hex[:12]
+        env = self._env(application)
         session = {}
 
         def statements():
@@ -177,7 +372,7 @@ class PostgreSQL(Engine):
             try:
                 argv = ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-w"]
                 session["result"] = self.runner.run(argv + self._conn_args(database), stdin=statements(),
-                                                    sink=receive, env=self._env())
+                                                    sink=receive, env=env)
             except Exception as exc:  # noqa: BLE001 - re-raised in the calling thread
                 session["error"] = exc
             finally:
@@ -215,10 +410,10 @@ class PostgreSQL(Engine):
                 sink(data)
 
             if self.archive_format == "directory":
-                result = self._dump_directory(snapshot, database, checked_sink)
+                result = self._dump_directory(snapshot, database, checked_sink, env)
             else:
                 argv = ["pg_dump", "-Fc", "-w", "--snapshot=%s" % snapshot] + self._conn_args(database)
-                result = self.runner.run(argv, sink=checked_sink, env=self._env())
+                result = self.runner.run(argv, sink=checked_sink, env=env)
             if result.rc != 0 or "error:" in result.stderr:
                 # pg_dump failed (the server went away?): do not wait for a snapshot session that may hang.
                 failed = True
@@ -230,6 +425,14 @@ class PostgreSQL(Engine):
                 if name is None:
                     session_failed("counting rows in the snapshot")
                 counts[name] = int(value)
+        except BaseException:
+            # Interrupted (SIGTERM, a full disk, pg_dump failed): the session may be stuck (counting a locked
+            # table, say); stop it rather than leave it holding the snapshot.
+            failed = True
+            done.set()
+            self.runner.stop_running()
+            self._terminate(application)
+            raise
         finally:
             done.set()
             holder.join(5 if failed else 60)
@@ -245,11 +448,11 @@ class PostgreSQL(Engine):
                     "archive_format": "directory", "snapshot": snapshot}
         return {"row_counts": counts, "format": self.dump_format, "archive_format": "custom", "snapshot": snapshot}
 
-    def _dump_directory(self, snapshot, database, sink):
+    def _dump_directory(self, snapshot, database, sink, env):
         workdir = self._workdir()
         try:
             argv = ["pg_dump", "-Fd", "-j", str(self.jobs), "-w", "--snapshot=%s" % snapshot, "-f", workdir]
-            result = self.runner.run(argv + self._conn_args(database), env=self._env())
+            result = self.runner.run(argv + self._conn_args(database), env=env)
             if result.rc != 0 or "error:" in result.stderr:
                 return result
             if self.runner.run(["test", "-s", workdir + "/toc.dat"]).rc != 0:
@@ -275,14 +478,33 @@ class PostgreSQL(Engine):
         return "passed", "pg_restore read the whole archive"
 
     def create_database(self, database, like=None):
+        """An empty database with the properties the backup being restored recorded; for a backup that has
+        none (older ones), those of ``like``; without either, owned by the login user, in UTF8."""
         check_database_name(database)
-        owner = self.target.user or "postgres"
-        if like:
-            rows = self.psql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = :'d';",
-                             MAINTENANCE_DB, {"d": like}, what="reading the owner of %s" % like)
-            owner = rows[0][0] if rows else owner
-        self.psql('CREATE DATABASE :"d" OWNER :"o" TEMPLATE template0 ENCODING \'UTF8\';', MAINTENANCE_DB,
-                  {"d": database, "o": owner}, what="creating database %s" % database)
+        properties = (self._kept or {}).get("database")
+        if properties is None and like:
+            properties = self.database_properties(like)
+        variables = {"d": database, "o": (properties or {}).get("owner") or self.target.user or "postgres"}
+        sql = 'CREATE DATABASE :"d" OWNER :"o" TEMPLATE template0 ENCODING '
+        if properties:
+            sql += ":'enc' LC_COLLATE :'collate' LC_CTYPE :'ctype'"
+            variables.update(enc=properties["encoding"], collate=properties["collate"], ctype=properties["ctype"])
+            if properties.get("locale_provider") == "icu":
+                sql += " LOCALE_PROVIDER icu ICU_LOCALE :'icu'"
+                variables["icu"] = properties["icu_locale"]
+        else:
+            sql += "'UTF8'"
+        self.psql(sql + ";", MAINTENANCE_DB, variables, what="creating database %s" % database)
+        self._created[database] = properties
+
+    def _put_back_properties(self, database):
+        """After pg_restore: connection limit, comment, settings and grants of a database we created."""
+        properties = self._created.get(database)
+        if not properties:
+            return
+        sql, variables = restore_properties_sql(properties)
+        self.psql(sql, MAINTENANCE_DB, dict(variables, d=database),
+                  what="restoring the properties of database %s (comment, settings, grants)" % database)
 
     def drop_database(self, database):
         check_database_name(database)
@@ -294,17 +516,24 @@ class PostgreSQL(Engine):
         argv = ["pg_restore", "--exit-on-error", "-w"] + self._conn_args(database)
         if self.archive_format != "directory":
             self._run_checked(argv, "pg_restore into %s" % database, stdin=chunks)
-            return
-        workdir = self._workdir()
-        try:
-            self._unpack(chunks, workdir)
-            what = "pg_restore -j %d into %s" % (self.jobs, database)
-            self._run_checked(argv + ["-j", str(self.jobs), workdir], what)
-        finally:
-            self.runner.run(["rm", "-rf", workdir])
+        else:
+            workdir = self._workdir()
+            try:
+                self._unpack(chunks, workdir)
+                what = "pg_restore -j %d into %s" % (self.jobs, database)
+                self._run_checked(argv + ["-j", str(self.jobs), workdir], what)
+            finally:
+                self.runner.run(["rm", "-rf", workdir])
+        self._put_back_properties(database)
 
     def swap_in(self, scratch, database, keep_old):
         old = check_database_name(database + OLD_SUFFIX, "database name")
+        if not self.database_exists(database):
+            # A new server (disaster recovery) or a dropped database: the restored one takes the name.
+            self.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :'s' "
+                      'AND pid <> pg_backend_pid();\nALTER DATABASE :"s" RENAME TO :"d";\n',
+                      MAINTENANCE_DB, {"d": database, "s": scratch}, what="renaming the restored database")
+            return None
         self.drop_database(old)
         self.psql(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname IN (:'d', :'s') "
@@ -323,4 +552,26 @@ class PostgreSQL(Engine):
             database, what="checking constraints and indexes")
         if rows:
             return "failed", "not valid: %s" % ", ".join(r[0] for r in rows)
-        return "passed", "all constraints validated, all indexes valid"
+        detail = "all constraints validated, all indexes valid"
+        expected = (self._kept or {}).get("matviews")
+        if expected is None or database not in self._created:
+            return "passed", detail
+        problems = matview_problems(expected, self.matviews(database))
+        if problems:
+            return "failed", "; ".join(problems[:10])
+        return "passed", detail + "; %d materialized views populated as in the backup" % len(expected)
+
+
+def matview_problems(expected, actual):
+    """Materialized views whose populated state differs between the backup and a restore, as text lines."""
+    problems = []
+    for name in sorted(set(expected) | set(actual)):
+        if name not in actual:
+            problems.append("materialized view %s is missing after the restore" % name)
+        elif name not in expected:
+            problems.append("materialized view %s was not in the backup" % name)
+        elif expected[name] != actual[name]:
+            problems.append("materialized view %s was %s in the backup, %s after the restore" % (
+                name, *("populated" if flag else "not populated (WITH NO DATA)" for flag in (expected[name],
+                                                                                            actual[name]))))
+    return problems
