@@ -5,6 +5,11 @@
 The row counts in the manifest come from the dump itself (rows counted as they stream past), so they describe
 exactly the snapshot mysqldump read. The password goes through MYSQL_PWD in the tool's environment;
 identifiers are quoted with backticks (doubled inside), literals with the driver's escaping rules.
+
+The database's own properties (default character set, collation, MariaDB's comment) are not in a dump of its
+tables: the manifest records them (``manifest["mysql"]["database"]``), a restore creates its database with them
+(also where the target does not exist yet), and their fingerprint is what ``privileges()`` returns, so the
+check after a restore compares them.
 """
 
 import contextlib
@@ -32,10 +37,10 @@ INSERT = re.compile(rb"^INSERT INTO `((?:[^`]|``)+)` VALUES ?(.*)$", re.S)
 CREATE = re.compile(rb"^CREATE TABLE `((?:[^`]|``)+)` \(")
 STRING = re.compile(rb"'(?:[^'\\]|\\.)*'", re.S)
 HEADERS = (b"-- MariaDB dump", b"-- MySQL dump")
+COMPLETED = b"-- Dump completed"
 CHARSET_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 # What a new database gets when neither the backup nor a live database says otherwise (the app's settings).
 DEFAULT_PROPERTIES = {"charset": "utf8mb4", "collation": "utf8mb4_unicode_ci"}
-COMPLETED = b"-- Dump completed"
 
 # activity(): client threads vs max_connections, and statements running for at least N seconds (the mysql
 # client's --batch output escapes tabs and newlines inside the statement text).

@@ -5,6 +5,10 @@
 SQLite lives in a file on the managed host or inside a container (the app's). Either way the work is done by
 one small Python helper (below) run through the runner with the stdlib sqlite3 module, so the same code path
 serves both places. ``database`` is the path of the database file.
+
+A restore gives back the file as it was, not only its data: the journal mode the backup recorded
+(``manifest["sqlite"]``; the backup file itself is in rollback-journal mode so no -wal travels with it), and the
+live file's permissions and owner (the backup's when there is no live file; the owner only when root runs it).
 """
 
 import contextlib
