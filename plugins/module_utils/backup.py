@@ -549,18 +549,13 @@ def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_o
             try:
                 _restore_checked(engine, directory, chain, key, scratch)
                 staged = stage_files(directory, manifest, key, files)
+                detail = _check_restored(engine, manifest, scratch)
             except ArtifactError as exc:
                 _record(directory, name, _result(name, started, clock, [("checksum", "failed", str(exc))]))
                 raise refusal(directory, manifest, exc) from None
-            problems = compare_counts(manifest["row_counts"], engine.row_counts(scratch))
-            if problems:
-                raise EngineError("restored data differs from the backup: %s" % "; ".join(problems[:10]))
-            integrity, detail = engine.integrity_check(scratch)
-            if integrity != "passed":
-                raise EngineError("the restored database fails its integrity check: %s" % detail)
-            privileges = engine.privileges(scratch)
-            if manifest.get("privileges_sha256") and privileges != manifest["privileges_sha256"]:
-                raise EngineError("owners or grants of the restored database differ from the backup's")
+            except EngineError as exc:  # the data does not load or does not match its manifest
+                _record(directory, name, _result(name, started, clock, [("restore", "failed", str(exc))]))
+                raise EngineError(str(refusal(directory, manifest, exc))) from None
             report["verification"] = _result(name, started, clock, [
                 ("checksum", "passed", "%s; sha256 %s matched while restoring"
                  % (signed, manifest["data"]["sha256"][:16])),
@@ -596,6 +591,20 @@ def _access_error(directory):
     except OSError:
         pass
     return errno.EACCES, os.strerror(errno.EACCES)
+
+
+def _check_restored(engine, manifest, scratch):
+    """Row counts, integrity, owners and grants of the restored scratch database; the integrity detail."""
+    problems = compare_counts(manifest["row_counts"], engine.row_counts(scratch))
+    if problems:
+        raise EngineError("restored data differs from the backup: %s" % "; ".join(problems[:10]))
+    integrity, detail = engine.integrity_check(scratch)
+    if integrity != "passed":
+        raise EngineError("the restored database fails its integrity check: %s" % detail)
+    privileges = engine.privileges(scratch)
+    if manifest.get("privileges_sha256") and privileges != manifest["privileges_sha256"]:
+        raise EngineError("owners or grants of the restored database differ from the backup's")
+    return detail
 
 
 def _restore_checked(engine, directory, chain, key, scratch):
