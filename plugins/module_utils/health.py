@@ -30,6 +30,7 @@ from .checks import CRITICAL, OK, WARNING
 from .engines import mssql
 from .engines.base import EngineError
 from .redact import redact, redact_data, secrets_from_env
+from .report import parse_time
 from .runner import LocalRunner
 
 try:
@@ -535,22 +536,89 @@ def is_error_line(line, patterns=None):
     return any(p.search(line) for p in _DEFAULT_COMPILED)
 
 
-def evaluate_logs(container, lines, since_minutes, thresholds, patterns=None, secrets=()):
-    errors = [line for line in lines if line.strip() and is_error_line(line, patterns)]
-    samples = [redact(line.strip()[:LOG_SAMPLE_CHARS], secrets) for line in errors[:LOG_SAMPLES]]
+def _is_real_error(line):
+    """An error-level record or a plain error line (not an access-log line that only has a 5xx status)."""
+    stripped = line.strip()
+    if stripped.startswith("{"):
+        try:
+            doc = json.loads(stripped)
+        except ValueError:
+            return True
+        if isinstance(doc, dict):
+            return str(doc.get("level") or doc.get("levelname") or doc.get("severity") or "").lower() in _ERROR_LEVELS
+    return True
+
+
+def describe_log_line(line, limit=LOG_SAMPLE_CHARS):
+    """A log line as a person reads it: a JSON record as ``level status METHOD path: error: message``, so the
+    part that makes it an error is never cut off; other lines as they are."""
+    stripped = line.strip()
+    doc = None
+    if stripped.startswith("{"):
+        try:
+            doc = json.loads(stripped)
+        except ValueError:
+            doc = None
+    if not isinstance(doc, dict):
+        return stripped[:limit]
+    head = [str(doc.get(k)) for k in ("level", "levelname", "severity") if doc.get(k) not in (None, "")]
+    head += ["status %s" % doc["status"]] if doc.get("status") not in (None, "") else []
+    head += [str(doc[k]) for k in ("method", "path") if doc.get(k)]
+    tail = [str(doc[k]) for k in ("error", "message", "msg", "exc_info") if doc.get(k)]
+    text = " ".join(head) + (": " + ": ".join(tail) if tail else "")
+    when = doc.get("ts") or doc.get("time") or doc.get("timestamp")
+    return ((text or stripped) + (" (at %s)" % when if when else ""))[:limit]
+
+
+def split_timestamp(line):
+    """``(epoch, text)`` of a ``docker logs --timestamps`` line; ``(None, line)`` without a stamp."""
+    stamp, _sep, text = line.partition(" ")
+    if len(stamp) >= 20 and stamp[4:5] == "-" and stamp[10:11] == "T":
+        # Docker writes nanoseconds; older Pythons parse at most microseconds.
+        when = parse_time(re.sub(r"(\.\d{6})\d+", r"\1", stamp))
+        if when is not None:
+            return when.timestamp(), text
+    return None, line
+
+
+def evaluate_logs(container, lines, since_minutes, thresholds, patterns=None, secrets=(), recent_minutes=None,
+                  now=None):
+    """Error lines over ``since_minutes``, judged on the last ``recent_minutes`` (None: the whole window).
+
+    ``lines`` are strings or ``(epoch or None, text)``; a line without a time counts as recent. An outage that is
+    over (errors in the window, none recently) is a warning that says when the last error was, not critical for
+    the rest of the window. Samples: real error records first (not access lines that only carry a 5xx), newest
+    first, described so the error part is shown."""
+    now = time.time() if now is None else now
+    entries = [line if isinstance(line, tuple) else (None, line) for line in lines]
+    errors = [(when, text) for when, text in entries if text.strip() and is_error_line(text, patterns)]
+    recent_window = recent_minutes is not None and recent_minutes < since_minutes
+    cutoff = now - recent_minutes * 60 if recent_window else None
+    recent = [e for e in errors if cutoff is None or e[0] is None or e[0] >= cutoff]
+    ordered = sorted(errors, key=lambda e: (not _is_real_error(e[1]), -(e[0] or now)))
+    samples = [redact(describe_log_line(text), secrets) for _when, text in ordered[:LOG_SAMPLES]]
     problems = []
-    _judge(problems, "log_error_lines", len(errors), thresholds, "error lines")
+    _judge(problems, "log_error_lines", len(recent), thresholds,
+           "error lines in the last %d min" % recent_minutes if recent_window else "error lines")
     base = "container %s: %d error line(s) of %d in the last %d min" % (
-        container, len(errors), len(lines), since_minutes)
+        container, len(errors), len(entries), since_minutes)
+    if recent_window:
+        base += ", %d in the last %d min" % (len(recent), recent_minutes)
+        stamps = [e[0] for e in errors if e[0] is not None]
+        if errors and not recent and stamps:
+            problems.append((WARNING, "%d error line(s) earlier in the last %d min, none in the last %d min (the "
+                                      "last %s ago)" % (len(errors), since_minutes, recent_minutes,
+                                                        age_text(now - max(stamps)))))
     if samples:
-        base += ", first: %s" % samples[0][:120]
-    return _verdict("logs %s" % container, "logs", problems, base, {"error_lines": len(errors)},
-                    {"samples": samples})
+        base += "; newest error: %s" % samples[0][:200]
+    return _verdict("logs %s" % container, "logs", problems, base,
+                    {"error_lines": len(errors), "recent_error_lines": len(recent)}, {"samples": samples})
 
 
 def log_checks(spec, docker_api, thresholds, secrets=(), now=time.time):
     names = spec.get("containers") or []
     since = int(spec.get("since_minutes") or 60)
+    recent = spec.get("recent_minutes")
     patterns = compile_patterns(spec.get("patterns"))
     try:
         api = docker_api()
@@ -558,18 +626,20 @@ def log_checks(spec, docker_api, thresholds, secrets=(), now=time.time):
         return [could_not("logs %s" % n, "logs", "could not reach the Docker engine: %s" % exc) for n in names]
     found = []
     for name in names:
+        started = now()
         try:
             inspect = _inspect(api, name)
             if inspect is None:
                 raise CheckError("container %s does not exist" % name)
             # The container's own secrets (SECRET_KEY, DATABASE_URL's password) are masked in the samples too.
             known = list(secrets) + secrets_from_env((inspect.get("Config") or {}).get("Env") or [])
-            raw = api.logs(name, stdout=True, stderr=True, since=int(now() - since * 60), timestamps=False)
+            raw = api.logs(name, stdout=True, stderr=True, since=int(started - since * 60), timestamps=True)
         except Exception as exc:  # noqa: BLE001
             found.append(could_not("logs %s" % name, "logs", "could not read the logs of %s: %s" % (name, exc)))
             continue
         lines = raw.decode("utf-8", "replace").splitlines() if isinstance(raw, bytes) else list(raw)
-        found.append(evaluate_logs(name, lines, since, thresholds, patterns, known))
+        found.append(evaluate_logs(name, [split_timestamp(line) for line in lines], since, thresholds, patterns,
+                                   known, None if recent is None else int(recent), started))
     return found
 
 

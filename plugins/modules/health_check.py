@@ -203,9 +203,17 @@ options:
         required: true
       since_minutes:
         description:
-          - The window, in minutes back from now.
+          - The window, in minutes back from now, whose error lines are counted and reported.
         type: int
         default: 60
+      recent_minutes:
+        description:
+          - C(log_error_lines) judges only the error lines of the last O(logs.recent_minutes) (match it to how
+            often the check runs), so an outage that is over does not stay critical for the rest of the window;
+            earlier errors in the window, with none since, are a warning that says how long ago the last one was.
+          - A value of O(logs.since_minutes) or more judges the whole window.
+        type: int
+        default: 15
       patterns:
         description:
           - Python regular expressions; a line that matches any of them counts as an error line.
@@ -350,7 +358,8 @@ checks:
         - "Numbers: C(http): C(p50_ms), C(p95_ms), C(p99_ms), C(error_rate) (percent), C(samples);
           C(container): C(running) (0/1), C(restart_count); C(database): C(active_connections),
           C(max_connections), C(long_queries); C(disk), C(memory), C(cpu): C(used_percent); C(backup):
-          C(newest_age_s), C(newest_verified_age_s); C(logs): C(error_lines); C(tls): C(days_left)."
+          C(newest_age_s), C(newest_verified_age_s); C(logs): C(error_lines), C(recent_error_lines);
+          C(tls): C(days_left)."
       type: dict
     details:
       description:
@@ -454,6 +463,7 @@ ARGUMENT_SPEC = dict(
     logs=dict(type="dict", options=dict(
         containers=dict(type="list", elements="str", required=True),
         since_minutes=dict(type="int", default=60),
+        recent_minutes=dict(type="int", default=15),
         patterns=dict(type="list", elements="str"),
     )),
     tls=dict(type="list", elements="dict", required_one_of=[("host", "path")], mutually_exclusive=[("host", "path")],
@@ -486,6 +496,8 @@ def validate(params):
     if params["logs"]:
         if params["logs"]["since_minutes"] < 1:
             raise ValueError("logs.since_minutes must be 1 or more")
+        if params["logs"]["recent_minutes"] < 1:
+            raise ValueError("logs.recent_minutes must be 1 or more")
         health.compile_patterns(params["logs"]["patterns"])
     for entry in params["tls"] or ():
         if entry["port"] is not None and not 0 < entry["port"] < 65536:

@@ -178,7 +178,7 @@ class FakeApi:
         return self.containers[name]
 
     def logs(self, name, stdout, stderr, since, timestamps):
-        self.since = since
+        self.since, self.timestamps = since, timestamps
         return self.log_bytes
 
 
@@ -386,7 +386,7 @@ def test_log_samples_are_redacted_and_counted():
     lines = ['{"level": "error", "message": "key %s leaked"}' % secret] + \
         ["ERROR DATABASE_URL=postgresql://sms:dbpw-77@db/sms"] * 60 + ["fine"]
     check = health.evaluate_logs("app", lines, 60, T, secrets=[secret])
-    assert check["status"] == "critical" and check["metrics"] == {"error_lines": 61}
+    assert check["status"] == "critical" and check["metrics"] == {"error_lines": 61, "recent_error_lines": 61}
     assert len(check["details"]["samples"]) == 5
     text = json.dumps(check)
     assert secret not in text and "dbpw-77" not in text and "postgresql://sms:***@db/sms" in text
@@ -397,11 +397,61 @@ def test_log_checks_read_the_window_and_mask_the_container_secrets():
     api = FakeApi({"app": {"Config": {"Env": ["SECRET_KEY=" + app_secret]}}},
                   logs=("line\nERROR with %s inside\n" % app_secret).encode())
     found = health.log_checks({"containers": ["app", "gone"], "since_minutes": 10}, lambda: api, T, now=lambda: 1000)
-    assert api.since == 1000 - 600
+    assert api.since == 1000 - 600 and api.timestamps is True
     assert found[0]["status"] == "warning" and found[0]["details"]["samples"] == ["ERROR with *** inside"]
     assert found[1]["status"] == "critical" and "container gone does not exist" in found[1]["reason"]
     custom = health.log_checks({"containers": ["app"], "patterns": ["^line$"]}, lambda: api, T, now=lambda: 0)
     assert custom[0]["metrics"]["error_lines"] == 1
+
+
+# issue 9 item 10: an outage that is over is not critical for the rest of the window, and the sample is a real error
+ACCESS_503 = ('{"ts":"2026-12-01T10:00:00.000Z","level":"info","request_id":"%s","client":"172.18.0.1",'
+              '"method":"GET","path":"/health","query":"","route":"/health","status":503,"duration_ms":3.2}')
+DB_ERROR = ('{"ts":"2026-12-01T10:00:01.000Z","level":"error","request_id":"r2","path":"/api/v1/students",'
+            '"error":"OperationalError","message":"could not connect to the database at db:5432"}')
+
+
+def test_errors_that_stopped_are_a_warning_with_when_they_stopped():
+    now = 100000.0
+    old = [(now - 40 * 60 + i, ACCESS_503 % i) for i in range(679)]
+    check = health.evaluate_logs("app", old + [(now - 60, '{"level":"info","status":200}')], 60, T,
+                                 recent_minutes=15, now=now)
+    assert check["status"] == "warning", check
+    assert check["metrics"] == {"error_lines": 679, "recent_error_lines": 0}
+    assert "none in the last 15 min (the last 28 min ago)" in check["reason"], check["reason"]
+
+
+def test_errors_still_coming_are_critical():
+    now = 100000.0
+    lines = [(now - 60 + i * 0.1, ACCESS_503 % i) for i in range(50)]
+    check = health.evaluate_logs("app", lines, 60, T, recent_minutes=15, now=now)
+    assert check["status"] == "critical", check
+    assert "error lines in the last 15 min 50 >= 50" in check["reason"], check["reason"]
+    # Without a recent window (or one as long as the window), the whole window counts, as before.
+    assert health.evaluate_logs("app", lines, 60, T, now=now)["status"] == "critical"
+    assert health.evaluate_logs("app", lines, 15, T, recent_minutes=15, now=now)["status"] == "critical"
+
+
+def test_the_sample_is_a_real_error_and_shows_why_it_is_one():
+    now = 100000.0
+    lines = [(now - 30, ACCESS_503 % "r1"), (now - 20, DB_ERROR), (now - 10, ACCESS_503 % "r3")]
+    check = health.evaluate_logs("app", lines, 60, T, recent_minutes=15, now=now)
+    first = check["details"]["samples"][0]
+    assert first.startswith("error /api/v1/students: OperationalError: could not connect"), first
+    assert "newest error: error /api/v1/students: OperationalError" in check["reason"], check["reason"]
+    # An access line is described with its status, never cut before it.
+    assert check["details"]["samples"][1].startswith("info status 503 GET /health"), check["details"]["samples"]
+    assert health.split_timestamp("2026-12-01T10:00:00.123456789Z text") == (
+        datetime.datetime(2026, 12, 1, 10, 0, 0, 123456, tzinfo=UTC).timestamp(), "text")
+    assert health.split_timestamp("no stamp here") == (None, "no stamp here")
+
+
+def test_log_checks_judge_the_recent_minutes():
+    stamp = datetime.datetime.fromtimestamp(1000 - 30 * 60, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+    api = FakeApi({"app": {}}, logs=("%s ERROR old\n" % stamp).encode())
+    (found,) = health.log_checks({"containers": ["app"], "since_minutes": 60, "recent_minutes": 15}, lambda: api, T,
+                                 now=lambda: 1000)
+    assert found["status"] == "warning" and found["metrics"]["recent_error_lines"] == 0, found
 
 
 # ------------------------------------------------------------------------------------------------- tls
