@@ -59,8 +59,15 @@ collection: .collections/ansible_collections/rollcall/ops
 demo: setup
 	ansible-playbook -i inventories/local playbooks/deploy.yml
 
+# A new demo starts as new: stack, data volumes, release history and audit log (teardown), reports, incident
+# bundles, generated secrets and backups. KEEP_BACKUPS=1 keeps .backups/ and the key that decrypts them.
 demo-clean: setup
 	ansible-playbook -i inventories/local playbooks/teardown.yml -e teardown_volumes=true -e confirm=yes
+	rm -rf reports incidents
+	@if [ -n "$(KEEP_BACKUPS)" ]; then \
+	  find .secrets/local -mindepth 1 ! -name backup_key -delete 2>/dev/null || true; \
+	  echo "demo-clean: kept .backups/ and .secrets/local/backup_key (KEEP_BACKUPS=1)"; \
+	else rm -rf .backups .secrets/local; fi
 
 ## ---------------------------------------------------------------- tests
 test: setup lint sanity unit integration molecule
