@@ -66,9 +66,21 @@ def check_app(app):
 
 
 def default_actor(environ=None, hostname=None):
-    """``SUDO_USER`` (else ``USER``) ``@`` host: who is deploying, as seen on the app host."""
-    environ = os.environ if environ is None else environ
-    user = environ.get("SUDO_USER") or environ.get("USER") or "unknown"
+    """The rule playbooks/preflight.yml applies to ``rollcall_actor`` (which the playbooks pass), for direct use:
+    ``ROLLCALL_ACTOR``, else ``SUDO_USER`` (else ``USER``, ``LOGNAME``, the account's name) ``@`` host."""
+    own = environ is None
+    environ = os.environ if own else environ
+    if environ.get("ROLLCALL_ACTOR"):
+        return environ["ROLLCALL_ACTOR"]
+    user = environ.get("SUDO_USER") or environ.get("USER") or environ.get("LOGNAME")
+    if not user and not own:
+        user = "unknown"
+    elif not user:  # this process's account (cron and AWX jobs often run without USER)
+        try:
+            import pwd
+            user = pwd.getpwuid(os.getuid()).pw_name
+        except (ImportError, KeyError):
+            user = "uid-%s" % os.getuid()
     return "%s@%s" % (user, hostname or socket.gethostname())
 
 

@@ -511,3 +511,11 @@ def test_run_keeps_order_summarises_and_never_lets_a_crash_pass_as_ok():
 def test_every_kind_is_known():
     assert set(health.KINDS) == {"container", "http", "database", "disk", "memory", "cpu", "backup", "logs", "tls"}
     assert os.path.basename(sys.modules[health.__name__].__file__) == "health.py"
+
+
+def test_default_actor_follows_the_one_rule():
+    """issue 9 item 14: the audit log and the release history name the same actor (ROLLCALL_ACTOR first)."""
+    from ansible_collections.rollcall.ops.plugins.module_utils import release
+
+    assert release.default_actor({"ROLLCALL_ACTOR": "ops@awx", "USER": "root"}, "ctl") == "ops@awx"
+    assert release.default_actor({"LOGNAME": "cron"}, "ctl") == "cron@ctl"
