@@ -1,0 +1,175 @@
+"""The PostgreSQL adapter's decisions about database properties, materialized views and the swap (issue 9, items
+15-17), with a fake runner that records the SQL psql is given and answers from a script."""
+
+import json
+
+import pytest
+
+from ansible_collections.rollcall.ops.plugins.module_utils.engines import postgresql
+from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import EngineError, Target
+from ansible_collections.rollcall.ops.plugins.module_utils.engines.postgresql import (
+    PostgreSQL,
+    database_properties,
+    matview_problems,
+    restore_properties_sql,
+    split_quoted_list,
+    split_setting,
+)
+from ansible_collections.rollcall.ops.plugins.module_utils.runner import Result
+
+PROPERTIES = {
+    "owner": "sms", "encoding": "SQL_ASCII", "collate": "C", "ctype": "C", "locale_provider": "libc",
+    "icu_locale": None, "connection_limit": 40, "comment": "it's old",
+    "acl": [["PUBLIC", "TEMPORARY", False], ["auditor", "CONNECT", True], ["sms", "CONNECT", False]],
+    "settings": [[None, 'search_path="Grades, old", public'], [None, "work_mem=8MB"],
+                 ["auditor", "statement_timeout=5s"]],
+}
+
+
+@pytest.mark.parametrize("value,elements", [
+    ("public", ["public"]),
+    ('"$user", public', ["$user", "public"]),
+    ('"Grades, old", public', ["Grades, old", "public"]),
+    ('"say ""hi""",x', ['say "hi"', "x"]),
+    ('""', [""]),
+    ("", []),
+])
+def test_split_quoted_list(value, elements):
+    assert split_quoted_list(value) == elements
+
+
+def test_split_setting_quotes_list_settings_element_by_element_only():
+    assert split_setting('search_path="a b", public') == ("search_path", ["a b", "public"])
+    assert split_setting("DateStyle=ISO, MDY") == ("DateStyle", ["ISO, MDY"])
+    assert split_setting("rollcall.note=x=y") == ("rollcall.note", ["x=y"])
+
+
+def test_restore_properties_sql_puts_every_value_in_a_psql_variable():
+    sql, variables = restore_properties_sql(PROPERTIES)
+    lines = sql.splitlines()
+    assert lines[0] == 'ALTER DATABASE :"d" WITH CONNECTION LIMIT 40;'
+    assert "it's old" not in sql and "it's old" in variables.values()
+    assert 'REVOKE ALL ON DATABASE :"d" FROM PUBLIC;' in lines
+    assert "GRANT TEMPORARY ON DATABASE :\"d\" TO PUBLIC;" in lines
+    grant = [line for line in lines if "WITH GRANT OPTION" in line]
+    assert len(grant) == 1 and variables[grant[0].split(':"')[2].split('"')[0]] == "auditor"
+    search = [line for line in lines if line.startswith('ALTER DATABASE :"d" SET') and line.count(":'") == 2]
+    assert len(search) == 1
+    assert sorted(v for v in variables.values() if v in ("Grades, old", "public")) == ["Grades, old", "public"]
+    assert any(line.startswith('ALTER ROLE :"') and 'IN DATABASE :"d" SET' in line for line in lines)
+
+
+def test_default_properties_change_nothing():
+    sql, variables = restore_properties_sql(dict(PROPERTIES, connection_limit=-1, comment=None, acl=None,
+                                                 settings=[]))
+    assert sql.strip() == "" and variables == {}
+
+
+def test_an_unknown_privilege_is_refused():
+    with pytest.raises(EngineError, match="unknown database privilege"):
+        restore_properties_sql(dict(PROPERTIES, acl=[["x", "DROP EVERYTHING", False]]))
+
+
+def test_database_properties_read_any_version_of_pg_database():
+    document = {"row": {"datcollate": "C", "datctype": "C", "datconnlimit": -1, "datlocprovider": "i",
+                        "daticulocale": "und"},
+                "owner": "sms", "encoding": "UTF8", "acl": [["sms", "CONNECT", False], ["PUBLIC", "CONNECT", False]],
+                "comment": None, "settings": []}
+    found = database_properties(document)
+    assert found["locale_provider"] == "icu" and found["icu_locale"] == "und"
+    assert found["acl"] == [["PUBLIC", "CONNECT", False], ["sms", "CONNECT", False]]
+    pg13 = database_properties({"row": {"datcollate": "en_US.UTF-8", "datctype": "en_US.UTF-8", "datconnlimit": 3},
+                                "owner": "o", "encoding": "UTF8", "acl": None, "comment": "c", "settings": []})
+    assert pg13["locale_provider"] == "libc" and pg13["icu_locale"] is None and pg13["acl"] is None
+    assert pg13["connection_limit"] == 3
+
+
+def test_matview_problems():
+    assert matview_problems({"a.v": True, "a.w": False}, {"a.v": True, "a.w": False}) == []
+    assert matview_problems({"a.v": True, "a.w": False}, {"a.v": False, "a.x": True}) == [
+        "materialized view a.v was populated in the backup, not populated (WITH NO DATA) after the restore",
+        "materialized view a.w is missing after the restore",
+        "materialized view a.x was not in the backup"]
+
+
+class FakeRunner:
+    """Answers psql by the first matching fragment of its SQL; records every (SQL, variables)."""
+
+    def __init__(self, answers):
+        self.answers, self.calls = answers, []
+
+    def run(self, argv, stdin=None, sink=None, env=None, user=None):
+        sql = b"".join(stdin or []).decode()
+        variables = dict(a.split("=", 1) for a, flag in zip(argv[1:], argv[:-1], strict=True) if flag == "-v")
+        self.calls.append((sql, variables))
+        for fragment, rows in self.answers:
+            if fragment in sql:
+                return Result(0, "".join("\t".join(r) + "\n" for r in rows).encode())
+        return Result(0)
+
+    def stop_running(self):
+        pass
+
+
+def engine(answers):
+    return PostgreSQL(FakeRunner(answers), Target("postgresql", "sms", user="sms"))
+
+
+def test_swap_into_an_absent_database_renames_the_scratch_into_place():
+    pg = engine([("FROM pg_database WHERE datname", [])])
+    assert pg.swap_in("sms__rc_scratch", "sms", keep_old=True) is None
+    statements = [sql for sql, _ in pg.runner.calls]
+    assert any('ALTER DATABASE :"s" RENAME TO :"d"' in sql for sql in statements)
+    assert not any(":\"old\"" in sql or "DROP DATABASE" in sql for sql in statements)
+
+
+def test_swap_over_an_existing_database_keeps_the_old_one_when_asked():
+    pg = engine([("FROM pg_database WHERE datname", [["1"]])])
+    assert pg.swap_in("sms__rc_scratch", "sms", keep_old=True) == "sms__rc_old"
+    assert any('RENAME TO :"old"' in sql for sql, _ in pg.runner.calls)
+
+
+def database_json(properties):
+    row = {"datcollate": properties["collate"], "datctype": properties["ctype"], "datlocprovider": "c",
+           "datconnlimit": properties["connection_limit"]}
+    return [[json.dumps({"row": row, "owner": properties["owner"], "encoding": properties["encoding"],
+                         "acl": properties["acl"], "comment": properties["comment"],
+                         "settings": properties["settings"]})]]
+
+
+def test_a_restore_creates_the_database_as_the_backup_recorded_and_puts_the_rest_back_after_pg_restore():
+    pg = engine([])
+    pg.prepare_for({"archive_format": "custom", "postgresql": {"database": PROPERTIES, "matviews": {}}})
+    pg.create_database("sms__rc_scratch", like=None)
+    create_sql, create_vars = pg.runner.calls[-1]
+    assert "ENCODING :'enc' LC_COLLATE :'collate' LC_CTYPE :'ctype'" in create_sql
+    assert (create_vars["enc"], create_vars["collate"], create_vars["o"]) == ("SQL_ASCII", "C", "sms")
+    pg.restore([b"PGDMP"], "sms__rc_scratch")
+    last_sql, last_vars = pg.runner.calls[-1]
+    assert "COMMENT ON DATABASE" in last_sql and last_vars["d"] == "sms__rc_scratch"
+
+
+def test_an_older_backup_takes_the_properties_of_the_live_database_and_its_fingerprint_rule():
+    live = dict(PROPERTIES, encoding="LATIN1")
+    pg = engine([("json_build_object", database_json(live)), ("relkind IN ('r', 'p') OR", [["public.t", "3"]]),
+                 ("relkind IN ('r', 'p')", [["public.t", "4"]]), ("UNION ALL", [["public.t:r:sms:"]])])
+    pg.prepare_for({"archive_format": "custom"})
+    pg.create_database("sms__rc_scratch", like="sms")
+    assert pg.runner.calls[-1][1]["enc"] == "LATIN1"
+    # The scratch database of an older backup: matviews counted, no database line in the fingerprint.
+    assert pg.row_counts("sms__rc_scratch") == {"public.t": 3}
+    assert pg.row_counts("sms") == {"public.t": 4}
+    assert pg.privileges("sms__rc_scratch") != pg.privileges("sms")
+
+
+def test_without_a_backup_or_a_live_database_the_database_is_plain_utf8():
+    pg = engine([])
+    pg.create_database("fresh", like=None)
+    sql, variables = pg.runner.calls[-1]
+    assert "ENCODING 'UTF8'" in sql and variables["o"] == "sms"
+
+
+def test_the_legacy_row_count_rule_only_adds_populated_matviews():
+    assert postgresql.LEGACY_ROW_COUNTS_SQL != postgresql.ROW_COUNTS_SQL
+    assert "c.relkind = 'm' AND c.relispopulated" in postgresql.LEGACY_ROW_COUNTS_SQL
+    assert "'m'" not in postgresql.ROW_COUNTS_SQL
