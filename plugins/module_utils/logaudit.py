@@ -101,6 +101,13 @@ def window(since, until=None, now=None):
     return start, end
 
 
+def clamp_since(since, created):
+    """The window's start, no earlier than when the container was created (its logs begin there): a 7-minute-old
+    container's audit covers 7 minutes, not the 7 days asked for. ``created`` is an ISO time or None."""
+    start = parse_ts(created) if created else None
+    return start if start is not None and start > since else since
+
+
 # ---------------------------------------------------------------------------------------------- helpers
 def percentile(values, p):
     """Nearest-rank percentile (the smallest value with at least p % of the values at or below it); None if empty."""

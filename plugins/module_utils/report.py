@@ -256,6 +256,14 @@ def fmt_number(value, digits=1):
     return ("%%.%df" % digits) % value
 
 
+def axis_digits(highest, fractions=(0, 0.5, 1)):
+    """Decimal places that keep the axis labels 0, highest/2, highest apart (0.06 h and 0.12 h, not 0.1 twice)."""
+    for digits in range(1, 7):
+        if len({fmt_number(highest * f, digits) for f in fractions}) == len(fractions):
+            return digits
+    return 6
+
+
 def fmt_duration(seconds):
     seconds = number(seconds)
     if seconds is None:
@@ -414,11 +422,12 @@ def svg_lines(series, unit="", title="", width=640, height=220, threshold=None):
 
     out = ['<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 %d %d" width="%d" height="%d" role="img" '
            'aria-label="%s"><title>%s</title>' % (width, height, width, height, esc(title), esc(title))]
+    digits = axis_digits(highest)
     for frac in (0, 0.5, 1):
         v = highest * frac
         out.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#d8dee4"/>'
                    '<text x="%d" y="%.1f" text-anchor="end">%s%s</text>'
-                   % (left, left + plot_w, sy(v), sy(v), left - 4, sy(v) + 4, esc(fmt_number(v)), esc(unit)))
+                   % (left, left + plot_w, sy(v), sy(v), left - 4, sy(v) + 4, esc(fmt_number(v, digits)), esc(unit)))
     first = datetime.datetime.fromtimestamp(t0, datetime.timezone.utc)
     last = datetime.datetime.fromtimestamp(t1, datetime.timezone.utc)
     out.append('<text x="%d" y="%d">%s</text>' % (left, height - 8, esc(isoformat(first)[:16].replace("T", " "))))

@@ -224,6 +224,14 @@ from ansible_collections.rollcall.ops.plugins.module_utils.runner import RunnerE
 DOCKER_SLACK = datetime.timedelta(minutes=5)
 
 
+def container_created(container, docker_host):
+    """When the container was created (its logs start there), or None when it cannot be inspected."""
+    try:
+        return docker_client(docker_host).api.inspect_container(container).get("Created")
+    except Exception:  # noqa: BLE001 - container_lines reports a missing container with its own message
+        return None
+
+
 def container_lines(container, docker_host, since, until):
     """The container's log lines (stdout and stderr) around the window, streamed."""
     api = docker_client(docker_host).api
@@ -275,6 +283,8 @@ def main():
     source = "container:%s" % p["container"] if p["container"] else "file:%s" % p["path"]
     try:
         since, until = logaudit.window(p["since"], p["until"], now)
+        if p["container"]:
+            since = logaudit.clamp_since(since, container_created(p["container"], p["docker_host"]))
         lines = container_lines(p["container"], p["docker_host"], since, until) if p["container"] else \
             logaudit.read_file_lines(p["path"])
         result = logaudit.audit_lines(lines, since, until, top=p["top"], samples=p["samples"], secrets=p["redact"])

@@ -323,3 +323,13 @@ def test_container_lines_stream_and_narrow_the_window(monkeypatch):
                         lambda host: type("C", (), {"api": _FakeApi([], fail=NotFound("404"))})())
     with pytest.raises(RunnerError, match="container sms-app does not exist"):
         log_audit.container_lines("sms-app", None, SINCE, UNTIL)
+
+
+def test_the_window_starts_no_earlier_than_the_container():
+    """issue 9 item 14: a 7-minute-old container's audit does not say it covers 7 days."""
+    now = datetime.datetime(2026, 12, 1, 12, 0, tzinfo=datetime.UTC)
+    since, _until = logaudit.window("7d", None, now)
+    clamped = logaudit.clamp_since(since, "2026-12-01T11:53:00.123456789Z")
+    assert clamped == datetime.datetime(2026, 12, 1, 11, 53, 0, 123456, tzinfo=datetime.UTC)
+    assert logaudit.clamp_since(since, "2026-11-01T00:00:00Z") == since  # older than the window: the window
+    assert logaudit.clamp_since(since, None) == since

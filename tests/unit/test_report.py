@@ -305,3 +305,12 @@ def test_prometheus_textfile_is_replaced_atomically(tmp_path):
     assert oct(os.stat(path).st_mode & 0o777) == oct(report.PROM_MODE)
     with pytest.raises(ReportError, match="does not exist"):
         report.write_replace(str(tmp_path / "missing" / "x.prom"), "a 1\n")
+
+
+def test_history_chart_axis_labels_do_not_repeat():
+    """issue 9 item 14: a backup 7 minutes old made the y-axis read 0, 0.1 h, 0.1 h."""
+    when = datetime.datetime(2026, 12, 1, tzinfo=datetime.UTC)
+    svg = report.svg_lines([("backup", [(when, 0.12), (when + datetime.timedelta(hours=1), 0.05)])], unit=" h")
+    labels = re.findall(r'text-anchor="end">([^<]*) h</text>', svg)
+    assert len(labels) == 3 and len(set(labels)) == 3, labels
+    assert report.axis_digits(120) == 1 and report.axis_digits(0.012) == 3
