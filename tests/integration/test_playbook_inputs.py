@@ -72,6 +72,23 @@ def test_an_empty_db_group_fails_backup(tmp_path):
     assert "(its groups: app, db)" in one_failure(report)
 
 
+# ------------------------------------------------------------------------------------- item 12: any directory
+def test_playbooks_run_from_another_directory_without_ansible_cfg(tmp_path):
+    """The collection is found through playbooks/collections (no ansible.cfg, no .collections/ needed)."""
+    from test_deploy import BIN, ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env["ANSIBLE_COLLECTIONS_PATH"] = str(tmp_path / "nowhere")  # not the repo's .collections/ either
+    paths = [os.path.join(ROOT, "playbooks", name + ".yml") for name in PLAYBOOKS]
+    proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "--syntax-check", *paths], cwd=str(tmp_path),
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    proc = subprocess.run([os.path.join(BIN, "ansible-playbook"), "-i", str(tmp_path / "locl"), paths[5]],
+                          cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 2 and "health.yml runs on the hosts of 'app:db'" in proc.stdout + proc.stderr, (
+        proc.stdout[-2000:] + proc.stderr[-2000:])
+
+
 # ------------------------------------------------------------------------------------- item 6: inputs first
 def test_short_secret_key_on_a_new_project_changes_nothing(tmp_path):
     inventory = write_inventory(tmp_path, rollcall_project="rc-e-old", rollcall_db_engine="postgresql",
@@ -191,3 +208,14 @@ def test_check_mode_of_rollback_changes_nothing(stack):
     assert proc.returncode == 0, failures(report)
     changed = check_run(stack, "rollback.yml", "-e", "to=1.0.0")
     assert changed, "a rollback in check mode should say what it would change"
+
+
+# ------------------------------------------------------------------------------------- item 13: clean is clean
+def test_teardown_with_volumes_forgets_the_release_history(stack):
+    tmp_path, inventory = stack
+    assert os.path.isdir(tmp_path / "state" / "rc-e-check")
+    proc, report = playbook(inventory, "teardown.yml", "-e", "teardown_volumes=true", "-e", "confirm=yes")
+    assert proc.returncode == 0, failures(report)
+    assert docker_objects("rc-e-check") == {"networks": [], "volumes": [], "containers": []}
+    # A new stack of the same project starts as new: no kept 1.1.0 to roll back to, ids from the start.
+    assert not os.path.exists(tmp_path / "state" / "rc-e-check")
