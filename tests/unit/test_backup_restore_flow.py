@@ -226,7 +226,7 @@ def test_a_tampered_signed_plain_backup_is_refused(engine, tmp_path):
     with open(tmp_path / made["data"]["file"], "wb") as handle:
         handle.write(forged)
     path = artifact.manifest_path(str(tmp_path), made["name"])
-    manifest = json.loads(open(path, encoding="utf-8").read())
+    manifest = artifact.read_manifest(str(tmp_path), made["name"])
     manifest["data"]["sha256"] = __import__("hashlib").sha256(forged).hexdigest()
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(manifest, handle)
