@@ -282,6 +282,8 @@ def restamp(directory, name, seconds):
         document = json.load(handle)
     document.update(name=new, finished_at=artifact.isoformat(when),
                     data=dict(document["data"], file=new + document["data"]["file"][len(name):]))
+    if "signature" in document:  # made with KEY: sign the moved manifest again
+        document = artifact.sign_manifest(document, KEY)
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(document, handle)
     return new

@@ -458,8 +458,8 @@ class MSSQL(Engine):
         except EngineError as exc:
             self.query("ALTER DATABASE %s MODIFY NAME = %s;" % (quote_name(old), quote_name(database)))
             self.query("ALTER DATABASE %s SET MULTI_USER;" % quote_name(database))
-            raise EngineError("swapping in the restored database failed (%s); %s is back as it was, the restored "
-                              "copy is still in %s" % (exc, database, scratch)) from None
+            raise EngineError("swapping in the restored database failed (%s); %s is back as it was"
+                              % (exc, database)) from None
         self.query("ALTER DATABASE %s SET MULTI_USER;" % quote_name(database))
         if not keep_old:
             self.drop_database(old)
