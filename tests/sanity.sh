@@ -9,6 +9,7 @@ dest="$work/ansible_collections/rollcall/ops"
 mkdir -p "$dest"
 # Only what the collection ships (galaxy.yml build_ignore keeps images, molecule, bench and the rest out).
 cp -r "$root"/{galaxy.yml,README.md,CHANGELOG.md,meta,plugins,roles,playbooks} "$dest"/
+rm -rf "$dest/playbooks/collections"  # the link that makes playbooks find rollcall.ops from any directory
 mkdir -p "$dest/tests"
 find "$dest" -name __pycache__ -prune -exec rm -rf {} +
 # ansible-test bootstraps pip in its test venvs with a script it downloads from a host we cannot reach; give
