@@ -71,6 +71,10 @@ class Result:
     def text(self):
         return self.stdout.decode("utf-8", "replace")
 
+    def explained(self, reason):
+        """``reason`` (the tool's own error line) with what the runner knows added, when it says more."""
+        return "%s; %s" % (reason, self.note) if self.note and self.note not in reason else reason
+
     def last_error_line(self):
         lines = [line for line in self.stderr.splitlines() if line.strip()]
         return lines[-1].strip() if lines else "exit code %s" % self.rc

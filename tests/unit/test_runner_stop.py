@@ -199,3 +199,13 @@ def test_a_failure_without_stderr_is_explained(monkeypatch):
     monkeypatch.setattr(docker_runner.time, "sleep", lambda s: None)
     result = runner.run(["mysqldump"])
     assert result.rc == 137 and result.stderr == "mysqldump was killed by SIGKILL (exit code 137)"
+
+
+def test_a_tool_error_line_gets_what_the_runner_knows_once():
+    from ansible_collections.rollcall.ops.plugins.module_utils.runner import Result
+
+    stopped = Result(2, stderr="mysqldump: Got error: 2013: Lost connection", note="the container stopped (exited)")
+    assert stopped.explained("Got error: 2013: Lost connection") == \
+        "Got error: 2013: Lost connection; the container stopped (exited)"
+    assert stopped.explained("the container stopped (exited)") == "the container stopped (exited)"
+    assert Result(1, stderr="boom").explained("boom") == "boom"

@@ -271,11 +271,9 @@ class PostgreSQL(Engine):
         return env
 
     def _fail(self, what, result):
-        reason = _error_line(result.stderr)
-        note = getattr(result, "note", None)  # what the runner knows: killed by a signal, the container stopped
-        if note and note not in reason:
-            reason += "; %s" % note
-        raise EngineError("PostgreSQL at %s: %s failed: %s" % (self.target.where(), what, reason))
+        # result.explained adds what the runner knows: killed by a signal, the container stopped
+        raise EngineError("PostgreSQL at %s: %s failed: %s" % (self.target.where(), what,
+                                                              result.explained(_error_line(result.stderr))))
 
     def psql(self, sql, database=None, variables=None, what="query"):
         """Run SQL (read from stdin, so psql quotes :"ident" / :'literal'); returns rows as lists of fields."""
