@@ -160,15 +160,15 @@ def check_signature(manifest, key, allow_unsigned=False):
     if signature:
         if signature.get("key_id") != key_id(key):
             raise ArtifactError("wrong key for backup %s: its manifest was signed with key id %s, the key given has "
-                                "id %s; give the key the backup was made with" % (name, signature.get("key_id"),
-                                                                                   key_id(key)))
+                                "id %s; give the key the backup was made with"
+                                % (name, signature.get("key_id"), key_id(key)))
         wanted = hmac.new(signing_key(key), canonical_manifest(manifest), hashlib.sha256).hexdigest()
         if signature.get("algorithm") != "hmac-sha256" or not hmac.compare_digest(wanted, str(signature.get("value"))):
             raise ArtifactError("the manifest of backup %s does not match its signature: the manifest, or the data "
                                 "it describes, was changed after the backup was made; do not restore it" % name)
         return "manifest signature valid (key id %s)" % signature["key_id"]
-    if manifest.get("manifest_version", 1) < 2 and all(p.get("encrypted") and p.get("key_id") == key_id(key)
-                                                         for p in stored_parts(manifest)):
+    encrypted = all(p.get("encrypted") and p.get("key_id") == key_id(key) for p in stored_parts(manifest))
+    if manifest.get("manifest_version", 1) < 2 and encrypted:
         return "manifest not signed (made before manifests were signed); its data is authenticated by its encryption"
     if allow_unsigned:
         return "manifest not signed; accepted because allow_unsigned is set"

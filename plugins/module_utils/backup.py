@@ -340,8 +340,7 @@ class CheckedStream:
         """Read what was left; ArtifactError when the part is damaged (checksum, authentication, truncation)."""
         if self.error is not None:
             raise self.error
-        for _ in self:
-            pass
+        collections.deque(self, maxlen=0)
 
 
 def plain_stream(directory, manifest, key=None, data=None):

@@ -52,7 +52,7 @@ class _PidTail(_Tail):
         if b"\n" not in self.head and len(self.head) < 64:
             return None
         self.searching = False
-        first, _, rest = bytes(self.head).partition(b"\n")
+        first, _sep, rest = bytes(self.head).partition(b"\n")
         if first.startswith(PID_MARK) and first[len(PID_MARK):].isdigit():
             self.pid = first[len(PID_MARK):].decode()
         else:

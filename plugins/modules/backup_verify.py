@@ -135,8 +135,8 @@ def main():
         module.fail_json(msg="verification could not run: %s" % exc, status="failed")
     if result["status"] != "passed" and p["fail_on_error"]:
         module.fail_json(msg="backup %s failed %s verification: %s; %s" % (
-            name, level, result["steps"][-1]["detail"], backup.older_backup_hint(p["directory"], name, p["engine"],
-                                                                                 p["database"])),
+            name, level, result["steps"][-1]["detail"],
+            backup.older_backup_hint(p["directory"], name, p["engine"], p["database"])),
             changed=False, **result)
     module.exit_json(changed=False, **result)
 

@@ -192,8 +192,8 @@ class MySQL(Engine):
         return {"MYSQL_PWD": self.target.password} if self.target.password else {}
 
     def _fail(self, what, result):
-        raise EngineError("MySQL at %s: %s failed: %s" % (self.target.where(), what,
-                                                         result.explained(_error_line(result.stderr))))
+        reason = result.explained(_error_line(result.stderr))
+        raise EngineError("MySQL at %s: %s failed: %s" % (self.target.where(), what, reason))
 
     def sql(self, statements, database=None, what="query"):
         argv = ["mysql", "--batch", "--skip-column-names", "--default-character-set=utf8mb4",

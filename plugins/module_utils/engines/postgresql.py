@@ -144,7 +144,7 @@ def database_properties(document):
 
 def split_setting(item):
     """'name=value' as stored in pg_db_role_setting -> (name, [literal values])."""
-    name, _, value = item.partition("=")
+    name, _sep, value = item.partition("=")
     if name.lower() not in LIST_QUOTE_SETTINGS:
         return name, [value]
     return name, split_quoted_list(value)
@@ -215,8 +215,8 @@ def restore_properties_sql(properties):
             if privilege not in DATABASE_PRIVILEGES:
                 raise EngineError("unknown database privilege %r in the backup" % privilege)
             to = "PUBLIC" if grantee == "PUBLIC" else ':"%s"' % var(grantee)
-            statements.append('GRANT %s ON DATABASE :"d" TO %s%s;' % (privilege, to,
-                                                                     " WITH GRANT OPTION" if grantable else ""))
+            option = " WITH GRANT OPTION" if grantable else ""
+            statements.append('GRANT %s ON DATABASE :"d" TO %s%s;' % (privilege, to, option))
     return "\n".join(statements) + "\n", variables
 
 
@@ -272,8 +272,8 @@ class PostgreSQL(Engine):
 
     def _fail(self, what, result):
         # result.explained adds what the runner knows: killed by a signal, the container stopped
-        raise EngineError("PostgreSQL at %s: %s failed: %s" % (self.target.where(), what,
-                                                              result.explained(_error_line(result.stderr))))
+        reason = result.explained(_error_line(result.stderr))
+        raise EngineError("PostgreSQL at %s: %s failed: %s" % (self.target.where(), what, reason))
 
     def psql(self, sql, database=None, variables=None, what="query"):
         """Run SQL (read from stdin, so psql quotes :"ident" / :'literal'); returns rows as lists of fields."""
@@ -301,8 +301,8 @@ class PostgreSQL(Engine):
 
     def matviews(self, database):
         """{materialized view: populated?}"""
-        return {name: flag == "t" for name, flag in self.psql(MATVIEWS_SQL, database,
-                                                               what="listing materialized views")}
+        rows = self.psql(MATVIEWS_SQL, database, what="listing materialized views")
+        return {name: flag == "t" for name, flag in rows}
 
     def database_properties(self, database):
         """The database's own properties (see database_properties()), or None when it does not exist."""
@@ -569,7 +569,7 @@ def matview_problems(expected, actual):
         elif name not in expected:
             problems.append("materialized view %s was not in the backup" % name)
         elif expected[name] != actual[name]:
-            problems.append("materialized view %s was %s in the backup, %s after the restore" % (
-                name, *("populated" if flag else "not populated (WITH NO DATA)" for flag in (expected[name],
-                                                                                            actual[name]))))
+            was, now = ("populated" if flag else "not populated (WITH NO DATA)"
+                        for flag in (expected[name], actual[name]))
+            problems.append("materialized view %s was %s in the backup, %s after the restore" % (name, was, now))
     return problems
