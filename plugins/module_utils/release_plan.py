@@ -259,8 +259,9 @@ def _plan_restore(live, kept, backup, revisions):
                   "with -e restore_backup_name=NAME." % (restored, (" (it was made under %s)" % made) if made else "",
                                                           live["version"]))
         return _refuse("restore", "Backup %s is at schema %s, newer than %s, which the live release %s runs on; "
-                       "%s would not run on it as it is." % (name, restored, need, live["version"],
-                                                             live["version"]), command, schema=schema)
+                       "restored under %s, the schema would be ahead of the code (and nothing here takes a restored "
+                       "schema down)." % (name, restored, need, live["version"], live["version"]), command,
+                       schema=schema)
     if where < 0:
         steps.append(_migrate_step(live["image"], restored, need))
     return _result("restore", "change", steps, summary="Restore %s (schema %s) under %s (schema %s): %s." % (

@@ -6,7 +6,7 @@ DOCUMENTATION = r"""
 ---
 module: release_plan
 short_description: Decide the steps of a deploy, rollback, roll-forward or restore before anything changes
-version_added: "0.3.0"
+version_added: "0.4.0"
 description:
   - Computes, from what was read about the stack, the ordered steps that bring the app and its database schema
     together - or a refusal with its reason and the command to run instead. Changes nothing.

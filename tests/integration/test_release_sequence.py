@@ -214,5 +214,5 @@ def test_gate_says_its_real_wait_once(stack):
 
 def test_missing_image_hint_names_what_make_images_builds(stack):
     message = refused(stack, "deploy.yml", "-e", "rollcall_app_version=9.9.9")
-    assert "rollcall/sms-app:9.9.9" in message and "make images" not in message, message
-    assert "1.0.0, 1.1.0" in message, message
+    assert "rollcall/sms-app:9.9.9 is not on" in message and "Build with `make images`" not in message, message
+    assert "`make images` builds only rollcall/sms-app 1.0.0, 1.1.0" in message, message
