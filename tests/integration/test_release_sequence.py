@@ -192,6 +192,7 @@ def test_release_sequence_serves_or_refuses(stack):
 def test_rollback_and_restore_check_mode_change_nothing(stack):
     said = check_mode(stack, "rollback.yml")
     assert "1.0.0" in said and "0002 -> 0001" in said, said
+    assert check_mode(stack, "rollback.yml", "-e", "to=") == said, "a blank answer (-e to=) is no answer"
     said = check_mode(stack, "restore.yml")
     assert "restore" in said.lower(), said
 
