@@ -548,7 +548,7 @@ def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_o
             try:
                 _restore_checked(engine, directory, chain, key, scratch)
                 staged = stage_files(directory, manifest, key, files)
-                detail = _check_restored(engine, manifest, scratch)
+                detail = _check_restored(engine, manifest, scratch, engine.load_check)
             except ArtifactError as exc:
                 _record(directory, name, _result(name, started, clock, [("checksum", "failed", str(exc))]))
                 raise refusal(directory, manifest, exc) from None
@@ -592,12 +592,12 @@ def _access_error(directory):
     return errno.EACCES, os.strerror(errno.EACCES)
 
 
-def _check_restored(engine, manifest, scratch):
-    """Row counts, integrity, owners and grants of the restored scratch database; the integrity detail."""
+def _check_restored(engine, manifest, scratch, check):
+    """Row counts, ``check`` (integrity), owners and grants of the restored scratch database; the check's detail."""
     problems = compare_counts(manifest["row_counts"], engine.row_counts(scratch))
     if problems:
         raise EngineError("restored data differs from the backup: %s" % "; ".join(problems[:10]))
-    integrity, detail = engine.integrity_check(scratch)
+    integrity, detail = check(scratch)
     if integrity != "passed":
         raise EngineError("the restored database fails its integrity check: %s" % detail)
     privileges = engine.privileges(scratch)

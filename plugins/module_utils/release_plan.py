@@ -253,11 +253,13 @@ def _plan_restore(live, kept, backup, revisions):
         on = _kept_on(kept, restored)
         made = backup.get("app_version")
         mine = [entry for entry in on if entry["version"] == made] or on
-        command = ("Roll forward first (playbooks/rollback.yml -e to=%s), then restore it; or pick a backup made "
-                   "under %s with -e restore_backup_name=NAME." % (mine[0]["version"], live["version"])) if mine \
-            else ("Deploy a release that runs on schema %s%s first, then restore it; or pick a backup made under %s "
-                  "with -e restore_backup_name=NAME." % (restored, (" (it was made under %s)" % made) if made else "",
-                                                          live["version"]))
+        if mine:
+            command = ("Roll forward first (playbooks/rollback.yml -e to=%s), then restore it; or pick a backup made "
+                       "under %s with -e restore_backup_name=NAME." % (mine[0]["version"], live["version"]))
+        else:
+            made_under = (" (it was made under %s)" % made) if made else ""
+            command = ("Deploy a release that runs on schema %s%s first, then restore it; or pick a backup made "
+                       "under %s with -e restore_backup_name=NAME." % (restored, made_under, live["version"]))
         return _refuse("restore", "Backup %s is at schema %s, newer than %s, which the live release %s runs on; "
                        "restored under %s, the schema would be ahead of the code (and nothing here takes a restored "
                        "schema down)." % (name, restored, need, live["version"], live["version"]), command,

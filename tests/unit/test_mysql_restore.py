@@ -116,3 +116,26 @@ def test_create_database_takes_the_backups_properties_first():
         "CREATE DATABASE `sms__rc_scratch` CHARACTER SET latin1 COLLATE latin1_swedish_ci COMMENT 'c';",
         "CREATE DATABASE `a` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin COMMENT '';",
         "CREATE DATABASE `b` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci COMMENT '';"]
+
+
+class _Answers(mysql.MySQL):
+    """The adapter with canned answers to its SQL (what a server would say), recording what it was asked."""
+
+    def __init__(self, tables, checked=()):
+        super().__init__(None, Target("mysql", "sms"))
+        self.tables, self.checked, self.asked = tables, list(checked), []
+
+    def sql(self, statements, database=None, what="query"):
+        self.asked.append(statements)
+        return self.tables if statements.startswith("SELECT") else self.checked
+
+
+def test_the_load_check_reads_no_table_again_and_finds_a_table_that_does_not_open():
+    fine = _Answers([["students", "BASE TABLE", "InnoDB", ""], ["roster", "VIEW", "", "VIEW"]],
+                    checked=[["sms.roster", "check", "status", "OK"]])
+    assert fine.load_check("sms") == ("passed", "1 tables open, 1 views resolve")
+    assert fine.asked[1] == "CHECK TABLE `sms`.`roster`;", "only views are checked, no base table is read again"
+    broken = _Answers([["students", "BASE TABLE", "", "Table 'sms.students' doesn't exist in engine"]])
+    assert broken.load_check("sms") == ("failed", "students: Table 'sms.students' doesn't exist in engine")
+    view = _Answers([["roster", "VIEW", "", "VIEW"]], checked=[["sms.roster", "check", "Error", "references gone"]])
+    assert view.load_check("sms") == ("failed", "sms.roster: references gone")

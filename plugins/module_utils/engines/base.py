@@ -151,6 +151,11 @@ class Engine:
         """(status, detail) of the engine's own consistency check on a restored database."""
         raise NotImplementedError
 
+    def load_check(self, database):
+        """(status, detail) after ``db_restore`` loaded a checksummed stream into ``database``: the check that is
+        worth its time there (the restore has just written every row). Default: ``integrity_check``."""
+        return self.integrity_check(database)
+
     def restore_chain(self, streams, database):
         """Load a backup chain (oldest first: a full backup, then what applies on top of it) into ``database``.
 
