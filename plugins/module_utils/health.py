@@ -29,6 +29,7 @@ from . import checks as http
 from .checks import CRITICAL, OK, WARNING
 from .engines import mssql
 from .engines.base import EngineError
+from .logaudit import json_record
 from .redact import redact, redact_data, secrets_from_env
 from .report import parse_time
 from .runner import LocalRunner
@@ -553,13 +554,8 @@ def describe_log_line(line, limit=LOG_SAMPLE_CHARS):
     """A log line as a person reads it: a JSON record as ``level status METHOD path: error: message``, so the
     part that makes it an error is never cut off; other lines as they are."""
     stripped = line.strip()
-    doc = None
-    if stripped.startswith("{"):
-        try:
-            doc = json.loads(stripped)
-        except ValueError:
-            doc = None
-    if not isinstance(doc, dict):
+    doc = json_record(stripped)
+    if doc is None:
         return stripped[:limit]
     head = [str(doc.get(k)) for k in ("level", "levelname", "severity") if doc.get(k) not in (None, "")]
     head += ["status %s" % doc["status"]] if doc.get("status") not in (None, "") else []

@@ -51,6 +51,17 @@ MESSAGE_LIMIT = 200
 CLIENT_LIMIT = 64
 
 
+def json_record(text):
+    """The JSON object a log line holds, or None (not JSON, or JSON but not an object)."""
+    if not text.startswith("{"):
+        return None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
 class AuditError(Exception):
     """Something about the audit's input is wrong; the message says what and what to do."""
 
@@ -198,13 +209,8 @@ class Audit(object):
             line = line.decode("utf-8", "replace")
         self.lines["total"] += 1
         text = line.strip()
-        record = None
-        if text.startswith("{"):
-            try:
-                record = json.loads(text)
-            except ValueError:
-                record = None
-        if not isinstance(record, dict):
+        record = json_record(text)
+        if record is None:
             self.lines["non_json"] += 1
             return
         when = parse_ts(record.get("ts") or record.get("time") or record.get("timestamp"))
