@@ -2,7 +2,7 @@
 """Backup and restore speed and memory against the raw tools, measured in the same run.
 
     .venv/bin/python bench/backup.py            (sizes: BENCH_PG_MB, default 1024; BENCH_MARIADB_MB, default 500;
-                                                 BENCH_ENGINES, BENCH_RUNS, BENCH_PG_PARTS=backup,restore)
+                                                 BENCH_ENGINES, BENCH_RUNS, BENCH_PARTS=backup,restore)
 
 For each engine a throw-away database container is filled with generated SMS-shaped data, then timed:
   raw     what the runbook does by hand: docker exec DB pg_dump -Fc > file   (mysqldump ... | gzip > file)
@@ -34,8 +34,9 @@ from ansible_collections.rollcall.ops.plugins.module_utils import backup  # noqa
 from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import Target  # noqa: E402
 
 PASSWORD = "bench-password"
-# Which PostgreSQL measurements to take (BENCH_PG_PARTS=restore re-measures only the restore ratio).
-PARTS = os.environ.get("BENCH_PG_PARTS", "backup,restore").split(",")
+# Which measurements to take, for every engine (BENCH_PARTS=restore re-measures only the restore ratios;
+# BENCH_PG_PARTS is its older name).
+PARTS = os.environ.get("BENCH_PARTS", os.environ.get("BENCH_PG_PARTS", "backup,restore")).split(",")
 KEY = bytes(range(32))
 
 
@@ -215,7 +216,8 @@ def bench_mariadb(size_mb, runs):
             def ours():
                 backup.take_backup(engine, tempfile.mkdtemp(dir=work), compression="gzip")
 
-            ratio = paired("raw mysqldump | gzip > file", raw_dump, "rollcall backup, gzip", ours, runs)
+            ratio = paired("raw mysqldump | gzip > file", raw_dump, "rollcall backup, gzip", ours, runs) \
+                if "backup" in PARTS else float("nan")
 
             def raw_restore():
                 sh(["docker", "exec", "-e", "MYSQL_PWD=" + PASSWORD, name, "mariadb", "--protocol=TCP", "-h",
@@ -227,6 +229,8 @@ def bench_mariadb(size_mb, runs):
                 unzip.stdout.close()
                 unzip.wait()
 
+            if not os.path.exists(os.path.join(work, "raw.sql.gz")):
+                raw_dump()  # the raw restore's input, when the backup pairs were not measured
             ours_dir = tempfile.mkdtemp(dir=work)
             made = backup.take_backup(engine, ours_dir, compression="gzip")
             target = {"engine": "mysql", "container": name, "database": "sms", "user": "root", "password": PASSWORD}
