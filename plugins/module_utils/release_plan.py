@@ -146,6 +146,10 @@ def _plan_deploy(target, live, db_revision, kept, revisions, backup_enabled, up_
     if where is None:
         return _unordered("deploy", db_revision, need, schema=schema)
     version = target["version"]
+    if where > 0 and up_to_date:
+        # Serving already, on a newer schema a failed release's migration left (old code runs on newer schemas).
+        return _result("deploy", "none", summary="%s is live on schema %s (it needs %s; a later release's migration "
+                       "stayed): nothing to do." % (version, _rev(db_revision), _rev(need)), schema=schema)
     if where > 0:
         kept_target = [entry for entry in kept if entry["version"] == version]
         command = ("To go back to %s, run playbooks/rollback.yml -e to=%s: it starts %s on the newer schema, "

@@ -79,6 +79,14 @@ def test_deploy_of_a_release_older_than_the_schema_is_refused_naming_rollback():
     assert "Nothing was changed" in result["summary"]
 
 
+def test_up_to_date_deploy_on_a_newer_schema_does_nothing():
+    # A failed release's migration stayed (1.2.0-broken took 0001 to 0002); 1.0.0 keeps serving on it. Deploying
+    # 1.0.0 again is the idempotent re-run (Molecule's idempotence), not a downgrade.
+    result = plan("deploy", V1, live=V1, db_revision="0002", kept=KEPT, up_to_date=True)
+    assert result["action"] == "none" and steps(result) == []
+    assert "1.0.0 is live on schema 0002 (it needs 0001" in result["summary"]
+
+
 def test_deploy_of_an_unkept_older_release_is_refused_naming_restore():
     result = plan("deploy", V1, live=V2, db_revision="0002", kept=[V2])
     assert result["action"] == "refuse" and "restore_backup_name" in result["command"]
