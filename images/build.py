@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The local image pipeline: build Rollcall's images in order, each only when its content changed.
 
-    .venv/bin/python images/build.py [--check] [postgres|mariadb|host|proxy|sms-app ...]
+    .venv/bin/python images/build.py [--check] [postgres|mariadb|host|proxy|sms-app|ee ...]
 
 The base image (rollcall/base:bookworm) is not built here: images/base/make-base.sh provides it (pull when a
 registry answers, else debootstrap). Every other image builds FROM it with the legacy builder.
@@ -14,9 +14,12 @@ when an image is missing or out of date.
 
 import argparse
 import hashlib
+import io
 import os
 import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 
 import docker
@@ -27,6 +30,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 BASE_IMAGE = os.environ.get("ROLLCALL_BASE_IMAGE", "rollcall/base:bookworm")
 LABEL = "rollcall.content-hash"
 NO_ENGINE = "build: the Docker engine does not answer; run 'make setup' (images/engine.sh starts it)"
+EE_IMAGE = "rollcall/ee:2.19"
 BUILD_TIMEOUT = 1800  # seconds without a word from the engine during a build (apt runs quietly)
 
 # name (= build context images/<name>/) -> [(tag, build args)], in build order.
@@ -40,6 +44,15 @@ IMAGES = {
         ("rollcall/sms-app:1.1.0", {"SMS_VERSION": "1.1.0"}),
         ("rollcall/sms-app:1.2.0-broken", {"SMS_VERSION": "1.2.0-broken", "SMS_BROKEN": "1"}),
     ],
+    # The execution environment for AWX (images/ee/execution-environment.yml, docs/awx-ee.md).
+    "ee": [(EE_IMAGE, {})],
+}
+
+# Files of the machine added to a build context (name in the context -> path on the host), not part of its
+# content hash: the ee build installs from PyPI, which a container may reach only through a TLS proxy whose CA
+# is in the host's bundle. A missing host file is added empty.
+HOST_FILES = {
+    "ee": {"build-ca.crt": os.environ.get("ROLLCALL_BUILD_CA", "/etc/ssl/certs/ca-certificates.crt")},
 }
 
 
@@ -112,11 +125,36 @@ def ensure_base(client, check):
     return image.id if image is not None else None
 
 
-def stream_build(client, tag, context, buildargs, wanted):
+def write_context(stream, context, host_files):
+    """Write the build context as an uncompressed tar into stream, with the host files added under their names."""
+    with tarfile.open(fileobj=stream, mode="w") as archive:
+        for relpath in context_files(context):
+            archive.add(os.path.join(context, relpath), arcname=relpath, recursive=False)
+        for name, source in sorted(host_files.items()):
+            data = b""
+            if os.path.isfile(source):
+                with open(source, "rb") as handle:
+                    data = handle.read()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            archive.addfile(info, io.BytesIO(data))
+    stream.seek(0)
+
+
+def stream_build(client, tag, context, buildargs, wanted, host_files=None):
     """Run one legacy build, streaming; return its output lines; raise BuildFailed when the engine says no."""
     lines = []
+    with tempfile.TemporaryFile() as stream:
+        source = {"path": context}
+        if host_files:
+            write_context(stream, context, host_files)
+            source = {"fileobj": stream, "custom_context": True}
+        return run_build(client, lines, source, tag, buildargs, wanted)
+
+
+def run_build(client, lines, source, tag, buildargs, wanted):
     try:
-        for chunk in client.api.build(path=context, tag=tag, buildargs=dict(buildargs, BASE_IMAGE=BASE_IMAGE),
+        for chunk in client.api.build(**source, tag=tag, buildargs=dict(buildargs, BASE_IMAGE=BASE_IMAGE),
                                       labels={LABEL: wanted}, rm=True, forcerm=True, pull=False, decode=True):
             lines.extend(chunk.get("stream", "").rstrip("\n").splitlines())
             if "error" in chunk:
@@ -138,12 +176,12 @@ def drop_replaced(client, old):
         pass
 
 
-def build(client, tag, context, buildargs, wanted):
+def build(client, tag, context, buildargs, wanted, host_files=None):
     """Build one image and label it with its content hash; SystemExit with the build's last lines on failure."""
     started = time.monotonic()
     old = find_image(client, tag)
     try:
-        lines = stream_build(client, tag, context, buildargs, wanted)
+        lines = stream_build(client, tag, context, buildargs, wanted, host_files)
     except BuildFailed as failure:
         raise SystemExit("build: building %s failed; last lines of its output:\n%s" % (tag, failure)) from None
     if labelled_hash(find_image(client, tag)) != wanted:
@@ -186,7 +224,7 @@ def main(argv=None):
                 stale += 1
                 say("image: %s out of date" % tag)
             else:
-                build(client, tag, context, buildargs, wanted)
+                build(client, tag, context, buildargs, wanted, HOST_FILES.get(name))
     return 1 if stale else 0
 
 
