@@ -9,7 +9,8 @@
 - every schedule's RRULE passes AWX's RRULE rules, parses, and yields the cadence it is meant to have, and its
   extra data are answers its survey accepts;
 - every job template notifies a webhook and an email on failure;
-- the AWX inventory parses without a vault password; the configuration playbook passes --syntax-check.
+- the AWX inventory parses without a vault password; the configuration playbook passes --syntax-check, and
+  runs for real against stand-ins of the awx.awx modules that record what they would be sent.
 Nothing here talks to an AWX: docs/awx.md says what that leaves untested.
 """
 
@@ -17,6 +18,7 @@ import ast
 import calendar
 import datetime as dt
 import importlib
+import json
 import os
 import re
 import subprocess
@@ -567,3 +569,53 @@ def test_the_configuration_playbook_passes_syntax_check(tmp_path):
     done = subprocess.run([_ansible("ansible-playbook"), "--syntax-check", str(PLAYBOOKS / "awx_configure.yml")],
                           capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# ------------------------------------------------------------------------------------------------ a real run
+STUB_ACTION = '''
+# Test stand-in for an awx.awx module: records the arguments Ansible would send it, changes nothing.
+import json
+import os
+
+from ansible.plugins.action import ActionBase
+
+
+class ActionModule(ActionBase):
+    def run(self, tmp=None, task_vars=None):
+        with open(os.environ["AWX_STUB_RECORD"], "a") as out:
+            out.write(json.dumps({"module": "%s", "params": self._task.args}) + "\\n")
+        return {"changed": False}
+'''
+
+
+def test_a_real_run_passes_parameters_the_modules_accept(tmp_path, rendered):
+    """ansible-playbook playbooks/awx_configure.yml for real, with each awx.awx module replaced by a stand-in
+    that records what Ansible would send it (module_defaults, loops, omit and all; an action plugin, so no module
+    process runs): the same parameters as rendered above, each valid for the real module, and the auth given with
+    -e reaches every module."""
+    modules = sorted({module for _, module, _ in rendered})
+    stub = tmp_path / "ansible_collections" / "awx" / "awx"
+    (stub / "plugins" / "modules").mkdir(parents=True)
+    (stub / "plugins" / "action").mkdir()
+    (stub / "meta").mkdir()
+    (stub / "meta" / "runtime.yml").write_text(yaml.safe_dump({"requires_ansible": ">=2.15",
+                                                               "action_groups": {"controller": modules}}))
+    (stub / "galaxy.yml").write_text("namespace: awx\nname: awx\nversion: 0.0.0\n")
+    for module in modules:
+        (stub / "plugins" / "modules" / (module + ".py")).write_text("# stand-in: plugins/action does the work\n")
+        (stub / "plugins" / "action" / (module + ".py")).write_text(STUB_ACTION % module)
+    record = tmp_path / "record.jsonl"
+    env = dict(os.environ, ANSIBLE_CONFIG=str(tmp_path / "none.cfg"), ANSIBLE_COLLECTIONS_PATH=str(tmp_path),
+               AWX_STUB_RECORD=str(record))
+    extra = json.dumps(dict(GIVEN, controller_host="https://awx.test", controller_oauthtoken="t0ken"))
+    done = subprocess.run([_ansible("ansible-playbook"), str(PLAYBOOKS / "awx_configure.yml"), "-e", extra],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    calls = [json.loads(line) for line in record.read_text().splitlines()]
+    assert len(calls) == len(rendered)
+    for call, (task, module, params) in zip(calls, rendered, strict=True):
+        assert call["module"] == module, task
+        sent = dict(call["params"])
+        assert sent.pop("controller_host") == "https://awx.test" and sent.pop("controller_oauthtoken") == "t0ken"
+        assert sent == params, task
+        assert not _validate(module, call["params"]), task
