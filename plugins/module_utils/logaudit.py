@@ -332,7 +332,11 @@ def read_file_lines(path):
             yield line.decode("utf-8", "replace").rstrip("\r\n")
 
 
-def document(result, title=None, source=None, generated_at=None):
-    """The audit result as a report document for ``report.render_audit_*``."""
-    return dict(result, kind="audit", title=title or "Rollcall log audit", source=source,
-                generated_at=isoformat(generated_at or utcnow())[:-5] + "Z")
+def document(result, title=None, source=None, generated_at=None, actor=None):
+    """The audit result as a report document for ``report.render_audit_*``; ``actor`` (who ran the audit, e.g. the
+    AWX user and job: ``alice@awx job 42``) is recorded as ``run_by`` when given."""
+    doc = dict(result, kind="audit", title=title or "Rollcall log audit", source=source,
+               generated_at=isoformat(generated_at or utcnow())[:-5] + "Z")
+    if actor:
+        doc["run_by"] = actor
+    return doc

@@ -73,6 +73,11 @@ options:
       - The report's title.
     type: str
     default: Rollcall log audit
+  actor:
+    description:
+      - Who ran the audit, recorded in the report and the result as RV(run_by) (C(playbooks/audit.yml) passes
+        C(rollcall_actor), the AWX user and job id when AWX runs it).
+    type: str
   formats:
     description:
       - Which report files to write.
@@ -115,6 +120,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+run_by:
+  description: Who ran the audit (O(actor)).
+  returned: when O(actor) is given
+  type: str
+  sample: alice@awx job 42
 window:
   description: The window audited (C(since), C(until)) and the first and last record seen in it.
   returned: always
@@ -267,6 +277,7 @@ def main():
             directory=dict(type="path"),
             name=dict(type="str"),
             title=dict(type="str", default="Rollcall log audit"),
+            actor=dict(type="str"),
             formats=dict(type="list", elements="str", choices=list(report.FORMATS), default=list(report.FORMATS)),
             prometheus_textfile=dict(type="path"),
             redact=dict(type="list", elements="str", default=[], no_log=True),
@@ -290,7 +301,7 @@ def main():
         result = logaudit.audit_lines(lines, since, until, top=p["top"], samples=p["samples"], secrets=p["redact"])
     except (logaudit.AuditError, RunnerError) as exc:
         module.fail_json(msg=str(exc))
-    doc = report.redact(logaudit.document(result, p["title"], source, now), p["redact"])
+    doc = report.redact(logaudit.document(result, p["title"], source, now, p["actor"]), p["redact"])
     result = dict(doc, changed=False, paths={}, name=name, prometheus_textfile=p["prometheus_textfile"])
     for key in ("kind", "title", "generated_at"):
         result.pop(key, None)
