@@ -86,7 +86,7 @@ unit: python collection
 	pytest -rs tests/unit
 
 integration: setup
-	pytest -rs tests/integration
+	pytest -rs -n 2 --dist loadfile tests/integration
 
 molecule: setup
 	tests/molecule.sh $(SCENARIOS)

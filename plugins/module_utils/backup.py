@@ -6,6 +6,7 @@ import collections
 import contextlib
 import datetime
 import errno
+import json
 import os
 import signal
 import time
@@ -506,7 +507,7 @@ def refusal(directory, manifest, exc):
 
 
 def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_old=False, compression="none",
-                   safety_key=None, files=None, app_version=None, allow_unsigned=False):
+                   safety_key=None, files=None, app_version=None, allow_unsigned=False, before_swap=None):
     """Restore ``name`` into a side database, checking the artifact as it streams; swap in only when all passed.
 
     1. Cheap checks before reading data: manifest, engine, signature, every file's size, the key, the chain.
@@ -514,7 +515,9 @@ def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_o
        (uploads: into a staging directory). A checksum or authentication failure, found at the latest at the
        end of a stream, aborts the restore.
     3. Row counts, the engine's integrity check, owners and grants of the scratch database.
-    4. The safety backup of the live database (``app_version`` recorded in its manifest), then the swap.
+    4. ``before_swap(scratch)`` when given (the restore playbook migrates the restored data forward to the schema
+       the live release runs on, while the app keeps serving the live database); its answer is reported.
+    5. The safety backup of the live database (``app_version`` recorded in its manifest), then the swap.
     Whatever fails, the scratch database is dropped and the target stays as it was.
     """
     started, clock = artifact.utcnow(), time.monotonic()
@@ -562,6 +565,8 @@ def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_o
                  % (" (and the uploads archive)" if staged else "")),
                 ("restore", "passed", "restored into %s: %d tables, row counts equal the manifest; %s"
                  % (scratch, len(manifest["row_counts"]), detail))])
+            if before_swap is not None:
+                report["before_swap"] = before_swap(scratch)
             if safety:
                 report["safety_backup"] = take_backup(
                     engine, directory, compression=compression, key=safety_key, app_version=app_version,
@@ -580,6 +585,29 @@ def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_o
     _record(directory, name, report["verification"])
     report["row_counts"] = manifest["row_counts"]
     return report
+
+
+def command_before_swap(container, argv, docker_host=None):
+    """A ``before_swap`` for restore_backup: run ``argv`` in ``container`` with ``{database}`` replaced by the
+    restored side database's name (the restore playbook: ``sms-app migrate --to REV --database {database}`` in a
+    container of the live release). Returns the command's last output line, parsed when it is JSON."""
+    def run(scratch):
+        from .docker import ContainerRunner
+
+        command = [arg.replace("{database}", scratch) for arg in argv]
+        runner = ContainerRunner(container, docker_host)
+        result = runner.run(command)
+        if result.rc != 0:
+            raise EngineError("%s in %s before the swap failed: %s; the live database was not touched"
+                              % (" ".join(command[:2]), runner.where, result.last_error_line()))
+        lines = result.text.strip().splitlines()
+        last = lines[-1] if lines else ""
+        try:
+            return json.loads(last)
+        except ValueError:
+            return last
+
+    return run
 
 
 def _access_error(directory):

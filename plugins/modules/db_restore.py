@@ -23,7 +23,10 @@ description:
   - SQL Server - a differential backup is restored on top of its parent full backup; every file is moved to
     the server's default data and log directories; the safety backup is a C(COPY_ONLY) full backup, so the
     differential chain of the regular backups is not affected.
-  - Stop the application first, because the swap ends its database sessions.
+  - The application can keep serving - PostgreSQL - the live database stops taking new connections, idle
+    sessions end at once and busy ones get a few seconds to finish before both renames; the SMS app waits through
+    that moment instead of failing requests. MariaDB - one atomic C(RENAME TABLE). SQLite - the file is replaced,
+    so the app must reopen it (the restore playbook restarts it).
 author:
   - Rollcall contributors (@rollcall)
 extends_documentation_fragment:
@@ -91,6 +94,10 @@ files_restored:
   description: The uploads directory restored from the backup set, or null when the set has none.
   returned: success
   type: str
+before_swap:
+  description: The last output line of the O(before_swap) command (parsed when it is JSON), when one ran.
+  returned: when O(before_swap) was given
+  type: raw
 row_counts:
   description: Row counts of the restored database (equal to the manifest's).
   returned: success
@@ -117,6 +124,9 @@ def main():
                            keep_old=dict(type="bool", default=False),
                            uploads_container=dict(type="str"),
                            app_version=dict(type="str"),
+                           before_swap=dict(type="dict", options=dict(
+                               container=dict(type="str", required=True),
+                               argv=dict(type="list", elements="str", required=True))),
                            **READ_ARGS),
         mutually_exclusive=KEY_EXCLUSIVE,
         supports_check_mode=True,
@@ -138,7 +148,10 @@ def main():
         report = backup.restore_backup(engine, p["directory"], name, key=key, safety_backup=p["safety_backup"],
                                        keep_old=p["keep_old"], safety_key=key, app_version=p["app_version"],
                                        allow_unsigned=p["allow_unsigned"],
-                                       files={"container": p["uploads_container"]} if p["uploads_container"] else None)
+                                       files={"container": p["uploads_container"]} if p["uploads_container"] else None,
+                                       before_swap=backup.command_before_swap(
+                                           p["before_swap"]["container"], p["before_swap"]["argv"], p["docker_host"])
+                                       if p["before_swap"] else None)
     except backup.ERRORS + (backup.Interrupted,) as exc:
         module.fail_json(msg="restore failed, the target database was not replaced: %s" % exc)
     module.exit_json(changed=True, **report)

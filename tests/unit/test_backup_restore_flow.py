@@ -239,3 +239,62 @@ def test_a_tampered_signed_plain_backup_is_refused(engine, tmp_path):
     # Without the key the signature cannot be checked, and the result says so.
     assert "not checked: no key given" in backup.verify_backup(str(tmp_path), made["name"], "checksum")["steps"][0][
         "detail"]
+
+
+def test_before_swap_runs_on_the_checked_side_database_before_the_safety_backup_and_the_swap(engine, tmp_path):
+    made = backup.take_backup(engine, str(tmp_path))
+    engine.databases["sms"] = b"live"
+    engine.calls.clear()
+    seen = []
+
+    def migrate(side):
+        seen.append((side, engine.databases["sms"], list(engine.calls)))
+        engine.databases[side] += b" migrated"
+        return {"from": "0001", "to": "0002"}
+
+    report = backup.restore_backup(engine, str(tmp_path), made["name"], before_swap=migrate)
+    side, live_then, calls_then = seen[0]
+    assert side == engine.scratch_name("sms") and live_then == b"live", "the live database still served meanwhile"
+    assert calls_then[-1] == "privileges" and "dump" not in calls_then and "swap_in" not in calls_then
+    assert report["before_swap"] == {"from": "0001", "to": "0002"}
+    assert engine.databases == {"sms": DATA + b" migrated"}, "what was swapped in is the migrated side database"
+
+
+def test_a_failed_before_swap_swaps_nothing_and_drops_the_side_database(engine, tmp_path):
+    made = backup.take_backup(engine, str(tmp_path))
+    engine.databases["sms"] = b"live"
+    engine.calls.clear()
+
+    def migrate(side):
+        raise EngineError("sms-app migrate in container x before the swap failed: boom")
+
+    with pytest.raises(EngineError, match="before the swap failed: boom"):
+        backup.restore_backup(engine, str(tmp_path), made["name"], before_swap=migrate)
+    assert engine.databases == {"sms": b"live"}
+    assert "dump" not in engine.calls and "swap_in" not in engine.calls, "no safety backup, no swap"
+    assert len(os.listdir(tmp_path)) == 2, "no safety backup was written"
+
+
+def test_command_before_swap_names_the_side_database_and_parses_the_answer(monkeypatch):
+    from ansible_collections.rollcall.ops.plugins.module_utils import docker as docker_utils
+    from ansible_collections.rollcall.ops.plugins.module_utils.runner import Result
+
+    ran = []
+
+    class FakeRunner:
+        def __init__(self, container, docker_host=None):
+            self.where = "container %s" % container
+
+        def run(self, argv):
+            ran.append(argv)
+            if "fail" in argv:
+                return Result(1, b"", "sms-app: migrate failed: no such revision\n")
+            return Result(0, b"schema 0001 -> 0002\n{\"changed\": true, \"from\": \"0001\", \"to\": \"0002\"}\n")
+
+    monkeypatch.setattr(docker_utils, "ContainerRunner", FakeRunner)
+    hook = backup.command_before_swap("rc-files", ["sms-app", "migrate", "--database", "{database}"])
+    assert hook("sms__rc_scratch") == {"changed": True, "from": "0001", "to": "0002"}
+    assert ran[-1] == ["sms-app", "migrate", "--database", "sms__rc_scratch"]
+    with pytest.raises(EngineError, match="sms-app migrate in container rc-files before the swap failed: "
+                                          "sms-app: migrate failed: no such revision; the live database"):
+        backup.command_before_swap("rc-files", ["sms-app", "migrate", "fail"])("x")

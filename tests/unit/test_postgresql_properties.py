@@ -129,6 +129,36 @@ def test_swap_over_an_existing_database_keeps_the_old_one_when_asked():
     assert any('RENAME TO :"old"' in sql for sql, _ in pg.runner.calls)
 
 
+
+def test_the_swap_stops_new_connections_drains_the_live_sessions_then_renames_in_one_transaction():
+    pg = engine([("FROM pg_database WHERE datname", [["1"]])])
+    pg.swap_in("sms__rc_scratch", "sms", keep_old=True)
+    (swap, variables), = [(sql, v) for sql, v in pg.runner.calls if "RENAME TO" in sql]
+    order = [swap.index(part) for part in ('ALTER DATABASE :"d" ALLOW_CONNECTIONS false', "pg_stat_clear_snapshot",
+                                           "state = 'idle'", "BEGIN;", 'RENAME TO :"old"',
+                                           'ALTER DATABASE :"s" RENAME TO :"d"', "COMMIT;")]
+    assert order == sorted(order)
+    assert variables == {"d": "sms", "s": "sms__rc_scratch", "old": "sms__rc_old", "ON_ERROR_STOP": "1",
+                         "drain": str(postgresql.DRAIN_SECONDS)}
+    kept = [sql for sql, v in pg.runner.calls if v.get("old") == "sms__rc_old" and "ALLOW_CONNECTIONS true" in sql]
+    assert kept, "a kept old database takes connections again"
+
+
+class FailingSwap(FakeRunner):
+    def run(self, argv, stdin=None, sink=None, env=None, user=None):
+        result = super().run(argv, stdin, sink, env, user)
+        if "RENAME TO" in self.calls[-1][0]:
+            return Result(3, b"", "ERROR:  sessions of sms did not end within 15 s\n")
+        return result
+
+
+def test_a_failed_swap_lets_connections_into_the_live_database_again():
+    pg = PostgreSQL(FailingSwap([("FROM pg_database WHERE datname", [["1"]])]), Target("postgresql", "sms", user="s"))
+    with pytest.raises(EngineError, match="did not end within 15 s"):
+        pg.swap_in("sms__rc_scratch", "sms", keep_old=False)
+    sql, variables = pg.runner.calls[-1]
+    assert sql == 'ALTER DATABASE :"d" ALLOW_CONNECTIONS true;' and variables["d"] == "sms"
+
 def database_json(properties):
     row = {"datcollate": properties["collate"], "datctype": properties["ctype"], "datlocprovider": "c",
            "datconnlimit": properties["connection_limit"]}

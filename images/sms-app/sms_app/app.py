@@ -10,7 +10,7 @@ from datetime import date, datetime
 
 from flask import Flask, Response, g, jsonify, request
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from werkzeug.exceptions import HTTPException
 from werkzeug.utils import secure_filename
 
@@ -30,13 +30,33 @@ class BadRequest(Exception):
         self.message = message
 
 
+class SMSFlask(Flask):
+    """Flask, answering a read again once when its database connection was cut under it.
+
+    A restore swaps the database in under its name and ends the sessions of the old one; a request that had just
+    taken a pooled connection then loses it mid-query. A GET or HEAD changes nothing, so it runs again, once, on a
+    fresh session (the pool reconnects, waiting through the swap); anything else fails as before.
+    """
+
+    def dispatch_request(self):
+        try:
+            return super().dispatch_request()
+        except DBAPIError as exc:
+            if not exc.connection_invalidated or request.method not in ("GET", "HEAD") or g.get("db_retried"):
+                raise
+            g.db_retried = True
+            g.db.close()
+            g.db = self.sessions()
+            return super().dispatch_request()
+
+
 def create_app(config):
-    app = Flask(__name__)
+    app = SMSFlask(__name__)
     app.config["SECRET_KEY"] = config.secret_key
     app.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes
     app.json.sort_keys = False
     engine = make_engine(config.database_url)
-    sessions = make_session_factory(engine)
+    sessions = app.sessions = make_session_factory(engine)
     limiter = RateLimiter(config.rate_limit_per_minute)
     metrics = Metrics(APP_VERSION)
 

@@ -17,7 +17,7 @@ from .config import ConfigError, load
 def _engine(config):
     from .db import connect_or_fail, make_engine
 
-    engine = make_engine(config.database_url)
+    engine = make_engine(config.database_url, swap_wait=0)  # a command says at once that it cannot connect
     connect_or_fail(engine, config.database_url).close()
     return engine
 
@@ -34,6 +34,8 @@ def cmd_migrate(args, config):
     from .migrate import migrate, plan
 
     target = args.to or expected_head()
+    if args.database:
+        config = config.on_database(args.database)
     if args.check:
         before, target, problems = plan(_engine(config), target)
         _report(args, {"changed": False, "from": before, "to": target, "possible": not problems,
@@ -88,6 +90,8 @@ def parser():
     migrate = sub.add_parser("migrate", help="migrate the schema to this release's head (or --to REV)")
     migrate.add_argument("--to", help="target revision; lower than the current one downgrades")
     migrate.add_argument("--check", action="store_true", help="say whether it can be done; change nothing")
+    migrate.add_argument("--database", help="migrate this database (or SQLite file) on the same server instead; "
+                                            "a restore migrates its side database before swapping it in")
     seed = sub.add_parser("seed", help="load deterministic demo data (idempotent)")
     seed.add_argument("--students", type=int, default=50)
     sub.add_parser("check-config", help="validate settings and that the database answers")

@@ -2,7 +2,7 @@
 
 import contextlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.engine import make_url
 
@@ -31,6 +31,11 @@ class Config:
     def database_location(self):
         """Where the database is, for messages: host:port or the SQLite path (never the password)."""
         return describe_url(self.database_url)
+
+    def on_database(self, name):
+        """This configuration, pointed at another database on the same server (a SQLite file path)."""
+        url = make_url(self.database_url).set(database=name)
+        return replace(self, database_url=url.render_as_string(hide_password=False))
 
 
 def describe_url(database_url):

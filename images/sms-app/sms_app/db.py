@@ -1,23 +1,47 @@
 """Database engine, sessions, and the one translation of connection failures into a clear message."""
 
+import os
 import time
 
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import sessionmaker
 
 from .config import ConfigError, describe_url, redact
 
 DB_UNREACHABLE = 3
+# What a server says for the moment a restore swaps a database in under its name (PostgreSQL: the live database
+# refuses new connections, then is renamed away). A new connection waits through that, up to SMS_DB_SWAP_WAIT_S
+# seconds, instead of failing the request; any other connection failure fails at once.
+SWAP_MESSAGES = ("is not currently accepting connections", "does not exist", "Unknown database")
 
 
-def make_engine(database_url):
+def make_engine(database_url, swap_wait=None):
     options = {"pool_pre_ping": True, "future": True}
     if database_url.startswith("sqlite"):
         options["connect_args"] = {"timeout": 15, "check_same_thread": False}
     else:
         options.update(pool_size=5, max_overflow=5, pool_recycle=300, connect_args={"connect_timeout": 5})
-    return create_engine(database_url, **options)
+    engine = create_engine(database_url, **options)
+    if swap_wait is None:
+        swap_wait = float(os.environ.get("SMS_DB_SWAP_WAIT_S", "10") or 0)
+    if swap_wait > 0 and not database_url.startswith("sqlite"):
+        event.listen(engine, "do_connect", _waiting_through_swaps(swap_wait))
+    return engine
+
+
+def _waiting_through_swaps(wait):
+    def connect(dialect, _record, cargs, cparams):
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return dialect.connect(*cargs, **cparams)
+            except dialect.dbapi.OperationalError as exc:
+                if time.monotonic() >= deadline or not any(m in str(exc) for m in SWAP_MESSAGES):
+                    raise
+                time.sleep(0.1)
+
+    return connect
 
 
 def make_session_factory(engine):

@@ -220,6 +220,40 @@ def restore_properties_sql(properties):
     return "\n".join(statements) + "\n", variables
 
 
+# The swap, while the app keeps serving: the live database stops taking new connections (the app waits through
+# that; sms-app retries such a connection for a few seconds), its idle sessions end at once, busy ones get up to
+# :drain seconds to finish their work before they are ended too; then both renames in one transaction. A request
+# sees at most a short wait, not an error. pg_stat_activity is re-read on every turn (pg_stat_clear_snapshot).
+DRAIN_SECONDS = 5
+SWAP_SQL = """ALTER DATABASE :"d" ALLOW_CONNECTIONS false;
+SELECT set_config('rollcall.swap_db', :'d', false), set_config('rollcall.swap_side', :'s', false),
+       set_config('rollcall.swap_drain', :'drain', false);
+DO $swap$
+DECLARE
+  busy_until timestamptz := clock_timestamp() + make_interval(secs => current_setting('rollcall.swap_drain')::int);
+BEGIN
+  LOOP
+    PERFORM pg_stat_clear_snapshot();
+    PERFORM pg_terminate_backend(pid) FROM pg_stat_activity
+      WHERE datname IN (current_setting('rollcall.swap_db'), current_setting('rollcall.swap_side'))
+        AND pid <> pg_backend_pid() AND (state = 'idle' OR clock_timestamp() > busy_until);
+    EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity
+      WHERE datname IN (current_setting('rollcall.swap_db'), current_setting('rollcall.swap_side'))
+        AND pid <> pg_backend_pid());
+    IF clock_timestamp() > busy_until + interval '10 seconds' THEN
+      RAISE EXCEPTION 'sessions of % did not end within % s', current_setting('rollcall.swap_db'),
+        current_setting('rollcall.swap_drain')::int + 10;
+    END IF;
+    PERFORM pg_sleep(0.02);
+  END LOOP;
+END
+$swap$;
+BEGIN;
+ALTER DATABASE :"d" RENAME TO :"old";
+ALTER DATABASE :"s" RENAME TO :"d";
+COMMIT;
+"""
+
 class PostgreSQL(Engine):
     name = "postgresql"
     dump_format = "pg_dump custom (-Fc)"
@@ -533,14 +567,19 @@ class PostgreSQL(Engine):
                       MAINTENANCE_DB, {"d": database, "s": scratch}, what="renaming the restored database")
             return None
         self.drop_database(old)
-        self.psql(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname IN (:'d', :'s') "
-            "AND pid <> pg_backend_pid();\n"
-            'BEGIN;\nALTER DATABASE :"d" RENAME TO :"old";\nALTER DATABASE :"s" RENAME TO :"d";\nCOMMIT;\n',
-            MAINTENANCE_DB, {"d": database, "s": scratch, "old": old}, what="swapping in the restored database")
+        try:
+            self.psql(SWAP_SQL, MAINTENANCE_DB, {"d": database, "s": scratch, "old": old, "drain": DRAIN_SECONDS},
+                      what="swapping in the restored database")
+        except EngineError:
+            with contextlib.suppress(EngineError):  # the live database takes connections again, as it was
+                self.psql('ALTER DATABASE :"d" ALLOW_CONNECTIONS true;', MAINTENANCE_DB, {"d": database},
+                          what="letting connections into %s again" % database)
+            raise
         if not keep_old:
             self.drop_database(old)
             return None
+        self.psql('ALTER DATABASE :"old" ALLOW_CONNECTIONS true;', MAINTENANCE_DB, {"old": old},
+                  what="letting connections into %s" % old)
         return old
 
     def integrity_check(self, database):
