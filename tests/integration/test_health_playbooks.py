@@ -115,6 +115,44 @@ def test_stopped_database_is_critical_and_the_run_fails(stack):
         subprocess.run(["docker", "start", "rc-it-health-db"], check=True, capture_output=True)
 
 
+def test_two_scheduled_health_jobs_chart_both_runs_from_the_state_dir(stack):
+    """As AWX runs the daily check: an inventory that names no report directory, answers in an extravars file,
+    two jobs in a row. The reports and history.json live in rollcall_state_dir on the host (not under the
+    project, which AWX throws away), so the second report's charts show both runs, and each job ends with
+    set_stats naming its report."""
+    tmp_path, _inventory = stack
+    awx = tmp_path / "awx"
+    awx.mkdir()
+    inventory = write_inventory(awx, rollcall_project="rc-it-health", rollcall_db_engine="postgresql",
+                                rollcall_app_port=PORT, rollcall_state_dir=str(tmp_path / "state"),
+                                rollcall_backup_dir=str(tmp_path / "bk"), rollcall_backup_key=BACKUP_KEY,
+                                rollcall_environment="test",
+                                rollcall_health_thresholds={"latency_p95_ms": [10000, 30000]})
+    reports = tmp_path / "state" / "reports" / "rc-it-health"
+    runs = []
+    for job in (101, 102):
+        extravars = awx / ("extravars-%d" % job)
+        extravars.write_text("awx_job_id: %d\nawx_user_name: !unsafe 'scheduler'\n" % job)
+        proc, report = playbook(inventory, "health.yml", "-e", "@" + str(extravars))
+        assert proc.returncode == 0, failures(report)
+        result = report["global_custom_stats"]["rollcall_result"]
+        assert result["playbook"] == "health" and result["actor"] == "scheduler@awx job %d" % job, result
+        assert result["report"].startswith(str(reports) + "/health-"), result
+        runs.append(result["report"])
+    assert runs[0] != runs[1]
+    history = json.loads((reports / "history.json").read_text())
+    stamps = sorted({h["at"] for h in history if h["host"] == "localhost"})
+    assert len(stamps) == 2, history
+    first, second = (pathlib.Path(r).read_text() for r in runs)
+    assert "HTTP p95 latency" not in first, "the first run has no history to chart"
+    assert "HTTP p95 latency" in second and "Newest backup age" in second
+    for stamp in stamps:  # one point of each run in the second report's chart
+        assert "localhost %s" % stamp.replace(".000Z", "Z")[:19] in second or "localhost %s" % stamp in second, (
+            stamp, [t for t in second.split("<title>") if t.startswith("localhost")])
+    assert not os.path.exists(os.path.join(ROOT, "playbooks", "..", "reports", "history.json")) or \
+        "rc-it-health" not in pathlib.Path(ROOT, "reports", "history.json").read_text()
+
+
 def test_weekly_audit_counts_rate_limits_and_injection_attempts(stack):
     tmp_path, inventory = stack
     base = "http://127.0.0.1:%d" % PORT
