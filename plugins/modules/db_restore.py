@@ -55,6 +55,23 @@ options:
       - Keep the replaced database under the name C(<database>__rc_old) instead of dropping it.
     type: bool
     default: false
+  before_swap:
+    description:
+      - A command to run on the restored side database after every check passed and before the safety backup and
+        the swap, while the live database keeps serving; when it fails nothing is swapped and the side database is
+        dropped. The restore playbook migrates the restored data forward to the schema the live release runs on
+        with it, so the app never sees an older schema.
+    type: dict
+    suboptions:
+      container:
+        description: The running container to run it in (on the Docker engine of O(docker_host)).
+        type: str
+        required: true
+      argv:
+        description: The command, as a list; C({database}) in an argument is replaced by the side database's name.
+        type: list
+        elements: str
+        required: true
   uploads_container:
     description:
       - When the backup set holds uploads, restore them into this container instead of the one recorded in the

@@ -254,6 +254,7 @@ ALTER DATABASE :"s" RENAME TO :"d";
 COMMIT;
 """
 
+
 class PostgreSQL(Engine):
     name = "postgresql"
     dump_format = "pg_dump custom (-Fc)"
