@@ -131,8 +131,9 @@ def inventory_script(hostvars_all):
 class Job:
     """One finished job: its status, return code, events and stdout (from the runner's artifacts)."""
 
-    def __init__(self, name, proc, artifacts):
+    def __init__(self, name, proc, artifacts, job_id):
         self.name = name
+        self.extravars_job_id = job_id
         self.proc = proc
         self.artifacts = artifacts
         self.status = self.read("status")
@@ -166,6 +167,18 @@ class Job:
             if event.get("event") == "playbook_on_stats":
                 return event["event_data"]
         return {}
+
+    def result(self):
+        """What the job's set_stats told AWX (roles/job_result): AWX shows the stats event's artifact_data."""
+        return (self.stats().get("artifact_data") or {}).get("rollcall_result", {})
+
+    def assert_reported(self, **expected):
+        """The job's result as AWX shows it: status ok, AWX's user and job id as the actor, and `expected`."""
+        result = self.result()
+        job_id = self.extravars_job_id
+        assert result.get("status") == "ok" and result.get("awx_job_id") == job_id, result
+        assert result.get("actor") == "awx-scheduler@awx job %d" % job_id, result
+        assert {key: result.get(key) for key in expected} == expected, result
 
     def explain(self):
         return "%s: status=%s rc=%s failures=%s\n--- stdout (tail)\n%s\n--- runner stderr (tail)\n%s" % (
@@ -226,7 +239,7 @@ class AwxJobs:
                                   timeout=JOB_TIMEOUT, check=False)
         finally:
             remove_containers(CONTAINER_PREFIX + ident)
-        return Job(playbook, proc, os.path.join(pdd, "artifacts", ident))
+        return Job(playbook, proc, os.path.join(pdd, "artifacts", ident), job_id)
 
     @staticmethod
     def write(pdd, relpath, text):
@@ -425,6 +438,7 @@ def test_deploy_job_brings_up_a_healthy_stack(stack):
     _, _, job = stack
     job.assert_successful()
     assert job.stats().get("changed", {}).get("localhost", 0) > 0, job.stats()
+    job.assert_reported(playbook="deploy", version="1.0.0")
     health = get_json("/health")
     assert health["status"] == "healthy" and health["version"] == "1.0.0", health
     assert get_json("/api/v1/students")["total"] == 7
@@ -436,12 +450,14 @@ def test_backup_job_then_verify_backup_job(stack):
     before = set(glob.glob(os.path.join(dirs["backups"], "**", "*.manifest.json"), recursive=True))
     job = runner.run("backup.yml")
     job.assert_successful()
+    job.assert_reported(playbook="backup")
     made = set(glob.glob(os.path.join(dirs["backups"], "**", "*.manifest.json"), recursive=True)) - before
     assert made, "the backup job left no new manifest under %s" % dirs["backups"]
     secrets_absent(job.stdout)
 
     job = runner.run("verify_backup.yml", survey={"rollcall_backup_verify_level": "restore"})
     job.assert_successful()
+    job.assert_reported(playbook="verify_backup")
     assert not job.failures()
     secrets_absent(job.stdout)
 
@@ -450,9 +466,10 @@ def test_health_job_reports_on_the_managed_host(stack):
     runner, dirs, _ = stack
     job = runner.run("health.yml")
     job.assert_successful()
-    reports = sorted(glob.glob(os.path.join(dirs["reports"], "**", "health-*.json"), recursive=True))
-    assert reports, "no health report under %s: %s" % (dirs["reports"], job.stdout[-2000:])
-    with open(reports[-1], encoding="utf-8") as handle:
+    job.assert_reported(playbook="health", failing=[])
+    report = job.result().get("report", "")
+    assert report.startswith(dirs["reports"] + os.sep) and os.path.isfile(report), (report, dirs["reports"])
+    with open(report[: -len(".html")] + ".json", encoding="utf-8") as handle:
         document = json.load(handle)
     assert document["status"] in ("ok", "warning"), document
     secrets_absent(job.stdout)
@@ -462,15 +479,21 @@ def test_deploy_of_a_new_release_then_rollback_jobs(stack):
     runner, dirs, _ = stack
     job = runner.run("deploy.yml", survey={"rollcall_app_version": "1.1.0"})
     job.assert_successful()
+    job.assert_reported(playbook="deploy", version="1.1.0")
     assert get_json("/health")["version"] == "1.1.0"
 
     # A blank optional survey answer (AWX sends "") means "not given": back to the newest other kept release.
     job = runner.run("rollback.yml", survey={"to": ""})
     job.assert_successful()
+    job.assert_reported(playbook="rollback", version="1.0.0")
     health = get_json("/health")
     assert health["version"] == "1.0.0" and health["status"] == "healthy", health
     assert get_json("/api/v1/students")["total"] == 7
-    assert os.listdir(dirs["state"]), "the release history must live in the mounted state dir"
+    audits = glob.glob(os.path.join(dirs["state"], "**", "audit.jsonl"), recursive=True)
+    assert audits, "the release history must live in the state dir on the managed host: %s" % dirs["state"]
+    with open(audits[0], encoding="utf-8") as handle:
+        actors = {json.loads(line).get("actor") for line in handle if line.strip()}
+    assert actors and all("awx-scheduler" in str(actor) for actor in actors), actors
 
 
 def test_teardown_job_with_survey_answers_removes_the_stack(stack):
@@ -478,6 +501,7 @@ def test_teardown_job_with_survey_answers_removes_the_stack(stack):
     runner, dirs, _ = stack
     job = runner.run("teardown.yml", survey={"confirm": "yes", "teardown_volumes": "true"})
     job.assert_successful()
+    job.assert_reported(playbook="teardown", volumes_removed=True)
     client = docker.from_env(timeout=60)
     try:
         left = [c.name for c in client.containers.list(all=True, filters={"name": PROJECT})
