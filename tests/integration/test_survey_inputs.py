@@ -80,6 +80,13 @@ def test_blank_answers_are_not_given(tmp_path):
     text = messages(report)
     assert proc.returncode != 0 and "No release to roll back to." in text, text
     assert "-e to=" not in text and "None" not in text, text
+    # A blank restore_backup_name: the newest backup (there is none here, which the plan says), not a backup
+    # named '' or None.
+    (tmp_path / "bk").mkdir()
+    proc, report = playbook(hosts, "restore.yml", "-e", extravars(tmp_path, restore_backup_name="", confirm=""))
+    text = messages(report)
+    assert proc.returncode != 0 and "no backup" in text.lower(), text
+    assert "None" not in text and "NoneType" not in text and "There is no backup  " not in text, text
 
 
 def test_version_1_10_is_1_10_not_1_1(tmp_path):
