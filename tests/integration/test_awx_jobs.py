@@ -338,10 +338,12 @@ def stack(jobs):
 
 # ------------------------------------------------------------------ the image and its definition
 
-def ee_run(*argv):
-    return subprocess.run(["docker", "run", "--rm", "--name", "rc-w-awx-probe-%s" % uuid.uuid4().hex[:8],
-                           "--entrypoint", argv[0], EE_IMAGE, *argv[1:]],
-                          capture_output=True, text=True, timeout=120, check=False)
+def ee_run(*argv, user=None):
+    """A command in the EE; with user, through the image's entrypoint (as AWX starts it)."""
+    options = ["--user", user] if user else ["--entrypoint", argv[0]]
+    command = list(argv) if user else list(argv[1:])
+    return subprocess.run(["docker", "run", "--rm", "--name", "rc-w-awx-probe-%s" % uuid.uuid4().hex[:8], *options,
+                           EE_IMAGE, *command], capture_output=True, text=True, timeout=120, check=False)
 
 
 def pins(path):
@@ -391,6 +393,9 @@ def test_the_ee_holds_what_execution_environment_yml_declares(ee):
                               "&& ssh -V && command -v ansible-playbook ansible-runner ssh-agent git && id -u")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "1000" and "OpenSSH" in proc.stderr
+    # Any uid (OpenShift) gets a passwd entry with HOME=/runner from the entrypoint.
+    proc = ee_run("sh", "-c", "whoami && echo $HOME", user="12345:0")
+    assert proc.returncode == 0 and proc.stdout.split() == ["runner", "/runner"], proc.stdout + proc.stderr
 
 
 def test_ansible_builder_accepts_the_definition(tmp_path):
