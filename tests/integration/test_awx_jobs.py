@@ -216,8 +216,7 @@ class AwxJobs:
             "awx_job_template_name": "Rollcall %s" % playbook, "awx_user_name": "awx-scheduler",
             "awx_project_revision": "0" * 40, "awx_inventory_name": "Rollcall", "awx_execution_node": "awx-ee",
         }
-        extravars = unsafe_strings(dict(extravars, **(survey or {})))
-        extravars["awx_job_id"] = job_id  # AWX writes ids as integers
+        extravars = unsafe_strings(dict(extravars, **(survey or {})))  # ids stay integers, as AWX writes them
         self.write(pdd, "env/extravars", yaml.dump(extravars, Dumper=AwxDumper, default_flow_style=False))
         envvars = dict(AWX_ENV, JOB_ID=str(job_id), INVENTORY_ID="1", PROJECT_REVISION="0" * 40,
                        AWX_PRIVATE_DATA_DIR="/runner",
