@@ -110,10 +110,10 @@ def messages(report):
             for result in task["hosts"].values() if isinstance(result.get("msg"), str)]
 
 
-def add_student(number):
+def add_student(number, url=URL):
     body = json.dumps({"student_number": number, "first_name": "Late", "last_name": "Comer",
                        "email": "late.%s@students.example.edu" % number.lower(), "grade_level": 10}).encode()
-    request = urllib.request.Request(URL + "/api/v1/students", data=body,
+    request = urllib.request.Request(url + "/api/v1/students", data=body,
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback test URL
         assert response.status == 201

@@ -2,18 +2,11 @@
 database while the live one serves, the swap is one atomic RENAME TABLE, and a light loopback load sees no failed
 request. The data is the backup's afterwards."""
 
-import json
-import os
-import sys
 import time
-import urllib.request
 
 import pytest
 from test_deploy import DB_PASSWORD, failures, get_json, playbook, teardown, write_inventory
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                                "bench"))
-from loadgen import Load  # noqa: E402
+from test_release_sequence import Load, add_student
 
 PROJECT = "rc-a-online"
 PORT = 18410
@@ -35,19 +28,11 @@ def stack(tmp_path_factory):
         teardown(inventory)
 
 
-def add_student(number):
-    body = json.dumps({"student_number": number, "first_name": "Late", "last_name": "Comer",
-                       "email": "late.%s@students.example.edu" % number.lower(), "grade_level": 10}).encode()
-    request = urllib.request.Request(URL + "/api/v1/students", data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback test URL
-        assert response.status == 201
-
-
 def test_a_mariadb_restore_fails_no_request(stack):
     proc, report = playbook(stack["inventory"], "backup.yml")
     assert proc.returncode == 0, failures(report)
     total = get_json(URL + "/api/v1/students")[1]["total"]
-    add_student("S09101")
+    add_student("S09101", URL)
     assert get_json(URL + "/api/v1/students")[1]["total"] == total + 1
     load = Load(URL + "/api/v1/students?per_page=5", rate=20, total=100000, max_seconds=300).start()
     time.sleep(1)
