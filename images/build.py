@@ -38,6 +38,8 @@ IMAGES = {
     "postgres": [("rollcall/postgres:15", {})],
     "mariadb": [("rollcall/mariadb:10.11", {})],
     "host": [("rollcall/host:bookworm", {})],
+    # The fleet scenario's hosts: sshd + their own dockerd (molecule/fleet).
+    "fleet-host": [("rollcall/fleet-host:bookworm", {})],
     "proxy": [("rollcall/proxy:1", {})],
     "sms-app": [
         ("rollcall/sms-app:1.0.0", {"SMS_VERSION": "1.0.0"}),
