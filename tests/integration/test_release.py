@@ -13,6 +13,21 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
 from loadgen import Load  # noqa: E402
 
 
+def container_state(name):
+    """(state, rollcall.version label) of a container, or None when there is none."""
+    proc = subprocess.run(["docker", "inspect", "-f", '{{.State.Status}} {{index .Config.Labels "rollcall.version"}}',
+                           name], capture_output=True, text=True, check=False)
+    return tuple(proc.stdout.split()) if proc.returncode == 0 else None
+
+
+def task_result(report, prefix):
+    """The localhost result of the one task whose name starts with prefix (the JSON callback's report)."""
+    found = [task["hosts"]["localhost"] for play in report["plays"] for task in play["tasks"]
+             if task["task"]["name"].startswith(prefix) and "localhost" in task["hosts"]]
+    assert len(found) == 1, (prefix, len(found))
+    return found[0]
+
+
 def test_deploy_and_rollback_under_load_fail_no_request(tmp_path):
     port = 18295
     inventory = write_inventory(tmp_path, rollcall_project="rc-it-rel", rollcall_db_engine="postgresql",
@@ -32,6 +47,9 @@ def test_deploy_and_rollback_under_load_fail_no_request(tmp_path):
         assert SECRET not in proc.stdout and DB_PASSWORD not in proc.stdout
         assert load.failed == [] and load.ok > 100, (load.ok, load.failed[:10])
         assert load.versions.get("1.0.0") and load.versions.get("1.1.0"), load.versions
+        # The release that was live stays running, without traffic, as the warm standby.
+        assert container_state("rc-it-rel-app-standby") == ("running", "1.0.0")
+        assert container_state("rc-it-rel-app") == ("running", "1.1.0")
 
         load = Load(url, rate=40, total=100000, max_seconds=300).start()
         time.sleep(1)
@@ -41,6 +59,13 @@ def test_deploy_and_rollback_under_load_fail_no_request(tmp_path):
         assert proc.returncode == 0, failures(report)
         assert load.failed == [] and load.ok > 50, (load.ok, load.failed[:10])
         assert load.versions.get("1.0.0") and load.versions.get("1.1.0"), load.versions
+        # Traffic went back to the warm standby (no new container), which is the live 1.0.0 now; 1.1.0 is gone, as
+        # it cannot serve on the schema the rollback took down.
+        assert task_result(report, "Switch traffic back to the warm standby")["changed"] is True
+        assert task_result(report, "Start the new release next to the live one").get("skipped") is True
+        assert container_state("rc-it-rel-app") == ("running", "1.0.0")
+        assert container_state("rc-it-rel-app-standby") is None
+        assert container_state("rc-it-rel-app-next") is None
         revision = subprocess.run(["docker", "exec", "-e", "PGPASSWORD=" + DB_PASSWORD, "rc-it-rel-db", "psql", "-h",
                                    "127.0.0.1", "-U", "sms", "-d", "sms", "-Atc", "SELECT version_num FROM "
                                    "alembic_version"], capture_output=True, text=True, check=True).stdout.strip()
