@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make bench: targets measured, never asserted in tests. Prints figures and ratios against the raw tools run in
 # the same invocation; copy them into docs/performance.md when they change.
-#   BENCH_RUNS (default 3), BENCH_PG_MB (1024), BENCH_MARIADB_MB (500), BENCH_DIR (where dumps go; default /tmp)
+#   BENCH_RUNS (default 3), BENCH_PG_MB (1024), BENCH_MARIADB_MB (500), BENCH_DIR (where dumps go; default /tmp),
+#   BENCH_FLEET_SIZES (1,2,4,8), BENCH_FLEET_PARTS (scale,rollback)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${BENCH_RUNS:-3}
@@ -34,3 +35,6 @@ echo "== backup and restore against the raw tools (issue 4)"
 
 echo "== deploy and rollback under load (issue 5)"
 .venv/bin/python bench/release.py
+
+echo "== fleet scale (1, 2, 4, 8 app hosts) and rollback in seconds on two app hosts under load (issue 11)"
+.venv/bin/python bench/fleet.py
