@@ -42,7 +42,8 @@ class Load:
 
     def _run(self):
         deadline = time.monotonic() + self.max_seconds
-        with ThreadPoolExecutor(self.workers) as pool:
+        pool = ThreadPoolExecutor(self.workers)
+        try:
             start = time.monotonic()
             for i in range(self.total):
                 if self._stop.is_set() or time.monotonic() > deadline:
@@ -51,6 +52,10 @@ class Load:
                 if delay > 0:
                     time.sleep(delay)
                 pool.submit(self._one)
+        finally:
+            # Requests still queued when stopped were never sent: they are dropped, not counted (on an overloaded
+            # machine the queue can hold minutes of requests); those in flight finish and are counted.
+            pool.shutdown(wait=True, cancel_futures=self._stop.is_set())
 
     def start(self):
         self._thread = threading.Thread(target=self._run, daemon=True)
