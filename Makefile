@@ -83,7 +83,7 @@ sanity: python
 	tests/sanity.sh
 
 unit: python collection
-	pytest -rs tests/unit
+	pytest -rs -n 2 tests/unit
 
 integration: setup
 	pytest -rs -n 2 --dist loadfile tests/integration

@@ -277,14 +277,19 @@ def _plan_restore(live, kept, backup, revisions):
 def _describe(steps):
     """One line: what the steps do, in order."""
     words = []
-    for step in steps:
+    for index, step in enumerate(steps):
         kind = step["step"]
+        after_restore = index > 0 and steps[index - 1]["step"] == "restore"
         if kind == "backup":
             words.append("verified backup")
         elif kind == "restore":
-            words.append("restore %s (app stopped meanwhile)" % step["name"])
+            words.append("restore %s into a side database" % step["name"])
+            if index + 1 == len(steps) or steps[index + 1]["step"] != "migrate":
+                words.append("swap it in (the app keeps serving)")
         elif kind == "migrate":
-            words.append("migrate %s -> %s with %s" % (_rev(step["from"]), step["to"], step["image"]))
+            words.append("migrate %s -> %s with %s%s" % (_rev(step["from"]), step["to"], step["image"],
+                                                         " there, then swap it in (the app keeps serving)"
+                                                         if after_restore else ""))
         elif kind == "start":
             words.append("start %s" % step["version"])
         elif kind == "gate":

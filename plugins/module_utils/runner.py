@@ -107,6 +107,10 @@ class _Capture:
         self.data += data
 
 
+# How long a command's input may keep coming after the command ended (see Feeder.finish).
+FEED_GRACE_S = 5
+
+
 class Feeder:
     """Writes an iterable of byte chunks to a command's stdin from a thread, then closes it.
 
@@ -133,8 +137,11 @@ class Feeder:
             with contextlib.suppress(OSError):
                 self.close()
 
-    def finish(self):
-        self.thread.join()
+    def finish(self, grace=FEED_GRACE_S):
+        """Called once the command has ended. An iterable still producing ``grace`` seconds later waits for
+        something else (the psql session that holds a snapshot until told to commit): what the command read is
+        all it got, its exit code says the rest; the thread is left to end on its own."""
+        self.thread.join(grace)
         if self.error is not None:
             raise self.error
 

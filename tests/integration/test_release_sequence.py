@@ -30,19 +30,26 @@ PORT = 18400
 URL = "http://127.0.0.1:%d" % PORT
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("rc-a-seq")
-    inventory = write_inventory(tmp, rollcall_project=PROJECT, rollcall_db_engine="postgresql", rollcall_app_port=PORT,
+def deployed_stack(tmp_path_factory, project, engine, port, **settings):
+    """A throw-away stack deployed at 1.0.0 for a module's tests (rate limit off, backups verified natively);
+    yields what the tests need and tears it down afterwards."""
+    tmp = tmp_path_factory.mktemp(project)
+    inventory = write_inventory(tmp, rollcall_project=project, rollcall_db_engine=engine, rollcall_app_port=port,
                                 rollcall_rate_limit_per_minute=1000000, rollcall_state_dir=str(tmp / "state"),
                                 rollcall_backup_dir=str(tmp / "bk"), rollcall_backup_verify_level="native",
-                                rollcall_environment="test", rollcall_drain_seconds=1)
+                                rollcall_environment="test", **settings)
     try:
         proc, report = playbook(inventory)
         assert proc.returncode == 0, failures(report)
-        yield {"inventory": inventory, "state": tmp / "state" / PROJECT, "backups": tmp / "bk"}
+        yield {"inventory": inventory, "state": tmp / "state" / project, "backups": tmp / "bk",
+               "url": "http://127.0.0.1:%d" % port}
     finally:
         teardown(inventory)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    yield from deployed_stack(tmp_path_factory, PROJECT, "postgresql", PORT, rollcall_drain_seconds=1)
 
 
 def revision():
@@ -80,7 +87,7 @@ def snapshot(stack):
 
 def under_load(stack, name, *extra):
     """Run a release playbook under a light loopback load: it must succeed and fail no request."""
-    load = Load(URL + "/api/v1/students?per_page=5", rate=20, total=100000, max_seconds=300).start()
+    load = Load(stack["url"] + "/api/v1/students?per_page=5", rate=20, total=100000, max_seconds=300).start()
     time.sleep(1)
     proc, report = playbook(stack["inventory"], name, *extra)
     time.sleep(1)

@@ -117,3 +117,22 @@ def test_numbers_arrive_as_numbers_and_are_checked_as_numbers(tmp_path):
     proc, report = playbook(hosts, "backup.yml", "--check", "-e", extravars(tmp_path, rollcall_app_version=""))
     assert proc.returncode != 0 and "rollcall_app_version is blank" in messages(report)
     assert not os.path.exists(tmp_path / "bk")
+
+
+def test_a_production_teardown_needs_confirm_even_without_volumes(tmp_path):
+    hosts = inventory(tmp_path, rollcall_environment="production")
+    name = PROJECT + "-app"
+    subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+    subprocess.run(["docker", "run", "-d", "--name", name, "rollcall/base:bookworm", "sleep", "300"],
+                   capture_output=True, check=True)
+    try:
+        for extra in ((), ("-e", extravars(tmp_path, confirm="")), ("-e", extravars(tmp_path, confirm="no"))):
+            proc, report = playbook(hosts, "teardown.yml", *extra)
+            text = messages(report)
+            assert proc.returncode != 0 and "stops the production SMS" in text and "confirm=yes" in text, text
+            assert name in docker_names(name), "a refused teardown removed the app container"
+        proc, report = playbook(hosts, "teardown.yml", "-e", extravars(tmp_path, confirm="yes"))
+        assert proc.returncode == 0, failures(report)
+        assert name not in docker_names(name)
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)

@@ -204,6 +204,8 @@ def test_restore_on_the_same_schema_only_restores():
     result = plan("restore", live=V2, kept=KEPT, backup={"name": "b", "schema_revision": "0002"})
     assert steps(result) == ["restore"]
     assert result["restore"]["app_version"] == "1.1.0", "the safety backup records the live release"
+    assert result["summary"].endswith("restore b into a side database, swap it in (the app keeps serving)."), \
+        result["summary"]
 
 
 def test_restore_of_an_older_backup_migrates_forward_with_the_live_image():
@@ -211,6 +213,8 @@ def test_restore_of_an_older_backup_migrates_forward_with_the_live_image():
                                                          "app_version": "1.0.0"})
     assert steps(result) == ["restore", "migrate"]
     assert result["migrate"] == {"step": "migrate", "image": "sms:1.1.0", "from": "0001", "to": "0002"}
+    assert ("restore b into a side database, migrate 0001 -> 0002 with sms:1.1.0 there, then swap it in (the app "
+            "keeps serving)") in result["summary"], result["summary"]
 
 
 def test_restore_of_a_newer_backup_is_refused_naming_the_kept_release():

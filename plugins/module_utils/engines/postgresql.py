@@ -422,12 +422,19 @@ class PostgreSQL(Engine):
             except queue.Empty:
                 raise EngineError("PostgreSQL at %s: the snapshot session did not answer within %d s"
                                   % (self.target.where(), wait)) from None
-            return (None, None) if line is None else line.partition("\t")[::2]
+            return (None, None) if line is None else line.rpartition("\t")[::2]
 
         def session_failed(what):
+            # The session may still wait for the end of the statements it reads (the server died under it):
+            # let it end rather than wait for it.
+            done.set()
             holder.join(30)
             if "error" in session:
                 raise session["error"]
+            if "result" not in session:
+                raise EngineError("PostgreSQL at %s: the snapshot session stopped answering while %s (did the "
+                                  "server go away? check that it is up, then run the backup again)"
+                                  % (self.target.where(), what))
             self._fail(what, session["result"])
 
         try:
@@ -455,7 +462,7 @@ class PostgreSQL(Engine):
                 name, value = next_line(3600)
                 if name == "counted":
                     break
-                if name is None:
+                if name is None or not value.isdigit():
                     session_failed("counting rows in the snapshot")
                 counts[name] = int(value)
         except BaseException:
