@@ -23,7 +23,7 @@ def container_state(name):
 def task_result(report, prefix):
     """The localhost result of the one task whose name starts with prefix (the JSON callback's report)."""
     found = [task["hosts"]["localhost"] for play in report["plays"] for task in play["tasks"]
-             if task["task"]["name"].startswith(prefix) and "localhost" in task["hosts"]]
+             if task["task"]["name"].split(" : ")[-1].startswith(prefix) and "localhost" in task["hosts"]]
     assert len(found) == 1, (prefix, len(found))
     return found[0]
 
