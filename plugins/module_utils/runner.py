@@ -107,15 +107,13 @@ class _Capture:
         self.data += data
 
 
-# How long a command's input may keep coming after the command ended (see Feeder.finish).
-FEED_GRACE_S = 5
-
-
 class Feeder:
     """Writes an iterable of byte chunks to a command's stdin from a thread, then closes it.
 
     A command that stops reading early is not an error here (its exit code and stderr say why); any other failure
     (a checksum mismatch raised by the iterable, say) is re-raised by ``finish()`` in the calling thread.
+    An iterable that waits for something outside the command (the psql session that holds a snapshot until told
+    to commit) offers ``command_ended()``: ``finish()`` calls it so the iterable can stop waiting.
     """
 
     def __init__(self, chunks, write, close):
@@ -137,13 +135,23 @@ class Feeder:
             with contextlib.suppress(OSError):
                 self.close()
 
-    def finish(self, grace=FEED_GRACE_S):
-        """Called once the command has ended. An iterable still producing ``grace`` seconds later waits for
-        something else (the psql session that holds a snapshot until told to commit): what the command read is
-        all it got, its exit code says the rest; the thread is left to end on its own."""
-        self.thread.join(grace)
+    def finish(self):
+        """Called once the command has ended: waits for the whole input (its checks run to the end)."""
+        ended = getattr(self.chunks, "command_ended", None)
+        if ended is not None:
+            ended()
+        self.thread.join()
         if self.error is not None:
             raise self.error
+
+
+def _flushed(pipe):
+    """A write that reaches the command now: an input that then waits (the snapshot session) must not sit in a
+    buffer."""
+    def write(data):
+        pipe.write(data)
+        pipe.flush()
+    return write
 
 
 class Runner:
@@ -200,7 +208,7 @@ class LocalRunner(Runner):
         try:
             thread = threading.Thread(target=drain_stderr, daemon=True)
             thread.start()
-            feeder = Feeder(stdin, proc.stdin.write, proc.stdin.close) if stdin is not None else None
+            feeder = Feeder(stdin, _flushed(proc.stdin), proc.stdin.close) if stdin is not None else None
             for chunk in iter(lambda: proc.stdout.read(CHUNK), b""):
                 write_out(chunk)
             rc = proc.wait()

@@ -209,3 +209,38 @@ def test_a_tool_error_line_gets_what_the_runner_knows_once():
         "Got error: 2013: Lost connection; the container stopped (exited)"
     assert stopped.explained("the container stopped (exited)") == "the container stopped (exited)"
     assert Result(1, stderr="boom").explained("boom") == "boom"
+
+
+class _WaitsForOutside:
+    """An input like the dump's snapshot session: after its first chunk it waits for something outside the
+    command, which never comes when the command ended first (the server went away)."""
+
+    def __init__(self):
+        import threading
+        self.ended = threading.Event()
+
+    def command_ended(self):
+        self.ended.set()
+
+    def __iter__(self):
+        yield b"SELECT 1;\n"
+        self.ended.wait(30)  # the outside event never comes; only command_ended() releases it
+        if not self.ended.is_set():
+            yield b"too late\n"
+
+
+def test_an_input_that_waits_outside_the_command_is_told_the_command_ended():
+    started = time.monotonic()
+    result = LocalRunner().run(["head", "-c", "3"], stdin=_WaitsForOutside())
+    assert result.rc == 0 and result.stdout == b"SEL"
+    assert time.monotonic() - started < 5
+
+
+def test_an_input_error_raised_after_the_command_ended_is_not_lost():
+    def checked():
+        yield b"data\n"
+        time.sleep(1.5)  # the checksum is known only at the end, after the tool has exited 0
+        raise ValueError("checksum mismatch")
+
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        LocalRunner().run(["head", "-n", "1"], stdin=checked())

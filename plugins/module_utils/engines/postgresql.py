@@ -255,6 +255,26 @@ COMMIT;
 """
 
 
+
+class _SnapshotSession:
+    """The input of the psql session that exports and holds a dump's snapshot: the snapshot and row counts, then,
+    once ``done`` is set (the dump ended), COMMIT. When psql ends first (the server went away), the runner calls
+    ``command_ended()`` and the input stops waiting."""
+
+    def __init__(self, done):
+        self.done, self.ended = done, threading.Event()
+
+    def command_ended(self):
+        self.ended.set()
+
+    def __iter__(self):
+        yield ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n"
+               "SELECT 'snapshot', pg_export_snapshot();\n" + ROW_COUNTS_SQL + "SELECT 'counted', '';\n").encode()
+        while not self.done.wait(0.2):
+            if self.ended.is_set():
+                return
+        yield b"COMMIT;\n"
+
 class PostgreSQL(Engine):
     name = "postgresql"
     dump_format = "pg_dump custom (-Fc)"
@@ -391,11 +411,7 @@ class PostgreSQL(Engine):
         env = self._env(application)
         session = {}
 
-        def statements():
-            yield ("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;\n"
-                   "SELECT 'snapshot', pg_export_snapshot();\n" + ROW_COUNTS_SQL + "SELECT 'counted', '';\n").encode()
-            done.wait()
-            yield b"COMMIT;\n"
+        statements = _SnapshotSession(done)
 
         def receive(data):
             for line in data.decode("utf-8", "replace").splitlines():
@@ -404,7 +420,7 @@ class PostgreSQL(Engine):
         def hold_snapshot():
             try:
                 argv = ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-w"]
-                session["result"] = self.runner.run(argv + self._conn_args(database), stdin=statements(),
+                session["result"] = self.runner.run(argv + self._conn_args(database), stdin=statements,
                                                     sink=receive, env=env)
             except Exception as exc:  # noqa: BLE001 - re-raised in the calling thread
                 session["error"] = exc
