@@ -6,11 +6,11 @@ DOCUMENTATION = r"""
 ---
 module: mssql_roles
 short_description: Apply Rollcall's least-privilege role matrix to a SQL Server database
-version_added: "0.5.0"
+version_added: "0.4.0"
 description:
   - Brings the database roles of one SQL Server database to Rollcall's role matrix (issue 12; seed 000's "least
     privilege access model by role", "no direct table access"). Service roles C(rollcall_owner) (migrations
-    only: C(db_ddladmin) and data rights on the app schema), C(rollcall_app) (SELECT, INSERT, UPDATE, DELETE,
+    only; C(db_ddladmin) and data rights on the app schema), C(rollcall_app) (SELECT, INSERT, UPDATE, DELETE,
     EXECUTE on the app schema, no DDL), C(rollcall_report) (SELECT on the reporting schema), C(rollcall_backup)
     (C(db_backupoperator), SELECT on the app schema for the row counts), C(rollcall_monitor) (VIEW DATABASE
     STATE); seed 000's people roles C(ict_admin), C(leadership), C(teachers), C(admin_staff), each granted
@@ -77,7 +77,7 @@ options:
         default: office
   members:
     description:
-      - For each role of the matrix given here, the database users (or roles) that are exactly its members:
+      - For each role of the matrix given here, the database users (or roles) that are exactly its members;
         missing ones are added, others dropped. Roles not given keep their members. Each user must already exist
         in the database (C(CREATE USER [name] FOR LOGIN [name])).
     type: dict

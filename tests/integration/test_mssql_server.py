@@ -122,3 +122,26 @@ def test_backup_flows_full_differential_verify_and_restore(engine, database, tmp
     again = backup.take_backup(flows, directory, "differential", key=key)
     assert again["parent"] == full["name"]
     assert set(os.listdir(LOCAL_DIR)) == before, "every temporary .bak was deleted"
+
+
+def test_role_matrix_applies_once_and_then_changes_nothing(engine, database):
+    """issue 12: the matrix on a real server; the second run plans nothing, and the roles can do what they should."""
+    from ansible_collections.rollcall.ops.plugins.module_utils.engines import mssql_roles
+
+    user = "rc_it_teacher_%s" % uuid.uuid4().hex[:6]
+    engine.query("CREATE USER %s WITHOUT LOGIN;" % mssql.quote_name(user), database)
+    desired = mssql_roles.desired_matrix(members={"teachers": [user]}, absent_roles=["rc_it_gone"])
+    engine.query("CREATE ROLE [rc_it_gone];", database)
+    side = mssql.MSSQL(None, Target("mssql", database, host=engine.target.host, port=engine.target.port,
+                                    user=engine.target.user, password=engine.target.password))
+    first = mssql_roles.manage(side, desired)
+    assert first["changed"] is True and "DROP ROLE [rc_it_gone];" in first["statements"]
+    second = mssql_roles.manage(side, desired)
+    assert second["changed"] is False and second["statements"] == [], second["statements"]
+    assert second["diff"]["before"] == second["diff"]["after"]
+    # A teacher reads through the teaching schema's view (ownership chain) and not the table itself.
+    engine.query("EXEC(N'CREATE VIEW teaching.pupils AS SELECT id, name FROM dbo.students');", database)
+    as_teacher = "EXECUTE AS USER = %s; %%s; REVERT;" % mssql.quote_string(user)
+    assert engine.query(as_teacher % "SELECT COUNT(*) AS n FROM teaching.pupils", database)[0]["n"] >= 1
+    with pytest.raises(mssql.EngineError, match="SELECT permission was denied"):
+        engine.query(as_teacher % "SELECT COUNT(*) AS n FROM dbo.students", database)
