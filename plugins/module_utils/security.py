@@ -399,8 +399,20 @@ def _public_host_ip(ip):
     return not (ip.startswith("127.") or ip in ("::1", "[::1]", "localhost"))
 
 
-def judge_container(inspect, public_ports=()):
-    """Findings for one container's ``docker inspect``."""
+def main_uid(inspect, top):
+    """The uid of the container's main process (``State.Pid``) from ``docker top`` with ``-o uid,pid``, or None."""
+    titles = [t.upper() for t in (top or {}).get("Titles") or []]
+    if "UID" not in titles or "PID" not in titles:
+        return None
+    pid = str((inspect.get("State") or {}).get("Pid") or "")
+    for row in (top or {}).get("Processes") or []:
+        if len(row) == len(titles) and row[titles.index("PID")] == pid and row[titles.index("UID")].isdigit():
+            return int(row[titles.index("UID")])
+    return None
+
+
+def judge_container(inspect, public_ports=(), uid=None):
+    """Findings for one container's ``docker inspect``; ``uid``: its main process's uid (main_uid), if known."""
     name = (inspect.get("Name") or "?").lstrip("/")
     subject = "container %s" % name
     config = inspect.get("Config") or {}
@@ -408,8 +420,12 @@ def judge_container(inspect, public_ports=()):
     out = []
     user = str(config.get("User") or "").strip()
     if user.split(":")[0] in ("", "0", "root"):
-        out.append(finding("containers", WARNING, subject, "runs as root%s" % ("" if user else " (no USER set)"),
-                           "run it as an unprivileged user (image USER or the container's user option)"))
+        if uid:  # the entrypoint started as root and dropped to another user
+            out.append(finding("containers", INFO, subject, "starts as root; its main process runs as uid %d" % uid,
+                               "nothing urgent; a USER in the image would keep even the entrypoint unprivileged"))
+        else:
+            out.append(finding("containers", WARNING, subject, "runs as root%s" % ("" if user else " (no USER set)"),
+                               "run it as an unprivileged user (image USER or the container's user option)"))
     if host.get("Privileged"):
         out.append(finding("containers", CRITICAL, subject, "is privileged (root on the host)",
                            "remove privileged: true; add only the capabilities it needs"))

@@ -233,7 +233,11 @@ def container_findings(docker_host, project, public_ports):
     for summary in api.containers(all=True):
         names = [n.lstrip("/") for n in summary.get("Names") or []]
         if any(security.in_stack(n, project) for n in names):
-            out.extend(security.judge_container(api.inspect_container(summary["Id"]), public_ports))
+            inspect = api.inspect_container(summary["Id"])
+            uid = None
+            if (inspect.get("State") or {}).get("Running"):
+                uid = security.main_uid(inspect, api.top(summary["Id"], ps_args="-o uid,pid"))
+            out.extend(security.judge_container(inspect, public_ports, uid))
     return out
 
 

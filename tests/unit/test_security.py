@@ -400,3 +400,14 @@ def test_renderers_escape_and_show_every_finding():
     md = security.render_markdown(doc)
     assert "\\|" in md and "db&lt;1&gt;" in md
     assert json.loads(security.render_json(doc))["counts"][CRITICAL] == 1
+
+
+def test_main_uid_reads_the_main_process_and_an_entrypoint_that_drops_root_is_info():
+    state = dict(inspect(user=""), State={"Pid": 588, "Running": True})
+    top = {"Titles": ["UID", "PID"], "Processes": [["0", "27572"], ["999", "588"]]}
+    assert security.main_uid(state, top) == 999
+    assert security.main_uid(state, {"Titles": ["UID", "PID"], "Processes": [["0", "1"]]}) is None
+    assert security.main_uid(state, {"Titles": ["USER", "PID"], "Processes": [["root", "588"]]}) is None
+    (f,) = security.judge_container(state, uid=999)
+    assert f["severity"] == INFO and "uid 999" in f["message"]
+    assert severities(security.judge_container(state, uid=0)) == [WARNING]
