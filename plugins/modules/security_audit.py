@@ -18,7 +18,7 @@ description:
     host, accounts without a password, password age from C(password_last_changed)); both compared with
     O(expected_roles). Password hashes are never read out of the server. Unused accounts are reported as
     "not recorded" (neither engine keeps a last login by default).
-  - B(containers) (O(project)) - every container named O(project) or C(<project>-...): running as root,
+  - B(containers) (O(project)) - every container named O(project) or C(<project>-...) - running as root,
     privileged, added capabilities, ports published on non-loopback addresses, secrets in the environment (the
     variable is named, its value never read into the result).
   - B(sockets) (O(sockets)) - TCP ports listening on non-loopback addresses, from C(/proc/net/tcp) and C(tcp6).
@@ -329,7 +329,7 @@ def main():
                 login=dict(type="bool", default=False),
             )),
             bootstrap_roles=dict(type="list", elements="str"),
-            max_password_age_days=dict(type="int", default=365),
+            max_password_age_days=dict(type="int", default=365, no_log=False),
             endpoint=dict(type="str"),
             tls_warn_days=dict(type="int", default=30),
             tls_critical_days=dict(type="int", default=7),
