@@ -54,6 +54,7 @@ CADENCES = {
     "Rollcall daily health": ("Rollcall health", dt.timedelta(days=1), (6, 0), None, None),
     "Rollcall weekly audit": ("Rollcall audit", dt.timedelta(weeks=1), (5, 0), 0, None),
     "Rollcall monthly audit": ("Rollcall audit", "month", (4, 0), None, 1),
+    "Rollcall quarterly security audit": ("Rollcall security audit", "quarter", (4, 30), None, 1),
 }
 
 
@@ -473,9 +474,11 @@ def test_every_schedule_has_its_intended_cadence(data, after):
         assert awx_rrule_problems(schedule["rrule"]) == [], name
         times = next_occurrences(schedule["rrule"], after)
         assert len(times) == 3 and times[0] > after, name
-        if every == "month":
+        if every in ("month", "quarter"):
+            step = 1 if every == "month" else 3
             months = [t.year * 12 + t.month for t in times]
-            assert months == [months[0], months[0] + 1, months[0] + 2], name
+            assert months == [months[0], months[0] + step, months[0] + 2 * step], name
+            assert every == "month" or all(t.month in (1, 4, 7, 10) for t in times), name
         else:
             assert [b - a for a, b in zip(times, times[1:], strict=False)] == [every, every], name
             assert times[0] - after <= every, name
