@@ -125,3 +125,45 @@ def test_rotation_restore_with_the_ring_clear_errors_and_reencryption(pg, tmp_pa
     # Idempotent: nothing left to re-encrypt.
     rc, again = run("backup_keys", dict(ring, directory=str(directory), action="reencrypt"))
     assert rc == 0 and again["changed"] is False and again["reencrypted"] == []
+
+
+# ------------------------------------------------------------------------------------- the playbook
+def test_the_playbook_refuses_without_the_old_key_then_rotates_and_reencrypts(pg, tmp_path):
+    from test_deploy import failures, playbook, write_inventory
+
+    directory, state = tmp_path / "backups", tmp_path / "state"
+    directory.mkdir(mode=0o700)
+    rc, made = run("db_backup", args(pg, directory, encryption_key=OLD))
+    assert rc == 0, made.get("msg")
+    settings = dict(rollcall_project="rc-t12c-rot", rollcall_environment="test", rollcall_db_engine="postgresql",
+                    rollcall_db_container=pg.name, rollcall_db_password=PASSWORD, rollcall_backup_dir=str(directory),
+                    rollcall_backup_uploads=False, rollcall_backup_verify_level="checksum",
+                    rollcall_state_dir=str(state), rollcall_backup_key=NEW, rollcall_actor="it-rotation")
+    audit = state / "rc-t12c-rot" / "audit.jsonl"
+
+    # The new key is set but the old one is not in the ring: refused before anything changes, and audited.
+    before = sorted(p.name for p in directory.iterdir())
+    proc, report = playbook(write_inventory(tmp_path, **settings), "rotate_backup_key.yml")
+    assert proc.returncode != 0
+    found = failures(report)
+    assert any(ID_OLD in msg and "rollcall_backup_old_keys" in msg for _, msg in found), found
+    assert sorted(p.name for p in directory.iterdir()) == before
+    lines = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert lines[-1]["event"] == "backup_key_rotation_failed" and lines[-1]["actor"] == "it-rotation"
+
+    # With the old key in the ring and -e reencrypt=true: a fresh backup with the new key, the old one re-encrypted.
+    inventory = write_inventory(tmp_path, rollcall_backup_old_keys=[OLD], **settings)
+    proc, report = playbook(inventory, "rotate_backup_key.yml", "-e", "reencrypt=true")
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    for secret in (OLD, NEW, PASSWORD):
+        assert secret not in proc.stdout + proc.stderr
+    rc, keys = run("backup_keys", {"directory": str(directory), "encryption_key": NEW, "require_readable": True})
+    assert rc == 0 and list(keys["by_key"]) == [ID_NEW] and len(keys["by_key"][ID_NEW]) == 2
+    assert made["name"] in keys["by_key"][ID_NEW]
+    said = [r["msg"] for play in report["plays"] for t in play["tasks"] for r in t["hosts"].values()
+            if t["task"]["name"].endswith("Say what the rotation did")]
+    assert said and "New backups use key id %s" % ID_NEW in said[0] and "Re-encrypted %s" % made["name"] in said[0]
+    assert "may be removed from rollcall_backup_old_keys" in said[0]
+    line = json.loads(audit.read_text().splitlines()[-1])
+    assert line["event"] == "backup_key_rotated" and "key id %s" % ID_NEW in line["message"]
+    assert "re-encrypted 1" in line["message"]
