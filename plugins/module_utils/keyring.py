@@ -88,7 +88,7 @@ def load_ring(key=None, key_file=None, keys=None, key_files=None):
     """A KeyRing from the modules' options; a bad entry is named by its place in the list, never by its value."""
     current = artifact.load_key(key, key_file)
     old = []
-    for option, values, load in (("encryption_keys", keys, lambda v: artifact.load_key(v)),
+    for option, values, load in (("encryption_keys", keys, artifact.load_key),
                                  ("encryption_key_files", key_files, lambda v: artifact.load_key(key_file=v))):
         for index, value in enumerate(values or []):
             try:
