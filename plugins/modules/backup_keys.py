@@ -6,7 +6,7 @@ DOCUMENTATION = r"""
 ---
 module: backup_keys
 short_description: Report which backups use which key, and re-encrypt old backups to the current key
-version_added: "0.3.0"
+version_added: "0.2.0"
 description:
   - V(report) lists every backup in O(directory) with the key id it was made with, whether the key ring
     (O(encryption_key) and O(encryption_keys)) holds that key, and whether the ring reads it - the manifest's
