@@ -89,6 +89,23 @@ options:
     description:
       - File on the managed host holding the key (32 raw bytes, hex or base64).
     type: path
+  encryption_keys:
+    description:
+      - The key ring - previous backup keys (same forms as O(encryption_key)), for reading backups made before a
+        key rotation. Never logged. The playbooks pass C(rollcall_backup_old_keys) here.
+      - A module that reads a backup picks the key by the key id recorded in its manifest (the signature's and every
+        encrypted file's) from O(encryption_key) and this list. A backup whose key id is in neither fails with an
+        error naming that key id and saying to add its key to C(rollcall_backup_old_keys).
+      - New backups (M(rollcall.ops.db_backup), and the safety backup of M(rollcall.ops.db_restore)) always use
+        O(encryption_key) or O(encryption_key_file), never a key of this list.
+      - An entry that is not a key (truncated, empty) fails the task, naming its place in the list, never its value.
+    type: list
+    elements: str
+  encryption_key_files:
+    description:
+      - Like O(encryption_keys), with each previous key in a file on the managed host.
+    type: list
+    elements: path
 """
 
     # Reading backups back (backup_verify, db_restore): signatures.

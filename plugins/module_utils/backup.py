@@ -12,7 +12,7 @@ import signal
 import time
 from contextlib import contextmanager
 
-from . import artifact
+from . import artifact, keyring
 from .artifact import ArtifactError
 from .engines import mssql
 from .engines.base import EngineError, Target
@@ -345,7 +345,10 @@ class CheckedStream:
 
 
 def plain_stream(directory, manifest, key=None, data=None):
-    """The plain bytes of a stored part (default: the dump), every check applied as they stream."""
+    """The plain bytes of a stored part (default: the dump), every check applied as they stream.
+
+    ``key``: the key, or a keyring.KeyRing (the backup's key is picked by its key id)."""
+    key = keyring.resolve(key, manifest)
     data = data or manifest["data"]
     if data.get("encrypted") and key is None:
         raise ArtifactError("backup %s is encrypted (key id %s); give the key" % (manifest["name"], data["key_id"]))
@@ -358,12 +361,15 @@ def plain_stream(directory, manifest, key=None, data=None):
 
 def check_before_reading(directory, manifest, key=None, allow_unsigned=False):
     """The cheap checks, before a byte of data is read: the chain's manifests, their signatures, every stored
-    file's presence and size, the key. Returns (chain, detail); ArtifactError at the first problem."""
+    file's presence and size, the key. Returns (chain, detail); ArtifactError at the first problem.
+
+    ``key``: the key, or a keyring.KeyRing: each backup of the chain is checked with the key it was made with."""
     chain = backup_chain(directory, manifest)
     details = []
     for member in chain:
-        details.append(artifact.check_signature(member, key, allow_unsigned))
-        artifact.check_stored_files(directory, member, key)
+        member_key = keyring.resolve(key, member)
+        details.append(artifact.check_signature(member, member_key, allow_unsigned))
+        artifact.check_stored_files(directory, member, member_key)
     return chain, details[-1] + ("; its parent's too" if len(chain) > 1 else "")
 
 
@@ -681,6 +687,7 @@ def describe(directory, now=None):
             "finished_at": manifest["finished_at"], "age_s": int((now - finished).total_seconds()),
             "size": manifest["data"]["size"], "file": manifest["data"]["file"],
             "encrypted": manifest["data"]["encrypted"], "schema_revision": manifest.get("schema_revision"),
+            "key_id": (keyring.needed_ids(manifest) or [None])[0],
             "app_version": manifest.get("app_version"), "parent": manifest.get("parent"),
             "verification": verification,
             "verified": bool(verification and verification.get("status") == "passed"),

@@ -21,6 +21,9 @@ ARTIFACT_ARGS = dict(
     directory=dict(type="path", required=True),
     encryption_key=dict(type="str", no_log=True),
     encryption_key_file=dict(type="path"),
+    # The key ring: previous keys, for reading backups made before a key rotation (keyring.py).
+    encryption_keys=dict(type="list", elements="str", no_log=True),
+    encryption_key_files=dict(type="list", elements="path", no_log=False),  # paths, not keys
 )
 
 # For modules that read backups: whether an unsigned manifest is acceptable although a key is given.

@@ -97,7 +97,7 @@ steps:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rollcall.ops.plugins.module_utils import artifact, backup
+from ansible_collections.rollcall.ops.plugins.module_utils import backup, keyring
 from ansible_collections.rollcall.ops.plugins.module_utils.params import (
     ARTIFACT_ARGS,
     KEY_EXCLUSIVE,
@@ -120,14 +120,14 @@ def main():
     )
     p = module.params
     try:
-        key = artifact.load_key(p["encryption_key"], p["encryption_key_file"])
+        key = keyring.ring_from_params(p)  # the backup's own key, picked by its key id
         name = p["name"] or backup.newest_name(p["directory"], p["engine"], p["database"])
         engine = None
         level = "native" if module.check_mode and p["level"] == "restore" else p["level"]
         if level != "checksum":
             if not p["engine"]:
-                raise artifact.ArtifactError("level %s runs the engine's tools: give engine and how to reach it"
-                                             % level)
+                raise backup.ArtifactError("level %s runs the engine's tools: give engine and how to reach it"
+                                           % level)
             engine = backup.open_engine(backup.target_from_params(p))
         result = backup.verify_backup(p["directory"], name, level, key=key, engine=engine,
                                       record=not module.check_mode, allow_unsigned=p["allow_unsigned"])

@@ -123,7 +123,7 @@ row_counts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rollcall.ops.plugins.module_utils import artifact, backup
+from ansible_collections.rollcall.ops.plugins.module_utils import backup, keyring
 from ansible_collections.rollcall.ops.plugins.module_utils.params import (
     ARTIFACT_ARGS,
     KEY_EXCLUSIVE,
@@ -150,7 +150,7 @@ def main():
     )
     p = module.params
     try:
-        key = artifact.load_key(p["encryption_key"], p["encryption_key_file"])
+        key = keyring.ring_from_params(p)  # the backup's own key, picked by its key id
         target = backup.target_from_params(p)
         name = p["name"] or backup.newest_name(p["directory"], p["engine"], target.database)
         engine = backup.open_engine(target)
@@ -163,7 +163,7 @@ def main():
                                                                                  target.database)))
             module.exit_json(changed=True, restored=name, msg="would restore %s into %s" % (name, target.database))
         report = backup.restore_backup(engine, p["directory"], name, key=key, safety_backup=p["safety_backup"],
-                                       keep_old=p["keep_old"], safety_key=key, app_version=p["app_version"],
+                                       keep_old=p["keep_old"], safety_key=key.current, app_version=p["app_version"],
                                        allow_unsigned=p["allow_unsigned"],
                                        files={"container": p["uploads_container"]} if p["uploads_container"] else None,
                                        before_swap=backup.command_before_swap(
