@@ -118,17 +118,17 @@ def plan(entries, now, patterns=("*",), gzip_after_days=0, delete_after_days=0, 
     before now's month. directories: whether matching directories may be deleted (never gzipped).
 
     Returns {'rotate': {'from', 'to'} or None, 'gzip': [names], 'delete': [names], 'kept': [names],
-    'skipped': {name: reason}, 'reasons': {name: reason}}, names oldest first.
+    'untouched': {name: reason}, 'reasons': {name: reason}}, names oldest first.
     """
     check_policy(gzip_after_days, delete_after_days, max_total_bytes)
     names = {e["name"] for e in entries}
-    out = {"rotate": None, "gzip": [], "delete": [], "kept": [], "skipped": {}, "reasons": {}}
+    out = {"rotate": None, "gzip": [], "delete": [], "kept": [], "untouched": {}, "reasons": {}}
     candidates = []
     for entry in sorted(entries, key=lambda e: (e["mtime"], e["name"])):
         name, kind, age = entry["name"], entry["kind"], now - entry["mtime"]
         if rotate and name == rotate:
             if kind != "file":
-                out["skipped"][name] = "the live file is a %s, not a regular file; not rotated" % kind
+                out["untouched"][name] = "the live file is a %s, not a regular file; not rotated" % kind
                 continue
             this_month = datetime.datetime.fromtimestamp(now, datetime.timezone.utc).strftime("%Y-%m")
             if rotate_month and rotate_month < this_month:
@@ -143,10 +143,10 @@ def plan(entries, now, patterns=("*",), gzip_after_days=0, delete_after_days=0, 
         if not _managed(name, patterns):
             continue
         if kind == "link":
-            out["skipped"][name] = "a symlink: not followed, not touched"
+            out["untouched"][name] = "a symlink: not followed, not touched"
             continue
         if kind == "other" or (kind == "dir" and not directories):
-            out["skipped"][name] = "a %s: not touched" % ("directory" if kind == "dir" else "special file")
+            out["untouched"][name] = "a %s: not touched" % ("directory" if kind == "dir" else "special file")
             continue
         if delete_after_days and age >= delete_after_days * DAY:
             out["delete"].append(name)
@@ -154,7 +154,7 @@ def plan(entries, now, patterns=("*",), gzip_after_days=0, delete_after_days=0, 
             continue
         if kind == "file" and gzip_after_days and age >= gzip_after_days * DAY and not name.endswith(".gz"):
             if name + ".gz" in names:
-                out["skipped"][name] = "%s.gz exists already: not gzipped" % name
+                out["untouched"][name] = "%s.gz exists already: not gzipped" % name
             else:
                 out["gzip"].append(name)
                 out["reasons"][name] = "older than %d days" % gzip_after_days

@@ -14,7 +14,7 @@ description:
     (the month of its first line) without losing a line written at the same time; the rotated files are then
     gzipped and deleted like the others.
   - Works only inside O(path), on its direct entries, and never follows a symlink (a symlink matching the
-    patterns is reported in RV(skipped) and left alone; a symlinked O(path) is refused).
+    patterns is reported in RV(untouched) and left alone; a symlinked O(path) is refused).
   - A file is gzipped atomically (a temp file, fsync, rename to C(<name>.gz), then the original is removed); the
     C(.gz) keeps the original's mode and modification time, so its age keeps counting from the last write.
   - Check mode reports what would be done and changes nothing; C(--diff) shows the entries before and after.
@@ -113,7 +113,7 @@ kept:
   returned: always
   type: list
   elements: str
-skipped:
+untouched:
   description: Matching names left alone and why (symlinks, special files, an existing C(.gz)).
   returned: always
   type: dict
@@ -155,7 +155,7 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    empty = dict(changed=False, exists=False, rotated=None, gzipped=[], deleted=[], kept=[], skipped={},
+    empty = dict(changed=False, exists=False, rotated=None, gzipped=[], deleted=[], kept=[], untouched={},
                  reasons={}, retried=[])
     if p["rotate"] is not None and (not p["rotate"] or "/" in p["rotate"] or p["rotate"] in (".", "..")):
         module.fail_json(msg="rotate must be a file name inside path (no '/'), got %r" % p["rotate"])
@@ -208,7 +208,7 @@ def main():
     gzipped = [n for n in todo["gzip"] if n not in retried]
     changed = bool(todo["rotate"] or todo["delete"] or gzipped)
     module.exit_json(changed=changed, exists=True, rotated=todo["rotate"], gzipped=gzipped, deleted=todo["delete"],
-                     kept=todo["kept"], skipped=todo["skipped"], reasons=todo["reasons"], retried=retried,
+                     kept=todo["kept"], untouched=todo["untouched"], reasons=todo["reasons"], retried=retried,
                      diff=diff)
 
 

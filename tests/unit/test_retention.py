@@ -72,7 +72,7 @@ def test_gz_files_are_not_gzipped_again_but_deleted_when_old():
 
 def test_an_existing_gz_of_the_same_name_is_not_overwritten():
     out = plan([f("a.json", 40), f("a.json.gz", 40)], NOW, gzip_after_days=30)
-    assert out["gzip"] == [] and "exists already" in out["skipped"]["a.json"]
+    assert out["gzip"] == [] and "exists already" in out["untouched"]["a.json"]
 
 
 def test_names_outside_the_patterns_and_dot_names_are_not_looked_at():
@@ -80,24 +80,24 @@ def test_names_outside_the_patterns_and_dot_names_are_not_looked_at():
                 f("audit-2025-01.jsonl", 500)], NOW, patterns=["audit-*.jsonl", "audit-*.jsonl.gz"],
                delete_after_days=365)
     assert out["delete"] == ["audit-2025-01.jsonl"]
-    assert out["kept"] == [] and out["skipped"] == {}
+    assert out["kept"] == [] and out["untouched"] == {}
 
 
 def test_symlinks_are_skipped_even_when_old():
     out = plan([f("health-x.json", 500, kind="link")], NOW, delete_after_days=90, gzip_after_days=30)
     assert out["delete"] == [] and out["gzip"] == []
-    assert "symlink" in out["skipped"]["health-x.json"]
+    assert "symlink" in out["untouched"]["health-x.json"]
 
 
 def test_special_files_are_skipped():
     out = plan([f("fifo", 500, kind="other")], NOW, delete_after_days=90)
-    assert out["delete"] == [] and "special file" in out["skipped"]["fifo"]
+    assert out["delete"] == [] and "special file" in out["untouched"]["fifo"]
 
 
 def test_directories_are_skipped_unless_allowed():
     entries = [f("20260101T000000Z", 100, kind="dir"), f("20260101T000000Z.tar.gz", 100)]
     out = plan(entries, NOW, delete_after_days=90)
-    assert out["delete"] == ["20260101T000000Z.tar.gz"] and "directory" in out["skipped"]["20260101T000000Z"]
+    assert out["delete"] == ["20260101T000000Z.tar.gz"] and "directory" in out["untouched"]["20260101T000000Z"]
     out = plan(entries, NOW, delete_after_days=90, directories=True)
     assert sorted(out["delete"]) == ["20260101T000000Z", "20260101T000000Z.tar.gz"]
 
@@ -150,7 +150,7 @@ def test_live_file_without_a_readable_first_line_is_not_rotated():
 
 def test_live_file_that_is_a_symlink_is_not_rotated():
     out = plan([f("audit.jsonl", 40, kind="link")], NOW, rotate="audit.jsonl", rotate_month="2026-01")
-    assert out["rotate"] is None and "not a regular file" in out["skipped"]["audit.jsonl"]
+    assert out["rotate"] is None and "not a regular file" in out["untouched"]["audit.jsonl"]
 
 
 def test_rotated_name_avoids_taken_names():
