@@ -7,16 +7,18 @@
   only when rollcall_container_log_recreate is true.
 """
 
+import contextlib
 import gzip
 import json
 import os
 import sys
 import time
+import urllib.request
 
 import docker.errors
 import pytest
 from modules import run_module
-from test_deploy import DB_PASSWORD, failures, playbook
+from test_deploy import DB_PASSWORD, failures, playbook, teardown, write_inventory
 
 DAY = 86400
 NOW = time.time()
@@ -213,11 +215,36 @@ def test_database_container_gets_bounded_logs_and_is_recreated_for_them_only_whe
         assert new.attrs["HostConfig"]["LogConfig"] == {"Type": "json-file",
                                                         "Config": {"max-size": "20m", "max-file": "3"}}
     finally:
-        for getter, name in ((docker_client.containers.get, PROJECT + "-db"),
-                             (docker_client.volumes.get, PROJECT + "-dbdata"),
-                             (docker_client.networks.get, PROJECT + "-net")):
-            try:
-                thing = getter(name)
-            except docker.errors.NotFound:
-                continue
-            thing.remove(force=True) if getter == docker_client.containers.get else thing.remove()
+        for remove in (lambda: docker_client.containers.get(PROJECT + "-db").remove(force=True, v=True),
+                       lambda: docker_client.volumes.get(PROJECT + "-dbdata").remove(),
+                       lambda: docker_client.networks.get(PROJECT + "-net").remove()):
+            with contextlib.suppress(docker.errors.NotFound):
+                remove()
+
+
+APP_PROJECT = "rc-t12a-app"
+APP_PORT = 18712
+
+
+def test_deploy_gives_app_and_proxy_bounded_logs_and_keeps_a_running_proxy(tmp_path, docker_client):
+    inventory = write_inventory(tmp_path, rollcall_project=APP_PROJECT, rollcall_db_engine="sqlite",
+                                rollcall_app_port=APP_PORT, rollcall_state_dir=str(tmp_path / "state"))
+    (tmp_path / "again").mkdir()
+    again = write_inventory(tmp_path / "again", rollcall_project=APP_PROJECT, rollcall_db_engine="sqlite",
+                            rollcall_app_port=APP_PORT, rollcall_state_dir=str(tmp_path / "state"),
+                            rollcall_container_log_max_size="20m")
+    bounded = {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "5"}}
+    try:
+        proc, report = playbook(inventory)
+        assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+        proxy = docker_client.containers.get(APP_PROJECT + "-proxy")
+        for name in ("-app", "-proxy"):
+            assert docker_client.containers.get(APP_PROJECT + name).attrs["HostConfig"]["LogConfig"] == bounded, name
+
+        proc, report = playbook(again)
+        assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+        assert docker_client.containers.get(APP_PROJECT + "-proxy").id == proxy.id, "the proxy was recreated"
+        with urllib.request.urlopen("http://127.0.0.1:%d/health" % APP_PORT, timeout=5) as answer:
+            assert answer.status == 200
+    finally:
+        teardown(inventory)
