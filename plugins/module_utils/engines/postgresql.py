@@ -255,7 +255,6 @@ COMMIT;
 """
 
 
-
 class _SnapshotSession:
     """The input of the psql session that exports and holds a dump's snapshot: the snapshot and row counts, then,
     once ``done`` is set (the dump ended), COMMIT. When psql ends first (the server went away), the runner calls
@@ -274,6 +273,7 @@ class _SnapshotSession:
             if self.ended.is_set():
                 return
         yield b"COMMIT;\n"
+
 
 class PostgreSQL(Engine):
     name = "postgresql"
