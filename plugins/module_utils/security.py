@@ -159,8 +159,8 @@ def judge_pg_roles(roles, expected=None, bootstrap=PG_BOOTSTRAP, no_password=Non
     for role in roles:
         name, subject = role["name"], "role %s" % role["name"]
         if role["superuser"] and name not in bootstrap and not matrix.get(name, {}).get("superuser"):
-            out.append(finding("database", CRITICAL, subject, "is SUPERUSER%s" % (" and can log in" if role["login"]
-                                                                                    else ""),
+            can_login = " and can log in" if role["login"] else ""
+            out.append(finding("database", CRITICAL, subject, "is SUPERUSER%s" % can_login,
                                "ALTER ROLE %s NOSUPERUSER and grant only what it needs (the role matrix); daily work "
                                "must not run as a superuser" % name))
         elif not role["superuser"]:
@@ -252,7 +252,7 @@ def judge_mysql_accounts(accounts, expected=None, bootstrap=MYSQL_BOOTSTRAP, now
     matrix = expected or {}
     out = []
     seen = set()
-    bootstrap_users = {b.split("@")[0] for b in bootstrap}
+    bootstrap_users = {b.split("@", maxsplit=1)[0] for b in bootstrap}
     for acc in accounts:
         user, host = acc["user"], acc["host"]
         subject = "account '%s'@'%s'" % (user, host)
@@ -419,7 +419,7 @@ def judge_container(inspect, public_ports=(), uid=None):
     host = inspect.get("HostConfig") or {}
     out = []
     user = str(config.get("User") or "").strip()
-    if user.split(":")[0] in ("", "0", "root"):
+    if user.split(":", maxsplit=1)[0] in ("", "0", "root"):
         if uid:  # the entrypoint started as root and dropped to another user
             out.append(finding("containers", INFO, subject, "starts as root; its main process runs as uid %d" % uid,
                                "nothing urgent; a USER in the image would keep even the entrypoint unprivileged"))
@@ -481,7 +481,7 @@ def parse_proc_net_tcp(text, ipv6=False):
         fields = line.split()
         if len(fields) < 4 or fields[3] != "0A":
             continue
-        address, _, port = fields[1].rpartition(":")
+        address, _sep, port = fields[1].rpartition(":")
         try:
             ip = _hex_to_ipv6(address) if ipv6 else _hex_to_ipv4(address)
             found.append((ip, int(port, 16)))

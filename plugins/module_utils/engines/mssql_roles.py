@@ -267,7 +267,7 @@ def plan(desired, current):
         wanted.update((parent, entry["role"]) for parent in entry["member_of"])
     for role, people in desired["members"].items():
         wanted.update((role, person) for person in people)
-    missing = sorted({member for _, member in wanted if member not in principals and member not in names})
+    missing = sorted({member for _role, member in wanted if member not in principals and member not in names})
     if missing:
         problems.append("%s %s not in the database: create each user first (CREATE USER [name] FOR LOGIN "
                         "[name]) and run again" % (", ".join(missing), "is" if len(missing) == 1 else "are"))
@@ -342,9 +342,9 @@ def plan(desired, current):
         ops.append((drop_role_sql(name), ("role", name, False)))
 
     findings += _findings(current, names)
-    after = _apply(current, [change for _, change in ops])
-    shown = names + [name for name in desired["absent"]]
-    return {"statements": [sql for sql, _ in ops], "state_after": after, "kept": kept, "findings": findings,
+    after = _apply(current, [change for _sql, change in ops])
+    shown = names + list(desired["absent"])
+    return {"statements": [sql for sql, _change in ops], "state_after": after, "kept": kept, "findings": findings,
             "diff": {"before": describe(current, shown, desired["schemas"]),
                      "after": describe(after, shown, desired["schemas"])}}
 
@@ -362,7 +362,7 @@ def _ordered(pairs, names):
 
 
 def _permission_key(item):
-    (grantee, securable, permission), _ = item
+    (grantee, securable, permission), _state = item
     return (grantee, tuple("" if part is None else str(part) for part in securable), permission)
 
 
@@ -373,7 +373,7 @@ def _grouped(grants):
         groups.setdefault((verb, securable, principal, cascade), []).append((permission, state))
     ops = []
     for (verb, securable, principal, cascade), items in groups.items():
-        sql = permission_sql(verb, [p for p, _ in items], securable, principal, cascade)
+        sql = permission_sql(verb, [p for p, _state in items], securable, principal, cascade)
         ops.append((sql, ("permissions", principal, securable, items)))
     return ops
 
@@ -403,7 +403,7 @@ def _apply(state, changes):
     after = copy.deepcopy(state)
     for change in changes:
         if change[0] == "role":
-            _, name, create = change
+            _kind, name, create = change
             if create:
                 after["principals"][name] = {"type": "R", "fixed": False, "owns": 0}
             else:
@@ -411,15 +411,15 @@ def _apply(state, changes):
                 after["members"] = {pair for pair in after["members"] if name not in pair}
                 after["permissions"] = {k: v for k, v in after["permissions"].items() if k[0] != name}
         elif change[0] == "schema":
-            _, schema, owner = change
+            _kind, schema, owner = change
             after["schemas"][schema] = owner
             if owner in after["principals"]:
                 after["principals"][owner]["owns"] += 1
         elif change[0] == "member":
-            _, role, member, add = change
+            _kind, role, member, add = change
             (after["members"].add if add else after["members"].discard)((role, member))
         elif change[0] == "permissions":
-            _, principal, securable, items = change
+            _kind, principal, securable, items = change
             for permission, state_now in items:
                 if state_now is None:
                     after["permissions"].pop((principal, securable, permission), None)
