@@ -4,11 +4,15 @@
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.rollcall.ops.plugins.module_utils.db_roles import derived_password, role_names
+from ansible_collections.rollcall.ops.plugins.module_utils.db_roles import derived_password, expected_roles, role_names
 
 
 def db_role_names(app_user):
     return role_names(app_user)
+
+
+def db_expected_roles(app_user, engine):
+    return expected_roles(app_user, engine)
 
 
 def db_role_password(role, admin_password, given=None):
@@ -23,4 +27,5 @@ def db_role_password(role, admin_password, given=None):
 
 class FilterModule:
     def filters(self):
-        return {"db_role_names": db_role_names, "db_role_password": db_role_password}
+        return {"db_role_names": db_role_names, "db_role_password": db_role_password,
+                "db_expected_roles": db_expected_roles}

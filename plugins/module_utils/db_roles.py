@@ -41,3 +41,14 @@ def derived_password(admin_password, role):
     digest = hmac.new(admin_password.encode("utf-8"), ("rollcall-db-role:%s" % role).encode("utf-8"),
                       hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+ADMINS = {"postgresql": ["postgres"], "mariadb": ["root", "rollcall_admin"], "mysql": ["root", "rollcall_admin"]}
+
+
+def expected_roles(app_user, engine):
+    """The matrix as the security audit compares it: [{name, superuser, login}], the admins superuser."""
+    if engine not in ADMINS:
+        return []
+    roles = [{"name": name, "superuser": False, "login": True} for name in role_names(app_user).values()]
+    return roles + [{"name": name, "superuser": True, "login": True} for name in ADMINS[engine]]

@@ -45,7 +45,8 @@ def stack(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("rolesm")
     inventory = write_inventory(tmp_path, rollcall_project=PROJECT, rollcall_app_port=PORT,
                                 rollcall_db_engine="mariadb", rollcall_db_root_password=ROOT_PASSWORD,
-                                rollcall_environment="test", rollcall_rate_limit_per_minute=10 ** 6, rollcall_state_dir=str(tmp_path / "state"),
+                                rollcall_environment="test", rollcall_rate_limit_per_minute=10 ** 6,
+                                rollcall_state_dir=str(tmp_path / "state"),
                                 rollcall_backup_dir=str(tmp_path / "b"))
     try:
         proc, report = playbook(inventory)
