@@ -1,0 +1,152 @@
+"""The database role matrix (issue 12, item 1), PostgreSQL: what each login role may do on a real stack made by
+deploy.yml, and a stack from before the matrix (the app's login SUPERUSER, owning everything, postgres without a
+password) moved to it by the next deploy while it serves.
+"""
+
+import os
+import sys
+
+import pytest
+from test_deploy import DB_PASSWORD, failures, playbook, teardown, write_inventory
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench"))
+from loadgen import Load  # noqa: E402
+
+from ansible_collections.rollcall.ops.plugins.module_utils.db_roles import derived_password  # noqa: E402
+
+PROJECT = "rc-l-roles"
+PORT = 18530
+ROOT_PASSWORD = "it-root-password-never-printed-77"
+
+
+def psql(docker_client, role, password, sql, database="sms"):
+    """(exit code, output) of sql run as role over TCP inside the db container (password authentication)."""
+    container = docker_client.containers.get(PROJECT + "-db")
+    code, output = container.exec_run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1",
+                                       "-U", role, "-d", database, "-c", sql], environment={"PGPASSWORD": password})
+    return code, output.decode("utf-8", "replace").strip()
+
+
+def as_postgres(docker_client, sql, database="sms"):
+    container = docker_client.containers.get(PROJECT + "-db")
+    code, output = container.exec_run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", database,
+                                       "-c", sql], user="postgres")
+    assert code == 0, output
+    return output.decode().strip()
+
+
+def changed_tasks(report):
+    """Names of the tasks that changed something, without their role's prefix."""
+    return [task["task"]["name"].split(" : ", 1)[-1] for play in report["plays"] for task in play["tasks"]
+            for result in task["hosts"].values() if result.get("changed")]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("roles")
+    inventory = write_inventory(tmp_path, rollcall_project=PROJECT, rollcall_app_port=PORT,
+                                rollcall_db_root_password=ROOT_PASSWORD, rollcall_environment="test",
+                                rollcall_rate_limit_per_minute=10 ** 6,
+                                rollcall_state_dir=str(tmp_path / "state"), rollcall_backup_dir=str(tmp_path / "b"))
+    try:
+        proc, report = playbook(inventory)
+        assert proc.returncode == 0, failures(report)
+        yield inventory
+    finally:
+        teardown(inventory)
+
+
+def password(role):
+    return derived_password(ROOT_PASSWORD, role)
+
+
+def test_no_login_role_is_superuser_and_each_may_only_its_job(stack, docker_client):
+    supers = as_postgres(docker_client, "SELECT string_agg(rolname, ',' ORDER BY rolname) FROM pg_roles "
+                                        "WHERE rolsuper")
+    assert supers == "postgres", "only the server's admin is superuser: %s" % supers
+    owners = as_postgres(docker_client, "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class c JOIN "
+                                        "pg_namespace n ON n.oid = relnamespace WHERE nspname = 'public'")
+    assert owners == "sms_owner", "the schema's objects belong to the owner role: %s" % owners
+
+    app = ("sms", DB_PASSWORD)
+    code, out = psql(docker_client, *app, "SELECT count(*) FROM students")
+    assert code == 0 and int(out) == 7, out
+    code, out = psql(docker_client, *app, "INSERT INTO courses (code, title, credits) VALUES ('RL1', 'Roles', 1) "
+                                          "RETURNING id")
+    assert code == 0, "the app writes rows: %s" % out
+    for sql, why in (("DROP TABLE attendance", "must be owner"),
+                     ("CREATE TABLE mine (id int)", "permission denied for schema public"),
+                     ("CREATE ROLE intruder", "permission denied to create role"),
+                     ("SELECT rolpassword FROM pg_authid", "permission denied for table pg_authid"),
+                     ("TRUNCATE grades", "permission denied for table grades")):
+        code, out = psql(docker_client, *app, sql)
+        assert code != 0 and why in out, (sql, out)
+
+    as_postgres(docker_client, "CREATE DATABASE other_school", database="postgres")
+    as_postgres(docker_client, "CREATE TABLE secrets (v text); INSERT INTO secrets VALUES ('x')",
+                database="other_school")
+    code, out = psql(docker_client, *app, "SELECT * FROM secrets", database="other_school")
+    assert code != 0 and "permission denied for table secrets" in out, out
+
+    backup = ("sms_backup", password("sms_backup"))
+    code, out = psql(docker_client, *backup, "SELECT count(*) FROM grades")
+    assert code == 0 and int(out) > 0, out
+    code, out = psql(docker_client, *backup, "DELETE FROM grades")
+    assert code != 0 and "permission denied" in out, out
+
+    report = ("sms_report", password("sms_report"))
+    code, out = psql(docker_client, *report, "SELECT count(*) FROM courses")
+    assert code == 0, out
+    code, out = psql(docker_client, *report, "UPDATE courses SET title = 'x'")
+    assert code != 0 and "permission denied" in out, out
+
+    monitor = ("sms_monitor", password("sms_monitor"))
+    code, out = psql(docker_client, *monitor, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'sms'")
+    assert code == 0, out
+    code, out = psql(docker_client, *monitor, "SELECT count(*) FROM students")
+    assert code != 0 and "permission denied" in out, out
+
+
+def test_the_playbooks_run_with_the_least_roles(stack):
+    for name in ("backup.yml", "health.yml"):
+        proc, report = playbook(stack, name)
+        assert proc.returncode == 0, (name, failures(report))
+    proc, report = playbook(stack, "deploy.yml")
+    assert proc.returncode == 0, failures(report)
+    assert changed_tasks(report) == [], "a re-run changes nothing: %s" % changed_tasks(report)
+
+
+def test_a_stack_from_before_the_matrix_moves_to_it_while_serving(stack, docker_client):
+    # Back to how stacks were made before: the app's login SUPERUSER and owner of everything, postgres with no
+    # password, no other roles.
+    as_postgres(docker_client, "ALTER ROLE sms SUPERUSER; ALTER DATABASE sms OWNER TO sms; "
+                               "REASSIGN OWNED BY sms_owner TO sms; ALTER ROLE postgres PASSWORD NULL;")
+    as_postgres(docker_client, "DROP OWNED BY sms_owner, sms_report, sms_backup, sms_monitor; DROP ROLE sms_owner, "
+                               "sms_report, sms_backup, sms_monitor;")
+    assert as_postgres(docker_client, "SELECT rolsuper FROM pg_roles WHERE rolname = 'sms'") == "t"
+    load = Load("http://127.0.0.1:%d/api/v1/students" % PORT, rate=20, total=100000, max_seconds=300).start()
+    try:
+        proc, report = playbook(stack, "deploy.yml", "--diff")
+    finally:
+        load.stop()
+    assert proc.returncode == 0, failures(report)
+    assert load.failed == [], "requests failed while the roles changed: %s" % load.failed[:5]
+    assert load.ok > 0
+    assert as_postgres(docker_client, "SELECT rolsuper FROM pg_roles WHERE rolname = 'sms'") == "f"
+    owners = as_postgres(docker_client, "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class c JOIN "
+                                        "pg_namespace n ON n.oid = relnamespace WHERE nspname = 'public'")
+    assert owners == "sms_owner", owners
+    assert "Take from the app's login what it does not need" in changed_tasks(report)
+
+
+def test_check_mode_on_a_matrix_stack_changes_nothing(stack, docker_client):
+    as_postgres(docker_client, "REVOKE DELETE ON grades FROM sms")
+    proc, report = playbook(stack, "deploy.yml", "--check", "--diff")
+    assert proc.returncode == 0, failures(report)
+    assert "Grant the app and the reports what they need on the tables and sequences" in changed_tasks(report)
+    code, out = psql(docker_client, "sms", DB_PASSWORD, "DELETE FROM grades WHERE false")
+    assert code != 0 and "permission denied" in out, "check mode granted nothing: %s" % out
+    proc, report = playbook(stack, "deploy.yml")
+    assert proc.returncode == 0, failures(report)
+    code, out = psql(docker_client, "sms", DB_PASSWORD, "DELETE FROM grades WHERE false")
+    assert code == 0, out

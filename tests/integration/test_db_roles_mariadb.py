@@ -1,0 +1,107 @@
+"""The database role matrix (issue 12, item 1), MariaDB: what each account may do on a real stack made by
+deploy.yml, no root@'%', and a stack from before the matrix (root@'%', the app with ALL on its database) moved to it
+by the next deploy while it serves.
+"""
+
+import os
+import sys
+
+import pytest
+from test_deploy import DB_PASSWORD, failures, playbook, teardown, write_inventory
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench"))
+from loadgen import Load  # noqa: E402
+
+from ansible_collections.rollcall.ops.plugins.module_utils.db_roles import derived_password  # noqa: E402
+
+PROJECT = "rc-l-rolesm"
+PORT = 18531
+ROOT_PASSWORD = "it-root-password-never-printed-78"
+
+
+def sql(docker_client, user, password, statement, database="sms"):
+    """(exit code, output) of statement run as user over TCP inside the db container."""
+    container = docker_client.containers.get(PROJECT + "-db")
+    code, output = container.exec_run(["mariadb", "--protocol=TCP", "-h", "127.0.0.1", "-u", user, "--batch",
+                                       "--skip-column-names", "-e", statement, database],
+                                      environment={"MYSQL_PWD": password})
+    return code, output.decode("utf-8", "replace").strip()
+
+
+def as_root(docker_client, statement):
+    code, out = sql(docker_client, "root", ROOT_PASSWORD, statement, database="mysql")
+    assert code == 0, out
+    return out
+
+
+def changed_tasks(report):
+    """Names of the tasks that changed something, without their role's prefix."""
+    return [task["task"]["name"].split(" : ", 1)[-1] for play in report["plays"] for task in play["tasks"]
+            for result in task["hosts"].values() if result.get("changed")]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("rolesm")
+    inventory = write_inventory(tmp_path, rollcall_project=PROJECT, rollcall_app_port=PORT,
+                                rollcall_db_engine="mariadb", rollcall_db_root_password=ROOT_PASSWORD,
+                                rollcall_environment="test", rollcall_rate_limit_per_minute=10 ** 6,
+                                rollcall_state_dir=str(tmp_path / "state"),
+                                rollcall_backup_dir=str(tmp_path / "b"))
+    try:
+        proc, report = playbook(inventory)
+        assert proc.returncode == 0, failures(report)
+        yield inventory
+    finally:
+        teardown(inventory)
+
+
+def test_no_root_from_anywhere_and_each_account_may_only_its_job(stack, docker_client):
+    hosts = as_root(docker_client, "SELECT CONCAT(user, '@', host) FROM mysql.user WHERE user = 'root' ORDER BY 1")
+    assert hosts.split() == ["root@127.0.0.1", "root@localhost"], hosts
+    app = ("sms", DB_PASSWORD)
+    code, out = sql(docker_client, *app, "SELECT COUNT(*) FROM students")
+    assert code == 0 and int(out) == 7, out
+    code, out = sql(docker_client, *app, "INSERT INTO courses (code, title, credits) VALUES ('RL1', 'Roles', 1)")
+    assert code == 0, out
+    for statement in ("DROP TABLE attendance", "CREATE TABLE mine (id int)", "CREATE USER intruder",
+                      "SELECT * FROM mysql.user", "GRANT SELECT ON sms.* TO 'sms_report'@'%'"):
+        code, out = sql(docker_client, *app, statement)
+        assert code != 0 and "denied" in out, (statement, out)
+
+    backup = ("sms_backup", derived_password(ROOT_PASSWORD, "sms_backup"))
+    code, out = sql(docker_client, *backup, "SELECT COUNT(*) FROM grades")
+    assert code == 0 and int(out) > 0, out
+    code, out = sql(docker_client, *backup, "DELETE FROM grades")
+    assert code != 0 and "denied" in out, out
+    monitor = ("sms_monitor", derived_password(ROOT_PASSWORD, "sms_monitor"))
+    code, out = sql(docker_client, *monitor, "SELECT COUNT(*) FROM information_schema.processlist", database="")
+    assert code == 0, out
+    code, out = sql(docker_client, *monitor, "SELECT COUNT(*) FROM students")
+    assert code != 0 and "denied" in out, out
+
+
+def test_the_playbooks_run_with_the_least_accounts(stack):
+    for name in ("backup.yml", "health.yml"):
+        proc, report = playbook(stack, name)
+        assert proc.returncode == 0, (name, failures(report))
+    proc, report = playbook(stack, "deploy.yml")
+    assert proc.returncode == 0, failures(report)
+    assert changed_tasks(report) == [], "a re-run changes nothing: %s" % changed_tasks(report)
+
+
+def test_a_stack_from_before_the_matrix_moves_to_it_while_serving(stack, docker_client):
+    as_root(docker_client, "CREATE USER 'root'@'%%' IDENTIFIED BY '%s'; GRANT ALL ON *.* TO 'root'@'%%' WITH GRANT "
+                           "OPTION; GRANT ALL ON sms.* TO 'sms'@'%%'; DROP USER 'sms_owner'@'%%', 'sms_report'@'%%', "
+                           "'sms_backup'@'%%', 'sms_monitor'@'%%'; DELETE FROM mysql.global_priv WHERE user = "
+                           "'rollcall_admin'; FLUSH PRIVILEGES;" % ROOT_PASSWORD)
+    load = Load("http://127.0.0.1:%d/api/v1/students" % PORT, rate=20, total=100000, max_seconds=300).start()
+    try:
+        proc, report = playbook(stack, "deploy.yml")
+    finally:
+        load.stop()
+    assert proc.returncode == 0, failures(report)
+    assert load.failed == [] and load.ok > 0, load.failed[:5]
+    assert as_root(docker_client, "SELECT COUNT(*) FROM mysql.user WHERE user = 'root' AND host = '%'") == "0"
+    code, out = sql(docker_client, "sms", DB_PASSWORD, "DROP TABLE attendance")
+    assert code != 0 and "denied" in out, out
