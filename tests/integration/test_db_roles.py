@@ -150,3 +150,16 @@ def test_check_mode_on_a_matrix_stack_changes_nothing(stack, docker_client):
     assert proc.returncode == 0, failures(report)
     code, out = psql(docker_client, "sms", DB_PASSWORD, "DELETE FROM grades WHERE false")
     assert code == 0, out
+
+
+def test_the_security_audit_finds_no_superuser_but_the_admin(stack, docker_client):
+    proc, report = playbook(stack, "security_audit.yml")
+    text = proc.stdout
+    assert "is SUPERUSER" not in text and "not in the expected role matrix" not in text, failures(report)
+    as_postgres(docker_client, "CREATE ROLE planted LOGIN SUPERUSER PASSWORD 'planted-password-1'")
+    try:
+        proc, report = playbook(stack, "security_audit.yml")
+        assert proc.returncode != 0, "a planted superuser is critical"
+        assert "role planted" in proc.stdout and "planted-password-1" not in proc.stdout
+    finally:
+        as_postgres(docker_client, "DROP ROLE planted")
