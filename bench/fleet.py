@@ -51,7 +51,7 @@ def write_inventory(work, size):
     values = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
               "rollcall_network": PREFIX + "-net", "rollcall_db_container": PREFIX + "-db-db",
               "rollcall_db_engine": "postgresql", "rollcall_environment": "test",
-              "rollcall_secret_key": "bench-fleet-secret-key-0123456789abcdef",
+              "rollcall_secret_key": "bench-fleet-secret-key-0123456789abcdef-0123456789",
               "rollcall_db_password": "bench-fleet-db-password", "rollcall_seed_students": 0,
               "rollcall_rate_limit_per_minute": 10 ** 7, "rollcall_state_dir": os.path.join(work, "state"),
               "rollcall_backup_dir": os.path.join(work, "backups"), "rollcall_backup_verify_level": "native",

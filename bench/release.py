@@ -73,7 +73,7 @@ def main():
         inventory = os.path.join(work, "hosts.yml")
         values = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
                   "rollcall_project": "rc-bench-rel", "rollcall_app_port": PORT, "rollcall_db_engine": "postgresql",
-                  "rollcall_secret_key": "bench-secret-key-0123456789abcdef-0123",
+                  "rollcall_secret_key": "bench-secret-key-0123456789abcdef-0123456789abcdef",
                   "rollcall_db_password": "bench-db-password", "rollcall_seed_students": 50,
                   "rollcall_rate_limit_per_minute": 10 ** 7, "rollcall_state_dir": os.path.join(work, "state"),
                   "rollcall_backup_dir": os.path.join(work, "backups"), "rollcall_backup_verify_level": "native",

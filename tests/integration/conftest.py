@@ -8,7 +8,7 @@ import docker
 import docker.errors
 import pytest
 
-SECRET = "integration-secret-key-0123456789abcdef-xyz"
+SECRET = "integration-secret-key-0123456789abcdef-xyz-0123456"
 
 
 @pytest.fixture(scope="session")

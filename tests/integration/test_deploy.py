@@ -14,7 +14,7 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
-SECRET = "it-secret-key-do-not-print-0123456789abcdef"
+SECRET = "it-secret-key-do-not-print-0123456789abcdef-012345"
 DB_PASSWORD = "it-db-password-never-printed-42"
 
 
@@ -97,7 +97,7 @@ def test_short_secret_key_stops_before_anything_runs(tmp_path):
     proc, report = playbook(inventory)
     assert proc.returncode != 0
     (name, msg), = failures(report)
-    assert "rollcall_secret_key is missing or shorter than 32 characters" in msg
+    assert "rollcall_secret_key is missing or shorter than 48 characters" in msg
     assert "\n" not in msg.strip()
     assert not subprocess.run(["docker", "ps", "-aq", "--filter", "name=rc-it-short"], capture_output=True,
                               text=True, check=True).stdout.strip()

@@ -101,7 +101,7 @@ def test_short_secret_key_on_a_new_project_changes_nothing(tmp_path):
             subprocess.run(["docker", *argv, item[0].lstrip("/") if kind == "containers" else item], check=False)
     assert proc.returncode != 0
     msg = one_failure(report)
-    assert "rollcall_secret_key is missing or shorter than 32 characters" in msg, msg
+    assert "rollcall_secret_key is missing or shorter than 48 characters" in msg, msg
     assert report["stats"]["localhost"]["changed"] == 0
     assert left == {"networks": [], "volumes": [], "containers": []}
 

@@ -233,7 +233,7 @@ def test_rate_limit_answers_429_with_retry_after(run_container, require_image):
     assert statuses == [200, 200, 200]
 
 
-@pytest.mark.parametrize("secret", [None, "short-key"])
+@pytest.mark.parametrize("secret", [None, "short-key", "k" * 40])
 def test_missing_or_short_secret_key_refuses_to_start(run_container, require_image, secret):
     require_image(APP)
     env = app_env()
@@ -243,8 +243,8 @@ def test_missing_or_short_secret_key_refuses_to_start(run_container, require_ima
     container = run_container(APP, environment=env)  # default CMD: sms-app serve
     code, output = wait_exit(container)
     assert code == 2
-    assert output.strip() == ("sms-app: SECRET_KEY is missing or shorter than 32 characters; set SECRET_KEY to a "
-                              "random string of at least 32 characters")
+    assert output.strip() == ("sms-app: SECRET_KEY is missing or shorter than 48 characters; set SECRET_KEY to a "
+                              "random string of at least 48 characters")
 
 
 def test_missing_database_url_is_one_clear_line(run_container, require_image):

@@ -76,7 +76,7 @@ def test_blank_answers_are_not_given(tmp_path):
     # A blank -e to: the rollback picks the newest kept release itself (there is none here), instead of refusing
     # the answer '' or 'None' as a version.
     proc, report = playbook(hosts, "rollback.yml", "-e", extravars(tmp_path, to="", restore_backup="",
-                                                                   rollcall_secret_key="s" * 40))
+                                                                   rollcall_secret_key="s" * 48))
     text = messages(report)
     assert proc.returncode != 0 and "No release to roll back to." in text, text
     assert "-e to=" not in text and "None" not in text, text

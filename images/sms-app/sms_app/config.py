@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.engine import make_url
 
-MIN_SECRET_KEY = 32
+MIN_SECRET_KEY = 48  # seed 002: secrets.token_urlsafe(48), "48+ char"
 
 
 class ConfigError(Exception):
