@@ -60,6 +60,12 @@ def failures(report):
     return [f for f in found if "ignoring" not in f[1]]
 
 
+def changed_tasks(report):
+    """Names of the tasks that changed something, without their role's prefix."""
+    return [task["task"]["name"].split(" : ", 1)[-1] for play in report["plays"] for task in play["tasks"]
+            for result in task["hosts"].values() if result.get("changed")]
+
+
 def teardown(inventory):
     playbook(inventory, "teardown.yml", "-e", "teardown_volumes=true", "-e", "confirm=yes")
 
