@@ -86,7 +86,7 @@ unit: python collection
 	pytest -rs -n 2 tests/unit
 
 integration: setup
-	pytest -rs -n 2 --dist loadfile tests/integration
+	pytest -rs -n 2 --dist loadfile --durations=30 tests/integration
 
 molecule: setup
 	tests/molecule.sh $(SCENARIOS)
