@@ -10,6 +10,8 @@ import pytest
 from conftest import wait_healthy
 from modules import run_module
 
+from ansible_collections.rollcall.ops.plugins.module_utils.db_roles import derived_password
+
 PASSWORD = "pg-rotation-password-not-in-logs"
 OLD = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 NEW = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"
@@ -32,6 +34,10 @@ def pg(docker_client, require_image):
         wait_healthy(container)
         psql(container, "CREATE TABLE students (id integer PRIMARY KEY, name text NOT NULL);"
                         "INSERT INTO students SELECT g, 'student ' || g FROM generate_series(1, 25) g;")
+        # The roles the playbooks log in as (roles/database's matrix makes them on a deployed stack).
+        for role, grants in (("sms_backup", "IN ROLE pg_read_all_data"),
+                             ("sms_owner", "CREATEDB IN ROLE sms, pg_signal_backend")):
+            psql(container, "CREATE ROLE %s LOGIN PASSWORD '%s' %s" % (role, derived_password(PASSWORD, role), grants))
         yield container
     finally:
         container.remove(force=True, v=True)

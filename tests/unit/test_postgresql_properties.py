@@ -203,3 +203,16 @@ def test_the_legacy_row_count_rule_only_adds_populated_matviews():
     assert postgresql.LEGACY_ROW_COUNTS_SQL != postgresql.ROW_COUNTS_SQL
     assert "c.relkind = 'm' AND c.relispopulated" in postgresql.LEGACY_ROW_COUNTS_SQL
     assert "'m'" not in postgresql.ROW_COUNTS_SQL
+
+
+def test_grants_are_compared_whatever_order_the_server_stores_them_in():
+    """REASSIGN OWNED keeps an ACL's old order, pg_restore writes its own: the fingerprint sorts the entries (in
+    SQL), and a backup fingerprinted in the stored order (before) is still accepted through earlier_privileges()."""
+    pg = engine([("json_build_object", []), ("ORDER BY a::text", [["public.t:r:o:{a=r/o,b=r/o}"]]),
+                 ("UNION ALL", [["public.t:r:o:{b=r/o,a=r/o}"]])])
+    now = pg.privileges("sms")
+    calls = [sql for sql, _ in pg.runner.calls if "UNION ALL" in sql]
+    assert "string_agg(a::text, ',' ORDER BY a::text)" in calls[-1] and "unnest(c.relacl)" in calls[-1]
+    earlier = pg.earlier_privileges("sms")
+    assert earlier and earlier[0] != now
+    assert "ORDER BY a::text" not in [sql for sql, _ in pg.runner.calls if "UNION ALL" in sql][-1]

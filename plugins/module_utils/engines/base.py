@@ -136,6 +136,10 @@ class Engine:
         """A fingerprint of owners and grants (compared after a restore), or None where the engine has none."""
         raise NotImplementedError
 
+    def earlier_privileges(self, database):
+        """Fingerprints of ``database`` as earlier versions of privileges() computed them (older backups)."""
+        return []
+
     def create_database(self, database, like=None):
         """Create an empty ``database`` (owned like ``like`` where the engine has owners)."""
         raise NotImplementedError

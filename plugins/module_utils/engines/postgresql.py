@@ -85,6 +85,8 @@ LIST_QUOTE_SETTINGS = ("local_preload_libraries", "search_path", "session_preloa
                        "shared_preload_libraries", "temp_tablespaces", "unix_socket_directories")
 DATABASE_PRIVILEGES = ("CONNECT", "CREATE", "TEMPORARY")
 
+# Owners and grants of every relation and schema. An ACL's entries are sorted: the same grants can be stored in
+# another order (REASSIGN OWNED keeps the old order, pg_restore writes its own), which is not a difference.
 PRIVILEGES_SQL = r"""
 SELECT n.nspname || '.' || c.relname || ':' || c.relkind::text || ':' || pg_get_userbyid(c.relowner) || ':'
        || coalesce(c.relacl::text, '')
@@ -96,6 +98,10 @@ SELECT 'schema ' || nspname || ':' || pg_get_userbyid(nspowner) || ':' || coales
   FROM pg_namespace WHERE nspname NOT IN ('pg_catalog', 'information_schema') AND nspname NOT LIKE 'pg\_%'
  ORDER BY 1;
 """
+SORTED_ACL = "coalesce((SELECT '{' || string_agg(a::text, ',' ORDER BY a::text) || '}' FROM unnest(ACL) a), '')"
+PRIVILEGES_SORTED_SQL = (PRIVILEGES_SQL.replace("coalesce(c.relacl::text, '')", SORTED_ACL.replace("ACL", "c.relacl"))
+                         .replace("coalesce(nspacl::text, '')", SORTED_ACL.replace("ACL", "nspacl")))
+
 
 # activity(): client connections vs max_connections, and statements running longer than :'secs' seconds.
 # Whitespace in the statement text is collapsed (it must not break psql's tab-separated rows).
@@ -371,14 +377,18 @@ class PostgreSQL(Engine):
                          what="reading pg_stat_activity")
         return parse_activity(rows)
 
-    def privileges(self, database):
+    def privileges(self, database, sql=PRIVILEGES_SORTED_SQL):
         """sha256 over owners and grants of every schema and relation, and the database's own properties."""
-        rows = self.psql(PRIVILEGES_SQL, database, what="reading owners and grants")
+        rows = self.psql(sql, database, what="reading owners and grants")
         lines = [r[0] for r in rows]
         if not self._restored_legacy(database):
             properties = self.database_properties(database)
             lines.append("database " + json.dumps(properties, sort_keys=True))
         return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+    def earlier_privileges(self, database):
+        """privileges() as backups made before ACL entries were sorted recorded it (their stored order)."""
+        return [self.privileges(database, PRIVILEGES_SQL)]
 
     def schema_revision(self, database):
         exists = self.psql("SELECT to_regclass('public.alembic_version') IS NOT NULL;", database,
