@@ -10,6 +10,12 @@ if [ ${#scenarios[@]} -eq 0 ]; then
 fi
 [ ${#scenarios[@]} -gt 0 ] || { echo "molecule: no scenarios found" >&2; exit 1; }
 mkdir -p .cache/molecule
+# What a killed earlier run left (its stacks keep running health checks and hold ports): the scenarios' own
+# stack names only (the platform containers are Molecule's, removed by its destroy step).
+leftover='^(rc-default|rc-backup-(pg|maria|sqlite)|rc-f)-'
+docker ps -a --format '{{.Names}}' | grep -E "$leftover" | xargs -r docker rm -fv >/dev/null
+docker volume ls -q | grep -E "$leftover" | xargs -r docker volume rm -f >/dev/null
+docker network ls --format '{{.Name}}' | grep -E "$leftover" | xargs -r docker network rm >/dev/null
 declare -A pids
 for s in "${scenarios[@]}"; do
   echo "molecule: starting scenario $s (log: .cache/molecule/$s.log)"

@@ -1,6 +1,7 @@
 """Shared fixtures for integration tests: a Docker client and helpers to run throw-away containers."""
 
 import contextlib
+import re
 import time
 import uuid
 
@@ -9,6 +10,40 @@ import docker.errors
 import pytest
 
 SECRET = "integration-secret-key-0123456789abcdef-xyz-0123456"
+
+# Every name these tests give a container, volume or network starts so (bench and Molecule use others).
+LEFTOVER = re.compile(r"^(rc-(it|e|a|b|c|l|s|w|t12[a-z])-|it-)")
+
+
+def pytest_sessionstart(session):
+    """Remove what a killed earlier run left: a stack of the same project would be deployed onto its old data
+    volume (the tests would assert on rows they did not make) or hold the port a fixture needs. Only the xdist
+    controller (or a run without xdist) sweeps, before any worker starts."""
+    if hasattr(session.config, "workerinput"):
+        return
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except Exception:  # noqa: BLE001 - the docker_client fixture says what is wrong
+        return
+    try:
+        swept = []
+        for container in client.containers.list(all=True):
+            if LEFTOVER.match(container.name):
+                container.remove(force=True, v=True)
+                swept.append(container.name)
+        for volume in client.volumes.list():
+            if LEFTOVER.match(volume.name):
+                volume.remove(force=True)
+                swept.append(volume.name)
+        for network in client.networks.list():
+            if LEFTOVER.match(network.name):
+                network.remove()
+                swept.append(network.name)
+        if swept:
+            print("integration: removed %d leftovers of an earlier run: %s" % (len(swept), ", ".join(sorted(swept))))
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import os
 import sys
 
 import pytest
-from test_deploy import DB_PASSWORD, failures, playbook, teardown, write_inventory
+from test_deploy import DB_PASSWORD, changed_tasks, failures, playbook, teardown, write_inventory
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench"))
 from loadgen import Load  # noqa: E402
@@ -33,12 +33,6 @@ def as_postgres(docker_client, sql, database="sms"):
                                        "-c", sql], user="postgres")
     assert code == 0, output
     return output.decode().strip()
-
-
-def changed_tasks(report):
-    """Names of the tasks that changed something, without their role's prefix."""
-    return [task["task"]["name"].split(" : ", 1)[-1] for play in report["plays"] for task in play["tasks"]
-            for result in task["hosts"].values() if result.get("changed")]
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import os
 import sys
 
 import pytest
-from test_deploy import DB_PASSWORD, failures, playbook, teardown, write_inventory
+from test_deploy import DB_PASSWORD, changed_tasks, failures, get_json, playbook, teardown, write_inventory
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench"))
 from loadgen import Load  # noqa: E402
@@ -32,12 +32,6 @@ def as_root(docker_client, statement):
     code, out = sql(docker_client, "root", ROOT_PASSWORD, statement, database="mysql")
     assert code == 0, out
     return out
-
-
-def changed_tasks(report):
-    """Names of the tasks that changed something, without their role's prefix."""
-    return [task["task"]["name"].split(" : ", 1)[-1] for play in report["plays"] for task in play["tasks"]
-            for result in task["hosts"].values() if result.get("changed")]
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +82,8 @@ def test_the_playbooks_run_with_the_least_accounts(stack):
     proc, report = playbook(stack, "deploy.yml")
     assert proc.returncode == 0, failures(report)
     assert changed_tasks(report) == [], "a re-run changes nothing: %s" % changed_tasks(report)
+    status, health = get_json("http://127.0.0.1:%d/health" % PORT)
+    assert status == 200 and health["status"] == "healthy" and health["version"] == "1.0.0", health
 
 
 def test_a_stack_from_before_the_matrix_moves_to_it_while_serving(stack, docker_client):

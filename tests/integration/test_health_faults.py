@@ -79,6 +79,9 @@ def test_healthy_host_is_ok_with_every_metric(pg, slow_app):
         "endpoints": [{"name": "live", "url": base + "/health/live", "samples": 5}],
         "database": database(pg), "disk_paths": ["/"], "memory": True, "cpu": True,
         "logs": {"containers": [app.name, pg.name], "since_minutes": 10},
+        # How busy this machine is is not the module's doing: the host's own metrics may warn, never fail the test.
+        "thresholds": {"cpu_used_percent": [80, None], "memory_used_percent": [85, None],
+                       "disk_used_percent": [80, None]},
     }, "-vvv")
     grep_secrets(output)
     assert rc == 0, result
@@ -95,7 +98,8 @@ def test_healthy_host_is_ok_with_every_metric(pg, slow_app):
     assert check(result, "http", "live")["status"] == "ok"  # /health is not delayed
     assert {c["kind"] for c in result["checks"]} >= {"container", "http", "database", "disk", "memory", "cpu",
                                                      "logs"}
-    assert result["summary"]["ok"] + result["summary"]["warning"] == len(result["checks"])
+    failed = [c for c in result["checks"] if c["status"] not in ("ok", "warning")]
+    assert not failed and result["summary"]["ok"] + result["summary"]["warning"] == len(result["checks"]), failed
 
 
 def test_slow_endpoint_is_a_latency_warning(slow_app):

@@ -38,7 +38,7 @@ def test_deploy_and_rollback_under_load_fail_no_request(tmp_path):
     try:
         proc, report = playbook(inventory)
         assert proc.returncode == 0, failures(report)
-        load = Load(url, rate=40, total=100000, max_seconds=300).start()
+        load = Load(url, rate=20, total=100000, max_seconds=300).start()
         time.sleep(1)
         proc, report = playbook(inventory, "deploy.yml", "-e", "rollcall_app_version=1.1.0")
         time.sleep(1)
@@ -51,7 +51,7 @@ def test_deploy_and_rollback_under_load_fail_no_request(tmp_path):
         assert container_state("rc-it-rel-app-standby") == ("running", "1.0.0")
         assert container_state("rc-it-rel-app") == ("running", "1.1.0")
 
-        load = Load(url, rate=40, total=100000, max_seconds=300).start()
+        load = Load(url, rate=20, total=100000, max_seconds=300).start()
         time.sleep(1)
         proc, report = playbook(inventory, "rollback.yml")
         time.sleep(1)
