@@ -10,12 +10,18 @@ if [ ${#scenarios[@]} -eq 0 ]; then
 fi
 [ ${#scenarios[@]} -gt 0 ] || { echo "molecule: no scenarios found" >&2; exit 1; }
 mkdir -p .cache/molecule
-# What a killed earlier run left (its stacks keep running health checks and hold ports): the scenarios' own
-# stack names only (the platform containers are Molecule's, removed by its destroy step).
-leftover='^(rc-default|rc-backup-(pg|maria|sqlite)|rc-f)-'
-docker ps -a --format '{{.Names}}' | grep -E "$leftover" | xargs -r docker rm -fv >/dev/null
-docker volume ls -q | grep -E "$leftover" | xargs -r docker volume rm -f >/dev/null
-docker network ls --format '{{.Name}}' | grep -E "$leftover" | xargs -r docker network rm >/dev/null
+# What a killed earlier run of these scenarios left (stacks keep running health checks and hold ports; fleet's
+# hosts are its platforms, made again by its create step): only the given scenarios' names, so a scenario run by
+# hand next to this one is left alone.
+declare -A prefix=([default]='rc-default' [backup]='rc-backup-(pg|maria|sqlite)' [fleet]='rc-f')
+names=()
+for s in "${scenarios[@]}"; do [ -n "${prefix[$s]:-}" ] && names+=("${prefix[$s]}"); done
+if [ ${#names[@]} -gt 0 ]; then
+  leftover="^($(IFS='|'; echo "${names[*]}"))-"
+  docker ps -a --format '{{.Names}}' | grep -E "$leftover" | xargs -r docker rm -fv >/dev/null
+  docker volume ls -q | grep -E "$leftover" | xargs -r docker volume rm -f >/dev/null
+  docker network ls --format '{{.Name}}' | grep -E "$leftover" | xargs -r docker network rm >/dev/null
+fi
 declare -A pids
 for s in "${scenarios[@]}"; do
   echo "molecule: starting scenario $s (log: .cache/molecule/$s.log)"

@@ -1,6 +1,7 @@
 """Shared fixtures for integration tests: a Docker client and helpers to run throw-away containers."""
 
 import contextlib
+import os
 import re
 import time
 import uuid
@@ -12,14 +13,15 @@ import pytest
 SECRET = "integration-secret-key-0123456789abcdef-xyz-0123456"
 
 # Every name these tests give a container, volume or network starts so (bench and Molecule use others).
-LEFTOVER = re.compile(r"^(rc-(it|e|a|b|c|l|s|w|t12[a-z])-|it-)")
+LEFTOVER = re.compile(r"^(rc-(it|e|a|b|c|k|l|r|s|w|t12[a-z])-|it-)")
 
 
 def pytest_sessionstart(session):
     """Remove what a killed earlier run left: a stack of the same project would be deployed onto its old data
     volume (the tests would assert on rows they did not make) or hold the port a fixture needs. Only the xdist
-    controller (or a run without xdist) sweeps, before any worker starts."""
-    if hasattr(session.config, "workerinput"):
+    controller (or a run without xdist) sweeps, before any worker starts. ROLLCALL_IT_SWEEP=0 skips it (several
+    people running test files side by side on one engine: each run would remove the others' stacks)."""
+    if hasattr(session.config, "workerinput") or os.environ.get("ROLLCALL_IT_SWEEP", "1") == "0":
         return
     try:
         client = docker.from_env(timeout=120)

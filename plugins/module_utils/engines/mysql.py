@@ -53,6 +53,21 @@ SELECT 'long', id, time, LEFT(COALESCE(info, ''), 200) FROM information_schema.p
 """
 
 
+# The objects RENAME TABLE cannot move, in the order they are re-created: routines, views, triggers (per table, in
+# firing order), events. One query; the name is the last column.
+KINDS = {1: "PROCEDURE", 2: "FUNCTION", 3: "VIEW", 4: "TRIGGER", 5: "EVENT"}
+OBJECTS_SQL = (
+    "SELECT 1, '', '', '', 0, routine_name FROM information_schema.routines WHERE routine_schema = {schema} AND "
+    "routine_type = 'PROCEDURE' UNION ALL "
+    "SELECT 2, '', '', '', 0, routine_name FROM information_schema.routines WHERE routine_schema = {schema} AND "
+    "routine_type = 'FUNCTION' UNION ALL "
+    "SELECT 3, '', '', '', 0, table_name FROM information_schema.views WHERE table_schema = {schema} UNION ALL "
+    "SELECT 4, event_object_table, action_timing, event_manipulation, action_order, trigger_name FROM "
+    "information_schema.triggers WHERE trigger_schema = {schema} UNION ALL "
+    "SELECT 5, '', '', '', 0, event_name FROM information_schema.events WHERE event_schema = {schema} "
+    "ORDER BY 1, 2, 3, 4, 5, 6;")
+
+
 def activity_sql(long_query_seconds):
     return ACTIVITY_SQL % (check_seconds(long_query_seconds), LONG_QUERIES_SHOWN)
 
@@ -345,27 +360,29 @@ class MySQL(Engine):
         can be replayed into another database (MySQL cannot move these with RENAME TABLE).
         """
         literal = quote_literal(database)
+        listed = self.sql(OBJECTS_SQL.format(schema=literal), what="listing views, routines, triggers and events "
+                          "of %s" % database)
+        objects = [(KINDS[int(row[0])], unescape_batch(row[-1])) for row in listed]
+        if not objects:
+            return []
+        # One SHOW CREATE per object, all in one session: each answers exactly one line in batch mode.
+        rows = self.sql("\n".join("SHOW CREATE %s %s;" % (kind, quote_ident(name)) for kind, name in objects),
+                        database, what="reading the definitions of the views, routines, triggers and events of %s"
+                        % database)
+        if len(rows) != len(objects):
+            raise EngineError("MySQL at %s: reading the definitions of %d objects of %s gave %d answers; were "
+                              "objects changed during the restore? Run it again" % (self.target.where(), len(objects),
+                                                                                   database, len(rows)))
         found = []
-        for kind, query in (
-                ("PROCEDURE", "SELECT routine_name FROM information_schema.routines WHERE routine_schema = %s AND "
-                              "routine_type = 'PROCEDURE' ORDER BY 1;"),
-                ("FUNCTION", "SELECT routine_name FROM information_schema.routines WHERE routine_schema = %s AND "
-                             "routine_type = 'FUNCTION' ORDER BY 1;"),
-                ("VIEW", "SELECT table_name FROM information_schema.views WHERE table_schema = %s ORDER BY 1;"),
-                ("TRIGGER", "SELECT trigger_name FROM information_schema.triggers WHERE trigger_schema = %s ORDER BY "
-                            "event_object_table, action_timing, event_manipulation, action_order;"),
-                ("EVENT", "SELECT event_name FROM information_schema.events WHERE event_schema = %s ORDER BY 1;")):
-            for (name,) in self.sql(query % literal, what="listing %s objects of %s" % (kind.lower(), database)):
-                row = self.sql("SHOW CREATE %s %s;" % (kind, quote_ident(name)), database,
-                               what="reading %s %s" % (kind.lower(), name))[0]
-                row = [unescape_batch(field) for field in row]
-                if kind == "VIEW":
-                    mode, create = None, row[1]
-                elif kind == "EVENT":
-                    mode, create = row[1], row[3]
-                else:
-                    mode, create = row[1], row[2]
-                found.append({"kind": kind, "name": name, "sql_mode": mode, "create": create})
+        for index, (kind, name) in enumerate(objects):
+            row = [unescape_batch(field) for field in rows[index]]
+            if kind == "VIEW":
+                mode, create = None, row[1]
+            elif kind == "EVENT":
+                mode, create = row[1], row[3]
+            else:
+                mode, create = row[1], row[2]
+            found.append({"kind": kind, "name": name, "sql_mode": mode, "create": create})
         return found
 
     def _replay(self, objects, database):
@@ -417,8 +434,8 @@ class MySQL(Engine):
         if live is None:
             return self._swap_into_new(scratch, database, wanted, new_tables, new_objects)
         live_tables, live_objects = self._relations(database), self.objects(database)
-        self.drop_database(old)
-        self._create(old, live)
+        self.sql("DROP DATABASE IF EXISTS %s;\n%s" % (quote_ident(old), properties_sql(
+            old, live, self._has_schema_comment())), what="making database %s for the live tables" % old)
         moves = [(database, t, old) for t in live_tables] + [(scratch, t, database) for t in new_tables]
         stage = "objects"
         try:
@@ -434,10 +451,12 @@ class MySQL(Engine):
             self._undo_swap(stage, moves, live_objects, new_objects, database, live)
             self._drop_quietly(old, scratch)
             raise
-        self.drop_database(scratch)
         if not keep_old:
-            self.drop_database(old)
+            self.sql("DROP DATABASE IF EXISTS %s;\nDROP DATABASE IF EXISTS %s;" % (quote_ident(scratch),
+                                                                                quote_ident(old)),
+                     what="dropping databases %s and %s" % (scratch, old))
             return None
+        self.drop_database(scratch)
         # The old tables are what matters; should their objects not re-create there, the safety backup has them.
         with contextlib.suppress(EngineError):
             self._replay(live_objects, old)
