@@ -177,5 +177,6 @@ def test_data_changes_are_audited_and_the_app_cannot_touch_the_audit(stack, dock
     before = int(as_postgres(docker_client, "SELECT count(*) FROM audit.data_changes"))
     proc, report = playbook(stack, "deploy.yml")
     assert proc.returncode == 0, failures(report)
-    assert changed_tasks(report) == ["Remove audit rows older than the retention (database_audit_keep_days)"], changed_tasks(report)
+    assert changed_tasks(report) == ["Remove audit rows older than the retention (database_audit_keep_days)"], \
+        changed_tasks(report)
     assert int(as_postgres(docker_client, "SELECT count(*) FROM audit.data_changes")) == before - 1
