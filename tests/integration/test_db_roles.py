@@ -157,3 +157,26 @@ def test_the_security_audit_finds_no_superuser_but_the_admin(stack, docker_clien
         assert "role planted" in proc.stdout and "planted-password-1" not in proc.stdout
     finally:
         as_postgres(docker_client, "DROP ROLE planted")
+
+
+def test_data_changes_are_audited_and_the_app_cannot_touch_the_audit(stack, docker_client):
+    code, out = psql(docker_client, "sms", DB_PASSWORD,
+                     "UPDATE students SET first_name = 'Audited' WHERE id = (SELECT min(id) FROM students)")
+    assert code == 0, out
+    row = as_postgres(docker_client, "SELECT db_user || ' ' || operation || ' ' || (new_row->>'first_name') FROM "
+                                     "audit.data_changes WHERE table_name = 'students' ORDER BY id DESC LIMIT 1")
+    assert row == "sms UPDATE Audited", row
+    for sql in ("SELECT count(*) FROM audit.data_changes", "DELETE FROM audit.data_changes",
+                "DROP TRIGGER rollcall_audit ON students"):
+        code, out = psql(docker_client, "sms", DB_PASSWORD, sql)
+        assert code != 0 and ("permission denied" in out or "must be owner" in out), (sql, out)
+    code, out = psql(docker_client, "sms_report", password("sms_report"), "SELECT count(*) > 0 FROM audit.data_changes")
+    assert code == 0 and out == "t", out
+    as_postgres(docker_client, "UPDATE audit.data_changes SET changed_at = now() - interval '400 days' "
+                               "WHERE id = (SELECT min(id) FROM audit.data_changes)")
+    before = int(as_postgres(docker_client, "SELECT count(*) FROM audit.data_changes"))
+    proc, report = playbook(stack, "deploy.yml")
+    assert proc.returncode == 0, failures(report)
+    assert changed_tasks(report) == ["Remove audit rows older than the retention (database_audit_keep_days)"], \
+        changed_tasks(report)
+    assert int(as_postgres(docker_client, "SELECT count(*) FROM audit.data_changes")) == before - 1

@@ -101,3 +101,29 @@ def test_a_stack_from_before_the_matrix_moves_to_it_while_serving(stack, docker_
     assert as_root(docker_client, "SELECT COUNT(*) FROM mysql.user WHERE user = 'root' AND host = '%'") == "0"
     code, out = sql(docker_client, "sms", DB_PASSWORD, "DROP TABLE attendance")
     assert code != 0 and "denied" in out, out
+
+
+def test_data_changes_are_audited_and_the_app_cannot_touch_the_audit(stack, docker_client):
+    app = ("sms", DB_PASSWORD)
+    code, out = sql(docker_client, *app, "SET @rollcall_actor = 'it:teacher'; "
+                                         "UPDATE students SET first_name = 'Audited' ORDER BY id LIMIT 1")
+    assert code == 0, out
+    row = as_root(docker_client, "SELECT CONCAT_WS(' ', db_user, actor, operation, JSON_VALUE(new_row, "
+                                 "'$.first_name'), JSON_VALUE(old_row, '$.id') = JSON_VALUE(new_row, '$.id')) FROM "
+                                 "sms_audit.data_changes WHERE table_name = 'students' ORDER BY id DESC LIMIT 1")
+    assert row == "sms it:teacher UPDATE Audited 1", row
+    for statement in ("SELECT COUNT(*) FROM sms_audit.data_changes", "DELETE FROM sms_audit.data_changes",
+                      "DROP TRIGGER rollcall_audit_students_upd"):
+        code, out = sql(docker_client, *app, statement)
+        assert code != 0 and "denied" in out, (statement, out)
+    report = ("sms_report", derived_password(ROOT_PASSWORD, "sms_report"))
+    code, out = sql(docker_client, *report, "SELECT COUNT(*) > 0 FROM sms_audit.data_changes")
+    assert code == 0 and out == "1", out
+    as_root(docker_client, "UPDATE sms_audit.data_changes SET changed_at = changed_at - INTERVAL 400 DAY ORDER BY id "
+                           "LIMIT 1")
+    before = int(as_root(docker_client, "SELECT COUNT(*) FROM sms_audit.data_changes"))
+    proc, report = playbook(stack, "deploy.yml")
+    assert proc.returncode == 0, failures(report)
+    assert changed_tasks(report) == ["Remove audit rows older than the retention (database_audit_keep_days)"], \
+        changed_tasks(report)
+    assert int(as_root(docker_client, "SELECT COUNT(*) FROM sms_audit.data_changes")) == before - 1
