@@ -7,6 +7,7 @@
 in ``scheme://user:password@host`` URLs, ``PASSWORD '...'`` / ``IDENTIFIED BY '...'`` in SQL.
 """
 
+import json
 import re
 
 MASK = "***"
@@ -57,11 +58,26 @@ def redact_data(data, secrets=()):
     return data
 
 
+def _listed_keys(value):
+    """The keys in a JSON list of keys or of {"key": ...} objects (SECRET_KEY_FALLBACKS); [] for anything else."""
+    if not value.lstrip().startswith("["):
+        return []
+    try:
+        items = json.loads(value)
+    except ValueError:
+        return []
+    if not isinstance(items, list):
+        return []
+    keys = [item.get("key") if isinstance(item, dict) else item for item in items]
+    return [key for key in keys if isinstance(key, str)]
+
+
 def secrets_from_env(env):
     """Secret values in a container's environment (``["NAME=value", ...]`` or a dict).
 
-    Values of variables named like a secret (SECRET_KEY, *_PASSWORD, *TOKEN, ...) and the password part of
-    any URL-valued variable (DATABASE_URL=postgresql://user:password@host/db).
+    Values of variables named like a secret (SECRET_KEY, *_PASSWORD, *TOKEN, ...), each key of a JSON list in
+    one (SECRET_KEY_FALLBACKS=[{"key": ..., "expires": ...}]), and the password part of any URL-valued variable
+    (DATABASE_URL=postgresql://user:password@host/db).
     """
     items = env.items() if isinstance(env, dict) else (entry.partition("=")[::2] for entry in env or ())
     found = []
@@ -70,6 +86,7 @@ def secrets_from_env(env):
             continue
         if _ENV_SECRET.match(name):
             found.append(value)
+            found.extend(_listed_keys(value))
         match = _URL_PASSWORD.match(value)
         if match:
             found.append(match.group(1))

@@ -48,3 +48,9 @@ def test_secrets_from_a_container_environment():
            "PATH=/usr/bin", "RATE_LIMIT_PER_MINUTE=60", "MYSQL_PWD=abc", "API_TOKEN="]
     assert secrets_from_env(env) == ["0123456789abcdef0123456789abcdef", "dbpass-9"]
     assert secrets_from_env({"POSTGRES_PASSWORD": "pgpass-1"}) == ["pgpass-1"]
+
+
+def test_each_earlier_secret_key_of_a_container_environment():
+    fallbacks = '[{"expires":"2026-05-01T12:00:00Z","key":"%s"},"%s"]' % ("k" * 48, "m" * 48)
+    assert secrets_from_env(["SECRET_KEY_FALLBACKS=" + fallbacks]) == [fallbacks, "k" * 48, "m" * 48]
+    assert secrets_from_env(["SECRET_KEY_FALLBACKS=[not json"]) == ["[not json"]

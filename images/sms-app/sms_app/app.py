@@ -1,4 +1,4 @@
-"""The SMS web service: health endpoints, the v1 API, uploads, metrics."""
+"""The SMS web service: health endpoints, the v1 API, uploads and their signed download links, metrics."""
 
 import hashlib
 import os
@@ -6,9 +6,9 @@ import re
 import sys
 import time
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, jsonify, request, send_file
 from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from werkzeug.exceptions import HTTPException
@@ -19,8 +19,11 @@ from .db import make_engine, make_session_factory, ping
 from .models import ATTENDANCE_STATUSES, Attendance, Course, Grade, Student, Upload
 from .observability import Metrics, RateLimiter, access_log
 from .seed import letter_for
+from .signing import MAX_LINK_SECONDS, LinkError, make_token, read_token
 
 EXEMPT = ("/health", "/metrics")
+# A download link's token is a credential: the access log shows this prefix and *** instead of it.
+FILES = "/api/v1/files/"
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -99,7 +102,8 @@ def create_app(config):
         response.headers["X-App-Version"] = APP_VERSION  # which release answered (deploys are watched by it)
         access_log({"ts": datetime.utcnow().isoformat(timespec="milliseconds") + "Z", "level": "info",
                     "request_id": g.get("request_id"), "client": client_address(), "method": request.method,
-                    "path": request.path, "query": request.query_string.decode("utf-8", "replace")[:500],
+                    "path": FILES + "***" if request.path.startswith(FILES) else request.path,
+                    "query": request.query_string.decode("utf-8", "replace")[:500],
                     "route": route, "status": response.status_code,
                     "duration_ms": round(seconds * 1000, 2), "bytes": response.calculate_content_length(),
                     "user_agent": request.headers.get("User-Agent", "")[:200]})
@@ -108,6 +112,10 @@ def create_app(config):
     @app.errorhandler(BadRequest)
     def bad_request(exc):
         return jsonify(error=exc.message), 400
+
+    @app.errorhandler(LinkError)
+    def bad_link(exc):
+        return jsonify(error=exc.message), exc.status
 
     @app.errorhandler(HTTPException)
     def http_error(exc):
@@ -285,6 +293,35 @@ def create_app(config):
         return create(Upload(student_id=student_id, filename=filename, stored_name=stored_name, size=size,
                              sha256=digest.hexdigest(),
                              content_type=(incoming.mimetype or "application/octet-stream")[:100]))
+
+    # A signed, time-limited link to one upload (signing.py): whoever holds it may download that file until it
+    # expires, without other credentials. Signed with SECRET_KEY; accepted with the unexpired SECRET_KEY_FALLBACKS
+    # too, so a key rotation leaves the links already handed out working for its grace period.
+    @app.post("/api/v1/students/<int:student_id>/uploads/<int:upload_id>/link")
+    def upload_link(student_id, upload_id):
+        _get_or_404(Student, student_id)
+        found = g.db.get(Upload, upload_id)
+        if found is None or found.student_id != student_id:
+            return _abort(404, "upload %s of student %s not found" % (upload_id, student_id))
+        data = request.get_json(silent=True) if request.content_length else {}
+        if not isinstance(data, dict):
+            raise BadRequest("send nothing, or a JSON object like {\"expires_in\": 600}")
+        seconds = min(config.download_link_seconds, MAX_LINK_SECONDS)
+        if data.get("expires_in") is not None:
+            seconds = _number(data, "expires_in", 1, MAX_LINK_SECONDS)
+        token, expires = make_token(config, found, seconds)
+        return jsonify(upload_id=found.id, path=FILES + token, expires_in=seconds,
+                       expires_at=datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")), 201
+
+    @app.get(FILES + "<token>")
+    def download(token):
+        upload_id, stored_name = read_token(config, token)
+        found = g.db.get(Upload, upload_id)
+        path = os.path.join(config.upload_dir, found.stored_name) if found is not None else None
+        if found is None or found.stored_name != stored_name or not os.path.isfile(path):
+            return _abort(404, "the file of this link no longer exists")
+        return send_file(path, mimetype=found.content_type, as_attachment=True, download_name=found.filename,
+                         max_age=0)
 
     return app
 
