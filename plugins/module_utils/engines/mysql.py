@@ -370,9 +370,9 @@ class MySQL(Engine):
                         database, what="reading the definitions of the views, routines, triggers and events of %s"
                         % database)
         if len(rows) != len(objects):
+            where, wanted = self.target.where(), len(objects)
             raise EngineError("MySQL at %s: reading the definitions of %d objects of %s gave %d answers; were "
-                              "objects changed during the restore? Run it again" % (self.target.where(), len(objects),
-                                                                                   database, len(rows)))
+                              "objects changed during the restore? Run it again" % (where, wanted, database, len(rows)))
         found = []
         for index, (kind, name) in enumerate(objects):
             row = [unescape_batch(field) for field in rows[index]]
@@ -452,9 +452,8 @@ class MySQL(Engine):
             self._drop_quietly(old, scratch)
             raise
         if not keep_old:
-            self.sql("DROP DATABASE IF EXISTS %s;\nDROP DATABASE IF EXISTS %s;" % (quote_ident(scratch),
-                                                                                quote_ident(old)),
-                     what="dropping databases %s and %s" % (scratch, old))
+            drops = "\n".join("DROP DATABASE IF EXISTS %s;" % quote_ident(name) for name in (scratch, old))
+            self.sql(drops, what="dropping databases %s and %s" % (scratch, old))
             return None
         self.drop_database(scratch)
         # The old tables are what matters; should their objects not re-create there, the safety backup has them.
