@@ -26,9 +26,9 @@ import datetime
 import hashlib
 import json
 import os
-import tempfile
 
-from .release import ReleaseError, ReleaseStore, fsync_directory
+from .artifact import ArtifactError, write_json_atomic
+from .release import ReleaseError, ReleaseStore
 
 MIN_LENGTH = 48  # seed 002: secrets.token_urlsafe(48), "48+ char"; the app refuses shorter keys
 RECORD = "secret_keys.json"
@@ -266,17 +266,7 @@ class SecretKeyStore:
             self.release.ensure_directory()
         except ReleaseError as exc:
             raise SecretKeyError(str(exc)) from None
-        fd, temp = tempfile.mkstemp(prefix="." + RECORD + ".", suffix=".tmp", dir=self.release.directory)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(record, handle, indent=2, sort_keys=True)
-                handle.write("\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(temp, 0o600)
-            os.replace(temp, self.path)
-        except OSError as exc:
-            if os.path.exists(temp):
-                os.unlink(temp)
-            raise SecretKeyError("cannot write %s: %s; nothing was changed" % (self.path, exc.strerror)) from None
-        fsync_directory(self.release.directory)
+            write_json_atomic(self.path, record, replace=True)
+        except ArtifactError as exc:
+            raise SecretKeyError("%s; nothing was changed" % exc) from None
