@@ -1,9 +1,12 @@
 """Shared fixtures for integration tests: a Docker client and helpers to run throw-away containers."""
 
 import contextlib
+import json
 import os
 import re
 import time
+import urllib.error
+import urllib.request
 import uuid
 
 import docker
@@ -107,6 +110,19 @@ def wait_healthy(container, timeout=60):
 def wait_exit(container, timeout=60):
     result = container.wait(timeout=timeout)
     return result["StatusCode"], container.logs(stdout=True, stderr=True).decode()
+
+
+def request(base, path, method="GET", body=None, headers=None, raw=None):
+    """(status, headers, body bytes) of one HTTP request to a stack on loopback; an HTTP error is an answer too."""
+    data = json.dumps(body).encode() if body is not None else raw
+    req = urllib.request.Request(base + path, data=data, method=method, headers=dict(headers or {}))
+    if body is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:  # noqa: S310 - loopback
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
 
 
 # The slowest files first (seconds of one file on one worker, from a fresh-clone run): with `--dist loadfile` the

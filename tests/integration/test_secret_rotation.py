@@ -8,11 +8,9 @@ import json
 import os
 import sys
 import time
-import urllib.error
-import urllib.request
 
 import pytest
-from conftest import wait_exit
+from conftest import request, wait_exit
 from test_deploy import changed_tasks, failures, playbook, teardown, write_inventory
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
@@ -26,17 +24,10 @@ K1, K2, K3 = "k1-" + "a" * 45, "k2-" + "b" * 45, "k3-" + "c" * 45
 BOUNDARY = "rollcallboundary"
 
 
-def call(base, path, method="GET", body=None, raw=None, headers=None):
+def call(base, path, method="GET", **kwargs):
     """(status, bytes) of one request to the app."""
-    data = json.dumps(body).encode() if body is not None else raw
-    req = urllib.request.Request(base + path, data=data, method=method, headers=dict(headers or {}))
-    if body is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as response:  # noqa: S310 - loopback
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+    status, _headers, body = request(base, path, method, **kwargs)
+    return status, body
 
 
 def upload(base, student_id, content):

@@ -3,13 +3,11 @@
 import contextlib
 import json
 import time
-import urllib.error
-import urllib.request
 import uuid
 
 import docker.errors
 import pytest
-from conftest import SECRET, host_port, wait_exit, wait_healthy
+from conftest import SECRET, host_port, request, wait_exit, wait_healthy
 
 APP = "rollcall/sms-app:1.0.0"
 APP_110 = "rollcall/sms-app:1.1.0"
@@ -20,18 +18,6 @@ PREFIX = "sms-apptest-"  # every container and volume this module makes; all rem
 
 def unique(kind):
     return "%s%s-%s" % (PREFIX, kind, uuid.uuid4().hex[:8])
-
-
-def request(base, path, method="GET", body=None, headers=None, raw=None):
-    data = json.dumps(body).encode() if body is not None else raw
-    req = urllib.request.Request(base + path, data=data, method=method, headers=dict(headers or {}))
-    if body is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as response:  # noqa: S310 - loopback
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, dict(exc.headers), exc.read()
 
 
 def get_json(base, path, **kwargs):
