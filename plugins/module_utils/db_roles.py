@@ -51,4 +51,6 @@ def expected_roles(app_user, engine):
     if engine not in ADMINS:
         return []
     roles = [{"name": name, "superuser": False, "login": True} for name in role_names(app_user).values()]
+    # The app's second login, used in turn with the first (db_logins.py); only one of them may log in at a time.
+    roles.append({"name": app_user + "_alt", "superuser": False, "login": True})
     return roles + [{"name": name, "superuser": True, "login": True} for name in ADMINS[engine]]

@@ -33,7 +33,7 @@ EVENT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 OUTCOMES = ("success", "failed", "rolled_back")
 KINDS = ("deploy", "rollback")
 RELEASE_FIELDS = ("id", "version", "image", "image_id", "config_hash", "schema_revision", "backup", "container",
-                  "deployed_at", "actor", "outcome", "kind", "duration_s", "reason")
+                  "db_login", "deployed_at", "actor", "outcome", "kind", "duration_s", "reason")
 AUDIT_FIELDS = ("at", "event", "app", "version", "from_version", "actor", "outcome", "duration_s", "message")
 HISTORY = "releases.json"
 LOCK = "deploy.lock"

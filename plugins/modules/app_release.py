@@ -11,9 +11,10 @@ description:
   - Keeps the release state of one application on the host it runs on, under O(state_dir)/O(app)/ (mode 0700),
     for zero-downtime deploys and rollbacks.
   - C(releases.json) is the release history, oldest first; each entry has id (monotonic), version, image,
-    image_id, config_hash, schema_revision, backup (the pre-deploy backup or null), container, deployed_at (UTC),
-    actor, outcome (success, failed or rolled_back), kind (deploy or rollback), duration_s and reason. It is
-    rewritten atomically (temporary file in the same directory, fsync, rename, directory fsync), mode 0600.
+    image_id, config_hash, schema_revision, backup (the pre-deploy backup or null), container, db_login (which of
+    the app's two database logins it used), deployed_at (UTC), actor, outcome (success, failed or rolled_back),
+    kind (deploy or rollback), duration_s and reason. It is rewritten atomically (temporary file in the same
+    directory, fsync, rename, directory fsync), mode 0600.
   - C(deploy.lock) is the deploy lock, created with C(O_CREAT|O_EXCL) so exactly one deploy holds it. It is
     never broken automatically; O(action=info) and the lock-held error report its age, and only
     O(action=break_lock) removes a lock held by someone else.
@@ -84,8 +85,8 @@ options:
   release:
     description:
       - With O(action=record), the release to append, with the entry fields id, version, image, image_id,
-        config_hash, schema_revision, backup, container, deployed_at, actor, outcome, kind, duration_s, reason.
-        Other keys are refused.
+        config_hash, schema_revision, backup, container, db_login, deployed_at, actor, outcome, kind, duration_s,
+        reason. Other keys are refused.
       - Missing fields (and empty strings) are null, except outcome (default V(success)), kind (default
         V(deploy)), version (default O(version); required one way or the other) and actor (default O(actor)).
         id and deployed_at are always filled in.

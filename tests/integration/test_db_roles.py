@@ -3,10 +3,14 @@ deploy.yml, and a stack from before the matrix (the app's login SUPERUSER, ownin
 password) moved to it by the next deploy while it serves.
 """
 
+import json
 import os
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
+from conftest import request
 from test_deploy import DB_PASSWORD, changed_tasks, failures, playbook, teardown, write_inventory
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench"))
@@ -180,3 +184,74 @@ def test_data_changes_are_audited_and_the_app_cannot_touch_the_audit(stack, dock
     assert changed_tasks(report) == ["Remove audit rows older than the retention (database_audit_keep_days)"], \
         changed_tasks(report)
     assert int(as_postgres(docker_client, "SELECT count(*) FROM audit.data_changes")) == before - 1
+
+
+# ------------------------------------------------------------------------------------ password rotation (item 3)
+NEW_APP_PASSWORD = "it-db-password-rotated-never-printed-43"
+NEW_ROOT_SUFFIX = "-rotated"
+
+
+def rotate_under_load(stack, docker_client, project, port, old_root, opens, extra=()):
+    """Put new app and admin passwords in the stack's inventory and run rotate_db_passwords.yml under load: the app
+    moves to its second login with 0 failed requests, the first login is idle, the matrix's passwords follow the
+    admin's, the database never restarts, a second run changes nothing. Returns the playbooks' outputs."""
+    new_root = old_root + NEW_ROOT_SUFFIX
+    db = docker_client.containers.get(project + "-db")
+    started = (db.id, db.attrs["State"]["StartedAt"])
+    inventory = Path(stack)
+    inventory.write_text(inventory.read_text().replace(DB_PASSWORD, NEW_APP_PASSWORD).replace(old_root, new_root))
+    outputs = []
+    load = Load("http://127.0.0.1:%d/api/v1/students" % port, rate=20, total=100000, max_seconds=400).start()
+    try:
+        proc, report = playbook(stack, "rotate_db_passwords.yml", *extra)
+    finally:
+        load.stop()
+    outputs.append(proc.stdout + proc.stderr)
+    assert proc.returncode == 0, failures(report)
+    assert load.failed == [] and load.ok > 50, "requests failed during the rotation: %s" % load.failed[:5]
+    assert opens("sms_alt", NEW_APP_PASSWORD), "the app's second login opens with the new password"
+    assert not opens("sms", DB_PASSWORD) and not opens("sms", NEW_APP_PASSWORD), "the first login is idle"
+    app = docker_client.containers.get(project + "-app")
+    assert app.labels["rollcall.db-login"] == "sms_alt"
+    assert not docker_client.containers.list(all=True, filters={"name": "^/%s-app-standby$" % project}), \
+        "the standby ran with the idle login: removed"
+    assert opens("sms_backup", derived_password(new_root, "sms_backup"))
+    assert not opens("sms_backup", derived_password(old_root, "sms_backup")), "the matrix follows the admin password"
+    db = docker_client.containers.get(project + "-db")
+    assert (db.id, db.attrs["State"]["StartedAt"]) == started, "the database never restarted"
+    status, _headers, _body = request("http://127.0.0.1:%d" % port, "/api/v1/students")
+    assert status == 200
+    state = Path(yaml.safe_load(inventory.read_text())["all"]["vars"]["rollcall_state_dir"]) / project
+    events = [json.loads(line) for line in (state / "audit.jsonl").read_text().splitlines()]
+    assert [e["message"] for e in events if e["event"] == "db_passwords_rotated"] == [
+        "sms_alt gets the new password and the app moves to it; sms, in use until then, is made idle; the admin's "
+        "and the roles' passwords are the inventory's"]
+
+    proc, report = playbook(stack, "rotate_db_passwords.yml")
+    outputs.append(proc.stdout + proc.stderr)
+    assert proc.returncode == 0, failures(report)
+    assert changed_tasks(report) == [], "a second run changes nothing: %s" % changed_tasks(report)
+    for text in outputs:
+        for secret in (DB_PASSWORD, NEW_APP_PASSWORD, old_root, new_root):
+            assert secret not in text, "a password was printed"
+    return outputs
+
+
+def test_passwords_rotate_under_load_and_a_deploy_refuses_an_unknown_password(stack, docker_client):
+    def opens(role, secret):
+        return psql(docker_client, role, secret, "SELECT 1")[0] == 0
+
+    # A new password in the inventory and a deploy (not the rotation): refused before anything changes.
+    inventory = Path(stack)
+    original = inventory.read_text()
+    inventory.write_text(original.replace(DB_PASSWORD, NEW_APP_PASSWORD))
+    proc, report = playbook(stack, "deploy.yml")
+    assert proc.returncode != 0
+    assert any("opens neither app login" in msg and "rotate_db_passwords.yml" in msg for _task, msg in failures(report))
+    proc, report = playbook(stack, "rotate_db_passwords.yml", "--check")
+    assert proc.returncode == 0, failures(report)
+    assert opens("sms", DB_PASSWORD) and not opens("sms_alt", NEW_APP_PASSWORD), "check mode changed nothing"
+    inventory.write_text(original)
+
+    rotate_under_load(stack, docker_client, PROJECT, PORT, ROOT_PASSWORD, opens)
+    assert opens("postgres", ROOT_PASSWORD + NEW_ROOT_SUFFIX), "the admin's password rotated too"

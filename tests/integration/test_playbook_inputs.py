@@ -9,9 +9,11 @@ import subprocess
 import pytest
 from test_deploy import failures, playbook, teardown, write_inventory
 
-PLAYBOOKS = ["deploy", "rollback", "restore", "backup", "verify_backup", "health", "incident", "audit", "teardown"]
+PLAYBOOKS = ["deploy", "rollback", "restore", "backup", "verify_backup", "health", "incident", "audit", "teardown",
+             "rotate_secret_key", "rotate_db_passwords", "rotate_backup_key"]
 NEEDS = {"deploy": "app", "rollback": "app", "restore": "db", "backup": "db", "verify_backup": "db", "audit": "app",
-         "health": "app:db", "incident": "app:db", "teardown": "app:db"}
+         "health": "app:db", "incident": "app:db", "teardown": "app:db", "rotate_secret_key": "app",
+         "rotate_db_passwords": "app", "rotate_backup_key": "db"}
 PORT = 18480
 
 
@@ -195,6 +197,7 @@ def check_run(stack, name, *extra):
     # roles/sms_app and roles/backup restore (helper A's part of issue 9 item 7):
     ("deploy.yml", ("-e", "rollcall_app_version=1.1.0"), None),
     ("restore.yml", (), None),
+    ("rotate_secret_key.yml", (), None),
 ])
 def test_check_mode_changes_nothing_and_says_what_would_change(stack, name, extra, would_change):
     changed = check_run(stack, name, *extra)
@@ -208,6 +211,27 @@ def test_check_mode_of_rollback_changes_nothing(stack):
     assert proc.returncode == 0, failures(report)
     changed = check_run(stack, "rollback.yml", "-e", "to=1.0.0")
     assert changed, "a rollback in check mode should say what it would change"
+
+
+@pytest.mark.parametrize("name, says", [
+    ("rotate_secret_key.yml", "rc-e-none-app does not run on localhost; deploy first"),
+    ("rotate_db_passwords.yml", "rc-e-none-app does not run on localhost; deploy first"),
+])
+def test_a_rotation_with_nothing_deployed_is_refused_and_changes_nothing(tmp_path, name, says):
+    inventory = write_inventory(tmp_path, rollcall_project="rc-e-none", rollcall_state_dir=str(tmp_path / "state"))
+    proc, report = playbook(inventory, name)
+    assert proc.returncode != 0
+    msg = one_failure(report)
+    assert "Nothing was changed" in msg and says in msg, msg
+    assert docker_objects("rc-e-none") == {"networks": [], "volumes": [], "containers": []}
+    assert sorted(os.listdir(tmp_path)) == ["hosts.yml"], os.listdir(tmp_path)
+
+
+def test_a_database_password_rotation_of_a_sqlite_stack_is_refused(stack):
+    _tmp_path, inventory = stack
+    proc, report = playbook(inventory, "rotate_db_passwords.yml")
+    assert proc.returncode != 0
+    assert "has no passwords to rotate" in one_failure(report)
 
 
 # ------------------------------------------------------------------------------------- item 13: clean is clean

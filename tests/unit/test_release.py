@@ -242,7 +242,7 @@ def test_record_fills_in_id_time_and_defaults_and_audits(tmp_path):
     entry, history = s.record({"version": "1.0.0", "image": "sms:1.0.0", "duration_s": "12.5", "backup": ""},
                               "alice@ctl")
     assert entry == {"id": 1, "version": "1.0.0", "image": "sms:1.0.0", "image_id": None, "config_hash": None,
-                     "schema_revision": None, "backup": None, "container": None,
+                     "schema_revision": None, "backup": None, "container": None, "db_login": None,
                      "deployed_at": release.isoformat(T0), "actor": "alice@ctl", "outcome": "success",
                      "kind": "deploy", "duration_s": 12.5, "reason": None}
     assert history == [entry] == s.read_history()
