@@ -130,8 +130,9 @@ def opens(engine, host, port, user, password, database):
 
 STATE_SQL = {
     "postgresql": "SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname IN (%s, %s)",
-    # mysql.user (a view on mysql.global_priv in MariaDB 10.4+) says whether an account is locked.
-    "mariadb": "SELECT User, account_locked <> 'Y' FROM mysql.user WHERE Host = '%%' AND User IN (%s, %s)",
+    # MariaDB 10.4+ keeps an account's lock in the JSON of mysql.global_priv ("account_locked": true).
+    "mariadb": "SELECT User, IFNULL(JSON_EXTRACT(Priv, '$.account_locked'), 'false') <> 'true' FROM mysql.global_priv "
+               "WHERE Host = '%%' AND User IN (%s, %s)",
 }
 
 

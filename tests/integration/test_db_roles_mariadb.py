@@ -7,7 +7,7 @@ import os
 import sys
 
 import pytest
-from test_db_roles import NEW_APP_PASSWORD, rotate_under_load
+from test_db_roles import rotate_under_load
 from test_deploy import DB_PASSWORD, changed_tasks, failures, get_json, playbook, teardown, write_inventory
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench"))
@@ -135,7 +135,7 @@ def test_passwords_rotate_under_load(stack, docker_client):
         return sql(docker_client, user, secret, "SELECT 1")[0] == 0
 
     rotate_under_load(stack, docker_client, PROJECT, PORT, ROOT_PASSWORD, opens)
-    code, out = sql(docker_client, "sms", NEW_APP_PASSWORD, "SELECT 1")
-    assert code != 0 and "locked" in out, "the idle login is locked: %s" % out
+    code, out = sql(docker_client, "sms", DB_PASSWORD, "SELECT 1")
+    assert code != 0 and "locked" in out, "the idle login is locked (its old password says so): %s" % out
     db = docker_client.containers.get(PROJECT + "-db")
     assert db.attrs["State"]["Health"]["Status"] == "healthy", "its health check keeps the container's root password"
