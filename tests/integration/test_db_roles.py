@@ -255,3 +255,9 @@ def test_passwords_rotate_under_load_and_a_deploy_refuses_an_unknown_password(st
 
     rotate_under_load(stack, docker_client, PROJECT, PORT, ROOT_PASSWORD, opens)
     assert opens("postgres", ROOT_PASSWORD + NEW_ROOT_SUFFIX), "the admin's password rotated too"
+    # A release that migrates, after the rotation: its migration logs in as the owner role (sms_owner, whatever
+    # login the app uses), with the owner's new password.
+    proc, report = playbook(stack, "deploy.yml", "-e", "rollcall_app_version=1.1.0")
+    assert proc.returncode == 0, failures(report)
+    app = docker_client.containers.get(PROJECT + "-app")
+    assert (app.labels["rollcall.version"], app.labels["rollcall.db-login"]) == ("1.1.0", "sms_alt")
