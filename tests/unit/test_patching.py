@@ -1,0 +1,112 @@
+"""plugins/module_utils/patching.py (issue 13): apt's simulation parsed, security-only and holds, the reboot
+decision, the pre-checks and the way back. One test per branch; no apt."""
+
+import pytest
+
+from ansible_collections.rollcall.ops.plugins.module_utils import patching
+from ansible_collections.rollcall.ops.plugins.module_utils.patching import PatchError
+
+SIMULATION = """NOTE: This is only a simulation!
+Reading package lists...
+Calculating upgrade...
+The following packages will be upgraded:
+   libssl3 tzdata
+Inst libssl3 [3.0.11-1~deb12u2] (3.0.15-1~deb12u1 Debian:12.8/stable, Debian-Security:12/stable-security [amd64])
+Inst tzdata [2024a-0+deb12u1] (2024b-0+deb12u1 Debian:12.8/stable-updates [all]) []
+Inst linux-image-6.1.0-28-amd64 (6.1.119-1 Debian:12.8/stable [amd64])
+Remv oldlib [1.2-3]
+Conf libssl3 (3.0.15-1~deb12u1 Debian:12.8/stable, Debian-Security:12/stable-security [amd64])
+Conf tzdata (2024b-0+deb12u1 Debian:12.8/stable-updates [all])
+"""
+
+
+def test_the_simulation_is_read_line_by_line():
+    changes = patching.parse_simulation(SIMULATION)
+    assert [(c["package"], c["from"], c["to"], c["action"], c["security"]) for c in changes] == [
+        ("libssl3", "3.0.11-1~deb12u2", "3.0.15-1~deb12u1", "upgrade", True),
+        ("tzdata", "2024a-0+deb12u1", "2024b-0+deb12u1", "upgrade", False),
+        ("linux-image-6.1.0-28-amd64", None, "6.1.119-1", "install", False),
+        ("oldlib", "1.2-3", None, "remove", False),
+    ]
+    assert changes[0]["origins"] == ["Debian:12.8/stable", "Debian-Security:12/stable-security"]
+
+
+def test_nothing_to_do_is_an_empty_list():
+    assert patching.parse_simulation("0 upgraded, 0 newly installed, 0 to remove and 0 not upgraded.\n") == []
+    assert patching.parse_simulation(None) == []
+
+
+def test_security_only_and_holds():
+    changes = patching.parse_simulation(SIMULATION)
+    apply, held, skipped = patching.select(changes, security_only=True, holds=["linux-image-*"])
+    assert [c["package"] for c in apply] == ["libssl3"]
+    assert [c["package"] for c in held] == ["linux-image-6.1.0-28-amd64"]
+    assert [c["package"] for c in skipped] == ["tzdata", "oldlib"]
+    apply, held, skipped = patching.select(changes)
+    assert len(apply) == 4 and held == [] and skipped == []
+
+
+def test_a_hold_is_a_whole_name_not_a_prefix():
+    changes = patching.parse_simulation(SIMULATION)
+    _apply, held, _skipped = patching.select(changes, holds=["libssl"])
+    assert held == []
+
+
+def test_reboot_when_the_host_asks():
+    needed, why = patching.needs_reboot([], reboot_required=True, reboot_packages=["linux-base", "linux-base"])
+    assert needed and why == "the host asks for a reboot (/var/run/reboot-required: linux-base)"
+
+
+def test_reboot_for_a_kernel_libc_or_init_change():
+    needed, why = patching.needs_reboot(patching.parse_simulation(SIMULATION))
+    assert needed and "libssl3, linux-image-6.1.0-28-amd64" in why
+
+
+def test_no_reboot_for_other_changes():
+    assert patching.needs_reboot([{"package": "tzdata"}]) == (False, "no change needs a reboot")
+
+
+def checks(**overrides):
+    args = dict(host="db1", health="ok", backup_age_s=3600, max_backup_age_s=86400, free_bytes=2048 * patching.MIB,
+                needed_bytes=500 * patching.MIB, lock_holder=None, is_db=True)
+    args.update(overrides)
+    return {c["check"]: c for c in patching.precheck(**args)}
+
+
+def test_a_healthy_host_with_a_fresh_backup_room_and_no_lock_may_be_patched():
+    got = checks()
+    assert all(c["ok"] for c in got.values()) and set(got) == {"health", "backup", "disk", "lock"}
+    assert got["backup"]["detail"] == "newest verified backup is 60 minutes old"
+
+
+def test_each_stop_says_what_to_do():
+    assert not checks(health="critical")["health"]["ok"]
+    assert "playbooks/health.yml" in checks(health="critical")["health"]["detail"]
+    assert checks(health="warning")["health"]["ok"]
+    old = checks(backup_age_s=3 * 86400)["backup"]
+    assert not old["ok"]
+    assert old["detail"] == "newest verified backup is 3 days old, older than 24 hours: take one first"
+    assert "no verified backup" in checks(backup_age_s=None)["backup"]["detail"]
+    disk = checks(free_bytes=100 * patching.MIB)["disk"]
+    assert not disk["ok"] and disk["detail"] == "100 MiB free, 500 MiB needed: free space on db1 first"
+    lock = checks(lock_holder="alice@ctl deploy 1.1.0")["lock"]
+    assert not lock["ok"] and "held by alice@ctl deploy 1.1.0" in lock["detail"]
+
+
+def test_an_app_host_needs_no_backup_of_its_own():
+    assert "backup" not in checks(is_db=False, backup_age_s=None)
+
+
+def test_a_threshold_that_is_not_positive_is_refused():
+    with pytest.raises(PatchError, match="positive number of seconds"):
+        checks(max_backup_age_s=0)
+
+
+def test_the_way_back_reinstalls_changed_and_removed_packages_and_removes_new_ones():
+    before = {"libssl3": "3.0.11-1~deb12u2", "tzdata": "2024a-0+deb12u1", "oldlib": "1.2-3", "bash": "5.2.15-2+b7"}
+    after = {"libssl3": "3.0.15-1~deb12u1", "tzdata": "2024b-0+deb12u1", "bash": "5.2.15-2+b7",
+             "linux-image-6.1.0-28-amd64": "6.1.119-1"}
+    assert patching.rollback_plan(before, after) == {
+        "install": {"libssl3": "3.0.11-1~deb12u2", "oldlib": "1.2-3", "tzdata": "2024a-0+deb12u1"},
+        "remove": ["linux-image-6.1.0-28-amd64"]}
+    assert patching.rollback_plan(before, before) == {"install": {}, "remove": []}
