@@ -86,10 +86,9 @@ def precheck(host, health, backup_age_s, max_backup_age_s, free_bytes, needed_by
     the deploy lock, None when nobody does."""
     if max_backup_age_s is None or max_backup_age_s <= 0:
         raise PatchError("the backup age threshold must be a positive number of seconds, not %r" % (max_backup_age_s,))
-    checks = []
-    checks.append({"check": "health", "ok": health in ("ok", "warning"),
-                   "detail": "the health check says %s%s" % (health, "" if health in ("ok", "warning") else
-                                                               "; fix the host first (playbooks/health.yml)")})
+    healthy = health in ("ok", "warning")
+    advice = "" if healthy else "; fix the host first (playbooks/health.yml)"
+    checks = [{"check": "health", "ok": healthy, "detail": "the health check says %s%s" % (health, advice)}]
     if is_db:
         if backup_age_s is None:
             checks.append({"check": "backup", "ok": False, "detail": "no verified backup of its databases; take one "
