@@ -116,6 +116,33 @@ def rollback_plan(before, after):
     return {"install": install, "remove": remove}
 
 
+def parse_installed(text):
+    """{package: version} from ``dpkg-query -W -f '${Package} ${Version} ${db:Status-Abbrev}\\n'``; only packages
+    that are installed (status ``ii`` or a half-configured ``i?``) count."""
+    installed = {}
+    for line in (text or "").splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[2].startswith("i"):
+            installed[parts[0].split(":")[0]] = parts[1]
+    return installed
+
+
+def apt_targets(changes):
+    """``name=version`` for ansible.builtin.apt, upgrades and new packages (removals are apt's own business)."""
+    return ["%s=%s" % (c["package"], c["to"]) for c in changes if c["action"] in ("upgrade", "install")]
+
+
+def summary(apply, held, skipped, reboot):
+    """One line for the output and the report."""
+    security = sum(1 for c in apply if c["security"])
+    line = "%d package(s) to change (%d security)" % (len(apply), security)
+    if held:
+        line += ", %d held (%s)" % (len(held), ", ".join(c["package"] for c in held[:5]))
+    if skipped:
+        line += ", %d not security (left for a full run)" % len(skipped)
+    return line + ("; reboot needed: %s" % reboot[1] if reboot[0] else "; no reboot needed")
+
+
 def _age(seconds):
     seconds = int(seconds)
     if seconds >= 2 * 86400:

@@ -110,3 +110,21 @@ def test_the_way_back_reinstalls_changed_and_removed_packages_and_removes_new_on
         "install": {"libssl3": "3.0.11-1~deb12u2", "oldlib": "1.2-3", "tzdata": "2024a-0+deb12u1"},
         "remove": ["linux-image-6.1.0-28-amd64"]}
     assert patching.rollback_plan(before, before) == {"install": {}, "remove": []}
+
+
+def test_installed_versions_and_apt_targets():
+    text = "libssl3:amd64 3.0.11-1~deb12u2 ii \noldlib 1.2-3 rc \ntzdata 2024a-0+deb12u1 ii \nbad\n"
+    assert patching.parse_installed(text) == {"libssl3": "3.0.11-1~deb12u2", "tzdata": "2024a-0+deb12u1"}
+    changes = patching.parse_simulation(SIMULATION)
+    assert patching.apt_targets(changes) == ["libssl3=3.0.15-1~deb12u1", "tzdata=2024b-0+deb12u1",
+                                             "linux-image-6.1.0-28-amd64=6.1.119-1"]
+
+
+def test_the_summary_line():
+    changes = patching.parse_simulation(SIMULATION)
+    apply, held, skipped = patching.select(changes, security_only=True, holds=["linux-image-*"])
+    assert patching.summary(apply, held, skipped, (False, "no change needs a reboot")) == (
+        "1 package(s) to change (1 security), 1 held (linux-image-6.1.0-28-amd64), 2 not security (left for a full "
+        "run); no reboot needed")
+    assert patching.summary([], [], [], (True, "the host asks for a reboot")).endswith(
+        "reboot needed: the host asks for a reboot")
