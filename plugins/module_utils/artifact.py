@@ -174,7 +174,8 @@ def check_signature(manifest, key, allow_unsigned=False):
         return "manifest not signed; accepted because allow_unsigned is set"
     raise ArtifactError("the manifest of backup %s is not signed, but a key was given: backups made with a key are "
                         "signed, so it was made without a key or its signature was removed; if it is a plain backup "
-                        "made without a key, run again with allow_unsigned=true" % name)
+                        "made without a key, run again with allow_unsigned=true (rotate_backup_key.yml: "
+                        "-e allow_unsigned=true)" % name)
 
 
 def check_stored_files(directory, manifest, key):

@@ -186,6 +186,41 @@ def test_data_changes_are_audited_and_the_app_cannot_touch_the_audit(stack, dock
     assert int(as_postgres(docker_client, "SELECT count(*) FROM audit.data_changes")) == before - 1
 
 
+# ---------------------------------------------------------------------------------- backup key rotation (item 3)
+BACKUP_KEY = "ab" * 32
+
+
+def test_the_backup_key_rotates_under_load(stack):
+    """rotate_backup_key.yml on a serving stack whose backups were plain: a new backup with the key, 0 failed
+    requests (the key rotation never touches the app; this shows it)."""
+    proc, report = playbook(stack, "backup.yml")  # a plain backup (no key yet)
+    assert proc.returncode == 0, failures(report)
+    inventory = Path(stack)
+    text = inventory.read_text()
+    data = yaml.safe_load(text)
+    data["all"]["vars"]["rollcall_backup_key"] = BACKUP_KEY
+    inventory.write_text(yaml.safe_dump(data))
+    try:
+        # The stack's backups so far are plain: unsigned, so the key ring cannot check them; refused until the
+        # operator says to take them as they are.
+        proc, report = playbook(stack, "rotate_backup_key.yml")
+        assert proc.returncode != 0
+        assert any("-e allow_unsigned=true" in msg for _task, msg in failures(report)), failures(report)
+        load = Load("http://127.0.0.1:%d/api/v1/students" % PORT, rate=20, total=100000, max_seconds=300).start()
+        try:
+            proc, report = playbook(stack, "rotate_backup_key.yml", "-e", "allow_unsigned=true")
+        finally:
+            load.stop()
+        assert proc.returncode == 0, failures(report)
+        assert load.failed == [] and load.ok > 20, load.failed[:5]
+        said = [r["msg"] for play in report["plays"] for t in play["tasks"] for r in t["hosts"].values()
+                if t["task"]["name"].endswith("Say what the rotation did")]
+        assert said and "New backups use key id " in said[0], said
+        assert BACKUP_KEY not in proc.stdout + proc.stderr
+    finally:
+        inventory.write_text(text)
+
+
 # ------------------------------------------------------------------------------------ password rotation (item 3)
 NEW_APP_PASSWORD = "it-db-password-rotated-never-printed-43"
 NEW_ROOT_SUFFIX = "-rotated"
