@@ -114,7 +114,7 @@ def _migrate_step(image, db_revision, to):
 
 
 def plan(kind, target=None, live=None, db_revision=None, kept=(), backup=None, blockers=(), revisions=None,
-         pre_deploy_backup=True, up_to_date=False, allow_restore=False):
+         pre_deploy_backup=True, up_to_date=False, allow_restore=False, switched=False):
     """The ordered steps of a ``kind`` (deploy, rollback, restore) from what is live to ``target``.
 
     ``live``: the live release (version, image, schema_revision it runs on) or None when nothing runs.
@@ -123,6 +123,9 @@ def plan(kind, target=None, live=None, db_revision=None, kept=(), backup=None, b
     ``backup``: for a restore (or a rollback allowed to restore), the backup's name, schema_revision and
     app_version. ``blockers``: why the schema cannot go down from ``db_revision`` to the target's revision
     (asked of the newer image). ``up_to_date``: the live container is the target with the same settings.
+    ``switched``: traffic already went back to the target's warm standby on some host (a rollback switches
+    first, docs/decisions/rollback-switch-first.md); a downgrade that cannot be done then keeps the schema and
+    the code stays back, instead of a refusal.
     """
     if kind not in KINDS:
         raise PlanError("kind must be one of %s, not %r" % (", ".join(KINDS), kind))
@@ -136,7 +139,7 @@ def plan(kind, target=None, live=None, db_revision=None, kept=(), backup=None, b
     if kind == "deploy":
         return _plan_deploy(target, live, db_revision, kept, revisions, pre_deploy_backup, up_to_date)
     return _plan_rollback(target, live, db_revision, kept, backup, list(blockers or []), revisions,
-                          pre_deploy_backup, up_to_date, allow_restore)
+                          pre_deploy_backup, up_to_date, allow_restore, switched)
 
 
 def _plan_deploy(target, live, db_revision, kept, revisions, backup_enabled, up_to_date):
@@ -179,7 +182,7 @@ def _plan_deploy(target, live, db_revision, kept, revisions, backup_enabled, up_
 
 
 def _plan_rollback(target, live, db_revision, kept, backup, blockers, revisions, backup_enabled, up_to_date,
-                   allow_restore):
+                   allow_restore, switched=False):
     version = target["version"]
     need = target["schema_revision"]
     schema = {"from": db_revision, "to": need}
@@ -207,6 +210,9 @@ def _plan_rollback(target, live, db_revision, kept, backup, blockers, revisions,
         return _result("rollback", "change", steps, summary="%s%s to %s (code only, schema %s): %s." % (
             verb, origin, version, _rev(need), _describe(steps)), schema=schema)
     # The schema goes down.
+    if blockers and switched:
+        # The code is back already (the standby answered ready on this schema): keep it there, keep the schema.
+        return _keep_schema(target, live, db_revision, backup, blockers, same, origin)
     if blockers:
         name = (backup or {}).get("name")
         if not (allow_restore and name):
@@ -235,6 +241,21 @@ def _plan_rollback(target, live, db_revision, kept, backup, blockers, revisions,
                   "to": need})
     return _result("rollback", "change", steps, summary="%s%s to %s (schema %s -> %s): %s." % (
         verb, origin, version, _rev(db_revision), need, _describe(steps)), schema=schema)
+
+
+def _keep_schema(target, live, db_revision, backup, blockers, same, origin):
+    version, need = target["version"], target["schema_revision"]
+    name = (backup or {}).get("name")
+    command = ("To have the older schema too, restore the backup taken before that deploy: playbooks/restore.yml "
+               "-e restore_backup_name=%s." % name) if name else "No backup was recorded before that deploy."
+    steps = [] if same else _release_steps(target)
+    reason = "; ".join(blockers)
+    return _result("rollback", "change", steps, summary="Rolling back%s to %s: code back, schema left at %s (newer "
+                   "than the %s it needs, which it runs on), because %s%s. %s" % (
+                       origin, version, db_revision, need, reason,
+                       (": " + _describe(steps)) if steps else "", command),
+                   reason=reason, command=command, schema={"from": db_revision, "to": db_revision},
+                   schema_kept=True)
 
 
 def _plan_restore(live, kept, backup, revisions):

@@ -84,6 +84,13 @@ options:
       - For O(kind=rollback) whose schema cannot go back, restore O(backup) first instead of refusing.
     type: bool
     default: false
+  switched:
+    description:
+      - For O(kind=rollback), traffic already went back to the target's warm standby on some host (the standby
+        answered C(/health/ready) on today's schema). A schema that cannot go back is then kept, with the code
+        back, instead of a refusal (RV(schema_kept)).
+    type: bool
+    default: false
   fail_on_refusal:
     description:
       - Fail with the refusal's reason and command (the default), or return it with RV(action=refuse).
@@ -133,13 +140,17 @@ summary:
   type: str
   sample: "Deploy 1.1.0 (from 1.0.0): verified backup, migrate 0001 -> 0002 with rollcall/sms-app:1.1.0, ..."
 reason:
-  description: Why it is refused (null otherwise).
+  description: Why it is refused, or why the schema is kept (RV(schema_kept)); null otherwise.
   returned: always
   type: str
 command:
-  description: What to run instead of a refused plan (null otherwise).
+  description: What to run instead of a refused plan, or to have the older schema too (RV(schema_kept)).
   returned: always
   type: str
+schema_kept:
+  description: The code went back and the schema stays newer, because it cannot go back (O(switched) only).
+  returned: when the schema is kept
+  type: bool
 schema:
   description: The schema revision before (C(from)) and the one the target needs (C(to)).
   returned: always
@@ -173,7 +184,8 @@ def main():
             blockers=dict(type="list", elements="str", default=[]),
             revisions=dict(type="list", elements="str", no_log=False),
             pre_deploy_backup=dict(type="bool", default=True), up_to_date=dict(type="bool", default=False),
-            allow_restore=dict(type="bool", default=False), fail_on_refusal=dict(type="bool", default=True)),
+            allow_restore=dict(type="bool", default=False), switched=dict(type="bool", default=False),
+            fail_on_refusal=dict(type="bool", default=True)),
         required_if=[("kind", "deploy", ["target"]), ("kind", "rollback", ["target"])],
         supports_check_mode=True,
     )
@@ -183,7 +195,7 @@ def main():
                       db_revision=_revision(p["db_revision"]), kept=[_entry(e) for e in p["kept"]],
                       backup=_entry(p["backup"]), blockers=p["blockers"], revisions=p["revisions"],
                       pre_deploy_backup=p["pre_deploy_backup"], up_to_date=p["up_to_date"],
-                      allow_restore=p["allow_restore"])
+                      allow_restore=p["allow_restore"], switched=p["switched"])
     except PlanError as exc:
         module.fail_json(msg=str(exc))
     if result["action"] == "refuse" and p["fail_on_refusal"]:

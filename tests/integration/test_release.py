@@ -28,6 +28,16 @@ def task_result(report, prefix):
     return found[0]
 
 
+def task_names(report):
+    """The names of the tasks that ran (not skipped) on localhost, in order."""
+    return [task["task"]["name"].split(" : ")[-1] for play in report["plays"] for task in play["tasks"]
+            if "localhost" in task["hosts"] and not task["hosts"]["localhost"].get("skipped")]
+
+
+def first_index(names, prefix):
+    return next(i for i, name in enumerate(names) if name.startswith(prefix))
+
+
 def test_deploy_and_rollback_under_load_fail_no_request(tmp_path):
     port = 18295
     inventory = write_inventory(tmp_path, rollcall_project="rc-it-rel", rollcall_db_engine="postgresql",
@@ -63,6 +73,12 @@ def test_deploy_and_rollback_under_load_fail_no_request(tmp_path):
         # it cannot serve on the schema the rollback took down.
         assert task_result(report, "Switch traffic back to the warm standby")["changed"] is True
         assert task_result(report, "Start the new release next to the live one").get("skipped") is True
+        # Switch first: traffic went back before the schema question, the plan and the deploy lock.
+        names = task_names(report)
+        switched = first_index(names, "Switch traffic back to the warm standby")
+        assert switched < first_index(names, "Ask the live release what the schema is"), names
+        assert switched < first_index(names, "Plan the rollback"), names
+        assert switched < first_index(names, "Take the deploy lock"), names
         assert container_state("rc-it-rel-app") == ("running", "1.0.0")
         assert container_state("rc-it-rel-app-standby") is None
         assert container_state("rc-it-rel-app-next") is None
@@ -98,7 +114,7 @@ def test_two_deploys_at_once_one_fails_on_the_lock(tmp_path):
         teardown(inventory)
 
 
-def test_irreversible_migration_refuses_rollback_unless_the_backup_is_restored(tmp_path):
+def test_irreversible_migration_rollback_keeps_the_schema_or_restores_the_backup(tmp_path):
     port = 18298
     inventory = write_inventory(tmp_path, rollcall_project="rc-it-irrev", rollcall_db_engine="postgresql",
                                 rollcall_app_port=port, rollcall_state_dir=str(tmp_path / "state"),
@@ -113,16 +129,33 @@ def test_irreversible_migration_refuses_rollback_unless_the_backup_is_restored(t
         assert proc.returncode == 0, failures(report)
         (backup,) = [n[:-len(".manifest.json")] for n in os.listdir(tmp_path / "bk") if n.endswith(".manifest.json")]
 
+        # Switch first: the 1.0.0 standby answered ready on schema 0002, so traffic went back before the plan; the
+        # plan cannot take 0002 down, so the rollback ends with the code back and the schema kept, saying how to get
+        # the older schema too (docs/decisions/rollback-switch-first.md).
         proc, report = playbook(inventory, "rollback.yml")
-        assert proc.returncode != 0
-        message = failures(report)[-1][1]
-        assert "migration 0002 cannot be undone" in message and "Nothing was changed" in message, message
-        assert "restore_backup=true" in message and backup in message, message
+        assert proc.returncode == 0, failures(report)
+        summary = task_result(report, "Plan the rollback")["summary"]
+        assert "code back, schema left at 0002" in summary and "migration 0002 cannot be undone" in summary, summary
+        assert "restore_backup_name=" + backup in summary, summary
         status, health = get_json("http://127.0.0.1:%d/health" % port)
-        assert health["version"] == "1.1.0", "a refused rollback changes nothing"
+        assert status == 200 and health["version"] == "1.0.0", health
+        assert health["checks"]["migrations"]["revision"] == "0002", "the schema that cannot go back is kept"
+        # 1.1.0 serves on 0002, so it stays as the warm standby (a roll forward is one switch).
+        assert container_state("rc-it-irrev-app-standby") == ("running", "1.1.0")
 
+        # The summary's command brings the older schema back under the 1.0.0 that serves now.
+        proc, report = playbook(inventory, "restore.yml", "-e", "restore_backup_name=" + backup)
+        assert proc.returncode == 0, failures(report)
+        status, health = get_json("http://127.0.0.1:%d/health" % port)
+        assert status == 200 and health["version"] == "1.0.0", health
+        assert health["checks"]["migrations"]["revision"] == "0001", "the backup from before the deploy is back"
+
+        # The other order: with -e restore_backup=true the plan comes first and restores instead of switching.
+        proc, report = playbook(inventory, "deploy.yml", "-e", "rollcall_app_version=1.1.0")
+        assert proc.returncode == 0, failures(report)
         proc, report = playbook(inventory, "rollback.yml", "-e", "restore_backup=true")
         assert proc.returncode == 0, failures(report)
+        assert "Switch traffic back to the warm standby" not in " ".join(task_names(report))
         status, health = get_json("http://127.0.0.1:%d/health" % port)
         assert status == 200 and health["version"] == "1.0.0", health
         assert health["checks"]["migrations"]["revision"] == "0001", "the backup from before the deploy is back"

@@ -164,6 +164,27 @@ def test_irreversible_rollback_is_refused_naming_the_backup():
     assert "restore_backup=true" in result["command"] and "(pre)" in result["command"]
 
 
+def test_irreversible_rollback_after_the_standby_switch_keeps_the_code_back_and_the_schema():
+    result = plan("rollback", V1, live=V2, db_revision="0002", kept=KEPT, blockers=["migration 0002 cannot be undone"],
+                  backup={"name": "pre", "schema_revision": "0001"}, switched=True)
+    assert result["action"] == "change" and result["schema_kept"] is True
+    assert steps(result) == ["start", "gate", "switch", "record"]  # hosts already on the standby skip the first three
+    assert result["record"]["schema_revision"] == "0001", "recorded with what the release needs, not the db's revision"
+    assert "code back, schema left at 0002" in result["summary"] and "cannot be undone" in result["summary"]
+    assert "restore_backup_name=pre" in result["command"]
+
+
+def test_irreversible_rollback_after_the_switch_without_a_backup_says_so():
+    result = plan("rollback", V1, live=V2, db_revision="0002", kept=KEPT, blockers=["x"], switched=True,
+                  allow_restore=True)
+    assert result["action"] == "change" and "No backup was recorded" in result["command"]
+
+
+def test_reversible_rollback_after_the_standby_switch_takes_the_schema_down():
+    result = plan("rollback", V1, live=V2, db_revision="0002", kept=KEPT, switched=True)
+    assert steps(result) == ["start", "gate", "switch", "record", "downgrade"] and "schema_kept" not in result
+
+
 def test_irreversible_rollback_without_a_backup_is_refused():
     result = plan("rollback", V1, live=V2, db_revision="0002", kept=KEPT, blockers=["x"], allow_restore=True)
     assert result["action"] == "refuse" and "No backup was recorded" in result["command"]
