@@ -56,7 +56,10 @@ def write_inventory(work, size):
               "rollcall_rate_limit_per_minute": 10 ** 7, "rollcall_state_dir": os.path.join(work, "state"),
               "rollcall_backup_dir": os.path.join(work, "backups"), "rollcall_backup_verify_level": "native",
               "rollcall_backup_uploads": False, "rollcall_report_dir": os.path.join(work, "reports"),
-              "rollcall_incident_dir": os.path.join(work, "incidents")}
+              "rollcall_incident_dir": os.path.join(work, "incidents"),
+              # the bench times health.yml; it does not judge latency (8 light hosts on two cores answer slowly,
+              # which health.yml rightly calls critical and exits non-zero on)
+              "rollcall_health_thresholds": {"latency_p95_ms": [60000, 120000]}}
     path = os.path.join(work, "fleet-%d.yml" % size)
     with open(path, "w") as handle:
         yaml.safe_dump({"all": {"children": {"app": {"hosts": apps},
