@@ -145,7 +145,7 @@ def rollback_targets(plan):
     return ["%s=%s" % (name, version) for name, version in sorted((plan or {}).get("install", {}).items())]
 
 
-def host_entry(host, plan, record=None, reboot=None, health_before=None, health_after=None, outcome="planned",
+def host_entry(host, plan=None, record=None, reboot=None, health_before=None, health_after=None, outcome="planned",
                error=None, rolled_back=None):
     """One host's part of the run report: what the plan said, what changed, reboot, health before/after."""
     plan = plan or {}
@@ -201,7 +201,8 @@ def markdown(report):
         rows = e["changed"] or {c["package"]: {"from": c["from"], "to": c["to"]} for c in e["planned"]}
         if rows:
             lines += ["", "| package | from | to |", "| --- | --- | --- |"]
-            lines += ["| %s | %s | %s |" % (_cell(n), _cell(v["from"]), _cell(v["to"])) for n, v in sorted(rows.items())]
+            lines += ["| %s | %s | %s |" % (_cell(n), _cell(v["from"]), _cell(v["to"]))
+                      for n, v in sorted(rows.items())]
         if e["rolled_back"]:
             lines += ["", "Rolled back to: %s" % ", ".join(e["rolled_back"])]
         lines += ["", "Reboot: %s" % _cell(e["reboot"].get("why"))]
