@@ -150,8 +150,9 @@ def host_entry(host, plan=None, record=None, reboot=None, health_before=None, he
     """One host's part of the run report: what the plan said, what changed, reboot, health before/after."""
     plan = plan or {}
     record = record or {}
-    changed = record.get("changed")
-    if changed is None:
+    # apt_plan record's result names them changed_packages (its "changed" is Ansible's flag); patching.json "changed"
+    changed = record.get("changed_packages", record.get("changed"))
+    if not isinstance(changed, dict):
         changed = {}
     return {
         "host": host, "outcome": outcome, "summary": plan.get("summary", ""),

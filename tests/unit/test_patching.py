@@ -167,7 +167,8 @@ PLAN = {"summary": "2 package(s) to change (1 security); no reboot needed", "ins
 
 
 def test_the_run_report_names_failed_hosts_and_what_changed():
-    patched = patching.host_entry("h1", PLAN, {"before": {"a": "1.0", "b": "1.0"}, "changed": {"a": "1.1", "b": "1.1"}},
+    patched = patching.host_entry("h1", PLAN, {"before": {"a": "1.0", "b": "1.0"}, "changed": True,
+                                         "changed_packages": {"a": "1.1", "b": "1.1"}},
                                   reboot={"done": True, "why": "asked"}, health_before="ok", health_after="ok",
                                   outcome="patched")
     failed = patching.host_entry("h2", PLAN, outcome="rolled_back", error="b: postinst failed",
@@ -191,3 +192,9 @@ def test_a_check_mode_report_shows_the_plan_and_says_nothing_changed():
     text = patching.markdown(report)
     assert text.startswith("# Rollcall patching (check mode: nothing was changed)")
     assert "| a | 1.0 | 1.1 |" in text and "| h1 | planned | 0 | no | - | - |" in text
+
+
+def test_a_host_entry_reads_a_patching_json_entry_too():
+    entry = patching.host_entry("h1", PLAN, {"before": {"a": "1.0"}, "changed": {"a": "1.1"}}, outcome="patched")
+    assert entry["changed"] == {"a": {"from": "1.0", "to": "1.1"}}
+    assert patching.host_entry("h1", None, outcome="not_reached")["changed"] == {}
