@@ -18,7 +18,7 @@ options:
   hosts:
     description:
       - One entry per host, each with C(host) and optionally C(plan) (the result of C(rollcall.ops.apt_plan)),
-        C(record) (its O(action=record) result), C(reboot) (C(done), C(why)), C(health_before), C(health_after),
+        C(record) (its C(action=record) result), C(reboot) (C(done), C(why)), C(health_before), C(health_after),
         C(outcome) (V(planned), V(unchanged), V(patched), V(rolled_back), V(failed), V(not_reached)), C(error),
         C(rolled_back) (C(name=version) list).
     type: list
