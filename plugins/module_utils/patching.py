@@ -79,18 +79,24 @@ def needs_reboot(changes, reboot_required=False, reboot_packages=()):
 
 
 def precheck(host, health, backup_age_s, max_backup_age_s, free_bytes, needed_bytes, lock_holder=None,
-             is_db=False):
+             is_db=False, backup_planned=False):
     """The stops before patching ``host``: a list of {check, ok, detail}; the host may be patched when every one is
     ok. ``health``: the health check's overall status (ok, warning, critical). ``backup_age_s``: age of the newest
     verified backup of the host's databases, None when there is none (db hosts only). ``lock_holder``: who holds
-    the deploy lock, None when nobody does."""
+    the deploy lock, None when nobody does. ``backup_planned``: a db host without a fresh backup is no stop when
+    patching takes one before changing anything (check mode reports that it would)."""
     if max_backup_age_s is None or max_backup_age_s <= 0:
         raise PatchError("the backup age threshold must be a positive number of seconds, not %r" % (max_backup_age_s,))
     healthy = health in ("ok", "warning")
     advice = "" if healthy else "; fix the host first (playbooks/health.yml)"
     checks = [{"check": "health", "ok": healthy, "detail": "the health check says %s%s" % (health, advice)}]
     if is_db:
-        if backup_age_s is None:
+        fresh = backup_age_s is not None and backup_age_s <= max_backup_age_s
+        if not fresh and backup_planned:
+            checks.append({"check": "backup", "ok": True, "detail": "%s: patching takes one (and verifies it) first" % (
+                "no verified backup of its databases" if backup_age_s is None else
+                "newest verified backup is %s old, older than %s" % (_age(backup_age_s), _age(max_backup_age_s)))})
+        elif backup_age_s is None:
             checks.append({"check": "backup", "ok": False, "detail": "no verified backup of its databases; take one "
                            "first (playbooks/backup.yml), or let patching take it"})
         else:
@@ -114,6 +120,94 @@ def rollback_plan(before, after):
     install = {name: version for name, version in sorted(before.items()) if after.get(name) != version}
     remove = sorted(name for name in after if name not in before)
     return {"install": install, "remove": remove}
+
+
+def stops(checks):
+    """The failed pre-checks of ``precheck`` as one line ("" when the host may be patched)."""
+    return "; ".join("%s: %s" % (c["check"], c["detail"]) for c in checks if not c["ok"])
+
+
+def should_reboot(policy, needed, why):
+    """(bool, why) after the upgrade: ``policy`` auto (when the host or the upgrade needs it), never (report it,
+    leave the reboot to a maintenance window) or always."""
+    if policy == "always":
+        return True, "the reboot policy is always" + ("" if needed else " (none was needed)")
+    if policy == "never":
+        return False, ("needed (%s) but the reboot policy is never: reboot in a maintenance window" % why
+                       if needed else "no reboot needed")
+    if policy == "auto":
+        return bool(needed), why
+    raise PatchError("the reboot policy must be auto, never or always, not %r" % (policy,))
+
+
+def rollback_targets(plan):
+    """``name=version`` to give ``ansible.builtin.apt`` (with allow_downgrade) to go back, from ``rollback_plan``."""
+    return ["%s=%s" % (name, version) for name, version in sorted((plan or {}).get("install", {}).items())]
+
+
+def host_entry(host, plan=None, record=None, reboot=None, health_before=None, health_after=None, outcome="planned",
+               error=None, rolled_back=None):
+    """One host's part of the run report: what the plan said, what changed, reboot, health before/after."""
+    plan = plan or {}
+    record = record or {}
+    # apt_plan record's result names them changed_packages (its "changed" is Ansible's flag); patching.json "changed"
+    changed = record.get("changed_packages", record.get("changed"))
+    if not isinstance(changed, dict):
+        changed = {}
+    return {
+        "host": host, "outcome": outcome, "summary": plan.get("summary", ""),
+        "planned": [{k: c.get(k) for k in ("package", "from", "to", "security")} for c in plan.get("changes", [])],
+        "held": [c.get("package") for c in plan.get("held", [])],
+        "changed": {name: {"from": (record.get("before") or plan.get("installed") or {}).get(name), "to": version}
+                    for name, version in sorted(changed.items())},
+        "reboot": reboot or {"done": False, "why": (plan.get("reboot") or {}).get("why", "")},
+        "health_before": health_before, "health_after": health_after,
+        "rolled_back": rolled_back, "error": error,
+    }
+
+
+OUTCOMES = ("failed", "rolled_back", "patched", "unchanged", "planned", "not_reached")
+
+
+def run_report(entries, check_mode=False, actor=None, at=None):
+    """The report of one run over hosts' ``host_entry``: status failed when any host failed, else ok."""
+    entries = sorted(entries or [], key=lambda e: e["host"])
+    failed = [e["host"] for e in entries if e["outcome"] in ("failed", "rolled_back")]
+    counts = {outcome: sum(1 for e in entries if e["outcome"] == outcome) for outcome in OUTCOMES}
+    return {"at": at, "actor": actor, "check_mode": bool(check_mode), "status": "failed" if failed else "ok",
+            "failed_hosts": failed, "counts": {k: v for k, v in counts.items() if v}, "hosts": entries}
+
+
+def _cell(value):
+    return str(value if value is not None else "-").replace("|", "\\|").replace("\n", " ")
+
+
+def markdown(report):
+    """The run report as Markdown: one table of hosts, then each host's changes."""
+    title = "Rollcall patching" + (" (check mode: nothing was changed)" if report.get("check_mode") else "")
+    lines = ["# %s" % title, "", "- at: %s" % _cell(report.get("at")), "- by: %s" % _cell(report.get("actor")),
+             "- status: **%s**%s" % (report["status"], (" (failed: %s)" % ", ".join(report["failed_hosts"]))
+                                     if report["failed_hosts"] else ""), "",
+             "| host | outcome | packages changed | reboot | health before | health after |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for e in report["hosts"]:
+        lines.append("| %s | %s | %d | %s | %s | %s |" % (
+            _cell(e["host"]), _cell(e["outcome"]), len(e["changed"]), "yes" if e["reboot"].get("done") else "no",
+            _cell(e["health_before"]), _cell(e["health_after"])))
+    for e in report["hosts"]:
+        lines += ["", "## %s" % e["host"], "", e["summary"] or "no plan"]
+        if e["error"]:
+            lines.append("")
+            lines.append("Error: %s" % _cell(e["error"]))
+        rows = e["changed"] or {c["package"]: {"from": c["from"], "to": c["to"]} for c in e["planned"]}
+        if rows:
+            lines += ["", "| package | from | to |", "| --- | --- | --- |"]
+            lines += ["| %s | %s | %s |" % (_cell(n), _cell(v["from"]), _cell(v["to"]))
+                      for n, v in sorted(rows.items())]
+        if e["rolled_back"]:
+            lines += ["", "Rolled back to: %s" % ", ".join(e["rolled_back"])]
+        lines += ["", "Reboot: %s" % _cell(e["reboot"].get("why"))]
+    return "\n".join(lines) + "\n"
 
 
 def parse_installed(text):

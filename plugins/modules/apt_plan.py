@@ -119,6 +119,15 @@ rollback:
   description: What puts O(before) back - C(install) (package to version) and C(remove) (packages the upgrade added).
   returned: action is record
   type: dict
+changed_packages:
+  description: The packages whose version differs from O(before), with their version now.
+  returned: action is record
+  type: dict
+rollback_targets:
+  description: C(name=version) of RV(rollback)'s installs, for C(ansible.builtin.apt) with C(allow_downgrade).
+  returned: action is record
+  type: list
+  elements: str
 record:
   description: Path of C(patching.json).
   returned: action is record
@@ -203,7 +212,7 @@ def record(module):
             module.fail_json(msg="could not write the patching record %s: %s; check state_dir" % (path, exc))
     line = "%d package(s) changed; %s" % (len(changed_pkgs), reboot["why"])
     return dict(changed=not module.check_mode, after=after, rollback=rollback, reboot=reboot, summary=line,
-                record=path)
+                record=path, changed_packages=changed_pkgs, rollback_targets=patching.rollback_targets(rollback))
 
 
 def main():

@@ -128,3 +128,73 @@ def test_the_summary_line():
         "run); no reboot needed")
     assert patching.summary([], [], [], (True, "the host asks for a reboot")).endswith(
         "reboot needed: the host asks for a reboot")
+
+
+def test_a_stale_backup_is_no_stop_when_patching_takes_one_first():
+    planned = checks(backup_age_s=3 * 86400, backup_planned=True)["backup"]
+    assert planned["ok"] and planned["detail"].endswith("patching takes one (and verifies it) first")
+    assert checks(backup_age_s=None, backup_planned=True)["backup"]["ok"]
+    # a fresh backup is used as it is
+    assert checks(backup_planned=True)["backup"]["detail"] == "newest verified backup is 60 minutes old"
+
+
+def test_stops_lists_only_the_failed_checks():
+    assert patching.stops(list(checks().values())) == ""
+    line = patching.stops(list(checks(health="critical", free_bytes=0).values()))
+    assert line.startswith("health: the health check says critical") and "; disk: 0 MiB free" in line
+
+
+def test_the_reboot_policy():
+    assert patching.should_reboot("auto", True, "kernel") == (True, "kernel")
+    assert patching.should_reboot("auto", False, "no change needs a reboot") == (False, "no change needs a reboot")
+    assert patching.should_reboot("never", True, "kernel")[0] is False
+    assert "maintenance window" in patching.should_reboot("never", True, "kernel")[1]
+    assert patching.should_reboot("always", False, "x") == (True, "the reboot policy is always (none was needed)")
+    with pytest.raises(PatchError, match="auto, never or always"):
+        patching.should_reboot("sometimes", True, "x")
+
+
+def test_rollback_targets_for_apt():
+    plan = patching.rollback_plan({"a": "1.0", "b": "1.0", "c": "2"}, {"a": "1.1", "b": "1.0", "c": "2", "n": "1"})
+    assert patching.rollback_targets(plan) == ["a=1.0"]
+    assert patching.rollback_targets(None) == []
+
+
+PLAN = {"summary": "2 package(s) to change (1 security); no reboot needed", "installed": {"a": "1.0", "b": "1.0"},
+        "changes": [{"package": "a", "from": "1.0", "to": "1.1", "security": False, "origins": []},
+                    {"package": "b", "from": "1.0", "to": "1.1", "security": True, "origins": []}],
+        "held": [{"package": "h"}], "reboot": {"needed": False, "why": "no change needs a reboot"}}
+
+
+def test_the_run_report_names_failed_hosts_and_what_changed():
+    patched = patching.host_entry("h1", PLAN, {"before": {"a": "1.0", "b": "1.0"}, "changed": True,
+                                         "changed_packages": {"a": "1.1", "b": "1.1"}},
+                                  reboot={"done": True, "why": "asked"}, health_before="ok", health_after="ok",
+                                  outcome="patched")
+    failed = patching.host_entry("h2", PLAN, outcome="rolled_back", error="b: postinst failed",
+                                 rolled_back=["a=1.0", "b=1.0"], health_before="ok")
+    report = patching.run_report([failed, patched], actor="me", at="T")
+    assert report["status"] == "failed" and report["failed_hosts"] == ["h2"]
+    assert report["counts"] == {"rolled_back": 1, "patched": 1}
+    assert [e["host"] for e in report["hosts"]] == ["h1", "h2"]
+    assert report["hosts"][0]["changed"] == {"a": {"from": "1.0", "to": "1.1"}, "b": {"from": "1.0", "to": "1.1"}}
+    assert report["hosts"][0]["held"] == ["h"]
+    text = patching.markdown(report)
+    assert "- status: **failed** (failed: h2)" in text
+    assert "| h1 | patched | 2 | yes | ok | ok |" in text
+    assert "| h2 | rolled_back | 0 | no | ok | - |" in text
+    assert "Rolled back to: a=1.0, b=1.0" in text and "Error: b: postinst failed" in text
+
+
+def test_a_check_mode_report_shows_the_plan_and_says_nothing_changed():
+    report = patching.run_report([patching.host_entry("h1", PLAN)], check_mode=True)
+    assert report["status"] == "ok" and report["counts"] == {"planned": 1}
+    text = patching.markdown(report)
+    assert text.startswith("# Rollcall patching (check mode: nothing was changed)")
+    assert "| a | 1.0 | 1.1 |" in text and "| h1 | planned | 0 | no | - | - |" in text
+
+
+def test_a_host_entry_reads_a_patching_json_entry_too():
+    entry = patching.host_entry("h1", PLAN, {"before": {"a": "1.0"}, "changed": {"a": "1.1"}}, outcome="patched")
+    assert entry["changed"] == {"a": {"from": "1.0", "to": "1.1"}}
+    assert patching.host_entry("h1", None, outcome="not_reached")["changed"] == {}

@@ -1,0 +1,44 @@
+# Copyright: Rollcall contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Jinja filters over plugins/module_utils/patching.py (issue 13): the playbook's decisions (may this host be
+patched now, does it reboot) come from the pure functions there, not from chains of set_fact."""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.rollcall.ops.plugins.module_utils import patching
+
+
+def _number(value, what):
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise AnsibleFilterError("%s must be a whole number, not %r" % (what, value)) from None
+
+
+def patching_precheck(host, health, backup_age_s=None, max_backup_age_s=86400, free_bytes=0, needed_bytes=0,
+                      lock_holder=None, is_db=False, backup_planned=False):
+    """{checks: [...], stops: "one line, empty when the host may be patched"}."""
+    try:
+        checks = patching.precheck(host, health, _number(backup_age_s, "backup_age_s"),
+                                   _number(max_backup_age_s, "max_backup_age_s"), _number(free_bytes, "free_bytes"),
+                                   _number(needed_bytes, "needed_bytes"), lock_holder or None, bool(is_db),
+                                   bool(backup_planned))
+    except patching.PatchError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+    return {"checks": checks, "stops": patching.stops(checks)}
+
+
+def patching_reboot(policy, needed=False, why=""):
+    """{reboot: bool, why: str} after the upgrade, by the reboot policy (auto, never, always)."""
+    try:
+        reboot, reason = patching.should_reboot(policy, bool(needed), why or "")
+    except patching.PatchError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+    return {"reboot": reboot, "why": reason}
+
+
+class FilterModule:
+    def filters(self):
+        return {"patching_precheck": patching_precheck, "patching_reboot": patching_reboot}
