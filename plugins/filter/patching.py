@@ -18,13 +18,15 @@ def _number(value, what):
 
 
 def patching_precheck(host, health, backup_age_s=None, max_backup_age_s=86400, free_bytes=0, needed_bytes=0,
-                      lock_holder=None, is_db=False, backup_planned=False):
+                      lock_holder=None, is_db=False, backup_planned=False, controller=False, controller_allowed=False,
+                      check_mode=False):
     """{checks: [...], stops: "one line, empty when the host may be patched"}."""
     try:
         checks = patching.precheck(host, health, _number(backup_age_s, "backup_age_s"),
                                    _number(max_backup_age_s, "max_backup_age_s"), _number(free_bytes, "free_bytes"),
                                    _number(needed_bytes, "needed_bytes"), lock_holder or None, bool(is_db),
-                                   bool(backup_planned))
+                                   bool(backup_planned), bool(controller), bool(controller_allowed),
+                                   bool(check_mode))
     except patching.PatchError as exc:
         raise AnsibleFilterError(str(exc)) from None
     return {"checks": checks, "stops": patching.stops(checks)}

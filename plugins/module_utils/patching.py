@@ -79,12 +79,14 @@ def needs_reboot(changes, reboot_required=False, reboot_packages=()):
 
 
 def precheck(host, health, backup_age_s, max_backup_age_s, free_bytes, needed_bytes, lock_holder=None,
-             is_db=False, backup_planned=False):
+             is_db=False, backup_planned=False, controller=False, controller_allowed=False, check_mode=False):
     """The stops before patching ``host``: a list of {check, ok, detail}; the host may be patched when every one is
     ok. ``health``: the health check's overall status (ok, warning, critical). ``backup_age_s``: age of the newest
     verified backup of the host's databases, None when there is none (db hosts only). ``lock_holder``: who holds
     the deploy lock, None when nobody does. ``backup_planned``: a db host without a fresh backup is no stop when
-    patching takes one before changing anything (check mode reports that it would)."""
+    patching takes one before changing anything (check mode reports that it would). ``controller``: the host is the
+    machine Ansible runs on (a local connection, as in the demo inventory): a real run would upgrade the
+    controller's own packages, which needs ``controller_allowed``; check mode only says so."""
     if max_backup_age_s is None or max_backup_age_s <= 0:
         raise PatchError("the backup age threshold must be a positive number of seconds, not %r" % (max_backup_age_s,))
     healthy = health in ("ok", "warning")
@@ -109,6 +111,13 @@ def precheck(host, health, backup_age_s, max_backup_age_s, free_bytes, needed_by
     checks.append({"check": "lock", "ok": lock_holder is None,
                    "detail": "the deploy lock is free" if lock_holder is None else
                    "the deploy lock is held by %s; wait for it to finish (patching takes the same lock)" % lock_holder})
+    if controller:
+        allowed = controller_allowed or check_mode
+        checks.append({"check": "controller", "ok": allowed, "detail": (
+            "%s is the machine Ansible runs on (a local connection): a real run upgrades this machine's own packages%s"
+            % (host, "" if controller_allowed else
+               "; to mean it, run with -e rollcall_patching_controller=true" if not check_mode else
+               " and needs -e rollcall_patching_controller=true"))})
     return checks
 
 

@@ -198,3 +198,23 @@ def test_a_host_entry_reads_a_patching_json_entry_too():
     entry = patching.host_entry("h1", PLAN, {"before": {"a": "1.0"}, "changed": {"a": "1.1"}}, outcome="patched")
     assert entry["changed"] == {"a": {"from": "1.0", "to": "1.1"}}
     assert patching.host_entry("h1", None, outcome="not_reached")["changed"] == {}
+
+
+def test_the_controller_itself_is_a_stop_unless_asked_for():
+    got = checks(controller=True)
+    assert not got["controller"]["ok"] and "rollcall_patching_controller=true" in got["controller"]["detail"]
+    assert "controller" in patching.stops(list(got.values()))
+
+
+def test_the_controller_may_be_patched_when_asked_for():
+    got = checks(controller=True, controller_allowed=True)
+    assert got["controller"]["ok"] and "upgrades this machine's own packages" in got["controller"]["detail"]
+
+
+def test_check_mode_on_the_controller_only_says_so():
+    got = checks(controller=True, check_mode=True)
+    assert got["controller"]["ok"] and "needs -e rollcall_patching_controller=true" in got["controller"]["detail"]
+
+
+def test_a_remote_host_has_no_controller_check():
+    assert "controller" not in checks(controller_allowed=True)
