@@ -10,10 +10,10 @@ import pytest
 from test_deploy import failures, playbook, teardown, write_inventory
 
 PLAYBOOKS = ["deploy", "rollback", "restore", "backup", "verify_backup", "health", "incident", "audit", "teardown",
-             "rotate_secret_key", "rotate_db_passwords", "rotate_backup_key"]
+             "rotate_secret_key", "rotate_db_passwords", "rotate_backup_key", "patching"]
 NEEDS = {"deploy": "app", "rollback": "app", "restore": "db", "backup": "db", "verify_backup": "db", "audit": "app",
          "health": "app:db", "incident": "app:db", "teardown": "app:db", "rotate_secret_key": "app",
-         "rotate_db_passwords": "app", "rotate_backup_key": "db"}
+         "rotate_db_passwords": "app", "rotate_backup_key": "db", "patching": "app:db"}
 PORT = 18480
 
 
@@ -63,6 +63,21 @@ def test_a_mistyped_inventory_fails_naming_it_and_the_group(tmp_path, name):
     ran = [t["task"]["name"] for p in report["plays"] for t in p["tasks"]]
     assert ran == ["Check the target groups",
                    "rollcall.ops.preflight : Check that the inventory has hosts where this playbook runs"], ran
+
+
+def test_patching_the_controller_itself_needs_to_be_asked_for(tmp_path):
+    """The test inventory reaches localhost by the local connection, as the demo does: a real patching run would
+    upgrade this machine's packages, so it stops before taking a backup or touching apt."""
+    inventory = write_inventory(tmp_path, rollcall_project="rc-e-patch", rollcall_db_engine="sqlite",
+                                rollcall_state_dir=str(tmp_path / "state"), rollcall_backup_dir=str(tmp_path / "bk"),
+                                rollcall_report_dir=str(tmp_path / "reports"))
+    before = subprocess.run(["dpkg-query", "-W"], capture_output=True, text=True, check=True).stdout
+    proc, report = playbook(inventory, "patching.yml", "-e", "patching_health_url=")
+    assert proc.returncode != 0
+    msg = one_failure(report)
+    assert "Nothing was changed on localhost" in msg and "rollcall_patching_controller=true" in msg, msg
+    assert subprocess.run(["dpkg-query", "-W"], capture_output=True, text=True, check=True).stdout == before
+    assert not os.path.exists(tmp_path / "bk") or os.listdir(tmp_path / "bk") == [], "no backup was taken"
 
 
 def test_an_empty_db_group_fails_backup(tmp_path):
