@@ -14,6 +14,8 @@ built yet) feed these functions what the host says.
 
 import re
 
+from ansible_collections.rollcall.ops.plugins.module_utils import report as reportlib
+
 # Inst NAME [OLD] (NEW ORIGIN[, ORIGIN...] [ARCH]) [...]   -- [OLD] missing for a new package
 _INST = re.compile(r"^Inst (?P<name>\S+)(?: \[(?P<old>[^\]]+)\])? "
                    r"\((?P<new>\S+) (?P<origins>.*?) \[(?P<arch>[^\]]+)\]\)")
@@ -217,6 +219,34 @@ def markdown(report):
             lines += ["", "Rolled back to: %s" % ", ".join(e["rolled_back"])]
         lines += ["", "Reboot: %s" % _cell(e["reboot"].get("why"))]
     return "\n".join(lines) + "\n"
+
+
+def html(report):
+    """The run report as one self-contained HTML page (the health report's style: module_utils/report.py)."""
+    esc = reportlib.esc
+    title = "Rollcall patching" + (" (check mode: nothing was changed)" if report.get("check_mode") else "")
+    status = "ok" if report["status"] == "ok" else "critical"
+    failed = (" &middot; failed: %s" % esc(", ".join(report["failed_hosts"]))) if report["failed_hosts"] else ""
+    when = (reportlib.badge(status), esc(report.get("at") or "-"), esc(report.get("actor") or "-"), failed)
+    parts = ["<h1>%s</h1>" % esc(title), "<p>%s at %s by %s%s</p>" % when,
+             reportlib.html_table(
+                 ["host", "outcome", "packages changed", "reboot", "health before", "health after"],
+                 [[e["host"], e["outcome"], str(len(e["changed"])), "yes" if e["reboot"].get("done") else "no",
+                   e["health_before"] or "-", e["health_after"] or "-"] for e in report["hosts"]], numeric=(2,),
+                 row_classes=["st-critical" if e["outcome"] in ("failed", "rolled_back") else ""
+                              for e in report["hosts"]])]
+    for e in report["hosts"]:
+        parts.append('<section class="card"><h2>%s</h2><p>%s</p>' % (esc(e["host"]), esc(e["summary"] or "no plan")))
+        if e["error"]:
+            parts.append("<p><strong>Error:</strong> %s</p>" % esc(e["error"]))
+        rows = e["changed"] or {c["package"]: {"from": c["from"], "to": c["to"]} for c in e["planned"]}
+        if rows:
+            parts.append(reportlib.html_table(["package", "from", "to"], [
+                [name, v["from"] or "-", v["to"] or "-"] for name, v in sorted(rows.items())]))
+        if e["rolled_back"]:
+            parts.append("<p>Rolled back to: %s</p>" % esc(", ".join(e["rolled_back"])))
+        parts.append("<p>Reboot: %s</p></section>" % esc(e["reboot"].get("why") or "-"))
+    return reportlib.html_page(title, "\n".join(parts), generated_at=report.get("at"))
 
 
 def parse_installed(text):

@@ -4,14 +4,15 @@
 DOCUMENTATION = r"""
 ---
 module: patching_report
-short_description: Write the report of one patching run (JSON and Markdown)
+short_description: Write the report of one patching run (JSON, Markdown and HTML)
 version_added: "0.3.0"
 description:
   - Per host, what the plan said, what changed (from and to), whether it rebooted and why, health before and after,
     and for a failed host the error and what it was rolled back to. The document and its Markdown come from
     C(plugins/module_utils/patching.py) (C(host_entry), C(run_report), C(markdown); pure, unit tested).
-  - Writes O(directory)/O(name)C(.json) and C(.md) (mode 0640, each written atomically). A rolling run calls it
-    after every batch with the same O(name), so the report of a run that stopped still names the host that failed.
+  - Writes O(directory)/O(name)C(.json), C(.md) and C(.html) (mode 0640, each written atomically). A rolling run
+    calls it after every batch with the same O(name), so the report of a run that stopped still names the host
+    that failed.
 author:
   - Rollcall contributors (@rollcall)
 options:
@@ -64,7 +65,7 @@ markdown:
   returned: always
   type: str
 paths:
-  description: C(json) and C(md), the files written (or that would be).
+  description: C(json), C(md) and C(html), the files written (or that would be).
   returned: always
   type: dict
 status:
@@ -127,16 +128,19 @@ def main():
     report = patching.run_report(entries, check_mode=p["check_mode_run"] or module.check_mode, actor=p["actor"],
                                  at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     text = patching.markdown(report)
+    page = patching.html(report)
     paths = {"json": os.path.join(p["directory"], p["name"] + ".json"),
-             "md": os.path.join(p["directory"], p["name"] + ".md")}
+             "md": os.path.join(p["directory"], p["name"] + ".md"),
+             "html": os.path.join(p["directory"], p["name"] + ".html")}
     changed = False
     if not module.check_mode and not p["check_mode_run"]:
         try:
             os.makedirs(p["directory"], mode=0o750, exist_ok=True)
             artifact.write_json_atomic(paths["json"], report, replace=True)
             os.chmod(paths["json"], 0o640)
-            if read(paths["md"]) != text:
-                write_text_atomic(paths["md"], text)
+            for path, content in ((paths["md"], text), (paths["html"], page)):
+                if read(path) != content:
+                    write_text_atomic(path, content)
             changed = True
         except (OSError, artifact.ArtifactError) as exc:
             module.fail_json(msg="could not write the patching report into %s: %s; check rollcall_report_dir and its "

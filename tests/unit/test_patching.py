@@ -184,6 +184,9 @@ def test_the_run_report_names_failed_hosts_and_what_changed():
     assert "| h1 | patched | 2 | yes | ok | ok |" in text
     assert "| h2 | rolled_back | 0 | no | ok | - |" in text
     assert "Rolled back to: a=1.0, b=1.0" in text and "Error: b: postinst failed" in text
+    page = patching.html(report)
+    assert "CRITICAL" in page and "failed: h2" in page and '<tr class="st-critical"><td>h2</td>' in page
+    assert "<p>Rolled back to: a=1.0, b=1.0</p>" in page and "<td>a</td><td>1.0</td><td>1.1</td>" in page
 
 
 def test_a_check_mode_report_shows_the_plan_and_says_nothing_changed():
@@ -218,3 +221,9 @@ def test_check_mode_on_the_controller_only_says_so():
 
 def test_a_remote_host_has_no_controller_check():
     assert "controller" not in checks(controller_allowed=True)
+
+
+def test_the_html_report_escapes_what_apt_and_dpkg_said():
+    entry = patching.host_entry("h<1>", None, outcome="failed", error="<script>alert(1)</script>")
+    page = patching.html(patching.run_report([entry], at="T"))
+    assert "<script>" not in page and "&lt;script&gt;" in page and "h&lt;1&gt;" in page

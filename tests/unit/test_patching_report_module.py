@@ -28,7 +28,9 @@ def test_the_report_is_written_as_json_and_markdown(tmp_path):
     assert doc["hosts"][1]["outcome"] == "not_reached" and doc["actor"] == "me"
     text = (tmp_path / "reports/patching-test.md").read_text()
     assert "| h1 | patched | 1 | yes | ok | ok |" in text
-    for name in ("patching-test.json", "patching-test.md"):
+    page = (tmp_path / "reports/patching-test.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<td>h1</td><td>patched</td>" in page and "OK" in page
+    for name in ("patching-test.json", "patching-test.md", "patching-test.html"):
         assert stat.S_IMODE((tmp_path / "reports" / name).stat().st_mode) == 0o640
 
 

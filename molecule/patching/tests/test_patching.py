@@ -45,11 +45,12 @@ def test_the_health_endpoint_serves_after_the_reboot(host):
     assert host.run("python3 -c %s" % json.dumps(probe)).rc == 0
 
 
-def test_the_report_host_keeps_json_and_markdown_reports(host):
+def test_the_report_host_keeps_json_markdown_and_html_reports(host):
     if host.backend.get_hostname() != "rc-patch-1":
         pytest.skip("the report host is rc-patch-1 (the first app host)")
     reports = host.run("ls /var/lib/rollcall/reports/rc-patch/").stdout.split()
     assert any(r.endswith(".json") for r in reports) and any(r.endswith(".md") for r in reports), reports
+    assert any(r.endswith(".html") for r in reports), reports
     newest = host.run("ls -t /var/lib/rollcall/reports/rc-patch/patching-*.json | head -n1").stdout.strip()
     doc = json.loads(host.file(newest).content_string)
     assert doc["status"] == "ok" and doc["failed_hosts"] == []
