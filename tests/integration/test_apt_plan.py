@@ -4,7 +4,6 @@ dpkg-deb: a plain one, a security one, one whose new version asks for a reboot, 
 says exactly what would change and changes nothing; ansible.builtin.apt applies its targets; the record lists
 before/after and the way back; the plan is empty afterwards."""
 
-import hashlib
 import json
 import os
 import subprocess
@@ -14,6 +13,9 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
+sys.path.insert(0, os.path.join(ROOT, "molecule", "patching"))
+import build_repo  # noqa: E402  (the .deb and flat repository builder molecule/patching uses too)
+
 HOST = "rc-p-apt"
 PACKAGES = {  # name: (security archive?, postinst of 1.1)
     "rc-tool": (False, ""),
@@ -24,34 +26,7 @@ PACKAGES = {  # name: (security archive?, postinst of 1.1)
 
 
 def build(tmp_path, name, version, postinst):
-    root = tmp_path / ("%s-%s" % (name, version))
-    (root / "DEBIAN").mkdir(parents=True)
-    (root / "usr/share" / name).mkdir(parents=True)
-    (root / "usr/share" / name / "VERSION").write_text(version + "\n")
-    (root / "DEBIAN/control").write_text(
-        "Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: Rollcall tests <tests@rollcall.invalid>\n"
-        "Description: a package with an upgrade (issue 13 tests)\n" % (name, version))
-    if postinst:
-        script = root / "DEBIAN/postinst"
-        script.write_text("#!/bin/sh\nset -e\n" + postinst)
-        script.chmod(0o755)
-    deb = tmp_path / ("%s_%s_all.deb" % (name, version))
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", str(root), str(deb)], check=True, capture_output=True)
-    return deb
-
-
-def flat_repo(directory, debs, label, suite):
-    """A flat repository (deb [trusted=yes] file:/repo/X ./) with a Packages index and a Release naming it."""
-    directory.mkdir()
-    entries = []
-    for deb in debs:
-        data = deb.read_bytes()
-        (directory / deb.name).write_bytes(data)
-        control = subprocess.run(["dpkg-deb", "-f", str(deb)], check=True, capture_output=True, text=True).stdout
-        entries.append(control.rstrip("\n") + "\nFilename: ./%s\nSize: %d\nSHA256: %s\n"
-                       % (deb.name, len(data), hashlib.sha256(data).hexdigest()))
-    (directory / "Packages").write_text("\n".join(entries))
-    (directory / "Release").write_text("Origin: Rollcall\nLabel: %s\nSuite: %s\nCodename: %s\n" % (label, suite, suite))
+    return build_repo.build(tmp_path, name, version, postinst, "a package with an upgrade (issue 13 tests)")
 
 
 def sh(*argv):
@@ -78,9 +53,9 @@ def host(tmp_path_factory, docker_client, require_image):
     for name, (_security, postinst) in PACKAGES.items():
         old.append(build(tmp_path, name, "1.0", ""))
         new.append(build(tmp_path, name, "1.1", postinst))
-    flat_repo(tmp_path / "main", [d for d in new if d.name.startswith("rc-tool_")], "Rollcall", "stable")
-    flat_repo(tmp_path / "security", [d for d in new if not d.name.startswith("rc-tool_")], "Rollcall-Security",
-              "stable-security")
+    build_repo.flat_repo(tmp_path / "main", [d for d in new if d.name.startswith("rc-tool_")], "Rollcall", "stable")
+    build_repo.flat_repo(tmp_path / "security", [d for d in new if not d.name.startswith("rc-tool_")],
+                         "Rollcall-Security", "stable-security")
     subprocess.run(["docker", "rm", "-f", HOST], capture_output=True)
     subprocess.run(["docker", "run", "-d", "--name", HOST, "rollcall/host:bookworm", "sleep", "infinity"], check=True,
                    capture_output=True)
