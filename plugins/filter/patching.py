@@ -41,6 +41,12 @@ def patching_reboot(policy, needed=False, why=""):
     return {"reboot": reboot, "why": reason}
 
 
+def patching_failure_reason(lines, fallback="the upgrade failed"):
+    """Why an apt upgrade failed, in dpkg's and apt's own words (one line)."""
+    return patching.failure_reason(lines, fallback)
+
+
 class FilterModule:
     def filters(self):
-        return {"patching_precheck": patching_precheck, "patching_reboot": patching_reboot}
+        return {"patching_precheck": patching_precheck, "patching_reboot": patching_reboot,
+                "patching_failure_reason": patching_failure_reason}

@@ -221,6 +221,21 @@ def markdown(report):
     return "\n".join(lines) + "\n"
 
 
+def failure_reason(lines, fallback="the upgrade failed", limit=600):
+    """Why an apt upgrade failed, in dpkg's and apt's own words: the line before each ``dpkg: error processing``
+    (the failing maintainer script's last words), the ``dpkg: error`` / ``error exit status`` lines and apt's
+    ``E:`` lines; ``fallback`` when there are none. ``lines``: apt's stdout and stderr lines."""
+    lines = [line.strip() for line in lines or [] if line and line.strip()]
+    why = []
+    for index, line in enumerate(lines):
+        if line.startswith("dpkg: error processing") and index > 0:
+            why.append(lines[index - 1])
+        if re.search(r"^dpkg: error|error exit status|^E: ", line):
+            why.append(line)
+    text = " / ".join(why) if why else str(fallback)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def html(report):
     """The run report as one self-contained HTML page (the health report's style: module_utils/report.py)."""
     esc = reportlib.esc

@@ -227,3 +227,26 @@ def test_the_html_report_escapes_what_apt_and_dpkg_said():
     entry = patching.host_entry("h<1>", None, outcome="failed", error="<script>alert(1)</script>")
     page = patching.html(patching.run_report([entry], at="T"))
     assert "<script>" not in page and "&lt;script&gt;" in page and "h&lt;1&gt;" in page
+
+
+APT_FAILURE = """Setting up rcp-fragile (1.1) ...
+rcp-fragile: fault injected
+dpkg: error processing package rcp-fragile (--configure):
+ installed rcp-fragile package post-installation script subprocess returned error exit status 1
+Errors were encountered while processing:
+ rcp-fragile
+E: Sub-process /usr/bin/dpkg returned an error code (1)""".splitlines()
+
+
+def test_a_failed_upgrade_is_told_in_dpkg_and_apt_words():
+    why = patching.failure_reason(APT_FAILURE + ["", "  "])
+    assert why == ("rcp-fragile: fault injected / dpkg: error processing package rcp-fragile (--configure): / "
+                   "installed rcp-fragile package post-installation script subprocess returned error exit status 1 / "
+                   "E: Sub-process /usr/bin/dpkg returned an error code (1)")
+
+
+def test_a_failure_without_dpkg_words_is_the_fallback_and_long_ones_are_cut():
+    assert patching.failure_reason(["Reading package lists..."], "apt failed") == "apt failed"
+    assert patching.failure_reason(None) == "the upgrade failed"
+    long = patching.failure_reason(["E: " + "x" * 1000])
+    assert len(long) == 600 and long.endswith("...")
