@@ -41,6 +41,8 @@ IMAGES = {
     # The fleet scenario's hosts: sshd + their own dockerd (molecule/fleet).
     "fleet-host": [("rollcall/fleet-host:bookworm", {})],
     "proxy": [("rollcall/proxy:1", {})],
+    # Prometheus, Alertmanager and the exporters from Debian's packages (roles/monitoring, docs/monitoring.md).
+    "monitoring": [("rollcall/monitoring:1", {})],
     "sms-app": [
         ("rollcall/sms-app:1.0.0", {"SMS_VERSION": "1.0.0"}),
         ("rollcall/sms-app:1.1.0", {"SMS_VERSION": "1.1.0"}),
