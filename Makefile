@@ -13,7 +13,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 # Molecule scenarios that run in `make test` (empty: all of them, in parallel; they are independent).
 SCENARIOS  ?=
 
-.PHONY: help setup python engine images collection demo demo-clean test test-fast lint sanity unit integration \
+.PHONY: help setup python engine images collection tools demo demo-clean test test-fast lint sanity unit integration \
         molecule bench clean
 
 help:
@@ -26,7 +26,7 @@ help:
 	@echo "make demo-clean remove the demo stack and its data"
 
 ## ---------------------------------------------------------------- setup
-setup: python engine images collection
+setup: python engine images collection tools
 	@echo "setup: done"
 
 # The virtualenv is rebuilt only when requirements.txt changes.
@@ -39,6 +39,10 @@ $(VENV)/.requirements.stamp: requirements.txt
 
 engine:
 	@images/engine.sh
+
+# promtool and amtool (Debian's packages, unpacked into .cache/tools) for the monitoring configuration's tests.
+tools:
+	@tests/tools.sh
 
 images: python engine
 	@$(PY) images/build.py
@@ -73,7 +77,7 @@ demo-clean: setup
 test: setup lint sanity unit integration molecule
 	@echo "test: all suites passed"
 
-test-fast: python collection lint unit
+test-fast: python collection tools lint unit
 
 lint: python collection
 	ruff check .
@@ -82,7 +86,7 @@ lint: python collection
 sanity: python
 	tests/sanity.sh
 
-unit: python collection
+unit: python collection tools
 	pytest -rs -n 2 tests/unit
 
 integration: setup
