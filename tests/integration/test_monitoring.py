@@ -1,0 +1,170 @@
+"""playbooks/monitoring.yml for real (issue 16): the stack comes up with every target up, an alert travels the whole
+way (health.yml's textfile -> node exporter -> Prometheus -> rule -> Alertmanager -> an SMTP server and a webhook
+receiver, both real servers in this process), resolves, and a re-run changes nothing.
+
+The monitored "fleet" is this machine as a db host of a SQLite stack (no app or database container to start: what
+travels is a backup whose verification failed, the rule with no `for`); ports of its own, so a demo's monitoring
+on this machine is not disturbed.
+"""
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import warnings
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import docker.errors
+import pytest
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import asyncore
+    import smtpd as smtpd_module
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = "rc-mon-it"
+PORTS = {"prometheus": 19090, "alertmanager": 19093, "blackbox": 19115, "node": 19100}
+SMTP_PORT = 19025
+HOOK_PORT = 19026
+CONTAINERS = ["%s-%s" % (PROJECT, n) for n in ("prometheus", "alertmanager", "blackbox", "node-exporter")]
+
+
+class Mailbox(smtpd_module.SMTPServer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.messages = []
+
+    def process_message(self, peer, mailfrom, rcpttos, data, **kwargs):  # noqa: ARG002 - smtpd's signature
+        self.messages.append({"to": rcpttos, "data": data.decode() if isinstance(data, bytes) else data})
+
+
+class Hook(BaseHTTPRequestHandler):
+    received = []
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        Hook.received.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def receivers():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        mailbox = Mailbox(("127.0.0.1", SMTP_PORT), None, decode_data=True)
+    smtp_thread = threading.Thread(target=asyncore.loop, kwargs={"timeout": 0.5}, daemon=True)
+    smtp_thread.start()
+    hook = ThreadingHTTPServer(("127.0.0.1", HOOK_PORT), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    yield mailbox, Hook.received
+    hook.shutdown()
+    mailbox.close()
+
+
+def playbook(tmp_path, textfile_dir, check=False):
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(json.dumps({"all": {
+        "children": {"db": {"hosts": {"localhost": None}}},
+        "vars": {
+            "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+            "rollcall_project": PROJECT, "rollcall_db_engine": "sqlite", "rollcall_environment": "test",
+            "rollcall_state_dir": str(tmp_path / "state"), "rollcall_report_dir": str(textfile_dir),
+            "rollcall_monitoring_ports": PORTS, "rollcall_monitoring_scrape_interval": "2s",
+            "rollcall_alert_group_wait": "1s", "rollcall_alert_group_interval": "2s",
+            "rollcall_alert_email_to": "admin@school.example",
+            "rollcall_alert_smtp_smarthost": "127.0.0.1:%d" % SMTP_PORT, "rollcall_alert_smtp_require_tls": False,
+            "rollcall_alert_webhook_urls": ["http://127.0.0.1:%d/alert" % HOOK_PORT],
+        }}}))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    argv = ["ansible-playbook", "-i", str(inventory), str(ROOT / "playbooks" / "monitoring.yml")]
+    return subprocess.run(argv + (["--check"] if check else []), capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=600)
+
+
+def recap_changed(out):
+    line = [x for x in out.splitlines() if x.startswith("localhost") and "changed=" in x][-1]
+    return int(line.split("changed=")[1].split()[0])
+
+
+def query(expr):
+    url = "http://127.0.0.1:%d/api/v1/query?query=%s" % (PORTS["prometheus"], urllib.request.quote(expr))
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.load(r)["data"]["result"]
+
+
+def wait_for(what, predicate, timeout=90):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(1)
+    pytest.fail("%s did not happen within %d s" % (what, timeout))
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, docker_client):
+    tmp = tmp_path_factory.mktemp("monitoring")
+    textfile_dir = tmp / "reports"
+    textfile_dir.mkdir()
+    yield tmp, textfile_dir
+    for name in CONTAINERS:
+        with contextlib.suppress(docker.errors.NotFound):
+            docker_client.containers.get(name).remove(force=True)
+    for name in ("%s-prometheus" % PROJECT, "%s-alertmanager" % PROJECT):
+        with contextlib.suppress(docker.errors.NotFound):
+            docker_client.volumes.get(name).remove(force=True)
+
+
+def test_check_mode_starts_nothing(stack, docker_client):
+    tmp, textfile_dir = stack
+    out = playbook(tmp, textfile_dir, check=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    names = {c.name for c in docker_client.containers.list(all=True)}
+    assert not names & set(CONTAINERS)
+
+
+def test_an_alert_reaches_email_and_webhook_and_resolves(stack, receivers, docker_client):
+    tmp, textfile_dir = stack
+    mailbox, hooks = receivers
+    prom = textfile_dir / "rollcall.prom"
+    prom.write_text('rollcall_backup_newest_verify_passed{host="db1",check="backup"} 1\n')
+
+    out = playbook(tmp, textfile_dir)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    up = {r["metric"]["job"]: r["value"][1] for r in query("up")}
+    assert up == {"prometheus": "1", "alertmanager": "1", "node": "1"}, up
+    assert not mailbox.messages and not hooks
+
+    # health.yml finds the newest backup's verification failed: the textfile says so (atomically, as it writes it).
+    staged = textfile_dir / ".rollcall.prom.tmp"
+    staged.write_text('rollcall_backup_newest_verify_passed{host="db1",check="backup"} 0\n')
+    staged.rename(prom)
+    firing = wait_for("the webhook's firing notice", lambda: [
+        h for h in hooks if h["status"] == "firing" and h["commonLabels"].get("alertname") == "BackupVerifyFailed"])
+    assert firing[0]["commonLabels"]["severity"] == "P1"
+    assert "did not pass verification" in firing[0]["alerts"][0]["annotations"]["summary"]
+    mail = wait_for("the email", lambda: [m for m in mailbox.messages if "BackupVerifyFailed" in m["data"]])
+    assert mail[0]["to"] == ["admin@school.example"]
+
+    # A new verified backup: the alert resolves, and both receivers are told.
+    staged.write_text('rollcall_backup_newest_verify_passed{host="db1",check="backup"} 1\n')
+    staged.rename(prom)
+    wait_for("the webhook's resolved notice", lambda: [h for h in hooks if h["status"] == "resolved"])
+
+    # Nothing changes on a second run (the history stays on its volume).
+    again = playbook(tmp, textfile_dir)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert recap_changed(again.stdout) == 0, again.stdout[-3000:]
+    assert "prometheus" in {v.name.split("-")[-1] for v in docker_client.volumes.list() if v.name.startswith(PROJECT)}
