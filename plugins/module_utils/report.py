@@ -636,6 +636,47 @@ def render_prometheus(doc):
     return metrics.render()
 
 
+# ---------------------------------------------------------------------------------------------- job results
+JOB_SUCCESS = "rollcall_job_last_success_timestamp_seconds"
+
+
+def job_textfile_name(playbook):
+    """``rollcall_job_<playbook>.prom``: one file per playbook, so each run replaces only its own numbers."""
+    return "rollcall_job_%s.prom" % re.sub(r"[^A-Za-z0-9_]", "_", str(playbook))
+
+
+def previous_success(text, playbook):
+    """The last success time recorded in a previous job textfile for ``playbook`` (None when there is none)."""
+    pattern = r'^%s\{playbook="%s"\} (\S+)$' % (JOB_SUCCESS, re.escape(prom_label_value(playbook)))
+    match = re.search(pattern, text or "", re.M)
+    value = number(match.group(1)) if match else None
+    return int(value) if value is not None and value == int(value) else value
+
+
+def render_job_metrics(playbook, status, finished, previous_text="", duration=None):
+    """Prometheus textfile of one playbook run (issue 16 item 5): when it ran, whether it passed, the last time it
+    passed (kept from ``previous_text`` when this run failed) and, when known, how long it took."""
+    ok = normalize_job_status(status)
+    when = int(finished)
+    labels = {"playbook": playbook}
+    metrics = Metrics()
+    metrics.add("rollcall_job_last_run_timestamp_seconds", "When the playbook last finished (Unix time).", labels,
+                when)
+    metrics.add("rollcall_job_last_run_ok", "1 when the playbook's last run passed on every host, 0 when not.",
+                labels, ok)
+    metrics.add(JOB_SUCCESS, "When the playbook last passed on every host (Unix time).", labels,
+                when if ok else previous_success(previous_text, playbook))
+    metrics.add("rollcall_job_last_run_duration_seconds", "How long the playbook's last run took.", labels,
+                duration)
+    return metrics.render()
+
+
+def normalize_job_status(status):
+    if status not in ("ok", "failed"):
+        raise ReportError("a job's status is ok or failed, not %r" % (status,))
+    return status == "ok"
+
+
 # ---------------------------------------------------------------------------------------------- audit renderers
 def _top_rows(items, *keys):
     return [[item.get(k) for k in keys] for item in items or []]

@@ -103,6 +103,23 @@ def query(expr):
         return json.load(r)["data"]["result"]
 
 
+def silence_module(args, rc=0):
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
+               ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json")
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    out = subprocess.run(["ansible", "localhost", "-c", "local", "-e", "ansible_python_interpreter=" + sys.executable,
+                          "-m", "rollcall.ops.alert_silence", "-a", json.dumps(args)],
+                         capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert out.returncode == rc, out.stdout[-2000:] + out.stderr[-1000:]
+    return json.loads(out.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+
+
+def active_silences():
+    url = "http://127.0.0.1:%d/api/v2/silences" % PORTS["alertmanager"]
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return [x["id"] for x in json.load(r) if x["status"]["state"] == "active"]
+
+
 def wait_for(what, predicate, timeout=90):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -162,6 +179,21 @@ def test_an_alert_reaches_email_and_webhook_and_resolves(stack, receivers, docke
     staged.write_text('rollcall_backup_newest_verify_passed{host="db1",check="backup"} 1\n')
     staged.rename(prom)
     wait_for("the webhook's resolved notice", lambda: [h for h in hooks if h["status"] == "resolved"])
+
+    # A maintenance window: the silence is set once (a second time is no change), seen by Alertmanager, lifted.
+    args = {"url": "http://127.0.0.1:%d" % PORTS["alertmanager"], "matchers": {"project": PROJECT, "service": "app"},
+            "comment": "deploy of %s" % PROJECT, "minutes": 5}
+    first, again_set = silence_module(args), silence_module(args)
+    assert first["changed"] and not again_set["changed"] and again_set["ids"] == first["ids"]
+    assert active_silences() == first["ids"]
+    lifted = silence_module(dict(args, state="absent"))
+    assert lifted["changed"] and active_silences() == []
+    assert not silence_module(dict(args, state="absent"))["changed"]
+    # No Alertmanager: said, not failed, with missing_ok; a clear error without it.
+    gone = silence_module(dict(args, url="http://127.0.0.1:9", missing_ok=True))
+    assert gone["reachable"] is False and not gone["changed"] and "does not answer" in gone["msg"]
+    refused = silence_module(dict(args, url="http://127.0.0.1:9"), rc=2)
+    assert "does not answer" in refused["msg"] and "monitoring.yml" in refused["msg"]
 
     # Nothing changes on a second run (the history stays on its volume).
     again = playbook(tmp, textfile_dir)

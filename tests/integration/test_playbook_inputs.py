@@ -10,10 +10,11 @@ import pytest
 from test_deploy import failures, playbook, teardown, write_inventory
 
 PLAYBOOKS = ["deploy", "rollback", "restore", "backup", "verify_backup", "health", "incident", "audit", "teardown",
-             "rotate_secret_key", "rotate_db_passwords", "rotate_backup_key", "patching"]
+             "rotate_secret_key", "rotate_db_passwords", "rotate_backup_key", "patching", "monitoring"]
 NEEDS = {"deploy": "app", "rollback": "app", "restore": "db", "backup": "db", "verify_backup": "db", "audit": "app",
          "health": "app:db", "incident": "app:db", "teardown": "app:db", "rotate_secret_key": "app",
-         "rotate_db_passwords": "app", "rotate_backup_key": "db", "patching": "app:db"}
+         "rotate_db_passwords": "app", "rotate_backup_key": "db", "patching": "app:db",
+         "monitoring": "app:db"}
 PORT = 18480
 
 

@@ -96,7 +96,7 @@ def test_the_generated_configuration_passes_promtool_and_amtool(tmp_path, invent
     out = render(tmp_path, inventory, extra)
     check = run([tool("promtool"), "check", "config", str(out / "prometheus.yml")])
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 19 rules found" in check.stdout
+    assert "SUCCESS: 20 rules found" in check.stdout
     amcheck = run([tool("amtool"), "check-config", str(out / "alertmanager.yml")])
     assert amcheck.returncode == 0, amcheck.stdout + amcheck.stderr
 

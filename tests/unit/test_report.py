@@ -314,3 +314,33 @@ def test_history_chart_axis_labels_do_not_repeat():
     labels = re.findall(r'text-anchor="end">([^<]*) h</text>', svg)
     assert len(labels) == 3 and len(set(labels)) == 3, labels
     assert report.axis_digits(120) == 1 and report.axis_digits(0.012) == 3
+
+
+# ---------------------------------------------------------------------------------------------- job results
+def test_a_passing_run_records_its_time_as_the_last_success():
+    text = report.render_job_metrics("deploy", "ok", 1000, duration=12.5)
+    assert 'rollcall_job_last_run_timestamp_seconds{playbook="deploy"} 1000\n' in text
+    assert 'rollcall_job_last_run_ok{playbook="deploy"} 1\n' in text
+    assert 'rollcall_job_last_success_timestamp_seconds{playbook="deploy"} 1000\n' in text
+    assert 'rollcall_job_last_run_duration_seconds{playbook="deploy"} 12.5\n' in text
+
+
+def test_a_failed_run_keeps_the_previous_success():
+    before = report.render_job_metrics("backup", "ok", 1000)
+    text = report.render_job_metrics("backup", "failed", 2000, previous_text=before)
+    assert 'rollcall_job_last_run_ok{playbook="backup"} 0\n' in text
+    assert 'rollcall_job_last_success_timestamp_seconds{playbook="backup"} 1000\n' in text
+    assert "duration" not in text
+
+
+def test_a_failed_first_run_has_no_success_and_another_playbook_s_success_is_not_taken():
+    other = report.render_job_metrics("health", "ok", 1000)
+    text = report.render_job_metrics("backup", "failed", 2000, previous_text=other)
+    assert "rollcall_job_last_success_timestamp_seconds" not in text
+    assert report.previous_success("garbage", "backup") is None
+
+
+def test_a_job_status_is_ok_or_failed_and_the_file_name_is_safe():
+    with pytest.raises(ReportError):
+        report.render_job_metrics("deploy", "maybe", 1)
+    assert report.job_textfile_name("verify backup/../x") == "rollcall_job_verify_backup____x.prom"

@@ -4,6 +4,7 @@ import datetime
 import json
 import os
 import pathlib
+import re
 
 from modules import run_module as shared_run_module
 
@@ -94,3 +95,20 @@ def test_log_audit_reports_bad_input_clearly(tmp_path):
     assert rc != 0 and "does not answer" in result["msg"]
     rc, result, _ = run_module("log_audit", {"path": str(tmp_path / "x.log"), "since": "yesterday"})
     assert rc != 0 and "neither a duration" in result["msg"]
+
+
+def test_job_metrics_writes_its_textfile_keeps_the_last_success_and_writes_nothing_in_check_mode(tmp_path):
+    directory = tmp_path / "reports"
+    rc, check, _ = run_module("job_metrics", {"directory": str(directory), "playbook": "backup", "status": "ok"},
+                              "--check")
+    assert rc == 0 and check["changed"] is False and not directory.exists()
+    rc, first, _ = run_module("job_metrics", {"directory": str(directory), "playbook": "backup", "status": "ok",
+                                              "started_at": 1.0})
+    path = directory / "rollcall_job_backup.prom"
+    assert rc == 0 and first["changed"] is True and first["path"] == str(path)
+    success = re.search(r'rollcall_job_last_success_timestamp_seconds\{playbook="backup"\} (\d+)', path.read_text())
+    assert success and oct(path.stat().st_mode & 0o777) == "0o644"
+    rc, failed, _ = run_module("job_metrics", {"directory": str(directory), "playbook": "backup", "status": "failed"})
+    text = path.read_text()
+    assert failed["changed"] is True and 'rollcall_job_last_run_ok{playbook="backup"} 0' in text
+    assert 'rollcall_job_last_success_timestamp_seconds{playbook="backup"} %s' % success.group(1) in text
