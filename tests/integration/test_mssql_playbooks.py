@@ -13,13 +13,17 @@ validation) and health.yml. Skipped, visibly (-rs), otherwise:
     .venv/bin/pytest -rs tests/integration/test_mssql_server.py tests/integration/test_mssql_playbooks.py
 """
 
+import json
 import os
 import sys
+import time
+import uuid
 
+import pytest
 import yaml
 from test_deploy import failures, playbook
 
-HOST = os.environ.get("ROLLCALL_MSSQL_HOST")  # the gated suite (next commit)
+HOST = os.environ.get("ROLLCALL_MSSQL_HOST")
 BACKUP_DIR = os.environ.get("ROLLCALL_MSSQL_BACKUP_DIR", "/var/opt/mssql/backup")
 LOCAL_DIR = os.environ.get("ROLLCALL_MSSQL_LOCAL_DIR", BACKUP_DIR)
 KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
@@ -97,3 +101,83 @@ def test_preflight_refuses_what_sql_server_cannot_do_before_anything_runs(tmp_pa
     for words in ("rollcall_backup_type 'log' must be full or differential",
                   "does not run rotate_db_passwords.yml on it", "needs rollcall_mssql_backup_dir"):
         assert words in msg, msg
+
+
+# ------------------------------------------------------------------------------------ gated: a real server
+needs_server = pytest.mark.skipif(not HOST, reason="SQL Server playbook suite: set ROLLCALL_MSSQL_HOST, _PORT, _USER, "
+                                                   "_PASSWORD, _BACKUP_DIR (and _LOCAL_DIR) to run the playbooks "
+                                                   "against a real server (docs/sqlserver.md)")
+
+
+@pytest.fixture
+def server_database():
+    from ansible_collections.rollcall.ops.plugins.module_utils.engines import mssql
+    from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import Target
+
+    target = Target("mssql", "master", host=HOST, port=int(os.environ.get("ROLLCALL_MSSQL_PORT", "1433")),
+                    user=os.environ.get("ROLLCALL_MSSQL_USER", "sa"), password=os.environ["ROLLCALL_MSSQL_PASSWORD"])
+    engine = mssql.MSSQL(None, target)
+    name = "rc_it_%s" % uuid.uuid4().hex[:8]
+    engine.query("CREATE DATABASE %s;" % mssql.quote_name(name))
+    engine.query("CREATE TABLE dbo.classes (id int PRIMARY KEY, name nvarchar(50)); "
+                 "CREATE TABLE dbo.students (id int PRIMARY KEY, name nvarchar(50), "
+                 "class_id int REFERENCES dbo.classes (id)); "
+                 "INSERT INTO dbo.classes VALUES (1, N'7B'); "
+                 "INSERT INTO dbo.students VALUES (1, N'Zoë', 1), (2, N'Ünal', 1);", name)
+    yield engine, name
+    for leftover in (name + "__rc_scratch", name + "__rc_old", name):
+        engine.drop_database(leftover)
+
+
+@needs_server
+def test_the_playbooks_against_a_real_server(tmp_path, server_database):
+    engine, name = server_database
+    if not os.path.isdir(LOCAL_DIR):
+        pytest.skip("ROLLCALL_MSSQL_LOCAL_DIR %s is not a directory here: the playbooks read the server's backup "
+                    "files through it" % LOCAL_DIR)
+    inventory = mssql_inventory(
+        tmp_path, rollcall_db_name=name, rollcall_mssql_host=HOST,
+        rollcall_mssql_port=int(os.environ.get("ROLLCALL_MSSQL_PORT", "1433")),
+        rollcall_mssql_user=os.environ.get("ROLLCALL_MSSQL_USER", "sa"),
+        rollcall_mssql_password=os.environ["ROLLCALL_MSSQL_PASSWORD"], rollcall_mssql_backup_dir=BACKUP_DIR,
+        rollcall_mssql_local_dir=LOCAL_DIR, rollcall_backup_key=KEY, rollcall_backup_compression="gzip")
+    backups = tmp_path / "backups"
+
+    def run(name_, *extra):
+        proc, report = playbook(inventory, name_, *extra)
+        assert proc.returncode == 0 and not failures(report), (name_, failures(report), proc.stderr[-2000:])
+        return report
+
+    def manifests():
+        return sorted((json.loads(p.read_text()) for p in backups.glob("*.manifest.json")), key=lambda m: m["name"])
+
+    run("backup.yml")
+    (full,) = [m for m in manifests() if m["type"] == "full"]
+    assert full["mssql"]["type"] == "full" and not full["mssql"]["copy_only"]
+    time.sleep(1.1)  # backup names have one-second resolution
+    engine.query("INSERT INTO dbo.students VALUES (3, N'Ola', 1);", name)
+    run("backup.yml", "-e", "rollcall_backup_type=differential", "-e", "rollcall_backup_verify_level=native")
+    (diff,) = [m for m in manifests() if m["type"] == "differential"]
+    assert diff["parent"] == full["name"] and diff["row_counts"]["dbo.students"] == 3
+
+    run("verify_backup.yml")  # the differential on top of its full backup, restored with DBCC CHECKDB
+    assert not engine.database_exists(name + "__rc_scratch")
+
+    engine.query("DELETE FROM dbo.students;", name)
+    report = run("restore.yml", "-e", "confirm=%s" % name)
+    assert engine.row_counts(name)["dbo.students"] == 3
+    said = debug_lines(report, "Say what was restored")
+    assert said[0].startswith("Restored %s; safety backup mssql-%s-" % (diff["name"], name)), said
+
+    # A differential after the restore still builds on the same full backup (the safety backup was COPY_ONLY).
+    time.sleep(1.1)
+    run("backup.yml", "-e", "rollcall_backup_type=differential", "-e", "rollcall_backup_verify_level=checksum")
+    assert {m["parent"] for m in manifests() if m["type"] == "differential"} == {full["name"]}
+
+    proc, report = playbook(inventory, "health.yml")
+    checks = {c["name"]: c for play in report["plays"] for task in play["tasks"]
+              for result in task["hosts"].values() for c in result.get("checks", [])}
+    sqlserver = checks["sqlserver %s" % name]
+    assert sqlserver["status"] in ("ok", "warning") and "ONLINE" in sqlserver["reason"], sqlserver
+    assert "msdb newest backups: full" in sqlserver["reason"]
+    assert checks["database mssql %s" % name]["status"] != "critical"
