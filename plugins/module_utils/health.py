@@ -59,6 +59,11 @@ THRESHOLDS = {
     "verified_backup_age_hours": [24, None],
     "log_error_lines": [1, 50],
     "tls_days_left": [30, 7],
+    # SQL Server (issue 17): the transaction log's use, sessions blocked by another, and on Express the data
+    # files against its 10 GB per-database limit.
+    "log_used_percent": [70, 90],
+    "blocked_sessions": [1, None],
+    "express_size_percent": [80, 95],
 }
 LOWER_IS_WORSE = frozenset(["tls_days_left"])
 
@@ -353,6 +358,68 @@ def database_check(params, thresholds, open_engine=open_database):
     except Exception as exc:  # noqa: BLE001 - EngineError, RunnerError, or a driver's own
         return could_not(name, "database", "could not reach the %s: %s" % (where, exc), {"long_queries": 0})
     return evaluate_database(name, where, activity, thresholds, seconds)
+
+
+def evaluate_sqlserver(name, where, facts, thresholds):
+    """The SQL Server check (issue 17) from ``MSSQL.server_health()`` facts."""
+    problems, metrics = [], {"blocked_sessions": len(facts["blocked"])}
+    state = facts["state"]
+    if state is None:
+        return make_check(name, "database", CRITICAL, "%s: the database does not exist" % where, metrics)
+    if state != "ONLINE":
+        problems.append((CRITICAL, "the database is %s, not ONLINE" % state))
+    if facts["user_access"] and facts["user_access"] != "MULTI_USER":
+        problems.append((WARNING, "the database is %s (an interrupted restore leaves it so; ALTER DATABASE ... SET "
+                                  "MULTI_USER)" % facts["user_access"]))
+    if facts["read_only"]:
+        problems.append((WARNING, "the database is READ_ONLY"))
+    if facts["log_used_percent"] is not None:
+        metrics.update(log_used_percent=facts["log_used_percent"], log_bytes=facts["log_bytes"])
+        _judge(problems, "log_used_percent", facts["log_used_percent"], thresholds, "transaction log", " % used")
+    if _judge(problems, "blocked_sessions", len(facts["blocked"]), thresholds, "sessions blocked:") != OK:
+        first = facts["blocked"][0]
+        problems[-1] = (problems[-1][0], problems[-1][1] + " (session %d waits %d s on session %d: %s)" % (
+            first["pid"], first["wait_s"], first["blocked_by"], first["query"]))
+    size = ""
+    if facts["data_bytes"] is not None:
+        metrics["data_bytes"] = facts["data_bytes"]
+        size = ", data %s" % human_bytes(facts["data_bytes"])
+        if facts["express"]:
+            percent = round(100.0 * facts["data_bytes"] / mssql.EXPRESS_DATA_LIMIT_BYTES, 1)
+            metrics["express_size_percent"] = percent
+            size += " (%s %% of Express's 10 GB limit)" % _num(percent)
+            _judge(problems, "express_size_percent", percent, thresholds,
+                   "Express edition capacity: data files at", " % of the 10 GB limit")
+    outside = facts["outside_full"]
+    if outside:
+        problems.append((WARNING, "a full backup taken outside Rollcall %s ago (%s) is now the differential base: "
+                                  "Rollcall's differentials fail until its next full backup (take them COPY_ONLY)"
+                         % (age_text(outside["age_s"]), outside["device"])))
+    history = []
+    for kind in ("full", "differential", "log"):
+        entry = facts["newest"].get(kind)
+        if entry:
+            metrics["msdb_newest_%s_age_s" % kind] = entry["age_s"]
+            theirs = "" if entry["ours"] else " (not Rollcall's)"
+            history.append("%s %s ago%s" % (kind, age_text(entry["age_s"]), theirs))
+    base = "%s: %s, %s%s; msdb newest backups: %s; %s" % (
+        where, state, facts["recovery_model"] or "?", size, ", ".join(history) or "none",
+        "%s edition, no SQL Server Agent (schedules from AWX)" % facts["edition"] if facts["express"]
+        else "%s edition" % (facts["edition"] or "unknown"))
+    return _verdict(name, "database", problems, base, metrics, {"blocked": facts["blocked"]})
+
+
+def sqlserver_check(params, thresholds, open_engine=open_database):
+    """State, log space, blocking, msdb history and (Express) capacity of a SQL Server database."""
+    name = "sqlserver %s" % params.get("database")
+    where = "mssql database %s" % params.get("database")
+    try:
+        engine = open_engine(params)
+        where = "%s at %s" % (where, engine.target.where())
+        facts = engine.server_health(params["database"], params.get("server_directory"))
+    except Exception as exc:  # noqa: BLE001 - EngineError, or a driver's own
+        return could_not(name, "database", "could not reach the %s: %s" % (where, exc), {"blocked_sessions": 0})
+    return evaluate_sqlserver(name, where, facts, thresholds)
 
 
 # ------------------------------------------------------------------------------------ disk, memory, cpu

@@ -155,6 +155,15 @@ options:
           - Statements running at least this many seconds are listed.
         type: int
         default: 60
+      server_directory:
+        description:
+          - V(mssql) only. Where Rollcall's backups are written, as the server sees it; a full backup in C(msdb)
+            history written anywhere else is a warning (it becomes the differential base).
+          - With V(mssql), a second check C(sqlserver <database>) (kind C(database)) reports the database's
+            state, transaction log use (C(log_used_percent)), blocked sessions (C(blocked_sessions)), the newest
+            backups in C(msdb) history next to Rollcall's, and on Express the data files against the 10 GB limit
+            (C(express_size_percent)), saying there is no SQL Server Agent.
+        type: str
   disk_paths:
     description:
       - Paths whose file system usage is checked (kind C(disk), C(used_percent) as C(df) shows it), rated by
@@ -263,6 +272,9 @@ options:
         V([24, null])) age of the newest verified backup.
       - C(log_error_lines) (default V([1, 50])) error lines in a container's logs over the window.
       - C(tls_days_left) (default V([30, 7])) days until a certificate expires.
+      - C(log_used_percent) (default V([70, 90])) SQL Server transaction log use; C(blocked_sessions) (default
+        V([1, null])) SQL Server sessions blocked by another; C(express_size_percent) (default V([80, 95])) the
+        data files of a SQL Server Express database as a share of its 10 GB limit.
     type: dict
 notes:
   - The HTTP, disk, memory, CPU and TLS checks use the Python standard library; containers, logs and databases in
@@ -453,6 +465,7 @@ ARGUMENT_SPEC = dict(
         database=dict(type="str"),
         path=dict(type="path"),
         long_query_seconds=dict(type="int", default=60),
+        server_directory=dict(type="str"),
     )),
     disk_paths=dict(type="list", elements="path"),
     memory=dict(type="bool", default=False),
@@ -538,6 +551,9 @@ def jobs_for(params, thresholds, gate):
         database = params["database"]
         jobs.append(label(health.database_name(database), "database", health.database_check, database,
                           thresholds, lambda p: health.open_database(p, params["docker_host"])))
+        if database["engine"] == "mssql":
+            jobs.append(label("sqlserver %s" % database["database"], "database", health.sqlserver_check, database,
+                              thresholds, lambda p: health.open_database(p, params["docker_host"])))
     for path in params["disk_paths"] or ():
         jobs.append(label("disk %s" % path, "disk", health.disk_check, path, thresholds))
     if params["memory"]:

@@ -3,10 +3,11 @@
     ROLLCALL_MSSQL_HOST=db.example ROLLCALL_MSSQL_PORT=1433 ROLLCALL_MSSQL_USER=sa ROLLCALL_MSSQL_PASSWORD=...
     ROLLCALL_MSSQL_BACKUP_DIR=/var/opt/mssql/backup   (a directory the server can write)
     ROLLCALL_MSSQL_LOCAL_DIR=/mnt/sql-backup          (the same directory as seen from here; default: _BACKUP_DIR)
-    .venv/bin/pytest -rs tests/integration/test_mssql_server.py
+    .venv/bin/pytest -rs tests/integration/test_mssql_server.py tests/integration/test_mssql_playbooks.py
 
 The end-to-end test drives the backup flows the modules use (module_utils/backup.py): a full backup, a
 differential on top of it, verification at native and restore level, and a restore over the live database.
+tests/integration/test_mssql_playbooks.py runs the playbooks themselves against the same server (docs/sqlserver.md).
 """
 
 import os

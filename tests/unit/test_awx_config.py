@@ -50,6 +50,7 @@ GIVEN = {
 CADENCES = {
     "Rollcall nightly backup": ("Rollcall backup", dt.timedelta(days=1), (2, 0), None, None),
     "Rollcall snapshot every 15 minutes": ("Rollcall backup", dt.timedelta(minutes=15), None, None, None),
+    "Rollcall SQL Server differential backup": ("Rollcall backup", dt.timedelta(hours=4), None, None, None),
     "Rollcall weekly restore test": ("Rollcall verify backup", dt.timedelta(weeks=1), (3, 0), 6, None),
     "Rollcall daily health": ("Rollcall health", dt.timedelta(days=1), (6, 0), None, None),
     "Rollcall weekly audit": ("Rollcall audit", dt.timedelta(weeks=1), (5, 0), 0, None),
@@ -534,9 +535,20 @@ def test_schedule_answers_are_answers_the_survey_accepts(data, preflight):
                 assert window.match(value), (schedule["name"], value)
 
 
-def test_only_the_snapshots_are_off_by_default(data):
+def test_only_the_snapshots_and_the_sql_server_differentials_are_off_by_default(data):
     off = [s["name"] for s in data["awx_config_schedules"] if not s["enabled"]]
-    assert off == ["Rollcall snapshot every 15 minutes"]
+    assert off == ["Rollcall SQL Server differential backup", "Rollcall snapshot every 15 minutes"]
+
+
+def test_backup_schedules_say_their_type_and_the_survey_asks_for_it(data):
+    """Issue 17: nightly full backups, SQL Server differentials in between; the survey question backs both."""
+    types = {s["name"]: s["extra_data"].get("rollcall_backup_type") for s in data["awx_config_schedules"]
+             if s["unified_job_template"] == "Rollcall backup"}
+    assert types == {"Rollcall nightly backup": "full", "Rollcall SQL Server differential backup": "differential",
+                     "Rollcall snapshot every 15 minutes": "full"}
+    (template,) = [t for t in data["awx_config_job_templates"] if t["name"] == "Rollcall backup"]
+    (question,) = [q for q in template["survey_spec"]["spec"] if q["variable"] == "rollcall_backup_type"]
+    assert question["choices"] == ["full", "differential"] and question["default"] == "full"
 
 
 # ------------------------------------------------------------------------------------------------ inventory

@@ -183,6 +183,165 @@ CHUNK = 1024 * 1024
 ROW_COUNTS_TAKEN = "right after the backup finished (not in the backup's own snapshot)"
 
 
+# ----------------------------------------------------------------------------- health (issue 17)
+# EngineEdition 4 is Express: no SQL Server Agent, no backup compression, 10 GB of data per database.
+EXPRESS_EDITION = 4
+EXPRESS_DATA_LIMIT_BYTES = 10 * 1024 ** 3
+SERVER_FACTS_SQL = ("SELECT CAST(SERVERPROPERTY('Edition') AS nvarchar(128)) AS edition, "
+                    "CAST(SERVERPROPERTY('EngineEdition') AS int) AS engine_edition, "
+                    "CAST(SERVERPROPERTY('ProductVersion') AS nvarchar(64)) AS version;")
+DATABASE_STATE_SQL = ("SELECT name, state_desc, user_access_desc, is_read_only, recovery_model_desc "
+                      "FROM sys.databases WHERE name = %s;")
+# Run inside the database: the data files (what Express limits to 10 GB) and the log's use.
+DATA_SIZE_SQL = "SELECT SUM(CAST(size AS bigint)) * 8192 AS data_bytes FROM sys.database_files WHERE type = 0;"
+LOG_SPACE_SQL = ("SELECT total_log_size_in_bytes AS log_bytes, used_log_space_in_percent AS log_used_percent "
+                 "FROM sys.dm_db_log_space_usage;")
+BLOCKING_SQL = ("SELECT TOP (%d) r.session_id AS pid, r.blocking_session_id AS blocked_by, "
+                "r.wait_time / 1000 AS wait_s, r.wait_type, DB_NAME(r.database_id) AS database_name, "
+                "LEFT(t.text, 200) AS query "
+                "FROM sys.dm_exec_requests r OUTER APPLY sys.dm_exec_sql_text(r.sql_handle) t "
+                "WHERE r.blocking_session_id <> 0 ORDER BY r.wait_time DESC;" % LONG_QUERIES_SHOWN)
+# The server's own record of every backup of the database (ours and anyone else's), newest first; ages in
+# seconds by the server's clock (backup_finish_date is the server's local time).
+BACKUP_HISTORY_SQL = ("SELECT TOP (50) b.type, b.is_copy_only, DATEDIFF(SECOND, b.backup_finish_date, GETDATE()) "
+                      "AS age_s, m.physical_device_name AS device FROM msdb.dbo.backupset b "
+                      "JOIN msdb.dbo.backupmediafamily m ON m.media_set_id = b.media_set_id "
+                      "WHERE b.database_name = %s ORDER BY b.backup_finish_date DESC;")
+HISTORY_TYPES = {"D": "full", "I": "differential", "L": "log"}
+OUR_BACKUP_PREFIXES = ("rollcall-backup-",)
+
+
+def is_ours(device, server_directory):
+    """Whether a backup file named in msdb was written by Rollcall (its directory and file name prefix)."""
+    if not device:
+        return False
+    name = (ntpath.basename if "\\" in device else posixpath.basename)(device)
+    if not name.startswith(OUR_BACKUP_PREFIXES):
+        return False
+    if not server_directory:
+        return True
+    folder = (ntpath.dirname if "\\" in device else posixpath.dirname)(device)
+    return folder.rstrip("\\/").lower() == server_directory.rstrip("\\/").lower()
+
+
+def parse_server_health(server, state, size, log, blocking, history, server_directory=None):
+    """The facts health judges, from the rows of the queries above (``size``/``log`` empty when not ONLINE)."""
+    server = server[0] if server else {}
+    engine_edition = server.get("engine_edition")
+    facts = {
+        "edition": server.get("edition"), "version": server.get("version"),
+        "express": engine_edition is not None and int(engine_edition) == EXPRESS_EDITION,
+        "state": None, "user_access": None, "read_only": None, "recovery_model": None,
+        "data_bytes": None, "log_bytes": None, "log_used_percent": None, "blocked": [], "newest": {},
+        "outside_full": None,
+    }
+    if state:
+        row = state[0]
+        facts.update(state=row["state_desc"], user_access=row["user_access_desc"],
+                     read_only=bool(row["is_read_only"]), recovery_model=row["recovery_model_desc"])
+    if size and size[0].get("data_bytes") is not None:
+        facts["data_bytes"] = int(size[0]["data_bytes"])
+    if log:
+        facts["log_bytes"] = int(log[0]["log_bytes"])
+        facts["log_used_percent"] = round(float(log[0]["log_used_percent"]), 1)
+    for row in blocking:
+        facts["blocked"].append({"pid": int(row["pid"]), "blocked_by": int(row["blocked_by"]),
+                                 "wait_s": int(row.get("wait_s") or 0), "wait_type": row.get("wait_type"),
+                                 "database": row.get("database_name"), "query": (row.get("query") or "")[:80]})
+    newest_ours_full = None
+    for row in history:  # newest first
+        kind = HISTORY_TYPES.get(str(row["type"]).strip(), "other")
+        entry = {"type": kind, "age_s": int(row["age_s"]), "copy_only": bool(row["is_copy_only"]),
+                 "device": row.get("device"), "ours": is_ours(row.get("device"), server_directory)}
+        facts["newest"].setdefault(kind, entry)
+        if kind == "full" and not entry["copy_only"]:
+            if entry["ours"]:
+                newest_ours_full = newest_ours_full or entry
+            elif newest_ours_full is None and facts["outside_full"] is None:
+                # A full, non-copy-only backup newer than Rollcall's newest is the differential base now.
+                facts["outside_full"] = entry
+    return facts
+
+
+# ----------------------------------------------------------------------- post-restore validation
+ORPHANED_USERS_SQL = ("SELECT dp.name FROM sys.database_principals dp "
+                      "LEFT JOIN sys.server_principals sp ON sp.sid = dp.sid "
+                      "WHERE dp.type = 'S' AND dp.authentication_type = 1 AND dp.principal_id > 4 "
+                      "AND sp.sid IS NULL ORDER BY dp.name;")
+UNTRUSTED_CONSTRAINTS_SQL = (
+    "SELECT OBJECT_SCHEMA_NAME(parent_object_id) AS schema_name, OBJECT_NAME(parent_object_id) AS table_name, "
+    "name, is_disabled FROM sys.foreign_keys WHERE is_disabled = 1 OR is_not_trusted = 1 "
+    "UNION ALL SELECT OBJECT_SCHEMA_NAME(parent_object_id), OBJECT_NAME(parent_object_id), name, is_disabled "
+    "FROM sys.check_constraints WHERE is_disabled = 1 OR is_not_trusted = 1 ORDER BY 1, 2, 3;")
+CHECK_CONSTRAINTS_SQL = "DBCC CHECKCONSTRAINTS WITH ALL_CONSTRAINTS, NO_INFOMSGS;"
+PERMISSIONS_SQL = (
+    "SELECT pr.name AS principal, pe.state_desc AS state, pe.permission_name AS permission, "
+    "pe.class_desc AS class, CASE pe.class WHEN 1 THEN OBJECT_SCHEMA_NAME(pe.major_id) + N'.' + "
+    "OBJECT_NAME(pe.major_id) WHEN 3 THEN SCHEMA_NAME(pe.major_id) ELSE N'' END AS object_name "
+    "FROM sys.database_permissions pe JOIN sys.database_principals pr ON pr.principal_id = pe.grantee_principal_id "
+    "WHERE pr.name <> N'public' AND NOT (pr.name = N'dbo' AND pe.permission_name = N'CONNECT');")
+ROLE_MEMBERS_SQL = ("SELECT r.name AS role_name, m.name AS member FROM sys.database_role_members rm "
+                    "JOIN sys.database_principals r ON r.principal_id = rm.role_principal_id "
+                    "JOIN sys.database_principals m ON m.principal_id = rm.member_principal_id;")
+
+
+def permission_lines(permissions, members):
+    """Every grant and role membership of a database as sorted, comparable lines."""
+    lines = set()
+    for row in permissions:
+        state = "GRANT" if row["state"] == "GRANT_WITH_GRANT_OPTION" else row["state"]
+        if row["class"] == "DATABASE":
+            on = ""
+        elif row["class"] == "SCHEMA":
+            on = " ON SCHEMA::%s" % quote_name(row["object_name"] or "?")
+        else:
+            on = " ON %s" % (row["object_name"] or "%s ?" % row["class"])
+        lines.add("%s %s%s TO %s" % (state, row["permission"], on, quote_name(row["principal"])))
+    for row in members:
+        lines.add("MEMBER %s OF %s" % (quote_name(row["member"]), quote_name(row["role_name"])))
+    return sorted(lines)
+
+
+def judge_restore(expected_counts, counts, violations, untrusted, orphaned, before=None, after=None):
+    """The post-restore validation (issue 17): (problems, notes). Problems fail the restore's last step.
+
+    Row counts of the restored, live database equal the backup's manifest; no constraint is violated
+    (DBCC CHECKCONSTRAINTS) and none is disabled or untrusted; no database user lost its login (an orphaned
+    user cannot log in after a restore onto another server). Grants that differ from the database's before the
+    restore are notes: a restore of an older backup brings that backup's grants back.
+    """
+    problems, notes = [], []
+    differ = []
+    for table in sorted(set(expected_counts) | set(counts)):
+        want, got = expected_counts.get(table), counts.get(table)
+        if want != got:
+            shown_got = "no table" if got is None else got
+            shown_want = "no table" if want is None else want
+            differ.append("%s: %s rows, the backup had %s" % (table, shown_got, shown_want))
+    if differ:
+        problems.append("row counts differ from the backup: " + "; ".join(differ[:10]))
+    if violations:
+        shown = ["%s %s (%s)" % (v.get("Table"), v.get("Constraint"), v.get("Where")) for v in violations[:5]]
+        problems.append("%d row(s) violate constraints (DBCC CHECKCONSTRAINTS): %s"
+                        % (len(violations), "; ".join(shown)))
+    if untrusted:
+        shown = ["%s.%s %s (%s)" % (u["schema_name"], u["table_name"], u["name"],
+                                    "disabled" if u["is_disabled"] else "not trusted") for u in untrusted[:5]]
+        problems.append("%d constraint(s) disabled or not trusted: %s; re-enable them WITH CHECK"
+                        % (len(untrusted), "; ".join(shown)))
+    if orphaned:
+        problems.append("database user(s) without a login on this server: %s; map each to its login with "
+                        "ALTER USER [name] WITH LOGIN = [name]" % ", ".join(orphaned))
+    if before is not None and after is not None:
+        gone, new = sorted(set(before) - set(after)), sorted(set(after) - set(before))
+        if gone or new:
+            notes.append("grants differ from the database's before the restore (the backup's grants are back): "
+                         "no longer %s; now also %s" % (", ".join(gone[:10]) or "-", ", ".join(new[:10]) or "-"))
+        else:
+            notes.append("grants and role memberships are the same as before the restore (%d)" % len(after))
+    return problems, notes
+
+
 def server_join(directory, name):
     """``directory``/``name`` with the server's separator (Windows paths keep their backslashes)."""
     return (ntpath.join if "\\" in directory else posixpath.join)(directory, name)
@@ -466,6 +625,31 @@ class MSSQL(Engine):
             return None
         self.query("ALTER DATABASE %s SET MULTI_USER;" % quote_name(old))
         return old
+
+    def server_health(self, database, server_directory=None):
+        """The facts of health.sqlserver_check: edition, state, data size, log use, blocking, msdb history."""
+        check_database_name(database)
+        state = self.query(DATABASE_STATE_SQL, params=(database,))
+        online = bool(state) and state[0]["state_desc"] == "ONLINE"
+        return parse_server_health(self.query(SERVER_FACTS_SQL), state,
+                                   self.query(DATA_SIZE_SQL, database) if online else [],
+                                   self.query(LOG_SPACE_SQL, database) if online else [],
+                                   self.query(BLOCKING_SQL), self.query(BACKUP_HISTORY_SQL, params=(database,)),
+                                   server_directory)
+
+    def permission_lines(self, database):
+        return permission_lines(self.query(PERMISSIONS_SQL, database), self.query(ROLE_MEMBERS_SQL, database))
+
+    def validate_restored(self, database, expected_counts, before=None):
+        """judge_restore() of the live ``database`` after a restore; (problems, notes, permission lines)."""
+        check_database_name(database)
+        after = self.permission_lines(database)
+        problems, notes = judge_restore(expected_counts, self.row_counts(database),
+                                        self.query(CHECK_CONSTRAINTS_SQL, database),
+                                        self.query(UNTRUSTED_CONSTRAINTS_SQL, database),
+                                        [row["name"] for row in self.query(ORPHANED_USERS_SQL, database)],
+                                        before, after)
+        return problems, notes, after
 
     def integrity_check(self, database):
         try:
