@@ -12,6 +12,7 @@ refreshed image gets, what its build file says, whether there is anything to do.
 - ``sources_script``: the shell lines that add the image's Debian security and updates suites for the plan or the
   build (base images often list only the main suite, so apt would never see a security update).
 - ``plan``: apt's simulation inside the image (``patching.parse_simulation``) as the pending changes and a summary.
+- ``plan_still_holds`` / ``replan``: a plan made moments ago of the same image ID stands in for a new one.
 - ``decide``: build or not (nothing pending: nothing to do, unless forced).
 - ``dockerfile``: the build file of the refreshed image (FROM the current image, upgrade, clean, labels, its user).
 """
@@ -120,14 +121,38 @@ def plan(image, image_id, simulation):
     """The pending changes of ``image`` from apt's simulation (``apt-get -s upgrade``) and a one-line summary."""
     changes = [{k: c.get(k) for k in ("package", "from", "to", "security", "action")}
                for c in patching.parse_simulation(simulation or "")]
-    security = sum(1 for c in changes if c["security"])
     if changes:
-        summary = "%s: %d package update%s pending in the image (%d security): %s" % (
-            image, len(changes), "" if len(changes) == 1 else "s", security,
-            ", ".join("%s %s -> %s" % (c["package"], c["from"] or "new", c["to"] or "removed") for c in changes[:8])
-            + (", ..." if len(changes) > 8 else ""))
-    else:
-        summary = "%s: its base has no pending updates" % image
+        return _summed(image, image_id, changes)
+    return {"image": image, "image_id": image_id, "changes": [], "pending": 0, "security": 0,
+            "summary": "%s: its base has no pending updates" % image}
+
+
+def plan_still_holds(known, image_id):
+    """A plan made moments ago may stand in for a new one: it is of this very image ID and lists its changes."""
+    return bool(known) and known.get("image_id") == image_id and isinstance(known.get("changes"), list)
+
+
+def replan(image, image_id, changes):
+    """``plan``'s result from already parsed changes (a plan that still holds)."""
+    the_plan = plan(image, image_id, "")
+    if not changes:
+        return the_plan
+    keys = ("package", "from", "to", "security", "action")
+    lines = []
+    for c in changes:
+        missing = [k for k in ("package", "from", "to") if k not in c]
+        if missing:
+            raise ImageError("known_plan's changes lack %s: %r" % (", ".join(missing), c))
+        lines.append({k: c.get(k) for k in keys})
+    return _summed(image, image_id, lines)
+
+
+def _summed(image, image_id, changes):
+    security = sum(1 for c in changes if c["security"])
+    summary = "%s: %d package update%s pending in the image (%d security): %s" % (
+        image, len(changes), "" if len(changes) == 1 else "s", security,
+        ", ".join("%s %s -> %s" % (c["package"], c["from"] or "new", c["to"] or "removed") for c in changes[:8])
+        + (", ..." if len(changes) > 8 else ""))
     return {"image": image, "image_id": image_id, "changes": changes, "pending": len(changes),
             "security": security, "summary": summary}
 

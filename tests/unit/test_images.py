@@ -163,3 +163,25 @@ def test_dockerfile_upgrades_as_root_and_returns_to_the_user():
 def test_dockerfile_without_sources_user_or_labels():
     lines = images.dockerfile("rollcall/proxy:1", "", None).splitlines()
     assert lines[2].startswith("RUN set -e; apt-get update -qq && ") and lines[3] == "USER root" and len(lines) == 4
+
+
+@pytest.mark.parametrize("known, holds", [
+    ({"image_id": "sha256:1", "changes": []}, True), ({"image_id": "sha256:2", "changes": []}, False),
+    ({"image_id": "sha256:1"}, False), (None, False), ({}, False),
+])
+def test_plan_still_holds(known, holds):
+    assert images.plan_still_holds(known, "sha256:1") is holds
+
+
+def test_replan_gives_the_same_result_as_the_plan():
+    planned = images.plan("i:1", "sha256:1", SIMULATION)
+    assert images.replan("i:1", "sha256:1", planned["changes"]) == planned
+
+
+def test_replan_of_nothing():
+    assert images.replan("i:1", "sha256:1", []) == images.plan("i:1", "sha256:1", "")
+
+
+def test_replan_refuses_changes_it_cannot_read():
+    with pytest.raises(ImageError, match="lack from, to"):
+        images.replan("i:1", "sha256:1", [{"package": "p"}])
