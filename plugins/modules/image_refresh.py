@@ -157,7 +157,7 @@ def simulate(api, image_id, script, timeout):
         container.remove(force=True)
 
 
-def build(api, source_id, tag, dockerfile, timeout):
+def build(api, tag, dockerfile, timeout):
     """Build ``dockerfile`` (no context) as ``tag``; the new image ID, or RunnerError with the build's last words."""
     lines = []
     try:
@@ -236,7 +236,7 @@ def main():
         the_labels = images.labels(source.id, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), result["changes"])
         # FROM the image ID, so that the build starts from exactly the image planned above.
         dockerfile = images.dockerfile(source.id, user, codename, p["mirror"], p["security_sources"], the_labels)
-        result["refreshed"]["image_id"] = build(api, source.id, tag, dockerfile, p["timeout"])
+        result["refreshed"]["image_id"] = build(api, tag, dockerfile, p["timeout"])
         result["summary"] += "; built %s (%s)" % (tag, decision["why"])
         module.exit_json(**result)
     except (images.ImageError, RunnerError) as exc:
