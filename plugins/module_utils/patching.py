@@ -157,8 +157,9 @@ def rollback_targets(plan):
 
 
 def host_entry(host, plan=None, record=None, reboot=None, health_before=None, health_after=None, outcome="planned",
-               error=None, rolled_back=None):
-    """One host's part of the run report: what the plan said, what changed, reboot, health before/after."""
+               error=None, rolled_back=None, images=None, images_refreshed=None):
+    """One host's part of the run report: what the plan said, what changed, reboot, health before/after; the
+    images whose base has updates (``images``: role -> image_refresh plan) and the refreshed app image."""
     plan = plan or {}
     record = record or {}
     # apt_plan record's result names them changed_packages (its "changed" is Ansible's flag); patching.json "changed"
@@ -174,7 +175,20 @@ def host_entry(host, plan=None, record=None, reboot=None, health_before=None, he
         "reboot": reboot or {"done": False, "why": (plan.get("reboot") or {}).get("why", "")},
         "health_before": health_before, "health_after": health_after,
         "rolled_back": rolled_back, "error": error,
+        "images": [{"role": role, "image": (p or {}).get("image"), "pending": (p or {}).get("pending", 0),
+                    "security": (p or {}).get("security", 0)} for role, p in sorted((images or {}).items())],
+        "image_refreshed": (images_refreshed or {}).get("image"),
     }
+
+
+def image_lines(entry):
+    """The images part of a host's report: one line per image looked at, and the refreshed one."""
+    lines = ["%s %s: %s" % (i["role"], i["image"], ("%d package update%s pending (%d security)" % (
+        i["pending"], "" if i["pending"] == 1 else "s", i["security"])) if i["pending"] else "base up to date")
+        for i in entry.get("images") or []]
+    if entry.get("image_refreshed"):
+        lines.append("refreshed and released: %s" % entry["image_refreshed"])
+    return lines
 
 
 OUTCOMES = ("failed", "rolled_back", "patched", "unchanged", "planned", "not_reached")
@@ -217,6 +231,8 @@ def markdown(report):
                       for n, v in sorted(rows.items())]
         if e["rolled_back"]:
             lines += ["", "Rolled back to: %s" % ", ".join(e["rolled_back"])]
+        if image_lines(e):
+            lines += ["", "Images:", ""] + ["- %s" % _cell(line) for line in image_lines(e)]
         lines += ["", "Reboot: %s" % _cell(e["reboot"].get("why"))]
     return "\n".join(lines) + "\n"
 
@@ -260,6 +276,8 @@ def html(report):
                 [name, v["from"] or "-", v["to"] or "-"] for name, v in sorted(rows.items())]))
         if e["rolled_back"]:
             parts.append("<p>Rolled back to: %s</p>" % esc(", ".join(e["rolled_back"])))
+        if image_lines(e):
+            parts.append("<p>Images:</p><ul>%s</ul>" % "".join("<li>%s</li>" % esc(line) for line in image_lines(e)))
         parts.append("<p>Reboot: %s</p></section>" % esc(e["reboot"].get("why") or "-"))
     return reportlib.html_page(title, "\n".join(parts), generated_at=report.get("at"))
 

@@ -21,7 +21,9 @@ options:
       - One entry per host, each with C(host) and optionally C(plan) (the result of C(rollcall.ops.apt_plan)),
         C(record) (its C(action=record) result), C(reboot) (C(done), C(why)), C(health_before), C(health_after),
         C(outcome) (V(planned), V(unchanged), V(patched), V(rolled_back), V(failed), V(not_reached)), C(error),
-        C(rolled_back) (C(name=version) list).
+        C(rolled_back) (C(name=version) list), C(images) (C(app), C(proxy), C(db) to the result of
+        C(rollcall.ops.image_refresh) with O(rollcall.ops.image_refresh#module:state=plan)) and C(images_refreshed) (its
+        RV(rollcall.ops.image_refresh#module:refreshed)).
     type: list
     elements: dict
     required: true
@@ -81,7 +83,8 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rollcall.ops.plugins.module_utils import artifact, patching
 
-ENTRY_KEYS = ("plan", "record", "reboot", "health_before", "health_after", "outcome", "error", "rolled_back")
+ENTRY_KEYS = ("plan", "record", "reboot", "health_before", "health_after", "outcome", "error", "rolled_back",
+              "images", "images_refreshed")
 
 
 def write_text_atomic(path, text):

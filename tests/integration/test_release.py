@@ -7,6 +7,7 @@ import sys
 import time
 
 from test_deploy import DB_PASSWORD, SECRET, failures, get_json, playbook, teardown, write_inventory
+from test_image_refresh import refresh_app_image_and_roll_back
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                                 "bench"))
@@ -88,6 +89,9 @@ def test_deploy_and_rollback_under_load_fail_no_request(tmp_path):
         assert revision == "0001", "the rollback took the schema down to 1.0.0's revision"
         backups = [n for n in os.listdir(tmp_path / "bk") if n.endswith(".manifest.json")]
         assert len(backups) == 1, "one verified backup, taken before the 1.1.0 migration"
+
+        # Issue 13 item 5 on this stack (test_image_refresh.py): the app image refreshed under load, rolled back.
+        refresh_app_image_and_roll_back(tmp_path, inventory, url, "rc-it-rel", str(tmp_path / "state"))
     finally:
         teardown(inventory)
 

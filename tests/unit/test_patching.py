@@ -250,3 +250,33 @@ def test_a_failure_without_dpkg_words_is_the_fallback_and_long_ones_are_cut():
     assert patching.failure_reason(None) == "the upgrade failed"
     long = patching.failure_reason(["E: " + "x" * 1000])
     assert len(long) == 600 and long.endswith("...")
+
+
+IMAGE_PLANS = {"proxy": {"image": "rollcall/proxy:1", "pending": 0, "security": 0, "summary": "s"},
+               "app": {"image": "rollcall/sms-app:1.0.0", "pending": 2, "security": 1, "summary": "s"},
+               "db": {"image": "rollcall/postgres:15", "pending": 1, "security": 1}}
+
+
+def test_the_report_lists_the_images_whose_base_has_updates_and_the_refreshed_one():
+    entry = patching.host_entry("h1", PLAN, outcome="patched", images=IMAGE_PLANS,
+                                images_refreshed={"image": "rollcall/sms-app:1.0.0-p20261202", "version": "x"})
+    assert [i["role"] for i in entry["images"]] == ["app", "db", "proxy"]
+    assert entry["image_refreshed"] == "rollcall/sms-app:1.0.0-p20261202"
+    assert patching.image_lines(entry) == [
+        "app rollcall/sms-app:1.0.0: 2 package updates pending (1 security)",
+        "db rollcall/postgres:15: 1 package update pending (1 security)",
+        "proxy rollcall/proxy:1: base up to date",
+        "refreshed and released: rollcall/sms-app:1.0.0-p20261202"]
+    report = patching.run_report([entry], at="T")
+    text = patching.markdown(report)
+    assert "Images:\n\n- app rollcall/sms-app:1.0.0: 2 package updates pending (1 security)\n" in text
+    assert "<li>refreshed and released: rollcall/sms-app:1.0.0-p20261202</li>" in patching.html(report)
+
+
+def test_a_host_without_images_has_no_images_part():
+    entry = patching.host_entry("h1", PLAN, images={"app": None})
+    assert entry["images"] == [{"role": "app", "image": None, "pending": 0, "security": 0}]
+    bare = patching.host_entry("h1", PLAN)
+    assert bare["images"] == [] and bare["image_refreshed"] is None and patching.image_lines(bare) == []
+    report = patching.run_report([bare], at="T")
+    assert "Images:" not in patching.markdown(report) and "Images:" not in patching.html(report)

@@ -1,0 +1,108 @@
+"""Our images (issue 13 item 5) on this machine's engine through real ansible-playbook, on the PostgreSQL stack of
+test_release.py's under-load test (a stack of its own would double the cost; that test calls
+``refresh_app_image_and_roll_back`` at its end, with 1.0.0 live): the app image refreshed with its base's updates
+(rollcall.ops.image_refresh) and released through roles/sms_app under load with zero failed requests; the release
+history records the refreshed image and keeps the old one warm; a second refresh with nothing pending builds
+nothing; rollback.yml goes back to the image that was live. The patching role's image tasks run without its
+OS-package part, which would upgrade this machine's own packages (the test inventory's host is the controller)."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from test_deploy import BIN, ROOT, failures, playbook
+
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+from loadgen import Load  # noqa: E402
+
+# The patching role's image part alone: the plan (what check mode shows too), then refresh and release.
+IMAGES_PLAYBOOK = """
+- name: Refresh our images like patching does
+  hosts: app
+  gather_facts: false
+  pre_tasks:
+    - name: Start the host's report entry as patching's plan does
+      ansible.builtin.set_fact:
+        patching_host: {host: "{{ inventory_hostname }}", outcome: unchanged}
+  tasks:
+    - name: Which images have a base with updates
+      ansible.builtin.include_role:
+        name: rollcall.ops.patching
+        tasks_from: images_plan.yml
+    - name: Refresh and release the app image
+      ansible.builtin.include_role:
+        name: rollcall.ops.patching
+        tasks_from: images.yml
+"""
+
+
+def inspect(ref, fmt):
+    proc = subprocess.run(["docker", "inspect", "-f", fmt, ref], capture_output=True, text=True, check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def task_result(report, prefix):
+    found = [task["hosts"]["localhost"] for play in report["plays"] for task in play["tasks"]
+             if task["task"]["name"].split(" : ")[-1].startswith(prefix) and "localhost" in task["hosts"]]
+    assert len(found) == 1, (prefix, len(found))
+    return found[0]
+
+
+def successful(state_dir, project):
+    with open(os.path.join(state_dir, project, "releases.json")) as handle:
+        entries = json.load(handle)
+    return [e for e in entries if e["outcome"] == "success"]
+
+
+def refresh_app_image_and_roll_back(tmp_path, inventory, url, project, state_dir):
+    """The scenario, on a stack whose live release is 1.0.0 (rollcall/sms-app:1.0.0)."""
+    original = inspect("rollcall/sms-app:1.0.0", "{{.Id}}")
+    assert inspect(project + "-app", "{{.Image}}") == original
+    images = tmp_path / "images.yml"
+    images.write_text(IMAGES_PLAYBOOK)
+    tag = None
+    try:
+        # Forced: the refresh must happen whether or not Debian published updates since the base was built. The
+        # plan looks at the app image only here (the proxy and database images cost the same again each).
+        load = Load(url, rate=20, total=100000, max_seconds=300).start()
+        time.sleep(1)
+        proc, report = playbook(inventory, str(images), "-e", "rollcall_patching_images_force=true",
+                                "-e", '{"rollcall_patching_images_which": ["app"]}')
+        time.sleep(1)
+        load.stop()
+        assert proc.returncode == 0, failures(report)
+        plans = task_result(report, "Note the image plans")["ansible_facts"]["patching_images_plan"]
+        assert list(plans) == ["app"] and plans["app"]["image_id"] == original, plans
+        refresh = task_result(report, "Build the refreshed app image")
+        assert refresh["changed"] is True, refresh
+        tag, version = refresh["refreshed"]["image"], refresh["refreshed"]["version"]
+        assert tag == "rollcall/sms-app:" + version and version.startswith("1.0.0-p"), refresh["refreshed"]
+        assert load.failed == [] and load.ok > 50, (load.ok, load.failed[:10])
+        # Recorded like any release; the release before it stays kept and warm.
+        refreshed_id = inspect(tag, "{{.Id}}")
+        current = successful(state_dir, project)[-1]
+        assert (current["version"], current["image"], current["image_id"]) == (version, tag, refreshed_id), current
+        assert inspect(project + "-app", "{{.Image}}") == refreshed_id != original
+        assert inspect(project + "-app-standby", '{{index .Config.Labels "rollcall.version"}}') == "1.0.0"
+        assert inspect(tag, '{{index .Config.Labels "rollcall.refreshed-from"}}') == original
+
+        # Nothing pending in the refreshed image: nothing is built.
+        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+        again = subprocess.run([os.path.join(BIN, "ansible"), "localhost", "-m", "rollcall.ops.image_refresh", "-a",
+                                "image=%s state=refreshed" % tag, "-o"], cwd=ROOT, env=env, capture_output=True,
+                               text=True, timeout=600, check=False)
+        assert again.returncode == 0 and '"changed": false' in again.stdout, again.stdout[-2000:]
+        assert '"refreshed": null' in again.stdout and '"pending": 0' in again.stdout, again.stdout[-2000:]
+
+        # An image refresh rolls back like a release: to the image that was live (the warm standby).
+        proc, report = playbook(inventory, "rollback.yml")
+        assert proc.returncode == 0, failures(report)
+        assert inspect(project + "-app", "{{.Image}}") == original
+        assert successful(state_dir, project)[-1]["version"] == "1.0.0"
+    finally:
+        if tag:
+            for name in (project + "-app-standby",):  # the refreshed release, warm after the rollback
+                subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+            subprocess.run(["docker", "rmi", tag], capture_output=True, check=False)

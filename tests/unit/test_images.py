@@ -1,0 +1,187 @@
+"""plugins/module_utils/images.py (issue 13 item 5): the refreshed tag, the version an app reports, the Debian suites
+added, apt's simulation as the image's plan, build or not, the build file. One test per branch; no Docker."""
+
+import pytest
+
+from ansible_collections.rollcall.ops.plugins.filter import images as filters
+from ansible_collections.rollcall.ops.plugins.module_utils import images
+from ansible_collections.rollcall.ops.plugins.module_utils.images import ImageError
+
+SIMULATION = """NOTE: This is only a simulation!
+Inst libssl3 [3.0.20-1~deb12u2] (3.0.22-1~deb12u2 Debian-Security:12/oldstable-security [amd64])
+Inst tzdata [2026b-0+deb12u1] (2026f-0+deb12u1 Debian:12.13/oldstable-updates [all])
+Conf libssl3 (3.0.22-1~deb12u2 Debian-Security:12/oldstable-security [amd64])
+"""
+OS_RELEASE = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_CODENAME=bookworm\n'
+
+
+@pytest.mark.parametrize("ref, expected", [
+    ("rollcall/sms-app:1.0.0", ("rollcall/sms-app", "1.0.0")),
+    ("registry.local:5000/sms-app:1.0.0-p20261202", ("registry.local:5000/sms-app", "1.0.0-p20261202")),
+])
+def test_split_ref(ref, expected):
+    assert images.split_ref(ref) == expected
+
+
+@pytest.mark.parametrize("ref, words", [
+    ("", "not empty"), ("rollcall/sms-app@sha256:abc", "not a digest"), ("rollcall/sms-app", "no tag"),
+    ("registry.local:5000/sms-app", "no tag"), (":1.0", "no tag"), ("rollcall/sms-app:-bad", "invalid tag"),
+])
+def test_split_ref_refuses(ref, words):
+    with pytest.raises(ImageError, match=words):
+        images.split_ref(ref)
+
+
+@pytest.mark.parametrize("version, expected", [
+    ("1.0.0", "1.0.0"), ("1.0.0-p20261202", "1.0.0"), ("1.0.0-p20261202.3", "1.0.0"), ("1.2.0-broken", "1.2.0-broken"),
+    ("-p20261202", "-p20261202"), (None, ""), ("1.0.0-p2026", "1.0.0-p2026"),
+])
+def test_base_version(version, expected):
+    assert images.base_version(version) == expected
+    assert filters.release_app_version(version) == expected
+
+
+def test_refreshed_version_first_of_the_day():
+    assert images.refreshed_version("1.0.0", "20261202") == "1.0.0-p20261202"
+
+
+def test_refreshed_version_never_takes_an_existing_tag():
+    existing = ["1.0.0", "1.0.0-p20261202", "1.0.0-p20261202.2"]
+    assert images.refreshed_version("1.0.0", "20261202", existing) == "1.0.0-p20261202.3"
+
+
+def test_refreshed_version_of_a_refreshed_image_starts_from_its_base():
+    assert images.refreshed_version("1.0.0-p20261202.2", "20261203", ["1.0.0-p20261202.2"]) == "1.0.0-p20261203"
+
+
+@pytest.mark.parametrize("version, date, words", [
+    ("1.0.0", "2026-12-02", "YYYYMMDD"), ("", "20261202", "no version"), ("x" * 120, "20261202", "not a valid tag"),
+])
+def test_refreshed_version_refuses(version, date, words):
+    with pytest.raises(ImageError, match=words):
+        images.refreshed_version(version, date)
+
+
+def test_refreshed_tag():
+    assert images.refreshed_tag("rollcall/proxy:1", "20261202", ["1"]) == "rollcall/proxy:1-p20261202"
+
+
+@pytest.mark.parametrize("text, expected", [
+    (OS_RELEASE, "bookworm"),
+    ("ID=ubuntu\nID_LIKE=debian\nVERSION_CODENAME=jammy\n", None),
+    ("ID=debian\n", None),
+    ("", None),
+])
+def test_debian_codename(text, expected):
+    assert images.debian_codename(text) == expected
+
+
+def test_sources_script_adds_security_and_updates():
+    script = images.sources_script("bookworm", "http://deb.debian.org/")
+    assert "'deb http://deb.debian.org/debian-security bookworm-security main'" in script
+    assert "'deb http://deb.debian.org/debian bookworm-updates main'" in script
+    assert script.endswith("> " + images.SOURCES_FILE)
+
+
+@pytest.mark.parametrize("codename, security", [(None, True), ("bookworm", False)])
+def test_sources_script_empty(codename, security):
+    assert images.sources_script(codename, security=security) == ""
+
+
+@pytest.mark.parametrize("codename, mirror, words", [
+    ("Bookworm;rm", "http://deb.debian.org", "codename"), ("bookworm", "http://x' y", "mirror"),
+    ("bookworm", "ftp://deb.debian.org", "mirror"),
+])
+def test_sources_script_refuses(codename, mirror, words):
+    with pytest.raises(ImageError, match=words):
+        images.sources_script(codename, mirror)
+
+
+def test_probe_script():
+    with_sources = images.probe_script(codename="bookworm")
+    assert with_sources.startswith("set -e; printf") and with_sources.endswith("LC_ALL=C apt-get -s upgrade")
+    assert images.probe_script(codename=None) == "set -e; apt-get update -qq >/dev/null; LC_ALL=C apt-get -s upgrade"
+
+
+def test_plan_with_updates():
+    got = images.plan("rollcall/sms-app:1.0.0", "sha256:1", SIMULATION)
+    assert got["pending"] == 2 and got["security"] == 1 and got["image_id"] == "sha256:1"
+    assert got["changes"][0] == {"package": "libssl3", "from": "3.0.20-1~deb12u2", "to": "3.0.22-1~deb12u2",
+                                 "security": True, "action": "upgrade"}
+    assert got["summary"].startswith("rollcall/sms-app:1.0.0: 2 package updates pending in the image (1 security)")
+    assert "tzdata 2026b-0+deb12u1 -> 2026f-0+deb12u1" in got["summary"]
+
+
+def test_plan_lists_at_most_eight_in_the_summary():
+    text = "\n".join("Inst p%d [1] (2 Debian-Security:12/stable-security [all])" % n for n in range(10))
+    got = images.plan("i:1", "sha256:1", text)
+    assert got["pending"] == 10 and got["summary"].endswith(", ...") and "p8" not in got["summary"]
+
+
+def test_plan_one_update_is_singular():
+    got = images.plan("i:1", "sha256:1", "Inst p [1] (2 Debian:12/stable [all])")
+    assert "1 package update pending" in got["summary"]
+
+
+def test_plan_nothing_pending():
+    got = images.plan("i:1", "sha256:1", "Reading package lists...\n")
+    assert got["pending"] == 0 and got["changes"] == [] and got["summary"] == "i:1: its base has no pending updates"
+
+
+@pytest.mark.parametrize("pending, force, expected", [
+    (2, False, {"action": "build", "why": "2 package updates pending"}),
+    (1, True, {"action": "build", "why": "1 package update pending"}),
+    (0, True, {"action": "build", "why": "forced (nothing pending)"}),
+    (0, False, {"action": "nothing", "why": "nothing pending"}),
+])
+def test_decide(pending, force, expected):
+    assert images.decide({"pending": pending}, force) == expected
+
+
+def test_labels_name_the_source_and_the_packages():
+    changes = [{"package": "libssl3", "to": "3.0.22"}, {"package": "old", "to": None}]
+    got = images.labels("sha256:1", "2026-12-02T17:00:00Z", changes)
+    assert got == {images.LABEL_FROM: "sha256:1", images.LABEL_AT: "2026-12-02T17:00:00Z",
+                   images.LABEL_PACKAGES: "libssl3=3.0.22 old=removed"}
+
+
+def test_labels_cut_a_long_package_list():
+    changes = [{"package": "package-%04d" % n, "to": "1.0"} for n in range(400)]
+    listed = images.labels("sha256:1", "t", changes)[images.LABEL_PACKAGES]
+    assert len(listed) <= images.LABEL_LIMIT and listed.endswith(" ...")
+
+
+def test_dockerfile_upgrades_as_root_and_returns_to_the_user():
+    text = images.dockerfile("sha256:1", "sms", "bookworm", the_labels={"b": "2", "a": 'say "hi"'})
+    lines = text.splitlines()
+    assert lines[0] == "FROM sha256:1" and lines[1] == "USER root" and lines[3] == "USER sms"
+    assert "bookworm-security" in lines[2] and "apt-get -y -qq -o Dpkg::Options::=--force-confold upgrade" in lines[2]
+    assert "rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin " + images.SOURCES_FILE in lines[2]
+    assert lines[4] == 'LABEL a="say \\"hi\\"" b="2"'
+
+
+def test_dockerfile_without_sources_user_or_labels():
+    lines = images.dockerfile("rollcall/proxy:1", "", None).splitlines()
+    assert lines[2].startswith("RUN set -e; apt-get update -qq && ") and lines[3] == "USER root" and len(lines) == 4
+
+
+@pytest.mark.parametrize("known, holds", [
+    ({"image_id": "sha256:1", "changes": []}, True), ({"image_id": "sha256:2", "changes": []}, False),
+    ({"image_id": "sha256:1"}, False), (None, False), ({}, False),
+])
+def test_plan_still_holds(known, holds):
+    assert images.plan_still_holds(known, "sha256:1") is holds
+
+
+def test_replan_gives_the_same_result_as_the_plan():
+    planned = images.plan("i:1", "sha256:1", SIMULATION)
+    assert images.replan("i:1", "sha256:1", planned["changes"]) == planned
+
+
+def test_replan_of_nothing():
+    assert images.replan("i:1", "sha256:1", []) == images.plan("i:1", "sha256:1", "")
+
+
+def test_replan_refuses_changes_it_cannot_read():
+    with pytest.raises(ImageError, match="lack from, to"):
+        images.replan("i:1", "sha256:1", [{"package": "p"}])
