@@ -46,7 +46,19 @@ def patching_failure_reason(lines, fallback="the upgrade failed"):
     return patching.failure_reason(lines, fallback)
 
 
+def patching_pool(lb, host, is_app=False, changes=0, inventory_hosts=(), server=None):
+    """What to tell the load balancer about this host before patching it (``pool_plan``): drain, why, errors."""
+    return patching.pool_plan(lb if isinstance(lb, dict) else {}, host, bool(is_app), _number(changes, "changes") or 0,
+                              list(inventory_hosts or []), server or None)
+
+
+def patching_pool_entry(plan, drained_at=None, back_at=None, now=None):
+    """The report's time out of the pool for one host (``pool_entry``)."""
+    return patching.pool_entry(plan, drained_at, back_at, now)
+
+
 class FilterModule:
     def filters(self):
         return {"patching_precheck": patching_precheck, "patching_reboot": patching_reboot,
-                "patching_failure_reason": patching_failure_reason}
+                "patching_failure_reason": patching_failure_reason, "patching_pool": patching_pool,
+                "patching_pool_entry": patching_pool_entry}
