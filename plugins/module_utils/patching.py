@@ -157,9 +157,9 @@ def rollback_targets(plan):
 
 
 def host_entry(host, plan=None, record=None, reboot=None, health_before=None, health_after=None, outcome="planned",
-               error=None, rolled_back=None, pool=None):
+               error=None, rolled_back=None, pool=None, engine=None):
     """One host's part of the run report: what the plan said, what changed, reboot, health before/after, time out
-    of the load balancer's pool (``pool_entry``)."""
+    of the load balancer's pool (``pool_entry``), the Docker engine (``engine_entry``)."""
     plan = plan or {}
     record = record or {}
     # apt_plan record's result names them changed_packages (its "changed" is Ansible's flag); patching.json "changed"
@@ -176,6 +176,8 @@ def host_entry(host, plan=None, record=None, reboot=None, health_before=None, he
         "health_before": health_before, "health_after": health_after,
         "rolled_back": rolled_back, "error": error,
         "pool": pool or {"lb": None, "drained": False, "back": False, "out_s": None, "note": ""},
+        "engine": engine or {"upgraded": False, "packages": [], "containers": 0, "back_s": None, "missing": [],
+                             "note": ""},
     }
 
 
@@ -222,6 +224,8 @@ def markdown(report):
         lines += ["", "Reboot: %s" % _cell(e["reboot"].get("why"))]
         if (e.get("pool") or {}).get("note"):
             lines += ["", "Load balancer: %s" % _cell(e["pool"]["note"])]
+        if (e.get("engine") or {}).get("upgraded"):
+            lines += ["", "Docker engine: %s" % _cell(e["engine"]["note"])]
     return "\n".join(lines) + "\n"
 
 
@@ -268,6 +272,8 @@ def html(report):
         parts.append("<p>Reboot: %s</p>" % esc(e["reboot"].get("why") or "-"))
         if (e.get("pool") or {}).get("note"):
             parts.append("<p>Load balancer: %s</p>" % esc(e["pool"]["note"]))
+        if (e.get("engine") or {}).get("upgraded"):
+            parts.append("<p>Docker engine: %s</p>" % esc(e["engine"]["note"]))
         parts.append("</section>")
     return reportlib.html_page(title, "\n".join(parts), generated_at=report.get("at"))
 
@@ -385,3 +391,84 @@ def pool_cell(pool):
         return "-"
     seconds = "%s s" % pool["out_s"] if pool.get("out_s") is not None else "?"
     return seconds if pool.get("back") else "still out (%s)" % seconds
+
+
+# The Docker engine (issue 13 item 4): an upgrade of the engine's packages restarts every container. Before it,
+# each running container of the project must have a restart policy that brings it back; after it, the engine must
+# answer and the same containers run again before the health gate.
+ENGINE_PACKAGES = ("docker.io", "docker-ce", "docker-ce-cli", "docker-ce-rootless-extras", "containerd",
+                   "containerd.io", "runc", "moby-engine", "moby-containerd", "moby-runc")
+RESTARTING_POLICIES = ("always", "unless-stopped")
+
+
+def engine_plan(changes, engine_packages=ENGINE_PACKAGES, is_db=False, backup_ok=True):
+    """Does this upgrade touch the Docker engine: {upgrade, packages, why, errors}. ``changes``: the plan's
+    changes ({package, ...}); ``engine_packages``: names ('*' matches any characters, as the hold list).
+    ``backup_ok``: a db host's backup pre-check passed (a verified backup recent enough, or taken first); an
+    engine upgrade restarts the database, so without one it is an error."""
+    patterns = [_glob(str(p)) for p in engine_packages or ()]
+    touched = sorted({c["package"] for c in changes or [] if any(p.match(c["package"]) for p in patterns)})
+    out = {"upgrade": bool(touched), "packages": touched, "errors": [],
+           "why": ("the upgrade changes %s: the Docker engine restarts, and every container with it" % ", ".join(
+               touched)) if touched else "the Docker engine is not upgraded"}
+    if touched and is_db and not backup_ok:
+        out["errors"].append("an engine upgrade restarts the database, and there is no verified backup recent "
+                             "enough: take one first (playbooks/backup.yml)")
+    return out
+
+
+def _glob(pattern):
+    return re.compile("^%s$" % ".*".join(re.escape(part) for part in pattern.split("*")))
+
+
+def _name(container):
+    """A container's name from Docker's list (``Names``) or inspect (``Name``) data, or our own ``name``."""
+    if container.get("name"):
+        return container["name"]
+    names = container.get("Names") or [container.get("Name") or ""]
+    return (names[0] or "").lstrip("/")
+
+
+def project_containers(containers, project, names=()):
+    """The names of the project's containers among ``containers`` (Docker's container list: ``Names``,
+    ``Labels``): labelled ``rollcall.project`` with ``project``, or named as the roles name them (``names``: the
+    database container has no label)."""
+    names = set(names or ())
+    return sorted(_name(c) for c in containers or [] if _name(c) in names
+                  or (c.get("Labels") or {}).get("rollcall.project") == project)
+
+
+def engine_precheck(containers):
+    """The running containers (Docker's inspect data: ``Name``, ``State.Running``,
+    ``HostConfig.RestartPolicy.Name``) that an engine restart would leave stopped: one line per container, empty
+    when every one comes back."""
+    stops = []
+    for c in containers or []:
+        policy = ((c.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no"
+        if (c.get("State") or {}).get("Running") and policy not in RESTARTING_POLICIES:
+            stops.append("%s (restart policy %s): set it to unless-stopped (or always), or stop it first" % (
+                _name(c), policy))
+    return stops
+
+
+def containers_back(before, running):
+    """The containers that ran before the engine upgrade (``before``: names) and do not run now (``running``:
+    names, or Docker's list of running containers)."""
+    running = {r if isinstance(r, str) else _name(r) for r in running or ()}
+    return sorted(name for name in before or () if name not in running)
+
+
+def engine_entry(plan, containers=(), seconds=None, missing=()):
+    """The report's view of the engine: {upgraded, packages, containers, back_s, missing, note}."""
+    plan = plan or {}
+    entry = {"upgraded": bool(plan.get("upgrade")), "packages": list(plan.get("packages") or []),
+             "containers": len(containers or ()), "back_s": seconds, "missing": sorted(missing or ()), "note": ""}
+    if not entry["upgraded"]:
+        entry["note"] = "engine not upgraded"
+    elif entry["missing"]:
+        entry["note"] = "engine upgraded; not running again: %s" % ", ".join(entry["missing"])
+    elif seconds is None:
+        entry["note"] = "engine upgrade planned (%s)" % ", ".join(entry["packages"])
+    else:
+        entry["note"] = "engine upgraded, %d container(s) back in %s s" % (entry["containers"], seconds)
+    return entry

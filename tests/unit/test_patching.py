@@ -330,3 +330,81 @@ def test_the_reports_show_the_time_out_of_the_pool():
     assert "<th>out of pool</th>" in page or "out of pool" in page
     assert "still out (5.0 s)" in page and "re-add it" in page
     assert report["hosts"][2]["pool"]["drained"] is False
+
+
+# The Docker engine (issue 13 item 4): engine_plan, project_containers, engine_precheck, containers_back, engine_entry.
+def _changes(*names):
+    return [{"package": n, "from": "1", "to": "2", "security": False} for n in names]
+
+
+def test_an_upgrade_of_an_engine_package_is_an_engine_upgrade():
+    plan = patching.engine_plan(_changes("curl", "docker.io", "containerd"))
+    assert plan["upgrade"] and plan["packages"] == ["containerd", "docker.io"] and not plan["errors"]
+    assert "the Docker engine restarts" in plan["why"]
+
+
+def test_other_upgrades_leave_the_engine_alone():
+    plan = patching.engine_plan(_changes("curl", "docker-compose-plugin"))
+    assert not plan["upgrade"] and plan["packages"] == [] and plan["why"] == "the Docker engine is not upgraded"
+    assert not patching.engine_plan([])["upgrade"]
+
+
+def test_the_engine_packages_are_names_or_patterns():
+    assert patching.engine_plan(_changes("docker-ce"), ["docker-*"])["packages"] == ["docker-ce"]
+    assert not patching.engine_plan(_changes("docker-ce"), ["docker"])["upgrade"]
+    assert not patching.engine_plan(_changes("docker.io"), [])["upgrade"]
+
+
+def test_a_db_host_needs_its_verified_backup_before_an_engine_upgrade():
+    stop = patching.engine_plan(_changes("docker.io"), is_db=True, backup_ok=False)
+    assert "no verified backup" in stop["errors"][0]
+    assert not patching.engine_plan(_changes("docker.io"), is_db=True, backup_ok=True)["errors"]
+    assert not patching.engine_plan(_changes("curl"), is_db=True, backup_ok=False)["errors"]
+
+
+def test_the_projects_containers_by_label_or_name():
+    containers = [{"Names": ["/sms-app"], "Labels": {"rollcall.project": "sms"}}, {"Names": ["/sms-db"], "Labels": {}},
+                  {"Names": ["/other"], "Labels": {"rollcall.project": "x"}}, {"Names": ["/lonely"], "Labels": None}]
+    assert patching.project_containers(containers, "sms", ["sms-db"]) == ["sms-app", "sms-db"]
+    assert patching.project_containers(None, "sms") == []
+
+
+def _inspect(name, running, policy):
+    return {"Name": "/" + name, "State": {"Running": running}, "HostConfig": {"RestartPolicy": {"Name": policy}}}
+
+
+def test_a_running_container_without_a_restarting_policy_is_a_stop():
+    containers = [_inspect("sms-app", True, "unless-stopped"), _inspect("sms-db", True, "always"),
+                  _inspect("sms-proxy", True, "on-failure"), _inspect("sms-helper", True, ""),
+                  _inspect("sms-old", False, "no"), {"Name": "/bare", "State": {"Running": True}}]
+    assert patching.engine_precheck(containers) == [
+        "sms-proxy (restart policy on-failure): set it to unless-stopped (or always), or stop it first",
+        "sms-helper (restart policy no): set it to unless-stopped (or always), or stop it first",
+        "bare (restart policy no): set it to unless-stopped (or always), or stop it first"]
+    assert patching.engine_precheck([]) == []
+
+
+def test_containers_that_did_not_come_back():
+    assert patching.containers_back(["a", "b", "c"], ["a", "c", "z"]) == ["b"]
+    assert patching.containers_back(["a"], ["a"]) == []
+    assert patching.containers_back(["a", "b"], [{"Names": ["/a"]}]) == ["b"]
+
+
+def test_the_engine_in_the_report():
+    plan = patching.engine_plan(_changes("docker.io"))
+    assert patching.engine_entry(plan, ["a", "b"], 12.5)["note"] == "engine upgraded, 2 container(s) back in 12.5 s"
+    assert patching.engine_entry(plan, ["a", "b"], None, ["b"])["note"] == "engine upgraded; not running again: b"
+    assert patching.engine_entry(plan)["note"] == "engine upgrade planned (docker.io)"
+    quiet = patching.engine_entry(patching.engine_plan([]))
+    assert not quiet["upgraded"] and quiet["note"] == "engine not upgraded"
+
+
+def test_the_reports_say_the_engine_was_upgraded():
+    plan = patching.engine_plan(_changes("docker.io"))
+    entries = [patching.host_entry("app1", outcome="patched", engine=patching.engine_entry(plan, ["a"], 9.5)),
+               patching.host_entry("app2", outcome="unchanged")]
+    report = patching.run_report(entries)
+    assert "Docker engine: engine upgraded, 1 container(s) back in 9.5 s" in patching.markdown(report)
+    assert "Docker engine: engine upgraded, 1 container(s) back in 9.5 s" in patching.html(report)
+    assert report["hosts"][1]["engine"]["upgraded"] is False
+    assert "Docker engine" not in patching.markdown(patching.run_report(entries[1:]))
