@@ -46,7 +46,47 @@ def patching_failure_reason(lines, fallback="the upgrade failed"):
     return patching.failure_reason(lines, fallback)
 
 
+def patching_pool(lb, host, is_app=False, changes=0, inventory_hosts=(), server=None):
+    """What to tell the load balancer about this host before patching it (``pool_plan``): drain, why, errors."""
+    return patching.pool_plan(lb if isinstance(lb, dict) else {}, host, bool(is_app), _number(changes, "changes") or 0,
+                              list(inventory_hosts or []), server or None)
+
+
+def patching_pool_entry(plan, drained_at=None, back_at=None, now=None):
+    """The report's time out of the pool for one host (``pool_entry``)."""
+    return patching.pool_entry(plan, drained_at, back_at, now)
+
+
+def patching_engine(changes, engine_packages=patching.ENGINE_PACKAGES, is_db=False, backup_ok=True):
+    """Does this upgrade touch the Docker engine (``engine_plan``): upgrade, packages, why, errors."""
+    return patching.engine_plan(changes or [], engine_packages or [], bool(is_db), bool(backup_ok))
+
+
+def patching_engine_containers(containers, project, names=()):
+    """The names of the project's containers in Docker's container list (``project_containers``)."""
+    return patching.project_containers(containers or [], project, names or ())
+
+
+def patching_engine_precheck(containers):
+    """The running containers (Docker's inspect data) an engine restart would leave stopped (``engine_precheck``)."""
+    return patching.engine_precheck([c for c in containers or [] if c])
+
+
+def patching_containers_back(before, running):
+    """The containers of ``before`` that do not run now (``containers_back``)."""
+    return patching.containers_back(before or [], running or [])
+
+
+def patching_engine_entry(plan, containers=(), seconds=None, missing=()):
+    """The report's view of the Docker engine (``engine_entry``)."""
+    return patching.engine_entry(plan, containers or [], seconds, missing or [])
+
+
 class FilterModule:
     def filters(self):
         return {"patching_precheck": patching_precheck, "patching_reboot": patching_reboot,
-                "patching_failure_reason": patching_failure_reason}
+                "patching_failure_reason": patching_failure_reason, "patching_pool": patching_pool,
+                "patching_pool_entry": patching_pool_entry, "patching_engine": patching_engine,
+                "patching_engine_containers": patching_engine_containers,
+                "patching_engine_precheck": patching_engine_precheck,
+                "patching_containers_back": patching_containers_back, "patching_engine_entry": patching_engine_entry}

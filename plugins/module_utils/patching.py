@@ -157,9 +157,10 @@ def rollback_targets(plan):
 
 
 def host_entry(host, plan=None, record=None, reboot=None, health_before=None, health_after=None, outcome="planned",
-               error=None, rolled_back=None, images=None, images_refreshed=None):
+               error=None, rolled_back=None, images=None, images_refreshed=None, pool=None, engine=None):
     """One host's part of the run report: what the plan said, what changed, reboot, health before/after; the
-    images whose base has updates (``images``: role -> image_refresh plan) and the refreshed app image."""
+    images whose base has updates (``images``: role -> image_refresh plan) and the refreshed app image; time out
+    of the load balancer's pool (``pool_entry``), the Docker engine (``engine_entry``)."""
     plan = plan or {}
     record = record or {}
     # apt_plan record's result names them changed_packages (its "changed" is Ansible's flag); patching.json "changed"
@@ -178,6 +179,9 @@ def host_entry(host, plan=None, record=None, reboot=None, health_before=None, he
         "images": [{"role": role, "image": (p or {}).get("image"), "pending": (p or {}).get("pending", 0),
                     "security": (p or {}).get("security", 0)} for role, p in sorted((images or {}).items())],
         "image_refreshed": (images_refreshed or {}).get("image"),
+        "pool": pool or {"lb": None, "drained": False, "back": False, "out_s": None, "note": ""},
+        "engine": engine or {"upgraded": False, "packages": [], "containers": 0, "back_s": None, "missing": [],
+                             "note": ""},
     }
 
 
@@ -213,12 +217,12 @@ def markdown(report):
     lines = ["# %s" % title, "", "- at: %s" % _cell(report.get("at")), "- by: %s" % _cell(report.get("actor")),
              "- status: **%s**%s" % (report["status"], (" (failed: %s)" % ", ".join(report["failed_hosts"]))
                                      if report["failed_hosts"] else ""), "",
-             "| host | outcome | packages changed | reboot | health before | health after |",
-             "| --- | --- | --- | --- | --- | --- |"]
+             "| host | outcome | packages changed | reboot | health before | health after | out of pool |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for e in report["hosts"]:
-        lines.append("| %s | %s | %d | %s | %s | %s |" % (
+        lines.append("| %s | %s | %d | %s | %s | %s | %s |" % (
             _cell(e["host"]), _cell(e["outcome"]), len(e["changed"]), "yes" if e["reboot"].get("done") else "no",
-            _cell(e["health_before"]), _cell(e["health_after"])))
+            _cell(e["health_before"]), _cell(e["health_after"]), _cell(pool_cell(e.get("pool")))))
     for e in report["hosts"]:
         lines += ["", "## %s" % e["host"], "", e["summary"] or "no plan"]
         if e["error"]:
@@ -234,6 +238,10 @@ def markdown(report):
         if image_lines(e):
             lines += ["", "Images:", ""] + ["- %s" % _cell(line) for line in image_lines(e)]
         lines += ["", "Reboot: %s" % _cell(e["reboot"].get("why"))]
+        if (e.get("pool") or {}).get("note"):
+            lines += ["", "Load balancer: %s" % _cell(e["pool"]["note"])]
+        if (e.get("engine") or {}).get("upgraded"):
+            lines += ["", "Docker engine: %s" % _cell(e["engine"]["note"])]
     return "\n".join(lines) + "\n"
 
 
@@ -261,9 +269,10 @@ def html(report):
     when = (reportlib.badge(status), esc(report.get("at") or "-"), esc(report.get("actor") or "-"), failed)
     parts = ["<h1>%s</h1>" % esc(title), "<p>%s at %s by %s%s</p>" % when,
              reportlib.html_table(
-                 ["host", "outcome", "packages changed", "reboot", "health before", "health after"],
+                 ["host", "outcome", "packages changed", "reboot", "health before", "health after", "out of pool"],
                  [[e["host"], e["outcome"], str(len(e["changed"])), "yes" if e["reboot"].get("done") else "no",
-                   e["health_before"] or "-", e["health_after"] or "-"] for e in report["hosts"]], numeric=(2,),
+                   e["health_before"] or "-", e["health_after"] or "-", pool_cell(e.get("pool"))]
+                  for e in report["hosts"]], numeric=(2,),
                  row_classes=["st-critical" if e["outcome"] in ("failed", "rolled_back") else ""
                               for e in report["hosts"]])]
     for e in report["hosts"]:
@@ -278,7 +287,12 @@ def html(report):
             parts.append("<p>Rolled back to: %s</p>" % esc(", ".join(e["rolled_back"])))
         if image_lines(e):
             parts.append("<p>Images:</p><ul>%s</ul>" % "".join("<li>%s</li>" % esc(line) for line in image_lines(e)))
-        parts.append("<p>Reboot: %s</p></section>" % esc(e["reboot"].get("why") or "-"))
+        parts.append("<p>Reboot: %s</p>" % esc(e["reboot"].get("why") or "-"))
+        if (e.get("pool") or {}).get("note"):
+            parts.append("<p>Load balancer: %s</p>" % esc(e["pool"]["note"]))
+        if (e.get("engine") or {}).get("upgraded"):
+            parts.append("<p>Docker engine: %s</p>" % esc(e["engine"]["note"]))
+        parts.append("</section>")
     return reportlib.html_page(title, "\n".join(parts), generated_at=report.get("at"))
 
 
@@ -316,3 +330,163 @@ def _age(seconds):
     if seconds >= 2 * 3600:
         return "%d hours" % (seconds // 3600)
     return "%d minutes" % max(seconds // 60, 0)
+
+
+# The load balancer (issue 13 item 3): app hosts leave its pool before their packages change and come back only
+# after the health gate passed. A host that fails stays out (fail closed).
+LB_TYPES = ("none", "haproxy")
+LB_SOCKET = "/run/haproxy/admin.sock"
+
+
+def pool_plan(lb, host, is_app, changes, inventory_hosts=(), server=None):
+    """What to tell the load balancer about ``host`` before patching it: {drain, type, lb_host, socket, backend,
+    server, timeout_s, why, readd, errors}. ``lb``: the ``rollcall_lb`` settings ({type: none|haproxy, host: an
+    inventory host, socket, backend, server, timeout_s}); ``changes``: how many packages the plan changes;
+    ``server``: this host's name in the backend (the ``rollcall_lb_server`` hostvar), else ``lb.server``, else
+    ``host``. Only app hosts with something to change are drained; ``errors`` are settings that stop the run."""
+    lb = dict(lb or {})
+    kind = str(lb.get("type") or "none")
+    server = str(server or lb.get("server") or host)
+    out = {"drain": False, "type": kind, "lb_host": lb.get("host"), "socket": lb.get("socket") or LB_SOCKET,
+           "backend": lb.get("backend"), "server": server, "timeout_s": lb.get("timeout_s", 120), "why": "",
+           "readd": "", "errors": []}
+    if kind not in LB_TYPES:
+        out["errors"].append("rollcall_lb.type must be one of %s, not %r" % (", ".join(LB_TYPES), kind))
+    elif kind == "haproxy":
+        if not out["lb_host"] or out["lb_host"] not in inventory_hosts:
+            out["errors"].append("rollcall_lb.host must name the inventory host that runs HAProxy, not %r"
+                                 % (out["lb_host"],))
+        if not out["backend"]:
+            out["errors"].append("rollcall_lb.backend must name the HAProxy backend of the app servers")
+        try:
+            out["timeout_s"] = int(out["timeout_s"])
+            if out["timeout_s"] <= 0:
+                raise ValueError
+        except (TypeError, ValueError):
+            out["errors"].append("rollcall_lb.timeout_s must be a positive number of seconds, not %r"
+                                 % (lb.get("timeout_s"),))
+    if out["errors"]:
+        out["why"] = "the load balancer settings are wrong"
+        return out
+    if not is_app:
+        out["why"] = "not an app host: the load balancer sends it no traffic"
+    elif not changes:
+        out["why"] = "nothing to change: it stays in the pool"
+    elif kind == "none":
+        out["why"] = "no load balancer was told (rollcall_lb.type is none): the host serves while it is patched"
+    else:
+        out["drain"] = True
+        out["why"] = "drained from HAProxy backend %s (server %s, on %s) before its packages change" % (
+            out["backend"], server, out["lb_host"])
+        out["readd"] = ("ansible %s -m community.general.haproxy -a 'state=enabled backend=%s host=%s socket=%s "
+                        "wait=true'" % (out["lb_host"], out["backend"], server, out["socket"]))
+    return out
+
+
+def pool_entry(plan, drained_at=None, back_at=None, now=None):
+    """The report's view of one host's time out of the pool: {lb, drained, back, out_s, note}. ``drained_at`` /
+    ``back_at``: epoch seconds when the drain started and when the load balancer had it UP again (None when that
+    did not happen); ``now``: when the run stopped, for a host that is still out."""
+    plan = plan or {}
+    entry = {"lb": plan.get("type", "none"), "drained": drained_at is not None, "back": back_at is not None,
+             "out_s": None, "note": plan.get("why", "")}
+    if drained_at is None:
+        return entry
+    end = back_at if back_at is not None else now
+    entry["out_s"] = round(max(float(end) - float(drained_at), 0.0), 1) if end is not None else None
+    if back_at is None:
+        entry["note"] = ("still out of the pool (fail closed: no traffic to a host that did not pass the health "
+                         "gate); after you checked it, re-add it: %s" % plan.get("readd", ""))
+    else:
+        entry["note"] = "out of the pool for %s s, back after the health gate passed" % entry["out_s"]
+    return entry
+
+
+def pool_cell(pool):
+    """The report's "out of pool" cell: seconds, "still out", or "-" when the host was not drained."""
+    pool = pool or {}
+    if not pool.get("drained"):
+        return "-"
+    seconds = "%s s" % pool["out_s"] if pool.get("out_s") is not None else "?"
+    return seconds if pool.get("back") else "still out (%s)" % seconds
+
+
+# The Docker engine (issue 13 item 4): an upgrade of the engine's packages restarts every container. Before it,
+# each running container of the project must have a restart policy that brings it back; after it, the engine must
+# answer and the same containers run again before the health gate.
+ENGINE_PACKAGES = ("docker.io", "docker-ce", "docker-ce-cli", "docker-ce-rootless-extras", "containerd",
+                   "containerd.io", "runc", "moby-engine", "moby-containerd", "moby-runc")
+RESTARTING_POLICIES = ("always", "unless-stopped")
+
+
+def engine_plan(changes, engine_packages=ENGINE_PACKAGES, is_db=False, backup_ok=True):
+    """Does this upgrade touch the Docker engine: {upgrade, packages, why, errors}. ``changes``: the plan's
+    changes ({package, ...}); ``engine_packages``: names ('*' matches any characters, as the hold list).
+    ``backup_ok``: a db host's backup pre-check passed (a verified backup recent enough, or taken first); an
+    engine upgrade restarts the database, so without one it is an error."""
+    patterns = [_glob(str(p)) for p in engine_packages or ()]
+    touched = sorted({c["package"] for c in changes or [] if any(p.match(c["package"]) for p in patterns)})
+    out = {"upgrade": bool(touched), "packages": touched, "errors": [],
+           "why": ("the upgrade changes %s: the Docker engine restarts, and every container with it" % ", ".join(
+               touched)) if touched else "the Docker engine is not upgraded"}
+    if touched and is_db and not backup_ok:
+        out["errors"].append("an engine upgrade restarts the database, and there is no verified backup recent "
+                             "enough: take one first (playbooks/backup.yml)")
+    return out
+
+
+def _glob(pattern):
+    return re.compile("^%s$" % ".*".join(re.escape(part) for part in pattern.split("*")))
+
+
+def _name(container):
+    """A container's name from Docker's list (``Names``) or inspect (``Name``) data, or our own ``name``."""
+    if container.get("name"):
+        return container["name"]
+    names = container.get("Names") or [container.get("Name") or ""]
+    return (names[0] or "").lstrip("/")
+
+
+def project_containers(containers, project, names=()):
+    """The names of the project's containers among ``containers`` (Docker's container list: ``Names``,
+    ``Labels``): labelled ``rollcall.project`` with ``project``, or named as the roles name them (``names``: the
+    database container has no label)."""
+    names = set(names or ())
+    return sorted(_name(c) for c in containers or [] if _name(c) in names
+                  or (c.get("Labels") or {}).get("rollcall.project") == project)
+
+
+def engine_precheck(containers):
+    """The running containers (Docker's inspect data: ``Name``, ``State.Running``,
+    ``HostConfig.RestartPolicy.Name``) that an engine restart would leave stopped: one line per container, empty
+    when every one comes back."""
+    stops = []
+    for c in containers or []:
+        policy = ((c.get("HostConfig") or {}).get("RestartPolicy") or {}).get("Name") or "no"
+        if (c.get("State") or {}).get("Running") and policy not in RESTARTING_POLICIES:
+            stops.append("%s (restart policy %s): set it to unless-stopped (or always), or stop it first" % (
+                _name(c), policy))
+    return stops
+
+
+def containers_back(before, running):
+    """The containers that ran before the engine upgrade (``before``: names) and do not run now (``running``:
+    names, or Docker's list of running containers)."""
+    running = {r if isinstance(r, str) else _name(r) for r in running or ()}
+    return sorted(name for name in before or () if name not in running)
+
+
+def engine_entry(plan, containers=(), seconds=None, missing=()):
+    """The report's view of the engine: {upgraded, packages, containers, back_s, missing, note}."""
+    plan = plan or {}
+    entry = {"upgraded": bool(plan.get("upgrade")), "packages": list(plan.get("packages") or []),
+             "containers": len(containers or ()), "back_s": seconds, "missing": sorted(missing or ()), "note": ""}
+    if not entry["upgraded"]:
+        entry["note"] = "engine not upgraded"
+    elif entry["missing"]:
+        entry["note"] = "engine upgraded; not running again: %s" % ", ".join(entry["missing"])
+    elif seconds is None:
+        entry["note"] = "engine upgrade planned (%s)" % ", ".join(entry["packages"])
+    else:
+        entry["note"] = "engine upgraded, %d container(s) back in %s s" % (entry["containers"], seconds)
+    return entry

@@ -8,6 +8,8 @@ short_description: Write the report of one patching run (JSON, Markdown and HTML
 version_added: "0.3.0"
 description:
   - Per host, what the plan said, what changed (from and to), whether it rebooted and why, health before and after,
+    the time it was out of the load balancer's pool (or that it is still out), whether the Docker engine was
+    upgraded and how long its containers took to run again,
     and for a failed host the error and what it was rolled back to. The document and its Markdown come from
     C(plugins/module_utils/patching.py) (C(host_entry), C(run_report), C(markdown); pure, unit tested).
   - Writes O(directory)/O(name)C(.json), C(.md) and C(.html) (mode 0640, each written atomically). A rolling run
@@ -22,8 +24,10 @@ options:
         C(record) (its C(action=record) result), C(reboot) (C(done), C(why)), C(health_before), C(health_after),
         C(outcome) (V(planned), V(unchanged), V(patched), V(rolled_back), V(failed), V(not_reached)), C(error),
         C(rolled_back) (C(name=version) list), C(images) (C(app), C(proxy), C(db) to the result of
-        C(rollcall.ops.image_refresh) with O(rollcall.ops.image_refresh#module:state=plan)) and C(images_refreshed) (its
-        RV(rollcall.ops.image_refresh#module:refreshed)).
+        C(rollcall.ops.image_refresh) with O(rollcall.ops.image_refresh#module:state=plan)), C(images_refreshed) (its
+        RV(rollcall.ops.image_refresh#module:refreshed)), C(pool) (the time out of the load balancer's pool from
+        C(patching_pool_entry), from C(pool_entry) of C(plugins/module_utils/patching.py)), C(engine) (the Docker
+        engine upgrade, C(patching_engine_entry)).
     type: list
     elements: dict
     required: true
@@ -84,7 +88,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rollcall.ops.plugins.module_utils import artifact, patching
 
 ENTRY_KEYS = ("plan", "record", "reboot", "health_before", "health_after", "outcome", "error", "rolled_back",
-              "images", "images_refreshed")
+              "images", "images_refreshed", "pool", "engine")
 
 
 def write_text_atomic(path, text):

@@ -280,3 +280,161 @@ def test_a_host_without_images_has_no_images_part():
     assert bare["images"] == [] and bare["image_refreshed"] is None and patching.image_lines(bare) == []
     report = patching.run_report([bare], at="T")
     assert "Images:" not in patching.markdown(report) and "Images:" not in patching.html(report)
+
+
+# Load balancer (issue 13 item 3): pool_plan, pool_entry, pool_cell.
+LB = {"type": "haproxy", "host": "lb1", "backend": "sms", "socket": "/run/haproxy/admin.sock"}
+
+
+def test_an_app_host_with_changes_is_drained_from_haproxy():
+    plan = patching.pool_plan(LB, "app1", True, 3, ["lb1", "app1"])
+    assert plan["drain"] and not plan["errors"]
+    assert (plan["lb_host"], plan["backend"], plan["server"], plan["timeout_s"]) == ("lb1", "sms", "app1", 120)
+    assert "drained from HAProxy backend sms" in plan["why"]
+    assert plan["readd"] == ("ansible lb1 -m community.general.haproxy -a 'state=enabled backend=sms host=app1 "
+                             "socket=/run/haproxy/admin.sock wait=true'")
+
+
+def test_the_server_name_comes_from_the_hostvar_then_the_settings_then_the_host():
+    assert patching.pool_plan(LB, "app1", True, 1, ["lb1"], server="web-1")["server"] == "web-1"
+    assert patching.pool_plan(dict(LB, server="web"), "app1", True, 1, ["lb1"])["server"] == "web"
+    assert patching.pool_plan(dict(LB, socket=None), "app1", True, 1, ["lb1"])["socket"] == patching.LB_SOCKET
+
+
+def test_no_load_balancer_is_said_plainly():
+    for lb in (None, {}, {"type": "none"}):
+        plan = patching.pool_plan(lb, "app1", True, 3, [])
+        assert not plan["drain"] and not plan["errors"]
+        assert "no load balancer was told" in plan["why"]
+
+
+def test_db_hosts_and_hosts_without_changes_are_not_drained():
+    db = patching.pool_plan(LB, "db1", False, 3, ["lb1"])
+    assert not db["drain"] and "not an app host" in db["why"]
+    same = patching.pool_plan(LB, "app1", True, 0, ["lb1"])
+    assert not same["drain"] and "nothing to change" in same["why"] and not same["readd"]
+
+
+def test_wrong_load_balancer_settings_are_errors():
+    assert "must be one of none, haproxy" in patching.pool_plan({"type": "f5"}, "a", True, 1, [])["errors"][0]
+    errors = patching.pool_plan({"type": "haproxy", "host": "nope", "timeout_s": 0}, "a", True, 1, ["lb1"])["errors"]
+    assert len(errors) == 3 and "inventory host" in errors[0] and "backend" in errors[1] and "timeout" in errors[2]
+    bad = patching.pool_plan(dict(LB, timeout_s="soon"), "a", True, 1, ["lb1"])
+    assert not bad["drain"] and bad["why"] == "the load balancer settings are wrong"
+
+
+def test_time_out_of_the_pool():
+    plan = patching.pool_plan(LB, "app1", True, 3, ["lb1"])
+    back = patching.pool_entry(plan, 100.0, 142.34)
+    assert back == {"lb": "haproxy", "drained": True, "back": True, "out_s": 42.3,
+                    "note": "out of the pool for 42.3 s, back after the health gate passed"}
+    assert patching.pool_cell(back) == "42.3 s"
+
+
+def test_a_failed_host_stays_out_and_the_note_says_how_to_re_add_it():
+    plan = patching.pool_plan(LB, "app1", True, 3, ["lb1"])
+    out = patching.pool_entry(plan, 100.0, None, now=130.0)
+    assert out["drained"] and not out["back"] and out["out_s"] == 30.0
+    assert "fail closed" in out["note"] and plan["readd"] in out["note"]
+    assert patching.pool_cell(out) == "still out (30.0 s)"
+    assert patching.pool_cell(patching.pool_entry(plan, 100.0)) == "still out (?)"
+
+
+def test_a_host_not_drained_has_no_time_out_of_the_pool():
+    entry = patching.pool_entry(patching.pool_plan(None, "app1", True, 3, []))
+    assert entry["lb"] == "none" and not entry["drained"] and entry["out_s"] is None
+    assert "no load balancer was told" in entry["note"] and patching.pool_cell(entry) == "-"
+    assert patching.pool_cell(None) == "-"
+
+
+def test_the_reports_show_the_time_out_of_the_pool():
+    plan = patching.pool_plan(LB, "app1", True, 3, ["lb1"])
+    entries = [patching.host_entry("app1", outcome="patched", pool=patching.pool_entry(plan, 0, 12.5)),
+               patching.host_entry("app2", outcome="failed", pool=patching.pool_entry(plan, 0, None, 5)),
+               patching.host_entry("db1", outcome="unchanged")]
+    report = patching.run_report(entries)
+    text = patching.markdown(report)
+    assert "| out of pool |" in text and "| 12.5 s |" in text and "| still out (5.0 s) |" in text
+    assert "Load balancer: still out of the pool (fail closed" in text
+    page = patching.html(report)
+    assert "<th>out of pool</th>" in page or "out of pool" in page
+    assert "still out (5.0 s)" in page and "re-add it" in page
+    assert report["hosts"][2]["pool"]["drained"] is False
+
+
+# The Docker engine (issue 13 item 4): engine_plan, project_containers, engine_precheck, containers_back, engine_entry.
+def _changes(*names):
+    return [{"package": n, "from": "1", "to": "2", "security": False} for n in names]
+
+
+def test_an_upgrade_of_an_engine_package_is_an_engine_upgrade():
+    plan = patching.engine_plan(_changes("curl", "docker.io", "containerd"))
+    assert plan["upgrade"] and plan["packages"] == ["containerd", "docker.io"] and not plan["errors"]
+    assert "the Docker engine restarts" in plan["why"]
+
+
+def test_other_upgrades_leave_the_engine_alone():
+    plan = patching.engine_plan(_changes("curl", "docker-compose-plugin"))
+    assert not plan["upgrade"] and plan["packages"] == [] and plan["why"] == "the Docker engine is not upgraded"
+    assert not patching.engine_plan([])["upgrade"]
+
+
+def test_the_engine_packages_are_names_or_patterns():
+    assert patching.engine_plan(_changes("docker-ce"), ["docker-*"])["packages"] == ["docker-ce"]
+    assert not patching.engine_plan(_changes("docker-ce"), ["docker"])["upgrade"]
+    assert not patching.engine_plan(_changes("docker.io"), [])["upgrade"]
+
+
+def test_a_db_host_needs_its_verified_backup_before_an_engine_upgrade():
+    stop = patching.engine_plan(_changes("docker.io"), is_db=True, backup_ok=False)
+    assert "no verified backup" in stop["errors"][0]
+    assert not patching.engine_plan(_changes("docker.io"), is_db=True, backup_ok=True)["errors"]
+    assert not patching.engine_plan(_changes("curl"), is_db=True, backup_ok=False)["errors"]
+
+
+def test_the_projects_containers_by_label_or_name():
+    containers = [{"Names": ["/sms-app"], "Labels": {"rollcall.project": "sms"}}, {"Names": ["/sms-db"], "Labels": {}},
+                  {"Names": ["/other"], "Labels": {"rollcall.project": "x"}}, {"Names": ["/lonely"], "Labels": None}]
+    assert patching.project_containers(containers, "sms", ["sms-db"]) == ["sms-app", "sms-db"]
+    assert patching.project_containers(None, "sms") == []
+
+
+def _inspect(name, running, policy):
+    return {"Name": "/" + name, "State": {"Running": running}, "HostConfig": {"RestartPolicy": {"Name": policy}}}
+
+
+def test_a_running_container_without_a_restarting_policy_is_a_stop():
+    containers = [_inspect("sms-app", True, "unless-stopped"), _inspect("sms-db", True, "always"),
+                  _inspect("sms-proxy", True, "on-failure"), _inspect("sms-helper", True, ""),
+                  _inspect("sms-old", False, "no"), {"Name": "/bare", "State": {"Running": True}}]
+    assert patching.engine_precheck(containers) == [
+        "sms-proxy (restart policy on-failure): set it to unless-stopped (or always), or stop it first",
+        "sms-helper (restart policy no): set it to unless-stopped (or always), or stop it first",
+        "bare (restart policy no): set it to unless-stopped (or always), or stop it first"]
+    assert patching.engine_precheck([]) == []
+
+
+def test_containers_that_did_not_come_back():
+    assert patching.containers_back(["a", "b", "c"], ["a", "c", "z"]) == ["b"]
+    assert patching.containers_back(["a"], ["a"]) == []
+    assert patching.containers_back(["a", "b"], [{"Names": ["/a"]}]) == ["b"]
+
+
+def test_the_engine_in_the_report():
+    plan = patching.engine_plan(_changes("docker.io"))
+    assert patching.engine_entry(plan, ["a", "b"], 12.5)["note"] == "engine upgraded, 2 container(s) back in 12.5 s"
+    assert patching.engine_entry(plan, ["a", "b"], None, ["b"])["note"] == "engine upgraded; not running again: b"
+    assert patching.engine_entry(plan)["note"] == "engine upgrade planned (docker.io)"
+    quiet = patching.engine_entry(patching.engine_plan([]))
+    assert not quiet["upgraded"] and quiet["note"] == "engine not upgraded"
+
+
+def test_the_reports_say_the_engine_was_upgraded():
+    plan = patching.engine_plan(_changes("docker.io"))
+    entries = [patching.host_entry("app1", outcome="patched", engine=patching.engine_entry(plan, ["a"], 9.5)),
+               patching.host_entry("app2", outcome="unchanged")]
+    report = patching.run_report(entries)
+    assert "Docker engine: engine upgraded, 1 container(s) back in 9.5 s" in patching.markdown(report)
+    assert "Docker engine: engine upgraded, 1 container(s) back in 9.5 s" in patching.html(report)
+    assert report["hosts"][1]["engine"]["upgraded"] is False
+    assert "Docker engine" not in patching.markdown(patching.run_report(entries[1:]))

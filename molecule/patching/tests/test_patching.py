@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-testinfra_hosts = ["all"]
+testinfra_hosts = ["app"]  # not rc-patch-lb (group lb): it is never patched
 
 PACKAGES = ("rcp-plain", "rcp-security", "rcp-reboot", "rcp-fragile")
 
