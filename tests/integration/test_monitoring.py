@@ -120,14 +120,21 @@ def active_silences():
         return [x["id"] for x in json.load(r) if x["status"]["state"] == "active"]
 
 
-def wait_for(what, predicate, timeout=90):
+def wait_for(what, predicate, timeout=90, explain=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(1)
-    pytest.fail("%s did not happen within %d s" % (what, timeout))
+    pytest.fail("%s did not happen within %d s%s" % (what, timeout, ("\n" + explain()) if explain else ""))
+
+
+def alertmanager_log(docker_client):
+    def explain():
+        logs = docker_client.containers.get("%s-alertmanager" % PROJECT).logs(tail=40).decode(errors="replace")
+        return "Alertmanager's log:\n" + logs
+    return explain
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +179,9 @@ def test_an_alert_reaches_email_and_webhook_and_resolves(stack, receivers, docke
         h for h in hooks if h["status"] == "firing" and h["commonLabels"].get("alertname") == "BackupVerifyFailed"])
     assert firing[0]["commonLabels"]["severity"] == "P1"
     assert "did not pass verification" in firing[0]["alerts"][0]["annotations"]["summary"]
-    mail = wait_for("the email", lambda: [m for m in mailbox.messages if "BackupVerifyFailed" in m["data"]])
+    mail = wait_for("the email", lambda: [m for m in mailbox.messages if "BackupVerifyFailed" in m["data"]],
+                    explain=lambda: "mails: %r\n%s" % ([m["data"][:300] for m in mailbox.messages],
+                                                      alertmanager_log(docker_client)()))
     assert mail[0]["to"] == ["admin@school.example"]
 
     # A new verified backup: the alert resolves, and both receivers are told.

@@ -64,6 +64,7 @@ RECEIVERS = {
     "rollcall_alert_smtp_smarthost": "mail.school.example:587",
     "rollcall_alert_smtp_username": "rollcall",
     "rollcall_alert_smtp_password": "s3cret-smtp",
+    "rollcall_alert_smtp_require_tls": False,
     "rollcall_alert_slack_url": "https://hooks.slack.example/services/T0/B0/X",
     "rollcall_alert_webhook_urls": ["https://teams-relay.school.example/alert"],
     "rollcall_public_url": "https://sms.school.example/health",
@@ -115,6 +116,7 @@ def test_the_generated_configuration_passes_promtool_and_amtool(tmp_path, invent
     everyone = next(r for r in am["receivers"] if r["name"] == "everyone")
     if extra is RECEIVERS:
         assert everyone["email_configs"][0]["to"] == "admin@school.example"
+        assert am["global"]["smtp_require_tls"] is False  # false stays false (not "blank means default")
         assert everyone["slack_configs"][0]["channel"] == "#sms-alerts"
         assert am["route"]["routes"][1]["receiver"] == "chat"
         assert oct((out / "alertmanager.yml").stat().st_mode & 0o777) == "0o640"
