@@ -24,7 +24,7 @@ import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from . import backup
+from . import backup, release
 from . import checks as http
 from .checks import CRITICAL, OK, WARNING
 from .engines import mssql
@@ -41,7 +41,7 @@ try:
 except ImportError:  # pragma: no cover - the stdlib fallback below reads host certificates without it
     HAS_CRYPTOGRAPHY = False
 
-KINDS = ("container", "http", "database", "disk", "memory", "cpu", "backup", "logs", "tls")
+KINDS = ("container", "http", "database", "disk", "memory", "cpu", "backup", "logs", "tls", "lock")
 SEVERITY = {OK: 0, WARNING: 1, CRITICAL: 2}
 
 # [warning, critical]; a value at or beyond a bound has that status (for tls_days_left: at or below).
@@ -64,6 +64,8 @@ THRESHOLDS = {
     "log_used_percent": [70, 90],
     "blocked_sessions": [1, None],
     "express_size_percent": [80, 95],
+    # The deploy lock held this long (a deploy or patching run that died holding it blocks every later one).
+    "deploy_lock_minutes": [30, 120],
 }
 LOWER_IS_WORSE = frozenset(["tls_days_left"])
 
@@ -420,6 +422,32 @@ def sqlserver_check(params, thresholds, open_engine=open_database):
     except Exception as exc:  # noqa: BLE001 - EngineError, or a driver's own
         return could_not(name, "database", "could not reach the %s: %s" % (where, exc), {"blocked_sessions": 0})
     return evaluate_sqlserver(name, where, facts, thresholds)
+
+
+# ------------------------------------------------------------------------------------------ deploy lock
+def evaluate_deploy_lock(app, lock, thresholds, describe):
+    """The deploy lock of ``app``: free is ok; held is rated by how long (``deploy_lock_minutes``), naming the
+    holder. ``lock`` is ReleaseStore.read_lock()'s answer (None: free); metric ``held_s`` (0 when free)."""
+    name = "deploy lock %s" % app
+    if lock is None:
+        return make_check(name, "lock", OK, "free", {"held_s": 0})
+    held = lock.get("age_s") or 0
+    problems = []
+    _judge(problems, "deploy_lock_minutes", round(held / 60.0, 1), thresholds, "deploy lock held for", " min")
+    base = "held by %s" % describe(lock)
+    if problems:
+        base += "; if that run is dead, break it: app_release action=break_lock (docs/releases.md)"
+    return _verdict(name, "lock", problems, base, {"held_s": held})
+
+
+def deploy_lock_check(spec, thresholds, state=None):
+    """Read the deploy lock under ``spec['state_dir']`` for ``spec['app']`` (release.ReleaseStore) and rate it."""
+    try:
+        reader = state or release.ReleaseStore(spec["state_dir"], spec["app"])
+        lock = reader.read_lock()
+    except release.ReleaseError as exc:
+        return could_not("deploy lock %s" % spec["app"], "lock", str(exc))
+    return evaluate_deploy_lock(spec["app"], lock, thresholds, release.describe_lock)
 
 
 # ------------------------------------------------------------------------------------ disk, memory, cpu

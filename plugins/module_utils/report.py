@@ -622,6 +622,8 @@ def render_prometheus(doc):
          "container", 1),
         ("tls", "days_left", "rollcall_tls_certificate_days_left", "Days until the TLS certificate expires.",
          "check", 1),
+        ("lock", "held_s", "rollcall_deploy_lock_held_seconds",
+         "Seconds the deploy lock has been held (0 when free).", "check", 1),
     )
     for kind, key, name, help_text, label, scale in families:
         for h in doc["hosts"]:

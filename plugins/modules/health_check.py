@@ -15,9 +15,9 @@ description:
     endpoint does not become healthy and O(fail_unhealthy=true), so a deploy stops at its gate with something a
     person can act on.
   - With any of O(containers), O(endpoints), O(database), O(disk_paths), O(memory), O(cpu), O(backup_directory),
-    O(logs), O(tls), also gathers those checks (concurrently) and judges each V(ok), V(warning) or V(critical)
-    against O(thresholds), with a one-line reason. A check that could not run is V(critical) with the reason
-    (C(could not reach ...)), never silently V(ok).
+    O(logs), O(tls), O(deploy_lock), also gathers those checks (concurrently) and judges each V(ok), V(warning)
+    or V(critical) against O(thresholds), with a one-line reason. A check that could not run is V(critical) with
+    the reason (C(could not reach ...)), never silently V(ok).
   - Only fails because something is unhealthy when O(fail_on) (or O(fail_unhealthy) for the O(url) gate) says so;
     always fails on bad arguments.
   - Passwords given to the module, and anything that looks like a secret (C(SECRET_KEY=...), the password in a
@@ -31,7 +31,7 @@ options:
     description:
       - The health endpoint to wait for (the deploy gate), for example V(http://127.0.0.1:8080/health).
       - At least one of O(url), O(containers), O(endpoints), O(database), O(disk_paths), O(memory), O(cpu),
-        O(backup_directory), O(logs) or O(tls) is required.
+        O(backup_directory), O(logs), O(tls) or O(deploy_lock) is required.
     type: str
   wait_timeout:
     description:
@@ -256,6 +256,23 @@ options:
         description:
           - A PEM certificate file on the managed host (the first certificate in it counts).
         type: path
+  deploy_lock:
+    description:
+      - The deploy lock of an app (kind C(lock)), as M(rollcall.ops.app_release) keeps it; free is V(ok), held is
+        rated by how long (C(deploy_lock_minutes)) and names its holder. A deploy or patching run that died holding
+        the lock blocks every later one.
+    type: dict
+    suboptions:
+      state_dir:
+        description:
+          - The state directory of M(rollcall.ops.app_release).
+        type: path
+        required: true
+      app:
+        description:
+          - The app (project) name.
+        type: str
+        required: true
   thresholds:
     description:
       - Overrides of the default thresholds, each a list V([warning, critical]); a value at or beyond a bound has
@@ -275,6 +292,7 @@ options:
       - C(log_used_percent) (default V([70, 90])) SQL Server transaction log use; C(blocked_sessions) (default
         V([1, null])) SQL Server sessions blocked by another; C(express_size_percent) (default V([80, 95])) the
         data files of a SQL Server Express database as a share of its 10 GB limit.
+      - C(deploy_lock_minutes) (default V([30, 120])) minutes the deploy lock has been held.
     type: dict
 notes:
   - The HTTP, disk, memory, CPU and TLS checks use the Python standard library; containers, logs and databases in
@@ -357,7 +375,8 @@ checks:
       description: What was checked (container name, endpoint name, C(disk /), C(memory), ...).
       type: str
     kind:
-      description: One of C(container), C(http), C(database), C(disk), C(memory), C(cpu), C(backup), C(logs), C(tls).
+      description: One of C(container), C(http), C(database), C(disk), C(memory), C(cpu), C(backup), C(logs), C(tls),
+        C(lock).
       type: str
     status:
       description: V(ok), V(warning) or V(critical).
@@ -371,7 +390,7 @@ checks:
           C(container): C(running) (0/1), C(restart_count); C(database): C(active_connections),
           C(max_connections), C(long_queries); C(disk), C(memory), C(cpu): C(used_percent); C(backup):
           C(newest_age_s), C(newest_verified_age_s); C(logs): C(error_lines), C(recent_error_lines);
-          C(tls): C(days_left)."
+          C(tls): C(days_left); C(lock): C(held_s) (0 when free)."
       type: dict
     details:
       description:
@@ -437,7 +456,7 @@ from ansible_collections.rollcall.ops.plugins.module_utils.docker import client 
 from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import EngineError
 
 CHECK_OPTIONS = ("url", "containers", "endpoints", "database", "disk_paths", "memory", "cpu", "backup_directory",
-                 "logs", "tls")
+                 "logs", "tls", "deploy_lock")
 
 ARGUMENT_SPEC = dict(
     url=dict(type="str"),
@@ -482,6 +501,8 @@ ARGUMENT_SPEC = dict(
     tls=dict(type="list", elements="dict", required_one_of=[("host", "path")], mutually_exclusive=[("host", "path")],
              options=dict(name=dict(type="str"), host=dict(type="str"), port=dict(type="int", default=443),
                           path=dict(type="path"))),
+    deploy_lock=dict(type="dict", options=dict(state_dir=dict(type="path", required=True),
+                                               app=dict(type="str", required=True))),
     thresholds=dict(type="dict"),
 )
 
@@ -568,6 +589,9 @@ def jobs_for(params, thresholds, gate):
         jobs.append(label("logs", "logs", health.log_checks, params["logs"], api, thresholds, secrets(params)))
     for entry in params["tls"] or ():
         jobs.append(label(health.tls_name(entry), "tls", health.tls_check, entry, thresholds))
+    if params["deploy_lock"]:
+        jobs.append(label("deploy lock %s" % params["deploy_lock"]["app"], "lock", health.deploy_lock_check,
+                          params["deploy_lock"], thresholds))
     return jobs
 
 

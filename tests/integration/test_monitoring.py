@@ -32,7 +32,8 @@ PROJECT = "rc-mon-it"
 PORTS = {"prometheus": 19090, "alertmanager": 19093, "blackbox": 19115, "node": 19100}
 SMTP_PORT = 19025
 HOOK_PORT = 19026
-CONTAINERS = ["%s-%s" % (PROJECT, n) for n in ("prometheus", "alertmanager", "blackbox", "node-exporter")]
+CONTAINERS = ["%s-%s" % (PROJECT, n) for n in ("prometheus", "alertmanager", "blackbox", "node-exporter",
+                                                "teams-relay")]
 
 
 class Mailbox(smtpd_module.SMTPServer):
@@ -45,11 +46,12 @@ class Mailbox(smtpd_module.SMTPServer):
 
 
 class Hook(BaseHTTPRequestHandler):
-    received = []
+    received = []  # Alertmanager's webhook JSON (POST /alert)
+    cards = []  # what our Teams relay posts (POST /teams): Teams' message with an Adaptive Card
 
     def do_POST(self):  # noqa: N802 - http.server's name
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        Hook.received.append(json.loads(body))
+        (Hook.cards if self.path.startswith("/teams") else Hook.received).append(json.loads(body))
         self.send_response(200)
         self.end_headers()
 
@@ -66,7 +68,7 @@ def receivers():
     smtp_thread.start()
     hook = ThreadingHTTPServer(("127.0.0.1", HOOK_PORT), Hook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
-    yield mailbox, Hook.received
+    yield mailbox, Hook.received, Hook.cards
     hook.shutdown()
     mailbox.close()
 
@@ -79,11 +81,13 @@ def playbook(tmp_path, textfile_dir, check=False):
             "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
             "rollcall_project": PROJECT, "rollcall_db_engine": "sqlite", "rollcall_environment": "test",
             "rollcall_state_dir": str(tmp_path / "state"), "rollcall_report_dir": str(textfile_dir),
-            "rollcall_monitoring_ports": PORTS, "rollcall_monitoring_scrape_interval": "2s",
+            "rollcall_monitoring_scrape_interval": "2s",
             "rollcall_alert_group_wait": "1s", "rollcall_alert_group_interval": "2s",
             "rollcall_alert_email_to": "admin@school.example",
             "rollcall_alert_smtp_smarthost": "127.0.0.1:%d" % SMTP_PORT, "rollcall_alert_smtp_require_tls": False,
             "rollcall_alert_webhook_urls": ["http://127.0.0.1:%d/alert" % HOOK_PORT],
+            "rollcall_alert_teams_urls": ["http://127.0.0.1:%d/teams/channel?sig=x" % HOOK_PORT],
+            "rollcall_monitoring_ports": dict(PORTS, teams=19095),
         }}}))
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
@@ -161,7 +165,7 @@ def test_check_mode_starts_nothing(stack, docker_client):
 
 def test_an_alert_reaches_email_and_webhook_and_resolves(stack, receivers, docker_client):
     tmp, textfile_dir = stack
-    mailbox, hooks = receivers
+    mailbox, hooks, cards = receivers
     prom = textfile_dir / "rollcall.prom"
     prom.write_text('rollcall_backup_newest_verify_passed{host="db1",check="backup"} 1\n')
 
@@ -183,11 +187,18 @@ def test_an_alert_reaches_email_and_webhook_and_resolves(stack, receivers, docke
                     explain=lambda: "mails: %r\n%s" % ([m["data"][:300] for m in mailbox.messages],
                                                       alertmanager_log(docker_client)()))
     assert mail[0]["to"] == ["admin@school.example"]
+    # Teams: our relay turned the same notice into an Adaptive Card
+    card = wait_for("the Teams card", lambda: [c for c in cards if "BackupVerifyFailed" in c.get("summary", "")])
+    assert card[0]["summary"] == "[FIRING:1] P1 BackupVerifyFailed"
+    assert card[0]["attachments"][0]["contentType"] == "application/vnd.microsoft.card.adaptive"
 
     # A new verified backup: the alert resolves, and both receivers are told.
     staged.write_text('rollcall_backup_newest_verify_passed{host="db1",check="backup"} 1\n')
     staged.rename(prom)
-    wait_for("the webhook's resolved notice", lambda: [h for h in hooks if h["status"] == "resolved"])
+    wait_for("the webhook's resolved notice", lambda: [h for h in hooks if h["status"] == "resolved"], timeout=150,
+             explain=lambda: "webhooks: %r\nalerts: %r\n%s" % ([(h["status"], h["commonLabels"]) for h in hooks],
+                                                              query("ALERTS"), alertmanager_log(docker_client)()))
+    wait_for("the Teams resolved card", lambda: [c for c in cards if c["summary"].startswith("[RESOLVED]")])
 
     # A maintenance window: the silence is set once (a second time is no change), seen by Alertmanager, lifted.
     args = {"url": "http://127.0.0.1:%d" % PORTS["alertmanager"], "matchers": {"project": PROJECT, "service": "app"},

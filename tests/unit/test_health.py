@@ -509,7 +509,8 @@ def test_run_keeps_order_summarises_and_never_lets_a_crash_pass_as_ok():
 
 
 def test_every_kind_is_known():
-    assert set(health.KINDS) == {"container", "http", "database", "disk", "memory", "cpu", "backup", "logs", "tls"}
+    assert set(health.KINDS) == {"container", "http", "database", "disk", "memory", "cpu", "backup", "logs", "tls",
+                                 "lock"}
     assert os.path.basename(sys.modules[health.__name__].__file__) == "health.py"
 
 
@@ -519,3 +520,33 @@ def test_default_actor_follows_the_one_rule():
 
     assert release.default_actor({"ROLLCALL_ACTOR": "ops@awx", "USER": "root"}, "ctl") == "ops@awx"
     assert release.default_actor({"LOGNAME": "cron"}, "ctl") == "cron@ctl"
+
+
+# ------------------------------------------------------------------------------------------ deploy lock
+def test_a_free_deploy_lock_is_ok_with_zero_held(tmp_path):
+    check = health.deploy_lock_check({"state_dir": str(tmp_path), "app": "sms"}, health.merge_thresholds())
+    assert check["kind"] == "lock" and check["status"] == health.OK and check["metrics"] == {"held_s": 0}
+    assert check["name"] == "deploy lock sms" and check["reason"] == "free"
+
+
+@pytest.mark.parametrize("age_s, status", [(60, "ok"), (1800, "warning"), (7200, "critical")])
+def test_a_held_deploy_lock_is_rated_by_how_long_and_names_its_holder(tmp_path, age_s, status):
+    from ansible_collections.rollcall.ops.plugins.module_utils import release
+    state = release.ReleaseStore(str(tmp_path), "sms", clock=lambda: 1_000_000.0)
+    state.acquire(holder="ops@admin1", version="1.1.0", message="deploy 1.1.0")
+    later = release.ReleaseStore(str(tmp_path), "sms", clock=lambda: 1_000_000.0 + age_s)
+    check = health.deploy_lock_check({"state_dir": str(tmp_path), "app": "sms"}, health.merge_thresholds(), later)
+    assert check["status"] == status and check["metrics"]["held_s"] == age_s
+    assert "ops@admin1" in check["reason"]
+    assert ("break_lock" in check["reason"]) == (status != "ok")
+
+
+def test_an_unreadable_deploy_lock_is_critical_not_ok(tmp_path):
+    from ansible_collections.rollcall.ops.plugins.module_utils import release
+
+    class Broken:
+        def read_lock(self):
+            raise release.ReleaseError("cannot read the deploy lock /x: Permission denied")
+
+    check = health.deploy_lock_check({"state_dir": str(tmp_path), "app": "sms"}, health.merge_thresholds(), Broken())
+    assert check["status"] == health.CRITICAL and "Permission denied" in check["reason"]

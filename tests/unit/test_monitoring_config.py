@@ -66,7 +66,8 @@ RECEIVERS = {
     "rollcall_alert_smtp_password": "s3cret-smtp",
     "rollcall_alert_smtp_require_tls": False,
     "rollcall_alert_slack_url": "https://hooks.slack.example/services/T0/B0/X",
-    "rollcall_alert_webhook_urls": ["https://teams-relay.school.example/alert"],
+    "rollcall_alert_webhook_urls": ["https://hooks.school.example/alert"],
+    "rollcall_alert_teams_urls": ["https://school.webhook.office.example/workflows/abc?sig=s3cret-teams"],
     "rollcall_public_url": "https://sms.school.example/health",
 }
 
@@ -84,7 +85,7 @@ def render(tmp_path, inventory, extra=None):
     proc = run(["ansible-playbook", "-i", str(source), str(ROOT / "tests/monitoring/render.yml"),
                 "-e", json.dumps(extra)], cwd=ROOT, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
-    assert "s3cret-smtp" not in proc.stdout + proc.stderr
+    assert "s3cret-smtp" not in proc.stdout + proc.stderr and "s3cret-teams" not in proc.stdout + proc.stderr
     return out
 
 
@@ -97,7 +98,7 @@ def test_the_generated_configuration_passes_promtool_and_amtool(tmp_path, invent
     out = render(tmp_path, inventory, extra)
     check = run([tool("promtool"), "check", "config", str(out / "prometheus.yml")])
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 20 rules found" in check.stdout
+    assert "SUCCESS: 21 rules found" in check.stdout
     amcheck = run([tool("amtool"), "check-config", str(out / "alertmanager.yml")])
     assert amcheck.returncode == 0, amcheck.stdout + amcheck.stderr
 
@@ -120,7 +121,13 @@ def test_the_generated_configuration_passes_promtool_and_amtool(tmp_path, invent
         assert everyone["slack_configs"][0]["channel"] == "#sms-alerts"
         assert am["route"]["routes"][1]["receiver"] == "chat"
         assert oct((out / "alertmanager.yml").stat().st_mode & 0o777) == "0o640"
+        # Teams through the relay on loopback; the real URL (its secret) only in teams.json, 0640
+        hooks = [w["url"] for w in everyone["webhook_configs"]]
+        assert hooks == ["https://hooks.school.example/alert", "http://127.0.0.1:9095/teams/0"]
+        assert "s3cret-teams" not in (out / "alertmanager.yml").read_text()
+        assert json.loads((out / "teams.json").read_text()) == {"urls": RECEIVERS["rollcall_alert_teams_urls"]}
+        assert oct((out / "teams.json").stat().st_mode & 0o777) == "0o640"
     else:
-        assert "email_configs" not in everyone
+        assert "email_configs" not in everyone and not (out / "teams.json").exists()
     # the database being down inhibits the app's alerts
     assert any(r["source_matchers"] == ['alertname="DatabaseDown"'] for r in am["inhibit_rules"])
