@@ -35,7 +35,7 @@ from ansible.template import Templar
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "awx_config"
 PLAYBOOKS = ROOT / "playbooks"
-NOT_TEMPLATED = {"preflight.yml", "awx_configure.yml"}  # imported by every playbook / makes the templates
+NOT_TEMPLATED = {"preflight.yml", "silence.yml", "awx_configure.yml"}  # imported by playbooks / makes the templates
 UTC = dt.UTC
 
 # Values the role only uses when they are given (secrets passed with -e): given here so those tasks render too.

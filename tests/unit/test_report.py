@@ -28,8 +28,9 @@ def results():
                        check("http:/api/students", "http", "warning", "p95 620 ms > 500 ms", p50_ms=210,
                              p95_ms=620, p99_ms=900, error_rate=0.01, samples=20),
                        check("backup:sms", "backup", "ok", newest_age_s=3600, newest_verified_age_s=7200),
-                       check("disk:/", "disk", used_percent=41.2)],
-            "summary": {"ok": 4, "warning": 1, "critical": 0}}
+                       check("disk:/", "disk", used_percent=41.2),
+                       check("deploy lock sms", "lock", held_s=0)],
+            "summary": {"ok": 5, "warning": 1, "critical": 0}}
     db1 = {"host": "db1", "status": "critical", "checked_at": "2026-11-25T07:59:59Z",
            "checks": [check("postgres", "database", "critical", "connection refused " + EVIL),
                       check("backup:sms", "backup", "warning", "newest backup is 30 h old",
@@ -50,7 +51,7 @@ def test_overall_status_counts_and_order():
     assert d["status"] == "critical" and d["critical"] is True
     assert [h["host"] for h in d["hosts"]] == ["db1", "web1"]  # worst first
     assert d["counts"]["hosts"] == {"ok": 0, "warning": 1, "critical": 1, "total": 2}
-    assert d["counts"]["checks"] == {"ok": 5, "warning": 2, "critical": 1, "total": 8}
+    assert d["counts"]["checks"] == {"ok": 6, "warning": 2, "critical": 1, "total": 9}
     assert d["hosts"][0]["checks"][0]["name"] == "postgres"  # worst check first
     assert any(line.startswith("db1: postgres critical (connection refused") for line in d["failing"])
 
@@ -192,6 +193,7 @@ def test_prometheus_metrics():
     assert 'rollcall_backup_newest_verified_age_seconds{host="web1",check="backup:sms"} 7200' in samples
     assert 'rollcall_http_latency_p95_seconds{host="web1",endpoint="http:/api/students"} 0.62' in samples
     assert 'rollcall_tls_certificate_days_left{host="db1",check="tls"} 40' in samples
+    assert 'rollcall_deploy_lock_held_seconds{host="web1",check="deploy lock sms"} 0' in samples
     assert "rollcall_health_report_timestamp_seconds %d" % NOW.timestamp() in samples
     # unknown values are left out, not invented
     assert not any(s.startswith('rollcall_backup_newest_verified_age_seconds{host="db1"') for s in samples)
