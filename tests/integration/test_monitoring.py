@@ -10,6 +10,7 @@ on this machine is not disturbed.
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -107,6 +108,14 @@ def query(expr):
         return json.load(r)["data"]["result"]
 
 
+def console(name):
+    """A console template as Prometheus renders it (200, else urlopen raises with the template's error)."""
+    url = "http://127.0.0.1:%d/consoles/%s.html" % (PORTS["prometheus"], name)
+    with urllib.request.urlopen(url, timeout=10) as r:
+        assert r.status == 200
+        return r.read().decode()
+
+
 def silence_module(args, rc=0):
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1",
                ANSIBLE_LOAD_CALLBACK_PLUGINS="1", ANSIBLE_STDOUT_CALLBACK="json")
@@ -173,6 +182,11 @@ def test_an_alert_reaches_email_and_webhook_and_resolves(stack, receivers, docke
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
     up = {r["metric"]["job"]: r["value"][1] for r in query("up")}
     assert up == {"prometheus": "1", "alertmanager": "1", "node": "1"}, up
+    # The dashboards (console templates): rendered with numbers from the running Prometheus.
+    pages = {name: console(name) for name in ("index", "system-overview", "app-performance", "business-metrics")}
+    shown = re.search(r'id="targets-up">\s*<a[^>]*>(\d+)</a>', pages["system-overview"])
+    assert shown and int(shown.group(1)) == 3, pages["system-overview"][:3000]
+    assert "<td>localhost</td>" in pages["system-overview"]  # the node exporter's host row
     assert not mailbox.messages and not hooks
 
     # health.yml finds the newest backup's verification failed: the textfile says so (atomically, as it writes it).
