@@ -581,7 +581,8 @@ def evaluate_backups(directory, items, thresholds):
 def backup_check(directory, thresholds, describe, engine=None, database=None):
     name = "backup %s" % directory
     if not os.path.isdir(directory):
-        return could_not(name, "backup", "could not read backups: directory %s does not exist" % directory)
+        return could_not(name, "backup", "could not read backups: directory %s does not exist (no backup was ever "
+                                         "made here: run playbooks/backup.yml)" % directory)
     try:
         items = describe(directory)
     except Exception as exc:  # noqa: BLE001 - ArtifactError, OSError

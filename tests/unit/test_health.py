@@ -364,6 +364,7 @@ def test_backup_check_filters_and_reports_a_missing_directory(tmp_path):
     assert check["metrics"]["newest_age_s"] == 60
     missing = health.backup_check(str(tmp_path / "none"), T, lambda d: items)
     assert missing["status"] == "critical" and "does not exist" in missing["reason"]
+    assert "run playbooks/backup.yml" in missing["reason"]  # says what to do
 
 
 # ------------------------------------------------------------------------------------------------ logs
