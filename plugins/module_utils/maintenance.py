@@ -155,14 +155,17 @@ def action(engine, kind, obj, reason, sql, figures=None):
 
 
 def plan(engine, stats, thresholds=None, options=None):
-    """The actions for ``engine`` from its ``maintenance_stats()`` (see each ``plan_*``)."""
+    """The actions for ``engine`` from its ``maintenance_stats()`` (see each ``plan_*``); ``options["only"]``, when
+    given, keeps the actions of those kinds (a cadence: monthly vacuum, mid-month reindex)."""
     thresholds = merge_thresholds(thresholds)
     options = dict(options or {})
     planner = {"postgresql": plan_postgresql, "mysql": plan_mysql, "sqlite": plan_sqlite,
                "mssql": plan_mssql}.get(engine)
     if planner is None:
         raise MaintenanceError("engine %r has no maintenance plan; use one of %s" % (engine, ", ".join(ENGINES)))
-    return planner(stats, thresholds, options)
+    actions = planner(stats, thresholds, options)
+    only = options.get("only")
+    return [a for a in actions if a["action"] in only] if only else actions
 
 
 def plan_postgresql(stats, thresholds, options):
@@ -205,10 +208,12 @@ def plan_postgresql(stats, thresholds, options):
     return actions
 
 
-def reindex_after_vacuum(actions, stats, thresholds):
+def reindex_after_vacuum(actions, stats, thresholds, only=None):
     """The REINDEX CONCURRENTLY actions that fresh ``stats`` (read after VACUUM updated the indexes' tuple counts)
     call for and ``actions`` does not have yet."""
     have = {a["object"] for a in actions if a["action"] in ("reindex_concurrently", "drop_invalid_index")}
+    if only and "reindex_concurrently" not in only:
+        return []
     return [a for a in plan_postgresql(dict(stats, tables=[]), thresholds, {})
             if a["action"] == "reindex_concurrently" and a["object"] not in have]
 
@@ -346,6 +351,9 @@ def mssql_script(actions, lock_timeout_s):
 
 # ---------------------------------------------------------------------------------------------- outcome
 READ_ONLY = frozenset(("check_table", "integrity_check", "checkdb"))
+ACTION_KINDS = ("vacuum_analyze", "reindex_concurrently", "drop_invalid_index", "reset_stats", "check_table",
+                "optimize_table", "analyze_table", "integrity_check", "optimize", "wal_checkpoint", "vacuum",
+                "vacuum_into_swap", "checkdb", "reorganize", "rebuild", "update_statistics")
 
 
 def changes(actions):
@@ -529,13 +537,13 @@ def _when(value):
 
 
 # ---------------------------------------------------------------------------------------------- growth
-def growth(points, capacity_bytes=None, used_bytes=None):
+def growth(points, free_bytes=None):
     """Growth of a size over time and when the disk fills.
 
     ``points``: [(when, bytes)] (ISO strings or datetimes), any order. The rate is the least-squares slope over
     the points (bytes per day); with fewer than two points at different times, or a rate of 0 or less, there is
-    no projection. ``capacity_bytes`` / ``used_bytes``: the file system's size and what is used on it now; the
-    disk fills when the used bytes grow by the free space at that rate.
+    no projection. ``free_bytes``: what is free on the file system now; it fills when the size has grown by that
+    much at that rate (from the newest point).
     Returns {"rate_bytes_per_day", "points", "days_to_full", "full_on"} (None where unknown).
     """
     series = sorted((t, float(v)) for t, v in ((_when(w), b) for w, b in points) if t is not None and v is not None)
@@ -551,10 +559,9 @@ def growth(points, capacity_bytes=None, used_bytes=None):
         return result
     rate = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
     result["rate_bytes_per_day"] = round(rate, 1)
-    if rate <= 0 or capacity_bytes is None or used_bytes is None:
+    if rate <= 0 or free_bytes is None:
         return result
-    free = max(0.0, float(capacity_bytes) - float(used_bytes))
-    days = free / rate
+    days = max(0.0, float(free_bytes)) / rate
     result["days_to_full"] = round(days, 1)
     if days < 365 * 200:
         result["full_on"] = (series[-1][0] + datetime.timedelta(days=days)).date().isoformat()
@@ -640,3 +647,46 @@ def data_check_figures(spec, row):
 def worst(statuses):
     order = (OK, WARNING, CRITICAL)
     return max(statuses or [OK], key=lambda s: order.index(s) if s in order else 2)
+
+
+# ---------------------------------------------------------------------------------------------- report shape
+ACTION_STATUS = {"done": OK, "planned": OK, "skipped": WARNING, "failed": WARNING, "problem": CRITICAL}
+
+
+def finding_checks(findings, kind):
+    """Findings as checks of the report (health_report's shape: name, kind, status, reason, metrics)."""
+    return [{"name": f["name"], "kind": kind, "status": f["status"], "reason": f["reason"],
+             "metrics": dict(f.get("figures") or {})} for f in findings]
+
+
+def action_checks(actions, label):
+    """One check per action (its outcome: done/planned ok, skipped/failed warning, a check's problem critical),
+    or one ok check saying nothing was over a threshold."""
+    if not actions:
+        return [{"name": label, "kind": "maintenance", "status": OK, "reason": "nothing over a threshold",
+                 "metrics": {"actions": 0}}]
+    return [{"name": "%s %s" % (a["action"], a["object"]), "kind": "maintenance",
+             "status": ACTION_STATUS.get(a.get("outcome", "planned"), WARNING),
+             "reason": "%s: %s%s" % (a.get("outcome", "planned"), a["reason"],
+                                     (" - %s" % a["detail"]) if a.get("detail") else ""),
+             "metrics": dict(a.get("figures") or {}, seconds=a.get("seconds"))} for a in actions]
+
+
+def capacity_check(result, database_bytes, warn_days=90):
+    """The capacity finding from growth(): a disk full within ``warn_days`` is a warning (critical within a
+    tenth of it)."""
+    days = result.get("days_to_full")
+    metrics = {"database_bytes": database_bytes, "growth_bytes_per_day": result.get("rate_bytes_per_day"),
+               "days_to_full": days}
+    if result.get("rate_bytes_per_day") is None:
+        return {"name": "capacity", "kind": "capacity", "status": OK, "metrics": metrics,
+                "reason": "database %s bytes; no growth rate yet (%d sizes recorded, 2 needed)"
+                % (database_bytes, result.get("points", 0))}
+    reason = "database %s bytes, growing %s bytes/day" % (database_bytes, result["rate_bytes_per_day"])
+    if days is None:
+        return {"name": "capacity", "kind": "capacity", "status": OK, "metrics": metrics,
+                "reason": reason + "; not growing: no disk-full date"}
+    status = CRITICAL if days < warn_days / 10.0 else WARNING if days < warn_days else OK
+    return {"name": "capacity", "kind": "capacity", "status": status, "metrics": metrics,
+            "reason": reason + "; the disk is full in %s days (%s; warning under %s days)"
+            % (days, result.get("full_on") or "in centuries", warn_days)}

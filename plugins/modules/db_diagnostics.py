@@ -115,6 +115,12 @@ facts:
   description: The figures as the engine reported them (long_queries, lock_waits, slow_queries, sizes, ...).
   returned: always
   type: dict
+checks:
+  description: RV(findings) in the report's shape (M(rollcall.ops.health_report) results), kind C(diagnostics)
+    or C(data).
+  returned: always
+  type: list
+  elements: dict
 stopped:
   description: The statement stopped (or, in check mode, that would be).
   returned: when O(stop) is given
@@ -172,7 +178,10 @@ def main():
             result["changed"] = True
     except (EngineError, mt.MaintenanceError) as exc:
         module.fail_json(msg=str(exc))
-    result.update(status=mt.worst([f["status"] for f in findings]), findings=findings, facts=facts)
+    data = findings[len(findings) - len(checks):] if checks else []
+    result.update(status=mt.worst([f["status"] for f in findings]), findings=findings, facts=facts,
+                  checks=mt.finding_checks(findings[:len(findings) - len(data)], "diagnostics")
+                  + mt.finding_checks(data, "data"))
     module.exit_json(**result)
 
 

@@ -71,6 +71,15 @@ options:
         editions); otherwise C(ONLINE = OFF).
     type: bool
     default: false
+  only:
+    description:
+      - Keep only the actions of these kinds (a cadence, for example V(vacuum_analyze) monthly and
+        V(reindex_concurrently) mid-month). Default is every kind.
+    type: list
+    elements: str
+    choices: [vacuum_analyze, reindex_concurrently, drop_invalid_index, reset_stats, check_table, optimize_table,
+              analyze_table, integrity_check, optimize, wal_checkpoint, vacuum, vacuum_into_swap, checkdb, reorganize,
+              rebuild, update_statistics]
   fail_on_error:
     description:
       - Fail the task when an action failed (a lock timeout, the time bound) or a check found a problem. With
@@ -153,6 +162,11 @@ failures:
   returned: always
   type: list
   elements: str
+checks:
+  description: RV(actions) in the report's shape (M(rollcall.ops.health_report) results), one per action.
+  returned: always
+  type: list
+  elements: dict
 script:
   description: V(mssql) only. The whole T-SQL batch of the plan.
   returned: when engine is mssql
@@ -175,6 +189,7 @@ ARGUMENT_SPEC = spec(
     check=dict(type="bool", default=True),
     compact=dict(type="str", default="in_place", choices=["in_place", "into_swap"]),
     online=dict(type="bool", default=False),
+    only=dict(type="list", elements="str", choices=list(mt.ACTION_KINDS)),
     fail_on_error=dict(type="bool", default=True),
 )
 
@@ -188,7 +203,7 @@ def main():
         stats = engine.maintenance_stats()
         actions = mt.plan(p["engine"], stats, thresholds, {
             "reset_stats": p["reset_stats"], "analyze": p["analyze"], "check": p["check"], "compact": p["compact"],
-            "online": p["online"]})
+            "online": p["online"], "only": p["only"]})
         if module.check_mode:
             for act in actions:
                 act["outcome"] = "planned"
@@ -196,13 +211,15 @@ def main():
             run_plan(engine, actions, thresholds)
             if any(a["action"] == "vacuum_analyze" and a["outcome"] == "done" for a in actions):
                 # VACUUM updates the indexes' tuple counts: their bloat is only known now
-                actions += run_plan(engine, mt.reindex_after_vacuum(actions, engine.maintenance_stats(), thresholds),
+                actions += run_plan(engine, mt.reindex_after_vacuum(actions, engine.maintenance_stats(), thresholds,
+                                                                 p["only"]),
                                     thresholds)
     except (EngineError, mt.MaintenanceError) as exc:
         module.fail_json(msg=str(exc))
     counts, failures = mt.summary(actions)
     changed = mt.would_change(actions) if module.check_mode else mt.changes(actions)
-    result = dict(changed=changed, actions=actions, counts=counts, failures=failures)
+    result = dict(changed=changed, actions=actions, counts=counts, failures=failures,
+                  checks=mt.action_checks(actions, "maintenance %s" % (p.get("database") or p.get("path"))))
     if p["engine"] == "mssql":
         result["script"] = mt.mssql_script(actions, thresholds["lock_timeout_s"])
     if failures and p["fail_on_error"]:

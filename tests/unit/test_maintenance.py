@@ -85,6 +85,12 @@ def test_postgresql_reset_stats_on_request_with_and_without_pg_stat_statements()
     assert act["sql"] == "SELECT pg_stat_reset();"
 
 
+def test_only_keeps_the_cadence_actions():
+    actions = mt.plan("postgresql", PG_STATS, options={"only": ["vacuum_analyze"]})
+    assert kinds(actions) == [("vacuum_analyze", "public.attendance")]
+    assert mt.reindex_after_vacuum([], PG_STATS, T, only=["vacuum_analyze"]) == []
+
+
 def test_reindex_after_vacuum_adds_only_new_reindexes():
     done = [{"action": "reindex_concurrently", "object": "public.att_idx"}]
     extra = mt.reindex_after_vacuum(done, PG_STATS, T)
@@ -320,7 +326,7 @@ def test_data_check_spec_and_sql():
 # ------------------------------------------------------------------ growth
 def test_growth_rate_and_disk_full_date():
     points = [("2026-03-01T00:00:00Z", 1000), ("2026-03-02T00:00:00Z", 2000), ("2026-03-03T00:00:00Z", 3000)]
-    result = mt.growth(points, capacity_bytes=13000, used_bytes=3000)
+    result = mt.growth(points, free_bytes=10000)
     assert result == {"rate_bytes_per_day": 1000.0, "points": 3, "days_to_full": 10.0, "full_on": "2026-03-13"}
 
 
@@ -328,10 +334,48 @@ def test_growth_without_projection():
     assert mt.growth([("2026-03-01T00:00:00Z", 5)])["rate_bytes_per_day"] is None
     same_time = mt.growth([("2026-03-01T00:00:00Z", 5), ("2026-03-01T00:00:00Z", 6)])
     assert same_time["rate_bytes_per_day"] is None
-    shrinking = mt.growth([("2026-03-01", 5000), ("2026-03-02", 4000)], capacity_bytes=10, used_bytes=1)
+    shrinking = mt.growth([("2026-03-01", 5000), ("2026-03-02", 4000)], free_bytes=10)
     assert shrinking["rate_bytes_per_day"] == -1000.0 and shrinking["full_on"] is None
     no_disk = mt.growth([("2026-03-01", 1000), ("2026-03-02", 2000)])
     assert no_disk["days_to_full"] is None
-    glacial = mt.growth([("2026-03-01", 1000), ("2026-03-02", 1001)], capacity_bytes=10 ** 12, used_bytes=0)
+    glacial = mt.growth([("2026-03-01", 1000), ("2026-03-02", 1001)], free_bytes=10 ** 12)
     assert glacial["days_to_full"] > 365 * 200 and glacial["full_on"] is None
     assert mt.growth([("not a time", 1), (None, 2)])["points"] == 0
+
+
+def test_maintenance_prometheus_families():
+    from ansible_collections.rollcall.ops.plugins.module_utils import report
+
+    doc = report.health_document([{"host": "db1", "checks": [
+        {"name": "cache hit ratio", "kind": "diagnostics", "status": "warning", "reason": "0.9",
+         "metrics": {"cache_hit_ratio": 0.9}}]}])
+    text = report.render_maintenance_prometheus(doc)
+    assert 'rollcall_maintenance_status{host="db1"} 1' in text
+    assert 'rollcall_maintenance_figure{host="db1",check="cache hit ratio",figure="cache_hit_ratio"} 0.9' in text
+    assert "rollcall_health_status" not in text
+
+
+def test_size_growth_filter():
+    from ansible_collections.rollcall.ops.plugins.filter.maintenance import size_growth
+
+    out = size_growth([{"at": "2026-03-01T00:00:00Z", "bytes": 0}, {"at": "2026-03-02T00:00:00Z", "bytes": 100},
+                       "junk"], free_bytes="1000")
+    assert out["rate_bytes_per_day"] == 100.0 and out["full_on"] == "2026-03-12"
+    assert size_growth([], free_bytes="")["points"] == 0
+
+
+def test_report_shapes_and_capacity():
+    from ansible_collections.rollcall.ops.plugins.filter.maintenance import capacity_check
+
+    assert mt.action_checks([], "maintenance sms")[0]["reason"] == "nothing over a threshold"
+    checks = mt.action_checks([{"action": "vacuum", "object": "f", "reason": "r", "outcome": "problem",
+                                "detail": "d"}, {"action": "vacuum", "object": "g", "reason": "r"}], "x")
+    assert [c["status"] for c in checks] == ["critical", "ok"] and checks[0]["reason"] == "problem: r - d"
+    assert mt.finding_checks([{"name": "n", "status": "ok", "reason": "r", "figures": {"a": 1}}], "data") == [
+        {"name": "n", "kind": "data", "status": "ok", "reason": "r", "metrics": {"a": 1}}]
+    points = [{"at": "2026-03-01T00:00:00Z", "bytes": 0}, {"at": "2026-03-02T00:00:00Z", "bytes": 100}]
+    assert capacity_check(points[:1], 100)["reason"].endswith("(1 sizes recorded, 2 needed)")
+    assert capacity_check(points, 100, free_bytes=50_000)["status"] == "ok"
+    assert capacity_check(points, 100, free_bytes=5_000)["status"] == "warning"
+    assert capacity_check(points, 100, free_bytes=500)["status"] == "critical"
+    assert "not growing" in capacity_check(points, 100)["reason"]
