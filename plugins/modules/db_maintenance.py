@@ -211,9 +211,8 @@ def main():
             run_plan(engine, actions, thresholds)
             if any(a["action"] == "vacuum_analyze" and a["outcome"] == "done" for a in actions):
                 # VACUUM updates the indexes' tuple counts: their bloat is only known now
-                actions += run_plan(engine, mt.reindex_after_vacuum(actions, engine.maintenance_stats(), thresholds,
-                                                                 p["only"]),
-                                    thresholds)
+                later = mt.reindex_after_vacuum(actions, engine.maintenance_stats(), thresholds, p["only"])
+                actions += run_plan(engine, later, thresholds)
     except (EngineError, mt.MaintenanceError) as exc:
         module.fail_json(msg=str(exc))
     counts, failures = mt.summary(actions)

@@ -16,10 +16,14 @@ from .. import maintenance as mt
 from .base import EngineError, long_query
 
 # ------------------------------------------------------------------------------------------------ PostgreSQL
+# Sizes come from pg_class.relpages (as of the last VACUUM / ANALYZE / index build): pg_relation_size() would wait
+# for a lock that a long ALTER or LOCK TABLE holds, and diagnostics must never wait. lock_timeout is a backstop.
 PG_STATS_SQL = r"""
+SET lock_timeout = 2000;
 SELECT 'table', schemaname, relname, n_live_tup::text, n_dead_tup::text
   FROM pg_stat_user_tables ORDER BY n_dead_tup DESC;
-SELECT 'index', n.nspname, ci.relname, pg_relation_size(ci.oid)::text, ci.reltuples::bigint::text,
+SELECT 'index', n.nspname, ci.relname, (ci.relpages::bigint * current_setting('block_size')::int)::text,
+       ci.reltuples::bigint::text,
        coalesce((SELECT sum(s.avg_width) FROM pg_attribute a JOIN pg_stats s ON s.schemaname = n.nspname
                   AND s.tablename = ct.relname AND s.attname = a.attname
                  WHERE a.attrelid = ct.oid AND a.attnum = ANY(i.indkey)), 0)::bigint::text,
@@ -34,6 +38,7 @@ SELECT 'pgss', (SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_state
 """
 
 PG_DIAG_SQL = r"""
+SET lock_timeout = 2000;
 SELECT 'hit', coalesce(sum(blks_hit), 0)::text, coalesce(sum(blks_read), 0)::text
   FROM pg_stat_database WHERE datname = current_database();
 SELECT 'conn', count(*)::text, current_setting('max_connections')
@@ -53,20 +58,23 @@ SELECT 'wait', w.pid::text, b.pid::text, floor(extract(epoch FROM clock_timestam
 SELECT 'dead', schemaname || '.' || relname, n_live_tup::text, n_dead_tup::text
   FROM pg_stat_user_tables WHERE n_dead_tup > 0 ORDER BY n_dead_tup DESC LIMIT 20;
 SELECT 'unused', s.schemaname || '.' || s.indexrelname, s.schemaname || '.' || s.relname,
-       pg_relation_size(s.indexrelid)::text
-  FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid
+       (c.relpages::bigint * current_setting('block_size')::int)::text
+  FROM pg_stat_user_indexes s JOIN pg_index i ON i.indexrelid = s.indexrelid JOIN pg_class c ON c.oid = s.indexrelid
  WHERE s.idx_scan = 0 AND NOT i.indisunique AND NOT i.indisprimary
- ORDER BY pg_relation_size(s.indexrelid) DESC LIMIT 20;
+ ORDER BY c.relpages DESC LIMIT 20;
 SELECT 'seq', schemaname || '.' || relname, n_live_tup::text, seq_scan::text, coalesce(idx_scan, 0)::text
   FROM pg_stat_user_tables WHERE seq_scan > 0 ORDER BY n_live_tup DESC LIMIT 20;
 SELECT 'dbsize', pg_database_size(current_database())::text;
-SELECT 'tsize', n.nspname || '.' || c.relname, pg_total_relation_size(c.oid)::text, pg_relation_size(c.oid)::text,
-       pg_indexes_size(c.oid)::text
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-   AND n.nspname NOT LIKE 'pg\_toast%' ORDER BY pg_total_relation_size(c.oid) DESC LIMIT 20;
+SELECT 'tsize', name, (heap + idx)::text, heap::text, idx::text FROM (
+  SELECT n.nspname || '.' || c.relname AS name,
+         (c.relpages + coalesce(t.relpages, 0))::bigint * current_setting('block_size')::int AS heap,
+         coalesce((SELECT sum(ic.relpages) FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+                    WHERE i.indrelid = c.oid), 0)::bigint * current_setting('block_size')::int AS idx
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
+   WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+     AND n.nspname NOT LIKE 'pg\_toast%') s ORDER BY heap + idx DESC LIMIT 20;
 SELECT 'pgss', (SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements')::text,
-       current_setting('shared_preload_libraries');
+       coalesce((SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries'), '?');
 """
 
 PG_SLOW_SQL = r"""
@@ -169,13 +177,20 @@ class PostgreSQLUpkeep:
             elif tag == "tsize":
                 tables.append(row)
             elif tag == "pgss":
-                pgss = (row[1] != "0", "pg_stat_statements" in (row[2] if len(row) > 2 else ""))
+                # a login without pg_read_all_settings does not see the setting ('?'): reading the view tells
+                pgss = (row[1] != "0", row[2] if len(row) > 2 else "?")
         facts["sizes"]["tables"] = _size_rows(tables)
-        installed, loaded = pgss or (False, False)
+        installed, libraries = pgss or (False, "")
+        loaded = libraries == "?" or "pg_stat_statements" in libraries
         facts["slow_queries"], facts["slow_queries_note"] = None, mt.pgss_note(installed, loaded)
         if installed and loaded:
-            slow = self.psql(PG_SLOW_SQL, self.target.database, {"ms": float(slow_query_ms)},
-                             what="reading pg_stat_statements")
+            try:
+                slow = self.psql(PG_SLOW_SQL, self.target.database, {"ms": float(slow_query_ms)},
+                                 what="reading pg_stat_statements")
+            except EngineError as exc:
+                facts["slow_queries_note"] = (mt.pgss_note(True, False) if "shared_preload_libraries" in str(exc)
+                                              else str(exc))
+                return facts
             facts["slow_queries"] = [{"queryid": r[1], "calls": int(r[2]), "mean_ms": int(r[3]),
                                       "query": r[4] if len(r) > 4 else ""} for r in slow]
         return facts
