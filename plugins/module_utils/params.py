@@ -17,6 +17,10 @@ TARGET_ARGS = dict(
     local_directory=dict(type="path"),
 )
 
+# Where a database is, without the backup-only options (db_maintenance, db_diagnostics; doc_fragments/database.py).
+DATABASE_ARGS = dict((k, v) for k, v in TARGET_ARGS.items()
+                     if k not in ("jobs", "server_directory", "local_directory"))
+
 ARTIFACT_ARGS = dict(
     directory=dict(type="path", required=True),
     encryption_key=dict(type="str", no_log=True),

@@ -638,6 +638,28 @@ def render_prometheus(doc):
     return metrics.render()
 
 
+def render_maintenance_prometheus(doc):
+    """The maintenance report (issue 15; a health-shaped document of maintenance and diagnostics findings) as its
+    own metric families, so its textfile sits next to the health one without a name clash."""
+    metrics = Metrics()
+    generated = parse_time(doc["generated_at"])
+    metrics.add("rollcall_maintenance_report_timestamp_seconds", "When the maintenance report was generated.", {},
+                int(generated.timestamp()) if generated else None)
+    for h in doc["hosts"]:
+        metrics.add("rollcall_maintenance_status", "Overall maintenance status: 0 ok, 1 warning, 2 critical.",
+                    {"host": h["host"]}, LEVEL[h["status"]])
+    for h in doc["hosts"]:
+        for c in h["checks"]:
+            metrics.add("rollcall_maintenance_check_status", "One maintenance finding: 0 ok, 1 warning, 2 critical.",
+                        {"host": h["host"], "check": c["name"], "kind": c["kind"]}, LEVEL[c["status"]])
+    for h in doc["hosts"]:
+        for c in h["checks"]:
+            for key in sorted(c["metrics"]):
+                metrics.add("rollcall_maintenance_figure", "A figure of a maintenance finding (its name in figure).",
+                            {"host": h["host"], "check": c["name"], "figure": key}, number(c["metrics"][key]))
+    return metrics.render()
+
+
 # ---------------------------------------------------------------------------------------------- job results
 JOB_SUCCESS = "rollcall_job_last_success_timestamp_seconds"
 

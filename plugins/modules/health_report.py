@@ -60,6 +60,15 @@ options:
     elements: str
     choices: [json, md, html]
     default: [json, md, html]
+  metrics:
+    description:
+      - Which metric families O(prometheus_textfile) gets. V(maintenance) (the maintenance report of
+        C(playbooks/maintenance.yml)) writes C(rollcall_maintenance_status{host}),
+        C(rollcall_maintenance_check_status{host,check,kind}), C(rollcall_maintenance_figure{host,check,figure})
+        and C(rollcall_maintenance_report_timestamp_seconds) instead of the health families below.
+    type: str
+    choices: [health, maintenance]
+    default: health
   prometheus_textfile:
     description:
       - Path of a C(.prom) file in the node_exporter textfile collector directory (the directory must exist).
@@ -175,6 +184,7 @@ def main():
             title=dict(type="str", default="Rollcall health report"),
             formats=dict(type="list", elements="str", choices=list(report.FORMATS), default=list(report.FORMATS)),
             prometheus_textfile=dict(type="path"),
+            metrics=dict(type="str", choices=["health", "maintenance"], default="health"),
             fail_on=dict(type="str", choices=["never", "critical", "warning"], default="never"),
             redact=dict(type="list", elements="str", default=[], no_log=True),
         ),
@@ -193,7 +203,9 @@ def main():
         if p["directory"]:
             result["paths"] = report.report_paths(p["directory"], name, p["formats"])
         result["changed"] = report.publish(doc, renderers, result["paths"], name, p["directory"],
-                                           p["prometheus_textfile"], report.render_prometheus, module.check_mode)
+                                           p["prometheus_textfile"],
+                                           report.render_maintenance_prometheus if p["metrics"] == "maintenance"
+                                           else report.render_prometheus, module.check_mode)
     except (report.ReportError, OSError) as exc:
         module.fail_json(msg=str(exc), **result)
     if p["fail_on"] != "never" and report.LEVEL[doc["status"]] >= report.LEVEL[p["fail_on"]]:

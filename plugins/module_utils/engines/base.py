@@ -112,6 +112,29 @@ class Engine:
         """
         raise NotImplementedError
 
+    # ---- maintenance and diagnostics (issue 15; the engine side in engines/upkeep.py, the decisions in
+    # module_utils/maintenance.py)
+    def maintenance_stats(self):
+        """The figures maintenance.plan() decides on (dead tuples, index bloat, free space, free pages)."""
+        raise EngineError("maintenance is not supported for %s" % self.name)
+
+    def run_action(self, act, lock_timeout_s, statement_timeout_s):
+        """Run one planned action under the lock timeout and time bound; returns its detail, or (outcome,
+        detail); raises EngineError when it failed."""
+        raise EngineError("maintenance is not supported for %s" % self.name)
+
+    def diagnostics(self, long_query_seconds=5, slow_query_ms=1000):
+        """Read-only figures for maintenance.judge_diagnostics()."""
+        raise EngineError("diagnostics are not supported for %s" % self.name)
+
+    def data_figures(self, spec):
+        """The figures of one data check (maintenance.data_check_sql() run against the target)."""
+        raise EngineError("data checks are not supported for %s" % self.name)
+
+    def stop_query(self, pid, verb):
+        """Cancel (``cancel``) or end the session of (``terminate``) the statement of ``pid``."""
+        raise EngineError("stopping queries is not supported for %s" % self.name)
+
     # ---- backup and restore
     def dump(self, sink):
         """Stream a consistent dump of ``target.database`` into ``sink(bytes)``.

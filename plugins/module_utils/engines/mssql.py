@@ -26,6 +26,7 @@ import re
 import uuid
 
 from .base import LONG_QUERIES_SHOWN, OLD_SUFFIX, Engine, EngineError, check_database_name, check_seconds, long_query
+from .upkeep import MSSQLUpkeep
 
 try:
     import pymssql
@@ -347,7 +348,7 @@ def server_join(directory, name):
     return (ntpath.join if "\\" in directory else posixpath.join)(directory, name)
 
 
-class MSSQL(Engine):
+class MSSQL(MSSQLUpkeep, Engine):
     name = "mssql"
     dump_format = "SQL Server native backup (BACKUP DATABASE ... WITH CHECKSUM)"
     tools = ()

@@ -27,6 +27,7 @@ from .base import (
     check_seconds,
     parse_activity,
 )
+from .upkeep import MySQLUpkeep
 
 try:
     from pymysql.converters import escape_string
@@ -194,7 +195,7 @@ class DumpCounter:
             h in self.head for h in HEADERS), COMPLETED in self.tail
 
 
-class MySQL(Engine):
+class MySQL(MySQLUpkeep, Engine):
     name = "mysql"
     dump_format = "mysqldump SQL (--single-transaction, routines, triggers, events, hex blobs)"
     tools = ("mysqldump", "mysql")

@@ -33,6 +33,7 @@ from .base import (
     check_seconds,
     parse_activity,
 )
+from .upkeep import PostgreSQLUpkeep
 
 MAINTENANCE_DB = "postgres"
 DUMP_MAGIC = b"PGDMP"
@@ -281,7 +282,7 @@ class _SnapshotSession:
         yield b"COMMIT;\n"
 
 
-class PostgreSQL(Engine):
+class PostgreSQL(PostgreSQLUpkeep, Engine):
     name = "postgresql"
     dump_format = "pg_dump custom (-Fc)"
     tools = ("pg_dump", "pg_restore", "psql")

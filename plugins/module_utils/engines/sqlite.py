@@ -17,6 +17,7 @@ import os
 import sys
 
 from .base import OLD_SUFFIX, SCRATCH_SUFFIX, Engine, EngineError
+from .upkeep import SQLiteUpkeep
 
 HELPER = r'''
 import json, os, sqlite3, stat, sys
@@ -182,7 +183,7 @@ except OSError as exc:
 '''
 
 
-class SQLite(Engine):
+class SQLite(SQLiteUpkeep, Engine):
     name = "sqlite"
     dump_format = "sqlite database file (online backup API)"
     tools = ()

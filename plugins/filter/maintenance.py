@@ -1,0 +1,21 @@
+# Copyright: Rollcall contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Jinja filters over plugins/module_utils/maintenance.py (issue 15): growth of the database and the disk-full date."""
+
+from ansible_collections.rollcall.ops.plugins.module_utils import maintenance
+
+
+def size_growth(points, free_bytes=None):
+    """``[{"at", "bytes"}]`` -> {"rate_bytes_per_day", "points", "days_to_full", "full_on"} (maintenance.growth)."""
+    pairs = [(p.get("at"), p.get("bytes")) for p in points or () if isinstance(p, dict)]
+    return maintenance.growth(pairs, None if free_bytes in (None, "") else float(free_bytes))
+
+
+def capacity_check(points, database_bytes, free_bytes=None, warn_days=90):
+    """The report's capacity check (maintenance.capacity_check) from the recorded sizes."""
+    return maintenance.capacity_check(size_growth(points, free_bytes), database_bytes, float(warn_days))
+
+
+class FilterModule:
+    def filters(self):
+        return {"size_growth": size_growth, "capacity_check": capacity_check}

@@ -1,0 +1,248 @@
+"""Issue 15 against real servers: db_maintenance (PostgreSQL dead tuples vacuumed and bloated indexes reindexed
+concurrently, check mode changes nothing, a second run changes nothing), db_diagnostics (a long query and a
+blocking lock reported with their text, the long query terminated on request, slow statements from
+pg_stat_statements, data checks), MariaDB and SQLite, and playbooks/maintenance.yml on a demo-shaped database (the
+role matrix of roles/database: owner, monitor, report logins) with its report, textfile and audit line.
+
+One PostgreSQL and one MariaDB container for the whole file; SQLite is a file on this host."""
+
+import glob
+import json
+import sqlite3
+import sys
+import time
+import uuid
+
+import pytest
+import yaml
+from conftest import wait_healthy
+from modules import run_module
+from test_deploy import failures, playbook
+
+from ansible_collections.rollcall.ops.plugins.module_utils.db_roles import derived_password
+
+ROOT_PASSWORD = "maint-root-password-not-in-output"
+PROJECT = "it-maint-%s" % uuid.uuid4().hex[:6]
+
+
+def psql(container, sql, user="postgres", password=ROOT_PASSWORD, detach=False):
+    result = container.exec_run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U",
+                                 user, "-d", "sms", "-c", sql], environment={"PGPASSWORD": password}, detach=detach)
+    if detach:
+        return None
+    assert result.exit_code == 0, result.output.decode()
+    return result.output.decode().strip()
+
+
+@pytest.fixture(scope="module")
+def pg(docker_client, require_image):
+    """rollcall/postgres:15 with pg_stat_statements preloaded, as <project>-db, with the role matrix's owner,
+    monitor and report logins (passwords derived from the admin's, as roles/database makes them)."""
+    require_image("rollcall/postgres:15")
+    container = docker_client.containers.run(
+        "rollcall/postgres:15", detach=True, name="%s-db" % PROJECT,
+        command=["postgres", "-c", "shared_preload_libraries=pg_stat_statements"],
+        environment={"POSTGRES_USER": "postgres", "POSTGRES_PASSWORD": ROOT_PASSWORD, "POSTGRES_DB": "sms"})
+    try:
+        wait_healthy(container)
+        roles = "; ".join("CREATE ROLE sms_%s LOGIN PASSWORD '%s'" % (
+            job, derived_password(ROOT_PASSWORD, "sms_" + job)) for job in ("owner", "monitor", "report"))
+        psql(container, roles + "; GRANT pg_monitor TO sms_monitor; GRANT pg_read_all_data TO sms_report; "
+             "ALTER SCHEMA public OWNER TO sms_owner; CREATE EXTENSION pg_stat_statements;")
+        yield container
+    finally:
+        container.remove(force=True, v=True)
+
+
+def owner(pg, **extra):
+    return dict({"engine": "postgresql", "container": pg.name, "database": "sms", "user": "sms_owner",
+                 "password": derived_password(ROOT_PASSWORD, "sms_owner")}, **extra)
+
+
+def admin(pg, **extra):
+    return dict({"engine": "postgresql", "container": pg.name, "database": "sms", "user": "postgres",
+                 "password": ROOT_PASSWORD}, **extra)
+
+
+def dead_tuples(pg, table):
+    time.sleep(1.2)  # backends flush their statistics at most once a second
+    return int(psql(pg, "SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = '%s';" % table))
+
+
+def test_postgresql_dead_tuples_vacuumed_and_indexes_reindexed_check_mode_changes_nothing(pg):
+    password = derived_password(ROOT_PASSWORD, "sms_owner")
+    psql(pg, "CREATE TABLE attendance (id int PRIMARY KEY, note text) WITH (autovacuum_enabled = false); "
+             "INSERT INTO attendance SELECT g, md5(g::text) FROM generate_series(1, 60000) g; "
+             "CREATE INDEX attendance_note ON attendance (note); ANALYZE attendance; "
+             "DELETE FROM attendance WHERE id % 10 <> 0;", user="sms_owner", password=password)
+    dead = dead_tuples(pg, "attendance")
+    assert dead == 54000
+    size = int(psql(pg, "SELECT pg_relation_size('attendance_note');"))
+
+    rc, result, output = run_module("db_maintenance", owner(pg), "--check")
+    assert rc == 0 and result["changed"], result
+    assert [(a["action"], a["object"], a["outcome"]) for a in result["actions"]] == [
+        ("vacuum_analyze", "public.attendance", "planned")]
+    assert ROOT_PASSWORD not in output and password not in output
+    assert dead_tuples(pg, "attendance") == dead, "check mode changed nothing"
+
+    rc, result, output = run_module("db_maintenance", owner(pg))
+    assert rc == 0 and result["changed"], result
+    done = {(a["action"], a["object"]) for a in result["actions"] if a["outcome"] == "done"}
+    assert done == {("vacuum_analyze", "public.attendance"), ("reindex_concurrently", "public.attendance_pkey"),
+                    ("reindex_concurrently", "public.attendance_note")}, result["actions"]
+    assert dead_tuples(pg, "attendance") == 0
+    assert int(psql(pg, "SELECT pg_relation_size('attendance_note');")) < size / 3
+    assert psql(pg, "SELECT count(*) FROM pg_index WHERE NOT indisvalid;") == "0"
+
+    rc, result, _ = run_module("db_maintenance", owner(pg))
+    assert rc == 0 and not result["changed"] and result["actions"] == [], result
+
+
+def test_long_query_and_blocking_lock_reported_with_text_then_terminated(pg):
+    psql(pg, "CREATE TABLE IF NOT EXISTS locked (id int); SELECT pg_sleep(1.1);")  # a slow statement for pgss
+    psql(pg, "SELECT pg_sleep(600) /* it-long */;", detach=True)
+    psql(pg, "BEGIN; LOCK TABLE locked IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600) /* it-holder */; COMMIT;",
+         detach=True)
+    time.sleep(1)
+    psql(pg, "SELECT count(*) /* it-waiter */ FROM locked;", detach=True)
+    time.sleep(5.5)
+    rc, result, _ = run_module("db_diagnostics", admin(pg, data_checks=[
+        {"table": "attendance", "kind": "row_count", "baseline": 6000},
+        {"table": "attendance", "kind": "unique", "columns": ["note"]},
+        {"table": "attendance", "kind": "row_count", "baseline": 60000, "tolerance_percent": 5}]))
+    assert rc == 0, result
+    facts = result["facts"]
+    long = [q for q in facts["long_queries"] if "it-long" in q["query"]]
+    assert long and long[0]["duration_s"] >= 5, facts["long_queries"]
+    waits = facts["lock_waits"]
+    assert waits and "it-waiter" in waits[0]["query"] and "it-holder" in waits[0]["blocking_query"], waits
+    found = {f["name"]: f for f in result["findings"]}
+    assert "it-waiter" in found["lock waits"]["reason"] and found["lock waits"]["status"] == "warning"
+    assert any("pg_sleep" in s["query"] for s in facts["slow_queries"]), facts["slow_queries"]
+    assert 0 < facts["cache_hit_ratio"] <= 1
+    statuses = [f["status"] for f in result["findings"] if f["name"].startswith(("row_count", "unique"))]
+    assert statuses == ["ok", "ok", "critical"], result["findings"]
+
+    pid = long[0]["pid"]
+    rc, refused, _ = run_module("db_diagnostics", admin(pg, stop={"pid": 1, "action": "terminate"}))
+    assert rc != 0 and "nothing was stopped" in refused["msg"]
+    rc, result, _ = run_module("db_diagnostics", admin(pg, stop={"pid": pid, "action": "terminate"}))
+    assert rc == 0 and result["changed"] and result["stopped"]["pid"] == pid, (
+        result.get("msg"), result.get("module_stderr"), result.get("exception"))
+    time.sleep(0.5)
+    assert psql(pg, "SELECT count(*) FROM pg_stat_activity WHERE pid = %d;" % pid) == "0"
+    psql(pg, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%it-holder%' "
+             "AND pid <> pg_backend_pid();")
+
+
+def read(path):
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def test_maintenance_playbook_on_a_demo_shaped_database(pg, tmp_path):
+    password = derived_password(ROOT_PASSWORD, "sms_owner")
+    psql(pg, "CREATE TABLE students (id int PRIMARY KEY, number text, at timestamptz DEFAULT now()) "
+             "WITH (autovacuum_enabled = false); INSERT INTO students (id, number) SELECT g, 'S' || g "
+             "FROM generate_series(1, 20000) g; DELETE FROM students WHERE id > 2000;", user="sms_owner",
+         password=password)
+    time.sleep(1.2)
+    state = tmp_path / "state"
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"db": {"hosts": {"localhost": None}}}, "vars": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+        "rollcall_project": PROJECT, "rollcall_db_engine": "postgresql", "rollcall_db_password": "app-password-x1",
+        "rollcall_db_root_password": ROOT_PASSWORD, "rollcall_secret_key": "k" * 50, "rollcall_environment": "test",
+        "rollcall_state_dir": str(state), "rollcall_report_dir": str(tmp_path / "reports"),
+        "rollcall_data_checks": [{"table": "students", "kind": "unique", "columns": ["number"]},
+                                 {"table": "students", "kind": "freshness", "column": "at", "max_age_hours": 1}]}}}))
+
+    proc, report = playbook(str(inventory), "maintenance.yml", "-e", "cadence=monthly")
+    assert proc.returncode == 0, failures(report) or proc.stdout[-3000:]
+    (first,) = glob.glob(str(tmp_path / "reports" / "maintenance-2*.json"))
+    document = json.loads(read(first))
+    checks = {c["name"]: c for h in document["hosts"] for c in h["checks"]}
+    assert document["title"] == "Rollcall database maintenance (monthly)"
+    assert checks["vacuum_analyze public.students"]["status"] == "ok", checks
+    assert "threshold 0.99" in checks["cache hit ratio"]["reason"]
+    assert checks["unique students"]["status"] == "ok" and checks["freshness students"]["status"] == "ok"
+    assert "no growth rate yet" in checks["capacity"]["reason"]
+    assert glob.glob(str(tmp_path / "reports" / "maintenance-*.html"))
+    prom = (tmp_path / "reports" / "rollcall_maintenance.prom").read_text()
+    assert 'rollcall_maintenance_status{host="localhost"}' in prom and "rollcall_health_status" not in prom
+    for text in (proc.stdout, proc.stderr, read(first)):
+        assert ROOT_PASSWORD not in text and password not in text
+
+    time.sleep(1.1)  # the report's name has a one-second stamp
+    proc, report = playbook(str(inventory), "maintenance.yml", "-e", "cadence=monthly")
+    assert proc.returncode == 0, failures(report)
+    changed = [t["task"]["name"] for play in report["plays"] for t in play["tasks"]
+               for r in t["hosts"].values() if r.get("changed") and "Maintain the database" in t["task"]["name"]]
+    assert changed == [], "a second monthly run has nothing over a threshold"
+    latest = sorted(glob.glob(str(tmp_path / "reports" / "maintenance-2*.json")))[-1]
+    checks = {c["name"]: c for h in json.loads(read(latest))["hosts"] for c in h["checks"]}
+    assert "growing" in checks["capacity"]["reason"] or "not growing" in checks["capacity"]["reason"], checks
+
+    # a stop request for a pid that runs nothing long is refused, and the audit log says so
+    proc, report = playbook(str(inventory), "maintenance.yml", "-e", "stop_pid=1", "-e", "stop_action=terminate")
+    assert proc.returncode != 0
+    (audit,) = glob.glob(str(state / PROJECT / "audit.jsonl"))
+    assert "query_terminate_failed" in read(audit)
+
+
+@pytest.fixture(scope="module")
+def maria(docker_client, require_image):
+    require_image("rollcall/mariadb:10.11")
+    container = docker_client.containers.run("rollcall/mariadb:10.11", detach=True, name="it-maint-maria-%s"
+                                             % uuid.uuid4().hex[:6],
+                                             environment={"MARIADB_ROOT_PASSWORD": ROOT_PASSWORD,
+                                                          "MARIADB_DATABASE": "sms"})
+    try:
+        wait_healthy(container)
+        yield container
+    finally:
+        container.remove(force=True, v=True)
+
+
+def test_mariadb_check_analyze_and_data_checks(maria):
+    result = maria.exec_run(["mariadb", "--protocol=TCP", "-h", "127.0.0.1", "-u", "root", "sms", "-e",
+                             "CREATE TABLE feed (id INT PRIMARY KEY, student VARCHAR(20)); "
+                             "INSERT INTO feed VALUES (1, 'a'), (2, NULL), (3, 'a');"],
+                            environment={"MYSQL_PWD": ROOT_PASSWORD})
+    assert result.exit_code == 0, result.output
+    target = {"engine": "mysql", "container": maria.name, "user": "root", "password": ROOT_PASSWORD,
+              "database": "sms"}
+    rc, result, _ = run_module("db_maintenance", target)
+    assert rc == 0 and result["changed"], result
+    assert [(a["action"], a["outcome"]) for a in result["actions"]] == [("check_table", "done"),
+                                                                      ("analyze_table", "done")]
+    rc, result, _ = run_module("db_diagnostics", dict(target, data_checks=[
+        {"table": "feed", "kind": "not_null", "columns": ["student"]},
+        {"table": "feed", "kind": "unique", "columns": ["student"]}]))
+    assert rc == 0, result
+    found = {f["name"]: f for f in result["findings"]}
+    assert found["not_null feed"]["reason"] == "feed: 1 NULLs in student"
+    assert found["unique feed"]["status"] == "critical"
+    assert "performance_schema is OFF" in found["slow queries"]["reason"]
+    assert result["facts"]["sizes"]["database_bytes"] > 0
+
+
+def test_sqlite_compaction_drops_free_pages(tmp_path):
+    path = str(tmp_path / "sms.sqlite3")
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE a (id INTEGER PRIMARY KEY, t TEXT)")
+    con.executemany("INSERT INTO a (t) VALUES (?)", [("x" * 500,)] * 5000)
+    con.commit()
+    con.execute("DELETE FROM a WHERE id > 500")
+    con.commit()
+    con.close()
+    rc, result, _ = run_module("db_maintenance", {"engine": "sqlite", "path": path}, "--check")
+    assert rc == 0 and [a["action"] for a in result["actions"]] == ["integrity_check", "optimize", "vacuum"]
+    assert sqlite3.connect(path).execute("PRAGMA freelist_count").fetchone()[0] > 400
+    rc, result, _ = run_module("db_maintenance", {"engine": "sqlite", "path": path})
+    assert rc == 0 and result["changed"], result
+    assert result["actions"][0]["detail"] == "integrity_check ok"
+    assert sqlite3.connect(path).execute("PRAGMA freelist_count").fetchone()[0] == 0
+    rc, result, _ = run_module("db_maintenance", {"engine": "sqlite", "path": path})
+    assert rc == 0 and not result["changed"], result
