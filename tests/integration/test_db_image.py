@@ -75,14 +75,25 @@ def update_database(tmp_path, inventory, project, leftovers):
     students = psql(project, "SELECT count(*) FROM students")
     path = tmp_path / "db_image.yml"
     path.write_text(DB_PLAYBOOK)
-    proc, report = playbook(inventory, str(path), "-e", "rollcall_patching_images_force=true",
-                            "-e", '{"rollcall_patching_images_which": ["db"]}', *outputs(tmp_path))
+    args = ("-e", "rollcall_patching_images_force=true", "-e", '{"rollcall_patching_images_which": ["db"]}',
+            *outputs(tmp_path))
+    # Check mode: the decision is printed, nothing is built or restarted.
+    proc, report = playbook(inventory, str(path), "--check", *args)
     assert proc.returncode == 0, failures(report)
-    assert DB_PASSWORD not in proc.stdout
+    said = [t["hosts"]["localhost"]["msg"] for play in report["plays"] for t in play["tasks"]
+            if t["task"]["name"].endswith("Say what the database update does")]
+    assert said and "Database on localhost: refresh" in said[0] and "would be rebuilt" in said[0], said
+    assert inspect(project + "-db", "{{.Image}}") == old_id
+    assert not subprocess.run(["docker", "images", "-q", "rollcall/postgres:15-p*"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    proc, report = playbook(inventory, str(path), *args)
     refresh = [t["hosts"]["localhost"] for play in report["plays"] for t in play["tasks"]
-               if t["task"]["name"].endswith("Build the refreshed database image")][0]
-    tag = refresh["refreshed"]["image"]
-    leftovers.append(tag)
+               if t["task"]["name"].endswith("Build the refreshed database image")]
+    tag = (refresh[0].get("refreshed") or {}).get("image") if refresh else None
+    if tag:
+        leftovers.append(tag)
+    assert proc.returncode == 0, failures(report)
+    assert DB_PASSWORD not in proc.stdout and DB_PASSWORD not in proc.stderr
     assert tag.startswith("rollcall/postgres:15-p"), tag
     # Recreated once on the refreshed image, on the same volume; the data checks passed and are recorded.
     assert inspect(project + "-db", "{{.Image}}") == inspect(tag, "{{.Id}}") != old_id

@@ -80,6 +80,7 @@ def refresh_app_image_and_roll_back(tmp_path, inventory, url, project, state_dir
         refresh = task_result(report, "Build the refreshed app image")
         assert refresh["changed"] is True, refresh
         tag, version = refresh["refreshed"]["image"], refresh["refreshed"]["version"]
+        leftovers.append(tag)  # removed after the caller's teardown too (in use until then when a step fails)
         assert tag == "rollcall/sms-app:" + version and version.startswith("1.0.0-p"), refresh["refreshed"]
         assert load.failed == [] and load.ok > 50, (load.ok, load.failed[:10])
         # Recorded like any release; the release before it stays kept and warm.

@@ -96,7 +96,7 @@ def test_deploy_and_rollback_under_load_fail_no_request(tmp_path):
         refresh_app_image_and_roll_back(tmp_path, inventory, url, "rc-it-rel", str(tmp_path / "state"), leftovers)
     finally:
         teardown(inventory)
-        for tag in leftovers:  # the refreshed database image, used by the database until the teardown
+        for tag in leftovers:  # the refreshed images, in use until the teardown when a step failed
             subprocess.run(["docker", "rmi", tag], capture_output=True, check=False)
 
 
