@@ -324,7 +324,7 @@ def db_checks(before, after, ready):
     that is not ready is a problem.
     """
     problems = []
-    major = [str(x.get("version") or "").split(".")[0] for x in (before, after)]
+    major = [str(x.get("version") or "").split(".", maxsplit=1)[0] for x in (before, after)]
     if major[0] != major[1]:
         problems.append("the engine's major version changed: %s -> %s" % (before.get("version"), after.get("version")))
     for table in sorted(set(before.get("counts", {})) | set(after.get("counts", {}))):
