@@ -188,3 +188,174 @@ def dockerfile(source, user, codename=None, mirror="http://deb.debian.org", secu
     if the_labels:
         lines.append("LABEL " + " ".join("%s=%s" % (k, json.dumps(str(v))) for k, v in sorted(the_labels.items())))
     return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------------ which build a deploy of a version uses
+def refresh_key(version):
+    """``(date, n)`` of a refreshed version (``1.0.0-p20261202.2`` -> ``("20261202", 2)``), None when it is not one."""
+    match = SUFFIX.search(str(version or ""))
+    if not match or not base_version(version) or base_version(version) == str(version):
+        return None
+    return match.group("date"), int(match.group("n") or 1)
+
+
+def withdrawn_versions(history):
+    """Refreshed versions a rollback went back from (and that were not deployed again since): a deploy of their base
+    version must not pick them again. ``history``: the release history (releases.json), oldest first."""
+    withdrawn, current = set(), None
+    for entry in history or ():
+        if entry.get("outcome") != "success":
+            continue
+        version = entry.get("version")
+        if entry.get("kind") == "rollback":
+            if current is not None and current != version and refresh_key(current):
+                withdrawn.add(current)
+        else:
+            withdrawn.discard(version)
+        current = version
+    return withdrawn
+
+
+def pick_build(requested, candidates, use_refreshed=True, withdrawn=()):
+    """Which build a deploy of ``requested`` releases: ``{"version", "why"}``.
+
+    - a refreshed version asked for by name (``1.0.0-p20261202``): that one, as asked;
+    - ``use_refreshed`` false (``rollcall_app_refreshed_builds: false``): the version as asked (the unrefreshed build);
+    - otherwise the newest refreshed build of ``requested`` among ``candidates`` (refreshed versions on the host:
+      recorded releases whose image is still there, or the repository's tags), leaving out ``withdrawn`` ones;
+    - none: the version as asked.
+    """
+    requested = str(requested)
+    if refresh_key(requested):
+        return {"version": requested, "why": "a refreshed build asked for by name"}
+    if not use_refreshed:
+        return {"version": requested, "why": "refreshed builds are not used (asked so)"}
+    found = sorted({str(c) for c in candidates or () if refresh_key(c) and base_version(c) == requested
+                    and str(c) not in set(withdrawn or ())}, key=refresh_key)
+    if not found:
+        return {"version": requested, "why": "no refreshed build of %s on this host" % requested}
+    return {"version": found[-1], "why": "the newest refreshed build of %s (patching); %s asks for the "
+                                         "unrefreshed one" % (requested, "rollcall_app_refreshed_builds=false")}
+
+
+def pick_image(ref, tags, use_refreshed=True, withdrawn=()):
+    """``pick_build`` for an image reference and the tags its repository has on the host: ``{"image", "why"}``."""
+    repo, tag = split_ref(ref)
+    picked = pick_build(tag, tags, use_refreshed, withdrawn)
+    return {"image": "%s:%s" % (repo, picked["version"]), "why": picked["why"]}
+
+
+# ------------------------------------------------------------------------------- the database engine's update
+ENGINES = ("postgresql", "mariadb")
+IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,63}$")
+VERSION_NUMBER = re.compile(r"([0-9]+)\.([0-9]+)(?:\.([0-9]+))?")
+
+
+def db_refresh_decide(the_plan, engine, backup_age_s, max_age_s, force=False):
+    """Whether the database image is refreshed and the database recreated on it: ``{"action", "why"}``.
+
+    ``action``: ``nothing`` (SQLite, or nothing pending and not forced), ``stop`` (no verified backup newer than
+    ``max_age_s``: the database is never restarted on a new image without one) or ``refresh``.
+    """
+    if engine not in ENGINES:
+        return {"action": "nothing", "why": "%s runs in no database container of ours" % engine}
+    decision = decide(the_plan, force)
+    if decision["action"] == "nothing":
+        return decision
+    if backup_age_s is None or float(backup_age_s) > float(max_age_s):
+        return {"action": "stop", "why": "no verified backup of the database newer than %d h (%s): the database "
+                "is not restarted on a new image without one; take one (playbooks/backup.yml) and run again" % (
+                    int(max_age_s) // 3600, "none found" if backup_age_s is None else
+                    "the newest is %d h old" % (int(float(backup_age_s)) // 3600))}
+    return {"action": "refresh", "why": decision["why"] + "; a verified backup is %d min old" % (
+        int(float(backup_age_s)) // 60)}
+
+
+def quote_ident(engine, name):
+    """An identifier quoted for ``engine`` (only plain names: letters, digits, underscore, $)."""
+    if not IDENT.match(name or ""):
+        raise ImageError("unexpected table name %r" % (name,))
+    return ('"%s"' if engine == "postgresql" else "`%s`") % name
+
+
+def tables_query(engine, database):
+    """SQL listing the base tables of the app's database (PostgreSQL: schema public), one name a line."""
+    if engine == "postgresql":
+        return ("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
+                "AND table_type = 'BASE TABLE' ORDER BY 1")
+    if not IDENT.match(database or ""):
+        raise ImageError("unexpected database name %r" % (database,))
+    query = "SELECT table_name FROM information_schema.tables WHERE table_schema = '%s' " % database  # noqa: S608
+    return query + "AND table_type = 'BASE TABLE' ORDER BY 1"
+
+
+def count_query(engine, tables):
+    """SQL giving ``name<TAB>count`` for each table (exact counts, one statement)."""
+    if not tables:
+        return "SELECT 'none', 0"
+    # quote_ident refuses anything but plain identifiers, so the name is safe in both places
+    return " UNION ALL ".join("SELECT '%s', COUNT(*) FROM %s" % (t, quote_ident(engine, t))  # noqa: S608
+                              for t in tables)
+
+
+def parse_counts(output):
+    """``{table: rows}`` from ``count_query``'s tab-separated output (``none`` 0: no tables)."""
+    counts = {}
+    for line in (output or "").splitlines():
+        name, sep, value = line.strip().partition("\t")
+        if sep and name != "none":
+            counts[name] = int(value)
+    return counts
+
+
+def engine_version(text):
+    """``"15.10"`` (major.minor[.patch]) from what the server says (``SHOW server_version``, ``SELECT VERSION()``)."""
+    match = VERSION_NUMBER.search(text or "")
+    if not match:
+        raise ImageError("the database did not say its version: %r" % (text or "")[:200])
+    return ".".join(g for g in match.groups() if g is not None)
+
+
+def db_checks(before, after, ready):
+    """The data checks after the database came back on the new image: ``{"ok", "problems", "summary"}``.
+
+    ``before``/``after``: ``{"version": "15.10", "counts": {table: rows}}``; ``ready``: the app answered
+    /health/ready (None: no app to ask). A changed major version, a table with other rows or gone, or an app
+    that is not ready is a problem.
+    """
+    problems = []
+    major = [str(x.get("version") or "").split(".", maxsplit=1)[0] for x in (before, after)]
+    if major[0] != major[1]:
+        problems.append("the engine's major version changed: %s -> %s" % (before.get("version"), after.get("version")))
+    for table in sorted(set(before.get("counts", {})) | set(after.get("counts", {}))):
+        was, now = before.get("counts", {}).get(table), after.get("counts", {}).get(table)
+        if was != now:
+            problems.append("table %s: %s rows before, %s after" % (
+                table, "no" if was is None else was, "gone" if now is None else now))
+    if ready is False:
+        problems.append("the app does not answer /health/ready")
+    summary = "engine %s -> %s, %d table(s) with the same row counts%s" % (
+        before.get("version"), after.get("version"), len(before.get("counts", {})),
+        "" if ready is None else ", the app is ready")
+    return {"ok": not problems, "problems": problems, "summary": summary if not problems else "; ".join(problems)}
+
+
+def db_on_failure(host, old_image, new_image, stage, error):
+    """What to do when the database update failed at ``stage``: ``{"restore", "remove", "msg"}``.
+
+    Before the container was recreated (``build``, ``before``: the data read first) nothing is put back; after
+    (``recreate``, ``checks``) the container is recreated on ``old_image`` (same volume, same settings). A built
+    ``new_image`` is removed either way (a later deploy would otherwise pick it as the newest refreshed build).
+    """
+    error = str(error or "failed").strip()
+    remove = bool(new_image) and new_image != old_image
+    if stage in ("build", "before"):
+        return {"restore": False, "remove": remove,
+                "msg": "Patching stopped on %s: the database update of %s failed before the database was touched "
+                       "(%s: %s)%s; the hosts after it were not patched." % (
+                           host, old_image, stage, error, (" and %s was removed" % new_image) if remove else "")}
+    return {"restore": True, "remove": remove,
+            "msg": "Patching failed on %s at the database update (%s: %s). The database container was recreated on "
+                   "%s again (same volume and settings) and %s removed; the hosts after it were not patched. The "
+                   "verified backup taken before is there if the data needs it (playbooks/restore.yml)." % (
+                       host, stage, error, old_image, new_image)}

@@ -157,10 +157,13 @@ def rollback_targets(plan):
 
 
 def host_entry(host, plan=None, record=None, reboot=None, health_before=None, health_after=None, outcome="planned",
-               error=None, rolled_back=None, images=None, images_refreshed=None, pool=None, engine=None):
+               error=None, rolled_back=None, images=None, images_refreshed=None, pool=None, engine=None,
+               database=None):
     """One host's part of the run report: what the plan said, what changed, reboot, health before/after; the
     images whose base has updates (``images``: role -> image_refresh plan) and the refreshed app image; time out
-    of the load balancer's pool (``pool_entry``), the Docker engine (``engine_entry``)."""
+    of the load balancer's pool (``pool_entry``), the Docker engine (``engine_entry``); the database engine's
+    update (``database``: image and engine version before and after, the data checks, whether the old image was
+    put back)."""
     plan = plan or {}
     record = record or {}
     # apt_plan record's result names them changed_packages (its "changed" is Ansible's flag); patching.json "changed"
@@ -179,6 +182,9 @@ def host_entry(host, plan=None, record=None, reboot=None, health_before=None, he
         "images": [{"role": role, "image": (p or {}).get("image"), "pending": (p or {}).get("pending", 0),
                     "security": (p or {}).get("security", 0)} for role, p in sorted((images or {}).items())],
         "image_refreshed": (images_refreshed or {}).get("image"),
+        "database": {k: (database or {}).get(k) for k in ("image_before", "image_after", "version_before",
+                                                          "version_after", "checks", "restored")}
+        if database else None,
         "pool": pool or {"lb": None, "drained": False, "back": False, "out_s": None, "note": ""},
         "engine": engine or {"upgraded": False, "packages": [], "containers": 0, "back_s": None, "missing": [],
                              "note": ""},
@@ -192,6 +198,12 @@ def image_lines(entry):
         for i in entry.get("images") or []]
     if entry.get("image_refreshed"):
         lines.append("refreshed and released: %s" % entry["image_refreshed"])
+    db = entry.get("database")
+    if db:
+        lines.append("database: %s (engine %s) -> %s (engine %s)%s%s" % (
+            db["image_before"], db["version_before"] or "?", db["image_after"] or "-", db["version_after"] or "?",
+            ("; " + db["checks"]) if db["checks"] else "",
+            "; the old image was put back" if db["restored"] else ""))
     return lines
 
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+from test_db_image import assert_database_kept, failed_update_restores, update_database
 from test_deploy import BIN, ROOT, failures, playbook
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
@@ -56,8 +57,9 @@ def successful(state_dir, project):
     return [e for e in entries if e["outcome"] == "success"]
 
 
-def refresh_app_image_and_roll_back(tmp_path, inventory, url, project, state_dir):
-    """The scenario, on a stack whose live release is 1.0.0 (rollcall/sms-app:1.0.0)."""
+def refresh_app_image_and_roll_back(tmp_path, inventory, url, project, state_dir, leftovers):
+    """The scenario, on a stack whose live release is 1.0.0 (rollcall/sms-app:1.0.0). With the database engine's
+    update (test_db_image.py) on the same stack; ``leftovers``: images the caller removes after its teardown."""
     original = inspect("rollcall/sms-app:1.0.0", "{{.Id}}")
     assert inspect(project + "-app", "{{.Image}}") == original
     images = tmp_path / "images.yml"
@@ -78,6 +80,7 @@ def refresh_app_image_and_roll_back(tmp_path, inventory, url, project, state_dir
         refresh = task_result(report, "Build the refreshed app image")
         assert refresh["changed"] is True, refresh
         tag, version = refresh["refreshed"]["image"], refresh["refreshed"]["version"]
+        leftovers.append(tag)  # removed after the caller's teardown too (in use until then when a step fails)
         assert tag == "rollcall/sms-app:" + version and version.startswith("1.0.0-p"), refresh["refreshed"]
         assert load.failed == [] and load.ok > 50, (load.ok, load.failed[:10])
         # Recorded like any release; the release before it stays kept and warm.
@@ -96,11 +99,25 @@ def refresh_app_image_and_roll_back(tmp_path, inventory, url, project, state_dir
         assert again.returncode == 0 and '"changed": false' in again.stdout, again.stdout[-2000:]
         assert '"refreshed": null' in again.stdout and '"pending": 0' in again.stdout, again.stdout[-2000:]
 
+        # The database engine's update on this stack: rollcall/postgres:15 refreshed, the database recreated on it.
+        db_tag = update_database(tmp_path, inventory, project, leftovers)
+
+        # A plain deploy of 1.0.0 keeps the refreshed builds: the app's (recorded in the release history) and the
+        # database's (database-image.json); nothing goes back to the unrefreshed images.
+        proc, report = playbook(inventory, "deploy.yml", "-e", "rollcall_app_version=1.0.0")
+        assert proc.returncode == 0, failures(report)
+        assert inspect(project + "-app", "{{.Image}}") == refreshed_id
+        assert successful(state_dir, project)[-1]["version"] == version
+        assert_database_kept(project, db_tag)
+
         # An image refresh rolls back like a release: to the image that was live (the warm standby).
         proc, report = playbook(inventory, "rollback.yml")
         assert proc.returncode == 0, failures(report)
         assert inspect(project + "-app", "{{.Image}}") == original
         assert successful(state_dir, project)[-1]["version"] == "1.0.0"
+
+        # A database image that never becomes healthy: the database goes back to the image it ran, the run stops.
+        failed_update_restores(tmp_path, inventory, project, db_tag)
     finally:
         if tag:
             for name in (project + "-app-standby",):  # the refreshed release, warm after the rollback

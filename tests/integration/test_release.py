@@ -46,6 +46,7 @@ def test_deploy_and_rollback_under_load_fail_no_request(tmp_path):
                                 rollcall_state_dir=str(tmp_path / "state"), rollcall_backup_dir=str(tmp_path / "bk"),
                                 rollcall_backup_verify_level="native", rollcall_drain_seconds=1)
     url = "http://127.0.0.1:%d/api/v1/students?per_page=5" % port
+    leftovers = []
     try:
         proc, report = playbook(inventory)
         assert proc.returncode == 0, failures(report)
@@ -91,9 +92,12 @@ def test_deploy_and_rollback_under_load_fail_no_request(tmp_path):
         assert len(backups) == 1, "one verified backup, taken before the 1.1.0 migration"
 
         # Issue 13 item 5 on this stack (test_image_refresh.py): the app image refreshed under load, rolled back.
-        refresh_app_image_and_roll_back(tmp_path, inventory, url, "rc-it-rel", str(tmp_path / "state"))
+        # Then the database engine's update (test_db_image.py) on the same stack.
+        refresh_app_image_and_roll_back(tmp_path, inventory, url, "rc-it-rel", str(tmp_path / "state"), leftovers)
     finally:
         teardown(inventory)
+        for tag in leftovers:  # the refreshed images, in use until the teardown when a step failed
+            subprocess.run(["docker", "rmi", tag], capture_output=True, check=False)
 
 
 def test_two_deploys_at_once_one_fails_on_the_lock(tmp_path):

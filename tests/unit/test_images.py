@@ -185,3 +185,154 @@ def test_replan_of_nothing():
 def test_replan_refuses_changes_it_cannot_read():
     with pytest.raises(ImageError, match="lack from, to"):
         images.replan("i:1", "sha256:1", [{"package": "p"}])
+
+
+# ------------------------------------------------------------------- which build a deploy uses (issue 13 item 5)
+@pytest.mark.parametrize("version, key", [
+    ("1.0.0-p20261202", ("20261202", 1)), ("1.0.0-p20261202.3", ("20261202", 3)), ("1.0.0", None),
+    ("-p20261202", None), (None, None),
+])
+def test_refresh_key(version, key):
+    assert images.refresh_key(version) == key
+
+
+def test_pick_build_by_name():
+    assert images.pick_build("1.0.0-p20261202", ["1.0.0-p20261203"])["version"] == "1.0.0-p20261202"
+
+
+def test_pick_build_not_wanted():
+    picked = images.pick_build("1.0.0", ["1.0.0-p20261202"], use_refreshed=False)
+    assert picked["version"] == "1.0.0" and "not used" in picked["why"]
+
+
+def test_pick_build_newest_of_that_version():
+    candidates = ["1.0.0-p20261202", "1.0.0-p20261202.2", "1.0.0-p20261130", "1.1.0-p20261205", "1.0.0"]
+    picked = images.pick_build("1.0.0", candidates)
+    assert picked["version"] == "1.0.0-p20261202.2" and "newest refreshed build" in picked["why"]
+
+
+def test_pick_build_none():
+    picked = images.pick_build("1.0.0", ["1.1.0-p20261202"])
+    assert picked["version"] == "1.0.0" and "no refreshed build" in picked["why"]
+
+
+def test_pick_build_leaves_out_withdrawn():
+    picked = images.pick_build("1.0.0", ["1.0.0-p20261202", "1.0.0-p20261203"], withdrawn={"1.0.0-p20261203"})
+    assert picked["version"] == "1.0.0-p20261202"
+
+
+def test_pick_image():
+    picked = images.pick_image("rollcall/postgres:15", ["15", "15-p20261202", "16-p20261203"])
+    assert picked["image"] == "rollcall/postgres:15-p20261202"
+
+
+def entry(version, kind="deploy", outcome="success"):
+    return {"version": version, "kind": kind, "outcome": outcome}
+
+
+def test_withdrawn_after_a_rollback_of_a_refresh():
+    history = [entry("1.0.0"), entry("1.0.0-p20261202"), entry("1.0.0", "rollback")]
+    assert images.withdrawn_versions(history) == {"1.0.0-p20261202"}
+
+
+def test_withdrawn_until_deployed_again():
+    history = [entry("1.0.0"), entry("1.0.0-p20261202"), entry("1.0.0", "rollback"), entry("1.0.0-p20261202")]
+    assert images.withdrawn_versions(history) == set()
+
+
+def test_withdrawn_ignores_failures_and_plain_rollbacks():
+    history = [entry("1.0.0"), entry("1.1.0"), entry("1.0.0", "rollback"), entry("1.0.0-p20261202", outcome="failed")]
+    assert images.withdrawn_versions(history) == set()
+
+
+def test_refreshed_build_filter_uses_the_history():
+    history = [entry("1.0.0"), entry("1.0.0-p20261202"), entry("1.0.0", "rollback")]
+    assert filters.refreshed_build("1.0.0", ["1.0.0-p20261202"], True, history)["version"] == "1.0.0"
+    assert filters.refreshed_build("1.0.0", ["1.0.0-p20261202"], True, [])["version"] == "1.0.0-p20261202"
+
+
+# ------------------------------------------------------------------------- the database engine's minor update
+PENDING = {"pending": 2, "changes": []}
+NONE_PENDING = {"pending": 0, "changes": []}
+
+
+def test_db_refresh_nothing_for_sqlite():
+    assert images.db_refresh_decide(PENDING, "sqlite", 60, 3600)["action"] == "nothing"
+
+
+def test_db_refresh_nothing_pending():
+    assert images.db_refresh_decide(NONE_PENDING, "postgresql", 60, 3600)["action"] == "nothing"
+
+
+def test_db_refresh_forced():
+    assert images.db_refresh_decide(NONE_PENDING, "postgresql", 60, 3600, force=True)["action"] == "refresh"
+
+
+@pytest.mark.parametrize("age, words", [(None, "none found"), (7300, "the newest is 2 h old")])
+def test_db_refresh_stops_without_a_recent_verified_backup(age, words):
+    decision = images.db_refresh_decide(PENDING, "mariadb", age, 3600)
+    assert decision["action"] == "stop" and words in decision["why"] and "playbooks/backup.yml" in decision["why"]
+
+
+def test_db_refresh_with_a_backup():
+    decision = images.db_refresh_decide(PENDING, "postgresql", 120, 3600)
+    assert decision == {"action": "refresh", "why": "2 package updates pending; a verified backup is 2 min old"}
+
+
+def test_queries_quote_and_refuse():
+    assert images.count_query("postgresql", ["students", "alembic_version"]) == (
+        "SELECT 'students', COUNT(*) FROM \"students\" UNION ALL "
+        "SELECT 'alembic_version', COUNT(*) FROM \"alembic_version\"")
+    assert images.count_query("mariadb", ["students"]) == "SELECT 'students', COUNT(*) FROM `students`"
+    assert images.count_query("mariadb", []) == "SELECT 'none', 0"
+    assert "table_schema = 'public'" in images.tables_query("postgresql", "sms")
+    assert "table_schema = 'sms'" in images.tables_query("mariadb", "sms")
+    with pytest.raises(ImageError, match="table name"):
+        images.count_query("postgresql", ["x\"; DROP TABLE y"])
+    with pytest.raises(ImageError, match="database name"):
+        images.tables_query("mariadb", "a'b")
+
+
+def test_snapshot_parses():
+    snap = filters.db_snapshot("15.10 (Debian 15.10-0+deb12u1)", "students\t7\nalembic_version\t1\n")
+    assert snap == {"version": "15.10", "counts": {"students": 7, "alembic_version": 1}}
+    assert filters.db_snapshot("10.11.6-MariaDB-0+deb12u1", "none\t0") == {"version": "10.11.6", "counts": {}}
+    with pytest.raises(ImageError, match="did not say its version"):
+        images.engine_version("")
+
+
+def test_db_checks_pass():
+    before = {"version": "15.10", "counts": {"students": 7}}
+    checks = images.db_checks(before, {"version": "15.14", "counts": {"students": 7}}, True)
+    assert checks["ok"] and checks["summary"] == "engine 15.10 -> 15.14, 1 table(s) with the same row counts, " \
+                                                 "the app is ready"
+
+
+def test_db_checks_find_each_problem():
+    before = {"version": "15.10", "counts": {"students": 7, "grades": 3}}
+    after = {"version": "16.1", "counts": {"students": 6, "extra": 1}}
+    checks = images.db_checks(before, after, False)
+    assert not checks["ok"]
+    assert checks["problems"] == ["the engine's major version changed: 15.10 -> 16.1", "table extra: no rows before, "
+                                  "1 after", "table grades: 3 rows before, gone after",
+                                  "table students: 7 rows before, 6 after", "the app does not answer /health/ready"]
+
+
+def test_db_on_failure_at_the_build_touches_nothing():
+    undo = filters.db_on_failure("db1", "rollcall/postgres:15", "", "build", "apt failed")
+    assert undo["restore"] is False and undo["remove"] is False and "before the database was touched" in undo["msg"]
+    assert undo["msg"].startswith("Patching stopped on db1")
+
+
+def test_db_on_failure_before_the_recreate_removes_the_unused_build():
+    undo = images.db_on_failure("db1", "rollcall/postgres:15", "rollcall/postgres:15-p20261202", "before", "no psql")
+    assert undo["restore"] is False and undo["remove"] is True and "rollcall/postgres:15-p20261202 was removed" in \
+        undo["msg"]
+
+
+def test_db_on_failure_after_the_recreate_puts_the_old_image_back():
+    undo = images.db_on_failure("db1", "rollcall/postgres:15", "rollcall/postgres:15-p20261202", "recreate",
+                                "unhealthy")
+    assert undo["restore"] is True and undo["remove"] is True
+    assert undo["msg"].startswith("Patching failed on db1 at the database update (recreate: unhealthy)")
+    assert "recreated on rollcall/postgres:15 again" in undo["msg"]

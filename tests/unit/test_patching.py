@@ -282,6 +282,24 @@ def test_a_host_without_images_has_no_images_part():
     assert "Images:" not in patching.markdown(report) and "Images:" not in patching.html(report)
 
 
+def test_the_report_has_the_database_update():
+    entry = patching.host_entry("db1", PLAN, outcome="patched", images={"db": IMAGE_PLANS["db"]}, database={
+        "image_before": "rollcall/postgres:15", "image_after": "rollcall/postgres:15-p20261202",
+        "version_before": "15.10", "version_after": "15.14", "checks": "same row counts", "restored": False})
+    assert entry["database"]["version_after"] == "15.14" and patching.host_entry("h1", PLAN)["database"] is None
+    assert patching.image_lines(entry)[-1] == ("database: rollcall/postgres:15 (engine 15.10) -> "
+                                               "rollcall/postgres:15-p20261202 (engine 15.14); same row counts")
+    assert "database: rollcall/postgres:15 (engine 15.10)" in patching.markdown(patching.run_report([entry], at="T"))
+
+
+def test_the_report_says_the_old_database_image_was_put_back():
+    entry = patching.host_entry("db1", PLAN, outcome="failed", database={
+        "image_before": "rollcall/postgres:15", "image_after": "rollcall/postgres:15", "version_before": "15.10",
+        "version_after": None, "checks": None, "restored": True})
+    assert patching.image_lines(entry) == ["database: rollcall/postgres:15 (engine 15.10) -> rollcall/postgres:15 "
+                                           "(engine ?); the old image was put back"]
+
+
 # Load balancer (issue 13 item 3): pool_plan, pool_entry, pool_cell.
 LB = {"type": "haproxy", "host": "lb1", "backend": "sms", "socket": "/run/haproxy/admin.sock"}
 
