@@ -21,6 +21,7 @@ class Load:
         self.workers, self.timeout = workers, timeout
         self.ok = 0
         self.failed = []
+        self.failed_at = []  # monotonic time of each failure (the span of a gap)
         self.versions = {}
         self.last_seen = {}  # version -> monotonic time of the last response it gave
         self._lock = threading.Lock()
@@ -39,6 +40,7 @@ class Load:
         except (urllib.error.URLError, OSError) as exc:
             with self._lock:
                 self.failed.append(str(getattr(exc, "code", "")) or str(exc)[:120])
+                self.failed_at.append(time.monotonic())
 
     def _run(self):
         deadline = time.monotonic() + self.max_seconds
@@ -70,6 +72,11 @@ class Load:
     def wait(self):
         self._thread.join()
         return self
+
+    @property
+    def gap_s(self):
+        """Seconds from the first failed request to the last (0 when none or one failed)."""
+        return round(max(self.failed_at) - min(self.failed_at), 2) if self.failed_at else 0.0
 
     @property
     def sent(self):

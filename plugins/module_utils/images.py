@@ -359,3 +359,79 @@ def db_on_failure(host, old_image, new_image, stage, error):
                    "%s again (same volume and settings) and %s removed; the hosts after it were not patched. The "
                    "verified backup taken before is there if the data needs it (playbooks/restore.yml)." % (
                        host, stage, error, old_image, new_image)}
+
+
+# --------------------------------------------------------------------- a recorded refreshed image a deploy keeps
+def recorded_image(ref, record, present_tags, use_refreshed=True):
+    """Which image a deploy runs for ``ref`` (``rollcall/postgres:15``, ``rollcall/proxy:1``) when patching recorded
+    a refreshed build of it (``database-image.json``, ``proxy-image.json``: ``{"image": ...}``): ``{"image", "why"}``.
+
+    ``record``: the record (None: none); ``present_tags``: the tags of the recorded image's repository on the host.
+    The recorded image is kept when it is a refreshed build of ``ref`` (same repository, base tag ``ref``'s) still
+    on the host and ``use_refreshed``; otherwise ``ref`` itself.
+    """
+    try:
+        repo, tag = split_ref(ref)
+    except ImageError:
+        return {"image": ref, "why": "%s is not REPOSITORY:TAG: run as it is" % ref}
+    recorded = str((record or {}).get("image") or "") if isinstance(record, dict) else ""
+    if not recorded:
+        return {"image": ref, "why": "no refreshed build of %s is recorded" % ref}
+    try:
+        rec_repo, rec_tag = split_ref(recorded)
+    except ImageError:
+        return {"image": ref, "why": "the record names no usable image (%r): %s is run" % (recorded[:80], ref)}
+    if rec_repo != repo or base_version(rec_tag) != tag or not refresh_key(rec_tag):
+        return {"image": ref, "why": "the recorded %s is not a refreshed build of %s" % (recorded, ref)}
+    if rec_tag not in set(present_tags or ()):
+        return {"image": ref, "why": "the recorded %s is no longer on this host: %s is run" % (recorded, ref)}
+    return pick_image(ref, [rec_tag], use_refreshed)
+
+
+# ------------------------------------------------------------------------------------------ the proxy's refresh
+UPSTREAM_LINE = re.compile(r'^\s*set\s+\$rollcall_upstream\s+"(?P<target>[^"]*)"\s*;\s*$')
+UPSTREAM_TARGET = re.compile(r"^[A-Za-z0-9_.-]+:[0-9]{1,5}$")
+PROXY_DEFAULT_UPSTREAM = "127.0.0.1:9"  # images/proxy/upstream.conf: the image's own, serves nothing
+
+
+def proxy_upstream(conf):
+    """The live upstream (``HOST:PORT``) the proxy serves, from its ``/etc/nginx/rollcall/upstream.conf`` (the one
+    ``set $rollcall_upstream "HOST:PORT";`` line rollcall-switch writes). Refused (ImageError): no such line, more
+    than one, an invalid target, or the image's default (the proxy serves no app: nothing to carry over)."""
+    found = [m.group("target") for m in map(UPSTREAM_LINE.match, (conf or "").splitlines()) if m]
+    if not found:
+        raise ImageError("the proxy's upstream.conf has no 'set $rollcall_upstream \"HOST:PORT\";' line: %r"
+                         % (conf or "")[:200])
+    if len(found) > 1:
+        raise ImageError("the proxy's upstream.conf names %d upstreams (%s); rollcall-switch writes one"
+                         % (len(found), ", ".join(found)))
+    target = found[0]
+    if not UPSTREAM_TARGET.match(target):
+        raise ImageError("the proxy's upstream %r is not HOST:PORT" % target)
+    if target == PROXY_DEFAULT_UPSTREAM:
+        raise ImageError("the proxy still has the image's default upstream (%s): it serves no app release; deploy "
+                         "first (playbooks/deploy.yml)" % target)
+    return target
+
+
+def proxy_on_failure(host, old_image, new_image, stage, error, upstream=None, drained=False):
+    """What to do when the proxy's refresh failed at ``stage``: ``{"restore", "remove", "msg"}``.
+
+    ``build`` and ``before`` (the upstream read, the drain): the proxy was not touched, nothing is put back; after
+    (``recreate``, ``gate``) it is recreated on ``old_image`` with the same ``upstream`` and gated again. A built
+    ``new_image`` is removed either way (a later deploy would otherwise keep it). ``drained``: the host left the load
+    balancer's pool and stays out (fail closed; the message says so).
+    """
+    error = str(error or "failed").strip()
+    remove = bool(new_image) and new_image != old_image
+    out = " %s stays out of the load balancer's pool until someone re-adds it;" % host if drained else ""
+    if stage in ("build", "before"):
+        return {"restore": False, "remove": remove,
+                "msg": "Patching stopped on %s: the proxy refresh of %s failed before the proxy was touched "
+                       "(%s: %s)%s;%s the hosts after it were not patched." % (
+                           host, old_image, stage, error, (" and %s was removed" % new_image) if remove else "", out)}
+    return {"restore": True, "remove": remove,
+            "msg": "Patching failed on %s at the proxy refresh (%s: %s). The proxy was recreated on %s again%s "
+                   "and %s removed;%s the hosts after it were not patched." % (
+                       host, stage, error, old_image, (" serving %s" % upstream) if upstream else "",
+                       new_image or "nothing", out)}

@@ -158,12 +158,13 @@ def rollback_targets(plan):
 
 def host_entry(host, plan=None, record=None, reboot=None, health_before=None, health_after=None, outcome="planned",
                error=None, rolled_back=None, images=None, images_refreshed=None, pool=None, engine=None,
-               database=None):
+               database=None, proxy=None):
     """One host's part of the run report: what the plan said, what changed, reboot, health before/after; the
     images whose base has updates (``images``: role -> image_refresh plan) and the refreshed app image; time out
     of the load balancer's pool (``pool_entry``), the Docker engine (``engine_entry``); the database engine's
     update (``database``: image and engine version before and after, the data checks, whether the old image was
-    put back)."""
+    put back); the proxy's refresh (``proxy``: image before and after, the upstream it kept serving, whether the
+    old image was put back)."""
     plan = plan or {}
     record = record or {}
     # apt_plan record's result names them changed_packages (its "changed" is Ansible's flag); patching.json "changed"
@@ -185,6 +186,8 @@ def host_entry(host, plan=None, record=None, reboot=None, health_before=None, he
         "database": {k: (database or {}).get(k) for k in ("image_before", "image_after", "version_before",
                                                           "version_after", "checks", "restored")}
         if database else None,
+        "proxy": {k: (proxy or {}).get(k) for k in ("image_before", "image_after", "upstream", "restored")}
+        if proxy else None,
         "pool": pool or {"lb": None, "drained": False, "back": False, "out_s": None, "note": ""},
         "engine": engine or {"upgraded": False, "packages": [], "containers": 0, "back_s": None, "missing": [],
                              "note": ""},
@@ -204,6 +207,12 @@ def image_lines(entry):
             db["image_before"], db["version_before"] or "?", db["image_after"] or "-", db["version_after"] or "?",
             ("; " + db["checks"]) if db["checks"] else "",
             "; the old image was put back" if db["restored"] else ""))
+    proxy = entry.get("proxy")
+    if proxy:
+        lines.append("proxy: %s -> %s%s%s" % (
+            proxy["image_before"], proxy["image_after"] or "-",
+            (" (serving %s)" % proxy["upstream"]) if proxy["upstream"] else "",
+            "; the old image was put back" if proxy["restored"] else ""))
     return lines
 
 

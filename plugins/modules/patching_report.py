@@ -28,7 +28,8 @@ options:
         RV(rollcall.ops.image_refresh#module:refreshed)), C(pool) (the time out of the load balancer's pool from
         C(patching_pool_entry), from C(pool_entry) of C(plugins/module_utils/patching.py)), C(engine) (the Docker
         engine upgrade, C(patching_engine_entry)), C(database) (the database engine's update - C(image_before),
-        C(image_after), C(version_before), C(version_after), C(checks), C(restored)).
+        C(image_after), C(version_before), C(version_after), C(checks), C(restored)), C(proxy) (the proxy image's
+        refresh - C(image_before), C(image_after), C(upstream), C(restored)).
     type: list
     elements: dict
     required: true
@@ -89,7 +90,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rollcall.ops.plugins.module_utils import artifact, patching
 
 ENTRY_KEYS = ("plan", "record", "reboot", "health_before", "health_after", "outcome", "error", "rolled_back",
-              "images", "images_refreshed", "pool", "engine", "database")
+              "images", "images_refreshed", "pool", "engine", "database", "proxy")
 
 
 def write_text_atomic(path, text):

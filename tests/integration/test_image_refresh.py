@@ -3,7 +3,8 @@ test_release.py's under-load test (a stack of its own would double the cost; tha
 ``refresh_app_image_and_roll_back`` at its end, with 1.0.0 live): the app image refreshed with its base's updates
 (rollcall.ops.image_refresh) and released through roles/sms_app under load with zero failed requests; the release
 history records the refreshed image and keeps the old one warm; a second refresh with nothing pending builds
-nothing; rollback.yml goes back to the image that was live. The patching role's image tasks run without its
+nothing; rollback.yml goes back to the image that was live; the database's and the proxy's refresh
+(test_db_image.py, test_proxy_image.py) on the same stack. The patching role's image tasks run without its
 OS-package part, which would upgrade this machine's own packages (the test inventory's host is the controller)."""
 
 import json
@@ -14,6 +15,7 @@ import time
 
 from test_db_image import assert_database_kept, failed_update_restores, update_database
 from test_deploy import BIN, ROOT, failures, playbook
+from test_proxy_image import assert_proxy_kept, failed_refresh_restores, refresh_proxy
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 from loadgen import Load  # noqa: E402
@@ -102,13 +104,18 @@ def refresh_app_image_and_roll_back(tmp_path, inventory, url, project, state_dir
         # The database engine's update on this stack: rollcall/postgres:15 refreshed, the database recreated on it.
         db_tag = update_database(tmp_path, inventory, project, leftovers)
 
-        # A plain deploy of 1.0.0 keeps the refreshed builds: the app's (recorded in the release history) and the
-        # database's (database-image.json); nothing goes back to the unrefreshed images.
+        # The proxy image's refresh (test_proxy_image.py) under load: recreated once, the gap measured.
+        proxy_tag, proxy_container, _ = refresh_proxy(tmp_path, inventory, url, project, state_dir, leftovers)
+
+        # A plain deploy of 1.0.0 keeps the refreshed builds: the app's (recorded in the release history), the
+        # database's (database-image.json) and the proxy's (proxy-image.json: the same proxy container, not
+        # recreated); nothing goes back to the unrefreshed images.
         proc, report = playbook(inventory, "deploy.yml", "-e", "rollcall_app_version=1.0.0")
         assert proc.returncode == 0, failures(report)
         assert inspect(project + "-app", "{{.Image}}") == refreshed_id
         assert successful(state_dir, project)[-1]["version"] == version
         assert_database_kept(project, db_tag)
+        assert_proxy_kept(project, proxy_tag, proxy_container)
 
         # An image refresh rolls back like a release: to the image that was live (the warm standby).
         proc, report = playbook(inventory, "rollback.yml")
@@ -118,6 +125,10 @@ def refresh_app_image_and_roll_back(tmp_path, inventory, url, project, state_dir
 
         # A database image that never becomes healthy: the database goes back to the image it ran, the run stops.
         failed_update_restores(tmp_path, inventory, project, db_tag)
+
+        # A proxy image that fails the gate: the proxy goes back to the image it ran, serving the same upstream.
+        failed_refresh_restores(tmp_path, inventory, project, proxy_tag, url.replace("/api/v1/students?per_page=5",
+                                                                                     "/health/ready"))
     finally:
         if tag:
             for name in (project + "-app-standby",):  # the refreshed release, warm after the rollback

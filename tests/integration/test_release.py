@@ -44,7 +44,10 @@ def test_deploy_and_rollback_under_load_fail_no_request(tmp_path):
     inventory = write_inventory(tmp_path, rollcall_project="rc-it-rel", rollcall_db_engine="postgresql",
                                 rollcall_app_port=port, rollcall_rate_limit_per_minute=1000000,
                                 rollcall_state_dir=str(tmp_path / "state"), rollcall_backup_dir=str(tmp_path / "bk"),
-                                rollcall_backup_verify_level="native", rollcall_drain_seconds=1)
+                                rollcall_backup_verify_level="native", rollcall_drain_seconds=1,
+                                # the proxy image under test (a shared engine may hold another build of
+                                # rollcall/proxy:1 while other runs use it: build this tree's under another tag)
+                                rollcall_proxy_image=os.environ.get("ROLLCALL_IT_PROXY_IMAGE", "rollcall/proxy:1"))
     url = "http://127.0.0.1:%d/api/v1/students?per_page=5" % port
     leftovers = []
     try:
@@ -92,7 +95,7 @@ def test_deploy_and_rollback_under_load_fail_no_request(tmp_path):
         assert len(backups) == 1, "one verified backup, taken before the 1.1.0 migration"
 
         # Issue 13 item 5 on this stack (test_image_refresh.py): the app image refreshed under load, rolled back.
-        # Then the database engine's update (test_db_image.py) on the same stack.
+        # Then the database engine's update (test_db_image.py) and the proxy's (test_proxy_image.py) on the same stack.
         refresh_app_image_and_roll_back(tmp_path, inventory, url, "rc-it-rel", str(tmp_path / "state"), leftovers)
     finally:
         teardown(inventory)

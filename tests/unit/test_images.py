@@ -336,3 +336,91 @@ def test_db_on_failure_after_the_recreate_puts_the_old_image_back():
     assert undo["restore"] is True and undo["remove"] is True
     assert undo["msg"].startswith("Patching failed on db1 at the database update (recreate: unhealthy)")
     assert "recreated on rollcall/postgres:15 again" in undo["msg"]
+
+
+# ------------------------------------------------------------------ recorded_image: what a deploy keeps (db, proxy)
+def test_recorded_image_without_a_record_runs_the_image_asked_for():
+    assert filters.recorded_image("rollcall/proxy:1", None, ["1"]) == {
+        "image": "rollcall/proxy:1", "why": "no refreshed build of rollcall/proxy:1 is recorded"}
+
+
+def test_recorded_image_kept_when_still_on_the_host():
+    picked = filters.recorded_image("rollcall/proxy:1", {"image": "rollcall/proxy:1-p20261202"}, ["1", "1-p20261202"])
+    assert picked["image"] == "rollcall/proxy:1-p20261202" and "newest refreshed build" in picked["why"]
+
+
+def test_recorded_image_gone_from_the_host():
+    picked = images.recorded_image("rollcall/proxy:1", {"image": "rollcall/proxy:1-p20261202"}, ["1"])
+    assert picked["image"] == "rollcall/proxy:1" and "no longer on this host" in picked["why"]
+
+
+def test_recorded_image_opted_out():
+    picked = images.recorded_image("rollcall/postgres:15", {"image": "rollcall/postgres:15-p20261202"},
+                                   ["15-p20261202"], use_refreshed=False)
+    assert picked["image"] == "rollcall/postgres:15" and "not used" in picked["why"]
+
+
+@pytest.mark.parametrize("recorded", ["rollcall/postgres:16-p20261202", "other/proxy:1-p20261202", "rollcall/proxy:1"])
+def test_recorded_image_of_another_image_is_not_kept(recorded):
+    ref = "rollcall/postgres:15" if "postgres" in recorded else "rollcall/proxy:1"
+    picked = images.recorded_image(ref, {"image": recorded}, [recorded.rpartition(":")[2]])
+    assert picked["image"] == ref and "is not a refreshed build of" in picked["why"]
+
+
+def test_recorded_image_unusable_record():
+    picked = images.recorded_image("rollcall/proxy:1", {"image": "rollcall/proxy"}, ["1"])
+    assert picked["image"] == "rollcall/proxy:1" and "no usable image" in picked["why"]
+
+
+# ------------------------------------------------------------------------------------------- the proxy's refresh
+def test_image_decide_filter():
+    assert filters.image_decide({"pending": 0}, True)["action"] == "build"
+    assert filters.image_decide({"pending": 0})["action"] == "nothing"
+
+
+def test_proxy_upstream_reads_what_rollcall_switch_wrote():
+    conf = '# Written by rollcall-switch at 2026-12-02T23:00:00Z\nset $rollcall_upstream "rc-it-rel-app-live:8000";\n'
+    assert filters.proxy_upstream(conf) == "rc-it-rel-app-live:8000"
+
+
+@pytest.mark.parametrize("conf, words", [
+    ("", "has no 'set $rollcall_upstream"),
+    ("# nothing here\n", "has no 'set $rollcall_upstream"),
+    ('set $rollcall_upstream "a:8000";\nset $rollcall_upstream "b:8000";\n', "names 2 upstreams"),
+    ('set $rollcall_upstream "a b;c:8000";\n', "is not HOST:PORT"),
+    ('set $rollcall_upstream "app";\n', "is not HOST:PORT"),
+    ('# Replaced on every deploy\nset $rollcall_upstream "127.0.0.1:9";\n', "default upstream"),
+])
+def test_proxy_upstream_refuses(conf, words):
+    with pytest.raises(ImageError) as err:
+        images.proxy_upstream(conf)
+    assert words in str(err.value)
+
+
+def test_proxy_on_failure_at_the_build_touches_nothing():
+    undo = filters.proxy_on_failure("app1", "rollcall/proxy:1", "", "build", "apt failed")
+    assert undo["restore"] is False and undo["remove"] is False
+    assert undo["msg"].startswith("Patching stopped on app1: the proxy refresh of rollcall/proxy:1 failed before")
+    assert "load balancer" not in undo["msg"]
+
+
+def test_proxy_on_failure_before_the_recreate_removes_the_unused_build_and_names_the_drained_host():
+    undo = images.proxy_on_failure("app1", "rollcall/proxy:1", "rollcall/proxy:1-p20261202", "before",
+                                   "no upstream", drained=True)
+    assert undo["restore"] is False and undo["remove"] is True
+    assert "rollcall/proxy:1-p20261202 was removed" in undo["msg"]
+    assert "app1 stays out of the load balancer's pool" in undo["msg"]
+
+
+def test_proxy_on_failure_after_the_recreate_puts_the_old_image_back_with_the_upstream():
+    undo = images.proxy_on_failure("app1", "rollcall/proxy:1", "rollcall/proxy:1-p20261202", "gate", "not ready",
+                                   "rc-app:8000")
+    assert undo["restore"] is True and undo["remove"] is True
+    assert undo["msg"].startswith("Patching failed on app1 at the proxy refresh (gate: not ready)")
+    assert "recreated on rollcall/proxy:1 again serving rc-app:8000 and rollcall/proxy:1-p20261202 removed" in \
+        undo["msg"]
+
+
+def test_recorded_image_of_an_untagged_image_runs_it_as_it_is():
+    picked = images.recorded_image("registry.local:5000/postgres", {"image": "x:1-p20261202"}, ["1-p20261202"])
+    assert picked["image"] == "registry.local:5000/postgres" and "run as it is" in picked["why"]

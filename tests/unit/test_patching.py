@@ -456,3 +456,20 @@ def test_the_reports_say_the_engine_was_upgraded():
     assert "Docker engine: engine upgraded, 1 container(s) back in 9.5 s" in patching.html(report)
     assert report["hosts"][1]["engine"]["upgraded"] is False
     assert "Docker engine" not in patching.markdown(patching.run_report(entries[1:]))
+
+
+def test_the_report_has_the_proxy_refresh():
+    entry = patching.host_entry("app1", PLAN, outcome="patched", proxy={
+        "image_before": "rollcall/proxy:1", "image_after": "rollcall/proxy:1-p20261202",
+        "upstream": "rc-app:8000", "restored": False})
+    assert entry["proxy"]["image_after"] == "rollcall/proxy:1-p20261202"
+    assert patching.host_entry("h1", PLAN)["proxy"] is None
+    assert patching.image_lines(entry)[-1] == ("proxy: rollcall/proxy:1 -> rollcall/proxy:1-p20261202 "
+                                               "(serving rc-app:8000)")
+    assert "proxy: rollcall/proxy:1 -> " in patching.markdown(patching.run_report([entry], at="T"))
+
+
+def test_the_report_says_the_old_proxy_image_was_put_back():
+    entry = patching.host_entry("app1", PLAN, outcome="failed", proxy={
+        "image_before": "rollcall/proxy:1", "image_after": "rollcall/proxy:1", "upstream": None, "restored": True})
+    assert patching.image_lines(entry)[-1] == "proxy: rollcall/proxy:1 -> rollcall/proxy:1; the old image was put back"
