@@ -12,50 +12,22 @@ import os
 import subprocess
 
 import docker
+from patching_steps import inspect, steps_playbook
 from test_deploy import DB_PASSWORD, failures, playbook
 
 # The patching role's database part alone: the plan of the database image, then the update.
-DB_PLAYBOOK = """
-- name: Update the database engine like patching does
-  hosts: db
-  gather_facts: false
-  pre_tasks:
-    - name: Start the host's report entry as patching's plan does
-      ansible.builtin.set_fact:
-        patching_host: {host: "{{ inventory_hostname }}", outcome: unchanged}
-  tasks:
-    - name: Which images have a base with updates
-      ansible.builtin.include_role:
-        name: rollcall.ops.patching
-        tasks_from: images_plan.yml
-    - name: Update the database engine
-      ansible.builtin.include_role:
-        name: rollcall.ops.patching
-        tasks_from: db_image.yml
-"""
+DB_PLAYBOOK = steps_playbook('Update the database engine like patching does', 'db', [
+    ('Which images have a base with updates', 'images_plan.yml'),
+    ('Update the database engine', 'db_image.yml'),
+])
 
 # The recreate step alone on an image given by the test (one that never becomes healthy).
-RECREATE_PLAYBOOK = """
-- name: Recreate the database on a given image like patching does
-  hosts: db
-  gather_facts: false
-  pre_tasks:
-    - name: Start the host's report entry as patching's plan does
-      ansible.builtin.set_fact:
-        patching_host: {host: "{{ inventory_hostname }}", outcome: unchanged}
-  tasks:
-    - name: Recreate the database
-      ansible.builtin.include_role:
-        name: rollcall.ops.patching
-        tasks_from: db_recreate.yml
-"""
+RECREATE_PLAYBOOK = steps_playbook('Recreate the database on a given image like patching does', 'db', [
+    ('Recreate the database', 'db_recreate.yml'),
+])
 
 BROKEN = "rollcall/postgres:rc-it-broken"
 
-
-def inspect(ref, fmt):
-    proc = subprocess.run(["docker", "inspect", "-f", fmt, ref], capture_output=True, text=True, check=False)
-    return proc.stdout.strip() if proc.returncode == 0 else None
 
 
 def psql(project, sql):

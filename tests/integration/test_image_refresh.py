@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 
+from patching_steps import inspect, steps_playbook
 from test_db_image import assert_database_kept, failed_update_restores, update_database
 from test_deploy import BIN, ROOT, failures, playbook
 from test_proxy_image import assert_proxy_kept, failed_refresh_restores, refresh_proxy
@@ -21,29 +22,11 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 from loadgen import Load  # noqa: E402
 
 # The patching role's image part alone: the plan (what check mode shows too), then refresh and release.
-IMAGES_PLAYBOOK = """
-- name: Refresh our images like patching does
-  hosts: app
-  gather_facts: false
-  pre_tasks:
-    - name: Start the host's report entry as patching's plan does
-      ansible.builtin.set_fact:
-        patching_host: {host: "{{ inventory_hostname }}", outcome: unchanged}
-  tasks:
-    - name: Which images have a base with updates
-      ansible.builtin.include_role:
-        name: rollcall.ops.patching
-        tasks_from: images_plan.yml
-    - name: Refresh and release the app image
-      ansible.builtin.include_role:
-        name: rollcall.ops.patching
-        tasks_from: images.yml
-"""
+IMAGES_PLAYBOOK = steps_playbook('Refresh our images like patching does', 'app', [
+    ('Which images have a base with updates', 'images_plan.yml'),
+    ('Refresh and release the app image', 'images.yml'),
+])
 
-
-def inspect(ref, fmt):
-    proc = subprocess.run(["docker", "inspect", "-f", fmt, ref], capture_output=True, text=True, check=False)
-    return proc.stdout.strip() if proc.returncode == 0 else None
 
 
 def task_result(report, prefix):

@@ -16,54 +16,26 @@ import sys
 import time
 
 import docker
+from patching_steps import inspect, steps_playbook
 from test_deploy import ROOT, failures, playbook
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 from loadgen import Load  # noqa: E402
 
 # The patching role's proxy part alone: the plan of the proxy image, then the refresh.
-PROXY_PLAYBOOK = """
-- name: Refresh the proxy image like patching does
-  hosts: app
-  gather_facts: false
-  pre_tasks:
-    - name: Start the host's report entry as patching's plan does
-      ansible.builtin.set_fact:
-        patching_host: {host: "{{ inventory_hostname }}", outcome: unchanged}
-  tasks:
-    - name: Which images have a base with updates
-      ansible.builtin.include_role:
-        name: rollcall.ops.patching
-        tasks_from: images_plan.yml
-    - name: Refresh the proxy image
-      ansible.builtin.include_role:
-        name: rollcall.ops.patching
-        tasks_from: proxy_image.yml
-"""
+PROXY_PLAYBOOK = steps_playbook('Refresh the proxy image like patching does', 'app', [
+    ('Which images have a base with updates', 'images_plan.yml'),
+    ('Refresh the proxy image', 'proxy_image.yml'),
+])
 
 # The recreate step alone on an image given by the test (one whose proxy answers 503).
-RECREATE_PLAYBOOK = """
-- name: Recreate the proxy on a given image like patching does
-  hosts: app
-  gather_facts: false
-  pre_tasks:
-    - name: Start the host's report entry as patching's plan does
-      ansible.builtin.set_fact:
-        patching_host: {host: "{{ inventory_hostname }}", outcome: unchanged}
-  tasks:
-    - name: Recreate the proxy
-      ansible.builtin.include_role:
-        name: rollcall.ops.patching
-        tasks_from: proxy_recreate.yml
-"""
+RECREATE_PLAYBOOK = steps_playbook('Recreate the proxy on a given image like patching does', 'app', [
+    ('Recreate the proxy', 'proxy_recreate.yml'),
+])
 
 BROKEN = "rollcall/proxy:rc-it-broken"
 UPSTREAM_CONF = "/etc/nginx/rollcall/upstream.conf"
 
-
-def inspect(ref, fmt):
-    proc = subprocess.run(["docker", "inspect", "-f", fmt, ref], capture_output=True, text=True, check=False)
-    return proc.stdout.strip() if proc.returncode == 0 else None
 
 
 def upstream_line(project):
