@@ -1,6 +1,7 @@
 # Copyright: Rollcall contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Jinja filters over plugins/module_utils/maintenance.py (issue 15): growth of the database and the disk-full date."""
+"""Jinja filters over plugins/module_utils/maintenance.py (issue 15): growth of the database and the disk-full date,
+the slow statements to explain."""
 
 from ansible_collections.rollcall.ops.plugins.module_utils import maintenance
 
@@ -16,6 +17,12 @@ def capacity_check(points, database_bytes, free_bytes=None, warn_days=90):
     return maintenance.capacity_check(size_growth(points, free_bytes), database_bytes, float(warn_days))
 
 
+def explain_candidates(slow_queries, top=maintenance.EXPLAIN_TOP):
+    """The ``top`` slowest plain SELECT statements of db_diagnostics' slow_queries (maintenance.explain_candidates)."""
+    return [{"queryid": q.get("queryid"), "query": q.get("query")}
+            for q in maintenance.explain_candidates(slow_queries, int(top))]
+
+
 class FilterModule:
     def filters(self):
-        return {"size_growth": size_growth, "capacity_check": capacity_check}
+        return {"size_growth": size_growth, "capacity_check": capacity_check, "explain_candidates": explain_candidates}

@@ -22,6 +22,7 @@ statements; everything that decides lives here:
 
 import datetime
 import math
+import re
 
 OK, WARNING, CRITICAL = "ok", "warning", "critical"
 ENGINES = ("postgresql", "mysql", "sqlite", "mssql")
@@ -97,6 +98,13 @@ def pg_ident(name):
     if not isinstance(name, str) or not name or "\0" in name:
         raise MaintenanceError("invalid PostgreSQL identifier %r" % (name,))
     return '"%s"' % name.replace('"', '""')
+
+
+def pg_literal(text):
+    """A PostgreSQL string literal (' doubled; standard_conforming_strings is on)."""
+    if not isinstance(text, str) or "\0" in text:
+        raise MaintenanceError("invalid PostgreSQL string %r" % (text,))
+    return "'%s'" % text.replace("'", "''")
 
 
 def my_ident(name):
@@ -200,11 +208,19 @@ def plan_postgresql(stats, thresholds, options):
                 % (round(bloat, 1), size, thresholds["index_bloat_percent"]),
                 "REINDEX INDEX CONCURRENTLY %s;" % quoted, {"size_bytes": size, "bloat_percent": round(bloat, 1)}))
     if options.get("reset_stats"):
+        database = stats.get("database") or ""
         sql = "SELECT pg_stat_reset();"
         if stats.get("pg_stat_statements"):
             sql += " SELECT pg_stat_statements_reset();"
-        actions.append(action("postgresql", "reset_stats", stats.get("database") or "", "requested (reset_stats)",
-                              sql))
+        actions.append(action("postgresql", "reset_stats", database, "requested (reset_stats)", sql))
+        where = stats.get("pg_stat_statements_db")
+        if where and not stats.get("pg_stat_statements"):
+            # the extension lives in the maintenance database (roles/database): this database's statements only
+            oid = "(SELECT oid FROM pg_database WHERE datname = %s)" % pg_literal(database)  # noqa: S608 - quoted
+            reset = action("postgresql", "reset_stats", "%s (pg_stat_statements in %s)" % (database, where),
+                           "requested (reset_stats)", "SELECT pg_stat_statements_reset(0, %s, 0);" % oid)
+            reset["database"] = where
+            actions.append(reset)
     return actions
 
 
@@ -419,6 +435,13 @@ def judge_diagnostics(engine, facts, thresholds=None):
             out.append(finding("slow queries", WARNING if slow else OK,
                                "%d statements with a mean over %d ms" % (len(slow), t["slow_query_ms"]),
                                {"slow_queries": len(slow)}, slow))
+    if "duplicate_indexes" in facts:
+        dup = facts["duplicate_indexes"]
+        out.append(finding("duplicate indexes", WARNING if dup else OK,
+                           "%d duplicate indexes%s" % (len(dup), (": " + "; ".join(
+                               "%s %s %s" % (d["index"], "same as" if d["kind"] == "exact" else "a prefix of",
+                                             d["duplicate_of"]) for d in dup[:10])) if dup else ""),
+                           {"duplicate_indexes": len(dup)}, dup))
     if "connections" in facts and facts["connections"].get("max"):
         used, limit = facts["connections"]["used"], facts["connections"]["max"]
         share = percent(used, limit)
@@ -584,16 +607,128 @@ def pg_index_bloat(size_bytes, tuples, key_width, block_size=8192, fillfactor=90
     return round(max(0.0, 100.0 * (pages - needed) / pages), 1)
 
 
+def duplicate_indexes(indexes):
+    """Indexes another index of the same table makes redundant, each {table, index, duplicate_of, kind,
+    size_bytes}. ``indexes``: [{table, index, method, keys: [column or expression, in order], signature (operator
+    classes, collations, orderings: equal for an exact duplicate), predicate, unique, primary, size_bytes}].
+
+    ``exact``: same method, keys, signature and predicate; the one kept is the primary key, else a unique one, else
+    the first by name. ``prefix``: a non-unique btree index whose keys are the leading keys of another btree index
+    with the same predicate (the longer one serves its lookups). A unique index is never a prefix duplicate (it
+    enforces a constraint the longer one does not)."""
+    by_table = {}
+    for index in indexes or ():
+        by_table.setdefault(index["table"], []).append(index)
+    out = []
+    for table in sorted(by_table):
+        group = sorted(by_table[table], key=lambda i: (not i.get("primary"), not i.get("unique"), i["index"]))
+        reported = set()
+        for pos, index in enumerate(group):
+            if index["index"] in reported:
+                continue
+            for other in group[pos + 1:]:
+                if other["index"] in reported:
+                    continue
+                if (index.get("method"), list(index["keys"]), index.get("signature", ""), index.get("predicate", "")) \
+                        == (other.get("method"), list(other["keys"]), other.get("signature", ""),
+                            other.get("predicate", "")):
+                    reported.add(other["index"])
+                    out.append({"table": table, "index": other["index"], "duplicate_of": index["index"],
+                                "kind": "exact", "size_bytes": other.get("size_bytes")})
+        for index in group:
+            if index["index"] in reported or index.get("unique") or index.get("primary") \
+                    or index.get("method") != "btree":
+                continue
+            keys = list(index["keys"])
+            longer = [o for o in group if o["index"] != index["index"] and o["index"] not in reported
+                      and o.get("method") == "btree" and o.get("predicate", "") == index.get("predicate", "")
+                      and len(o["keys"]) > len(keys) and list(o["keys"][:len(keys)]) == keys]
+            if longer:
+                reported.add(index["index"])
+                out.append({"table": table, "index": index["index"], "duplicate_of": longer[0]["index"],
+                            "kind": "prefix", "size_bytes": index.get("size_bytes")})
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- EXPLAIN
+EXPLAIN_TOP = 3
+_COMMENTS = re.compile(r"/\*.*?\*/|--[^\n]*", re.S)
+_NOT_READ_ONLY = re.compile(r"\b(into|for\s+(update|share|no\s+key\s+update|key\s+share))\b", re.I)
+
+
+def explainable(query):
+    """(True, "") when ``query`` (a statement as pg_stat_statements shows it) is a single plain SELECT that may be
+    explained, else (False, why). Only SELECT: never INSERT / UPDATE / DELETE / DDL, a data-changing WITH, SELECT
+    INTO (creates a table) or a locking SELECT ... FOR UPDATE / SHARE."""
+    text = _COMMENTS.sub(" ", query or "").strip().rstrip(";").strip()
+    if not text:
+        return False, "no statement text"
+    if not re.match(r"select\b", text, re.I):
+        return False, "not a SELECT (%s)" % text.split(None, 1)[0].upper()
+    if ";" in text:
+        return False, "more than one statement"
+    if _NOT_READ_ONLY.search(text):
+        return False, "SELECT INTO or a locking SELECT"
+    return True, ""
+
+
+def explain_params(query):
+    """How many $n parameters pg_stat_statements' text has (the highest n)."""
+    numbers = [int(n) for n in re.findall(r"\$(\d+)", _COMMENTS.sub(" ", query or ""))]
+    return max(numbers) if numbers else 0
+
+
+def explain_sql(query, analyze=False, timeout_s=10, lock_timeout_s=2):
+    """The psql script that explains ``query`` without running it: in a READ ONLY transaction with a statement and
+    a lock timeout, PREPAREd (its $n parameters get their types from the statement) and EXPLAINed with NULL
+    parameters under a generic plan (plan_cache_mode; the plan does not depend on the NULLs), then rolled back.
+    ``analyze`` runs it (EXPLAIN ANALYZE; with NULL parameters, so it reads what a NULL lookup reads), still
+    read-only and bounded. MaintenanceError when the statement is not a plain SELECT."""
+    ok, why = explainable(query)
+    if not ok:
+        raise MaintenanceError("not explained: %s" % why)
+    text = _COMMENTS.sub(" ", query).strip().rstrip(";").strip()
+    count = explain_params(text)
+    args = "(%s)" % ", ".join(["NULL"] * count) if count else ""
+    options = "ANALYZE, BUFFERS, " if analyze else ""
+    return ("BEGIN READ ONLY;\nSET LOCAL statement_timeout = %d;\nSET LOCAL lock_timeout = %d;\n"
+            "SET LOCAL plan_cache_mode = force_generic_plan;\nPREPARE rc_explain AS %s;\n"
+            "EXPLAIN (%sFORMAT TEXT) EXECUTE rc_explain%s;\nROLLBACK;\n"
+            % (max(1, int(float(timeout_s) * 1000)), max(1, int(float(lock_timeout_s) * 1000)), text, options,
+               args))
+
+
+def explain_candidates(slow_queries, top=EXPLAIN_TOP):
+    """The ``top`` slowest statements (by mean) that explainable() accepts, as given."""
+    ranked = sorted(slow_queries or (), key=lambda q: -float(q.get("mean_ms") or 0))
+    return [q for q in ranked if explainable(q.get("query"))[0]][:max(0, int(top))]
+
+
+def explain_findings(results, analyze=False):
+    """One finding per explained statement: {queryid, query, plan: [lines]} or {..., error}."""
+    out = []
+    for item in results:
+        name = "%s of statement %s" % ("EXPLAIN ANALYZE" if analyze else "plan", item.get("queryid") or "?")
+        if item.get("error"):
+            out.append(finding(name, WARNING, "%s: %s" % (item.get("query", "")[:200], item["error"])))
+            continue
+        plan = item.get("plan") or []
+        top = plan[0].strip() if plan else "(empty)"
+        out.append(finding(name, OK, "%s -> %s" % (item.get("query", "")[:200], top),
+                           {"plan_lines": len(plan)}, [{"line": line} for line in plan]))
+    return out
+
+
 def pgss_note(installed, loaded):
     """What to say about pg_stat_statements: "" when it can be read, else what is missing and what to do."""
     if installed and loaded:
         return ""
     if loaded:
-        return ("pg_stat_statements is loaded but not created in this database: run CREATE EXTENSION "
-                "pg_stat_statements; in it to get slow statements")
+        return ("pg_stat_statements is loaded but not created: run CREATE EXTENSION pg_stat_statements; as the "
+                "server's admin in the postgres database (roles/database does it on every deploy)")
     return ("pg_stat_statements is not loaded (shared_preload_libraries), so there are no slow-statement figures; "
-            "start the server with shared_preload_libraries=pg_stat_statements (a restart) and run CREATE "
-            "EXTENSION pg_stat_statements; in the database")
+            "deploy again (roles/database starts the server with shared_preload_libraries=pg_stat_statements and "
+            "creates the extension in the postgres database; a restart of the database)")
 
 
 def mysql_admin_outcome(act, rows):

@@ -14,10 +14,10 @@ description:
     waits (who blocks whom, both statements' text), statements whose mean is over 1000 ms from
     C(pg_stat_statements) (or why there are none, the extension not loaded or not created), dead tuples, unused
     indexes, sequential scans on big tables, connections against C(max_connections), database, table and
-    index sizes.
+    index sizes, duplicate indexes (exact, or a non-unique btree index that is the leading part of another).
   - V(mysql) (MariaDB) the InnoDB buffer pool hit ratio, long statements from the process list, InnoDB lock waits,
     statement digests from C(performance_schema) where it is on (else why not), connections, database and table
-    sizes.
+    sizes, duplicate indexes.
   - V(sqlite) C(PRAGMA integrity_check), free pages, file and table sizes.
   - O(data_checks) checks named tables (row counts against a baseline, freshness of a time column, NULLs in
     required columns, duplicate keys); a failure is V(critical) and names its table and figures.
@@ -52,6 +52,28 @@ options:
     type: list
     elements: dict
     default: []
+  explain:
+    description:
+      - Statements to explain (V(postgresql) only), as RV(facts.slow_queries) lists them (C(queryid), C(query)
+        with C($n) parameters), e.g. the slowest few of a first call. Each must be a plain C(SELECT) (else it is
+        reported, not explained). The plan only, never running it (C(PREPARE) and C(EXPLAIN EXECUTE) with NULL
+        parameters under a generic plan), in a C(READ ONLY) transaction with a statement timeout, rolled back.
+      - The login needs to read the statements' tables (the role matrix's report role), not the statistics.
+      - When given, only the plans are read and reported (no other figures, no data checks, no stop).
+    type: list
+    elements: dict
+    default: []
+  explain_analyze:
+    description:
+      - Run each statement of O(explain) (C(EXPLAIN ANALYZE), with NULL parameters), still only a C(SELECT), in a
+        C(READ ONLY) transaction bounded by O(explain_timeout_s). Off unless asked for.
+    type: bool
+    default: false
+  explain_timeout_s:
+    description:
+      - The statement timeout of each C(EXPLAIN) (seconds).
+    type: int
+    default: 10
   stop:
     description:
       - A long-running statement to stop.
@@ -112,7 +134,8 @@ findings:
       figures: {"cache_hit_ratio": 0.9987}
       details: []
 facts:
-  description: The figures as the engine reported them (long_queries, lock_waits, slow_queries, sizes, ...).
+  description: The figures as the engine reported them (long_queries, lock_waits, slow_queries,
+    duplicate_indexes, sizes, ...); with O(explain), C(plans) (queryid, query, plan lines or error).
   returned: always
   type: dict
 checks:
@@ -141,16 +164,43 @@ ARGUMENT_SPEC = spec(
     slow_query_ms=dict(type="int", default=1000),
     thresholds=dict(type="dict"),
     data_checks=dict(type="list", elements="dict", default=[]),
+    explain=dict(type="list", elements="dict", default=[]),
+    explain_analyze=dict(type="bool", default=False),
+    explain_timeout_s=dict(type="int", default=10),
     stop=dict(type="dict", options=dict(
         pid=dict(type="int", required=True),
         action=dict(type="str", default="cancel", choices=["cancel", "terminate"]))),
 )
 
 
+def explain(module, p):
+    """Plans of p["explain"]'s statements (read-only: the same in check mode)."""
+    if p["engine"] != "postgresql":
+        module.fail_json(msg="explain is for PostgreSQL only: %s's statement digests have no parameter types to "
+                             "plan them with" % p["engine"])
+    results = []
+    try:
+        engine = open_database(p, p["docker_host"])
+        for item in p["explain"]:
+            entry = {"queryid": str(item.get("queryid") or ""), "query": str(item.get("query") or "")}
+            try:
+                entry["plan"] = engine.explain(entry["query"], p["explain_analyze"], p["explain_timeout_s"])
+            except (EngineError, mt.MaintenanceError) as exc:
+                entry["error"] = str(exc)
+            results.append(entry)
+    except EngineError as exc:
+        module.fail_json(msg=str(exc))
+    findings = mt.explain_findings(results, p["explain_analyze"])
+    module.exit_json(changed=False, status=mt.worst([f["status"] for f in findings]), findings=findings,
+                     facts={"plans": results}, checks=mt.finding_checks(findings, "diagnostics"))
+
+
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
     result = dict(changed=False)
+    if p["explain"]:
+        explain(module, p)
     try:
         thresholds = dict(p["thresholds"] or {}, long_query_seconds=p["long_query_seconds"],
                           slow_query_ms=p["slow_query_ms"])

@@ -25,9 +25,10 @@ ROOT_PASSWORD = "maint-root-password-not-in-output"
 PROJECT = "it-maint-%s" % uuid.uuid4().hex[:6]
 
 
-def psql(container, sql, user="postgres", password=ROOT_PASSWORD, detach=False):
+def psql(container, sql, user="postgres", password=ROOT_PASSWORD, detach=False, database="sms"):
     result = container.exec_run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U",
-                                 user, "-d", "sms", "-c", sql], environment={"PGPASSWORD": password}, detach=detach)
+                                 user, "-d", database, "-c", sql], environment={"PGPASSWORD": password},
+                                detach=detach)
     if detach:
         return None
     assert result.exit_code == 0, result.output.decode()
@@ -36,19 +37,21 @@ def psql(container, sql, user="postgres", password=ROOT_PASSWORD, detach=False):
 
 @pytest.fixture(scope="module")
 def pg(docker_client, require_image):
-    """rollcall/postgres:15 with pg_stat_statements preloaded, as <project>-db, with the role matrix's owner,
-    monitor and report logins (passwords derived from the admin's, as roles/database makes them)."""
+    """rollcall/postgres:15 with pg_stat_statements preloaded and created in the postgres database (as
+    roles/database starts and prepares it), as <project>-db, with the role matrix's owner, monitor and report logins
+    (passwords derived from the admin's, as roles/database makes them)."""
     require_image("rollcall/postgres:15")
     container = docker_client.containers.run(
         "rollcall/postgres:15", detach=True, name="%s-db" % PROJECT,
-        command=["postgres", "-c", "shared_preload_libraries=pg_stat_statements"],
+        command=["postgres", "--shared_preload_libraries=pg_stat_statements"],
         environment={"POSTGRES_USER": "postgres", "POSTGRES_PASSWORD": ROOT_PASSWORD, "POSTGRES_DB": "sms"})
     try:
         wait_healthy(container)
         roles = "; ".join("CREATE ROLE sms_%s LOGIN PASSWORD '%s'" % (
             job, derived_password(ROOT_PASSWORD, "sms_" + job)) for job in ("owner", "monitor", "report"))
         psql(container, roles + "; GRANT pg_monitor TO sms_monitor; GRANT pg_read_all_data TO sms_report; "
-             "ALTER SCHEMA public OWNER TO sms_owner; CREATE EXTENSION pg_stat_statements;")
+             "ALTER SCHEMA public OWNER TO sms_owner;")
+        psql(container, "CREATE EXTENSION pg_stat_statements;", database="postgres")
         yield container
     finally:
         container.remove(force=True, v=True)
@@ -101,6 +104,8 @@ def test_postgresql_dead_tuples_vacuumed_and_indexes_reindexed_check_mode_change
 
 def test_long_query_and_blocking_lock_reported_with_text_then_terminated(pg):
     psql(pg, "CREATE TABLE IF NOT EXISTS locked (id int); SELECT pg_sleep(1.1);")  # a slow statement for pgss
+    psql(pg, "CREATE INDEX attendance_note_copy ON attendance (note); CREATE INDEX attendance_id_only ON attendance "
+             "(id);", user="sms_owner", password=derived_password(ROOT_PASSWORD, "sms_owner"))
     psql(pg, "SELECT pg_sleep(600) /* it-long */;", detach=True)
     psql(pg, "BEGIN; LOCK TABLE locked IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(600) /* it-holder */; COMMIT;",
          detach=True)
@@ -120,6 +125,13 @@ def test_long_query_and_blocking_lock_reported_with_text_then_terminated(pg):
     found = {f["name"]: f for f in result["findings"]}
     assert "it-waiter" in found["lock waits"]["reason"] and found["lock waits"]["status"] == "warning"
     assert any("pg_sleep" in s["query"] for s in facts["slow_queries"]), facts["slow_queries"]
+    assert facts["slow_queries_from"] == "postgres"
+    assert psql(pg, "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements';") == "0", (
+        "not in the app's database: its dumps do not carry it")
+    assert [(d["index"], d["duplicate_of"], d["kind"]) for d in facts["duplicate_indexes"]] == [
+        ("public.attendance_id_only", "public.attendance_pkey", "exact"),
+        ("public.attendance_note_copy", "public.attendance_note", "exact")], facts["duplicate_indexes"]
+    assert "public.attendance_note_copy same as public.attendance_note" in found["duplicate indexes"]["reason"]
     assert 0 < facts["cache_hit_ratio"] <= 1
     statuses = [f["status"] for f in result["findings"] if f["name"].startswith(("row_count", "unique"))]
     assert statuses == ["ok", "ok", "critical"], result["findings"]
@@ -134,6 +146,30 @@ def test_long_query_and_blocking_lock_reported_with_text_then_terminated(pg):
     assert psql(pg, "SELECT count(*) FROM pg_stat_activity WHERE pid = %d;" % pid) == "0"
     psql(pg, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%it-holder%' "
              "AND pid <> pg_backend_pid();")
+
+
+def test_explain_plans_only_selects_read_only(pg):
+    report = dict(owner(pg), user="sms_report", password=derived_password(ROOT_PASSWORD, "sms_report"))
+    rc, result, _ = run_module("db_diagnostics", dict(report, explain=[
+        {"queryid": "1", "query": "SELECT note FROM attendance WHERE id = $1"},
+        {"queryid": "2", "query": "DELETE FROM attendance WHERE id = $1"}]))
+    assert rc == 0 and not result["changed"], result
+    first, second = result["facts"]["plans"]
+    assert any("Index Scan" in line and "attendance" in line for line in first["plan"]), first
+    assert "actual time" not in " ".join(first["plan"]), "plan only, never run"
+    assert "not a SELECT (DELETE)" in second["error"] and "plan" not in second
+    assert [f["status"] for f in result["findings"]] == ["ok", "warning"]
+    # EXPLAIN ANALYZE only on request, inside a read-only transaction: a SELECT that would write fails
+    psql(pg, "CREATE SEQUENCE IF NOT EXISTS explain_seq;")
+    rc, result, _ = run_module("db_diagnostics", dict(admin(pg), explain_analyze=True, explain=[
+        {"queryid": "3", "query": "SELECT nextval('explain_seq')"},
+        {"queryid": "4", "query": "SELECT count(*) FROM attendance WHERE id > $1"}]))
+    assert rc == 0, result
+    wrote, counted = result["facts"]["plans"]
+    assert "read-only transaction" in wrote["error"], wrote
+    assert "actual time" in " ".join(counted["plan"]), counted
+    assert psql(pg, "SELECT last_value FROM explain_seq;") == "1" and psql(
+        pg, "SELECT is_called FROM explain_seq;") == "f"
 
 
 def read(path):

@@ -379,3 +379,100 @@ def test_report_shapes_and_capacity():
     assert capacity_check(points, 100, free_bytes=5_000)["status"] == "warning"
     assert capacity_check(points, 100, free_bytes=500)["status"] == "critical"
     assert "not growing" in capacity_check(points, 100)["reason"]
+
+
+# ------------------------------------------------------------------ duplicate indexes
+def _ix(index, keys, table="public.t", method="btree", unique=False, primary=False, signature="s", predicate=""):
+    return {"table": table, "index": index, "method": method, "keys": keys, "signature": signature,
+            "predicate": predicate, "unique": unique, "primary": primary, "size_bytes": 8192}
+
+
+def test_duplicate_indexes_exact_keeps_the_primary_then_unique_then_first_name():
+    found = mt.duplicate_indexes([_ix("t_b", ["id"]), _ix("t_pkey", ["id"], unique=True, primary=True),
+                                  _ix("t_a", ["id"], unique=True)])
+    assert [(d["index"], d["duplicate_of"], d["kind"]) for d in found] == [
+        ("t_a", "t_pkey", "exact"), ("t_b", "t_pkey", "exact")]
+    found = mt.duplicate_indexes([_ix("t_y", ["x"]), _ix("t_x", ["x"])])
+    assert [(d["index"], d["duplicate_of"]) for d in found] == [("t_y", "t_x")]
+
+
+def test_duplicate_indexes_differences_that_are_not_duplicates():
+    assert mt.duplicate_indexes([_ix("a", ["x"]), _ix("b", ["x"], signature="other opclass")]) == []
+    assert mt.duplicate_indexes([_ix("a", ["x"]), _ix("b", ["x"], predicate="(x > 0)")]) == []
+    assert mt.duplicate_indexes([_ix("a", ["x"]), _ix("b", ["x"], method="hash")]) == []
+    assert mt.duplicate_indexes([_ix("a", ["x"]), _ix("b", ["x"], table="public.u")]) == []
+    assert mt.duplicate_indexes([_ix("a", ["x", "y"]), _ix("b", ["y", "x"])]) == []
+    assert mt.duplicate_indexes([]) == []
+
+
+def test_duplicate_indexes_prefix_only_for_non_unique_btree():
+    found = mt.duplicate_indexes([_ix("t_x", ["x"]), _ix("t_x_y", ["x", "y"])])
+    assert [(d["index"], d["duplicate_of"], d["kind"]) for d in found] == [("t_x", "t_x_y", "prefix")]
+    assert mt.duplicate_indexes([_ix("t_x", ["x"], unique=True), _ix("t_x_y", ["x", "y"])]) == []
+    assert mt.duplicate_indexes([_ix("t_x", ["x"], method="hash"), _ix("t_x_y", ["x", "y"])]) == []
+    assert mt.duplicate_indexes([_ix("t_x", ["x"], predicate="p"), _ix("t_x_y", ["x", "y"])]) == []
+
+
+def test_duplicate_indexes_finding_names_them():
+    facts = {"duplicate_indexes": mt.duplicate_indexes([_ix("t_x", ["x"]), _ix("t_x_y", ["x", "y"]),
+                                                        _ix("t_z", ["z"]), _ix("t_z2", ["z"])])}
+    (found,) = mt.judge_diagnostics("postgresql", facts)
+    assert found["status"] == "warning" and found["figures"] == {"duplicate_indexes": 2}
+    assert found["reason"] == "2 duplicate indexes: t_z2 same as t_z; t_x a prefix of t_x_y"
+    (found,) = mt.judge_diagnostics("mysql", {"duplicate_indexes": []})
+    assert found["status"] == "ok" and found["reason"] == "0 duplicate indexes"
+
+
+# ------------------------------------------------------------------ EXPLAIN
+def test_explainable_only_a_plain_select():
+    assert mt.explainable("SELECT * FROM t WHERE id = $1") == (True, "")
+    assert mt.explainable("/* app */ select 1;") == (True, "")
+    assert mt.explainable("UPDATE t SET x = $1") == (False, "not a SELECT (UPDATE)")
+    assert mt.explainable("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d")[0] is False
+    assert mt.explainable("SELECT 1; DROP TABLE t") == (False, "more than one statement")
+    assert mt.explainable("SELECT * INTO copy FROM t")[0] is False
+    assert mt.explainable("SELECT * FROM t FOR UPDATE")[0] is False
+    assert mt.explainable("SELECT * FROM t FOR NO KEY UPDATE")[0] is False
+    assert mt.explainable("") == (False, "no statement text")
+    assert mt.explainable(None) == (False, "no statement text")
+
+
+def test_explain_sql_plan_only_read_only_bounded():
+    sql = mt.explain_sql("SELECT * FROM t WHERE id = $1 AND n = $2 -- c", timeout_s=7)
+    assert sql.startswith("BEGIN READ ONLY;\nSET LOCAL statement_timeout = 7000;\nSET LOCAL lock_timeout = 2000;\n")
+    assert "SET LOCAL plan_cache_mode = force_generic_plan;" in sql
+    assert "PREPARE rc_explain AS SELECT * FROM t WHERE id = $1 AND n = $2;" in sql
+    assert "EXPLAIN (FORMAT TEXT) EXECUTE rc_explain(NULL, NULL);" in sql and "ANALYZE" not in sql
+    assert sql.endswith("ROLLBACK;\n")
+    sql = mt.explain_sql("SELECT 1", analyze=True)
+    assert "EXPLAIN (ANALYZE, BUFFERS, FORMAT TEXT) EXECUTE rc_explain;" in sql and "BEGIN READ ONLY" in sql
+    with pytest.raises(mt.MaintenanceError, match="not a SELECT"):
+        mt.explain_sql("DELETE FROM t", analyze=True)
+    assert mt.explain_params("SELECT $1, $12, $3") == 12 and mt.explain_params("SELECT 1") == 0
+
+
+def test_explain_candidates_and_findings():
+    slow = [{"queryid": "1", "mean_ms": 1500, "query": "SELECT a FROM t"},
+            {"queryid": "2", "mean_ms": 9000, "query": "UPDATE t SET a = $1"},
+            {"queryid": "3", "mean_ms": 3000, "query": "SELECT b FROM t"},
+            {"queryid": "4", "mean_ms": 2000, "query": "SELECT c FROM t"}]
+    assert [q["queryid"] for q in mt.explain_candidates(slow, 2)] == ["3", "4"]
+    assert mt.explain_candidates(None) == [] and mt.explain_candidates(slow, 0) == []
+    found = mt.explain_findings([{"queryid": "3", "query": "SELECT b FROM t", "plan": ["Seq Scan on t  (cost=..)"]},
+                                 {"queryid": "4", "query": "SELECT c FROM t", "error": "timeout"}])
+    assert [(f["name"], f["status"]) for f in found] == [("plan of statement 3", "ok"),
+                                                         ("plan of statement 4", "warning")]
+    assert found[0]["reason"] == "SELECT b FROM t -> Seq Scan on t  (cost=..)"
+    assert mt.explain_findings([{"queryid": "1", "query": "q", "plan": []}], analyze=True)[0]["name"] == (
+        "EXPLAIN ANALYZE of statement 1")
+
+
+def test_postgresql_reset_of_pg_stat_statements_in_the_maintenance_database():
+    first, second = mt.plan("postgresql", {"database": "s'ms", "pg_stat_statements": False,
+                                           "pg_stat_statements_db": "postgres"}, options={"reset_stats": True})
+    assert first["sql"] == "SELECT pg_stat_reset();" and "database" not in first
+    assert second["database"] == "postgres" and second["object"] == "s'ms (pg_stat_statements in postgres)"
+    assert second["sql"] == ("SELECT pg_stat_statements_reset(0, (SELECT oid FROM pg_database WHERE datname = "
+                             "'s''ms'), 0);")
+    with pytest.raises(mt.MaintenanceError):
+        mt.pg_literal("a\0b")

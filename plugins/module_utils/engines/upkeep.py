@@ -73,15 +73,37 @@ SELECT 'tsize', name, (heap + idx)::text, heap::text, idx::text FROM (
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
    WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
      AND n.nspname NOT LIKE 'pg\_toast%') s ORDER BY heap + idx DESC LIMIT 20;
+SELECT 'idx', n.nspname || '.' || ct.relname, n.nspname || '.' || ci.relname, am.amname,
+       (SELECT string_agg(pg_get_indexdef(i.indexrelid, k, true), ', ' ORDER BY k)
+          FROM generate_series(1, i.indnkeyatts) k),
+       i.indclass::text || '/' || i.indcollation::text || '/' || i.indoption::text,
+       coalesce(pg_get_expr(i.indpred, i.indrelid, true), ''), i.indisunique::text, i.indisprimary::text,
+       (ci.relpages::bigint * current_setting('block_size')::int)::text
+  FROM pg_index i JOIN pg_class ci ON ci.oid = i.indexrelid JOIN pg_class ct ON ct.oid = i.indrelid
+  JOIN pg_namespace n ON n.oid = ct.relnamespace JOIN pg_am am ON am.oid = ci.relam
+ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%' AND i.indisvalid
+ ORDER BY 2, 3;
 SELECT 'pgss', (SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements')::text,
        coalesce((SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries'), '?');
 """
 
+# pg_stat_statements lives in the `postgres` maintenance database (roles/database creates it there, not in the app's
+# database, so the app's dumps do not carry it); it sees every database's statements: those of the app's database
+# are picked by its oid. Read there first, then in the app's database (a server set up by hand).
 PG_SLOW_SQL = r"""
-SELECT 'slow', queryid::text, calls::text, round(mean_exec_time)::bigint::text,
-       left(regexp_replace(query, '\s+', ' ', 'g'), 200)
-  FROM pg_stat_statements WHERE mean_exec_time > :ms ORDER BY mean_exec_time DESC LIMIT 20;
+SELECT (count(*) > 0)::int AS pgss_here FROM pg_extension WHERE extname = 'pg_stat_statements' \gset
+\if :pgss_here
+SELECT 'slow', s.queryid::text, s.calls::text, round(s.mean_exec_time)::bigint::text,
+       round(s.total_exec_time)::bigint::text, left(regexp_replace(s.query, '\s+', ' ', 'g'), :qlen)
+  FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+ WHERE d.datname = :'db' AND s.mean_exec_time > :ms ORDER BY s.mean_exec_time DESC LIMIT 20;
+SELECT 'pgss_here', 't';
+\else
+SELECT 'pgss_here', 'f';
+\endif
 """
+# How much of a statement's text the report keeps (EXPLAIN needs all of it: longer ones are not explained).
+QUERY_TEXT_CHARS = 2000
 
 STOP_VERBS = ("cancel", "terminate")
 # A data check reads the app's tables: it waits this long for a lock and runs this long at most.
@@ -137,11 +159,25 @@ class PostgreSQLUpkeep:
                     "bloat_percent": mt.pg_index_bloat(size, tuples, width, int(row[7]))})
             elif row[0] == "pgss":
                 stats["pg_stat_statements"] = row[1] != "0"
+        if not stats["pg_stat_statements"]:
+            stats["pg_stat_statements_db"] = self._pgss_database()
         return stats
+
+    def _pgss_database(self):
+        """The maintenance database when pg_stat_statements is created there (roles/database), else None."""
+        from .postgresql import MAINTENANCE_DB
+
+        try:
+            rows = self.psql("SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements';",
+                             MAINTENANCE_DB, what="looking for pg_stat_statements")
+        except EngineError:
+            return None
+        return MAINTENANCE_DB if rows and rows[0][0] != "0" else None
 
     def run_action(self, act, lock_timeout_s, statement_timeout_s):
         sql = mt.session_sql("postgresql", lock_timeout_s, statement_timeout_s) + "\n" + act["sql"]
-        self.psql(sql, self.target.database, what="%s of %s" % (act["action"], act["object"]))
+        self.psql(sql, act.get("database") or self.target.database,
+                  what="%s of %s" % (act["action"], act["object"]))
         return ""
 
     def diagnostics(self, long_query_seconds=5, slow_query_ms=1000):
@@ -149,10 +185,14 @@ class PostgreSQLUpkeep:
                          what="reading the statistics views")
         facts = {"long_queries": [], "lock_waits": [], "dead_tuples": [], "unused_indexes": [], "seq_scans": [],
                  "sizes": {"database_bytes": None, "tables": []}}
-        tables, pgss = [], None
+        tables, indexes, pgss = [], [], None
         for row in rows:
             tag = row[0]
-            if tag == "hit":
+            if tag == "idx":
+                indexes.append({"table": row[1], "index": row[2], "method": row[3], "keys": row[4].split(", "),
+                                "signature": row[5], "predicate": row[6], "unique": row[7] == "true",
+                                "primary": row[8] == "true", "size_bytes": int(row[9])})
+            elif tag == "hit":
                 hit, read = _ints(row[1], row[2])
                 facts["cache_hit_ratio"] = round(hit / float(hit + read), 4) if hit + read else None
             elif tag == "conn":
@@ -180,20 +220,43 @@ class PostgreSQLUpkeep:
                 # a login without pg_read_all_settings does not see the setting ('?'): reading the view tells
                 pgss = (row[1] != "0", row[2] if len(row) > 2 else "?")
         facts["sizes"]["tables"] = _size_rows(tables)
+        facts["duplicate_indexes"] = mt.duplicate_indexes(indexes)
         installed, libraries = pgss or (False, "")
         loaded = libraries == "?" or "pg_stat_statements" in libraries
         facts["slow_queries"], facts["slow_queries_note"] = None, mt.pgss_note(installed, loaded)
-        if installed and loaded:
-            try:
-                slow = self.psql(PG_SLOW_SQL, self.target.database, {"ms": float(slow_query_ms)},
-                                 what="reading pg_stat_statements")
-            except EngineError as exc:
-                facts["slow_queries_note"] = (mt.pgss_note(True, False) if "shared_preload_libraries" in str(exc)
-                                              else str(exc))
-                return facts
-            facts["slow_queries"] = [{"queryid": r[1], "calls": int(r[2]), "mean_ms": int(r[3]),
-                                      "query": r[4] if len(r) > 4 else ""} for r in slow]
+        if loaded:
+            self._slow_statements(facts, slow_query_ms)
         return facts
+
+    def _slow_statements(self, facts, slow_query_ms):
+        """facts["slow_queries"] from pg_stat_statements where it is created (``postgres``, else the app's
+        database), only the app database's statements; or the note saying why there are none."""
+        from .postgresql import MAINTENANCE_DB
+
+        for database in dict.fromkeys((MAINTENANCE_DB, self.target.database)):
+            try:
+                rows = self.psql(PG_SLOW_SQL, database, {"ms": float(slow_query_ms), "db": self.target.database,
+                                                         "qlen": QUERY_TEXT_CHARS},
+                                 what="reading pg_stat_statements in database %s" % database)
+            except EngineError as exc:
+                if "shared_preload_libraries" in str(exc):
+                    facts["slow_queries_note"] = mt.pgss_note(True, False)
+                    return
+                continue  # this login may not connect there
+            if ["pgss_here", "t"] in rows:
+                facts["slow_queries"] = [{"queryid": r[1], "calls": int(r[2]), "mean_ms": int(r[3]),
+                                          "total_ms": int(r[4]), "query": r[5] if len(r) > 5 else ""}
+                                         for r in rows if r[0] == "slow"]
+                facts["slow_queries_note"], facts["slow_queries_from"] = "", database
+                return
+        facts["slow_queries_note"] = mt.pgss_note(False, True)
+
+    def explain(self, query, analyze=False, timeout_s=10):
+        """The plan of one statement as pg_stat_statements shows it ($n parameters): prepared, then EXPLAIN
+        EXECUTE with NULL parameters under a generic plan, in a read-only transaction with a statement timeout
+        (maintenance.explain_sql()); a list of the plan's lines."""
+        sql = mt.explain_sql(query, analyze, timeout_s)
+        return [r[0] for r in self.psql(sql, self.target.database, what="EXPLAIN of a slow statement")]
 
     def data_figures(self, spec):
         schema, table = _split_table(spec["table"], "public")
@@ -233,11 +296,18 @@ SELECT 'dbsize', COALESCE(SUM(data_length + index_length), 0) FROM information_s
  WHERE table_schema = %(db)s;
 SELECT 'tsize', table_name, data_length + index_length, data_length, index_length FROM information_schema.tables
  WHERE table_schema = %(db)s AND table_type = 'BASE TABLE' ORDER BY data_length + index_length DESC LIMIT 20;
+SELECT 'idx', table_name, index_name, index_type,
+       GROUP_CONCAT(CONCAT(column_name, IFNULL(CONCAT('(', sub_part, ')'), '')) ORDER BY seq_in_index SEPARATOR ', '),
+       MAX(non_unique) FROM information_schema.statistics WHERE table_schema = %(db)s
+ GROUP BY table_name, index_name, index_type ORDER BY table_name, index_name;
 """
 
+# Timers are in picoseconds: 10^9 of them are a millisecond. Only the app database's statements (schema_name).
 MY_SLOW_SQL = ("SELECT 'slow', digest, count_star, ROUND(avg_timer_wait / 1000000000), "
-               "LEFT(COALESCE(digest_text, ''), 200) FROM performance_schema.events_statements_summary_by_digest "
-               "WHERE avg_timer_wait > %d * 1000000000 ORDER BY avg_timer_wait DESC LIMIT 20;")
+               "ROUND(sum_timer_wait / 1000000000), LEFT(COALESCE(digest_text, ''), %(qlen)d) "
+               "FROM performance_schema.events_statements_summary_by_digest "
+               "WHERE schema_name = %(db)s AND avg_timer_wait > %(ms)d * 1000000000 "
+               "ORDER BY avg_timer_wait DESC LIMIT 20;")
 
 
 class MySQLUpkeep:
@@ -266,7 +336,7 @@ class MySQLUpkeep:
 
         rows = self.sql(MY_DIAG_SQL % {"secs": int(long_query_seconds), "db": self._db()},
                         what="reading information_schema")
-        status, variables, tables = {}, {}, []
+        status, variables, tables, indexes = {}, {}, [], []
         facts = {"long_queries": [], "lock_waits": [], "sizes": {"database_bytes": None, "tables": []}}
         for row in rows:
             tag = row[0]
@@ -286,7 +356,13 @@ class MySQLUpkeep:
                 facts["sizes"]["database_bytes"] = int(float(row[1]))
             elif tag == "tsize":
                 tables.append(["tsize", row[1], int(float(row[2])), int(float(row[3])), int(float(row[4]))])
+            elif tag == "idx":
+                indexes.append({"table": "%s.%s" % (self.target.database, row[1]),
+                                "index": "%s.%s" % (self.target.database, row[2]), "method": row[3].lower(),
+                                "keys": unescape_batch(row[4]).split(", "), "signature": "", "predicate": "",
+                                "unique": row[5] == "0", "primary": row[2] == "PRIMARY", "size_bytes": None})
         facts["sizes"]["tables"] = _size_rows(tables)
+        facts["duplicate_indexes"] = mt.duplicate_indexes(indexes)
         requests = int(float(status.get("INNODB_BUFFER_POOL_READ_REQUESTS", 0)))
         reads = int(float(status.get("INNODB_BUFFER_POOL_READS", 0)))
         facts["cache_hit_ratio"] = round(1 - reads / float(requests), 4) if requests else None
@@ -294,14 +370,16 @@ class MySQLUpkeep:
                                 "max": int(variables.get("MAX_CONNECTIONS", 0))}
         facts["slow_queries"] = None
         if variables.get("PERFORMANCE_SCHEMA", "OFF").upper() == "ON":
-            slow = self.sql(MY_SLOW_SQL % int(slow_query_ms), what="reading performance_schema")
+            slow = self.sql(MY_SLOW_SQL % {"ms": int(slow_query_ms), "db": self._db(), "qlen": QUERY_TEXT_CHARS},
+                            what="reading performance_schema")
             facts["slow_queries"] = [{"queryid": r[1], "calls": int(r[2]), "mean_ms": int(float(r[3])),
-                                      "query": unescape_batch(r[4]) if len(r) > 4 else ""} for r in slow]
+                                      "total_ms": int(float(r[4])), "query": unescape_batch(r[5]) if len(r) > 5
+                                      else ""} for r in slow]
             facts["slow_queries_note"] = ""
         else:
             facts["slow_queries_note"] = (
                 "performance_schema is OFF on this server, so there are no statement statistics (slow log: %s); "
-                "set performance_schema=ON in the server's configuration (a restart) to get them"
+                "start the server with --performance-schema=ON (roles/database does; a restart) to get them"
                 % variables.get("SLOW_QUERY_LOG", "?"))
         return facts
 
