@@ -114,6 +114,13 @@ def my_ident(name):
     return "`%s`" % name.replace("`", "``")
 
 
+def my_literal(text):
+    """A MariaDB string literal: ' and backslash escaped."""
+    if not isinstance(text, str) or "\0" in text:
+        raise MaintenanceError("invalid MariaDB string %r" % (text,))
+    return "'%s'" % text.replace("\\", "\\\\").replace("'", "''")
+
+
 def ms_ident(name):
     """QUOTENAME(): [name] with ] doubled."""
     if not isinstance(name, str) or not name or len(name) > 128 or "\0" in name:
@@ -377,9 +384,39 @@ def changes(actions):
     return any(a.get("outcome") == "done" and a.get("changed", a["action"] not in READ_ONLY) for a in actions)
 
 
+# Statistics updates that change something only when the statistics they write differ from the ones there were:
+# the adapter measures that (SQLite's sqlite_stat1, MariaDB's row and cardinality estimates) and sets "changed".
+MAY_CHANGE = frozenset(("optimize", "analyze_table"))
+
+
 def would_change(actions):
-    """Check mode's ``changed``: a planned action that changes something (PRAGMA optimize only may: not counted)."""
-    return any(a["action"] not in READ_ONLY and a["action"] != "optimize" for a in actions)
+    """Check mode's ``changed``: a planned action that changes something (a statistics update that only may -
+    PRAGMA optimize, ANALYZE TABLE - is not counted: whether it will cannot be told before it runs)."""
+    return any(a["action"] not in READ_ONLY and a["action"] not in MAY_CHANGE for a in actions)
+
+
+MYSQL_STATS_SQL = (
+    "SELECT 'rc_stats', '%s', CONCAT(COALESCE((SELECT CONCAT(n_rows, '/', clustered_index_size, '/', "
+    "sum_of_other_index_sizes) FROM mysql.innodb_table_stats WHERE %s), ''), ':', COALESCE((SELECT "
+    "GROUP_CONCAT(index_name, '.', stat_name, '=', stat_value ORDER BY index_name, stat_name) "
+    "FROM mysql.innodb_index_stats WHERE %s), ''));")
+MYSQL_STATS_READABLE_SQL = "SELECT COUNT(*) FROM mysql.innodb_table_stats WHERE 1 = 0;"
+
+
+def mysql_stats_sql(database, table, when):
+    """What the optimizer knows of a table (InnoDB's persistent statistics: rows, sizes, each index's distinct
+    values, without their time), before and after its ANALYZE TABLE, in one row tagged ``rc_stats`` (three
+    fields, so mysql_admin_outcome() skips it). information_schema is no use here: it shows fresh estimates, not
+    the statistics ANALYZE writes."""
+    where = "database_name = %s AND table_name = %s" % (my_literal(database), my_literal(table))
+    return MYSQL_STATS_SQL % (when if when in ("before", "after") else "?", where, where)
+
+
+def mysql_stats_changed(rows):
+    """Whether ANALYZE TABLE changed the statistics: the ``rc_stats`` rows tagged before and after differ (True
+    when either is missing: unknown is reported as a change)."""
+    seen = {r[1]: r[2] for r in rows if len(r) == 3 and r[0] == "rc_stats"}
+    return "before" not in seen or "after" not in seen or seen["before"] != seen["after"]
 
 
 def summary(actions):

@@ -49,10 +49,14 @@ SELECT lo_from_bytea(0, 'large object payload');
 def pg(docker_client, require_image):
     require_image("rollcall/postgres:15")
     name = "it-pgbk-%s" % uuid.uuid4().hex[:8]
+    # started as roles/database starts it: pg_stat_statements preloaded, its extension in the postgres database
+    # (docs/maintenance.md); the app database's dumps and restores must not notice
     container = docker_client.containers.run("rollcall/postgres:15", detach=True, name=name, environment={
-        "POSTGRES_USER": "sms", "POSTGRES_PASSWORD": PASSWORD, "POSTGRES_DB": "sms"})
+        "POSTGRES_USER": "sms", "POSTGRES_PASSWORD": PASSWORD, "POSTGRES_DB": "sms"},
+        command=["postgres", "--shared_preload_libraries=pg_stat_statements"])
     try:
         wait_healthy(container)
+        psql(container, "postgres", "CREATE EXTENSION pg_stat_statements;")
         psql(container, "sms", RICH_SCHEMA)
         yield container
     finally:

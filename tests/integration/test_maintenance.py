@@ -238,8 +238,9 @@ def test_maintenance_playbook_on_a_demo_shaped_database(pg, tmp_path):
 @pytest.fixture(scope="module")
 def maria(docker_client, require_image):
     require_image("rollcall/mariadb:10.11")
+    # started as roles/database starts it: performance_schema on (statement digests)
     container = docker_client.containers.run("rollcall/mariadb:10.11", detach=True, name="it-maint-maria-%s"
-                                             % uuid.uuid4().hex[:6],
+                                             % uuid.uuid4().hex[:6], command=["mariadbd", "--performance_schema=ON"],
                                              environment={"MARIADB_ROOT_PASSWORD": ROOT_PASSWORD,
                                                           "MARIADB_DATABASE": "sms"})
     try:
@@ -249,18 +250,37 @@ def maria(docker_client, require_image):
         container.remove(force=True, v=True)
 
 
-def test_mariadb_check_analyze_and_data_checks(maria):
+def test_mariadb_check_analyze_slow_statements_duplicates_and_data_checks(maria):
+    monitor = derived_password(ROOT_PASSWORD, "sms_monitor")
     result = maria.exec_run(["mariadb", "--protocol=TCP", "-h", "127.0.0.1", "-u", "root", "sms", "-e",
-                             "CREATE TABLE feed (id INT PRIMARY KEY, student VARCHAR(20)); "
-                             "INSERT INTO feed VALUES (1, 'a'), (2, NULL), (3, 'a');"],
+                             "CREATE TABLE feed (id INT PRIMARY KEY, student VARCHAR(20), KEY feed_student (student), "
+                             "KEY feed_student_id (student, id)) STATS_AUTO_RECALC = 0; "
+                             "INSERT INTO feed VALUES (1, 'a'), (2, NULL), (3, 'a'); SELECT SLEEP(1.1); "
+                             "CREATE USER sms_monitor IDENTIFIED BY '%s'; GRANT PROCESS, SLAVE MONITOR ON *.* TO "
+                             "sms_monitor; GRANT SELECT ON performance_schema.* TO sms_monitor; "
+                             "GRANT REFERENCES ON sms.* TO sms_monitor;" % monitor],
                             environment={"MYSQL_PWD": ROOT_PASSWORD})
     assert result.exit_code == 0, result.output
     target = {"engine": "mysql", "container": maria.name, "user": "root", "password": ROOT_PASSWORD,
               "database": "sms"}
+    rc, result, _ = run_module("db_maintenance", target, "--check")
+    assert rc == 0 and not result["changed"], "an ANALYZE TABLE only may change: not counted in check mode"
     rc, result, _ = run_module("db_maintenance", target)
     assert rc == 0 and result["changed"], result
-    assert [(a["action"], a["outcome"]) for a in result["actions"]] == [("check_table", "done"),
-                                                                      ("analyze_table", "done")]
+    assert [(a["action"], a["outcome"], a.get("changed")) for a in result["actions"]] == [
+        ("check_table", "done", None), ("analyze_table", "done", True)]
+    rc, result, _ = run_module("db_maintenance", target)
+    assert rc == 0 and not result["changed"], ("statistics unchanged: the second run changes nothing",
+                                               result["actions"])
+    rc, result, _ = run_module("db_diagnostics", dict(target, user="sms_monitor", password=monitor))
+    assert rc == 0, result
+    found = {f["name"]: f for f in result["findings"]}
+    slow = result["facts"]["slow_queries"]
+    assert [s["query"] for s in slow] == ["SELECT `SLEEP` (?) "], slow
+    assert slow[0]["mean_ms"] >= 1000 and found["slow queries"]["status"] == "warning"
+    assert found["duplicate indexes"]["reason"] == (
+        "1 duplicate indexes: sms.feed_student a prefix of sms.feed_student_id")
+    assert result["facts"]["sizes"]["database_bytes"] > 0
     rc, result, _ = run_module("db_diagnostics", dict(target, data_checks=[
         {"table": "feed", "kind": "not_null", "columns": ["student"]},
         {"table": "feed", "kind": "unique", "columns": ["student"]}]))
@@ -268,8 +288,6 @@ def test_mariadb_check_analyze_and_data_checks(maria):
     found = {f["name"]: f for f in result["findings"]}
     assert found["not_null feed"]["reason"] == "feed: 1 NULLs in student"
     assert found["unique feed"]["status"] == "critical"
-    assert "performance_schema is OFF" in found["slow queries"]["reason"]
-    assert result["facts"]["sizes"]["database_bytes"] > 0
 
 
 def test_sqlite_compaction_drops_free_pages(tmp_path):

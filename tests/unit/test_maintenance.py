@@ -476,3 +476,26 @@ def test_postgresql_reset_of_pg_stat_statements_in_the_maintenance_database():
                              "'s''ms'), 0);")
     with pytest.raises(mt.MaintenanceError):
         mt.pg_literal("a\0b")
+
+
+# ------------------------------------------------------------------ MariaDB ANALYZE TABLE: changed only when it changed
+def test_mysql_analyze_changed_only_when_the_statistics_changed():
+    sql = mt.mysql_stats_sql("sms", "o'dd\\name", "before")
+    assert sql.startswith("SELECT 'rc_stats', 'before', CONCAT(")
+    assert "database_name = 'sms' AND table_name = 'o''dd\\\\name'" in sql and "mysql.innodb_index_stats" in sql
+    ok = ["sms.t", "analyze", "status", "OK"]
+    assert not mt.mysql_stats_changed([["rc_stats", "before", "3:PRIMARY.1=3"], ok,
+                                       ["rc_stats", "after", "3:PRIMARY.1=3"]])
+    assert mt.mysql_stats_changed([["rc_stats", "before", "3:PRIMARY.1=0"], ok, ["rc_stats", "after", "3:PRIMARY.1=3"]])
+    assert mt.mysql_stats_changed([ok]), "unknown is a change"
+    assert mt.mysql_admin_outcome({"action": "analyze_table"}, [["rc_stats", "before", "x"], ok]) == (
+        "done", "status: OK")
+    with pytest.raises(mt.MaintenanceError):
+        mt.my_literal("a\0")
+
+
+def test_check_mode_does_not_count_a_statistics_update_that_only_may_change():
+    assert not mt.would_change([{"action": "check_table"}, {"action": "analyze_table"}])
+    assert mt.would_change([{"action": "analyze_table"}, {"action": "optimize_table"}])
+    assert not mt.changes([{"action": "analyze_table", "outcome": "done", "changed": False}])
+    assert mt.changes([{"action": "analyze_table", "outcome": "done", "changed": True}])

@@ -320,6 +320,17 @@ class MySQLUpkeep:
 
         return quote_literal(self.target.database)
 
+    def _innodb_stats_readable(self):
+        """Whether this login may read InnoDB's persistent statistics (roles/database grants the owner role
+        SELECT on mysql.innodb_table_stats and innodb_index_stats); without, an ANALYZE TABLE counts as a change."""
+        if getattr(self, "_stats_readable", None) is None:
+            try:
+                self.sql(mt.MYSQL_STATS_READABLE_SQL, self.target.database, what="reading InnoDB's statistics")
+                self._stats_readable = True
+            except EngineError:
+                self._stats_readable = False
+        return self._stats_readable
+
     def maintenance_stats(self):
         rows = self.sql(MY_STATS_SQL % self._db(), what="reading table statistics")
         return {"database": self.target.database, "tables": [
@@ -328,7 +339,14 @@ class MySQLUpkeep:
 
     def run_action(self, act, lock_timeout_s, statement_timeout_s):
         sql = mt.session_sql("mysql", lock_timeout_s, statement_timeout_s) + "\n" + act["sql"]
+        measure = act["action"] == "analyze_table" and self._innodb_stats_readable()
+        if measure:  # changed only when the optimizer's statistics changed
+            table = act["object"].split(".", 1)[1]
+            sql = "\n".join((mt.mysql_stats_sql(self.target.database, table, "before"), sql,
+                             mt.mysql_stats_sql(self.target.database, table, "after")))
         rows = self.sql(sql, self.target.database, what="%s of %s" % (act["action"], act["object"]))
+        if measure:
+            act["changed"] = mt.mysql_stats_changed(rows)
         return mt.mysql_admin_outcome(act, rows)
 
     def diagnostics(self, long_query_seconds=5, slow_query_ms=1000):
