@@ -844,6 +844,44 @@ def action_checks(actions, label):
              "metrics": dict(a.get("figures") or {}, seconds=a.get("seconds"))} for a in actions]
 
 
+def percentile(values, share):
+    """The nearest-rank percentile (``share`` 0-100) of ``values``; None when there are none."""
+    ordered = sorted(float(v) for v in values or ())
+    if not ordered:
+        return None
+    rank = max(1, int(math.ceil(float(share) / 100.0 * len(ordered))))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def latency_summary(samples, url=""):
+    """What a Probe saw: [(seconds or None, error)] -> {url, requests, failed, errors, p50_ms, p95_ms, max_ms}."""
+    times = [s for s, _err in samples if s is not None]
+    errors = sorted({err for s, err in samples if s is None})
+
+    def ms(value):
+        return None if value is None else round(value * 1000.0, 1)
+
+    return {"url": url, "requests": len(samples), "failed": len(samples) - len(times), "errors": errors[:5],
+            "p50_ms": ms(percentile(times, 50)), "p95_ms": ms(percentile(times, 95)),
+            "max_ms": ms(max(times) if times else None)}
+
+
+def probe_check(summary, label="app latency during maintenance"):
+    """The report's check of a latency_summary(): a failed request is a warning (maintenance must not stall the
+    app), as is a probe that got no answer at all."""
+    metrics = {k: summary.get(k) for k in ("requests", "failed", "p50_ms", "p95_ms", "max_ms")}
+    if not summary.get("requests"):
+        return {"name": label, "kind": "maintenance", "status": WARNING, "metrics": metrics,
+                "reason": "no request to %s was made" % summary.get("url", "")}
+    reason = "%d requests to %s: p95 %s ms (p50 %s, max %s), %d failed" % (
+        summary["requests"], summary.get("url", ""), summary["p95_ms"], summary["p50_ms"], summary["max_ms"],
+        summary["failed"])
+    if summary["failed"]:
+        reason += " (%s)" % ", ".join(summary.get("errors") or [])
+    return {"name": label, "kind": "maintenance", "status": WARNING if summary["failed"] else OK,
+            "metrics": metrics, "reason": reason}
+
+
 def capacity_check(result, database_bytes, warn_days=90):
     """The capacity finding from growth(): a disk full within ``warn_days`` is a warning (critical within a
     tenth of it)."""

@@ -49,6 +49,18 @@ options:
         C(pg_stat_statements_reset()) where that extension is installed) after the other actions.
     type: bool
     default: false
+  probe_url:
+    description:
+      - An http(s) URL of the app (from where this module runs, e.g. V(http://127.0.0.1:8080/health/ready)), GET
+        every O(probe_interval_s) seconds while the maintenance runs; RV(probe) has its latency (p50, p95, max) and
+        failed requests, and RV(checks) a check C(app latency during maintenance) (a failed request is a
+        warning). Not in check mode.
+    type: str
+  probe_interval_s:
+    description:
+      - Seconds between two requests of O(probe_url).
+    type: float
+    default: 0.1
   analyze:
     description:
       - V(mysql), V(mssql). Update the statistics of the tables that are not rebuilt.
@@ -167,6 +179,12 @@ checks:
   returned: always
   type: list
   elements: dict
+probe:
+  description: What O(probe_url) answered while the maintenance ran.
+  returned: when O(probe_url) is given and not in check mode
+  type: dict
+  sample: {"url": "http://127.0.0.1:8080/health/ready", "requests": 412, "failed": 0, "errors": [],
+           "p50_ms": 4.1, "p95_ms": 11.8, "max_ms": 40.2}
 script:
   description: V(mssql) only. The whole T-SQL batch of the plan.
   returned: when engine is mssql
@@ -180,6 +198,7 @@ from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import E
 from ansible_collections.rollcall.ops.plugins.module_utils.engines.upkeep import run_plan
 from ansible_collections.rollcall.ops.plugins.module_utils.health import open_database
 from ansible_collections.rollcall.ops.plugins.module_utils.params import DATABASE_ARGS, spec
+from ansible_collections.rollcall.ops.plugins.module_utils.probe import Probe
 
 ARGUMENT_SPEC = spec(
     DATABASE_ARGS,
@@ -191,12 +210,24 @@ ARGUMENT_SPEC = spec(
     online=dict(type="bool", default=False),
     only=dict(type="list", elements="str", choices=list(mt.ACTION_KINDS)),
     fail_on_error=dict(type="bool", default=True),
+    probe_url=dict(type="str"),
+    probe_interval_s=dict(type="float", default=0.1),
 )
+
+
+def run(engine, actions, thresholds, only):
+    run_plan(engine, actions, thresholds)
+    if any(a["action"] == "vacuum_analyze" and a["outcome"] == "done" for a in actions):
+        # VACUUM updates the indexes' tuple counts: their bloat is only known now
+        later = mt.reindex_after_vacuum(actions, engine.maintenance_stats(), thresholds, only)
+        actions += run_plan(engine, later, thresholds)
+    return actions
 
 
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
+    summary = None
     try:
         thresholds = mt.merge_thresholds(p["thresholds"])
         engine = open_database(p, p["docker_host"])
@@ -207,18 +238,21 @@ def main():
         if module.check_mode:
             for act in actions:
                 act["outcome"] = "planned"
+        elif p["probe_url"]:
+            with Probe(p["probe_url"], p["probe_interval_s"]) as probe:
+                actions = run(engine, actions, thresholds, p["only"])
+            summary = mt.latency_summary(probe.samples, p["probe_url"])
         else:
-            run_plan(engine, actions, thresholds)
-            if any(a["action"] == "vacuum_analyze" and a["outcome"] == "done" for a in actions):
-                # VACUUM updates the indexes' tuple counts: their bloat is only known now
-                later = mt.reindex_after_vacuum(actions, engine.maintenance_stats(), thresholds, p["only"])
-                actions += run_plan(engine, later, thresholds)
-    except (EngineError, mt.MaintenanceError) as exc:
+            actions = run(engine, actions, thresholds, p["only"])
+    except (EngineError, mt.MaintenanceError, ValueError) as exc:
         module.fail_json(msg=str(exc))
     counts, failures = mt.summary(actions)
     changed = mt.would_change(actions) if module.check_mode else mt.changes(actions)
     result = dict(changed=changed, actions=actions, counts=counts, failures=failures,
                   checks=mt.action_checks(actions, "maintenance %s" % (p.get("database") or p.get("path"))))
+    if summary is not None:
+        result["probe"] = summary
+        result["checks"].append(mt.probe_check(summary))
     if p["engine"] == "mssql":
         result["script"] = mt.mssql_script(actions, thresholds["lock_timeout_s"])
     if failures and p["fail_on_error"]:

@@ -8,6 +8,7 @@ One PostgreSQL and one MariaDB container for the whole file; SQLite is a file on
 
 import glob
 import json
+import os
 import sqlite3
 import sys
 import time
@@ -20,6 +21,9 @@ from modules import run_module
 from test_deploy import failures, playbook
 
 from ansible_collections.rollcall.ops.plugins.module_utils.db_roles import derived_password
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench"))
+from loadgen import Load  # noqa: E402
 
 ROOT_PASSWORD = "maint-root-password-not-in-output"
 PROJECT = "it-maint-%s" % uuid.uuid4().hex[:6]
@@ -233,6 +237,65 @@ def test_maintenance_playbook_on_a_demo_shaped_database(pg, tmp_path):
     assert proc.returncode != 0
     (audit,) = glob.glob(str(state / PROJECT / "audit.jsonl"))
     assert "query_terminate_failed" in read(audit)
+
+
+def test_full_postgresql_maintenance_under_load_fails_no_request(pg, docker_client, require_image):
+    """The app (its own database on the same server) serves GET /api/v1/students under bench/loadgen.py while a
+    writer updates the students table and a full maintenance run (every threshold 0: VACUUM (ANALYZE) of every
+    table, REINDEX INDEX CONCURRENTLY of every index) runs on it with the app probed: 0 failed requests, and the
+    p95 during the maintenance is in the module's report (its checks) and printed."""
+    require_image("rollcall/sms-app:1.1.0")
+    owner_password = derived_password(ROOT_PASSWORD, "sms_owner")
+    psql(pg, "CREATE DATABASE app OWNER sms_owner;")
+    network = docker_client.networks.create("%s-load" % PROJECT)
+    app = None
+    try:
+        network.connect(pg, aliases=["db"])
+        app = docker_client.containers.run(
+            "rollcall/sms-app:1.1.0", detach=True, name="%s-app" % PROJECT, network=network.name,
+            command=["sh", "-c", "sms-app migrate && sms-app seed --students 100 && exec sms-app serve"],
+            ports={"8000/tcp": ("127.0.0.1", None)},
+            environment={"DATABASE_URL": "postgresql+psycopg2://sms_owner:%s@db:5432/app" % owner_password,
+                         "SECRET_KEY": "s" * 64, "RATE_LIMIT_PER_MINUTE": "0"})
+        wait_healthy(app, timeout=90)
+        app.reload()
+        port = int(app.attrs["NetworkSettings"]["Ports"]["8000/tcp"][0]["HostPort"])
+        url = "http://127.0.0.1:%d/api/v1/students?per_page=5" % port
+        # the table being written to: one UPDATE a few ms apart, each its own transaction, for at most 60 s
+        psql(pg, "DO $$ BEGIN FOR i IN 1..6000 LOOP UPDATE students SET first_name = first_name "
+                 "WHERE id = 1 + i % 100; COMMIT; PERFORM pg_sleep(0.01); END LOOP; END $$;",
+             user="sms_owner", password=owner_password, detach=True, database="app")
+        load = Load(url, rate=40, total=40 * 60, max_seconds=60, workers=8).start()
+        time.sleep(0.5)
+        started = time.monotonic()
+        everything = {k: 0 for k in ("dead_tuple_percent", "dead_tuples_min", "index_bloat_percent",
+                                     "index_bloat_min_bytes")}
+        rc, result, _ = run_module("db_maintenance", dict(owner(pg, database="app"), thresholds=everything,
+                                                          probe_url=url, probe_interval_s=0.05))
+        seconds = time.monotonic() - started
+        time.sleep(0.5)
+        load.stop()
+    finally:
+        if app is not None:
+            app.remove(force=True)
+        psql(pg, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app' "
+                 "AND pid <> pg_backend_pid();", database="postgres")
+        network.disconnect(pg)
+        network.remove()
+    assert rc == 0, result
+    done = {(a["action"], a["outcome"]) for a in result["actions"]}
+    assert ("vacuum_analyze", "done") in done and ("reindex_concurrently", "done") in done, result["actions"]
+    assert result["counts"].get("failed", 0) == 0, result["failures"]
+    assert any(a["object"] == "public.students" and a["action"] == "vacuum_analyze" for a in result["actions"])
+    probe = result["probe"]
+    check = [c for c in result["checks"] if c["name"] == "app latency during maintenance"]
+    assert check and check[0]["status"] == "ok" and "p95" in check[0]["reason"], check
+    print("\nmaintenance under load: %d actions in %.1f s; app p95 during maintenance %s ms (p50 %s, max %s) over %d "
+          "probe requests; load: %d requests, %d failed" % (len(result["actions"]), seconds, probe["p95_ms"],
+                                                            probe["p50_ms"], probe["max_ms"], probe["requests"],
+                                                            load.sent, len(load.failed)))
+    assert probe["failed"] == 0 and probe["requests"] > 0, probe
+    assert load.failed == [] and load.ok > 0, load.failed[:5]
 
 
 @pytest.fixture(scope="module")

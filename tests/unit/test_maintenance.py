@@ -1,6 +1,7 @@
 """module_utils/maintenance.py: plans, thresholds, T-SQL, diagnostics judgements, data checks, growth (issue 15)."""
 
 import datetime
+import time
 
 import pytest
 
@@ -499,3 +500,50 @@ def test_check_mode_does_not_count_a_statistics_update_that_only_may_change():
     assert mt.would_change([{"action": "analyze_table"}, {"action": "optimize_table"}])
     assert not mt.changes([{"action": "analyze_table", "outcome": "done", "changed": False}])
     assert mt.changes([{"action": "analyze_table", "outcome": "done", "changed": True}])
+
+
+# ------------------------------------------------------------------ the app's latency during maintenance
+def test_latency_summary_and_probe_check():
+    assert mt.percentile([], 95) is None
+    assert mt.percentile([5, 1, 3, 2, 4], 50) == 3.0 and mt.percentile(range(1, 101), 95) == 95.0
+    assert mt.percentile([7], 95) == 7.0
+    summary = mt.latency_summary([(0.010, ""), (0.020, ""), (None, "503"), (0.030, "")], "http://127.0.0.1:1/x")
+    assert summary == {"url": "http://127.0.0.1:1/x", "requests": 4, "failed": 1, "errors": ["503"], "p50_ms": 20.0,
+                       "p95_ms": 30.0, "max_ms": 30.0}
+    check = mt.probe_check(summary)
+    assert check["status"] == "warning" and check["reason"] == (
+        "4 requests to http://127.0.0.1:1/x: p95 30.0 ms (p50 20.0, max 30.0), 1 failed (503)")
+    ok = mt.probe_check(mt.latency_summary([(0.002, "")], "u"))
+    assert ok["status"] == "ok" and ok["metrics"]["p95_ms"] == 2.0 and ok["name"] == "app latency during maintenance"
+    assert mt.probe_check(mt.latency_summary([], "u"))["status"] == "warning"
+    assert mt.latency_summary([(None, "refused")])["p95_ms"] is None
+
+
+def test_probe_times_a_local_server_and_refuses_other_schemes():
+    import http.server
+    import threading
+
+    from ansible_collections.rollcall.ops.plugins.module_utils.probe import Probe
+
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            self.send_response(200 if self.path == "/ok" else 503)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = "http://127.0.0.1:%d" % server.server_address[1]
+        with Probe(base + "/ok", interval_s=0.01) as probe:
+            time.sleep(0.2)
+        assert len(probe.samples) >= 3 and all(s is not None for s, _e in probe.samples)
+        with Probe(base + "/bad", interval_s=0.01) as probe:
+            time.sleep(0.05)
+        assert probe.samples and probe.samples[0] == (None, "503")
+    finally:
+        server.shutdown()
+    with pytest.raises(ValueError, match="http"):
+        Probe("file:///etc/passwd")
