@@ -23,6 +23,13 @@ def explain_candidates(slow_queries, top=maintenance.EXPLAIN_TOP):
             for q in maintenance.explain_candidates(slow_queries, int(top))]
 
 
+def monthly_rollup(health, backups=None, incidents=None, sizes=None, days=maintenance.ROLLUP_DAYS,
+                   uptime_target=maintenance.UPTIME_TARGET_PERCENT):
+    """The monthly report's rollup checks (maintenance.monthly_rollup), over the last ``days`` days."""
+    return maintenance.monthly_rollup(health, backups, incidents, sizes, None, int(days), float(uptime_target))
+
+
 class FilterModule:
     def filters(self):
-        return {"size_growth": size_growth, "capacity_check": capacity_check, "explain_candidates": explain_candidates}
+        return {"size_growth": size_growth, "capacity_check": capacity_check, "explain_candidates": explain_candidates,
+                "monthly_rollup": monthly_rollup}

@@ -844,6 +844,69 @@ def action_checks(actions, label):
              "metrics": dict(a.get("figures") or {}, seconds=a.get("seconds"))} for a in actions]
 
 
+# ---------------------------------------------------------------------------------------------- monthly rollup
+UPTIME_TARGET_PERCENT = 99.5  # seed 001
+ROLLUP_DAYS = 30
+
+
+def monthly_rollup(health, backups, incidents, sizes, now=None, days=ROLLUP_DAYS,
+                   uptime_target=UPTIME_TARGET_PERCENT):
+    """The monthly report's rollup over the last ``days`` days, as report checks (kind ``rollup``).
+
+    ``health``: the health report's history points ({at, host, status}); uptime is the share of them that were not
+    critical (each health run a sample: the runs are periodic), against seed 001's 99.5 %. ``backups``:
+    backup_info's items ({finished_at, verified, error}); made in the period, and how many of them verified.
+    ``incidents``: the names of incident bundles (their UTC stamps, 20261203T053000Z). ``sizes``: the recorded
+    database sizes ({at, host, bytes}); growth from the first to the last in the period."""
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    since = now - datetime.timedelta(days=days)
+
+    def inside(value):
+        when = _when(value)
+        return when is not None and since <= when <= now
+
+    out = []
+    points = [p for p in health or () if isinstance(p, dict) and inside(p.get("at"))]
+    if points:
+        up = [p for p in points if p.get("status") != CRITICAL]
+        share = round(100.0 * len(up) / len(points), 2)
+        out.append({"name": "uptime", "kind": "rollup", "status": OK if share >= uptime_target else CRITICAL,
+                    "metrics": {"uptime_percent": share, "health_runs": len(points), "target_percent": uptime_target},
+                    "reason": "%s %% of %d health runs in the last %d days not critical (target %s %%)"
+                    % (share, len(points), days, uptime_target)})
+    else:
+        out.append({"name": "uptime", "kind": "rollup", "status": WARNING, "metrics": {"health_runs": 0},
+                    "reason": "no health history in the last %d days (playbooks/health.yml keeps it)" % days})
+    made = [b for b in backups or () if isinstance(b, dict) and not b.get("error") and inside(b.get("finished_at"))]
+    damaged = [b for b in backups or () if isinstance(b, dict) and b.get("error")]
+    verified = [b for b in made if b.get("verified")]
+    status = CRITICAL if not made or damaged else WARNING if len(verified) < len(made) else OK
+    reason = "%d backups made in the last %d days, %d verified" % (len(made), days, len(verified))
+    if damaged:
+        reason += ", %d unreadable (%s)" % (len(damaged), ", ".join(str(b.get("name")) for b in damaged[:3]))
+    out.append({"name": "backups", "kind": "rollup", "status": status, "reason": reason,
+                "metrics": {"backups_made": len(made), "backups_verified": len(verified)}})
+    stamps = sorted(str(n) for n in incidents or () if inside(str(n)))
+    out.append({"name": "incidents", "kind": "rollup", "status": WARNING if stamps else OK,
+                "metrics": {"incidents": len(stamps)},
+                "reason": "%d incident bundles in the last %d days%s" % (len(stamps), days,
+                                                                          (": " + ", ".join(stamps[-5:])) if stamps
+                                                                          else "")})
+    series = sorted((_when(p.get("at")), float(p["bytes"])) for p in sizes or ()
+                    if isinstance(p, dict) and inside(p.get("at")) and p.get("bytes") not in (None, ""))
+    if len(series) >= 2:
+        first, last = series[0][1], series[-1][1]
+        rate = growth([(w, b) for w, b in series])["rate_bytes_per_day"]
+        out.append({"name": "capacity growth", "kind": "rollup", "status": OK,
+                    "metrics": {"first_bytes": int(first), "last_bytes": int(last), "growth_bytes_per_day": rate},
+                    "reason": "database %d -> %d bytes in the last %d days (%+.1f %%), %s bytes/day"
+                    % (first, last, days, (100.0 * (last - first) / first) if first else 0.0, rate)})
+    else:
+        out.append({"name": "capacity growth", "kind": "rollup", "status": OK, "metrics": {},
+                    "reason": "%d database sizes recorded in the last %d days (2 needed)" % (len(series), days)})
+    return out
+
+
 def percentile(values, share):
     """The nearest-rank percentile (``share`` 0-100) of ``values``; None when there are none."""
     ordered = sorted(float(v) for v in values or ())

@@ -196,11 +196,25 @@ def normalize_history(history):
     return sorted(out, key=lambda e: (e["at"], e["host"]))
 
 
-def health_document(results, history=None, title=None, generated_at=None, secrets=()):
+def normalize_sizes(sizes):
+    """Database sizes over time (the maintenance report's capacity chart): ``[{at, host, bytes}]`` with a host, a
+    parseable time and a number, oldest first; other entries are dropped."""
+    out = []
+    for entry in sizes or []:
+        if not isinstance(entry, dict) or not entry.get("host"):
+            continue
+        when, size = parse_time(entry.get("at")), number(entry.get("bytes"))
+        if when is not None and size is not None:
+            out.append({"at": isoformat(when), "host": str(entry["host"]), "bytes": size})
+    return sorted(out, key=lambda e: (e["at"], e["host"]))
+
+
+def health_document(results, history=None, title=None, generated_at=None, secrets=(), sizes=None):
     """The health report as one dict: hosts (worst first), their checks, overall status and counts.
 
-    ``results`` are ``health_check`` results (one per host); ``history`` earlier runs' points for the charts.
-    ``secrets`` are masked everywhere before anything is rendered.
+    ``results`` are ``health_check`` results (one per host); ``history`` earlier runs' points for the charts;
+    ``sizes`` database sizes over time (the maintenance report's chart). ``secrets`` are masked everywhere before
+    anything is rendered.
     """
     generated_at = generated_at or utcnow()
     results = redact(list(results or []), secrets)
@@ -226,6 +240,7 @@ def health_document(results, history=None, title=None, generated_at=None, secret
         "hosts": hosts,
         "history_entries": [_history_point(at, h) for h in hosts],
         "history": redact(normalize_history(history), secrets),
+        "sizes": redact(normalize_sizes(sizes), secrets),
     }
 
 
@@ -459,7 +474,7 @@ def _counts_line(counts):
 
 
 def render_json(doc):
-    document = dict((k, v) for k, v in doc.items() if k != "history")
+    document = dict((k, v) for k, v in doc.items() if k not in ("history", "sizes"))
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 
@@ -504,6 +519,14 @@ def _history_charts(doc):
     return charts
 
 
+def _size_chart(doc):
+    """Database size per host over time (MiB), from the document's ``sizes``; "" when there are none."""
+    by_host = {}
+    for p in normalize_sizes(doc.get("sizes")):
+        by_host.setdefault(p["host"], []).append((parse_time(p["at"]), p["bytes"] / 1048576.0))
+    return svg_lines(sorted(by_host.items()), unit=" MiB", title="Database size (MiB)")
+
+
 def render_html(doc):
     counts = doc["counts"]
     parts = ['<h1>%s</h1><p class="meta">Generated %s</p>' % (esc(doc["title"]), esc(doc["generated_at"])),
@@ -534,6 +557,9 @@ def render_html(doc):
         section.append("</section>")
         parts.append("".join(section))
     charts = _history_charts(doc)
+    sizes = _size_chart(doc)
+    if sizes:
+        charts.append(("Database size (MiB)", sizes))
     if charts:
         parts.append('<section class="card"><h2>History</h2><div class="charts">%s</div></section>'
                      % "".join("<div><h3>%s</h3>%s</div>" % (esc(t), svg) for t, svg in charts))

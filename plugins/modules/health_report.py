@@ -39,6 +39,13 @@ options:
     type: list
     elements: dict
     default: []
+  sizes:
+    description:
+      - Database sizes over time, C({at, host, bytes}) (the maintenance report's C(maintenance-history.json));
+        drawn as a line per host in the HTML report's history section (MiB).
+    type: list
+    elements: dict
+    default: []
   directory:
     description:
       - Where the report files go (created when missing, mode 0750). Without it no report file is written.
@@ -179,6 +186,7 @@ def main():
         argument_spec=dict(
             results=dict(type="list", elements="dict", required=True),
             history=dict(type="list", elements="dict", default=[]),
+            sizes=dict(type="list", elements="dict", default=[]),
             directory=dict(type="path"),
             name=dict(type="str"),
             title=dict(type="str", default="Rollcall health report"),
@@ -193,7 +201,7 @@ def main():
     p = module.params
     now = report.utcnow()
     name = p["name"] or report.default_name("health", now)
-    doc = report.health_document(p["results"], p["history"], p["title"], now, p["redact"])
+    doc = report.health_document(p["results"], p["history"], p["title"], now, p["redact"], p["sizes"])
     result = dict(changed=False, status=doc["status"], critical=doc["critical"], counts=doc["counts"],
                   failing=doc["failing"], hosts=[{"host": h["host"], "status": h["status"]} for h in doc["hosts"]],
                   paths={}, name=name, prometheus_textfile=p["prometheus_textfile"],

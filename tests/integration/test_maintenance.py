@@ -198,6 +198,12 @@ def test_maintenance_playbook_on_a_demo_shaped_database(pg, tmp_path):
         "rollcall_data_checks": [{"table": "students", "kind": "unique", "columns": ["number"]},
                                  {"table": "students", "kind": "freshness", "column": "at", "max_age_hours": 1}]}}}))
 
+    # the health report's history (playbooks/health.yml), for the monthly rollup's uptime
+    (tmp_path / "reports").mkdir()
+    now = time.time()
+    (tmp_path / "reports" / "history.json").write_text(json.dumps([
+        {"at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now - 3600 * h)), "host": "localhost",
+         "status": "critical" if h == 5 else "ok"} for h in range(1, 101)]))
     proc, report = playbook(str(inventory), "maintenance.yml", "-e", "cadence=monthly")
     assert proc.returncode == 0, failures(report) or proc.stdout[-3000:]
     (first,) = glob.glob(str(tmp_path / "reports" / "maintenance-2*.json"))
@@ -208,6 +214,11 @@ def test_maintenance_playbook_on_a_demo_shaped_database(pg, tmp_path):
     assert "threshold 0.99" in checks["cache hit ratio"]["reason"]
     assert checks["unique students"]["status"] == "ok" and checks["freshness students"]["status"] == "ok"
     assert "no growth rate yet" in checks["capacity"]["reason"]
+    rollup = {c["name"]: c for h in document["hosts"] if h["host"] == "monthly rollup (last 30 days)"
+              for c in h["checks"]}
+    assert rollup["uptime"]["reason"] == "99.0 % of 100 health runs in the last 30 days not critical (target 99.5 %)"
+    assert rollup["uptime"]["status"] == "critical" and rollup["backups"]["status"] == "critical"
+    assert rollup["incidents"]["reason"] == "0 incident bundles in the last 30 days"
     assert glob.glob(str(tmp_path / "reports" / "maintenance-*.html"))
     prom = (tmp_path / "reports" / "rollcall_maintenance.prom").read_text()
     assert 'rollcall_maintenance_status{host="localhost"}' in prom and "rollcall_health_status" not in prom
@@ -223,6 +234,8 @@ def test_maintenance_playbook_on_a_demo_shaped_database(pg, tmp_path):
     latest = sorted(glob.glob(str(tmp_path / "reports" / "maintenance-2*.json")))[-1]
     checks = {c["name"]: c for h in json.loads(read(latest))["hosts"] for c in h["checks"]}
     assert "growing" in checks["capacity"]["reason"] or "not growing" in checks["capacity"]["reason"], checks
+    html = sorted(glob.glob(str(tmp_path / "reports" / "maintenance-2*.html")))[-1]
+    assert "<h3>Database size (MiB)</h3><svg" in read(html)
 
     # mid-month: the statistics reset runs as the server's admin (the owner may not call pg_stat_reset)
     time.sleep(1.1)

@@ -547,3 +547,52 @@ def test_probe_times_a_local_server_and_refuses_other_schemes():
         server.shutdown()
     with pytest.raises(ValueError, match="http"):
         Probe("file:///etc/passwd")
+
+
+# ------------------------------------------------------------------ monthly rollup and the size chart
+MONTH_END = datetime.datetime(2026, 12, 1, 6, 0, tzinfo=datetime.UTC)
+
+
+def test_monthly_rollup_every_figure():
+    health = [{"at": "2026-11-%02dT06:00:00Z" % d, "host": "db", "status": "critical" if d == 5 else "ok"}
+              for d in range(2, 30)] + [{"at": "2026-09-01T00:00:00Z", "host": "db", "status": "critical"}]
+    backups = [{"name": "a", "finished_at": "2026-11-20T01:00:00Z", "verified": True},
+               {"name": "b", "finished_at": "2026-11-21T01:00:00Z", "verified": False},
+               {"name": "old", "finished_at": "2026-10-01T01:00:00Z", "verified": True}]
+    incidents = ["20261110T101010Z", "20260101T000000Z"]
+    sizes = [{"at": "2026-11-02T00:00:00Z", "host": "db", "bytes": 1000}, {"at": "2026-11-12T00:00:00Z", "host": "db",
+                                                                           "bytes": 2000}]
+    found = {c["name"]: c for c in mt.monthly_rollup(health, backups, incidents, sizes, MONTH_END)}
+    assert found["uptime"]["status"] == "critical" and found["uptime"]["reason"] == (
+        "96.43 % of 28 health runs in the last 30 days not critical (target 99.5 %)")
+    assert found["backups"]["status"] == "warning" and found["backups"]["reason"] == (
+        "2 backups made in the last 30 days, 1 verified")
+    assert found["incidents"]["reason"] == "1 incident bundles in the last 30 days: 20261110T101010Z"
+    assert found["capacity growth"]["reason"] == (
+        "database 1000 -> 2000 bytes in the last 30 days (+100.0 %), 100.0 bytes/day")
+    assert {c["kind"] for c in found.values()} == {"rollup"}
+
+
+def test_monthly_rollup_good_month_and_nothing_recorded():
+    health = [{"at": "2026-11-20T06:00:00Z", "host": "db", "status": "warning"}]
+    found = {c["name"]: c for c in mt.monthly_rollup(health, [{"finished_at": "2026-11-30T00:00:00Z",
+                                                               "verified": True}], [], [], MONTH_END)}
+    assert [found[n]["status"] for n in ("uptime", "backups", "incidents", "capacity growth")] == ["ok"] * 4
+    damaged = [{"name": "x", "error": "bad manifest"}]
+    found = {c["name"]: c for c in mt.monthly_rollup([], damaged, None, None, MONTH_END)}
+    assert found["uptime"]["status"] == "warning" and "no health history" in found["uptime"]["reason"]
+    assert found["backups"]["status"] == "critical" and "1 unreadable (x)" in found["backups"]["reason"]
+    assert found["capacity growth"]["reason"] == "0 database sizes recorded in the last 30 days (2 needed)"
+
+
+def test_size_chart_in_the_html_report():
+    from ansible_collections.rollcall.ops.plugins.module_utils import report
+
+    sizes = [{"at": "2026-11-02T00:00:00Z", "host": "db", "bytes": 10 * 1048576},
+             {"at": "2026-11-12T00:00:00Z", "host": "db", "bytes": 12 * 1048576}, {"at": "never", "host": "db"}]
+    doc = report.health_document([{"host": "db", "checks": []}], sizes=sizes, generated_at=MONTH_END)
+    assert [p["bytes"] for p in doc["sizes"]] == [10 * 1048576, 12 * 1048576]
+    html = report.render_html(doc)
+    assert "<h3>Database size (MiB)</h3><svg" in html and "12 MiB" in html
+    assert "sizes" not in report.render_json(doc)
+    assert "Database size" not in report.render_html(report.health_document([{"host": "db", "checks": []}]))
