@@ -39,6 +39,9 @@ echo "== deploy and rollback under load (issue 5)"
 echo "== fleet scale (1, 2, 4, 8 app hosts) and rollback in seconds on two app hosts under load (issue 11)"
 .venv/bin/python bench/fleet.py
 
+echo "== maintenance wall time on the bench database and the app's p95 against a baseline (issue 15)"
+.venv/bin/python bench/maintenance.py
+
 echo "== the monitoring stack at idle (issue 16)"
 .venv/bin/ansible-playbook -i inventories/local playbooks/monitoring.yml >/dev/null
 .venv/bin/python bench/monitoring.py
