@@ -106,6 +106,15 @@ EXAMPLES = r"""
       - {table: students, kind: unique, columns: [student_number]}
       - {table: attendance, kind: freshness, column: recorded_at, max_age_hours: 26}
 
+- name: The plans of the slowest SELECTs of a first call (as a login that may read the tables)
+  rollcall.ops.db_diagnostics:
+    engine: postgresql
+    container: sms-db
+    user: sms_report
+    password: "{{ report_password }}"
+    database: sms
+    explain: "{{ diagnostics.facts.slow_queries | rollcall.ops.explain_candidates(3) }}"
+
 - name: Terminate a runaway report query
   rollcall.ops.db_diagnostics:
     engine: postgresql

@@ -27,7 +27,9 @@ description:
   - V(mssql) C(DBCC CHECKDB), index C(REORGANIZE) over C(reorganize_percent) (5) and C(REBUILD) over
     C(rebuild_percent) (30) for indexes of at least C(mssql_min_pages) pages, C(UPDATE STATISTICS) of the other
     tables, after C(SET LOCK_TIMEOUT); RV(script) is the whole T-SQL. Not tested against a real server.
-  - RV(ignore:changed) is true only when an action that changes something ran (read-only checks never count);
+  - RV(ignore:changed) is true only when an action that changes something ran (read-only checks never count; a
+    MariaDB C(ANALYZE TABLE) counts only when InnoDB's persistent statistics changed, where the login may read
+    them);
     nothing over a threshold means no action and RV(ignore:changed=false).
   - Check mode reads the figures and returns the plan (RV(actions) with outcome C(planned)); it changes nothing.
 extends_documentation_fragment:
@@ -111,6 +113,16 @@ EXAMPLES = r"""
     thresholds:
       lock_timeout_s: 3
       time_budget_s: 1800
+
+- name: Mid-month reindex, with the app's latency measured while it runs
+  rollcall.ops.db_maintenance:
+    engine: postgresql
+    container: sms-db
+    user: sms_owner
+    password: "{{ owner_password }}"
+    database: sms
+    only: [reindex_concurrently, drop_invalid_index]
+    probe_url: http://127.0.0.1:8080/health/ready
 
 - name: What would maintenance do on MariaDB (nothing changes)
   rollcall.ops.db_maintenance:
