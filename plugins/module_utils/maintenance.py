@@ -887,16 +887,15 @@ def monthly_rollup(health, backups, incidents, sizes, now=None, days=ROLLUP_DAYS
     out.append({"name": "backups", "kind": "rollup", "status": status, "reason": reason,
                 "metrics": {"backups_made": len(made), "backups_verified": len(verified)}})
     stamps = sorted(str(n) for n in incidents or () if inside(str(n)))
+    named = (": " + ", ".join(stamps[-5:])) if stamps else ""
     out.append({"name": "incidents", "kind": "rollup", "status": WARNING if stamps else OK,
                 "metrics": {"incidents": len(stamps)},
-                "reason": "%d incident bundles in the last %d days%s" % (len(stamps), days,
-                                                                          (": " + ", ".join(stamps[-5:])) if stamps
-                                                                          else "")})
+                "reason": "%d incident bundles in the last %d days%s" % (len(stamps), days, named)})
     series = sorted((_when(p.get("at")), float(p["bytes"])) for p in sizes or ()
                     if isinstance(p, dict) and inside(p.get("at")) and p.get("bytes") not in (None, ""))
     if len(series) >= 2:
         first, last = series[0][1], series[-1][1]
-        rate = growth([(w, b) for w, b in series])["rate_bytes_per_day"]
+        rate = growth(series)["rate_bytes_per_day"]
         out.append({"name": "capacity growth", "kind": "rollup", "status": OK,
                     "metrics": {"first_bytes": int(first), "last_bytes": int(last), "growth_bytes_per_day": rate},
                     "reason": "database %d -> %d bytes in the last %d days (%+.1f %%), %s bytes/day"

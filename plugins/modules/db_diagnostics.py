@@ -54,7 +54,7 @@ options:
     default: []
   explain:
     description:
-      - Statements to explain (V(postgresql) only), as RV(facts.slow_queries) lists them (C(queryid), C(query)
+      - Statements to explain (V(postgresql) only), as C(slow_queries) of RV(facts) lists them (C(queryid), C(query)
         with C($n) parameters), e.g. the slowest few of a first call. Each must be a plain C(SELECT) (else it is
         reported, not explained). The plan only, never running it (C(PREPARE) and C(EXPLAIN EXECUTE) with NULL
         parameters under a generic plan), in a C(READ ONLY) transaction with a statement timeout, rolled back.

@@ -537,12 +537,17 @@ def test_probe_times_a_local_server_and_refuses_other_schemes():
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         base = "http://127.0.0.1:%d" % server.server_address[1]
+        def until(probe, count):
+            deadline = time.monotonic() + 10  # a busy machine (pytest -n) may be slow to answer
+            while len(probe.samples) < count and time.monotonic() < deadline:
+                time.sleep(0.01)
+
         with Probe(base + "/ok", interval_s=0.01) as probe:
-            time.sleep(0.2)
-        assert len(probe.samples) >= 3 and all(s is not None for s, _e in probe.samples)
+            until(probe, 3)
+        assert len(probe.samples) >= 3 and all(s is not None for s, _e in probe.samples), probe.samples
         with Probe(base + "/bad", interval_s=0.01) as probe:
-            time.sleep(0.05)
-        assert probe.samples and probe.samples[0] == (None, "503")
+            until(probe, 1)
+        assert probe.samples and probe.samples[0] == (None, "503"), probe.samples
     finally:
         server.shutdown()
     with pytest.raises(ValueError, match="http"):
