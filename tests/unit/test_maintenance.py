@@ -552,6 +552,9 @@ def test_probe_times_a_local_server_and_refuses_other_schemes():
         server.shutdown()
     with pytest.raises(ValueError, match="http"):
         Probe("file:///etc/passwd")
+    with Probe("http://127.0.0.1:1/refused", interval_s=0.01) as probe:  # nothing listens on port 1
+        until(probe, 1)
+    assert probe.samples[0][0] is None and probe.samples[0][1], probe.samples
 
 
 # ------------------------------------------------------------------ monthly rollup and the size chart
