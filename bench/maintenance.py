@@ -71,7 +71,9 @@ def main():
     db, app, net = "bench-maint-db-%s" % tag, "bench-maint-app-%s" % tag, "bench-maint-net-%s" % tag
     sh(["docker", "network", "create", net], stdout=subprocess.DEVNULL)
     try:
-        sh(["docker", "run", "-d", "--name", db, "--network", net, "--network-alias", "db", "-e",
+        # as roles/database starts it: the shared memory size (VACUUM's parallel index passes need more than Docker's
+        # 64 MB default on a big table) and pg_stat_statements
+        sh(["docker", "run", "-d", "--name", db, "--network", net, "--network-alias", "db", "--shm-size", "256m", "-e",
             "POSTGRES_USER=postgres", "-e", "POSTGRES_PASSWORD=" + PASSWORD, "-e", "POSTGRES_DB=sms",
             "rollcall/postgres:15", "postgres", "--shared_preload_libraries=pg_stat_statements"],
            stdout=subprocess.DEVNULL)
