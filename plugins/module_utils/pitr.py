@@ -28,7 +28,7 @@ CONFIG_DIR = "/etc/pgbackrest"
 REPO_DIR = "/var/lib/pgbackrest"
 TYPES = ("full", "diff", "incr")
 RESTART_SETTINGS = ("archive_mode", "wal_level")
-RECOVERY_LOG = "/tmp/rollcall-pitr-recovery.log"
+RECOVERY_LOG = "/var/lib/postgresql/rollcall-pitr-recovery.log"  # the scratch instance's server log
 # info status codes (pgBackRest's INFO_STANZA_STATUS_CODE_*) meaning "the stanza exists".
 STANZA_EXISTS = (0, 2, 6)
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
@@ -245,7 +245,7 @@ def wal_gaps(ranges):
     gaps = []
     for archive_id, spans in sorted(ranges.items()):
         spans = sorted(spans)
-        for (_start, stop), (start, _stop) in zip(spans, spans[1:]):
+        for (_start, stop), (start, _stop) in zip(spans, spans[1:], strict=False):
             if stop[:8] != start[:8]:
                 continue  # a new timeline starts its own range
             expected = next_segment(stop)
@@ -394,11 +394,12 @@ class PITR:
     def configure(self, enabled, archive_timeout, check_mode):
         wanted = wanted_settings(self.stanza, archive_timeout)
         names = ", ".join(sql_literal(n) for n in wanted)
-        live = json.loads(self.sql("SELECT coalesce(json_object_agg(name, setting), '{}') FROM pg_settings "
-                                   "WHERE name IN (%s)" % names))
-        in_file = json.loads(self.sql(
-            "SELECT coalesce(json_object_agg(name, setting), '{}') FROM pg_file_settings WHERE name IN (%s) "
-            "AND sourcefile LIKE '%%postgresql.auto.conf' AND error IS NULL" % names))
+        # The names are ours (wanted_settings), quoted by sql_literal.
+        live_sql = "SELECT coalesce(json_object_agg(name, setting), '{}') FROM pg_settings WHERE name IN (%s)"
+        file_sql = ("SELECT coalesce(json_object_agg(name, setting), '{}') FROM pg_file_settings WHERE name IN (%s) "
+                    "AND sourcefile LIKE '%%postgresql.auto.conf' AND error IS NULL")
+        live = json.loads(self.sql(live_sql % names))
+        in_file = json.loads(self.sql(file_sql % names))
         plan = configure_plan(live, in_file, wanted, enabled)
         if not check_mode:
             for name, value in sorted(plan["set"].items()):
@@ -417,10 +418,11 @@ class PITR:
         deadline = time.time() + wait_s
         while True:
             try:
-                if self.runner.run(["pg_isready", "-q"], user=PG_USER).rc == 0:
-                    return
+                ready = self.runner.run(["pg_isready", "-q"], user=PG_USER).rc == 0
             except Exception:  # noqa: BLE001 - the container is coming back; asked again below
-                pass
+                ready = False
+            if ready:
+                return
             if time.time() > deadline:
                 raise PITRError("%s did not accept connections within %d s of its restart" % (self.container,
                                                                                                wait_s))

@@ -6,6 +6,7 @@ removed from the repository is found by verify, with a clear message.
 The test forces WAL switches (pg_switch_wal) instead of waiting for archive_timeout (60 s) to keep it short.
 """
 
+import contextlib
 import json
 import os
 import time
@@ -13,7 +14,7 @@ import time
 import docker.errors
 import pytest
 import yaml
-from test_deploy import DB_PASSWORD, failures, playbook, write_inventory
+from test_deploy import failures, playbook, write_inventory
 
 PROJECT = "rc-it-pitr"
 CONTAINER = PROJECT + "-db"
@@ -47,10 +48,8 @@ def results(report, name):
 def remove(docker_client, container=None, volume=None):
     for getter, name in ((docker_client.containers.get, container), (docker_client.volumes.get, volume)):
         if name:
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 getter(name).remove(force=True)
-            except docker.errors.NotFound:
-                pass
 
 
 @pytest.fixture(scope="module")
@@ -61,21 +60,21 @@ def stack(tmp_path_factory, docker_client, require_image):
     tmp_path = tmp_path_factory.mktemp("pitr")
     inventory = write_inventory(tmp_path, rollcall_project=PROJECT, rollcall_environment="test",
                                 rollcall_pitr=True, rollcall_pitr_cipher_pass="it-pitr-cipher-pass-never-printed",
-                                rollcall_state_dir=str(tmp_path / "state"), rollcall_backup_dir=str(tmp_path / "b"), database_image=IMAGE)
+                                rollcall_state_dir=str(tmp_path / "state"), rollcall_backup_dir=str(tmp_path / "b"),
+                                database_image=IMAGE)
     started = time.time()
     try:
         proc, report = run_tasks(tmp_path, inventory, "database.yml", [
-            {"name": "The database with PITR", "ansible.builtin.include_role": {"name": "rollcall.ops.database"}}])
+            {"name": "The database with PITR",
+             "ansible.builtin.include_role": {"name": "rollcall.ops.database"}}])
         assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
         print("pitr: stack with archiving and its first full backup in %.1f s" % (time.time() - started))
         yield tmp_path, inventory
     finally:
         remove(docker_client, SCRATCH, SCRATCH + "-data")
         remove(docker_client, CONTAINER, PROJECT + "-dbdata")
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             docker_client.networks.get(PROJECT + "-net").remove()
-        except docker.errors.NotFound:
-            pass
 
 
 def archived_after(docker_client, moment, timeout=30):
