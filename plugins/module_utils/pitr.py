@@ -309,7 +309,7 @@ def restore_plan(target, container, scratch, scratch_volume, image, stanza=STANZ
         % (scratch_volume, scratch, image),
         "pgbackrest --stanza=%s restore --type=%s --target-action=promote --archive-mode=off into it" % (
             stanza, "default" if target is None else "time --target='%s'" % to),
-        "start PostgreSQL there (archive_mode=off, no TCP), wait until recovery reached %s and it is promoted" % to,
+        "start PostgreSQL there (archive_mode=off, TCP on its own loopback only), wait until recovery reached %s and it is promoted" % to,
         "check: the replayed point against the target, row counts of every table, the check query",
         "leave %s running for the next step (swap, dump, or removal with action=drop_scratch)" % scratch,
     ]
@@ -489,7 +489,7 @@ class PITR:
             args += ["--type=default"] if target is None else ["--type=time", "--target=%s" % pg_time(target)]
             self.must(self.pgbackrest(*args, runner=runner), "pgbackrest restore")
             start = runner.run(["pg_ctl", "-D", DATA_DIR, "-w", "-t", str(wait_s), "-l", RECOVERY_LOG, "start",
-                                "-o", "-c listen_addresses='' -c archive_mode=off"], user=PG_USER)
+                                "-o", "-c listen_addresses=127.0.0.1 -c archive_mode=off"], user=PG_USER)
             state = {"started": start.rc == 0}
             deadline = time.time() + wait_s
             while state["started"]:
@@ -517,3 +517,25 @@ class PITR:
             dockerlib.remove_scratch(scratch, scratch_volume, self.docker_host)
             result["scratch_removed"] = True
         return result
+
+
+def summary(info, win):
+    """What backup_info says about point-in-time recovery: the newest physical backup and recoverable point."""
+    newest = info["newest_backup"]
+    return {
+        "stanza": info["stanza"], "status": info["status"], "backups": len(info["backups"]),
+        "newest_backup": newest["label"] if newest else None,
+        "newest_backup_type": newest["type"] if newest else None,
+        "newest_backup_at": newest["finished_at"] if newest else None,
+        "earliest_recoverable_at": win["earliest_at"] if win else None,
+        "newest_recoverable_at": win["latest_at"] if win else None,
+        "rpo_s": win["rpo_s"] if win else None,
+        "archiving_error": win["archiving_error"] if win else None,
+    }
+
+
+def read_summary(container, docker_host=None, stanza=STANZA):
+    """``summary`` of the live container's repository (pgbackrest info and pg_stat_archiver, read-only)."""
+    info, win = PITR(container, docker_host, stanza).status()
+    return summary(info, win)
+

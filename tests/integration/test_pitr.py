@@ -114,6 +114,8 @@ def test_restore_to_a_time_brings_back_a_not_b_and_verify_finds_a_gap(stack, doc
          "rollcall.ops.pitr": dict(common, action="restore", to_time=noted, database="sms",
                                    query="SELECT string_agg(v, ',' ORDER BY v) FROM it_pitr")},
         {"name": "Info", "rollcall.ops.pitr": dict(common, action="info")},
+        {"name": "Backup info", "rollcall.ops.backup_info": {"directory": str(tmp_path / "b"),
+                                                             "pitr_container": CONTAINER}},
     ])
     assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
     early = results(report, "Too early")
@@ -124,6 +126,8 @@ def test_restore_to_a_time_brings_back_a_not_b_and_verify_finds_a_gap(stack, doc
     assert restored["counts"]["public.it_pitr"] == 1
     info = results(report, "Info")
     assert info["window"]["latest"] >= switched - 1 and info["info"]["newest_backup"]["type"] == "full", info
+    newest = results(report, "Backup info")
+    assert newest["newest_recoverable_at"] == info["window"]["latest_at"] and newest["pitr"]["newest_backup"], newest
     # the live database is untouched
     assert sql(docker_client, "SELECT string_agg(v, ',' ORDER BY v) FROM it_pitr") == "A,B"
     scratch = docker_client.api.inspect_container(SCRATCH)

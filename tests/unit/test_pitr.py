@@ -316,3 +316,15 @@ def test_restore_out_of_wal_says_gap():
 def test_restore_not_started_quotes_the_log():
     verdict = pitr.judge_restore(None, {"started": False, "log": "LOG: a\nFATAL: could not open file\n"})
     assert verdict["problems"] == ["the scratch instance did not start: FATAL: could not open file"]
+
+
+def test_summary_answers_the_newest_recoverable_point():
+    info = pitr.parse_info(json.dumps(INFO))
+    got = pitr.summary(info, WIN)
+    assert got["newest_recoverable_at"] == "2026-12-03T06:16:40.500000Z" and got["newest_backup_type"] == "incr"
+    assert got["rpo_s"] == 59 and got["archiving_error"] is None and got["backups"] == 2
+
+
+def test_summary_without_a_backup():
+    got = pitr.summary(pitr.parse_info("[]"), None)
+    assert got["newest_recoverable_at"] is None and got["newest_backup"] is None
