@@ -309,7 +309,8 @@ def restore_plan(target, container, scratch, scratch_volume, image, stanza=STANZ
         % (scratch_volume, scratch, image),
         "pgbackrest --stanza=%s restore --type=%s --target-action=promote --archive-mode=off into it" % (
             stanza, "default" if target is None else "time --target='%s'" % to),
-        "start PostgreSQL there (archive_mode=off, TCP on its own loopback only), wait until recovery reached %s and it is promoted" % to,
+        "start PostgreSQL there (archive_mode=off, TCP on its own loopback only), wait until recovery reached %s "
+        "and it is promoted" % to,
         "check: the replayed point against the target, row counts of every table, the check query",
         "leave %s running for the next step (swap, dump, or removal with action=drop_scratch)" % scratch,
     ]
