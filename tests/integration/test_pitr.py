@@ -16,7 +16,8 @@ import pytest
 import yaml
 from test_deploy import failures, playbook, write_inventory
 
-PROJECT = "rc-it-pitr"
+# ROLLCALL_IT_PITR_PROJECT: another name for ad-hoc runs beside a suite whose start-up sweep removes rc-it-*.
+PROJECT = os.environ.get("ROLLCALL_IT_PITR_PROJECT", "rc-it-pitr")
 CONTAINER = PROJECT + "-db"
 SCRATCH = CONTAINER + "-pitr"
 # images/postgres with pgBackRest; ROLLCALL_IT_PITR_IMAGE runs another build (a helper's own tag).
