@@ -425,8 +425,8 @@ class PITR:
             if ready:
                 return
             if time.time() > deadline:
-                raise PITRError("%s did not accept connections within %d s of its restart" % (self.container,
-                                                                                               wait_s))
+                raise PITRError("%s did not accept connections within %d s of its restart"
+                                % (self.container, wait_s))
             time.sleep(1)
 
     def stanza_create(self, check_mode):
@@ -471,8 +471,8 @@ class PITR:
         live = dockerlib.inspect(self.container, self.docker_host)
         mounts = scratch_mounts(live.get("Mounts", []))
         if scratch_volume == data_volume(live.get("Mounts", [])) or scratch == self.container:
-            raise PITRError("the scratch instance must be new: %s / %s is the live database" % (scratch,
-                                                                                                 scratch_volume))
+            raise PITRError("the scratch instance must be new: %s / %s is the live database"
+                            % (scratch, scratch_volume))
         image = live["Config"]["Image"]
         plan = restore_plan(target, self.container, scratch, scratch_volume, image, self.stanza)
         result = {"plan": plan, "target": iso(target) if target is not None else None, "window": win,
@@ -539,4 +539,3 @@ def read_summary(container, docker_host=None, stanza=STANZA):
     """``summary`` of the live container's repository (pgbackrest info and pg_stat_archiver, read-only)."""
     info, win = PITR(container, docker_host, stanza).status()
     return summary(info, win)
-

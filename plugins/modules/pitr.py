@@ -253,6 +253,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rollcall.ops.plugins.module_utils import pitr
 from ansible_collections.rollcall.ops.plugins.module_utils.runner import RunnerError
 
+ACTIONS = ["configure", "stanza", "check", "backup", "info", "verify", "restore", "drop_scratch"]
+
 
 def run(module):
     p = module.params
@@ -307,10 +309,10 @@ def run(module):
     result = tool.restore(p["to_time"], scratch, scratch_volume, query=p["query"], database=p["database"],
                           keep_failed=p["keep_failed"], check_mode=check_mode)
     if check_mode:
-        return dict(changed=False, message="would restore to %s into %s" % (result["target"] or "the newest point",
-                                                                            scratch), **result)
-    result["message"] = ("restored to %s in %s; recovered to %s" % (result["target"] or "the newest point",
-                                                                     scratch, result["recovered_to"])
+        to = result["target"] or "the newest point"
+        return dict(changed=False, message="would restore to %s into %s" % (to, scratch), **result)
+    to = result["target"] or "the newest point"
+    result["message"] = ("restored to %s in %s; recovered to %s" % (to, scratch, result["recovered_to"])
                          if result["passed"] else "; ".join(result["problems"]))
     return dict(changed=True, failed=p["fail_on_problem"] and not result["passed"], **result)
 
@@ -318,8 +320,7 @@ def run(module):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            action=dict(type="str", required=True, choices=["configure", "stanza", "check", "backup", "info",
-                                                             "verify", "restore", "drop_scratch"]),
+            action=dict(type="str", required=True, choices=ACTIONS),
             container=dict(type="str", required=True),
             docker_host=dict(type="str"),
             stanza=dict(type="str", default="main"),
