@@ -175,8 +175,12 @@ def parse_time(text):
     return (parsed - EPOCH).total_seconds()
 
 
-def validate_target(to_time, win, now):
-    """The target's epoch seconds when a restore can reach it, else PITRError saying why and what is possible."""
+def validate_target(to_time, win, now, reach_now=False):
+    """The target's epoch seconds when a restore can reach it, else PITRError saying why and what is possible.
+
+    ``reach_now``: the caller archives up to now first (``PITR.archive_now``: a marker commit and a WAL switch),
+    so the window reaches ``now`` (check mode: what the restore will find).
+    """
     if win is None:
         raise PITRError("there is no pgBackRest backup yet, so nothing to recover from; run action=backup first")
     if to_time in (None, "", "latest"):
@@ -187,7 +191,7 @@ def validate_target(to_time, win, now):
     if target < win["earliest"]:
         raise PITRError("to_time %s is before the recoverable window (%s .. %s): the oldest backup kept ended at %s"
                         % (iso(target), win["earliest_at"], win["latest_at"], win["earliest_at"]))
-    if target > win["latest"]:
+    if target > win["latest"] and not reach_now:
         raise PITRError("to_time %s is after the newest point the repository can recover to, %s (%s); wait for "
                         "the next archived WAL segment (archive_timeout) or pick a time in %s .. %s"
                         % (iso(target), win["latest_at"], win["latest_why"], win["earliest_at"], win["latest_at"]))
@@ -304,7 +308,8 @@ def restore_plan(target, container, scratch, scratch_volume, image, stanza=STANZ
     """The steps a restore takes (what check mode reports)."""
     to = "the newest archived point" if target is None else pg_time(target)
     return [
-        "read the recoverable window (pgbackrest info, pg_stat_archiver of %s) and check the target" % container,
+        "archive up to now on %s (a marker commit and a WAL switch), read the recoverable window (pgbackrest info, "
+        "pg_stat_archiver) and check the target" % container,
         "create volume %s and container %s from %s (no network; repository and configuration read-only)"
         % (scratch_volume, scratch, image),
         "pgbackrest --stanza=%s restore --type=%s --target-action=promote --archive-mode=off into it" % (
@@ -386,6 +391,25 @@ class PITR:
             "extract(epoch FROM last_failed_time)) FROM pg_stat_archiver"))
         return row
 
+    def archive_now(self, wait_s=60):
+        """Make the repository reach now: a commit (a marker transaction: recovery to a time stops at the first
+        commit after it, and a quiet database has none) and a WAL switch, then wait until that segment is
+        archived. Returns the segment."""
+        self.sql("SELECT pg_current_xact_id()")  # assigns a transaction id: its commit is logged with a time
+        segment = self.sql("SELECT pg_walfile_name(pg_switch_wal())")
+        deadline = time.time() + wait_s
+        while True:
+            archiver = self.archiver()
+            last = archiver.get("last_archived_wal") or ""
+            if last[:8] == segment[:8] and last[:24] >= segment:
+                return segment
+            if time.time() > deadline:
+                raise PITRError("WAL segment %s was not archived within %d s (last archived: %s; last failure: %s at "
+                                "%s); check the repository with action=check" % (
+                                    segment, wait_s, last or "none", archiver.get("last_failed_wal"),
+                                    iso(archiver.get("last_failed_time"))))
+            time.sleep(0.5)
+
     def status(self, now=None):
         now = now or time.time()
         info = self.info()
@@ -466,8 +490,10 @@ class PITR:
         from . import docker as dockerlib
 
         now = now or time.time()
-        info, win = self.status(now)
-        target = validate_target(to_time, win, now)
+        if not check_mode and to_time not in (None, "", "latest"):
+            self.archive_now()
+        info, win = self.status(time.time())
+        target = validate_target(to_time, win, now, reach_now=check_mode)
         live = dockerlib.inspect(self.container, self.docker_host)
         mounts = scratch_mounts(live.get("Mounts", []))
         if scratch_volume == data_volume(live.get("Mounts", [])) or scratch == self.container:

@@ -195,6 +195,10 @@ def test_target_after_the_newest_archived_point_is_refused():
         pitr.validate_target(pitr.iso(1796278630), WIN, NOW)
 
 
+def test_target_after_the_archived_point_is_fine_when_the_restore_archives_up_to_now():
+    assert pitr.validate_target(pitr.iso(1796278630), WIN, NOW, reach_now=True) == 1796278630
+
+
 def test_pg_time_is_what_pgbackrest_reads():
     assert pitr.pg_time(1796274993.261357) == "2026-12-03 05:16:33.261357+00"
 
