@@ -3,8 +3,8 @@
 
 
 class ModuleDocFragment:
-    # Where the database is and how to reach it (db_maintenance, db_diagnostics): the backup modules' target without
-    # their backup-only options.
+    # Where the database is and how to reach it: every module that talks to a database (db_backup, backup_verify,
+    # db_restore, mssql_plan, mssql_validate, db_maintenance, db_diagnostics). Backup-only options: backup.TARGET.
     DOCUMENTATION = r"""
 options:
   engine:

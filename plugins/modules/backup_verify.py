@@ -24,6 +24,7 @@ description:
 author:
   - Rollcall contributors (@rollcall)
 extends_documentation_fragment:
+  - rollcall.ops.database
   - rollcall.ops.backup.target
   - rollcall.ops.backup.artifact
   - rollcall.ops.backup.read

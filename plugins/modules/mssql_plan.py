@@ -20,6 +20,7 @@ description:
 author:
   - Rollcall contributors (@rollcall)
 extends_documentation_fragment:
+  - rollcall.ops.database
   - rollcall.ops.backup.target
   - rollcall.ops.backup.artifact
 options:

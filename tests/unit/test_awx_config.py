@@ -56,6 +56,7 @@ CADENCES = {
     "Rollcall weekly audit": ("Rollcall audit", dt.timedelta(weeks=1), (5, 0), 0, None),
     "Rollcall monthly audit": ("Rollcall audit", "month", (4, 0), None, 1),
     "Rollcall quarterly security audit": ("Rollcall security audit", "quarter", (4, 30), None, 1),
+    "Rollcall quarterly DR drill": ("Rollcall DR drill", "quarter", (5, 0), None, 2),
 }
 
 

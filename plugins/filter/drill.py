@@ -1,0 +1,15 @@
+# Copyright: Rollcall contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Jinja filters over plugins/module_utils/drill.py (the disaster-recovery drill)."""
+
+from ansible_collections.rollcall.ops.plugins.module_utils import drill
+
+
+def drill_problems(live_project, drill_project, live_port, drill_port):
+    """Why this drill must not run (it would touch the live stack); empty: go (drill.plan)."""
+    return drill.plan(live_project, drill_project, live_port, drill_port)
+
+
+class FilterModule:
+    def filters(self):
+        return {"drill_problems": drill_problems}

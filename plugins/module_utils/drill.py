@@ -1,0 +1,230 @@
+# Copyright: Rollcall contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The disaster-recovery drill's figures and verdict (playbooks/dr_drill.yml), pure and unit tested.
+
+RTO: from the moment the scratch stack was destroyed to the moment its smoke tests passed on the rebuilt one.
+RPO: how much committed work the recovery lost, measured by a writer that creates one record through the app every
+second until the disaster: the time between the last write the app acknowledged and the newest acknowledged write
+that is there after the restore. Writes are judged by id: one acknowledged before a surviving one but missing after
+the restore is a hole (the recovery is not a consistent point in time) and fails the drill.
+"""
+
+import datetime
+import json
+
+from ansible_collections.rollcall.ops.plugins.module_utils import report
+
+# The seeds' recovery targets, as they wrote them.
+SEED_TARGETS = (
+    {"seed": "000", "says": '"1 hour max data loss, 30 minutes max downtime"', "rto_s": 1800, "rpo_s": 3600},
+    {"seed": "001", "says": '"RTO: 15 minutes / RPO: 24 hours"', "rto_s": 900, "rpo_s": 86400},
+    {"seed": "002", "says": '"<= 20 minutes" / "<= 1 hour"', "rto_s": 1200, "rpo_s": 3600},
+)
+
+STATUS_ORDER = ("ok", "warning", "failed")
+
+
+class DrillError(Exception):
+    pass
+
+
+def plan(live_project, drill_project, live_port, drill_port):
+    """Refuse a drill that would touch the live stack; returns the reasons (empty: go)."""
+    problems = []
+    if not drill_project:
+        problems.append("the drill's project name is blank")
+    elif drill_project == live_project:
+        problems.append("the drill's project %s is the live project: a drill destroys its stack and volumes; give "
+                        "-e drill_project=<another name> (default <project>-drill)" % drill_project)
+    if drill_port is not None and live_port is not None and int(drill_port) == int(live_port):
+        problems.append("the drill's app port %s is the live app's port; give -e drill_app_port=<a free port>"
+                        % drill_port)
+    return problems
+
+
+def recovery_point(writes, survived):
+    """``writes``: the acknowledged writes, each ``{"id", "at"}`` (epoch seconds of the acknowledgement, the
+    writer's clock); ``survived``: the ids found after the restore. Returns the figures of the recovery point."""
+    acked = sorted((w for w in writes if w.get("id") is not None), key=lambda w: (float(w["at"]), int(w["id"])))
+    survived = set(int(i) for i in survived)
+    if not acked:
+        return {"writes": 0, "survived": 0, "lost": 0, "holes": [], "last_acked_at": None,
+                "recovered_to_at": None, "rpo_s": None}
+    kept = [w for w in acked if int(w["id"]) in survived]
+    newest = kept[-1] if kept else None
+    holes = [int(w["id"]) for w in acked if newest is not None and float(w["at"]) <= float(newest["at"])
+             and int(w["id"]) not in survived]
+    last = acked[-1]
+    rpo = float(last["at"]) - float((newest or acked[0])["at"])
+    return {"writes": len(acked), "survived": len(kept), "lost": len(acked) - len(kept), "holes": holes,
+            "last_acked_at": float(last["at"]), "recovered_to_at": float(newest["at"]) if newest else None,
+            "rpo_s": round(max(rpo, 0.0), 3), "none_survived": newest is None}
+
+
+def worst_case_rpo(mode, backup_interval_s=86400, archive_timeout_s=60):
+    """The data a real disaster could lose with this set-up: the WAL archive's timeout with point-in-time
+    recovery, else the time between two backups (the schedule's interval)."""
+    if mode == "pitr":
+        return float(archive_timeout_s)
+    if mode == "dump":
+        return float(backup_interval_s)
+    raise DrillError("unknown recovery mode %r (dump or pitr)" % (mode,))
+
+
+def judge(rto_s, rpo_s, worst_rpo_s, targets=SEED_TARGETS):
+    """One row per seed target: is the measured RTO, the measured RPO and the set-up's worst case within it."""
+    rows = []
+    for target in targets:
+        rows.append(dict(target,
+                         rto_met=rto_s is not None and rto_s <= target["rto_s"],
+                         rpo_met=rpo_s is not None and rpo_s <= target["rpo_s"],
+                         worst_rpo_met=worst_rpo_s is not None and worst_rpo_s <= target["rpo_s"]))
+    return rows
+
+
+def verdict(point, rto_s, rows, checks):
+    """failed: data lost inside the recovery point (holes), nothing survived, a check failed, or a measured figure
+    over a target; warning: the measured figures meet every target but the set-up's worst case does not; else ok.
+    Returns (status, reasons)."""
+    failed, warned = [], []
+    if point.get("holes"):
+        failed.append("%d acknowledged writes older than the recovery point are missing (ids %s): the restore is not "
+                      "a consistent point in time" % (len(point["holes"]), ", ".join(map(str, point["holes"][:10]))))
+    if point.get("writes") and point.get("none_survived"):
+        failed.append("none of the %d acknowledged writes survived: the restore came from before the writer started"
+                      % point["writes"])
+    if not point.get("writes"):
+        failed.append("the writer had no write acknowledged, so the RPO was not measured")
+    for check in checks:
+        if not check.get("ok"):
+            failed.append("check %s failed: %s" % (check.get("name"), check.get("detail", "")))
+    if rto_s is None:
+        failed.append("the RTO was not measured")
+    for row in rows:
+        if not row["rto_met"] and rto_s is not None:
+            failed.append("RTO %s is over seed %s's %s" % (report.fmt_duration(rto_s), row["seed"],
+                                                           report.fmt_duration(row["rto_s"])))
+        if not row["rpo_met"] and point.get("rpo_s") is not None:
+            failed.append("RPO %s is over seed %s's %s" % (report.fmt_duration(point["rpo_s"]), row["seed"],
+                                                           report.fmt_duration(row["rpo_s"])))
+        if row["rpo_met"] and not row["worst_rpo_met"]:
+            warned.append("seed %s's RPO of %s is not met by this set-up in a real disaster (up to %s of writes "
+                          "lost: %s)" % (row["seed"], report.fmt_duration(row["rpo_s"]),
+                                         report.fmt_duration(row.get("worst_rpo_s")), row.get("worst_rpo_why", "")))
+    if failed:
+        return "failed", failed + warned
+    if warned:
+        return "warning", warned
+    return "ok", []
+
+
+def timeline(events, origin=None):
+    """``events``: ``[{"step", "at"}]`` (epoch seconds) -> sorted, with seconds since ``origin`` (the first)."""
+    items = sorted((e for e in events if e.get("at") is not None), key=lambda e: float(e["at"]))
+    if not items:
+        return []
+    start = float(origin) if origin is not None else float(items[0]["at"])
+    return [{"step": e["step"], "at": report.isoformat(_utc(e["at"])), "t_s": round(float(e["at"]) - start, 1)}
+            for e in items]
+
+
+def _utc(epoch):
+    return datetime.datetime.fromtimestamp(float(epoch), tz=datetime.timezone.utc)
+
+
+def document(project, drill_project, engine, mode, events, disaster_at, recovered_at, point, checks,
+             backup_interval_s=86400, archive_timeout_s=60, backup=None, generated_at=None):
+    """The drill's report as one document."""
+    rto = None if disaster_at is None or recovered_at is None else round(float(recovered_at) - float(disaster_at), 1)
+    worst = worst_case_rpo(mode, backup_interval_s, archive_timeout_s)
+    why = ("WAL archived at least every %s" % report.fmt_duration(archive_timeout_s) if mode == "pitr" else
+           "a backup every %s, no point-in-time recovery" % report.fmt_duration(backup_interval_s))
+    rows = [dict(r, worst_rpo_s=worst, worst_rpo_why=why) for r in judge(rto, point.get("rpo_s"), worst)]
+    status, reasons = verdict(point, rto, rows, checks)
+    return {
+        "kind": "dr_drill", "generated_at": generated_at or report.isoformat(report.utcnow()),
+        "project": project, "drill_project": drill_project, "engine": engine, "mode": mode,
+        "status": status, "reasons": reasons, "rto_s": rto, "rpo_s": point.get("rpo_s"),
+        "worst_case_rpo_s": worst, "worst_case_rpo_why": why, "recovery_point": point, "targets": rows,
+        "checks": checks, "backup": backup or {}, "timeline": timeline(events, origin=None),
+    }
+
+
+def _met(flag):
+    return "met" if flag else "NOT met"
+
+
+def render_json(doc):
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def _target_rows(doc):
+    return [[r["seed"], r["says"], report.fmt_duration(r["rto_s"]), _met(r["rto_met"]),
+             report.fmt_duration(r["rpo_s"]), _met(r["rpo_met"]), _met(r["worst_rpo_met"])] for r in doc["targets"]]
+
+
+_TARGET_HEADERS = ["seed", "the seed says", "RTO target", "measured RTO", "RPO target", "measured RPO",
+                   "worst case of this set-up"]
+
+
+def summary(doc):
+    return ("RTO %s, RPO %s (%d of %d acknowledged writes survived); a real disaster could lose up to %s (%s)"
+            % (report.fmt_duration(doc["rto_s"]), report.fmt_duration(doc["rpo_s"]),
+               doc["recovery_point"].get("survived", 0), doc["recovery_point"].get("writes", 0),
+               report.fmt_duration(doc["worst_case_rpo_s"]), doc["worst_case_rpo_why"]))
+
+
+def render_markdown(doc):
+    out = ["# Disaster-recovery drill: %s (%s, scratch project %s)" % (doc["project"], doc["engine"],
+                                                                       doc["drill_project"]),
+           "", "Status: **%s**. %s." % (doc["status"].upper(), summary(doc)), ""]
+    out.extend("- %s" % " ".join(str(r).split()) for r in doc["reasons"])
+    out.extend(["", "## Against the seeds' targets", "", report.md_table(_TARGET_HEADERS, _target_rows(doc)),
+                "", "## Checks after the recovery", "",
+                report.md_table(["check", "result", "detail"],
+                                [[c["name"], "ok" if c.get("ok") else "FAILED", c.get("detail", "")]
+                                 for c in doc["checks"]]),
+                "", "## Timeline", "",
+                report.md_table(["t (s)", "step", "at (UTC)"],
+                                [[report.fmt_number(e["t_s"]), e["step"], e["at"]] for e in doc["timeline"]]), ""])
+    return "\n".join(out)
+
+
+def render_html(doc):
+    status = {"ok": "ok", "warning": "warning", "failed": "critical"}[doc["status"]]
+    body = ["<h1>Disaster-recovery drill: %s</h1>" % report.esc(doc["project"]),
+            "<p>%s %s. Engine %s, scratch project %s.</p>" % (report.badge(status), report.esc(summary(doc)),
+                                                               report.esc(doc["engine"]),
+                                                               report.esc(doc["drill_project"]))]
+    if doc["reasons"]:
+        body.append("<ul>%s</ul>" % "".join("<li>%s</li>" % report.esc(r) for r in doc["reasons"]))
+    body.append("<h2>Against the seeds' targets</h2>" + report.html_table(_TARGET_HEADERS, _target_rows(doc)))
+    body.append("<h2>Checks after the recovery</h2>" + report.html_table(
+        ["check", "result", "detail"],
+        [[c["name"], "ok" if c.get("ok") else "FAILED", c.get("detail", "")] for c in doc["checks"]]))
+    steps = doc["timeline"]
+    if steps:
+        body.append(report.svg_bars([(e["step"], [e["t_s"]]) for e in steps], ["seconds since the drill began"],
+                                    unit="s", title="Timeline"))
+    body.append("<h2>Timeline</h2>" + report.html_table(
+        ["t (s)", "step", "at (UTC)"], [[report.fmt_number(e["t_s"]), e["step"], e["at"]] for e in steps],
+        numeric=(0,)))
+    return report.html_page("DR drill %s" % doc["project"], "\n".join(body), doc["generated_at"])
+
+
+def render_prometheus(doc):
+    """rollcall_dr_drill.prom: the last drill's figures (Prometheus textfile)."""
+    labels = 'project="%s",engine="%s"' % (report.prom_label_value(doc["project"]),
+                                          report.prom_label_value(doc["engine"]))
+    lines = []
+    for name, help_text, value in (
+            ("rollcall_dr_drill_rto_seconds", "RTO measured by the last disaster-recovery drill.", doc["rto_s"]),
+            ("rollcall_dr_drill_rpo_seconds", "RPO measured by the last disaster-recovery drill.", doc["rpo_s"]),
+            ("rollcall_dr_drill_ok", "1 when the last disaster-recovery drill passed (ok or warning).",
+             0 if doc["status"] == "failed" else 1)):
+        lines.extend(["# HELP %s %s" % (name, help_text), "# TYPE %s gauge" % name,
+                      "%s{%s} %s" % (name, labels, report.prom_value(float("nan") if value is None else value))])
+    return "\n".join(lines) + "\n"
+
+
+RENDERERS = {"json": render_json, "md": render_markdown, "html": render_html}

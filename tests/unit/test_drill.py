@@ -1,0 +1,196 @@
+"""The disaster-recovery drill: plugins/module_utils/drill.py (pure, a test per branch) and the modules dr_writer and
+dr_report run by real ansible against a small stand-in of the app's student API on loopback."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from modules import run_module
+
+from ansible_collections.rollcall.ops.plugins.module_utils import drill
+
+T0 = 1796270000.0
+
+
+def writes(n, start=T0, step=1.0):
+    return [{"id": i + 1, "number": "DR%06d" % (i + 1), "at": start + i * step} for i in range(n)]
+
+
+# ------------------------------------------------------------------------------------------------ plan
+def test_plan_refuses_the_live_project_a_blank_name_and_the_live_port():
+    assert drill.plan("rollcall", "rollcall-drill", 8080, 8090) == []
+    assert "is the live project" in drill.plan("rollcall", "rollcall", 8080, 8090)[0]
+    assert "blank" in drill.plan("rollcall", "", 8080, 8090)[0]
+    assert "live app's port" in drill.plan("rollcall", "rollcall-drill", 8080, "8080")[0]
+
+
+# ------------------------------------------------------------------------------------------------ recovery point
+def test_rpo_is_the_last_acknowledged_write_against_the_newest_survivor():
+    point = drill.recovery_point(writes(10), survived=[1, 2, 3, 4])
+    assert point["rpo_s"] == 6.0 and point["survived"] == 4 and point["lost"] == 6 and point["holes"] == []
+    assert point["recovered_to_at"] == T0 + 3 and point["last_acked_at"] == T0 + 9
+
+
+def test_nothing_lost_is_an_rpo_of_zero():
+    assert drill.recovery_point(writes(5), survived=[1, 2, 3, 4, 5])["rpo_s"] == 0.0
+
+
+def test_a_missing_write_older_than_the_recovery_point_is_a_hole():
+    point = drill.recovery_point(writes(6), survived=[1, 3, 4])
+    assert point["holes"] == [2] and point["rpo_s"] == 2.0
+
+
+def test_nothing_survived_counts_the_whole_writing_time():
+    point = drill.recovery_point(writes(4), survived=[])
+    assert point["none_survived"] is True and point["rpo_s"] == 3.0 and point["recovered_to_at"] is None
+
+
+def test_no_writes_measure_nothing():
+    assert drill.recovery_point([], survived=[])["rpo_s"] is None
+
+
+# ------------------------------------------------------------------------------------------------ judging
+def test_worst_case_is_the_archive_timeout_with_pitr_and_the_backup_interval_without():
+    assert drill.worst_case_rpo("pitr", 86400, 60) == 60.0
+    assert drill.worst_case_rpo("dump", 86400, 60) == 86400.0
+    with pytest.raises(drill.DrillError):
+        drill.worst_case_rpo("magic")
+
+
+def test_judge_compares_each_seed_target():
+    rows = {r["seed"]: r for r in drill.judge(rto_s=1000, rpo_s=30, worst_rpo_s=86400)}
+    assert rows["000"]["rto_met"] and not rows["001"]["rto_met"] and rows["002"]["rto_met"]
+    assert all(r["rpo_met"] for r in rows.values())
+    assert not rows["000"]["worst_rpo_met"] and rows["001"]["worst_rpo_met"]
+
+
+def _doc(point, rto_end=T0 + 120, mode="dump", checks=()):
+    return drill.document("rollcall", "rollcall-drill", "postgresql", mode,
+                          [{"step": "drill begins", "at": T0 - 60}, {"step": "DISASTER", "at": T0}], T0, rto_end,
+                          point, list(checks), generated_at="2026-12-03T00:00:00Z")
+
+
+def test_ok_with_pitr_inside_every_target():
+    doc = _doc(drill.recovery_point(writes(10), range(1, 10)), mode="pitr")
+    assert doc["status"] == "ok" and doc["reasons"] == [] and doc["rto_s"] == 120.0 and doc["rpo_s"] == 1.0
+
+
+def test_warning_when_only_the_set_ups_worst_case_misses_a_target():
+    doc = _doc(drill.recovery_point(writes(10), range(1, 10)), mode="dump")
+    assert doc["status"] == "warning"
+    assert len(doc["reasons"]) == 2 and all("not met by this set-up" in r for r in doc["reasons"])
+
+
+def test_failed_on_a_hole_nothing_surviving_no_writes_a_failed_check_or_a_missed_rto():
+    point = drill.recovery_point(writes(5), [1, 3])
+    assert _doc(point, mode="pitr")["status"] == "failed"
+    assert "not a consistent point" in _doc(point, mode="pitr")["reasons"][0]
+    assert "none of the 3" in _doc(drill.recovery_point(writes(3), []), mode="pitr")["reasons"][0]
+    assert "RPO was not measured" in _doc(drill.recovery_point([], []), mode="pitr")["reasons"][0]
+    failed_check = _doc(drill.recovery_point(writes(3), [1, 2, 3]), mode="pitr",
+                        checks=[{"name": "ready", "ok": False, "detail": "503"}])
+    assert failed_check["status"] == "failed" and "check ready failed: 503" in failed_check["reasons"][0]
+    slow = _doc(drill.recovery_point(writes(3), [1, 2, 3]), rto_end=T0 + 1000, mode="pitr")
+    assert slow["status"] == "failed" and any("RTO 16.7 min is over seed 001" in r for r in slow["reasons"])
+
+
+def test_renderers_show_the_figures_against_the_targets():
+    doc = _doc(drill.recovery_point(writes(10), range(1, 8)), mode="dump")
+    md = drill.render_markdown(doc)
+    assert "RTO 2 min, RPO 3 s (7 of 10 acknowledged writes survived)" in md
+    assert "| 000 |" in md and "NOT met" in md and "| 60 | DISASTER |" in md
+    page = drill.render_html(doc)
+    assert "<svg" in page and "RTO 2 min" in page and "<script" not in page
+    assert json.loads(drill.render_json(doc))["rpo_s"] == 3.0
+    prom = drill.render_prometheus(doc)
+    assert 'rollcall_dr_drill_rto_seconds{project="rollcall",engine="postgresql"} 120.0' in prom
+    assert 'rollcall_dr_drill_ok{project="rollcall",engine="postgresql"} 1' in prom
+    assert "NaN" in drill.render_prometheus(_doc(drill.recovery_point([], []), mode="pitr"))
+
+
+# ------------------------------------------------------------------------------------------------ the modules
+class _App(BaseHTTPRequestHandler):
+    students = {}
+    fail_after = None  # answer 503 to POSTs once this many students exist
+
+    def log_message(self, *args):
+        pass
+
+    def _send(self, code, body):
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.fail_after is not None and len(self.students) >= self.fail_after:
+            return self._send(503, {"error": "down"})
+        new_id = len(self.students) + 1
+        self.students[new_id] = dict(body, id=new_id)
+        return self._send(201, self.students[new_id])
+
+    def do_GET(self):  # noqa: N802
+        student_id = int(self.path.rsplit("/", 1)[1])
+        if student_id in self.students:
+            return self._send(200, self.students[student_id])
+        return self._send(404, {"error": "not found"})
+
+
+@pytest.fixture
+def app():
+    _App.students, _App.fail_after = {}, None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _App)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield "http://127.0.0.1:%d" % server.server_address[1], _App
+    server.shutdown()
+
+
+def test_the_writer_records_acknowledged_writes_and_stops_on_failures(app):
+    url, state = app
+    state.fail_after = 4
+    rc, result, _ = run_module("dr_writer", {"url": url, "prefix": "DR1", "interval": 0.05,
+                                             "stop_after_failures": 2}, timeout=60)
+    assert rc == 0, result
+    assert [w["id"] for w in result["writes"]] == [1, 2, 3, 4] and result["failures"] == 2
+    assert result["stopped_because"] == "failures" and "503" in result["last_error"]
+    assert state.students[1]["student_number"] == "DR1000001"
+
+
+def test_the_writer_refuses_a_url_off_loopback_and_writes_nothing_in_check_mode(app):
+    url, state = app
+    rc, result, _ = run_module("dr_writer", {"url": "http://10.0.0.5:8080", "prefix": "DR1"}, timeout=60)
+    assert rc != 0 and "stays on loopback" in result["msg"]
+    rc, result, _ = run_module("dr_writer", {"url": url, "prefix": "DR1"}, "--check", timeout=60)
+    assert rc == 0 and result["writes"] == [] and state.students == {}
+
+
+def test_the_report_counts_survivors_through_the_app_and_writes_once(app, tmp_path):
+    url, state = app
+    acked = writes(5)
+    for w in acked[:3]:
+        state.students[w["id"]] = {"id": w["id"], "student_number": w["number"]}
+    state.students[4] = {"id": 4, "student_number": "SOMEONE-ELSE"}  # an id reused by another row is not a survivor
+    args = {"url": url, "writes": acked, "disaster_at": T0 + 5, "recovered_at": T0 + 65, "project": "rollcall",
+            "drill_project": "rollcall-drill", "engine": "postgresql", "mode": "pitr",
+            "directory": str(tmp_path / "reports"), "name": "dr-test", "textfile": str(tmp_path / "dr.prom"),
+            "events": [{"step": "DISASTER", "at": T0 + 5}]}
+    rc, result, _ = run_module("dr_report", args, timeout=60)
+    assert rc == 0, result
+    assert result["status"] == "ok" and result["rto_s"] == 60.0 and result["rpo_s"] == 2.0
+    assert result["recovery_point"]["survived"] == 3 and result["changed"] is True
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == ["dr-test.html", "dr-test.json", "dr-test.md"]
+    assert "rollcall_dr_drill_rpo_seconds" in (tmp_path / "dr.prom").read_text()
+    rc, result, _ = run_module("dr_report", args, timeout=60)
+    assert rc != 0 and "already exists" in result["msg"]
+
+
+def test_the_report_says_when_the_rebuilt_app_does_not_answer(tmp_path):
+    args = {"url": "http://127.0.0.1:9", "writes": writes(2), "disaster_at": T0, "recovered_at": T0 + 1,
+            "project": "p", "drill_project": "p-drill", "engine": "sqlite", "directory": str(tmp_path)}
+    rc, result, _ = run_module("dr_report", args, timeout=60)
+    assert rc != 0 and "did not answer" in result["msg"] and list(tmp_path.iterdir()) == []
