@@ -164,9 +164,9 @@ paths:
 import json
 import urllib.error
 import urllib.parse
-import urllib.request
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import open_url
 
 from ansible_collections.rollcall.ops.plugins.module_utils import drill, report
 
@@ -176,10 +176,10 @@ def surviving(url, writes, timeout=10):
     found = []
     for write in writes:
         try:
-            with urllib.request.urlopen("%s/api/v1/students/%d" % (url.rstrip("/"), int(write["id"])),  # noqa: S310
-                                        timeout=timeout) as response:
-                if json.loads(response.read().decode()).get("student_number") == write.get("number"):
-                    found.append(int(write["id"]))
+            response = open_url("%s/api/v1/students/%d" % (url.rstrip("/"), int(write["id"])), timeout=timeout,
+                                use_proxy=False)
+            if json.loads(response.read().decode()).get("student_number") == write.get("number"):
+                found.append(int(write["id"]))
         except urllib.error.HTTPError as exc:
             if exc.code != 404:
                 raise
