@@ -201,3 +201,73 @@ class ContainerRunner(Runner):
             return True
         except OSError:
             return False
+
+
+# Point-in-time recovery's scratch instance (pitr.py): a new container on a new volume, never the live one.
+SCRATCH_LABEL = "rollcall.scratch"
+
+
+def inspect(container, docker_host=None):
+    """The inspect document of ``container``, or RunnerError when it does not exist."""
+    api = client(docker_host).api
+    try:
+        return api.inspect_container(container)
+    except docker.errors.NotFound:
+        raise RunnerError("container %s does not exist" % container) from None
+
+
+def run_scratch(name, image, volume, data_dir, mounts, docker_host=None, labels=None):
+    """Start container ``name`` from ``image`` idling (``sleep infinity``), a new volume ``volume`` at ``data_dir``.
+
+    ``mounts``: [(source, target, read_only)] bind mounts or named volumes. Refuses an existing container or volume
+    of that name: a scratch instance is always new. Returns the container's name.
+    """
+    api = client(docker_host)
+    for getter, what in ((api.containers.get, "container"), (api.volumes.get, "volume")):
+        try:
+            getter(name if what == "container" else volume)
+        except docker.errors.NotFound:
+            continue
+        raise RunnerError("a %s named %s already exists; remove it (a scratch instance is always new)"
+                          % (what, name if what == "container" else volume))
+    tags = dict(labels or {}, **{SCRATCH_LABEL: "pitr"})
+    api.volumes.create(volume, labels=tags)
+    binds = {volume: {"bind": data_dir, "mode": "rw"}}
+    for source, target, read_only in mounts:
+        binds[source] = {"bind": target, "mode": "ro" if read_only else "rw"}
+    try:
+        api.containers.run(image, ["sleep", "infinity"], name=name, detach=True, volumes=binds, labels=tags,
+                           network_mode="none")
+    except docker.errors.APIError as exc:
+        remove_scratch(name, volume, docker_host)
+        raise RunnerError("cannot start the scratch instance %s: %s" % (name, exc.explanation or exc)) from None
+    return name
+
+
+def remove_scratch(name, volume=None, docker_host=None):
+    """Remove a scratch container (and its volume); what is already gone is fine. True when something went."""
+    api = client(docker_host)
+    removed = False
+    try:
+        api.containers.get(name).remove(force=True)
+        removed = True
+    except docker.errors.NotFound:
+        pass
+    if volume:
+        try:
+            api.volumes.get(volume).remove(force=True)
+            removed = True
+        except docker.errors.NotFound:
+            pass
+    return removed
+
+
+def restart(container, docker_host=None, timeout=60):
+    """Restart ``container`` (its stop signal, then up to ``timeout`` seconds before SIGKILL)."""
+    api = client(docker_host, timeout=timeout + 30)
+    try:
+        api.containers.get(container).restart(timeout=timeout)
+    except docker.errors.NotFound:
+        raise RunnerError("container %s does not exist" % container) from None
+    except docker.errors.APIError as exc:
+        raise RunnerError("cannot restart %s: %s" % (container, exc.explanation or exc)) from None

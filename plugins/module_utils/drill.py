@@ -192,10 +192,10 @@ def render_markdown(doc):
 
 def render_html(doc):
     status = {"ok": "ok", "warning": "warning", "failed": "critical"}[doc["status"]]
+    intro = (report.badge(status), report.esc(summary(doc)), report.esc(doc["engine"]),
+             report.esc(doc["drill_project"]))
     body = ["<h1>Disaster-recovery drill: %s</h1>" % report.esc(doc["project"]),
-            "<p>%s %s. Engine %s, scratch project %s.</p>" % (report.badge(status), report.esc(summary(doc)),
-                                                               report.esc(doc["engine"]),
-                                                               report.esc(doc["drill_project"]))]
+            "<p>%s %s. Engine %s, scratch project %s.</p>" % intro]
     if doc["reasons"]:
         body.append("<ul>%s</ul>" % "".join("<li>%s</li>" % report.esc(r) for r in doc["reasons"]))
     body.append("<h2>Against the seeds' targets</h2>" + report.html_table(_TARGET_HEADERS, _target_rows(doc)))
@@ -214,8 +214,8 @@ def render_html(doc):
 
 def render_prometheus(doc):
     """rollcall_dr_drill.prom: the last drill's figures (Prometheus textfile)."""
-    labels = 'project="%s",engine="%s"' % (report.prom_label_value(doc["project"]),
-                                          report.prom_label_value(doc["engine"]))
+    labels = 'project="%s",engine="%s"' % (
+        report.prom_label_value(doc["project"]), report.prom_label_value(doc["engine"]))
     lines = []
     for name, help_text, value in (
             ("rollcall_dr_drill_rto_seconds", "RTO measured by the last disaster-recovery drill.", doc["rto_s"]),

@@ -26,6 +26,15 @@ options:
     description:
       - Only backups of this database.
     type: str
+  pitr_container:
+    description:
+      - The PostgreSQL container of a stack with point-in-time recovery (C(rollcall_pitr=true), M(rollcall.ops.pitr));
+        then RV(pitr) and RV(newest_recoverable_at) say the newest point a restore can reach.
+    type: str
+  docker_host:
+    description:
+      - The Docker engine of O(pitr_container) (default the local socket).
+    type: str
 notes:
   - Read-only; supports check mode.
 """
@@ -36,6 +45,12 @@ EXAMPLES = r"""
     directory: /var/backups/rollcall
     database: sms
   register: backups
+
+- name: And the newest point in time a restore can reach (PITR on)
+  rollcall.ops.backup_info:
+    directory: /var/backups/rollcall
+    pitr_container: sms-db
+  register: backups_pitr
 
 - name: Complain when it is older than a day
   ansible.builtin.assert:
@@ -62,25 +77,45 @@ newest_verified_age_s:
   description: Age in seconds of the newest backup whose latest verification passed, null when there is none.
   returned: always
   type: int
+newest_recoverable_at:
+  description: With O(pitr_container), the newest point in time a restore can reach (ISO 8601 UTC; the last WAL
+    segment archived), null without a physical backup.
+  returned: when pitr_container is set
+  type: str
+pitr:
+  description: With O(pitr_container), the pgBackRest repository - stanza, status, backups (count), newest_backup,
+    newest_backup_type, newest_backup_at, earliest_recoverable_at, newest_recoverable_at, rpo_s (seconds since the
+    newest recoverable point), archiving_error (null while archiving works).
+  returned: when pitr_container is set
+  type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rollcall.ops.plugins.module_utils import backup
+from ansible_collections.rollcall.ops.plugins.module_utils import backup, pitr
+from ansible_collections.rollcall.ops.plugins.module_utils.runner import RunnerError
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(directory=dict(type="path", required=True), engine=dict(type="str"),
-                           database=dict(type="str")),
+                           database=dict(type="str"), pitr_container=dict(type="str"),
+                           docker_host=dict(type="str")),
         supports_check_mode=True,
     )
     p = module.params
     items = backup.select(backup.describe(p["directory"]), p["engine"], p["database"])
     verified = [i for i in items if i.get("verified")]
+    extra = {}
+    if p["pitr_container"]:
+        try:
+            extra["pitr"] = pitr.read_summary(p["pitr_container"], p["docker_host"])
+        except (pitr.PITRError, RunnerError) as exc:
+            module.fail_json(msg="point-in-time recovery: %s" % exc)
+        extra["newest_recoverable_at"] = extra["pitr"]["newest_recoverable_at"]
     module.exit_json(changed=False, backups=items, count=len(items),
                      newest_age_s=items[0]["age_s"] if items else None,
-                     newest_verified_age_s=verified[0]["age_s"] if verified else None)
+                     newest_verified_age_s=verified[0]["age_s"] if verified else None, **extra)
 
 
 if __name__ == "__main__":

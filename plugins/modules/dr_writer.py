@@ -84,21 +84,20 @@ import re
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.urls import open_url
 
 
 def write_one(url, number, seq, timeout):
     body = json.dumps({"student_number": number, "first_name": "Drill", "last_name": "Write %d" % seq,
                        "email": "%s@drill.invalid" % number.lower(), "grade_level": 1}).encode()
-    request = urllib.request.Request(url.rstrip("/") + "/api/v1/students", data=body,  # noqa: S310 - loopback
-                                     method="POST", headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback only (checked)
-        answer = json.loads(response.read().decode() or "{}")
-        if response.status != 201 or "id" not in answer:
-            raise ValueError("the app answered %s without an id" % response.status)
-        return answer["id"]
+    response = open_url(url.rstrip("/") + "/api/v1/students", data=body, method="POST", timeout=timeout,
+                        headers={"Content-Type": "application/json"}, use_proxy=False)
+    answer = json.loads(response.read().decode() or "{}")
+    if response.status != 201 or "id" not in answer:
+        raise ValueError("the app answered %s without an id" % response.status)
+    return answer["id"]
 
 
 def main():

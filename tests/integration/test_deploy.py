@@ -99,6 +99,21 @@ def test_deploy_is_healthy_and_idempotent(tmp_path, engine, port):
         teardown(inventory)
 
 
+def test_check_mode_on_a_new_stack_says_what_it_would_start_and_starts_nothing(tmp_path):
+    """A newcomer's first `deploy.yml --check`: it used to wait a minute for a database check mode never started
+    (or fail on the network check mode never made)."""
+    inventory = write_inventory(tmp_path, rollcall_project="rc-it-newcheck", rollcall_db_engine="postgresql",
+                                rollcall_app_port=18295)
+    proc, report = playbook(inventory, "deploy.yml", "--check")
+    assert proc.returncode == 0, failures(report)
+    said = [t["hosts"]["localhost"].get("msg", "") for p in report["plays"] for t in p["tasks"]
+            if "localhost" in t["hosts"]]
+    assert any("the network rc-it-newcheck-net does not exist yet" in str(m) for m in said), said
+    for kind in ("ps", "volume", "network"):
+        assert not subprocess.run(["docker", kind, "ls" if kind != "ps" else "-a", "-q", "--filter",
+                                   "name=rc-it-newcheck"], capture_output=True, text=True, check=True).stdout.strip()
+
+
 def test_short_secret_key_stops_before_anything_runs(tmp_path):
     inventory = write_inventory(tmp_path, rollcall_project="rc-it-short", rollcall_secret_key="too-short",
                                 rollcall_db_engine="sqlite", rollcall_app_port=18293)

@@ -194,3 +194,13 @@ def test_the_report_says_when_the_rebuilt_app_does_not_answer(tmp_path):
             "project": "p", "drill_project": "p-drill", "engine": "sqlite", "directory": str(tmp_path)}
     rc, result, _ = run_module("dr_report", args, timeout=60)
     assert rc != 0 and "did not answer" in result["msg"] and list(tmp_path.iterdir()) == []
+
+
+def test_the_report_host_writes_from_the_survivors_the_app_host_found(tmp_path):
+    """Given survived (an earlier call's answer on the app host), the report host does not ask the app."""
+    args = {"url": "http://127.0.0.1:9", "writes": writes(4), "survived": [1, 2], "disaster_at": T0 + 4,
+            "recovered_at": T0 + 34, "project": "p", "drill_project": "p-drill", "engine": "mariadb", "mode": "pitr",
+            "directory": str(tmp_path), "name": "dr-x"}
+    rc, result, _ = run_module("dr_report", args, timeout=60)
+    assert rc == 0, result
+    assert result["rpo_s"] == 2.0 and result["survived"] == [1, 2] and (tmp_path / "dr-x.md").exists()

@@ -1,0 +1,567 @@
+# Copyright: Rollcall contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""PostgreSQL point-in-time recovery with pgBackRest (issue 14; docs/pitr.md), through rollcall.ops.pitr.
+
+The decisions are pure functions (a unit test per branch in tests/unit/test_pitr.py): the server settings that
+archive WAL (``configure_plan``), the backup type by age (``choose_type``), ``pgbackrest info --output=json``
+read into "newest backup, newest point I can recover to" (``parse_info``, ``window``), a restore target checked
+against that window (``validate_target``), ``pgbackrest verify`` judged, WAL gaps included (``parse_verify``,
+``judge_verify``; pgBackRest 2.45 itself reports a gap only as DETAIL lines and exits 0), the scratch instance's
+mounts and the judgement of a restore (``scratch_mounts``, ``judge_restore``).
+
+``PITR`` carries them out. Every command is an argv list run in a container through docker.py's ContainerRunner
+as the ``postgres`` user; the repository's cipher pass is only in pgBackRest's configuration file (mode 0600,
+mounted read-only at /etc/pgbackrest by roles/database), never on a command line. A restore goes into a scratch
+instance: a new container from the live container's image, on a new volume, with the repository mounted
+read-only and no network; the live data directory is never touched.
+"""
+
+import datetime
+import json
+import re
+import time
+
+STANZA = "main"
+PG_USER = "postgres"
+DATA_DIR = "/var/lib/postgresql/data"
+CONFIG_DIR = "/etc/pgbackrest"
+REPO_DIR = "/var/lib/pgbackrest"
+TYPES = ("full", "diff", "incr")
+RESTART_SETTINGS = ("archive_mode", "wal_level")
+RECOVERY_LOG = "/var/lib/postgresql/rollcall-pitr-recovery.log"  # the scratch instance's server log
+# info status codes (pgBackRest's INFO_STANZA_STATUS_CODE_*) meaning "the stanza exists".
+STANZA_EXISTS = (0, 2, 6)
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+class PITRError(Exception):
+    """A refusal or a failure, with a message meant for the user."""
+
+
+def wanted_settings(stanza=STANZA, archive_timeout=60):
+    """The server settings that archive every WAL segment to the repository within ``archive_timeout`` seconds."""
+    return {
+        "archive_mode": "on",
+        "archive_command": "pgbackrest --stanza=%s archive-push %%p" % stanza,
+        "archive_timeout": str(int(archive_timeout)),
+        "wal_level": "replica",
+    }
+
+
+def configure_plan(live, in_file, wanted, enabled=True):
+    """What to change: ``{"set": {name: value}, "reset": [names], "restart": bool}``.
+
+    ``live``: pg_settings' value of each setting; ``in_file``: the values in postgresql.auto.conf (ALTER SYSTEM).
+    Enabled: every wanted setting not already in the file is set. Disabled: ours are reset (removed from the
+    file). ``restart``: archive_mode / wal_level only change with a restart, needed while the live value is not
+    the one the file will hold.
+    """
+    if enabled:
+        to_set = dict((k, v) for k, v in sorted(wanted.items()) if in_file.get(k) != v)
+        reset = []
+        after = dict(in_file, **to_set)
+    else:
+        to_set = {}
+        reset = sorted(k for k in wanted if k in in_file)
+        after = dict((k, v) for k, v in in_file.items() if k not in reset)
+    defaults = {"archive_mode": "off", "wal_level": "replica"}
+    restart = any(live.get(k) != after.get(k, defaults[k]) for k in RESTART_SETTINGS if k in live)
+    return {"set": to_set, "reset": reset, "restart": restart}
+
+
+def sql_literal(value):
+    return "'%s'" % str(value).replace("'", "''")
+
+
+def choose_type(backups, now, full_every_s=7 * 86400, diff_every_s=86400, requested="auto"):
+    """(type, reason) of the next backup: full without a full one or when the newest full is ``full_every_s``
+    old, diff when the newest full or diff is ``diff_every_s`` old, else incr. ``requested`` other than auto wins,
+    except an incr or diff with no full backup to build on."""
+    fulls = [b for b in backups if b["type"] == "full" and not b.get("error")]
+    if requested != "auto":
+        if requested not in TYPES:
+            raise PITRError("backup type must be auto, full, diff or incr, not %r" % requested)
+        if requested != "full" and not fulls:
+            return "full", "asked for %s, but there is no full backup to build on" % requested
+        return requested, "asked for"
+    if not fulls:
+        return "full", "no full backup yet"
+    full_age = now - max(b["stop"] for b in fulls)
+    if full_age >= full_every_s:
+        return "full", "the newest full backup is %d s old (a full one every %d s)" % (full_age, full_every_s)
+    base_age = now - max(b["stop"] for b in backups if b["type"] in ("full", "diff") and not b.get("error"))
+    if base_age >= diff_every_s:
+        return "diff", "the newest full or diff backup is %d s old (a diff every %d s)" % (base_age, diff_every_s)
+    return "incr", "a full backup of %d s and a recent diff or full: only the changes since the last backup" \
+        % full_age
+
+
+def iso(epoch):
+    if epoch is None:
+        return None
+    return (EPOCH + datetime.timedelta(seconds=epoch)).isoformat().replace("+00:00", "Z")
+
+
+def parse_info(text, stanza=STANZA):
+    """``pgbackrest info --output=json`` of one stanza: status, backups (oldest first), WAL archive range."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        raise PITRError("pgbackrest info did not print JSON: %s" % text[:200]) from None
+    entry = next((s for s in doc if s.get("name") == stanza), None)
+    if entry is None:
+        return {"stanza": stanza, "status_code": 1, "status": "missing stanza", "exists": False, "backups": [],
+                "archive_min": None, "archive_max": None, "newest_backup": None, "oldest_backup": None}
+    code = entry.get("status", {}).get("code", 99)
+    backups = []
+    for b in entry.get("backup", []):
+        backups.append({
+            "label": b["label"], "type": b["type"], "start": b["timestamp"]["start"],
+            "stop": b["timestamp"]["stop"], "started_at": iso(b["timestamp"]["start"]),
+            "finished_at": iso(b["timestamp"]["stop"]), "archive_start": b.get("archive", {}).get("start"),
+            "archive_stop": b.get("archive", {}).get("stop"), "size": b.get("info", {}).get("size"),
+            "repo_size": b.get("info", {}).get("repository", {}).get("size"), "error": bool(b.get("error")),
+            "prior": b.get("prior"),
+        })
+    backups.sort(key=lambda b: b["stop"])
+    archives = entry.get("archive", [])
+    mins = [a["min"] for a in archives if a.get("min")]
+    maxes = [a["max"] for a in archives if a.get("max")]
+    good = [b for b in backups if not b["error"]]
+    return {"stanza": stanza, "status_code": code, "status": entry.get("status", {}).get("message", ""),
+            "exists": code in STANZA_EXISTS, "backups": backups, "cipher": entry.get("cipher"),
+            "archive_min": min(mins) if mins else None, "archive_max": max(maxes) if maxes else None,
+            "newest_backup": good[-1] if good else None, "oldest_backup": good[0] if good else None}
+
+
+def window(info, archiver, now):
+    """The recoverable window: ``{"earliest", "latest"}`` (epoch seconds) with why, or None without a backup.
+
+    earliest: the end of the oldest backup (a time target before it has nothing to start from). latest: when the
+    server last archived a WAL segment that the repository holds (pg_stat_archiver; every commit before it is in
+    the repository), never before the newest backup's end. ``archiver``: last_archived_wal/_time,
+    last_failed_wal/_time (epoch or None).
+    """
+    if not info["newest_backup"]:
+        return None
+    newest_stop = info["newest_backup"]["stop"]
+    latest, why = newest_stop, "the end of the newest backup"
+    wal, at = archiver.get("last_archived_wal"), archiver.get("last_archived_time")
+    if wal and at and info["archive_max"] and wal[:24] <= info["archive_max"] and at > newest_stop:
+        latest, why = at, "the last WAL segment archived (%s)" % wal[:24]
+    failed_at = archiver.get("last_failed_time")
+    failing = bool(failed_at and (not at or failed_at > at))
+    return {"earliest": info["oldest_backup"]["stop"], "latest": latest, "earliest_at": iso(info["oldest_backup"]
+            ["stop"]), "latest_at": iso(latest), "latest_why": why, "rpo_s": max(0, int(now - latest)),
+            "archiving_failing": failing,
+            "archiving_error": ("archiving fails since %s (segment %s); the server keeps the WAL until it "
+                                "works again" % (iso(failed_at), archiver.get("last_failed_wal")))
+            if failing else None}
+
+
+def parse_time(text):
+    """A restore target: ISO 8601 with a time zone ('2026-12-03T05:16:33Z', '... 05:16:33+01:00'); epoch secs."""
+    value = str(text).strip().replace(" ", "T", 1)
+    if value.endswith("Z") or value.endswith("z"):
+        value = value[:-1] + "+00:00"
+    if re.search(r"[+-]\d\d$", value):
+        value += ":00"
+    try:
+        parsed = datetime.datetime.fromisoformat(value)
+    except ValueError:
+        raise PITRError("to_time %r is not an ISO 8601 time (e.g. 2026-12-03T05:16:33Z)" % text) from None
+    if parsed.tzinfo is None:
+        raise PITRError("to_time %r has no time zone; add Z (UTC) or an offset such as +01:00" % text)
+    return (parsed - EPOCH).total_seconds()
+
+
+def validate_target(to_time, win, now, reach_now=False):
+    """The target's epoch seconds when a restore can reach it, else PITRError saying why and what is possible.
+
+    ``reach_now``: the caller archives up to now first (``PITR.archive_now``: a marker commit and a WAL switch),
+    so the window reaches ``now`` (check mode: what the restore will find).
+    """
+    if win is None:
+        raise PITRError("there is no pgBackRest backup yet, so nothing to recover from; run action=backup first")
+    if to_time in (None, "", "latest"):
+        return None
+    target = parse_time(to_time)
+    if target > now:
+        raise PITRError("to_time %s is in the future" % iso(target))
+    if target < win["earliest"]:
+        raise PITRError("to_time %s is before the recoverable window (%s .. %s): the oldest backup kept ended at %s"
+                        % (iso(target), win["earliest_at"], win["latest_at"], win["earliest_at"]))
+    if target > win["latest"] and not reach_now:
+        raise PITRError("to_time %s is after the newest point the repository can recover to, %s (%s); wait for "
+                        "the next archived WAL segment (archive_timeout) or pick a time in %s .. %s"
+                        % (iso(target), win["latest_at"], win["latest_why"], win["earliest_at"], win["latest_at"]))
+    return target
+
+
+def pg_time(epoch):
+    """A time pgBackRest's --target and PostgreSQL read: '2026-12-03 05:16:33.261357+00'."""
+    return (EPOCH + datetime.timedelta(seconds=epoch)).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+
+
+def next_segment(name):
+    """The WAL segment after ``name`` (16 MB segments: 256 per log file)."""
+    tli, log, seg = name[:8], int(name[8:16], 16), int(name[16:24], 16)
+    if seg >= 0xFF:
+        log, seg = log + 1, 0
+    else:
+        seg += 1
+    return "%s%08X%08X" % (tli, log, seg)
+
+
+def prev_segment(name):
+    """The WAL segment before ``name``."""
+    tli, log, seg = name[:8], int(name[8:16], 16), int(name[16:24], 16)
+    if seg == 0:
+        log, seg = log - 1, 0xFF
+    else:
+        seg -= 1
+    return "%s%08X%08X" % (tli, log, seg)
+
+
+_RANGE = re.compile(r"archiveId: (\S+), wal start: ([0-9A-F]{24}), wal stop: ([0-9A-F]{24})")
+_WAL_TOTAL = re.compile(r"archiveId: (\S+), total WAL checked: (\d+), total valid WAL: (\d+)")
+_BACKUP = re.compile(r"backup: (\S+), status: (\S+?),")
+_COUNTS = re.compile(r"missing: (\d+), checksum invalid: (\d+), size invalid: (\d+), other: (\d+)")
+_STATUS = re.compile(r"^\s*status: (.+)$", re.M)
+
+
+def parse_verify(text):
+    """``pgbackrest verify --output=text --log-level-console=detail`` read: status, WAL ranges, errors."""
+    ranges = {}
+    for archive_id, start, stop in _RANGE.findall(text):
+        if (start, stop) not in ranges.setdefault(archive_id, []):
+            ranges[archive_id].append((start, stop))
+    status = _STATUS.findall(text)
+    counts = [tuple(int(n) for n in c) for c in _COUNTS.findall(text)]
+    return {"status": status[-1].strip() if status else None, "ranges": ranges,
+            "wal": dict((a, {"checked": int(c), "valid": int(v)}) for a, c, v in _WAL_TOTAL.findall(text)),
+            "backups": dict(_BACKUP.findall(text)),
+            "bad_files": sum(sum(c) for c in counts)}
+
+
+def wal_gaps(ranges):
+    """[(archive_id, first missing, last missing)] between consecutive ranges of one timeline."""
+    gaps = []
+    for archive_id, spans in sorted(ranges.items()):
+        spans = sorted(spans)
+        for (_start, stop), (start, _stop) in zip(spans, spans[1:], strict=False):
+            if stop[:8] != start[:8]:
+                continue  # a new timeline starts its own range
+            expected = next_segment(stop)
+            if expected != start:
+                gaps.append((archive_id, expected, prev_segment(start)))
+    return gaps
+
+
+def judge_verify(rc, parsed, stderr=""):
+    """``{"passed", "problems", "message"}`` of a verify run."""
+    problems = []
+    if rc != 0:
+        problems.append("pgbackrest verify failed (exit code %s): %s" % (rc, (stderr or "").strip()[-500:]))
+    if parsed["status"] not in (None, "ok"):
+        problems.append("the repository's status is %r" % parsed["status"])
+    for label, status in sorted(parsed["backups"].items()):
+        if status != "valid":
+            problems.append("backup %s is %s" % (label, status))
+    for archive_id, totals in sorted(parsed["wal"].items()):
+        if totals["valid"] != totals["checked"]:
+            problems.append("archive %s: %d of %d WAL segments are damaged or missing" % (
+                archive_id, totals["checked"] - totals["valid"], totals["checked"]))
+    if parsed["bad_files"] and not problems:
+        problems.append("%d files are missing or damaged" % parsed["bad_files"])
+    for archive_id, first, last in wal_gaps(parsed["ranges"]):
+        missing = first if first == last else "%s .. %s" % (first, last)
+        problems.append("WAL gap in archive %s: segment %s missing from the repository; no recovery can go past "
+                        "it (restore to a time before it, and take a full backup now so that recovery starts "
+                        "after it)" % (archive_id, missing))
+    if rc == 0 and parsed["status"] is None and not parsed["ranges"]:
+        problems.append("pgbackrest verify printed no result (nothing in the repository?)")
+    return {"passed": not problems, "problems": problems,
+            "message": "verified: every backup and WAL segment is readable, no gap" if not problems
+            else "; ".join(problems)}
+
+
+def scratch_mounts(mounts):
+    """[(source, target, read_only)] the scratch instance needs from the live container's inspect ``Mounts``:
+    the configuration (read-only) and the repository (read-only: a scratch never pushes WAL)."""
+    found = {}
+    for m in mounts:
+        if m.get("Destination") in (CONFIG_DIR, REPO_DIR):
+            found[m["Destination"]] = m.get("Name") if m.get("Type") == "volume" else m.get("Source")
+    missing = [d for d in (CONFIG_DIR, REPO_DIR) if d not in found]
+    if missing:
+        raise PITRError("the database container has nothing mounted at %s: point-in-time recovery is off for "
+                        "this stack (set rollcall_pitr: true and deploy)" % ", ".join(missing))
+    return [(found[CONFIG_DIR], CONFIG_DIR, True), (found[REPO_DIR], REPO_DIR, True)]
+
+
+def data_volume(mounts):
+    return next((m.get("Name") or m.get("Source") for m in mounts if m.get("Destination") == DATA_DIR), None)
+
+
+def restore_plan(target, container, scratch, scratch_volume, image, stanza=STANZA):
+    """The steps a restore takes (what check mode reports)."""
+    to = "the newest archived point" if target is None else pg_time(target)
+    return [
+        "archive up to now on %s (a marker commit and a WAL switch), read the recoverable window (pgbackrest info, "
+        "pg_stat_archiver) and check the target" % container,
+        "create volume %s and container %s from %s (no network; repository and configuration read-only)"
+        % (scratch_volume, scratch, image),
+        "pgbackrest --stanza=%s restore --type=%s --target-action=promote --archive-mode=off into it" % (
+            stanza, "default" if target is None else "time --target='%s'" % to),
+        "start PostgreSQL there (archive_mode=off, TCP on its own loopback only), wait until recovery reached %s "
+        "and it is promoted" % to,
+        "check: the replayed point against the target, row counts of every table, the check query",
+        "leave %s running for the next step (swap, dump, or removal with action=drop_scratch)" % scratch,
+    ]
+
+
+def judge_restore(target, state):
+    """``{"passed", "problems"}`` of a started scratch instance. ``state``: in_recovery, replay_time (epoch or
+    None), log (the server's log tail), counts, started (bool)."""
+    problems = []
+    log = state.get("log") or ""
+    if not state.get("started"):
+        if "recovery ended before configured recovery target was reached" in log:
+            problems.append("recovery ran out of WAL before the target: the repository lacks a segment between "
+                            "the backup and the target (a gap; run action=verify) or the target is past the "
+                            "newest archived WAL")
+        else:
+            problems.append("the scratch instance did not start: %s" % (log.strip().splitlines() or ["no log"])[-1])
+        return {"passed": False, "problems": problems}
+    if state.get("in_recovery"):
+        problems.append("the scratch instance is still in recovery (not promoted)")
+    replay = state.get("replay_time")
+    if target is not None and replay is not None and replay > target + 0.001:
+        problems.append("recovery replayed a transaction of %s, after the target %s" % (iso(replay), iso(target)))
+    if state.get("counts") is None:
+        problems.append("the restored database could not be read (row counts)")
+    return {"passed": not problems, "problems": problems}
+
+
+COUNT_SQL = (
+    "SELECT coalesce(json_object_agg(table_schema || '.' || table_name, (xpath('/row/c/text()', query_to_xml("
+    "format('SELECT count(*) AS c FROM %I.%I', table_schema, table_name), false, true, '')))[1]::text::bigint), "
+    "'{}') FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+    "AND table_schema NOT IN ('pg_catalog', 'information_schema')"
+)
+
+
+class PITR:
+    """pgBackRest and psql in the live database container (and in a scratch instance)."""
+
+    def __init__(self, container, docker_host=None, stanza=STANZA, runner=None):
+        self.container = container
+        self.docker_host = docker_host
+        self.stanza = stanza
+        if runner is None:
+            from .docker import ContainerRunner
+            runner = ContainerRunner(container, docker_host)
+        self.runner = runner
+
+    def pgbackrest(self, *args, runner=None, console="warn"):
+        argv = ["pgbackrest", "--stanza=%s" % self.stanza, "--log-level-console=%s" % console,
+                "--log-level-stderr=error"] + list(args)
+        return (runner or self.runner).run(argv, user=PG_USER)
+
+    def must(self, result, what):
+        if result.rc != 0:
+            raise PITRError("%s failed: %s" % (what, result.explained((result.stderr or result.text).strip()
+                                                                      [-800:])))
+        return result
+
+    def sql(self, query, database="postgres", runner=None):
+        result = (runner or self.runner).run(["psql", "-qAtX", "-v", "ON_ERROR_STOP=1", "-d", database,
+                                              "-c", query], user=PG_USER)
+        return self.must(result, "psql").text.strip()
+
+    # -- reading ------------------------------------------------------------------------------------------------
+    def info(self):
+        return parse_info(self.must(self.pgbackrest("info", "--output=json"), "pgbackrest info").text, self.stanza)
+
+    def archiver(self):
+        row = json.loads(self.sql(
+            "SELECT json_build_object('last_archived_wal', last_archived_wal, 'last_archived_time', "
+            "extract(epoch FROM last_archived_time), 'last_failed_wal', last_failed_wal, 'last_failed_time', "
+            "extract(epoch FROM last_failed_time)) FROM pg_stat_archiver"))
+        return row
+
+    def archive_now(self, wait_s=60):
+        """Make the repository reach now: a commit (a marker transaction: recovery to a time stops at the first
+        commit after it, and a quiet database has none) and a WAL switch, then wait until that segment is
+        archived. Returns the segment."""
+        self.sql("SELECT pg_current_xact_id()")  # assigns a transaction id: its commit is logged with a time
+        segment = self.sql("SELECT pg_walfile_name(pg_switch_wal())")
+        deadline = time.time() + wait_s
+        while True:
+            archiver = self.archiver()
+            last = archiver.get("last_archived_wal") or ""
+            if last[:8] == segment[:8] and last[:24] >= segment:
+                return segment
+            if time.time() > deadline:
+                raise PITRError("WAL segment %s was not archived within %d s (last archived: %s; last failure: %s at "
+                                "%s); check the repository with action=check" % (
+                                    segment, wait_s, last or "none", archiver.get("last_failed_wal"),
+                                    iso(archiver.get("last_failed_time"))))
+            time.sleep(0.5)
+
+    def status(self, now=None):
+        now = now or time.time()
+        info = self.info()
+        return info, window(info, self.archiver(), now)
+
+    # -- changing -----------------------------------------------------------------------------------------------
+    def configure(self, enabled, archive_timeout, check_mode):
+        wanted = wanted_settings(self.stanza, archive_timeout)
+        names = ", ".join(sql_literal(n) for n in wanted)
+        # The names are ours (wanted_settings), quoted by sql_literal.
+        live_sql = "SELECT coalesce(json_object_agg(name, setting), '{}') FROM pg_settings WHERE name IN (%s)"
+        file_sql = ("SELECT coalesce(json_object_agg(name, setting), '{}') FROM pg_file_settings WHERE name IN (%s) "
+                    "AND sourcefile LIKE '%%postgresql.auto.conf' AND error IS NULL")
+        live = json.loads(self.sql(live_sql % names))
+        in_file = json.loads(self.sql(file_sql % names))
+        plan = configure_plan(live, in_file, wanted, enabled)
+        if not check_mode:
+            for name, value in sorted(plan["set"].items()):
+                self.sql("ALTER SYSTEM SET %s = %s" % (name, sql_literal(value)))
+            for name in plan["reset"]:
+                self.sql("ALTER SYSTEM RESET %s" % name)
+            if plan["set"] or plan["reset"]:
+                self.sql("SELECT pg_reload_conf()")
+        return plan
+
+    def restart(self, wait_s=120):
+        """Restart the live server (archive_mode / wal_level) and wait until it accepts connections."""
+        from . import docker as dockerlib
+
+        dockerlib.restart(self.container, self.docker_host)
+        deadline = time.time() + wait_s
+        while True:
+            try:
+                ready = self.runner.run(["pg_isready", "-q"], user=PG_USER).rc == 0
+            except Exception:  # noqa: BLE001 - the container is coming back; asked again below
+                ready = False
+            if ready:
+                return
+            if time.time() > deadline:
+                raise PITRError("%s did not accept connections within %d s of its restart"
+                                % (self.container, wait_s))
+            time.sleep(1)
+
+    def stanza_create(self, check_mode):
+        info = self.info()
+        if info["exists"]:
+            return False
+        if not check_mode:
+            self.must(self.pgbackrest("stanza-create"), "pgbackrest stanza-create")
+        return True
+
+    def check(self):
+        result = self.pgbackrest("check")
+        return {"passed": result.rc == 0, "message": "WAL archiving works: a segment reached the repository"
+                if result.rc == 0 else result.explained((result.stderr or result.text).strip()[-800:])}
+
+    def backup(self, kind, process_max, compress_type, compress_level, now=None, full_every_s=7 * 86400,
+               diff_every_s=86400, check_mode=False):
+        now = now or time.time()
+        chosen, why = choose_type(self.info()["backups"], now, full_every_s, diff_every_s, kind)
+        if check_mode:
+            return {"type": chosen, "why": why, "backup": None}
+        args = ["backup", "--type=%s" % chosen, "--process-max=%d" % process_max,
+                "--compress-type=%s" % compress_type, "--start-fast"]
+        if compress_level is not None:
+            args.append("--compress-level=%d" % compress_level)
+        self.must(self.pgbackrest(*args), "pgbackrest backup")
+        return {"type": chosen, "why": why, "backup": self.info()["newest_backup"]}
+
+    def verify(self):
+        result = self.pgbackrest("verify", "--output=text", console="detail")
+        parsed = parse_verify(result.text)
+        return dict(judge_verify(result.rc, parsed, result.stderr), ranges=parsed["ranges"])
+
+    # -- the scratch instance -------------------------------------------------------------------------------------
+    def restore(self, to_time, scratch, scratch_volume, query=None, database="postgres", keep_failed=False,
+                check_mode=False, wait_s=300, now=None):
+        from . import docker as dockerlib
+
+        now = now or time.time()
+        if not check_mode and to_time not in (None, "", "latest"):
+            self.archive_now()
+        info, win = self.status(time.time())
+        target = validate_target(to_time, win, now, reach_now=check_mode)
+        live = dockerlib.inspect(self.container, self.docker_host)
+        mounts = scratch_mounts(live.get("Mounts", []))
+        if scratch_volume == data_volume(live.get("Mounts", [])) or scratch == self.container:
+            raise PITRError("the scratch instance must be new: %s / %s is the live database"
+                            % (scratch, scratch_volume))
+        image = live["Config"]["Image"]
+        plan = restore_plan(target, self.container, scratch, scratch_volume, image, self.stanza)
+        result = {"plan": plan, "target": iso(target) if target is not None else None, "window": win,
+                  "scratch": scratch, "scratch_volume": scratch_volume, "image": image}
+        if check_mode:
+            return result
+        from .docker import ContainerRunner
+
+        started = time.time()
+        dockerlib.run_scratch(scratch, image, scratch_volume, DATA_DIR, mounts, self.docker_host,
+                              labels={"rollcall.pitr.of": self.container})
+        try:
+            runner = ContainerRunner(scratch, self.docker_host)
+            args = ["restore", "--target-action=promote", "--archive-mode=off"]
+            args += ["--type=default"] if target is None else ["--type=time", "--target=%s" % pg_time(target)]
+            self.must(self.pgbackrest(*args, runner=runner), "pgbackrest restore")
+            start = runner.run(["pg_ctl", "-D", DATA_DIR, "-w", "-t", str(wait_s), "-l", RECOVERY_LOG, "start",
+                                "-o", "-c listen_addresses=127.0.0.1 -c archive_mode=off"], user=PG_USER)
+            state = {"started": start.rc == 0}
+            deadline = time.time() + wait_s
+            while state["started"]:
+                row = json.loads(self.sql("SELECT json_build_object('in_recovery', pg_is_in_recovery(), "
+                                          "'replay_time', extract(epoch FROM pg_last_xact_replay_timestamp()))",
+                                          runner=runner))
+                state.update(row)
+                if not row["in_recovery"] or time.time() > deadline:
+                    break
+                time.sleep(0.5)
+            if state["started"]:
+                state["counts"] = json.loads(self.sql(COUNT_SQL, database=database, runner=runner) or "{}")
+                if query:
+                    result["query_result"] = self.sql(query, database=database, runner=runner)
+            tail = runner.run(["tail", "-n", "20", RECOVERY_LOG], user=PG_USER)
+            state["log"] = tail.text
+            verdict = judge_restore(target, state)
+        except Exception:
+            if not keep_failed:
+                dockerlib.remove_scratch(scratch, scratch_volume, self.docker_host)
+            raise
+        result.update(verdict, recovered_to=iso(state.get("replay_time")), counts=state.get("counts"),
+                      log=state["log"].strip().splitlines()[-5:], duration_s=round(time.time() - started, 1))
+        if not verdict["passed"] and not keep_failed:
+            dockerlib.remove_scratch(scratch, scratch_volume, self.docker_host)
+            result["scratch_removed"] = True
+        return result
+
+
+def summary(info, win):
+    """What backup_info says about point-in-time recovery: the newest physical backup and recoverable point."""
+    newest = info["newest_backup"]
+    return {
+        "stanza": info["stanza"], "status": info["status"], "backups": len(info["backups"]),
+        "newest_backup": newest["label"] if newest else None,
+        "newest_backup_type": newest["type"] if newest else None,
+        "newest_backup_at": newest["finished_at"] if newest else None,
+        "earliest_recoverable_at": win["earliest_at"] if win else None,
+        "newest_recoverable_at": win["latest_at"] if win else None,
+        "rpo_s": win["rpo_s"] if win else None,
+        "archiving_error": win["archiving_error"] if win else None,
+    }
+
+
+def read_summary(container, docker_host=None, stanza=STANZA):
+    """``summary`` of the live container's repository (pgbackrest info and pg_stat_archiver, read-only)."""
+    info, win = PITR(container, docker_host, stanza).status()
+    return summary(info, win)

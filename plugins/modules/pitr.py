@@ -1,0 +1,357 @@
+#!/usr/bin/python
+# Copyright: Rollcall contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: pitr
+short_description: PostgreSQL point-in-time recovery with pgBackRest (archiving, backups, verify, restore)
+version_added: "0.9.0"
+description:
+  - Drives pgBackRest in the PostgreSQL container of a stack whose database runs with C(rollcall_pitr=true)
+    (roles/database mounts the configuration at C(/etc/pgbackrest) and the repository at C(/var/lib/pgbackrest)).
+  - The decisions (backup type, recoverable window, restore target, verify judgement) are in
+    C(plugins/module_utils/pitr.py); every command runs with C(docker exec) as an argv list, as the C(postgres)
+    user. The repository's cipher pass is only in the mounted configuration file.
+  - C(action=restore) never touches the live data directory. It restores into a scratch instance (a new
+    container from the live container's image, on a new volume, without network), starts it, waits until
+    recovery reached the target and promoted, and checks it (replayed point, row counts of every table, an
+    optional query). The scratch instance is left running for the next step; C(action=drop_scratch) removes it.
+author:
+  - Rollcall contributors (@rollcall)
+options:
+  action:
+    description:
+      - C(configure) sets archive_mode, archive_command, archive_timeout and wal_level with ALTER SYSTEM (or
+        resets them with O(enabled=false)) and says whether the server must restart (RV(restart_needed)).
+      - C(stanza) creates the stanza when it does not exist (idempotent).
+      - C(check) runs C(pgbackrest check) (configuration, and one WAL segment archived now).
+      - C(backup) takes a physical backup; C(info) reports backups and the recoverable window; C(verify) reads
+        every file of the repository and looks for WAL gaps; C(restore) restores into a scratch instance;
+        C(drop_scratch) removes the scratch instance and its volume.
+    type: str
+    required: true
+    choices: [configure, stanza, check, backup, info, verify, restore, drop_scratch]
+  container:
+    description:
+      - The live PostgreSQL container.
+    type: str
+    required: true
+  docker_host:
+    description:
+      - The Docker engine (default the local socket).
+    type: str
+  stanza:
+    description:
+      - The pgBackRest stanza.
+    type: str
+    default: main
+  enabled:
+    description:
+      - C(configure) only; false removes our archive settings (a restart turns archiving off).
+    type: bool
+    default: true
+  restart:
+    description:
+      - C(configure) only; restart the container when archive_mode or wal_level must change (the server is
+        unavailable for a few seconds), and wait until it accepts connections.
+    type: bool
+    default: false
+  archive_timeout:
+    description:
+      - C(configure) only; seconds after which a WAL segment is archived even when not full (the RPO).
+    type: int
+    default: 60
+  type:
+    description:
+      - C(backup) only. C(auto) picks C(full) when there is none or the newest is O(full_every_days) old, C(diff)
+        when the newest full or diff is O(diff_every_hours) old, else C(incr).
+    type: str
+    default: auto
+    choices: [auto, full, diff, incr]
+  full_every_days:
+    description:
+      - C(backup) with O(type=auto) only.
+    type: int
+    default: 7
+  diff_every_hours:
+    description:
+      - C(backup) with O(type=auto) only.
+    type: int
+    default: 24
+  process_max:
+    description:
+      - C(backup) only; parallel processes for compression and transfer.
+    type: int
+    default: 2
+  compress_type:
+    description:
+      - C(backup) only.
+    type: str
+    default: lz4
+    choices: [none, gz, lz4, zst, bz2]
+  compress_level:
+    description:
+      - C(backup) only; pgBackRest's default for the type when not set.
+    type: int
+  to_time:
+    description:
+      - C(restore) only; ISO 8601 with a time zone (C(2026-12-03T05:16:33Z)). Not set or C(latest) - the newest
+        archived point. Refused when outside the recoverable window (RV(window)).
+    type: str
+  scratch:
+    description:
+      - C(restore) and C(drop_scratch); the scratch container's name (default C(<container>-pitr)); its volume is
+        C(<scratch>-data). Refused when it exists already.
+    type: str
+  database:
+    description:
+      - C(restore) only; the database whose tables are counted and where O(query) runs.
+    type: str
+    default: postgres
+  query:
+    description:
+      - C(restore) only; a query run in the scratch instance, its output returned as RV(query_result).
+    type: str
+  keep_failed:
+    description:
+      - C(restore) only; keep a scratch instance whose restore failed, to look at it.
+    type: bool
+    default: false
+  fail_on_problem:
+    description:
+      - C(check), C(verify) and C(restore); fail the task when the result did not pass (else report it).
+    type: bool
+    default: true
+notes:
+  - Supports check mode; C(restore) in check mode validates the target and reports RV(plan).
+  - C(changed) is true for C(configure) that altered a setting, C(stanza) that created one, C(backup), C(restore)
+    and C(drop_scratch) that removed something; never for C(check), C(info), C(verify).
+"""
+
+EXAMPLES = r"""
+- name: Archive WAL (the role restarts the server when restart_needed)
+  rollcall.ops.pitr:
+    action: configure
+    container: sms-db
+  register: pitr_settings
+
+- name: Create the stanza (once)
+  rollcall.ops.pitr:
+    action: stanza
+    container: sms-db
+
+- name: Nightly physical backup, type by age
+  rollcall.ops.pitr:
+    action: backup
+    container: sms-db
+    process_max: 2
+    compress_type: lz4
+
+- name: Restore to a time into a scratch instance and count
+  rollcall.ops.pitr:
+    action: restore
+    container: sms-db
+    to_time: "2026-12-03T05:16:33Z"
+    database: sms
+    query: SELECT count(*) FROM students
+  register: pitr_restore
+"""
+
+RETURN = r"""
+restart_needed:
+  description: C(configure); the server must still restart for archive_mode / wal_level.
+  returned: action is configure
+  type: bool
+restarted:
+  description: C(configure); the container was restarted (O(restart=true)).
+  returned: action is configure
+  type: bool
+settings:
+  description: C(configure); what was (or would be) set and reset.
+  returned: action is configure
+  type: dict
+info:
+  description: C(info), C(backup), C(restore); the stanza's status, backups oldest first (label, type, started_at,
+    finished_at, size, repo_size, archive_start, archive_stop), archive_min, archive_max, newest_backup.
+  returned: when read
+  type: dict
+window:
+  description: The recoverable window, null without a backup. earliest_at (the end of the oldest backup),
+    latest_at (the newest point the repository can recover to) and latest_why, rpo_s (now minus latest),
+    archiving_failing and archiving_error.
+  returned: action is info or restore
+  type: dict
+newest_recoverable_at:
+  description: C(info); the window's latest_at (null without a backup).
+  returned: action is info
+  type: str
+backup:
+  description: C(backup); the new backup (label, type, finished_at, sizes), null in check mode.
+  returned: action is backup
+  type: dict
+backup_type:
+  description: C(backup); the type taken (or that would be) and RV(why).
+  returned: action is backup
+  type: str
+why:
+  description: C(backup); why that type.
+  returned: action is backup
+  type: str
+passed:
+  description: C(check), C(verify), C(restore); whether it passed.
+  returned: action is check, verify or restore
+  type: bool
+problems:
+  description: C(verify), C(restore); what did not pass, each a sentence (WAL gaps name the missing segments).
+  returned: action is verify or restore
+  type: list
+  elements: str
+message:
+  description: The result in one sentence.
+  returned: always
+  type: str
+plan:
+  description: C(restore); the steps.
+  returned: action is restore
+  type: list
+  elements: str
+target:
+  description: C(restore); the recovery target (ISO 8601 UTC), null for the newest point.
+  returned: action is restore
+  type: str
+recovered_to:
+  description: C(restore); the commit time of the last transaction replayed (null when none after the backup).
+  returned: action is restore and not check mode
+  type: str
+counts:
+  description: C(restore); rows of every table of O(database) in the scratch instance.
+  returned: action is restore and not check mode
+  type: dict
+query_result:
+  description: C(restore); the output of O(query) (psql unaligned, tuples only).
+  returned: action is restore with a query
+  type: str
+scratch:
+  description: C(restore); the scratch container (left running when the restore passed).
+  returned: action is restore
+  type: str
+scratch_volume:
+  description: C(restore); its volume.
+  returned: action is restore
+  type: str
+duration_s:
+  description: C(restore); seconds from creating the scratch instance to the checks' end.
+  returned: action is restore and not check mode
+  type: float
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.rollcall.ops.plugins.module_utils import pitr
+from ansible_collections.rollcall.ops.plugins.module_utils.runner import RunnerError
+
+ACTIONS = ["configure", "stanza", "check", "backup", "info", "verify", "restore", "drop_scratch"]
+
+
+def run(module):
+    p = module.params
+    check_mode = module.check_mode
+    scratch = p["scratch"] or "%s-pitr" % p["container"]
+    scratch_volume = "%s-data" % scratch
+    if p["action"] == "drop_scratch":
+        from ansible_collections.rollcall.ops.plugins.module_utils import docker as dockerlib
+
+        if scratch == p["container"]:
+            raise pitr.PITRError("scratch must not be the live container")
+        if check_mode:
+            return dict(changed=False, message="would remove %s and %s" % (scratch, scratch_volume))
+        removed = dockerlib.remove_scratch(scratch, scratch_volume, p["docker_host"])
+        return dict(changed=removed, message="removed %s" % scratch if removed else "%s is not there" % scratch)
+
+    tool = pitr.PITR(p["container"], p["docker_host"], p["stanza"])
+    action = p["action"]
+    if action == "configure":
+        plan = tool.configure(p["enabled"], p["archive_timeout"], check_mode)
+        restarted = bool(plan["restart"] and p["restart"] and not check_mode)
+        if restarted:
+            tool.restart()
+        changed = bool(plan["set"] or plan["reset"]) or restarted
+        return dict(changed=changed, restart_needed=plan["restart"] and not restarted, restarted=restarted,
+                    settings=plan, message="settings %s%s" % (
+                        "changed" if changed else "as wanted", "; restarted" if restarted else
+                        ("; a restart is needed" if plan["restart"] else "")))
+    if action == "stanza":
+        created = tool.stanza_create(check_mode)
+        return dict(changed=created, message="stanza %s %s" % (p["stanza"], "created" if created else "exists"))
+    if action == "check":
+        result = tool.check()
+        return dict(changed=False, failed=p["fail_on_problem"] and not result["passed"], **result)
+    if action == "info":
+        info, win = tool.status()
+        newest = win["latest_at"] if win else None
+        return dict(changed=False, info=info, window=win, newest_recoverable_at=newest,
+                    message="no backup yet" if win is None else "recoverable from %s to %s (RPO now %d s)" % (
+                        win["earliest_at"], win["latest_at"], win["rpo_s"]))
+    if action == "backup":
+        result = tool.backup(p["type"], p["process_max"], p["compress_type"], p["compress_level"],
+                             now=time.time(), full_every_s=p["full_every_days"] * 86400,
+                             diff_every_s=p["diff_every_hours"] * 3600, check_mode=check_mode)
+        return dict(changed=not check_mode, backup=result["backup"], backup_type=result["type"], why=result["why"],
+                    message="%s backup %s (%s)" % (result["type"], "would be taken" if check_mode else
+                                                   result["backup"]["label"], result["why"]))
+    if action == "verify":
+        result = tool.verify()
+        return dict(changed=False, failed=p["fail_on_problem"] and not result["passed"], **result)
+    # restore
+    result = tool.restore(p["to_time"], scratch, scratch_volume, query=p["query"], database=p["database"],
+                          keep_failed=p["keep_failed"], check_mode=check_mode)
+    if check_mode:
+        to = result["target"] or "the newest point"
+        return dict(changed=False, message="would restore to %s into %s" % (to, scratch), **result)
+    to = result["target"] or "the newest point"
+    result["message"] = ("restored to %s in %s; recovered to %s" % (to, scratch, result["recovered_to"])
+                         if result["passed"] else "; ".join(result["problems"]))
+    return dict(changed=True, failed=p["fail_on_problem"] and not result["passed"], **result)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            action=dict(type="str", required=True, choices=ACTIONS),
+            container=dict(type="str", required=True),
+            docker_host=dict(type="str"),
+            stanza=dict(type="str", default="main"),
+            enabled=dict(type="bool", default=True),
+            archive_timeout=dict(type="int", default=60),
+            restart=dict(type="bool", default=False),
+            type=dict(type="str", default="auto", choices=["auto", "full", "diff", "incr"]),
+            full_every_days=dict(type="int", default=7),
+            diff_every_hours=dict(type="int", default=24),
+            process_max=dict(type="int", default=2),
+            compress_type=dict(type="str", default="lz4", choices=["none", "gz", "lz4", "zst", "bz2"]),
+            compress_level=dict(type="int"),
+            to_time=dict(type="str"),
+            scratch=dict(type="str"),
+            database=dict(type="str", default="postgres"),
+            query=dict(type="str"),
+            keep_failed=dict(type="bool", default=False),
+            fail_on_problem=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
+    try:
+        result = run(module)
+    except (pitr.PITRError, RunnerError) as exc:
+        module.fail_json(msg=str(exc))
+    if result.get("failed"):
+        result.pop("failed")
+        module.fail_json(msg=result.get("message") or "failed", **result)
+    result.pop("failed", None)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

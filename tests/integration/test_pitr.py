@@ -1,0 +1,156 @@
+"""Point-in-time recovery with pgBackRest (issue 14; docs/pitr.md) on a small stack of its own (rc-it-pitr: the
+database only, made by roles/database with rollcall_pitr: true): row A, the time noted, row B; a restore to the
+noted time into a scratch instance brings back A and not B; a time outside the window is refused; a WAL segment
+removed from the repository is found by verify, with a clear message.
+
+The test forces WAL switches (pg_switch_wal) instead of waiting for archive_timeout (60 s) to keep it short.
+"""
+
+import contextlib
+import json
+import os
+import time
+
+import docker.errors
+import pytest
+import yaml
+from test_deploy import failures, playbook, write_inventory
+
+# ROLLCALL_IT_PITR_PROJECT: another name for ad-hoc runs beside a suite whose start-up sweep removes rc-it-*.
+PROJECT = os.environ.get("ROLLCALL_IT_PITR_PROJECT", "rc-it-pitr")
+CONTAINER = PROJECT + "-db"
+SCRATCH = CONTAINER + "-pitr"
+# images/postgres with pgBackRest; ROLLCALL_IT_PITR_IMAGE runs another build (a helper's own tag).
+IMAGE = os.environ.get("ROLLCALL_IT_PITR_IMAGE", "rollcall/postgres:15")
+
+
+def sql(docker_client, query, container=CONTAINER, database="sms"):
+    code, output = docker_client.containers.get(container).exec_run(
+        ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", database, "-c", query], user="postgres")
+    assert code == 0, output
+    return output.decode().strip()
+
+
+def run_tasks(tmp_path, inventory, name, tasks):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump([{"name": name, "hosts": "db", "gather_facts": False, "tasks": tasks}]))
+    return playbook(inventory, str(path))
+
+
+def results(report, name):
+    """The localhost result of the task called ``name``."""
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            if task["task"]["name"] == name:
+                return task["hosts"]["localhost"]
+    raise AssertionError("no task %r in the report" % name)
+
+
+def remove(docker_client, container=None, volume=None):
+    for getter, name in ((docker_client.containers.get, container), (docker_client.volumes.get, volume)):
+        if name:
+            with contextlib.suppress(docker.errors.NotFound):
+                getter(name).remove(force=True)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, docker_client, require_image):
+    require_image(IMAGE)
+    has_tool = docker_client.containers.run(IMAGE, ["sh", "-c", "command -v pgbackrest || true"], remove=True)
+    assert has_tool.strip(), "%s has no pgbackrest: rebuild it (make images) from images/postgres/Dockerfile" % IMAGE
+    tmp_path = tmp_path_factory.mktemp("pitr")
+    inventory = write_inventory(tmp_path, rollcall_project=PROJECT, rollcall_environment="test",
+                                rollcall_pitr=True, rollcall_pitr_cipher_pass="it-pitr-cipher-pass-never-printed",
+                                rollcall_state_dir=str(tmp_path / "state"), rollcall_backup_dir=str(tmp_path / "b"),
+                                database_image=IMAGE)
+    started = time.time()
+    try:
+        proc, report = run_tasks(tmp_path, inventory, "database.yml", [
+            {"name": "The database with PITR",
+             "ansible.builtin.include_role": {"name": "rollcall.ops.database"}}])
+        assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+        print("pitr: stack with archiving and its first full backup in %.1f s" % (time.time() - started))
+        yield tmp_path, inventory
+    finally:
+        remove(docker_client, SCRATCH, SCRATCH + "-data")
+        remove(docker_client, CONTAINER, PROJECT + "-dbdata")
+        with contextlib.suppress(docker.errors.NotFound):
+            docker_client.networks.get(PROJECT + "-net").remove()
+
+
+def archived_after(docker_client, moment, timeout=30):
+    """Wait until the server archived a segment after ``moment`` (epoch)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        last = sql(docker_client, "SELECT coalesce(extract(epoch FROM last_archived_time), 0) FROM pg_stat_archiver")
+        if float(last) > moment:
+            return
+        time.sleep(0.5)
+    raise AssertionError("no WAL segment archived within %d s" % timeout)
+
+
+def test_restore_to_a_time_brings_back_a_not_b_and_verify_finds_a_gap(stack, docker_client):
+    tmp_path, inventory = stack
+    started = time.time()
+    conf = tmp_path / "state" / PROJECT / "pgbackrest" / "pgbackrest.conf"
+    assert oct(conf.stat().st_mode & 0o777) == "0o600"
+    inspect = docker_client.api.inspect_container(CONTAINER)
+    assert "it-pitr-cipher-pass" not in json.dumps(inspect["Config"]) and "it-pitr-cipher-pass" not in json.dumps(
+        sql(docker_client, "SHOW archive_command"))
+
+    sql(docker_client, "CREATE TABLE it_pitr (v text); INSERT INTO it_pitr VALUES ('A')")
+    time.sleep(1)
+    noted = sql(docker_client, "SELECT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+    time.sleep(1)
+    sql(docker_client, "INSERT INTO it_pitr VALUES ('B')")
+    switched = time.time()
+    sql(docker_client, "SELECT pg_switch_wal()")
+    archived_after(docker_client, switched)
+
+    common = {"container": CONTAINER}
+    proc, report = run_tasks(tmp_path, inventory, "restore.yml", [
+        {"name": "Too early", "rollcall.ops.pitr": dict(common, action="restore", to_time="2001-01-01T00:00:00Z"),
+         "check_mode": True, "register": "early", "failed_when": False},
+        {"name": "Restore to the noted time", "register": "restored",
+         "rollcall.ops.pitr": dict(common, action="restore", to_time=noted, database="sms",
+                                   query="SELECT string_agg(v, ',' ORDER BY v) FROM it_pitr")},
+        {"name": "Info", "rollcall.ops.pitr": dict(common, action="info")},
+        {"name": "Backup info", "rollcall.ops.backup_info": {"directory": str(tmp_path / "b"),
+                                                             "pitr_container": CONTAINER}},
+    ])
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    early = results(report, "Too early")
+    assert "before the recoverable window" in early["msg"], early
+    restored = results(report, "Restore to the noted time")
+    assert restored["passed"] and restored["changed"], restored
+    assert restored["query_result"] == "A", restored  # A is back, B is not
+    assert restored["counts"]["public.it_pitr"] == 1
+    info = results(report, "Info")
+    assert info["window"]["latest"] >= switched - 1 and info["info"]["newest_backup"]["type"] == "full", info
+    newest = results(report, "Backup info")
+    assert newest["newest_recoverable_at"] == info["window"]["latest_at"] and newest["pitr"]["newest_backup"], newest
+    # the live database is untouched
+    assert sql(docker_client, "SELECT string_agg(v, ',' ORDER BY v) FROM it_pitr") == "A,B"
+    scratch = docker_client.api.inspect_container(SCRATCH)
+    assert scratch["HostConfig"]["NetworkMode"] == "none"
+    assert all(m["RW"] is False for m in scratch["Mounts"] if m["Destination"] in ("/etc/pgbackrest",
+                                                                                   "/var/lib/pgbackrest"))
+
+    # A gap: two more segments archived, the first of them removed from the repository.
+    for _ in range(2):
+        sql(docker_client, "INSERT INTO it_pitr VALUES ('C'); SELECT pg_switch_wal()")
+        archived_after(docker_client, time.time() - 0.2)
+    segments = sorted(p for p in (tmp_path / "b" / "pitr" / PROJECT / "archive" / "main").rglob("0000*")
+                      if ".backup" not in p.name and not p.name.endswith(".history"))
+    victim = segments[-2]
+    os.remove(victim)
+    proc, report = run_tasks(tmp_path, inventory, "verify.yml", [
+        {"name": "Verify", "rollcall.ops.pitr": dict(common, action="verify", fail_on_problem=False)},
+        {"name": "Drop the scratch instance", "rollcall.ops.pitr": dict(common, action="drop_scratch")},
+    ])
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    verified = results(report, "Verify")
+    assert not verified["passed"], verified
+    assert "WAL gap" in verified["message"] and victim.name[:24] in verified["message"], verified["message"]
+    assert results(report, "Drop the scratch instance")["changed"]
+    print("pitr: restore and verify in %.1f s" % (time.time() - started))
