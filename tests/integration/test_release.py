@@ -1,12 +1,13 @@
 """Releases on this machine's engine through real ansible-playbook: zero failed requests while deploying and
-rolling back under load, and the deploy lock between two deploys started at once."""
+rolling back under load, then the image refreshes on the same stack (the longest test file; the lock and the
+irreversible migration are in test_release_edges.py, so pytest-xdist's loadfile runs them on the other worker)."""
 
 import os
 import subprocess
 import sys
 import time
 
-from test_deploy import DB_PASSWORD, SECRET, failures, get_json, playbook, teardown, write_inventory
+from test_deploy import DB_PASSWORD, SECRET, failures, playbook, teardown, write_inventory
 from test_image_refresh import refresh_app_image_and_roll_back
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
@@ -101,76 +102,3 @@ def test_deploy_and_rollback_under_load_fail_no_request(tmp_path):
         teardown(inventory)
         for tag in leftovers:  # the refreshed images, in use until the teardown when a step failed
             subprocess.run(["docker", "rmi", tag], capture_output=True, check=False)
-
-
-def test_two_deploys_at_once_one_fails_on_the_lock(tmp_path):
-    inventory = write_inventory(tmp_path, rollcall_project="rc-it-lock", rollcall_db_engine="sqlite",
-                                rollcall_app_port=18296, rollcall_state_dir=str(tmp_path / "state"),
-                                rollcall_deploy_lock_timeout=0, rollcall_actor="first-or-second")
-    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(os.path.dirname(inventory), "..", "ansible.cfg"))
-    del env["ANSIBLE_CONFIG"]
-    try:
-        import concurrent.futures
-
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            runs = list(pool.map(lambda _: playbook(inventory), range(2)))
-        codes = sorted(proc.returncode for proc, _ in runs)
-        assert codes[0] == 0 and codes[1] != 0, codes
-        refused = [failures(report) for proc, report in runs if proc.returncode != 0][0]
-        assert "deploy lock for rc-it-lock is held by first-or-second" in refused[-1][1], refused
-        # The lock is free again: a third deploy has nothing to do.
-        proc, report = playbook(inventory)
-        assert proc.returncode == 0 and report["stats"]["localhost"]["changed"] == 0, failures(report)
-    finally:
-        teardown(inventory)
-
-
-def test_irreversible_migration_rollback_keeps_the_schema_or_restores_the_backup(tmp_path):
-    port = 18298
-    inventory = write_inventory(tmp_path, rollcall_project="rc-it-irrev", rollcall_db_engine="postgresql",
-                                rollcall_app_port=port, rollcall_state_dir=str(tmp_path / "state"),
-                                rollcall_backup_dir=str(tmp_path / "bk"), rollcall_backup_verify_level="native",
-                                rollcall_backup_key="cd" * 32, rollcall_environment="test",
-                                # test-only knob: the newer release says migration 0002 cannot be undone
-                                rollcall_app_extra_env={"SMS_IRREVERSIBLE": "0002"})
-    try:
-        proc, report = playbook(inventory)
-        assert proc.returncode == 0, failures(report)
-        proc, report = playbook(inventory, "deploy.yml", "-e", "rollcall_app_version=1.1.0")
-        assert proc.returncode == 0, failures(report)
-        (backup,) = [n[:-len(".manifest.json")] for n in os.listdir(tmp_path / "bk") if n.endswith(".manifest.json")]
-
-        # Switch first: the 1.0.0 standby answered ready on schema 0002, so traffic went back before the plan; the
-        # plan cannot take 0002 down, so the rollback ends with the code back and the schema kept, saying how to get
-        # the older schema too (docs/decisions/rollback-switch-first.md).
-        proc, report = playbook(inventory, "rollback.yml")
-        assert proc.returncode == 0, failures(report)
-        summary = task_result(report, "Plan the rollback")["summary"]
-        assert "code back, schema left at 0002" in summary and "migration 0002 cannot be undone" in summary, summary
-        assert "restore_backup_name=" + backup in summary, summary
-        status, health = get_json("http://127.0.0.1:%d/health" % port)
-        assert status == 200 and health["version"] == "1.0.0", health
-        assert health["checks"]["migrations"]["revision"] == "0002", "the schema that cannot go back is kept"
-        # 1.1.0 serves on 0002, so it stays as the warm standby (a roll forward is one switch).
-        assert container_state("rc-it-irrev-app-standby") == ("running", "1.1.0")
-
-        # The summary's command brings the older schema back under the 1.0.0 that serves now.
-        proc, report = playbook(inventory, "restore.yml", "-e", "restore_backup_name=" + backup)
-        assert proc.returncode == 0, failures(report)
-        status, health = get_json("http://127.0.0.1:%d/health" % port)
-        assert status == 200 and health["version"] == "1.0.0", health
-        assert health["checks"]["migrations"]["revision"] == "0001", "the backup from before the deploy is back"
-
-        # The other order: with -e restore_backup=true the plan comes first and restores instead of switching.
-        proc, report = playbook(inventory, "deploy.yml", "-e", "rollcall_app_version=1.1.0")
-        assert proc.returncode == 0, failures(report)
-        proc, report = playbook(inventory, "rollback.yml", "-e", "restore_backup=true")
-        assert proc.returncode == 0, failures(report)
-        assert "Switch traffic back to the warm standby" not in " ".join(task_names(report))
-        status, health = get_json("http://127.0.0.1:%d/health" % port)
-        assert status == 200 and health["version"] == "1.0.0", health
-        assert health["checks"]["migrations"]["revision"] == "0001", "the backup from before the deploy is back"
-        _, students = get_json("http://127.0.0.1:%d/api/v1/students" % port)
-        assert students["total"] == 7
-    finally:
-        teardown(inventory)
