@@ -56,7 +56,10 @@ def failures(report):
             for result in task["hosts"].values():
                 if result.get("failed") and not result.get("_ansible_ignore_errors") and not task["task"].get(
                         "ignore_errors"):
-                    found.append((task["task"]["name"], result.get("msg", "")))
+                    msg = result.get("msg", "")
+                    # a loop: "One or more items failed" says nothing; add what each failed item said
+                    items = [str(r.get("msg", "")) for r in result.get("results", []) if r.get("failed")]
+                    found.append((task["task"]["name"], "; ".join([msg] + items) if items else msg))
     return [f for f in found if "ignoring" not in f[1]]
 
 
