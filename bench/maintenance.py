@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.join(ROOT, ".collections"))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
+from backup import sh, wait_healthy  # noqa: E402 - bench/backup.py's helpers
 from loadgen import Load  # noqa: E402
 from modules import run_module  # noqa: E402
 
@@ -37,25 +38,10 @@ PASSWORD = "bench-maint-password"
 APP_IMAGE = os.environ.get("BENCH_APP_IMAGE", "rollcall/sms-app:1.1.0")
 
 
-def sh(argv, **kwargs):
-    return subprocess.run(argv, check=True, **kwargs)
-
-
 def psql(name, sql, database="sms"):
     return sh(["docker", "exec", "-e", "PGPASSWORD=" + PASSWORD, name, "psql", "-X", "-v", "ON_ERROR_STOP=1", "-h",
                "127.0.0.1", "-U", "postgres", "-d", database, "-qAtc", sql], capture_output=True,
               text=True).stdout.strip()
-
-
-def wait_healthy(name, timeout=180):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = subprocess.run(["docker", "inspect", "-f", "{{.State.Health.Status}}", name], capture_output=True,
-                               text=True).stdout.strip()
-        if state == "healthy":
-            return
-        time.sleep(1)
-    raise SystemExit("bench: %s did not become healthy" % name)
 
 
 def line(label, summary):
@@ -77,7 +63,7 @@ def main():
             "POSTGRES_USER=postgres", "-e", "POSTGRES_PASSWORD=" + PASSWORD, "-e", "POSTGRES_DB=sms",
             "rollcall/postgres:15", "postgres", "--shared_preload_libraries=pg_stat_statements"],
            stdout=subprocess.DEVNULL)
-        wait_healthy(db)
+        wait_healthy(db, timeout=180)
         rows = size_mb * 1024 * 1024 // 460  # the table, its dead tuples and three indexes: about size_mb in all
         print("maintenance: generating about %d MB (%d attendance rows, indexes included), updating a fifth..."
               % (size_mb, rows), flush=True)
@@ -96,7 +82,7 @@ def main():
             "DATABASE_URL=postgresql+psycopg2://postgres:%s@db:5432/app" % PASSWORD, "-e", "SECRET_KEY=" + "b" * 64,
             "-e", "RATE_LIMIT_PER_MINUTE=0", APP_IMAGE, "sh", "-c",
             "sms-app migrate && sms-app seed --students 200 && exec sms-app serve"], stdout=subprocess.DEVNULL)
-        wait_healthy(app)
+        wait_healthy(app, timeout=180)
         port = sh(["docker", "port", app, "8000/tcp"], capture_output=True, text=True).stdout.split(":")[-1].strip()
         url = "http://127.0.0.1:%s/api/v1/students?per_page=5" % port
         load = Load(url, rate=20, total=10 ** 6, max_seconds=3600, workers=8).start()
