@@ -597,25 +597,28 @@ def _when(value):
 
 
 # ---------------------------------------------------------------------------------------------- growth
-def growth(points, free_bytes=None):
+def growth(points, free_bytes=None, min_span_days=1.0):
     """Growth of a size over time and when the disk fills.
 
     ``points``: [(when, bytes)] (ISO strings or datetimes), any order. The rate is the least-squares slope over
-    the points (bytes per day); with fewer than two points at different times, or a rate of 0 or less, there is
-    no projection. ``free_bytes``: what is free on the file system now; it fills when the size has grown by that
-    much at that rate (from the newest point).
-    Returns {"rate_bytes_per_day", "points", "days_to_full", "full_on"} (None where unknown).
+    the points (bytes per day); with fewer than two points, points spanning less than ``min_span_days`` (runs a
+    few minutes apart would project a vacuum's or an import's step as a daily rate), or a rate of 0 or less,
+    there is no projection. ``free_bytes``: what is free on the file system now; it fills when the size has grown
+    by that much at that rate (from the newest point).
+    Returns {"rate_bytes_per_day", "points", "span_days", "days_to_full", "full_on"} (None where unknown).
     """
     series = sorted((t, float(v)) for t, v in ((_when(w), b) for w, b in points) if t is not None and v is not None)
-    result = {"rate_bytes_per_day": None, "points": len(series), "days_to_full": None, "full_on": None}
+    result = {"rate_bytes_per_day": None, "points": len(series), "span_days": 0.0, "days_to_full": None,
+              "full_on": None}
     if len(series) < 2:
         return result
     t0 = series[0][0]
     xs = [(when - t0).total_seconds() / 86400.0 for when, _size in series]
     ys = [size for _when_, size in series]
+    result["span_days"] = round(xs[-1], 3)
     mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
     spread = sum((x - mean_x) ** 2 for x in xs)
-    if spread == 0:
+    if spread == 0 or xs[-1] < min_span_days:
         return result
     rate = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
     result["rate_bytes_per_day"] = round(rate, 1)
@@ -898,8 +901,9 @@ def monthly_rollup(health, backups, incidents, sizes, now=None, days=ROLLUP_DAYS
         rate = growth(series)["rate_bytes_per_day"]
         out.append({"name": "capacity growth", "kind": "rollup", "status": OK,
                     "metrics": {"first_bytes": int(first), "last_bytes": int(last), "growth_bytes_per_day": rate},
-                    "reason": "database %d -> %d bytes in the last %d days (%+.1f %%), %s bytes/day"
-                    % (first, last, days, (100.0 * (last - first) / first) if first else 0.0, rate)})
+                    "reason": "database %d -> %d bytes in the last %d days (%+.1f %%), %s"
+                    % (first, last, days, (100.0 * (last - first) / first) if first else 0.0,
+                       "no daily rate yet (under a day of sizes)" if rate is None else "%s bytes/day" % rate)})
     else:
         out.append({"name": "capacity growth", "kind": "rollup", "status": OK, "metrics": {},
                     "reason": "%d database sizes recorded in the last %d days (2 needed)" % (len(series), days)})
@@ -951,9 +955,13 @@ def capacity_check(result, database_bytes, warn_days=90):
     metrics = {"database_bytes": database_bytes, "growth_bytes_per_day": result.get("rate_bytes_per_day"),
                "days_to_full": days}
     if result.get("rate_bytes_per_day") is None:
+        if result.get("points", 0) < 2:
+            why = "%d sizes recorded, 2 needed" % result.get("points", 0)
+        else:
+            why = "%d sizes over %.1f hours; a day of them needed" % (result["points"],
+                                                                     24 * float(result.get("span_days") or 0))
         return {"name": "capacity", "kind": "capacity", "status": OK, "metrics": metrics,
-                "reason": "database %s bytes; no growth rate yet (%d sizes recorded, 2 needed)"
-                % (database_bytes, result.get("points", 0))}
+                "reason": "database %s bytes; no growth rate yet (%s)" % (database_bytes, why)}
     reason = "database %s bytes, growing %s bytes/day" % (database_bytes, result["rate_bytes_per_day"])
     if days is None:
         return {"name": "capacity", "kind": "capacity", "status": OK, "metrics": metrics,

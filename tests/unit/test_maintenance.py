@@ -328,7 +328,8 @@ def test_data_check_spec_and_sql():
 def test_growth_rate_and_disk_full_date():
     points = [("2026-03-01T00:00:00Z", 1000), ("2026-03-02T00:00:00Z", 2000), ("2026-03-03T00:00:00Z", 3000)]
     result = mt.growth(points, free_bytes=10000)
-    assert result == {"rate_bytes_per_day": 1000.0, "points": 3, "days_to_full": 10.0, "full_on": "2026-03-13"}
+    assert result == {"rate_bytes_per_day": 1000.0, "points": 3, "span_days": 2.0, "days_to_full": 10.0,
+                      "full_on": "2026-03-13"}
 
 
 def test_growth_without_projection():
@@ -342,6 +343,10 @@ def test_growth_without_projection():
     glacial = mt.growth([("2026-03-01", 1000), ("2026-03-02", 1001)], free_bytes=10 ** 12)
     assert glacial["days_to_full"] > 365 * 200 and glacial["full_on"] is None
     assert mt.growth([("not a time", 1), (None, 2)])["points"] == 0
+    # runs minutes apart: a vacuum's or an import's step is not a daily rate
+    minutes = mt.growth([("2026-03-01T09:00:00Z", 8_000_000), ("2026-03-01T09:01:00Z", 8_100_000)], free_bytes=10 ** 9)
+    assert minutes["rate_bytes_per_day"] is None and minutes["days_to_full"] is None
+    assert minutes["span_days"] == round(60 / 86400, 3)
 
 
 def test_maintenance_prometheus_families():
@@ -376,6 +381,9 @@ def test_report_shapes_and_capacity():
         {"name": "n", "kind": "data", "status": "ok", "reason": "r", "metrics": {"a": 1}}]
     points = [{"at": "2026-03-01T00:00:00Z", "bytes": 0}, {"at": "2026-03-02T00:00:00Z", "bytes": 100}]
     assert capacity_check(points[:1], 100)["reason"].endswith("(1 sizes recorded, 2 needed)")
+    hour = [{"at": "2026-03-01T00:00:00Z", "bytes": 0}, {"at": "2026-03-01T01:30:00Z", "bytes": 10 ** 9}]
+    assert capacity_check(hour, 10 ** 9, free_bytes=1)["reason"].endswith(
+        "no growth rate yet (2 sizes over 1.5 hours; a day of them needed)")
     assert capacity_check(points, 100, free_bytes=50_000)["status"] == "ok"
     assert capacity_check(points, 100, free_bytes=5_000)["status"] == "warning"
     assert capacity_check(points, 100, free_bytes=500)["status"] == "critical"
@@ -591,6 +599,10 @@ def test_monthly_rollup_good_month_and_nothing_recorded():
     assert found["uptime"]["status"] == "warning" and "no health history" in found["uptime"]["reason"]
     assert found["backups"]["status"] == "critical" and "1 unreadable (x)" in found["backups"]["reason"]
     assert found["capacity growth"]["reason"] == "0 database sizes recorded in the last 30 days (2 needed)"
+    minutes = [{"at": "2026-11-30T09:00:00Z", "bytes": 100}, {"at": "2026-11-30T09:05:00Z", "bytes": 200}]
+    found = {c["name"]: c for c in mt.monthly_rollup([], [], [], minutes, MONTH_END)}
+    assert found["capacity growth"]["reason"] == (
+        "database 100 -> 200 bytes in the last 30 days (+100.0 %), no daily rate yet (under a day of sizes)")
 
 
 def test_size_chart_in_the_html_report():
