@@ -57,6 +57,9 @@ CADENCES = {
     "Rollcall monthly audit": ("Rollcall audit", "month", (4, 0), None, 1),
     "Rollcall quarterly security audit": ("Rollcall security audit", "quarter", (4, 30), None, 1),
     "Rollcall quarterly DR drill": ("Rollcall DR drill", "quarter", (5, 0), None, 2),
+    "Rollcall weekly database checks": ("Rollcall maintenance", dt.timedelta(weeks=1), (1, 0), 6, None),
+    "Rollcall monthly database maintenance": ("Rollcall maintenance", "month", (1, 30), None, 1),
+    "Rollcall mid-month reindex": ("Rollcall maintenance", "month", (1, 30), None, 15),
 }
 
 
