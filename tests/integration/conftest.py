@@ -137,3 +137,21 @@ def pytest_collection_modifyitems(config, items):
         return HEAVIEST.index(name) if name in HEAVIEST else len(HEAVIEST)
 
     items.sort(key=weight)  # stable: the order inside a file and among the rest stays
+
+
+# Seconds per file (setup, call and teardown of its tests, on whichever worker ran it), printed at the end: what
+# HEAVIEST above is ordered by.
+_FILE_SECONDS = {}
+
+
+def pytest_runtest_logreport(report):
+    name = report.nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+    _FILE_SECONDS[name] = _FILE_SECONDS.get(name, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _FILE_SECONDS:
+        return
+    terminalreporter.section("seconds per file (heaviest first)")
+    for name, seconds in sorted(_FILE_SECONDS.items(), key=lambda item: -item[1])[:20]:
+        terminalreporter.write_line("%8.1f  %s" % (seconds, name))
