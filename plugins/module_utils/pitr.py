@@ -304,6 +304,15 @@ def data_volume(mounts):
     return next((m.get("Name") or m.get("Source") for m in mounts if m.get("Destination") == DATA_DIR), None)
 
 
+def restore_args(target):
+    """pgbackrest restore's arguments: to a time (then promote), or ``None``: to the end of the archived WAL (the
+    server promotes by itself there; pgBackRest refuses --target-action without a target)."""
+    if target is None:
+        return ["restore", "--type=default", "--archive-mode=off"]
+    return ["restore", "--type=time", "--target=%s" % pg_time(target), "--target-action=promote",
+            "--archive-mode=off"]
+
+
 def restore_plan(target, container, scratch, scratch_volume, image, stanza=STANZA):
     """The steps a restore takes (what check mode reports)."""
     to = "the newest archived point" if target is None else pg_time(target)
@@ -312,8 +321,7 @@ def restore_plan(target, container, scratch, scratch_volume, image, stanza=STANZ
         "pg_stat_archiver) and check the target" % container,
         "create volume %s and container %s from %s (no network; repository and configuration read-only)"
         % (scratch_volume, scratch, image),
-        "pgbackrest --stanza=%s restore --type=%s --target-action=promote --archive-mode=off into it" % (
-            stanza, "default" if target is None else "time --target='%s'" % to),
+        "pgbackrest --stanza=%s %s into it" % (stanza, " ".join(restore_args(target))),
         "start PostgreSQL there (archive_mode=off, TCP on its own loopback only), wait until recovery reached %s "
         "and it is promoted" % to,
         "check: the replayed point against the target, row counts of every table, the check query",
@@ -512,9 +520,7 @@ class PITR:
                               labels={"rollcall.pitr.of": self.container})
         try:
             runner = ContainerRunner(scratch, self.docker_host)
-            args = ["restore", "--target-action=promote", "--archive-mode=off"]
-            args += ["--type=default"] if target is None else ["--type=time", "--target=%s" % pg_time(target)]
-            self.must(self.pgbackrest(*args, runner=runner), "pgbackrest restore")
+            self.must(self.pgbackrest(*restore_args(target), runner=runner), "pgbackrest restore")
             start = runner.run(["pg_ctl", "-D", DATA_DIR, "-w", "-t", str(wait_s), "-l", RECOVERY_LOG, "start",
                                 "-o", "-c listen_addresses=127.0.0.1 -c archive_mode=off"], user=PG_USER)
             state = {"started": start.rc == 0}

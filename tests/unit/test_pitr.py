@@ -286,9 +286,16 @@ def test_scratch_mounts_missing_means_pitr_is_off():
 
 def test_restore_plan_names_the_target_and_the_scratch_instance():
     plan = pitr.restore_plan(1796276000, "p-db", "p-db-pitr", "p-db-pitr-data", "rollcall/postgres:15")
-    assert any("--type=time --target='2026-12-03 05:33:20.000000+00'" in s for s in plan)
+    assert any("--type=time --target=2026-12-03 05:33:20.000000+00 --target-action=promote" in s for s in plan)
     assert any("p-db-pitr-data" in s for s in plan)
     assert "newest archived point" in pitr.restore_plan(None, "p-db", "s", "v", "i")[-3]
+
+
+def test_restore_args_to_a_time_promote_and_to_the_newest_point_do_not_name_an_action():
+    assert pitr.restore_args(1796276000) == ["restore", "--type=time", "--target=2026-12-03 05:33:20.000000+00",
+                                             "--target-action=promote", "--archive-mode=off"]
+    # pgBackRest 2.45: "option 'target-action' not valid without option 'type' in (immediate, lsn, name, time, xid)"
+    assert pitr.restore_args(None) == ["restore", "--type=default", "--archive-mode=off"]
 
 
 def test_restore_passes_when_promoted_at_or_before_the_target():
