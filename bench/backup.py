@@ -55,8 +55,9 @@ def wait_healthy(name, timeout=120):
     raise SystemExit("bench: %s did not become healthy" % name)
 
 
-def paired(label_raw, raw_fn, label_ours, ours_fn, runs):
+def paired(label_raw, raw_fn, label_ours, ours_fn, runs, untimed=None):
     """Alternate raw and ours ``runs`` times; medians of each and the median of the per-pair ratios.
+    ``untimed``: run after each pair, outside the timings (removing what ours made).
 
     Pairing cancels most of the drift of a shared machine (a slow minute slows both sides of a pair)."""
     raw_times, our_times, ratios = [], [], []
@@ -66,6 +67,8 @@ def paired(label_raw, raw_fn, label_ours, ours_fn, runs):
         middle = time.monotonic()
         ours_fn()
         end = time.monotonic()
+        if untimed:
+            untimed()
         raw_times.append(middle - start)
         our_times.append(end - middle)
         ratios.append((end - middle) / (middle - start))

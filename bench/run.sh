@@ -33,6 +33,9 @@ time_it "health.yml, one host (goal <= 5 s)" .venv/bin/ansible-playbook -i inven
 echo "== backup and restore against the raw tools (issue 4)"
 .venv/bin/python bench/backup.py
 
+echo "== physical backup and restore with pgBackRest against pg_dump / pg_restore (issue 14)"
+.venv/bin/python bench/pitr.py
+
 echo "== deploy and rollback under load (issue 5)"
 .venv/bin/python bench/release.py
 
