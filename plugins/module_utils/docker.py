@@ -12,6 +12,7 @@ wrapper that prints its pid on stderr before it becomes the command (``exec``); 
 with another exec (SIGTERM, then SIGKILL).
 """
 
+import contextlib
 import socket
 import time
 
@@ -271,3 +272,51 @@ def restart(container, docker_host=None, timeout=60):
         raise RunnerError("container %s does not exist" % container) from None
     except docker.errors.APIError as exc:
         raise RunnerError("cannot restart %s: %s" % (container, exc.explanation or exc)) from None
+
+
+def remove_stack(containers, volumes=(), network=None, docker_host=None, check_mode=False, stop_timeout=None):
+    """Remove a stack's containers (in the order given: stopped gracefully first, then removed with their anonymous
+    volumes), its network (its remaining endpoints disconnected first) and its named volumes, in one connection;
+    what is not there is fine. ``stop_timeout``: seconds before SIGKILL (default: each container's own stop
+    timeout, else Docker's 10 s). Returns {"containers", "network", "volumes"}: what was (or, in check mode,
+    would be) removed."""
+    api = client(docker_host)
+    removed = {"containers": [], "network": None, "volumes": []}
+    for name in containers:
+        try:
+            container = api.containers.get(name)
+        except docker.errors.NotFound:
+            continue
+        removed["containers"].append(name)
+        if check_mode:
+            continue
+        if container.status in ("running", "restarting", "paused"):
+            timeout = stop_timeout
+            if timeout is None:
+                timeout = (container.attrs.get("Config") or {}).get("StopTimeout") or 10
+            with contextlib.suppress(docker.errors.APIError):  # removed with force below
+                container.stop(timeout=timeout)
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(v=True, force=True)
+    if network:
+        try:
+            net = api.networks.get(network)
+        except docker.errors.NotFound:
+            net = None
+        if net is not None:
+            removed["network"] = network
+            if not check_mode:
+                for endpoint in (net.attrs.get("Containers") or {}):
+                    with contextlib.suppress(docker.errors.APIError):
+                        net.disconnect(endpoint, force=True)
+                with contextlib.suppress(docker.errors.NotFound):
+                    net.remove()
+    for name in volumes:
+        try:
+            volume = api.volumes.get(name)
+        except docker.errors.NotFound:
+            continue
+        removed["volumes"].append(name)
+        if not check_mode:
+            volume.remove(force=True)
+    return removed

@@ -958,8 +958,8 @@ def capacity_check(result, database_bytes, warn_days=90):
         if result.get("points", 0) < 2:
             why = "%d sizes recorded, 2 needed" % result.get("points", 0)
         else:
-            why = "%d sizes over %.1f hours; a day of them needed" % (result["points"],
-                                                                     24 * float(result.get("span_days") or 0))
+            hours = 24 * float(result.get("span_days") or 0)
+            why = "%d sizes over %.1f hours; a day of them needed" % (result["points"], hours)
         return {"name": "capacity", "kind": "capacity", "status": OK, "metrics": metrics,
                 "reason": "database %s bytes; no growth rate yet (%s)" % (database_bytes, why)}
     reason = "database %s bytes, growing %s bytes/day" % (database_bytes, result["rate_bytes_per_day"])

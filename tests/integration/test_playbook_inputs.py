@@ -209,7 +209,8 @@ def check_run(stack, name, *extra):
     ("health.yml", (), None),
     ("incident.yml", ("-e", "restart=true"), None),
     ("audit.yml", (), None),
-    ("teardown.yml", ("-e", "teardown_volumes=true", "-e", "confirm=yes"), "Remove the containers"),
+    ("teardown.yml", ("-e", "teardown_volumes=true", "-e", "confirm=yes"),
+     "Remove the containers, the network and (teardown_volumes) the data volumes"),
     # roles/sms_app and roles/backup restore (helper A's part of issue 9 item 7):
     ("deploy.yml", ("-e", "rollcall_app_version=1.1.0"), None),
     ("restore.yml", (), None),
