@@ -281,11 +281,17 @@ def remove_stack(containers, volumes=(), network=None, docker_host=None, check_m
     timeout, else Docker's 10 s). Returns {"containers", "network", "volumes"}: what was (or, in check mode,
     would be) removed."""
     api = client(docker_host)
+
+    def get(collection, name):
+        try:
+            return collection.get(name)
+        except docker.errors.NotFound:
+            return None
+
     removed = {"containers": [], "network": None, "volumes": []}
     for name in containers:
-        try:
-            container = api.containers.get(name)
-        except docker.errors.NotFound:
+        container = get(api.containers, name)
+        if container is None:
             continue
         removed["containers"].append(name)
         if check_mode:
@@ -299,10 +305,7 @@ def remove_stack(containers, volumes=(), network=None, docker_host=None, check_m
         with contextlib.suppress(docker.errors.NotFound):
             container.remove(v=True, force=True)
     if network:
-        try:
-            net = api.networks.get(network)
-        except docker.errors.NotFound:
-            net = None
+        net = get(api.networks, network)
         if net is not None:
             removed["network"] = network
             if not check_mode:
@@ -312,9 +315,8 @@ def remove_stack(containers, volumes=(), network=None, docker_host=None, check_m
                 with contextlib.suppress(docker.errors.NotFound):
                     net.remove()
     for name in volumes:
-        try:
-            volume = api.volumes.get(name)
-        except docker.errors.NotFound:
+        volume = get(api.volumes, name)
+        if volume is None:
             continue
         removed["volumes"].append(name)
         if not check_mode:
