@@ -143,6 +143,12 @@ def test_window_ignores_a_segment_the_repository_does_not_hold():
     assert win["latest"] == 1796278003 and "newest backup" in win["latest_why"]
 
 
+def test_window_of_a_lost_clusters_repository_ends_at_its_newest_backup():
+    win = pitr.window(pitr.parse_info(json.dumps(INFO)), None, NOW)
+    assert win["latest"] == 1796278003 and "gone" in win["latest_why"] and "to_time=latest" in win["latest_why"]
+    assert not win["archiving_failing"]
+
+
 def test_window_says_when_archiving_fails():
     archiver = dict(ARCHIVER, last_failed_wal="000000010000000000000008", last_failed_time=1796278700)
     win = pitr.window(pitr.parse_info(json.dumps(INFO)), archiver, NOW)
@@ -282,6 +288,51 @@ def test_scratch_mounts_are_read_only_copies_of_the_live_ones():
 def test_scratch_mounts_missing_means_pitr_is_off():
     with pytest.raises(PITRError, match="rollcall_pitr: true"):
         pitr.scratch_mounts(MOUNTS[:1])
+
+
+def test_scratch_mounts_from_another_repository_keep_the_live_configuration():
+    assert pitr.scratch_mounts(MOUNTS, "/srv/old-repo") == [("/srv/conf", pitr.CONFIG_DIR, True),
+                                                            ("/srv/old-repo", pitr.REPO_DIR, True)]
+
+
+def test_scratch_mounts_from_another_repository_still_need_the_configuration():
+    with pytest.raises(PITRError, match=pitr.CONFIG_DIR):
+        pitr.scratch_mounts(MOUNTS[:1], "/srv/old-repo")
+
+
+def test_repo_source_without_repo_is_the_live_one():
+    assert pitr.repo_source(None, MOUNTS) == "live"
+    assert pitr.repo_source("", MOUNTS) == "live"
+
+
+def test_repo_source_naming_the_live_repository_is_the_live_one():
+    assert pitr.repo_source("p-pitr", MOUNTS) == "live"
+    bound = MOUNTS[:2] + [{"Type": "bind", "Source": "/b/pitr/p", "Destination": pitr.REPO_DIR}]
+    assert pitr.repo_source("/b/pitr/p/", bound) == "live"
+
+
+def test_repo_source_another_repository():
+    assert pitr.repo_source("/b/pitr/p", MOUNTS) == "repository"
+    assert pitr.repo_source("/b/pitr/p", MOUNTS[:1]) == "repository"
+
+
+def test_preview_target_latest_is_none():
+    assert pitr.preview_target("latest", NOW) is None
+    assert pitr.preview_target(None, NOW) is None
+
+
+def test_preview_target_parses_a_time():
+    assert pitr.preview_target("2026-12-03T05:33:20Z", 1796276000 + 10) == 1796276000
+
+
+def test_preview_target_in_the_future_is_refused():
+    with pytest.raises(PITRError, match="future"):
+        pitr.preview_target("2026-12-03T05:33:20Z", 1796276000 - 10)
+
+
+def test_restore_plan_from_another_repository_says_so():
+    plan = pitr.restore_plan(None, "p-db", "s", "v", "i", repo="/b/pitr/old")
+    assert "/b/pitr/old" in plan[0] and "not p-db's own" in plan[0]
 
 
 def test_restore_plan_names_the_target_and_the_scratch_instance():
