@@ -157,7 +157,8 @@ def document(project, drill_project, engine, mode, events, disaster_at, recovere
     return {
         "kind": "dr_drill", "generated_at": generated_at or report.isoformat(report.utcnow()),
         "project": project, "drill_project": drill_project, "engine": engine, "mode": mode, "source": mode,
-        "source_why": recovery_source(mode, backup), "status": status, "reasons": reasons, "rto_s": rto, "rpo_s": point.get("rpo_s"),
+        "source_why": recovery_source(mode, backup), "status": status, "reasons": reasons, "rto_s": rto,
+        "rpo_s": point.get("rpo_s"),
         "worst_case_rpo_s": worst, "worst_case_rpo_why": why, "recovery_point": point, "targets": rows,
         "checks": checks, "backup": backup or {}, "timeline": timeline(events, origin=None),
     }

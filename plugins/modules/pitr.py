@@ -103,7 +103,7 @@ options:
     description:
       - C(restore) only; restore from this repository (a host directory or a volume) instead of the live
         container's own - the repository of a cluster that is gone (after a rebuild the new cluster archives to a
-        new repository: the old stanza holds another system identifier). It is mounted read-only into the scratch
+        new repository; the old stanza holds another system identifier). It is mounted read-only into the scratch
         instance with the live container's configuration (the same cipher pass), read (info), verified, and the
         target checked against its backups there. The time of its last archived WAL is not known, so a time after
         its newest backup is refused; O(to_time=latest) recovers to the end of its WAL.
