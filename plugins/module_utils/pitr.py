@@ -332,6 +332,16 @@ def data_volume(mounts):
     return next((m.get("Name") or m.get("Source") for m in mounts if m.get("Destination") == DATA_DIR), None)
 
 
+def restore_args(target):
+    """pgbackrest restore's arguments: to a time, promoted there; without a target (latest), every archived
+    segment replayed (``--type=default``; pgBackRest refuses ``--target-action`` with it, and PostgreSQL promotes
+    at the end of the WAL by itself). Never archiving from the scratch instance."""
+    if target is None:
+        return ["restore", "--type=default", "--archive-mode=off"]
+    return ["restore", "--type=time", "--target=%s" % pg_time(target), "--target-action=promote",
+            "--archive-mode=off"]
+
+
 def restore_plan(target, container, scratch, scratch_volume, image, stanza=STANZA, repo=None):
     """The steps a restore takes (what check mode reports). ``repo``: from that repository, not the live one."""
     to = "the newest archived point" if target is None else pg_time(target)
@@ -343,8 +353,9 @@ def restore_plan(target, container, scratch, scratch_volume, image, stanza=STANZ
         first,
         "create volume %s and container %s from %s (no network; repository and configuration read-only)"
         % (scratch_volume, scratch, image),
-        "pgbackrest --stanza=%s restore --type=%s --target-action=promote --archive-mode=off into it" % (
-            stanza, "default" if target is None else "time --target='%s'" % to),
+        "pgbackrest --stanza=%s restore %s into it" % (
+            stanza, "--type=default --archive-mode=off" if target is None
+            else "--type=time --target='%s' --target-action=promote --archive-mode=off" % to),
         "start PostgreSQL there (archive_mode=off, TCP on its own loopback only), wait until recovery reached %s "
         "and it is promoted" % to,
         "check: the replayed point against the target, row counts of every table, the check query",
@@ -561,9 +572,7 @@ class PITR:
                 result.update(window=win, target=iso(target) if target is not None else None,
                               plan=restore_plan(target, self.container, scratch, scratch_volume, image,
                                                 self.stanza, from_repo))
-            args = ["restore", "--target-action=promote", "--archive-mode=off"]
-            args += ["--type=default"] if target is None else ["--type=time", "--target=%s" % pg_time(target)]
-            self.must(self.pgbackrest(*args, runner=runner), "pgbackrest restore")
+            self.must(self.pgbackrest(*restore_args(target), runner=runner), "pgbackrest restore")
             start = runner.run(["pg_ctl", "-D", DATA_DIR, "-w", "-t", str(wait_s), "-l", RECOVERY_LOG, "start",
                                 "-o", "-c listen_addresses=127.0.0.1 -c archive_mode=off"], user=PG_USER)
             state = {"started": start.rc == 0}

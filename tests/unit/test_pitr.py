@@ -330,6 +330,15 @@ def test_preview_target_in_the_future_is_refused():
         pitr.preview_target("2026-12-03T05:33:20Z", 1796276000 - 10)
 
 
+def test_restore_args_latest_replays_everything_without_a_target_action():
+    assert pitr.restore_args(None) == ["restore", "--type=default", "--archive-mode=off"]
+
+
+def test_restore_args_to_a_time_promote_there():
+    assert pitr.restore_args(1796276000) == ["restore", "--type=time", "--target=2026-12-03 05:33:20.000000+00",
+                                             "--target-action=promote", "--archive-mode=off"]
+
+
 def test_restore_plan_from_another_repository_says_so():
     plan = pitr.restore_plan(None, "p-db", "s", "v", "i", repo="/b/pitr/old")
     assert "/b/pitr/old" in plan[0] and "not p-db's own" in plan[0]
