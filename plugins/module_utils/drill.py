@@ -71,6 +71,19 @@ def worst_case_rpo(mode, backup_interval_s=86400, archive_timeout_s=60):
     raise DrillError("unknown recovery mode %r (dump or pitr)" % (mode,))
 
 
+def recovery_source(mode, backup=None):
+    """What the drill restored, said in a sentence: ``pitr`` - the pgBackRest repository replayed to the end of its
+    archived WAL (then dumped into ``backup`` and swapped in); ``dump`` - the newest verified dump ``backup``."""
+    backup = backup or {}
+    name = backup.get("name") or "unknown"
+    if mode == "pitr":
+        return ("point-in-time recovery: the pgBackRest repository that survived the disaster, replayed to the end "
+                "of its archived WAL (restored through the backup %s made from it)" % name)
+    if mode == "dump":
+        return "the newest verified dump, %s (made %s)" % (name, backup.get("finished_at") or "at an unknown time")
+    raise DrillError("unknown recovery mode %r (dump or pitr)" % (mode,))
+
+
 def judge(rto_s, rpo_s, worst_rpo_s, targets=SEED_TARGETS):
     """One row per seed target: is the measured RTO, the measured RPO and the set-up's worst case within it."""
     rows = []
@@ -143,8 +156,9 @@ def document(project, drill_project, engine, mode, events, disaster_at, recovere
     status, reasons = verdict(point, rto, rows, checks)
     return {
         "kind": "dr_drill", "generated_at": generated_at or report.isoformat(report.utcnow()),
-        "project": project, "drill_project": drill_project, "engine": engine, "mode": mode,
-        "status": status, "reasons": reasons, "rto_s": rto, "rpo_s": point.get("rpo_s"),
+        "project": project, "drill_project": drill_project, "engine": engine, "mode": mode, "source": mode,
+        "source_why": recovery_source(mode, backup), "status": status, "reasons": reasons, "rto_s": rto,
+        "rpo_s": point.get("rpo_s"),
         "worst_case_rpo_s": worst, "worst_case_rpo_why": why, "recovery_point": point, "targets": rows,
         "checks": checks, "backup": backup or {}, "timeline": timeline(events, origin=None),
     }
@@ -168,16 +182,19 @@ _TARGET_HEADERS = ["seed", "the seed says", "RTO target", "measured RTO", "RPO t
 
 
 def summary(doc):
-    return ("RTO %s, RPO %s (%d of %d acknowledged writes survived); a real disaster could lose up to %s (%s)"
+    return ("RTO %s, RPO %s (%d of %d acknowledged writes survived; recovered from %s); a real disaster could lose "
+            "up to %s (%s)"
             % (report.fmt_duration(doc["rto_s"]), report.fmt_duration(doc["rpo_s"]),
                doc["recovery_point"].get("survived", 0), doc["recovery_point"].get("writes", 0),
-               report.fmt_duration(doc["worst_case_rpo_s"]), doc["worst_case_rpo_why"]))
+               doc.get("source", doc["mode"]), report.fmt_duration(doc["worst_case_rpo_s"]),
+               doc["worst_case_rpo_why"]))
 
 
 def render_markdown(doc):
     out = ["# Disaster-recovery drill: %s (%s, scratch project %s)" % (doc["project"], doc["engine"],
                                                                        doc["drill_project"]),
-           "", "Status: **%s**. %s." % (doc["status"].upper(), summary(doc)), ""]
+           "", "Status: **%s**. %s." % (doc["status"].upper(), summary(doc)), "",
+           "Recovered from: %s." % doc.get("source_why", ""), ""]
     out.extend("- %s" % " ".join(str(r).split()) for r in doc["reasons"])
     out.extend(["", "## Against the seeds' targets", "", report.md_table(_TARGET_HEADERS, _target_rows(doc)),
                 "", "## Checks after the recovery", "",
@@ -195,7 +212,8 @@ def render_html(doc):
     intro = (report.badge(status), report.esc(summary(doc)), report.esc(doc["engine"]),
              report.esc(doc["drill_project"]))
     body = ["<h1>Disaster-recovery drill: %s</h1>" % report.esc(doc["project"]),
-            "<p>%s %s. Engine %s, scratch project %s.</p>" % intro]
+            "<p>%s %s. Engine %s, scratch project %s.</p>" % intro,
+            "<p>Recovered from: %s.</p>" % report.esc(doc.get("source_why", ""))]
     if doc["reasons"]:
         body.append("<ul>%s</ul>" % "".join("<li>%s</li>" % report.esc(r) for r in doc["reasons"]))
     body.append("<h2>Against the seeds' targets</h2>" + report.html_table(_TARGET_HEADERS, _target_rows(doc)))

@@ -146,6 +146,10 @@ def window(info, archiver, now):
         return None
     newest_stop = info["newest_backup"]["stop"]
     latest, why = newest_stop, "the end of the newest backup"
+    if archiver is None:  # a repository whose cluster is gone (restore from_repo): no archiver to ask
+        latest, why = newest_stop, ("the end of the newest backup (the cluster that archived here is gone, the time "
+                                    "of its last archived WAL is not known; to_time=latest recovers to its end)")
+        archiver = {}
     wal, at = archiver.get("last_archived_wal"), archiver.get("last_archived_time")
     if wal and at and info["archive_max"] and wal[:24] <= info["archive_max"] and at > newest_stop:
         latest, why = at, "the last WAL segment archived (%s)" % wal[:24]
@@ -286,12 +290,14 @@ def judge_verify(rc, parsed, stderr=""):
             else "; ".join(problems)}
 
 
-def scratch_mounts(mounts):
+def scratch_mounts(mounts, repo=None):
     """[(source, target, read_only)] the scratch instance needs from the live container's inspect ``Mounts``:
-    the configuration (read-only) and the repository (read-only: a scratch never pushes WAL)."""
-    found = {}
+    the configuration (read-only) and the repository (read-only: a scratch never pushes WAL). ``repo``: restore
+    from that repository (a host directory or a volume: the one a lost cluster archived to) instead of the live
+    container's own."""
+    found = {REPO_DIR: repo} if repo else {}
     for m in mounts:
-        if m.get("Destination") in (CONFIG_DIR, REPO_DIR):
+        if m.get("Destination") in (CONFIG_DIR, REPO_DIR) and m["Destination"] not in found:
             found[m["Destination"]] = m.get("Name") if m.get("Type") == "volume" else m.get("Source")
     missing = [d for d in (CONFIG_DIR, REPO_DIR) if d not in found]
     if missing:
@@ -300,25 +306,51 @@ def scratch_mounts(mounts):
     return [(found[CONFIG_DIR], CONFIG_DIR, True), (found[REPO_DIR], REPO_DIR, True)]
 
 
+def repo_source(repo, mounts):
+    """Where a restore reads: ``"live"`` (the live container's repository) without ``repo`` or when ``repo`` is
+    that one, else ``"repository"`` (the repository of a lost cluster, e.g. after a rebuild: the new cluster
+    archives to its own repository and cannot use the old one, whose stanza holds another system identifier)."""
+    if not repo:
+        return "live"
+    live = next((m.get("Name") if m.get("Type") == "volume" else m.get("Source") for m in mounts
+                 if m.get("Destination") == REPO_DIR), None)
+    return "live" if live and live.rstrip("/") == str(repo).rstrip("/") else "repository"
+
+
+def preview_target(to_time, now):
+    """The target of a restore from another repository before its window is known (check mode): parsed, and
+    refused in the future; ``None`` for the newest point."""
+    if to_time in (None, "", "latest"):
+        return None
+    target = parse_time(to_time)
+    if target > now:
+        raise PITRError("to_time %s is in the future" % iso(target))
+    return target
+
+
 def data_volume(mounts):
     return next((m.get("Name") or m.get("Source") for m in mounts if m.get("Destination") == DATA_DIR), None)
 
 
 def restore_args(target):
-    """pgbackrest restore's arguments: to a time (then promote), or ``None``: to the end of the archived WAL (the
-    server promotes by itself there; pgBackRest refuses --target-action without a target)."""
+    """pgbackrest restore's arguments: to a time, promoted there; without a target (latest), every archived
+    segment replayed (``--type=default``; pgBackRest refuses ``--target-action`` with it, and PostgreSQL promotes
+    at the end of the WAL by itself). Never archiving from the scratch instance."""
     if target is None:
         return ["restore", "--type=default", "--archive-mode=off"]
     return ["restore", "--type=time", "--target=%s" % pg_time(target), "--target-action=promote",
             "--archive-mode=off"]
 
 
-def restore_plan(target, container, scratch, scratch_volume, image, stanza=STANZA):
-    """The steps a restore takes (what check mode reports)."""
+def restore_plan(target, container, scratch, scratch_volume, image, stanza=STANZA, repo=None):
+    """The steps a restore takes (what check mode reports). ``repo``: from that repository, not the live one."""
     to = "the newest archived point" if target is None else pg_time(target)
+    first = ("archive up to now on %s (a marker commit and a WAL switch), read the recoverable window (pgbackrest "
+             "info, pg_stat_archiver) and check the target" % container) if not repo else (
+        "restore from the repository %s (not %s's own): read it there (pgbackrest info, verify) and check the "
+        "target against its backups" % (repo, container))
     return [
-        "archive up to now on %s (a marker commit and a WAL switch), read the recoverable window (pgbackrest info, "
-        "pg_stat_archiver) and check the target" % container,
+        first,
         "create volume %s and container %s from %s (no network; repository and configuration read-only)"
         % (scratch_volume, scratch, image),
         "pgbackrest --stanza=%s %s into it" % (stanza, " ".join(restore_args(target))),
@@ -494,23 +526,29 @@ class PITR:
 
     # -- the scratch instance -------------------------------------------------------------------------------------
     def restore(self, to_time, scratch, scratch_volume, query=None, database="postgres", keep_failed=False,
-                check_mode=False, wait_s=300, now=None):
+                check_mode=False, wait_s=300, now=None, repo=None):
         from . import docker as dockerlib
 
         now = now or time.time()
-        if not check_mode and to_time not in (None, "", "latest"):
-            self.archive_now()
-        info, win = self.status(time.time())
-        target = validate_target(to_time, win, now, reach_now=check_mode)
         live = dockerlib.inspect(self.container, self.docker_host)
-        mounts = scratch_mounts(live.get("Mounts", []))
+        source = repo_source(repo, live.get("Mounts", []))
+        from_repo = repo if source == "repository" else None
+        if from_repo:  # the repository is read in the scratch instance, where it is mounted
+            info, win, target = None, None, preview_target(to_time, now)
+        else:
+            if not check_mode and to_time not in (None, "", "latest"):
+                self.archive_now()
+            info, win = self.status(time.time())
+            target = validate_target(to_time, win, now, reach_now=check_mode)
+        mounts = scratch_mounts(live.get("Mounts", []), from_repo)
         if scratch_volume == data_volume(live.get("Mounts", [])) or scratch == self.container:
             raise PITRError("the scratch instance must be new: %s / %s is the live database"
                             % (scratch, scratch_volume))
         image = live["Config"]["Image"]
-        plan = restore_plan(target, self.container, scratch, scratch_volume, image, self.stanza)
+        plan = restore_plan(target, self.container, scratch, scratch_volume, image, self.stanza, from_repo)
         result = {"plan": plan, "target": iso(target) if target is not None else None, "window": win,
-                  "scratch": scratch, "scratch_volume": scratch_volume, "image": image}
+                  "scratch": scratch, "scratch_volume": scratch_volume, "image": image, "source": source,
+                  "repo": from_repo}
         if check_mode:
             return result
         from .docker import ContainerRunner
@@ -520,6 +558,18 @@ class PITR:
                               labels={"rollcall.pitr.of": self.container})
         try:
             runner = ContainerRunner(scratch, self.docker_host)
+            if from_repo:
+                info = parse_info(self.must(self.pgbackrest("info", "--output=json", runner=runner),
+                                            "pgbackrest info").text, self.stanza)
+                checked = self.pgbackrest("verify", "--output=text", console="detail", runner=runner)
+                verdict = judge_verify(checked.rc, parse_verify(checked.text), checked.stderr)
+                if not verdict["passed"]:
+                    raise PITRError("the repository %s: %s" % (from_repo, verdict["message"]))
+                win = window(info, None, time.time())
+                target = validate_target(to_time, win, now)
+                result.update(window=win, target=iso(target) if target is not None else None,
+                              plan=restore_plan(target, self.container, scratch, scratch_volume, image,
+                                                self.stanza, from_repo))
             self.must(self.pgbackrest(*restore_args(target), runner=runner), "pgbackrest restore")
             start = runner.run(["pg_ctl", "-D", DATA_DIR, "-w", "-t", str(wait_s), "-l", RECOVERY_LOG, "start",
                                 "-o", "-c listen_addresses=127.0.0.1 -c archive_mode=off"], user=PG_USER)

@@ -128,6 +128,14 @@ rpo_s:
   description: Seconds of acknowledged writes lost (the last acknowledged write against the newest that survived).
   returned: always
   type: float
+source:
+  description: What the drill recovered from, O(mode) - V(pitr) (the pgBackRest repository) or V(dump).
+  returned: always
+  type: str
+source_why:
+  description: The same in a sentence, with the backup restored.
+  returned: always
+  type: str
 worst_case_rpo_s:
   description: The data a real disaster could lose with this set-up, in seconds.
   returned: always
@@ -224,7 +232,8 @@ def main():
     doc = drill.document(p["project"], p["drill_project"], p["engine"], p["mode"], p["events"], p["disaster_at"],
                          p["recovered_at"], point, p["checks"], p["backup_interval_s"], p["archive_timeout_s"],
                          p["backup"], report.isoformat(now))
-    result = dict(changed=False, status=doc["status"], rto_s=doc["rto_s"], rpo_s=doc["rpo_s"],
+    result = dict(changed=False, status=doc["status"], rto_s=doc["rto_s"], rpo_s=doc["rpo_s"], source=doc["source"],
+                  source_why=doc["source_why"],
                   worst_case_rpo_s=doc["worst_case_rpo_s"], reasons=doc["reasons"], recovery_point=point,
                   targets=doc["targets"], summary=drill.summary(doc), survived=sorted(survived), name=name,
                   paths={})

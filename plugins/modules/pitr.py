@@ -99,6 +99,15 @@ options:
       - C(restore) only; ISO 8601 with a time zone (C(2026-12-03T05:16:33Z)). Not set or C(latest) - the newest
         archived point. Refused when outside the recoverable window (RV(window)).
     type: str
+  repo:
+    description:
+      - C(restore) only; restore from this repository (a host directory or a volume) instead of the live
+        container's own - the repository of a cluster that is gone (after a rebuild the new cluster archives to a
+        new repository; the old stanza holds another system identifier). It is mounted read-only into the scratch
+        instance with the live container's configuration (the same cipher pass), read (info), verified, and the
+        target checked against its backups there. The time of its last archived WAL is not known, so a time after
+        its newest backup is refused; O(to_time=latest) recovers to the end of its WAL.
+    type: str
   scratch:
     description:
       - C(restore) and C(drop_scratch); the scratch container's name (default C(<container>-pitr)); its volume is
@@ -240,6 +249,14 @@ scratch_volume:
   description: C(restore); its volume.
   returned: action is restore
   type: str
+source:
+  description: C(restore); C(live) (the live container's repository) or C(repository) (O(repo), another one).
+  returned: action is restore
+  type: str
+repo:
+  description: C(restore); the repository restored from when it is not the live one (O(repo)), else null.
+  returned: action is restore
+  type: str
 duration_s:
   description: C(restore); seconds from creating the scratch instance to the checks' end.
   returned: action is restore and not check mode
@@ -307,7 +324,7 @@ def run(module):
         return dict(changed=False, failed=p["fail_on_problem"] and not result["passed"], **result)
     # restore
     result = tool.restore(p["to_time"], scratch, scratch_volume, query=p["query"], database=p["database"],
-                          keep_failed=p["keep_failed"], check_mode=check_mode)
+                          keep_failed=p["keep_failed"], check_mode=check_mode, repo=p["repo"])
     if check_mode:
         to = result["target"] or "the newest point"
         return dict(changed=False, message="would restore to %s into %s" % (to, scratch), **result)
@@ -334,6 +351,7 @@ def main():
             compress_type=dict(type="str", default="lz4", choices=["none", "gz", "lz4", "zst", "bz2"]),
             compress_level=dict(type="int"),
             to_time=dict(type="str"),
+            repo=dict(type="str"),
             scratch=dict(type="str"),
             database=dict(type="str", default="postgres"),
             query=dict(type="str"),

@@ -58,6 +58,30 @@ def test_worst_case_is_the_archive_timeout_with_pitr_and_the_backup_interval_wit
         drill.worst_case_rpo("magic")
 
 
+def test_recovery_source_pitr_names_the_repository_and_the_backup_made_from_it():
+    why = drill.recovery_source("pitr", {"name": "sms-20261203T000000Z", "finished_at": "x"})
+    assert "point-in-time recovery" in why and "end of its archived WAL" in why and "sms-20261203T000000Z" in why
+
+
+def test_recovery_source_dump_names_the_dump_and_its_time():
+    why = drill.recovery_source("dump", {"name": "sms-1", "finished_at": "2026-12-03T00:00:00Z"})
+    assert why == "the newest verified dump, sms-1 (made 2026-12-03T00:00:00Z)"
+    assert "unknown" in drill.recovery_source("dump", None)
+
+
+def test_recovery_source_unknown_mode_is_refused():
+    with pytest.raises(drill.DrillError):
+        drill.recovery_source("magic", {})
+
+
+def test_the_document_and_its_renderings_say_the_source():
+    doc = _doc(drill.recovery_point(writes(10), range(1, 10)), mode="pitr")
+    assert doc["source"] == "pitr" and "point-in-time recovery" in doc["source_why"]
+    assert "recovered from pitr" in drill.summary(doc)
+    assert "Recovered from: point-in-time" in drill.render_markdown(doc)
+    assert "Recovered from: point-in-time" in drill.render_html(doc)
+
+
 def test_judge_compares_each_seed_target():
     rows = {r["seed"]: r for r in drill.judge(rto_s=1000, rpo_s=30, worst_rpo_s=86400)}
     assert rows["000"]["rto_met"] and not rows["001"]["rto_met"] and rows["002"]["rto_met"]
@@ -98,7 +122,7 @@ def test_failed_on_a_hole_nothing_surviving_no_writes_a_failed_check_or_a_missed
 def test_renderers_show_the_figures_against_the_targets():
     doc = _doc(drill.recovery_point(writes(10), range(1, 8)), mode="dump")
     md = drill.render_markdown(doc)
-    assert "RTO 2 min, RPO 3 s (7 of 10 acknowledged writes survived)" in md
+    assert "RTO 2 min, RPO 3 s (7 of 10 acknowledged writes survived; recovered from dump)" in md
     assert "| 000 |" in md and "NOT met" in md and "| 60 | DISASTER |" in md
     page = drill.render_html(doc)
     assert "<svg" in page and "RTO 2 min" in page and "<script" not in page

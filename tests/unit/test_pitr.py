@@ -143,6 +143,12 @@ def test_window_ignores_a_segment_the_repository_does_not_hold():
     assert win["latest"] == 1796278003 and "newest backup" in win["latest_why"]
 
 
+def test_window_of_a_lost_clusters_repository_ends_at_its_newest_backup():
+    win = pitr.window(pitr.parse_info(json.dumps(INFO)), None, NOW)
+    assert win["latest"] == 1796278003 and "gone" in win["latest_why"] and "to_time=latest" in win["latest_why"]
+    assert not win["archiving_failing"]
+
+
 def test_window_says_when_archiving_fails():
     archiver = dict(ARCHIVER, last_failed_wal="000000010000000000000008", last_failed_time=1796278700)
     win = pitr.window(pitr.parse_info(json.dumps(INFO)), archiver, NOW)
@@ -284,18 +290,65 @@ def test_scratch_mounts_missing_means_pitr_is_off():
         pitr.scratch_mounts(MOUNTS[:1])
 
 
+def test_scratch_mounts_from_another_repository_keep_the_live_configuration():
+    assert pitr.scratch_mounts(MOUNTS, "/srv/old-repo") == [("/srv/conf", pitr.CONFIG_DIR, True),
+                                                            ("/srv/old-repo", pitr.REPO_DIR, True)]
+
+
+def test_scratch_mounts_from_another_repository_still_need_the_configuration():
+    with pytest.raises(PITRError, match=pitr.CONFIG_DIR):
+        pitr.scratch_mounts(MOUNTS[:1], "/srv/old-repo")
+
+
+def test_repo_source_without_repo_is_the_live_one():
+    assert pitr.repo_source(None, MOUNTS) == "live"
+    assert pitr.repo_source("", MOUNTS) == "live"
+
+
+def test_repo_source_naming_the_live_repository_is_the_live_one():
+    assert pitr.repo_source("p-pitr", MOUNTS) == "live"
+    bound = MOUNTS[:2] + [{"Type": "bind", "Source": "/b/pitr/p", "Destination": pitr.REPO_DIR}]
+    assert pitr.repo_source("/b/pitr/p/", bound) == "live"
+
+
+def test_repo_source_another_repository():
+    assert pitr.repo_source("/b/pitr/p", MOUNTS) == "repository"
+    assert pitr.repo_source("/b/pitr/p", MOUNTS[:1]) == "repository"
+
+
+def test_preview_target_latest_is_none():
+    assert pitr.preview_target("latest", NOW) is None
+    assert pitr.preview_target(None, NOW) is None
+
+
+def test_preview_target_parses_a_time():
+    assert pitr.preview_target("2026-12-03T05:33:20Z", 1796276000 + 10) == 1796276000
+
+
+def test_preview_target_in_the_future_is_refused():
+    with pytest.raises(PITRError, match="future"):
+        pitr.preview_target("2026-12-03T05:33:20Z", 1796276000 - 10)
+
+
+def test_restore_args_latest_replays_everything_without_a_target_action():
+    assert pitr.restore_args(None) == ["restore", "--type=default", "--archive-mode=off"]
+
+
+def test_restore_args_to_a_time_promote_there():
+    assert pitr.restore_args(1796276000) == ["restore", "--type=time", "--target=2026-12-03 05:33:20.000000+00",
+                                             "--target-action=promote", "--archive-mode=off"]
+
+
+def test_restore_plan_from_another_repository_says_so():
+    plan = pitr.restore_plan(None, "p-db", "s", "v", "i", repo="/b/pitr/old")
+    assert "/b/pitr/old" in plan[0] and "not p-db's own" in plan[0]
+
+
 def test_restore_plan_names_the_target_and_the_scratch_instance():
     plan = pitr.restore_plan(1796276000, "p-db", "p-db-pitr", "p-db-pitr-data", "rollcall/postgres:15")
     assert any("--type=time --target=2026-12-03 05:33:20.000000+00 --target-action=promote" in s for s in plan)
     assert any("p-db-pitr-data" in s for s in plan)
     assert "newest archived point" in pitr.restore_plan(None, "p-db", "s", "v", "i")[-3]
-
-
-def test_restore_args_to_a_time_promote_and_to_the_newest_point_do_not_name_an_action():
-    assert pitr.restore_args(1796276000) == ["restore", "--type=time", "--target=2026-12-03 05:33:20.000000+00",
-                                             "--target-action=promote", "--archive-mode=off"]
-    # pgBackRest 2.45: "option 'target-action' not valid without option 'type' in (immediate, lsn, name, time, xid)"
-    assert pitr.restore_args(None) == ["restore", "--type=default", "--archive-mode=off"]
 
 
 def test_restore_passes_when_promoted_at_or_before_the_target():
