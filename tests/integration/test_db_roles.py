@@ -54,6 +54,17 @@ def stack(tmp_path_factory):
         teardown(inventory)
 
 
+MATRIX = "Apply the role matrix (roles, memberships, ownership, privileges; one transaction)"
+
+
+def matrix_changes(report):
+    """The changes the role matrix module reported in a playbook's JSON report."""
+    found = [task["hosts"]["localhost"].get("changes", []) for play in report["plays"] for task in play["tasks"]
+             if task["task"]["name"].split(" : ")[-1] == MATRIX and "localhost" in task["hosts"]]
+    assert len(found) == 1, found
+    return found[0]
+
+
 def password(role):
     return derived_password(ROOT_PASSWORD, role)
 
@@ -134,14 +145,18 @@ def test_a_stack_from_before_the_matrix_moves_to_it_while_serving(stack, docker_
     owners = as_postgres(docker_client, "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class c JOIN "
                                         "pg_namespace n ON n.oid = relnamespace WHERE nspname = 'public'")
     assert owners == "sms_owner", owners
-    assert "Take from the app's login what it does not need" in changed_tasks(report)
+    changes = matrix_changes(report)
+    assert MATRIX in changed_tasks(report)
+    assert "set NOSUPERUSER on role sms" in changes and "create role sms_owner" in " ".join(changes), changes
+    assert any(line.startswith("database owner: sms_owner") for line in changes), changes
 
 
 def test_check_mode_on_a_matrix_stack_changes_nothing(stack, docker_client):
     as_postgres(docker_client, "REVOKE DELETE ON grades FROM sms")
     proc, report = playbook(stack, "deploy.yml", "--check", "--diff")
     assert proc.returncode == 0, failures(report)
-    assert "Grant the app and the reports what they need on the tables and sequences" in changed_tasks(report)
+    assert MATRIX in changed_tasks(report)
+    assert [line for line in matrix_changes(report) if line.startswith("privileges: grades ")], matrix_changes(report)
     code, out = psql(docker_client, "sms", DB_PASSWORD, "DELETE FROM grades WHERE false")
     assert code != 0 and "permission denied" in out, "check mode granted nothing: %s" % out
     proc, report = playbook(stack, "deploy.yml")
