@@ -110,9 +110,9 @@ def main():
     except ImportError as exc:
         module.fail_json(msg="The PostgreSQL driver is missing on this host (%s); install psycopg2." % exc)
     except Exception as exc:
-        reason = str(exc).strip()
+        reason = (where, p["login_user"], p["database"], str(exc).strip())
         module.fail_json(msg="Could not log in to PostgreSQL at %s as its admin %s to database %s: %s. Check that the "
-                         "database runs and rollcall_db_root_password." % (where, p["login_user"], p["database"], reason))
+                         "database runs and rollcall_db_root_password." % reason)
     try:
         changes, before, after = db_roles.apply_pg(connection, names, p["role_passwords"], p["schema"],
                                                    check_mode=module.check_mode)
