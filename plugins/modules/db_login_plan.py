@@ -17,26 +17,16 @@ description:
   - Changes nothing itself; the database role applies the decision with community.postgresql / community.mysql.
 author:
   - Rollcall contributors (@rollcall)
+extends_documentation_fragment:
+  - rollcall.ops.admin_login
 options:
   engine:
     description: The database engine.
     type: str
     required: true
     choices: [postgresql, mariadb]
-  login_host:
-    description: Where the server answers (on the db host, the address its port is published on).
-    type: str
-    default: 127.0.0.1
-  login_port:
-    description: The server's port on O(login_host).
-    type: int
-    required: true
   login_user:
     description: The server's admin (PostgreSQL C(postgres), MariaDB C(rollcall_admin)).
-    type: str
-    required: true
-  login_password:
-    description: The admin's password.
     type: str
     required: true
   database:

@@ -20,23 +20,13 @@ description:
   - MariaDB's matrix is applied by community.mysql.mysql_user (C(roles/database/tasks/roles.yml)).
 author:
   - Rollcall contributors (@rollcall)
+extends_documentation_fragment:
+  - rollcall.ops.admin_login
 options:
-  login_host:
-    description: Where the server answers (on the db host, the address its port is published on).
-    type: str
-    default: 127.0.0.1
-  login_port:
-    description: The server's port on O(login_host).
-    type: int
-    required: true
   login_user:
     description: The server's admin (a superuser, C(postgres)).
     type: str
     default: postgres
-  login_password:
-    description: The admin's password.
-    type: str
-    required: true
   database:
     description: The app's database.
     type: str
