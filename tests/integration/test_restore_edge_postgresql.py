@@ -232,9 +232,12 @@ def blocked_dump(pg, directory):
 
 def test_sigterm_mid_dump_stops_pg_dump_and_its_session(pg, directory, blocked_dump):
     outcome, thread = blocked_dump
-    # The module's Python process (ansible starts it through /bin/sh -c '... AnsiballZ_db_backup.py').
+    # The module's Python process: ansible starts it through /bin/sh -c; pipelined (ansible.cfg), the interpreter
+    # alone, reading the module on stdin; otherwise the interpreter and .../AnsiballZ_db_backup.py. (The controller
+    # and its workers are python too, with ansible's arguments.)
     module = [p for p in descendants(os.getpid())
-              if "AnsiballZ_db_backup" in cmdline(p) and "python" in cmdline(p).split(" ")[0]]
+              if "python" in cmdline(p).split(" ")[0]
+              and ("AnsiballZ_db_backup" in cmdline(p) or len(cmdline(p).split()) == 1)]
     assert module, "the db_backup module process was not found"
     os.kill(module[0], signal.SIGTERM)
     thread.join(30)
