@@ -58,11 +58,11 @@ def expected_roles(app_user, engine):
 
 # ------------------------------------------------------------------------------------------------------------------
 # Applying the matrix on PostgreSQL (module rollcall.ops.db_role_matrix), in one transaction of one admin session:
-# a deploy used to spend some 14 module runs (community.postgresql's user, membership, owner, query and privs, one
+# a deploy used to spend some 18 module runs (community.postgresql's user, membership, owner, query and privs, one
 # per loop item) on a matrix that is nearly always in place already.
 
-FLAG_COLUMNS = (("SUPERUSER", "rolsuper"), ("CREATEDB", "rolcreatedb"), ("CREATEROLE", "rolcreaterole"),
-                ("REPLICATION", "rolreplication"), ("BYPASSRLS", "rolbypassrls"), ("LOGIN", "rolcanlogin"))
+# The role attributes the matrix sets, in the order they are written (PG_STATE_SQL reads the same ones).
+FLAG_ORDER = ("SUPERUSER", "CREATEDB", "CREATEROLE", "REPLICATION", "BYPASSRLS", "LOGIN")
 
 # What each login role may do on the server; the app's login only loses these (its LOGIN is app_login.yml's).
 PG_FLAGS = {
@@ -137,7 +137,7 @@ def role_plan(job, name, current, password=None):
 
 def flags_sql(flags):
     """'LOGIN NOSUPERUSER ...' for {FLAG: bool}, in a fixed order."""
-    return " ".join(("" if flags[flag] else "NO") + flag for flag, _column in FLAG_COLUMNS if flag in flags)
+    return " ".join(("" if flags[flag] else "NO") + flag for flag in FLAG_ORDER if flag in flags)
 
 
 def describe(job, name, steps):
@@ -207,8 +207,7 @@ def apply_pg(connection, names, passwords, schema="public", check_mode=False):
     Returns (changes, before_lines, after_lines)."""
     from psycopg2 import sql
 
-    def ident(name):
-        return sql.Identifier(name)
+    ident = sql.Identifier
 
     def read(cursor):
         cursor.execute(PG_STATE_SQL, {"names": list(names.values()), "app": names["app"], "owner": names["owner"],
@@ -226,9 +225,11 @@ def apply_pg(connection, names, passwords, schema="public", check_mode=False):
             steps = role_plan(job, name, roles.get(name), passwords.get(name) if job != "app" else None)
             changes += describe(job, name, steps)
             for kind, detail in steps:
-                if kind == "create":
+                if kind == "create" and name in passwords:
                     cursor.execute(sql.SQL("CREATE ROLE {} " + flags_sql(detail) + " PASSWORD %s").format(ident(name)),
                                    (passwords[name],))
+                elif kind == "create":  # the app's login, made by the container: only absent on a hand-made server
+                    cursor.execute(sql.SQL("CREATE ROLE {} " + flags_sql(detail)).format(ident(name)))
                 elif kind == "flags":
                     cursor.execute(sql.SQL("ALTER ROLE {} " + flags_sql(detail)).format(ident(name)))
                 elif kind == "password":

@@ -12,6 +12,7 @@ import pytest
 import yaml
 from conftest import request
 from test_deploy import DB_PASSWORD, changed_tasks, failures, playbook, teardown, write_inventory
+from test_release import task_result
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench"))
 from loadgen import Load  # noqa: E402
@@ -59,10 +60,7 @@ MATRIX = "Apply the role matrix (roles, memberships, ownership, privileges; one 
 
 def matrix_changes(report):
     """The changes the role matrix module reported in a playbook's JSON report."""
-    found = [task["hosts"]["localhost"].get("changes", []) for play in report["plays"] for task in play["tasks"]
-             if task["task"]["name"].split(" : ")[-1] == MATRIX and "localhost" in task["hosts"]]
-    assert len(found) == 1, found
-    return found[0]
+    return task_result(report, MATRIX).get("changes", [])
 
 
 def password(role):
