@@ -217,8 +217,10 @@ def inspect(container, docker_host=None):
         raise RunnerError("container %s does not exist" % container) from None
 
 
-def run_scratch(name, image, volume, data_dir, mounts, docker_host=None, labels=None):
-    """Start container ``name`` from ``image`` idling (``sleep infinity``), a new volume ``volume`` at ``data_dir``.
+def run_scratch(name, image, volume, data_dir, mounts, docker_host=None, labels=None, command=None,
+                environment=None):
+    """Start container ``name`` from ``image`` idling (``sleep infinity``; or ``command``, with ``environment``),
+    a new volume ``volume`` at ``data_dir``, without network.
 
     ``mounts``: [(source, target, read_only)] bind mounts or named volumes. Refuses an existing container or volume
     of that name: a scratch instance is always new. Returns the container's name.
@@ -237,8 +239,8 @@ def run_scratch(name, image, volume, data_dir, mounts, docker_host=None, labels=
     for source, target, read_only in mounts:
         binds[source] = {"bind": target, "mode": "ro" if read_only else "rw"}
     try:
-        api.containers.run(image, ["sleep", "infinity"], name=name, detach=True, volumes=binds, labels=tags,
-                           network_mode="none")
+        api.containers.run(image, command or ["sleep", "infinity"], name=name, detach=True, volumes=binds,
+                           labels=tags, network_mode="none", environment=environment or None)
     except docker.errors.APIError as exc:
         remove_scratch(name, volume, docker_host)
         raise RunnerError("cannot start the scratch instance %s: %s" % (name, exc.explanation or exc)) from None

@@ -76,3 +76,36 @@ def test_error_lines_are_the_servers_words():
     assert mysql._error_line("mysqldump: Got error: 1045: \"Access denied for user 'root'@'127.0.0.1' "
                              "(using password: YES)\" when trying to connect\n").startswith('"Access denied')
     assert mysql._error_line("ERROR 1049 (42000): Unknown database 'nope'\n") == "Unknown database 'nope'"
+
+
+MASTER_DATA_HEAD = b"""/*M!999999\\- enable the sandbox mode */
+-- MariaDB dump 10.19  Distrib 10.11.18-MariaDB, for debian-linux-gnu (x86_64)
+--
+-- Alternately, following is the position of the binary logging from SHOW MASTER STATUS at point of backup.
+--
+
+-- CHANGE MASTER TO MASTER_LOG_FILE='mariadb-bin.000002', MASTER_LOG_POS=389;
+
+CREATE TABLE `t` (
+  `id` int NOT NULL
+);
+INSERT INTO `t` VALUES (1);
+-- Dump completed on 2026-12-03 16:45:00
+"""
+
+
+@pytest.mark.parametrize("chunk", [1, 13, 1 << 20])
+def test_the_snapshots_binary_log_position_is_read_from_the_master_data_comment(chunk):
+    counter = mysql.DumpCounter()
+    for start in range(0, len(MASTER_DATA_HEAD), chunk):
+        counter.feed(MASTER_DATA_HEAD[start:start + chunk])
+    counter.close()
+    assert counter.binlog == {"file": "mariadb-bin.000002", "position": 389}
+    assert counter.counts == {"t": 1}
+
+
+def test_a_dump_without_the_comment_has_no_position():
+    counter = mysql.DumpCounter()
+    counter.feed(MARIADB_1011)
+    counter.close()
+    assert counter.binlog is None

@@ -39,6 +39,8 @@ CREATE = re.compile(rb"^CREATE TABLE `((?:[^`]|``)+)` \(")
 STRING = re.compile(rb"'(?:[^'\\]|\\.)*'", re.S)
 HEADERS = (b"-- MariaDB dump", b"-- MySQL dump")
 COMPLETED = b"-- Dump completed"
+# --master-data=2 (binary logging on: point-in-time recovery, module_utils/binlog.py): the dump's snapshot position.
+MASTER_DATA = re.compile(rb"^-- CHANGE MASTER TO MASTER_LOG_FILE='([^']+)', MASTER_LOG_POS=(\d+);")
 CHARSET_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 # What a new database gets when neither the backup nor a live database says otherwise (the app's settings).
 DEFAULT_PROPERTIES = {"charset": "utf8mb4", "collation": "utf8mb4_unicode_ci"}
@@ -155,6 +157,7 @@ class DumpCounter:
         self.table = None  # inside a multi-line INSERT (MariaDB 10.11 writes one tuple per line)
         self.head = b""
         self.tail = b""
+        self.binlog = None  # {"file", "position"}: the binary log position of the dump's snapshot
 
     def feed(self, data):
         if len(self.head) < 200:
@@ -170,6 +173,11 @@ class DumpCounter:
             self.counts[self.table] += 1
             if line.endswith(b";"):
                 self.table = None
+            return
+        if self.binlog is None and line.startswith(b"-- CHANGE MASTER"):
+            found = MASTER_DATA.match(line)
+            if found:
+                self.binlog = {"file": found.group(1).decode("utf-8", "replace"), "position": int(found.group(2))}
             return
         match = CREATE.match(line)
         if match:
@@ -295,9 +303,12 @@ class MySQL(MySQLUpkeep, Engine):
             sink(data)
 
         properties = self.properties(self.target.database)
+        # With the binary log on, the dump records the log position of its snapshot (a comment; read by MariaDB's
+        # consistent-snapshot status, no global read lock): point-in-time recovery replays the log from there.
+        binlog_on = self.sql("SELECT @@log_bin;", what="reading whether the binary log is on")[0][0] == "1"
         argv = ["mysqldump", "--single-transaction", "--quick", "--routines", "--triggers", "--events",
-                "--hex-blob", "--default-character-set=utf8mb4", "--net-buffer-length=1048576"] + self._conn_args() \
-            + [self.target.database]
+                "--hex-blob", "--default-character-set=utf8mb4", "--net-buffer-length=1048576"] \
+            + (["--master-data=2"] if binlog_on else []) + self._conn_args() + [self.target.database]
         result = self.runner.run(argv, sink=counting, env=self._env())
         counter.close()
         if result.rc != 0 or "error" in result.stderr.lower():
@@ -306,8 +317,21 @@ class MySQL(MySQLUpkeep, Engine):
         if not (started and finished):
             raise EngineError("MySQL at %s: mysqldump exited 0 but its output is not a complete dump (%s)"
                               % (self.target.where(), _error_line(result.stderr)))
-        return {"row_counts": counter.counts, "format": self.dump_format,
-                "engine_facts": {"database": properties}}
+        facts = {"database": properties}
+        if binlog_on:
+            if counter.binlog is None:
+                raise EngineError("MySQL at %s: the binary log is on but the dump has no log position (the "
+                                  "--master-data=2 comment); point-in-time recovery could not start from it"
+                                  % self.target.where())
+            facts["binlog"] = counter.binlog
+        return {"row_counts": counter.counts, "format": self.dump_format, "engine_facts": facts}
+
+    def apply_sql(self, chunks, what="applying SQL"):
+        """Run a stream of SQL statements (point-in-time recovery's replayed binary log) with the mysql client."""
+        argv = ["mysql", "--default-character-set=utf8mb4", "--connect-timeout=10"] + self._conn_args()
+        result = self.runner.run(argv, stdin=chunks, env=self._env())
+        if result.rc != 0:
+            self._fail(what, result)
 
     def native_check(self, chunks):
         counter = DumpCounter()

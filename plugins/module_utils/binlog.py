@@ -1,0 +1,588 @@
+# Copyright: Rollcall contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""MariaDB point-in-time recovery: the binary log archived into a repository, replayed onto a dump (issue 14;
+docs/pitr.md), through rollcall.ops.binlog.
+
+The server writes every change to its binary log (``--log-bin``, ROW format: roles/database turns it on with
+``rollcall_pitr``). Our dumps then record the log position of their snapshot (``mysqldump --master-data=2``,
+``manifest["mysql"]["binlog"]``). Recovery to a time = the newest dump finished before it, loaded into a scratch
+instance, plus the log from the dump's position up to that time (``mariadb-binlog --stop-datetime``).
+
+The archive ("the repository", a directory next to the backups; default ``<backup dir>/pitr/<project>``): every
+closed log file, streamed out of the container, compressed and encrypted with the backup key like a dump
+(artifact.py), with a signed manifest of its own (``<file>.manifest.json``: size and sha256 of the log, its event
+count, first and last event times, the file it rotated to). ``FLUSH BINARY LOGS`` closes the file being
+written, so an archive run reaches now. Verification reads every archived file: signature, checksum, every
+event's CRC32, and the chain (the numbers follow each other and each file's closing rotate event names the next:
+a missing file is a gap, named).
+
+The decisions are pure functions with a unit test per branch (tests/unit/test_binlog.py): reading a log's events
+(``Scanner``), what to archive (``archive_plan``), the gaps (``gaps``), the base dump and the files a target needs
+(``choose_base``, ``files_for``), the recoverable window (``window``) and the target checked against it
+(``validate_target``), the replay's command (``replay_argv``). ``BinlogPITR`` carries them out: SQL through the
+MySQL adapter (engines/mysql.py), files and the scratch instance through docker.py.
+
+Resolution: the log's event times are whole seconds. A replay to ``T`` applies the events stamped before the
+second of ``T`` (``--stop-datetime`` = ``T`` rounded down): nothing written after ``T`` is ever replayed; writes in
+the same second as ``T`` are not either.
+"""
+
+import datetime
+import os
+import re
+import struct
+import tempfile
+import time
+import zlib
+
+from . import artifact
+from .pitr import PITRError, iso, parse_time
+
+MAGIC = b"\xfebin"
+HEADER = struct.Struct("<IBIIIH")  # timestamp, type code, server id, event length, next position, flags
+STOP_EVENT, ROTATE_EVENT, FORMAT_DESCRIPTION_EVENT = 3, 4, 15
+COMMITTING = (2, 16)  # QUERY_EVENT (DDL, COMMIT of a statement-logged transaction), XID_EVENT (InnoDB commit)
+LOG_IN_USE = 0x1  # the format description event's flag while the server still writes the file
+CHECKSUM_CRC32 = 1
+NAME = re.compile(r"^(?P<base>[A-Za-z0-9_-][A-Za-z0-9_.-]*)\.(?P<seq>\d{6,})$")
+KIND = "binlog"
+LOG_BASENAME = "mariadb-bin"
+DATA_DIR = "/var/lib/mysql"
+REPLAY_DIR = "/srv/rollcall-binlog"  # in the scratch container, outside the data directory
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def server_options(enabled, keep_days=7, server_id=1):
+    """mariadbd's options (without the leading --) that write the binary log for point-in-time recovery: ROW
+    format (replay does not depend on the time or randomness of the original statements), every transaction
+    synced to it, files kept ``keep_days`` on the server (the archive keeps its own copies)."""
+    if not enabled:
+        return []
+    return ["log-bin=%s" % LOG_BASENAME, "binlog-format=ROW", "server-id=%d" % server_id, "sync-binlog=1",
+            "expire-logs-days=%d" % keep_days]
+
+
+def sequence(name):
+    """(base, number) of a log file name (``mariadb-bin.000012`` -> ("mariadb-bin", 12)), else PITRError."""
+    match = NAME.match(name or "")
+    if not match:
+        raise PITRError("%r is not a binary log file name (like mariadb-bin.000012)" % name)
+    return match.group("base"), int(match.group("seq"))
+
+
+def next_name(name):
+    base, number = sequence(name)
+    digits = len(name) - len(base) - 1
+    return "%s.%0*d" % (base, digits, number + 1)
+
+
+# -------------------------------------------------------------------------------------------- reading a log
+class Scanner:
+    """Reads a binary log's events as it streams past (any chunk sizes): counts them, checks each event's length,
+    position and CRC32, and keeps the first and last event times and the file a closing rotate event names.
+
+    ``start`` / ``stop`` (optional): the position replay starts at and the epoch second it stops at (the first
+    event stamped at or after it ends the replay, as ``mariadb-bin --stop-datetime`` does); ``replayed_to`` is
+    then the time of the last event replay applies.
+    """
+
+    def __init__(self, start=None, stop=None):
+        self.buffer = bytearray()
+        self.offset = 0  # file position of buffer[0]
+        self.magic_seen = False
+        self.events = 0
+        self.first_at = self.last_at = None
+        self.next_file = None
+        self.in_use = False
+        self.closed = False
+        self.checksum = None
+        self.problems = []
+        self.start, self.stop = start, stop
+        self.stopped = False
+        self.replayed_to = None
+
+    def feed(self, data):
+        self.buffer += data
+        if not self.magic_seen:
+            if len(self.buffer) < len(MAGIC):
+                return
+            if bytes(self.buffer[:4]) != MAGIC:
+                self.problems.append("not a binary log (no magic number at the start)")
+                self.buffer.clear()
+                self.magic_seen = None  # ignore the rest
+                return
+            del self.buffer[:4]
+            self.offset, self.magic_seen = 4, True
+        if self.magic_seen is None:
+            self.buffer.clear()
+            return
+        while len(self.buffer) >= HEADER.size:
+            when, code, _server, length, next_pos, flags = HEADER.unpack_from(self.buffer)
+            if length < HEADER.size:
+                self.problems.append("event at position %d has an impossible length %d (damaged)" % (self.offset,
+                                                                                                     length))
+                self.buffer.clear()
+                self.magic_seen = None
+                return
+            if len(self.buffer) < length:
+                return
+            self._event(bytes(self.buffer[:length]), when, code, next_pos, flags)
+            del self.buffer[:length]
+            self.offset += length
+
+    def _event(self, event, when, code, next_pos, flags):
+        self.events += 1
+        if code == FORMAT_DESCRIPTION_EVENT and self.checksum is None:
+            # ... post-header lengths, then the checksum algorithm (1 byte) and this event's own CRC32.
+            self.checksum = "crc32" if len(event) > 24 and event[-5] == CHECKSUM_CRC32 else "none"
+            self.in_use = bool(flags & LOG_IN_USE)
+        if self.checksum == "crc32":  # every event, the format description included, ends with its CRC32
+            stored = struct.unpack_from("<I", event, len(event) - 4)[0]
+            if zlib.crc32(event[:-4]) & 0xFFFFFFFF != stored and len(self.problems) < 5:
+                self.problems.append("event at position %d fails its CRC32 checksum (damaged)" % self.offset)
+        if next_pos and next_pos != self.offset + len(event) and len(self.problems) < 5:
+            self.problems.append("event at position %d says the next one is at %d, not %d (damaged)"
+                                 % (self.offset, next_pos, self.offset + len(event)))
+        if self.first_at is None:
+            self.first_at = when
+        self.last_at = when if self.last_at is None else max(self.last_at, when)
+        self.closed = code in (ROTATE_EVENT, STOP_EVENT)
+        if code == ROTATE_EVENT:
+            body = event[HEADER.size:len(event) - (4 if self.checksum == "crc32" else 0)]
+            self.next_file = body[8:].decode("utf-8", "replace") or None
+        if not self.stopped and code in COMMITTING:
+            if self.stop is not None and when >= self.stop:
+                self.stopped = True
+            elif self.start is None or self.offset >= self.start:
+                self.replayed_to = when if self.replayed_to is None else max(self.replayed_to, when)
+
+    def result(self):
+        problems = list(self.problems)
+        if self.magic_seen is False:
+            problems.append("empty or cut before its first event (no magic number)")
+        elif self.buffer and self.magic_seen:
+            problems.append("cut in the middle of an event at position %d (%d bytes left over): truncated"
+                            % (self.offset, len(self.buffer)))
+        return {"events": self.events, "first_at": self.first_at, "last_at": self.last_at,
+                "next_file": self.next_file, "closed": self.closed and not self.in_use, "checksum": self.checksum,
+                "problems": problems}
+
+
+# ------------------------------------------------------------------------------------------------ decisions
+def archive_plan(server_logs, archived):
+    """What an archive run copies: ``{"copy": [names], "archived": [names already there], "active": name}``.
+
+    ``server_logs``: SHOW BINARY LOGS as [(name, size)] oldest first; the last one is the file being written (not
+    copied: the run first closes it with FLUSH BINARY LOGS). ``archived``: {name: manifest}. A closed file already
+    archived with another size is not the same file (RESET MASTER, or a rebuilt server reusing the names):
+    PITRError, nothing copied.
+    """
+    if not server_logs:
+        raise PITRError("the server has no binary log (log_bin is off): turn on point-in-time recovery "
+                        "(rollcall_pitr: true) and deploy")
+    closed, active = server_logs[:-1], server_logs[-1][0]
+    copy, already = [], []
+    for name, size in closed:
+        entry = archived.get(name)
+        if entry is None:
+            copy.append(name)
+            continue
+        if int(entry["binlog"]["size"]) != int(size):
+            raise PITRError("the server's binary log %s (%d bytes) is not the one archived under that name (%d "
+                            "bytes): the server's logs were reset (RESET MASTER) or it is a rebuilt server; point "
+                            "rollcall_pitr_repo at a new directory for it and keep this one (it holds the lost "
+                            "server's log)" % (name, int(size), int(entry["binlog"]["size"])))
+        already.append(name)
+    return {"copy": copy, "archived": already, "active": active}
+
+
+def gaps(archived):
+    """Sentences naming every break in the archived chain: a number missing between two archived files, or a
+    file whose closing rotate event names another file than the one that follows it."""
+    problems = []
+    by_base = {}
+    for name in archived:
+        base, number = sequence(name)
+        by_base.setdefault(base, []).append((number, name))
+    for base, entries in sorted(by_base.items()):
+        entries.sort()
+        for (number, name), (later, later_name) in zip(entries, entries[1:], strict=False):
+            if later != number + 1:
+                missing = [next_name(name)]
+                if later > number + 2:
+                    missing.append("%s.%0*d" % (base, len(name) - len(base) - 1, later - 1))
+                problems.append("binary log gap: %s missing from the repository between %s and %s; no recovery "
+                                "can go past %s (restore to a time before its end, and take a dump now so that "
+                                "recovery starts after the gap)" % (" .. ".join(missing), name, later_name, name))
+                continue
+            named = archived[name]["binlog"].get("next_file")
+            if named and named != later_name:
+                problems.append("binary log %s rotated to %s, but the repository's next file is %s"
+                                % (name, named, later_name))
+    return problems
+
+
+def base_candidates(manifests, database):
+    """The dumps a replay can start from: full MySQL/MariaDB dumps of ``database`` that recorded their binary
+    log position, oldest first, as {"name", "finished", "file", "position"}."""
+    found = []
+    for m in manifests:
+        position = (m.get("mysql") or {}).get("binlog")
+        if m.get("engine") != "mysql" or m.get("database") != database or m.get("type") != "full" or not position:
+            continue
+        found.append({"name": m["name"], "finished": parse_time(m["finished_at"]), "file": position["file"],
+                      "position": int(position["position"])})
+    return sorted(found, key=lambda b: b["finished"])
+
+
+def window(bases, archived, now):
+    """The recoverable window ``{"earliest", "latest", ..._at, "rpo_s"}`` or None (nothing to start from).
+
+    earliest: the end of the oldest dump whose log file is archived (a replay starts from a dump's snapshot, and
+    a dump is finished after it). latest: the last event of the newest archived file (every write before it is
+    in the repository); never before that dump's end."""
+    usable = [b for b in bases if b["file"] in archived]
+    if not usable or not archived:
+        return None
+    newest = max(archived, key=lambda n: sequence(n)[1])
+    latest = max(archived[newest]["binlog"].get("last_at") or 0, usable[-1]["finished"])
+    earliest = usable[0]["finished"]
+    return {"earliest": earliest, "latest": latest, "earliest_at": iso(earliest), "latest_at": iso(latest),
+            "latest_why": "the last event of %s, the newest archived binary log" % newest,
+            "rpo_s": max(0, int(now - latest)), "newest_file": newest}
+
+
+def validate_target(to_time, win, now, reach_now=False):
+    """The target's epoch seconds (None for the newest point), or PITRError saying what is possible.
+    ``reach_now``: an archive run (FLUSH BINARY LOGS) comes first, so the window reaches now."""
+    if win is None:
+        raise PITRError("nothing to recover from: no dump with a binary log position whose log file is archived; "
+                        "run playbooks/backup.yml (a dump, then the log archived)")
+    if to_time in (None, "", "latest"):
+        return None
+    target = parse_time(to_time)
+    if target > now:
+        raise PITRError("to_time %s is in the future" % iso(target))
+    if target < win["earliest"]:
+        raise PITRError("to_time %s is before the recoverable window (%s .. %s): the oldest dump to replay onto "
+                        "finished at %s" % (iso(target), win["earliest_at"], win["latest_at"], win["earliest_at"]))
+    if target > win["latest"] and not reach_now:
+        raise PITRError("to_time %s is after the newest point the repository can recover to, %s (%s); archive "
+                        "the log (playbooks/backup.yml) or pick a time in %s .. %s"
+                        % (iso(target), win["latest_at"], win["latest_why"], win["earliest_at"], win["latest_at"]))
+    return target
+
+
+def choose_base(bases, archived, target):
+    """The dump to replay onto: the newest whose end is not after the target (any for the newest point) and
+    whose log file is archived."""
+    usable = [b for b in bases if b["file"] in archived and (target is None or b["finished"] <= target)]
+    if not usable:
+        raise PITRError("no dump to start from: none finished before %s with its binary log file archived (%d "
+                        "dumps with a log position)" % (iso(target) if target is not None else "now", len(bases)))
+    return usable[-1]
+
+
+def files_for(base, archived, target):
+    """The archived files a replay from ``base`` to ``target`` reads, in order: from the dump's file to the first
+    one whose last event reaches the target (all for the newest point). PITRError on a missing file."""
+    names = [base["file"]]
+    stop = None if target is None else int(target)
+    newest = max(sequence(n)[1] for n in archived)
+    while True:
+        current = names[-1]
+        if current not in archived:
+            raise PITRError("binary log %s is missing from the repository (a gap after dump %s); recovery can only "
+                            "reach the end of %s" % (current, base["name"], names[-2] if len(names) > 1 else
+                                                     "the dump"))
+        last_at = archived[current]["binlog"].get("last_at") or 0
+        if (stop is not None and last_at >= stop) or sequence(current)[1] >= newest:
+            return names
+        names.append(next_name(current))
+
+
+def stop_datetime(target):
+    """``mariadb-binlog --stop-datetime`` for a target: its second, rounded down, in UTC (run with TZ=UTC)."""
+    return (EPOCH + datetime.timedelta(seconds=int(target))).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def replay_argv(base, files, target, database, directory=REPLAY_DIR):
+    """``mariadb-binlog`` turning the files into SQL: from the dump's position, only ``database``'s changes, up
+    to the target's second. ``--no-defaults``: the image's [client] options are not the tool's."""
+    argv = ["mariadb-binlog", "--no-defaults", "--start-position=%d" % base["position"], "--database=%s" % database]
+    if target is not None:
+        argv.append("--stop-datetime=%s" % stop_datetime(target))
+    return argv + ["%s/%s" % (directory, name) for name in files]
+
+
+def restore_plan(target, container, scratch, scratch_volume, image, base=None, files=None):
+    to = "the newest archived point" if target is None else stop_datetime(target) + " UTC (to the second)"
+    return [
+        "archive up to now on %s (FLUSH BINARY LOGS, the closed files copied), read the window and check the "
+        "target" % container,
+        "the newest dump finished before the target with its log file archived: %s" % (base["name"] if base
+                                                                                        else "(chosen then)"),
+        "create volume %s and container %s from %s (no network) and load that dump" % (scratch_volume, scratch,
+                                                                                         image),
+        "replay the binary log %s from position %s to %s (mariadb-binlog, that database only)"
+        % (", ".join(files) if files else "(the files after the dump)", base["position"] if base else "?", to),
+        "check: row counts of every table, the check query; leave %s running for the next step" % scratch,
+    ]
+
+
+def judge_restore(state):
+    problems = []
+    if state.get("replay_rc") not in (0, None):
+        problems.append("replaying the binary log failed: %s" % state.get("replay_error", "exit code %s"
+                                                                           % state["replay_rc"]))
+    if state.get("counts") is None:
+        problems.append("the restored database could not be read (row counts)")
+    return {"passed": not problems, "problems": problems}
+
+
+# ------------------------------------------------------------------------------------------------- the archive
+def read_archive(repo):
+    """{name: manifest} of the archived log files in ``repo`` (only ours: ``"kind": "binlog"``)."""
+    found = {}
+    if not os.path.isdir(repo):
+        return found
+    for entry in sorted(os.listdir(repo)):
+        if not entry.endswith(".manifest.json") or entry.startswith("."):
+            continue
+        name = entry[:-len(".manifest.json")]
+        if not NAME.match(name):
+            continue
+        manifest = artifact.read_manifest(repo, name)
+        if manifest.get("kind") == KIND:
+            found[name] = manifest
+    return found
+
+
+class BinlogPITR:
+    """The binary log of the live MariaDB container: archived, verified, replayed in a scratch instance."""
+
+    def __init__(self, container, repo, key=None, user="root", password=None, docker_host=None, engine=None):
+        self.container = container
+        self.repo = repo
+        self.key = key
+        self.user = user
+        self.password = password
+        self.docker_host = docker_host
+        self._engine = engine
+
+    def engine(self, container=None, database=None):
+        if container is None and self._engine is not None:
+            return self._engine
+        from .backup import open_engine
+        from .engines.base import Target
+
+        made = open_engine(Target("mysql", database, user=self.user, password=self.password,
+                                  container=container or self.container, docker_host=self.docker_host))
+        if container is None:
+            self._engine = made
+        return made
+
+    def server_logs(self):
+        engine = self.engine()
+        rows = engine.sql("SELECT @@log_bin, @@log_bin_basename;", what="reading the binary log settings")
+        if not rows or rows[0][0] != "1":
+            raise PITRError("the binary log is off on %s: point-in-time recovery needs it (rollcall_pitr: true "
+                            "and a deploy turn it on)" % self.container)
+        directory = os.path.dirname(rows[0][1]) or DATA_DIR
+        logs = [(r[0], int(r[1])) for r in engine.sql("SHOW BINARY LOGS;", what="listing the binary logs")]
+        return directory, logs
+
+    def archive(self, flush=True, check_mode=False):
+        """Close the file being written (FLUSH BINARY LOGS) and copy every closed file not archived yet."""
+        if not check_mode and flush:
+            self.engine().sql("FLUSH BINARY LOGS;", what="closing the binary log being written")
+        directory, logs = self.server_logs()
+        archived = read_archive(self.repo)
+        plan = archive_plan(logs, archived)
+        if check_mode:
+            return dict(plan, copied=[], flushed=False)
+        if plan["copy"] and not os.path.isdir(self.repo):
+            os.makedirs(self.repo, 0o700, exist_ok=True)
+        copied = []
+        for name in plan["copy"]:
+            copied.append(self._copy(directory, name))
+        return dict(plan, copied=[c["name"] for c in copied], flushed=bool(flush), files=copied)
+
+    def _copy(self, directory, name):
+        from .docker import ContainerRunner
+
+        scanner = Scanner()
+        runner = ContainerRunner(self.container, self.docker_host)
+        started = artifact.utcnow()
+        with artifact.ArtifactWriter(self.repo, name, "gzip", self.key, part=KIND) as writer:
+            def sink(data):
+                scanner.feed(data)
+                writer.write(data)
+
+            result = runner.run(["cat", "%s/%s" % (directory, name)], sink=sink, user="mysql")
+            if result.rc != 0:
+                raise PITRError("reading binary log %s in %s failed: %s" % (name, self.container,
+                                                                          result.last_error_line()))
+            facts = scanner.result()
+            if facts["problems"]:
+                raise PITRError("binary log %s on the server: %s; not archived" % (name, "; ".join(
+                    facts["problems"])))
+            stored = writer.close()
+        manifest = {"kind": KIND, "engine": "mysql", "container": self.container, "data": stored,
+                    "binlog": {"file": name, "size": stored["dump_size"], "events": facts["events"],
+                               "first_at": facts["first_at"], "last_at": facts["last_at"],
+                               "next_file": facts["next_file"], "checksum": facts["checksum"]},
+                    "archived_at": artifact.isoformat(started)}
+        artifact.write_manifest(self.repo, name, manifest, key=self.key)
+        return {"name": name, "size": stored["dump_size"], "stored": stored["size"],
+                "last_at": iso(facts["last_at"])}
+
+    def read_file(self, manifest):
+        """The plain bytes of an archived file, checked as they stream (signature first, then checksum and
+        authentication)."""
+        from . import backup
+
+        artifact.check_signature(manifest, self.key)
+        artifact.check_stored_files(self.repo, manifest, self.key)
+        return backup.plain_stream(self.repo, manifest, self.key)
+
+    def verify(self):
+        """Every archived file read back: signature, checksum, each event's CRC32 and length, the chain."""
+        archived = read_archive(self.repo)
+        problems, checked = [], 0
+        for name, manifest in sorted(archived.items(), key=lambda item: sequence(item[0])[1]):
+            scanner = Scanner()
+            try:
+                for chunk in self.read_file(manifest):
+                    scanner.feed(chunk)
+            except artifact.ArtifactError as exc:
+                problems.append("binary log %s: %s" % (name, exc))
+                continue
+            facts = scanner.result()
+            checked += 1
+            for problem in facts["problems"]:
+                problems.append("binary log %s: %s" % (name, problem))
+            if facts["events"] != manifest["binlog"]["events"]:
+                problems.append("binary log %s has %d events, its manifest says %d" % (
+                    name, facts["events"], manifest["binlog"]["events"]))
+        problems += gaps(archived)
+        if not archived:
+            problems.append("the repository %s holds no archived binary log yet" % self.repo)
+        return {"passed": not problems, "problems": problems, "files": len(archived), "checked": checked,
+                "message": ("verified: %d archived binary logs readable, every event's checksum right, no gap"
+                            % checked) if not problems else "; ".join(problems)}
+
+    def status(self, backup_dir, database, now=None):
+        now = now or time.time()
+        archived = read_archive(self.repo)
+        manifests = []
+        for name in artifact.list_backups(backup_dir):
+            try:
+                manifests.append(artifact.read_manifest(backup_dir, name))
+            except artifact.ArtifactError:
+                continue  # a damaged manifest is not a base; backup_verify reports it
+        bases = base_candidates(manifests, database)
+        return archived, bases, window(bases, archived, now)
+
+    # -- the scratch instance -------------------------------------------------------------------------------------
+    def restore(self, to_time, backup_dir, database, scratch, scratch_volume, query=None, keep_failed=False,
+                check_mode=False, wait_s=180, now=None):
+        from . import backup
+        from . import docker as dockerlib
+
+        now = now or time.time()
+        if not check_mode:
+            self.archive(flush=True)
+        archived, bases, win = self.status(backup_dir, database, time.time())
+        target = validate_target(to_time, win, now, reach_now=check_mode)
+        base = choose_base(bases, archived, target)
+        files = files_for(base, archived, target)
+        live = dockerlib.inspect(self.container, self.docker_host)
+        if scratch == self.container:
+            raise PITRError("the scratch instance must be new: %s is the live database" % scratch)
+        image = live["Config"]["Image"]
+        result = {"plan": restore_plan(target, self.container, scratch, scratch_volume, image, base, files),
+                  "target": iso(target) if target is not None else None, "window": win, "scratch": scratch,
+                  "scratch_volume": scratch_volume, "image": image, "source": "live", "repo": self.repo,
+                  "base": base["name"], "binlogs": files}
+        if check_mode:
+            return result
+        manifest = artifact.read_manifest(backup_dir, base["name"])
+        backup.check_before_reading(backup_dir, manifest, self.key)
+        started = time.time()
+        dockerlib.run_scratch(scratch, image, scratch_volume, DATA_DIR, [], self.docker_host,
+                              labels={"rollcall.pitr.of": self.container}, command=["mariadbd", "--skip-log-bin"],
+                              environment={"MARIADB_ROOT_PASSWORD": self.password or ""})
+        state = {}
+        try:
+            engine = self.engine(container=scratch, database=database)
+            self._wait_ready(engine, scratch, wait_s)
+            engine.prepare_for(manifest)
+            engine.create_database(database)
+            engine.restore(backup.plain_stream(backup_dir, manifest, self.key), database)
+            replayed_to = self._replay(engine, scratch, base, files, target, database, state)
+            state["counts"] = engine.row_counts(database)
+            if query:
+                result["query_result"] = "\n".join("\t".join(row) for row in engine.sql(query, database=database,
+                                                                                          what="the check query"))
+        except Exception:
+            if not keep_failed:
+                dockerlib.remove_scratch(scratch, scratch_volume, self.docker_host)
+            raise
+        verdict = judge_restore(state)
+        result.update(verdict, recovered_to=iso(replayed_to), counts=state.get("counts"),
+                      duration_s=round(time.time() - started, 1))
+        if not verdict["passed"] and not keep_failed:
+            dockerlib.remove_scratch(scratch, scratch_volume, self.docker_host)
+            result["scratch_removed"] = True
+        return result
+
+    def _wait_ready(self, engine, scratch, wait_s):
+        deadline = time.time() + wait_s
+        while True:
+            try:
+                engine.sql("SELECT 1;", what="waiting for the scratch instance")
+                return
+            except Exception as exc:  # noqa: BLE001 - the server initialises its system tables first
+                if time.time() > deadline:
+                    raise PITRError("the scratch instance %s did not accept connections within %d s: %s"
+                                    % (scratch, wait_s, exc)) from None
+            time.sleep(0.5)
+
+    def _replay(self, engine, scratch, base, files, target, database, state):
+        """Copy the files into the scratch instance (checked as they stream), turn them into SQL there and apply
+        it. Returns the time of the last event applied (None when none)."""
+        runner = engine.runner
+        runner.run(["mkdir", "-p", REPLAY_DIR])
+        archived = read_archive(self.repo)
+        replayed_to = None
+        stop = None if target is None else int(target)
+        for index, name in enumerate(files):
+            scanner = Scanner(start=base["position"] if index == 0 else None, stop=stop)
+
+            def scanned(chunks, scanner=scanner):
+                for chunk in chunks:
+                    scanner.feed(chunk)
+                    yield chunk
+
+            copied = runner.run(["tee", "%s/%s" % (REPLAY_DIR, name)], stdin=scanned(self.read_file(archived[name])),
+                                sink=lambda data: None)
+            if copied.rc != 0:
+                raise PITRError("copying binary log %s into %s failed: %s" % (name, scratch,
+                                                                              copied.last_error_line()))
+            facts = scanner.result()
+            if facts["problems"]:
+                raise PITRError("archived binary log %s: %s" % (name, "; ".join(facts["problems"])))
+            if scanner.replayed_to is not None:
+                replayed_to = scanner.replayed_to
+            if scanner.stopped:
+                break
+        with tempfile.TemporaryFile() as spool:
+            made = runner.run(replay_argv(base, files, target, database), sink=spool.write, env={"TZ": "UTC"})
+            if made.rc != 0:
+                state.update(replay_rc=made.rc, replay_error="mariadb-binlog: %s" % made.last_error_line())
+                return replayed_to
+            spool.seek(0)
+            engine.apply_sql(iter(lambda: spool.read(1 << 20), b""), what="applying the binary log")
+        state["replay_rc"] = 0
+        return replayed_to

@@ -1,0 +1,321 @@
+#!/usr/bin/python
+# Copyright: Rollcall contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: binlog
+short_description: MariaDB point-in-time recovery - archive, verify and replay the binary log
+version_added: "0.9.0"
+description:
+  - For a MariaDB stack deployed with C(rollcall_pitr=true) (roles/database starts the server with the binary log
+    on, ROW format). Our dumps record the log position of their snapshot; this module archives the log next to
+    them and replays it onto a dump to reach a point in time.
+  - The decisions (what to archive, gaps, the base dump, the files a target needs, the window) are in
+    C(plugins/module_utils/binlog.py); SQL goes through the MySQL adapter, files through C(docker exec) argv lists.
+  - C(action=archive) closes the file being written (C(FLUSH BINARY LOGS)) and copies every closed file not
+    archived yet into O(repo), compressed and encrypted with the backup key like a dump, each with a signed
+    manifest (size, sha256, events, first and last event times, the next file). Never overwrites an archived file.
+  - C(action=restore) never touches the live database. It archives up to now, picks the newest dump finished
+    before O(to_time), starts a scratch instance (a new container from the live container's image, on a new
+    volume, without network), loads the dump, replays the log from the dump's position to O(to_time) (to the
+    second; only O(database)'s changes) and counts the rows. The scratch instance is left running for the next
+    step; C(action=drop_scratch) removes it.
+author:
+  - Rollcall contributors (@rollcall)
+options:
+  action:
+    description:
+      - C(archive), C(info) (the archived files and the recoverable window), C(verify) (every archived file read
+        back - signature, checksum, each event's CRC32 - and the chain checked for gaps), C(restore),
+        C(drop_scratch).
+    type: str
+    required: true
+    choices: [archive, info, verify, restore, drop_scratch]
+  container:
+    description:
+      - The live MariaDB container.
+    type: str
+    required: true
+  docker_host:
+    description:
+      - The Docker engine (default the local socket).
+    type: str
+  repo:
+    description:
+      - The repository, a directory on the managed host (created 0700 when missing).
+      - Required except for C(drop_scratch).
+    type: path
+  backup_dir:
+    description:
+      - C(info) and C(restore); the directory of the dumps (the bases a replay starts from).
+    type: path
+  database:
+    description:
+      - C(info) and C(restore); the database recovered (its dumps, its changes in the log).
+    type: str
+  login_user:
+    description:
+      - The server's administrator (C(FLUSH BINARY LOGS) needs RELOAD, C(SHOW BINARY LOGS) BINLOG MONITOR). The
+        scratch instance's C(root) gets O(login_password) (it has no network).
+    type: str
+    default: root
+  login_password:
+    description:
+      - Its password.
+    type: str
+  encryption_key:
+    description:
+      - The backup key (64 hex characters or base64 of 32 bytes) - archived files are encrypted and their
+        manifests signed with it, and the dumps are read with it.
+    type: str
+  encryption_key_file:
+    description:
+      - A file holding the key.
+    type: path
+  flush:
+    description:
+      - C(archive) only; close the file being written first, so the archive reaches now.
+    type: bool
+    default: true
+  to_time:
+    description:
+      - C(restore) only; ISO 8601 with a time zone (C(2026-12-03T05:16:33Z)). Not set or C(latest) - the newest
+        archived point. Refused outside the recoverable window (RV(window)). Resolution one second - events of the
+        target's own second are not replayed.
+    type: str
+  scratch:
+    description:
+      - C(restore) and C(drop_scratch); the scratch container's name (default C(<container>-pitr)); its volume is
+        C(<scratch>-data). Refused when it exists already.
+    type: str
+  query:
+    description:
+      - C(restore) only; a query run in the scratch instance, its output returned as RV(query_result).
+    type: str
+  keep_failed:
+    description:
+      - C(restore) only; keep a scratch instance whose restore failed, to look at it.
+    type: bool
+    default: false
+  fail_on_problem:
+    description:
+      - C(verify) and C(restore); fail the task when the result did not pass (else report it).
+    type: bool
+    default: true
+notes:
+  - Supports check mode - C(archive) reports what it would copy (no flush), C(restore) validates the target and
+    reports RV(plan).
+  - C(changed) is true for C(archive) that flushed or copied, C(restore), and C(drop_scratch) that removed
+    something; never for C(info) or C(verify).
+"""
+
+EXAMPLES = r"""
+- name: Archive the binary log (after the nightly dump)
+  rollcall.ops.binlog:
+    action: archive
+    container: sms-db
+    repo: /var/backups/rollcall/pitr/sms
+    login_password: "{{ vault_db_root_password }}"
+    encryption_key: "{{ vault_backup_key }}"
+
+- name: Restore to a time into a scratch instance and count
+  rollcall.ops.binlog:
+    action: restore
+    container: sms-db
+    repo: /var/backups/rollcall/pitr/sms
+    backup_dir: /var/backups/rollcall/sms
+    database: sms
+    to_time: "2026-12-03T05:16:33Z"
+    login_password: "{{ vault_db_root_password }}"
+    encryption_key: "{{ vault_backup_key }}"
+    query: SELECT count(*) FROM students
+  register: pitr_restore
+"""
+
+RETURN = r"""
+copied:
+  description: C(archive); the files copied into the repository now.
+  returned: action is archive
+  type: list
+  elements: str
+archived:
+  description: C(archive); the closed files that were archived already.
+  returned: action is archive
+  type: list
+  elements: str
+copy:
+  description: C(archive); the files to copy (check mode - what would be copied).
+  returned: action is archive
+  type: list
+  elements: str
+files:
+  description: C(info) and C(verify) - the number of archived files; C(archive) - the copied files (name, size,
+    stored, last_at).
+  returned: action is archive, info or verify
+  type: raw
+window:
+  description: The recoverable window, null without a dump to start from - earliest_at (the end of the oldest
+    usable dump), latest_at (the last event archived), latest_why, rpo_s, newest_file.
+  returned: action is info or restore
+  type: dict
+newest_recoverable_at:
+  description: C(info); the window's latest_at.
+  returned: action is info
+  type: str
+passed:
+  description: C(verify), C(restore); whether it passed.
+  returned: action is verify or restore
+  type: bool
+problems:
+  description: C(verify), C(restore); what did not pass, each a sentence (gaps name the missing files).
+  returned: action is verify or restore
+  type: list
+  elements: str
+message:
+  description: The result in one sentence.
+  returned: always
+  type: str
+plan:
+  description: C(restore); the steps.
+  returned: action is restore
+  type: list
+  elements: str
+target:
+  description: C(restore); the target (ISO 8601 UTC), null for the newest point.
+  returned: action is restore
+  type: str
+base:
+  description: C(restore); the dump replayed onto.
+  returned: action is restore
+  type: str
+binlogs:
+  description: C(restore); the archived files replayed.
+  returned: action is restore
+  type: list
+  elements: str
+recovered_to:
+  description: C(restore); the time of the last event replayed (null when none after the dump).
+  returned: action is restore and not check mode
+  type: str
+counts:
+  description: C(restore); rows of every table of O(database) in the scratch instance.
+  returned: action is restore and not check mode
+  type: dict
+query_result:
+  description: C(restore); the output of O(query) (rows tab-separated).
+  returned: action is restore with a query
+  type: str
+scratch:
+  description: C(restore); the scratch container (left running when the restore passed).
+  returned: action is restore
+  type: str
+scratch_volume:
+  description: C(restore); its volume.
+  returned: action is restore
+  type: str
+duration_s:
+  description: C(restore); seconds from creating the scratch instance to the checks' end.
+  returned: action is restore and not check mode
+  type: float
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.rollcall.ops.plugins.module_utils import artifact, binlog
+from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import EngineError
+from ansible_collections.rollcall.ops.plugins.module_utils.pitr import PITRError
+from ansible_collections.rollcall.ops.plugins.module_utils.runner import RunnerError
+
+ACTIONS = ["archive", "info", "verify", "restore", "drop_scratch"]
+
+
+def need(p, *names):
+    missing = [n for n in names if not p[n]]
+    if missing:
+        raise PITRError("action=%s needs %s" % (p["action"], ", ".join(missing)))
+
+
+def run(module):
+    p = module.params
+    check_mode = module.check_mode
+    scratch = p["scratch"] or "%s-pitr" % p["container"]
+    scratch_volume = "%s-data" % scratch
+    if p["action"] == "drop_scratch":
+        from ansible_collections.rollcall.ops.plugins.module_utils import docker as dockerlib
+
+        if scratch == p["container"]:
+            raise PITRError("scratch must not be the live container")
+        if check_mode:
+            return dict(changed=False, message="would remove %s and %s" % (scratch, scratch_volume))
+        removed = dockerlib.remove_scratch(scratch, scratch_volume, p["docker_host"])
+        return dict(changed=removed, message="removed %s" % scratch if removed else "%s is not there" % scratch)
+    need(p, "repo")
+    key = artifact.load_key(p["encryption_key"], p["encryption_key_file"])
+    tool = binlog.BinlogPITR(p["container"], p["repo"], key, p["login_user"], p["login_password"], p["docker_host"])
+    action = p["action"]
+    if action == "archive":
+        result = tool.archive(flush=p["flush"], check_mode=check_mode)
+        if check_mode:
+            return dict(changed=bool(result["copy"]) or p["flush"], copy=result["copy"], copied=[],
+                        archived=result["archived"], message="would close %s and copy %s" % (
+                            result["active"], ", ".join(result["copy"]) or "nothing else"))
+        return dict(changed=bool(result["copied"]) or result["flushed"], copy=result["copy"],
+                    copied=result["copied"], archived=result["archived"], files=result.get("files", []),
+                    message="archived %s" % (", ".join(result["copied"]) or "nothing new"))
+    if action == "verify":
+        result = tool.verify()
+        return dict(changed=False, failed=p["fail_on_problem"] and not result["passed"], **result)
+    need(p, "backup_dir", "database")
+    if action == "info":
+        archived, bases, win = tool.status(p["backup_dir"], p["database"])
+        return dict(changed=False, files=len(archived), bases=[b["name"] for b in bases], window=win,
+                    newest_recoverable_at=win["latest_at"] if win else None,
+                    message="nothing to recover from yet (no dump with its log archived)" if win is None else
+                    "recoverable from %s to %s (RPO now %d s)" % (win["earliest_at"], win["latest_at"], win["rpo_s"]))
+    result = tool.restore(p["to_time"], p["backup_dir"], p["database"], scratch, scratch_volume, query=p["query"],
+                          keep_failed=p["keep_failed"], check_mode=check_mode)
+    to = result["target"] or "the newest point"
+    if check_mode:
+        return dict(changed=False, message="would restore to %s into %s" % (to, scratch), **result)
+    result["message"] = ("restored %s and the binary log to %s in %s; last event replayed %s" % (
+        result["base"], to, scratch, result["recovered_to"]) if result["passed"] else "; ".join(result["problems"]))
+    return dict(changed=True, failed=p["fail_on_problem"] and not result["passed"], **result)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            action=dict(type="str", required=True, choices=ACTIONS),
+            container=dict(type="str", required=True),
+            docker_host=dict(type="str"),
+            repo=dict(type="path"),
+            backup_dir=dict(type="path"),
+            database=dict(type="str"),
+            login_user=dict(type="str", default="root"),
+            login_password=dict(type="str", no_log=True),
+            encryption_key=dict(type="str", no_log=True),
+            encryption_key_file=dict(type="path"),
+            flush=dict(type="bool", default=True),
+            to_time=dict(type="str"),
+            scratch=dict(type="str"),
+            query=dict(type="str"),
+            keep_failed=dict(type="bool", default=False),
+            fail_on_problem=dict(type="bool", default=True),
+        ),
+        mutually_exclusive=[["encryption_key", "encryption_key_file"]],
+        supports_check_mode=True,
+    )
+    try:
+        result = run(module)
+    except (PITRError, RunnerError, EngineError, artifact.ArtifactError) as exc:
+        module.fail_json(msg=str(exc))
+    if result.get("failed"):
+        result.pop("failed")
+        module.fail_json(msg=result.get("message") or "failed", **result)
+    result.pop("failed", None)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,301 @@
+"""MariaDB point-in-time recovery's decisions (module_utils/binlog.py): a unit test per branch.
+
+fixtures/mariadb-bin.000001 is a real binary log of MariaDB 10.11.18 (ROW format, CRC32): a CREATE TABLE and a
+row at 16:48:40, a row at 16:48:41, a row at 16:48:44, then FLUSH BINARY LOGS (rotate to mariadb-bin.000002).
+"""
+
+import datetime
+import os
+import struct
+import zlib
+
+import pytest
+
+from ansible_collections.rollcall.ops.plugins.module_utils import binlog
+from ansible_collections.rollcall.ops.plugins.module_utils.pitr import PITRError
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "mariadb-bin.000001")
+
+
+def at(hms):
+    when = datetime.datetime.strptime("2026-12-03 " + hms, "%Y-%m-%d %H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    return int(when.timestamp())
+
+
+def real_log():
+    with open(FIXTURE, "rb") as handle:
+        return handle.read()
+
+
+def scan(data, chunk=1 << 20, **kwargs):
+    scanner = binlog.Scanner(**kwargs)
+    for start in range(0, len(data), chunk):
+        scanner.feed(data[start:start + chunk])
+    return scanner, scanner.result()
+
+
+def fde_end(data):
+    """Position after the format description event (the first event)."""
+    return 4 + struct.unpack_from("<I", data, 4 + 9)[0]
+
+
+def reseal(event):
+    """An event with its CRC32 recomputed (for a test that changes a field, not damages it)."""
+    return event[:-4] + struct.pack("<I", zlib.crc32(event[:-4]) & 0xFFFFFFFF)
+
+
+# ------------------------------------------------------------------------------------------------ Scanner
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+def test_a_real_log_is_read_whatever_the_chunks(chunk):
+    _, facts = scan(real_log(), chunk)
+    assert facts == {"events": 21, "first_at": at("16:48:35"), "last_at": at("16:48:44"),
+                     "next_file": "mariadb-bin.000002", "closed": True, "checksum": "crc32", "problems": []}
+
+
+def test_replay_from_the_dumps_position_stops_at_the_targets_second():
+    scanner, _ = scan(real_log(), start=735, stop=at("16:48:44"))
+    assert scanner.stopped
+    assert scanner.replayed_to == at("16:48:41")
+
+
+def test_replay_to_the_newest_point_applies_every_commit_after_the_position():
+    scanner, _ = scan(real_log(), start=735)
+    assert not scanner.stopped
+    assert scanner.replayed_to == at("16:48:44")
+
+
+def test_nothing_after_the_position_before_the_stop_means_no_replayed_time():
+    scanner, _ = scan(real_log(), start=735, stop=at("16:48:41"))
+    assert scanner.stopped and scanner.replayed_to is None
+
+
+def test_a_truncated_log_is_named_truncated():
+    _, facts = scan(real_log()[:-10])
+    assert any("truncated" in p for p in facts["problems"])
+    assert facts["next_file"] is None and not facts["closed"]
+
+
+def test_a_flipped_byte_fails_that_events_checksum():
+    data = bytearray(real_log())
+    data[700] ^= 0xFF  # inside the first Write_rows event (661..704)
+    _, facts = scan(bytes(data))
+    assert facts["problems"] == ["event at position 661 fails its CRC32 checksum (damaged)"]
+
+
+def test_a_wrong_next_position_is_damage():
+    data = bytearray(real_log())
+    start = fde_end(data)  # the Gtid list event
+    length = struct.unpack_from("<I", data, start + 9)[0]
+    event = bytearray(data[start:start + length])
+    struct.pack_into("<I", event, 13, 9999)
+    data[start:start + length] = reseal(bytes(event))
+    _, facts = scan(bytes(data))
+    assert facts["problems"] == ["event at position 256 says the next one is at 9999, not 285 (damaged)"]
+
+
+def test_an_impossible_length_stops_the_reading():
+    data = bytearray(real_log())
+    struct.pack_into("<I", data, fde_end(data) + 9, 3)
+    _, facts = scan(bytes(data))
+    assert facts["problems"] == ["event at position 256 has an impossible length 3 (damaged)"]
+
+
+def test_not_a_binary_log():
+    _, facts = scan(b"-- MariaDB dump 10.19\nCREATE TABLE ...")
+    assert facts["problems"] == ["not a binary log (no magic number at the start)"]
+    assert facts["events"] == 0
+
+
+def test_an_empty_file():
+    _, facts = scan(b"")
+    assert facts["problems"] == ["empty or cut before its first event (no magic number)"]
+
+
+def test_a_file_the_server_still_writes_is_not_closed():
+    data = bytearray(real_log())
+    end = fde_end(data)
+    event = bytearray(data[4:end])
+    struct.pack_into("<H", event, 17, binlog.LOG_IN_USE)
+    data[4:end] = reseal(bytes(event))
+    _, facts = scan(bytes(data))
+    assert facts["problems"] == [] and facts["closed"] is False
+
+
+# ------------------------------------------------------------------------------------------------ names, options
+def test_names_and_their_successors_keep_the_padding():
+    assert binlog.sequence("mariadb-bin.000012") == ("mariadb-bin", 12)
+    assert binlog.next_name("mariadb-bin.000099") == "mariadb-bin.000100"
+    assert binlog.next_name("mariadb-bin.999999") == "mariadb-bin.1000000"
+    with pytest.raises(PITRError, match="not a binary log file name"):
+        binlog.sequence("../etc/passwd")
+
+
+def test_server_options_only_when_enabled():
+    assert binlog.server_options(False) == []
+    assert binlog.server_options(True, keep_days=3) == [
+        "log-bin=mariadb-bin", "binlog-format=ROW", "server-id=1", "sync-binlog=1", "expire-logs-days=3"]
+
+
+# ------------------------------------------------------------------------------------------------ archive_plan
+def archived(*names, size=100, last_at=0, next_file=None):
+    return {n: {"binlog": {"size": size, "last_at": last_at, "next_file": next_file}} for n in names}
+
+
+def test_archive_copies_the_closed_files_not_yet_there_and_never_the_active_one():
+    plan = binlog.archive_plan([("b.000001", 100), ("b.000002", 50), ("b.000003", 10)], archived("b.000001"))
+    assert plan == {"copy": ["b.000002"], "archived": ["b.000001"], "active": "b.000003"}
+
+
+def test_archive_with_only_the_active_file_copies_nothing():
+    assert binlog.archive_plan([("b.000001", 10)], {})["copy"] == []
+
+
+def test_archive_refuses_a_server_without_binary_log():
+    with pytest.raises(PITRError, match="log_bin is off"):
+        binlog.archive_plan([], {})
+
+
+def test_archive_refuses_a_reset_or_rebuilt_servers_file_under_an_archived_name():
+    with pytest.raises(PITRError, match="RESET MASTER.*new directory"):
+        binlog.archive_plan([("b.000001", 999), ("b.000002", 10)], archived("b.000001", size=100))
+
+
+# ------------------------------------------------------------------------------------------------ gaps
+def test_a_contiguous_chain_has_no_gap():
+    chain = dict(archived("b.000001", next_file="b.000002"), **archived("b.000002", next_file="b.000003"))
+    assert binlog.gaps(chain) == []
+
+
+def test_one_missing_file_is_named():
+    problems = binlog.gaps(dict(archived("b.000001"), **archived("b.000003")))
+    assert len(problems) == 1
+    assert problems[0].startswith("binary log gap: b.000002 missing from the repository between b.000001 and "
+                                  "b.000003")
+
+
+def test_several_missing_files_are_named_as_a_range():
+    problems = binlog.gaps(dict(archived("b.000001"), **archived("b.000005")))
+    assert "b.000002 .. b.000004 missing" in problems[0]
+
+
+def test_a_rotate_naming_another_file_is_a_break():
+    problems = binlog.gaps(dict(archived("b.000001", next_file="c.000001"), **archived("b.000002")))
+    assert problems == ["binary log b.000001 rotated to c.000001, but the repository's next file is b.000002"]
+
+
+# ------------------------------------------------------------------------------------------------ bases, window
+def manifest(name, finished, file="b.000001", position=4, engine="mysql", database="sms", kind="full"):
+    return {"name": name, "engine": engine, "database": database, "type": kind,
+            "finished_at": binlog.iso(finished), "mysql": {"binlog": {"file": file, "position": position}}
+            if file else {}}
+
+
+def test_bases_are_full_dumps_of_the_database_with_a_log_position_oldest_first():
+    manifests = [manifest("late", 200), manifest("early", 100), manifest("other-db", 150, database="x"),
+                 manifest("pg", 150, engine="postgresql"), manifest("no-log", 150, file=None)]
+    assert [b["name"] for b in binlog.base_candidates(manifests, "sms")] == ["early", "late"]
+
+
+def bases(*pairs):
+    return [{"name": n, "finished": f, "file": file, "position": 4} for n, f, file in pairs]
+
+
+def test_no_window_without_a_dump_whose_log_file_is_archived():
+    assert binlog.window([], archived("b.000001"), 1000) is None
+    assert binlog.window(bases(("d", 100, "b.000009")), archived("b.000001"), 1000) is None
+
+
+def test_the_window_runs_from_the_oldest_usable_dump_to_the_last_archived_event():
+    chain = dict(archived("b.000001", last_at=150), **archived("b.000002", last_at=400))
+    win = binlog.window(bases(("old", 100, "b.000001"), ("new", 300, "b.000002")), chain, 1000)
+    assert (win["earliest"], win["latest"], win["rpo_s"], win["newest_file"]) == (100, 400, 600, "b.000002")
+
+
+def test_the_window_never_ends_before_the_newest_dump():
+    win = binlog.window(bases(("d", 500, "b.000001")), archived("b.000001", last_at=450), 1000)
+    assert win["latest"] == 500
+
+
+# ------------------------------------------------------------------------------------------------ the target
+WIN = {"earliest": 100, "latest": 400, "earliest_at": binlog.iso(100), "latest_at": binlog.iso(400),
+       "latest_why": "w"}
+
+
+def test_a_target_without_a_window_is_refused():
+    with pytest.raises(PITRError, match="nothing to recover from"):
+        binlog.validate_target("latest", None, 1000)
+
+
+def test_latest_is_the_newest_point():
+    assert binlog.validate_target("latest", WIN, 1000) is None
+    assert binlog.validate_target(None, WIN, 1000) is None
+
+
+def test_a_target_in_the_future_is_refused():
+    with pytest.raises(PITRError, match="in the future"):
+        binlog.validate_target(binlog.iso(2000), WIN, 1000)
+
+
+def test_a_target_before_the_window_is_refused_with_the_window():
+    with pytest.raises(PITRError, match="before the recoverable window"):
+        binlog.validate_target(binlog.iso(50), WIN, 1000)
+
+
+def test_a_target_after_the_archive_is_refused_unless_an_archive_run_comes_first():
+    with pytest.raises(PITRError, match="after the newest point"):
+        binlog.validate_target(binlog.iso(500), WIN, 1000)
+    assert binlog.validate_target(binlog.iso(500), WIN, 1000, reach_now=True) == 500
+
+
+def test_the_base_is_the_newest_dump_finished_before_the_target():
+    found = bases(("a", 100, "b.000001"), ("b", 300, "b.000002"), ("c", 500, "b.000003"))
+    chain = archived("b.000001", "b.000002", "b.000003")
+    assert binlog.choose_base(found, chain, 350)["name"] == "b"
+    assert binlog.choose_base(found, chain, None)["name"] == "c"
+
+
+def test_no_base_before_the_target_is_refused():
+    with pytest.raises(PITRError, match="no dump to start from"):
+        binlog.choose_base(bases(("a", 100, "b.000001")), archived("b.000001"), 50)
+
+
+def test_the_files_run_from_the_dumps_file_to_the_first_reaching_the_target():
+    chain = {}
+    for number, last in ((1, 150), (2, 250), (3, 350), (4, 450)):
+        chain.update(archived("b.%06d" % number, last_at=last))
+    base = bases(("a", 120, "b.000002"))[0]
+    assert binlog.files_for(base, chain, 300) == ["b.000002", "b.000003"]
+    assert binlog.files_for(base, chain, 250.7) == ["b.000002"]
+    assert binlog.files_for(base, chain, None) == ["b.000002", "b.000003", "b.000004"]
+
+
+def test_a_missing_file_between_the_dump_and_the_target_is_refused():
+    chain = dict(archived("b.000001", last_at=150), **archived("b.000003", last_at=350))
+    with pytest.raises(PITRError, match="b.000002 is missing from the repository"):
+        binlog.files_for(bases(("a", 120, "b.000001"))[0], chain, 300)
+
+
+# ------------------------------------------------------------------------------------------------ the replay
+def test_the_stop_is_the_targets_second_rounded_down_in_utc():
+    assert binlog.stop_datetime(at("16:48:42") + 0.66) == "2026-12-03 16:48:42"
+
+
+def test_the_replay_command_starts_at_the_dumps_position_and_keeps_to_the_database():
+    base = {"name": "d", "finished": 1, "file": "b.000002", "position": 735}
+    assert binlog.replay_argv(base, ["b.000002", "b.000003"], at("16:48:42"), "sms") == [
+        "mariadb-binlog", "--no-defaults", "--start-position=735", "--database=sms",
+        "--stop-datetime=2026-12-03 16:48:42", binlog.REPLAY_DIR + "/b.000002", binlog.REPLAY_DIR + "/b.000003"]
+    assert "--stop-datetime" not in " ".join(binlog.replay_argv(base, ["b.000002"], None, "sms"))
+
+
+def test_a_restore_passes_only_when_the_replay_ran_and_the_tables_read():
+    assert binlog.judge_restore({"replay_rc": 0, "counts": {"t": 1}}) == {"passed": True, "problems": []}
+    failed = binlog.judge_restore({"replay_rc": 1, "replay_error": "mariadb-binlog: boom", "counts": None})
+    assert failed["problems"] == ["replaying the binary log failed: mariadb-binlog: boom",
+                                  "the restored database could not be read (row counts)"]
+
+
+def test_the_plan_names_the_dump_the_files_and_the_second():
+    plan = binlog.restore_plan(at("16:48:42"), "sms-db", "sms-db-pitr", "sms-db-pitr-data", "img",
+                               {"name": "d1", "position": 735}, ["b.000002"])
+    assert "d1" in plan[1] and "b.000002 from position 735 to 2026-12-03 16:48:42 UTC" in plan[3]
