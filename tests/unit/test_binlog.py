@@ -18,7 +18,7 @@ FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "mariadb-bin.00000
 
 
 def at(hms):
-    when = datetime.datetime.strptime("2026-12-03 " + hms, "%Y-%m-%d %H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    when = datetime.datetime.strptime("2026-12-03 " + hms, "%Y-%m-%d %H:%M:%S").replace(tzinfo=datetime.UTC)
     return int(when.timestamp())
 
 
