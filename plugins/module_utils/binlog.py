@@ -46,20 +46,9 @@ LOG_IN_USE = 0x1  # the format description event's flag while the server still w
 CHECKSUM_CRC32 = 1
 NAME = re.compile(r"^(?P<base>[A-Za-z0-9_-][A-Za-z0-9_.-]*)\.(?P<seq>\d{6,})$")
 KIND = "binlog"
-LOG_BASENAME = "mariadb-bin"
 DATA_DIR = "/var/lib/mysql"
 REPLAY_DIR = "/srv/rollcall-binlog"  # in the scratch container, outside the data directory
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-
-
-def server_options(enabled, keep_days=7, server_id=1):
-    """mariadbd's options (without the leading --) that write the binary log for point-in-time recovery: ROW
-    format (replay does not depend on the time or randomness of the original statements), every transaction
-    synced to it, files kept ``keep_days`` on the server (the archive keeps its own copies)."""
-    if not enabled:
-        return []
-    return ["log-bin=%s" % LOG_BASENAME, "binlog-format=ROW", "server-id=%d" % server_id, "sync-binlog=1",
-            "expire-logs-days=%d" % keep_days]
 
 
 def sequence(name):
@@ -320,10 +309,10 @@ def restore_plan(target, container, scratch, scratch_volume, image, base=None, f
     return [
         "archive up to now on %s (FLUSH BINARY LOGS, the closed files copied), read the window and check the "
         "target" % container,
-        "the newest dump finished before the target with its log file archived: %s" % (base["name"] if base
-                                                                                        else "(chosen then)"),
-        "create volume %s and container %s from %s (no network) and load that dump" % (scratch_volume, scratch,
-                                                                                         image),
+        "the newest dump finished before the target with its log file archived: %s"
+        % (base["name"] if base else "(chosen then)"),
+        "create volume %s and container %s from %s (no network) and load that dump"
+        % (scratch_volume, scratch, image),
         "replay the binary log %s from position %s to %s (mariadb-binlog, that database only)"
         % (", ".join(files) if files else "(the files after the dump)", base["position"] if base else "?", to),
         "check: row counts of every table, the check query; leave %s running for the next step" % scratch,
@@ -333,8 +322,8 @@ def restore_plan(target, container, scratch, scratch_volume, image, base=None, f
 def judge_restore(state):
     problems = []
     if state.get("replay_rc") not in (0, None):
-        problems.append("replaying the binary log failed: %s" % state.get("replay_error", "exit code %s"
-                                                                           % state["replay_rc"]))
+        error = state.get("replay_error") or "exit code %s" % state["replay_rc"]
+        problems.append("replaying the binary log failed: %s" % error)
     if state.get("counts") is None:
         problems.append("the restored database could not be read (row counts)")
     return {"passed": not problems, "problems": problems}
@@ -421,8 +410,8 @@ class BinlogPITR:
 
             result = runner.run(["cat", "%s/%s" % (directory, name)], sink=sink, user="mysql")
             if result.rc != 0:
-                raise PITRError("reading binary log %s in %s failed: %s" % (name, self.container,
-                                                                          result.last_error_line()))
+                raise PITRError("reading binary log %s in %s failed: %s"
+                                % (name, self.container, result.last_error_line()))
             facts = scanner.result()
             if facts["problems"]:
                 raise PITRError("binary log %s on the server: %s; not archived" % (name, "; ".join(
@@ -486,15 +475,17 @@ class BinlogPITR:
 
     # -- the scratch instance -------------------------------------------------------------------------------------
     def restore(self, to_time, backup_dir, database, scratch, scratch_volume, query=None, keep_failed=False,
-                check_mode=False, wait_s=180, now=None):
+                check_mode=False, wait_s=180, now=None, archive_first=True):
+        """``archive_first``: archive the live log up to now first (a target up to now is then reachable); off
+        for the repository of a lost server, or when the caller just archived."""
         from . import backup
         from . import docker as dockerlib
 
         now = now or time.time()
-        if not check_mode:
+        if archive_first and not check_mode:
             self.archive(flush=True)
         archived, bases, win = self.status(backup_dir, database, time.time())
-        target = validate_target(to_time, win, now, reach_now=check_mode)
+        target = validate_target(to_time, win, now, reach_now=check_mode and archive_first)
         base = choose_base(bases, archived, target)
         files = files_for(base, archived, target)
         live = dockerlib.inspect(self.container, self.docker_host)
@@ -523,8 +514,8 @@ class BinlogPITR:
             replayed_to = self._replay(engine, scratch, base, files, target, database, state)
             state["counts"] = engine.row_counts(database)
             if query:
-                result["query_result"] = "\n".join("\t".join(row) for row in engine.sql(query, database=database,
-                                                                                          what="the check query"))
+                rows = engine.sql(query, database=database, what="the check query")
+                result["query_result"] = "\n".join("\t".join(row) for row in rows)
         except Exception:
             if not keep_failed:
                 dockerlib.remove_scratch(scratch, scratch_volume, self.docker_host)

@@ -78,6 +78,12 @@ options:
       - C(archive) only; close the file being written first, so the archive reaches now.
     type: bool
     default: true
+  archive_first:
+    description:
+      - C(restore) only; archive the live log up to now first (then a target up to now is reachable). False for
+        the repository of a lost server, or right after an C(archive) task.
+    type: bool
+    default: true
   to_time:
     description:
       - C(restore) only; ISO 8601 with a time zone (C(2026-12-03T05:16:33Z)). Not set or C(latest) - the newest
@@ -154,6 +160,11 @@ files:
     stored, last_at).
   returned: action is archive, info or verify
   type: raw
+bases:
+  description: C(info); the dumps a replay can start from (with a log position), oldest first.
+  returned: action is info
+  type: list
+  elements: str
 window:
   description: The recoverable window, null without a dump to start from - earliest_at (the end of the oldest
     usable dump), latest_at (the last event archived), latest_why, rpo_s, newest_file.
@@ -274,7 +285,7 @@ def run(module):
                     message="nothing to recover from yet (no dump with its log archived)" if win is None else
                     "recoverable from %s to %s (RPO now %d s)" % (win["earliest_at"], win["latest_at"], win["rpo_s"]))
     result = tool.restore(p["to_time"], p["backup_dir"], p["database"], scratch, scratch_volume, query=p["query"],
-                          keep_failed=p["keep_failed"], check_mode=check_mode)
+                          keep_failed=p["keep_failed"], check_mode=check_mode, archive_first=p["archive_first"])
     to = result["target"] or "the newest point"
     if check_mode:
         return dict(changed=False, message="would restore to %s into %s" % (to, scratch), **result)
@@ -297,6 +308,7 @@ def main():
             encryption_key=dict(type="str", no_log=True),
             encryption_key_file=dict(type="path"),
             flush=dict(type="bool", default=True),
+            archive_first=dict(type="bool", default=True),
             to_time=dict(type="str"),
             scratch=dict(type="str"),
             query=dict(type="str"),

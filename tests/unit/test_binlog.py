@@ -121,19 +121,13 @@ def test_a_file_the_server_still_writes_is_not_closed():
     assert facts["problems"] == [] and facts["closed"] is False
 
 
-# ------------------------------------------------------------------------------------------------ names, options
+# ------------------------------------------------------------------------------------------------ names
 def test_names_and_their_successors_keep_the_padding():
     assert binlog.sequence("mariadb-bin.000012") == ("mariadb-bin", 12)
     assert binlog.next_name("mariadb-bin.000099") == "mariadb-bin.000100"
     assert binlog.next_name("mariadb-bin.999999") == "mariadb-bin.1000000"
     with pytest.raises(PITRError, match="not a binary log file name"):
         binlog.sequence("../etc/passwd")
-
-
-def test_server_options_only_when_enabled():
-    assert binlog.server_options(False) == []
-    assert binlog.server_options(True, keep_days=3) == [
-        "log-bin=mariadb-bin", "binlog-format=ROW", "server-id=1", "sync-binlog=1", "expire-logs-days=3"]
 
 
 # ------------------------------------------------------------------------------------------------ archive_plan

@@ -1,0 +1,150 @@
+"""MariaDB point-in-time recovery (issue 14; docs/pitr.md, "MariaDB"; plugins/module_utils/binlog.py) on a small stack
+of its own (rc-it-binlog: the database only, made by roles/database with rollcall_pitr: true, so the server writes its
+binary log): a row, a dump and the log archived by roles/backup; row A, the time noted, row B; a restore to the
+noted time (rollcall.ops.binlog, then roles/backup's pitr_restore tasks turning it into a backup) brings back A and
+not B; a time before the window is refused; a removed archived file is named by verify as a gap; a wrong key is
+named as such. The log is archived on demand (FLUSH BINARY LOGS), so nothing waits for a timer.
+"""
+
+import contextlib
+import json
+import os
+import time
+
+import docker.errors
+import pytest
+from test_deploy import failures
+from test_pitr import remove, results, run_tasks
+from test_deploy import write_inventory
+
+PROJECT = os.environ.get("ROLLCALL_IT_BINLOG_PROJECT", "rc-it-binlog")
+CONTAINER = PROJECT + "-db"
+SCRATCH = CONTAINER + "-pitr"
+ROOT_PASSWORD = "binlog-root-password-never-printed"
+KEY = "cd" * 32
+
+
+def sql(docker_client, query, container=CONTAINER, database="sms"):
+    code, output = docker_client.containers.get(container).exec_run(
+        ["mariadb", "--protocol=TCP", "-h", "127.0.0.1", "-u", "root", "-N", "-B", database, "-e", query],
+        environment={"MYSQL_PWD": ROOT_PASSWORD})
+    assert code == 0, output
+    return output.decode().strip()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, docker_client, require_image):
+    require_image("rollcall/mariadb:10.11")
+    tmp_path = tmp_path_factory.mktemp("binlog")
+    inventory = write_inventory(tmp_path, rollcall_project=PROJECT, rollcall_environment="test",
+                                rollcall_db_engine="mariadb", rollcall_db_root_password=ROOT_PASSWORD,
+                                rollcall_pitr=True, rollcall_backup_key=KEY, rollcall_backup_uploads=False,
+                                rollcall_state_dir=str(tmp_path / "state"), rollcall_backup_dir=str(tmp_path / "b"))
+    started = time.time()
+    try:
+        proc, report = run_tasks(tmp_path, inventory, "database.yml", [
+            {"name": "The database with its binary log",
+             "ansible.builtin.include_role": {"name": "rollcall.ops.database"}}])
+        assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+        print("binlog: stack in %.1f s" % (time.time() - started))
+        yield tmp_path, inventory
+    finally:
+        remove(docker_client, SCRATCH, SCRATCH + "-data")
+        remove(docker_client, CONTAINER, PROJECT + "-dbdata")
+        with contextlib.suppress(docker.errors.NotFound):
+            docker_client.networks.get(PROJECT + "-net").remove()
+
+
+def test_restore_to_a_time_brings_back_a_not_b_and_verify_finds_a_gap(stack, docker_client):
+    tmp_path, inventory = stack
+    started = time.time()
+    repo = tmp_path / "b" / "pitr" / PROJECT
+    assert sql(docker_client, "SELECT @@log_bin, @@binlog_format") == "1\tROW"
+    assert "--log-bin=mariadb-bin" in docker_client.api.inspect_container(CONTAINER)["Config"]["Cmd"]
+
+    sql(docker_client, "CREATE TABLE it_binlog (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(10)); "
+                       "INSERT INTO it_binlog (v) VALUES ('base')")
+    proc, report = run_tasks(tmp_path, inventory, "backup.yml", [
+        {"name": "Back up (the dump, then the binary log archived and verified)",
+         "ansible.builtin.include_role": {"name": "rollcall.ops.backup"}}])
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    assert ROOT_PASSWORD not in proc.stdout and KEY not in proc.stdout
+    dumps = sorted((tmp_path / "b").glob("mysql-sms-*.manifest.json"))
+    assert len(dumps) == 1
+    position = json.loads(dumps[0].read_text())["mysql"]["binlog"]
+    assert position["file"].startswith("mariadb-bin.") and position["position"] > 4, position
+    archived = sorted(p.name for p in repo.glob("mariadb-bin.*.manifest.json"))
+    assert archived and all(oct((repo / a).stat().st_mode & 0o777) == "0o600" for a in archived)
+    assert all(p.name.endswith(".binlog.gz.enc") for p in repo.glob("mariadb-bin.*.binlog*"))
+
+    sql(docker_client, "INSERT INTO it_binlog (v) VALUES ('A')")
+    time.sleep(1.2)
+    noted = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time()))
+    time.sleep(1.2)
+    sql(docker_client, "INSERT INTO it_binlog (v) VALUES ('B')")
+
+    common = {"container": CONTAINER, "repo": str(repo), "login_password": ROOT_PASSWORD, "encryption_key": KEY,
+              "backup_dir": str(tmp_path / "b"), "database": "sms"}
+    proc, report = run_tasks(tmp_path, inventory, "restore.yml", [
+        {"name": "Too early", "rollcall.ops.binlog": dict(common, action="restore", to_time="2001-01-01T00:00:00Z"),
+         "check_mode": True, "register": "early", "failed_when": False},
+        {"name": "Restore to the noted time", "register": "restored",
+         "rollcall.ops.binlog": dict(common, action="restore", to_time=noted,
+                                     query="SELECT GROUP_CONCAT(v ORDER BY id) FROM it_binlog")},
+        {"name": "Info", "rollcall.ops.binlog": dict(common, action="info")},
+    ])
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    assert ROOT_PASSWORD not in proc.stdout
+    early = results(report, "Too early")
+    assert "before the recoverable window" in early["msg"], early
+    restored = results(report, "Restore to the noted time")
+    assert restored["passed"] and restored["changed"], restored
+    assert restored["query_result"] == "base,A", restored  # A is back, B is not
+    assert restored["counts"]["it_binlog"] == 2 and restored["base"] == dumps[0].name[:-len(".manifest.json")]
+    info = results(report, "Info")
+    assert info["window"]["rpo_s"] < 60 and info["newest_recoverable_at"], info
+    assert sql(docker_client, "SELECT GROUP_CONCAT(v ORDER BY id) FROM it_binlog") == "base,A,B"  # live untouched
+    scratch = docker_client.api.inspect_container(SCRATCH)
+    assert scratch["HostConfig"]["NetworkMode"] == "none"
+
+    # The role's path (restore.yml -e to_time): archive, verify, replay, and a dump of the scratch instance that
+    # restore.yml then restores as any backup (labelled with the target).
+    remove(docker_client, SCRATCH, SCRATCH + "-data")
+    proc, report = run_tasks(tmp_path, inventory, "pitr_restore.yml", [
+        {"name": "Point-in-time recovery into a backup",
+         "ansible.builtin.include_role": {"name": "rollcall.ops.backup", "tasks_from": "pitr_restore"},
+         "vars": {"to_time": noted}}])
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    made = [json.loads(p.read_text()) for p in (tmp_path / "b").glob("mysql-sms-*.manifest.json")]
+    pitr_made = [m for m in made if m["labels"].get("pitr_target")]
+    assert len(pitr_made) == 1 and pitr_made[0]["row_counts"] == {"it_binlog": 2}, pitr_made
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.containers.get(SCRATCH)  # removed after the dump
+
+    # A gap: two more files archived, the first of them removed from the repository; then a wrong key.
+    for value in ("C", "D"):
+        sql(docker_client, "INSERT INTO it_binlog (v) VALUES ('%s')" % value)
+        proc, report = run_tasks(tmp_path, inventory, "archive.yml", [
+            {"name": "Archive", "rollcall.ops.binlog": dict(common, action="archive")}])
+        assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    names = sorted(p.name[:-len(".manifest.json")] for p in repo.glob("mariadb-bin.*.manifest.json"))
+    victim = names[-2]
+    for path in repo.glob(victim + ".*"):
+        os.remove(path)
+    proc, report = run_tasks(tmp_path, inventory, "verify.yml", [
+        {"name": "Verify", "rollcall.ops.binlog": dict(common, action="verify", fail_on_problem=False)},
+        {"name": "Wrong key", "rollcall.ops.binlog": dict(common, action="verify", fail_on_problem=False,
+                                                          encryption_key="ef" * 32)},
+        {"name": "Restore past the gap", "rollcall.ops.binlog": dict(common, action="restore", archive_first=False),
+         "failed_when": False},
+    ])
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    verified = results(report, "Verify")
+    assert not verified["passed"] and "binary log gap: %s missing" % victim in verified["message"], verified
+    wrong = results(report, "Wrong key")
+    assert not wrong["passed"] and "wrong key" in wrong["message"], wrong
+    past = results(report, "Restore past the gap")
+    assert "%s is missing from the repository" % victim in past["msg"], past
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.containers.get(SCRATCH)  # refused before a scratch instance was made
+    print("binlog: backup, restores and verify in %.1f s" % (time.time() - started))
