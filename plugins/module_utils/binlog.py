@@ -577,3 +577,21 @@ class BinlogPITR:
             engine.apply_sql(iter(lambda: spool.read(1 << 20), b""), what="applying the binary log")
         state["replay_rc"] = 0
         return replayed_to
+
+
+def summary(archived, bases, win):
+    """What backup_info says about MariaDB's point-in-time recovery: the archive and the recoverable window."""
+    return {
+        "kind": KIND, "files": len(archived), "bases": len(bases),
+        "newest_file": win["newest_file"] if win else (max(archived, key=lambda n: sequence(n)[1]) if archived
+                                                        else None),
+        "earliest_recoverable_at": win["earliest_at"] if win else None,
+        "newest_recoverable_at": win["latest_at"] if win else None,
+        "rpo_s": win["rpo_s"] if win else None,
+    }
+
+
+def read_summary(repo, backup_dir, database, now=None):
+    """``summary`` from the files alone (the archive's manifests and the dumps'): no server, no key needed."""
+    archived, bases, win = BinlogPITR(None, repo).status(backup_dir, database, now)
+    return summary(archived, bases, win)

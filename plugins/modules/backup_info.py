@@ -35,6 +35,12 @@ options:
     description:
       - The Docker engine of O(pitr_container) (default the local socket).
     type: str
+  binlog_repo:
+    description:
+      - The binary log repository of a MariaDB stack with point-in-time recovery (M(rollcall.ops.binlog)); with
+        O(database), RV(pitr) and RV(newest_recoverable_at) say the newest point a restore can reach (read from
+        the files only).
+    type: path
 notes:
   - Read-only; supports check mode.
 """
@@ -51,6 +57,12 @@ EXAMPLES = r"""
     directory: /var/backups/rollcall
     pitr_container: sms-db
   register: backups_pitr
+
+- name: The same for a MariaDB stack (its archived binary log)
+  rollcall.ops.backup_info:
+    directory: /var/backups/rollcall
+    database: sms
+    binlog_repo: /var/backups/rollcall/pitr/sms
 
 - name: Complain when it is older than a day
   ansible.builtin.assert:
@@ -80,19 +92,20 @@ newest_verified_age_s:
 newest_recoverable_at:
   description: With O(pitr_container), the newest point in time a restore can reach (ISO 8601 UTC; the last WAL
     segment archived), null without a physical backup.
-  returned: when pitr_container is set
+  returned: when pitr_container or binlog_repo is set
   type: str
 pitr:
   description: With O(pitr_container), the pgBackRest repository - stanza, status, backups (count), newest_backup,
     newest_backup_type, newest_backup_at, earliest_recoverable_at, newest_recoverable_at, rpo_s (seconds since the
-    newest recoverable point), archiving_error (null while archiving works).
-  returned: when pitr_container is set
+    newest recoverable point), archiving_error (null while archiving works). With O(binlog_repo) - kind (binlog),
+    files, bases (dumps with a log position), newest_file, earliest_recoverable_at, newest_recoverable_at, rpo_s.
+  returned: when pitr_container or binlog_repo is set
   type: dict
 """
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rollcall.ops.plugins.module_utils import backup, pitr
+from ansible_collections.rollcall.ops.plugins.module_utils import artifact, backup, binlog, pitr
 from ansible_collections.rollcall.ops.plugins.module_utils.runner import RunnerError
 
 
@@ -100,7 +113,9 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(directory=dict(type="path", required=True), engine=dict(type="str"),
                            database=dict(type="str"), pitr_container=dict(type="str"),
-                           docker_host=dict(type="str")),
+                           docker_host=dict(type="str"), binlog_repo=dict(type="path")),
+        mutually_exclusive=[["pitr_container", "binlog_repo"]],
+        required_by={"binlog_repo": "database"},
         supports_check_mode=True,
     )
     p = module.params
@@ -111,6 +126,12 @@ def main():
         try:
             extra["pitr"] = pitr.read_summary(p["pitr_container"], p["docker_host"])
         except (pitr.PITRError, RunnerError) as exc:
+            module.fail_json(msg="point-in-time recovery: %s" % exc)
+        extra["newest_recoverable_at"] = extra["pitr"]["newest_recoverable_at"]
+    if p["binlog_repo"]:
+        try:
+            extra["pitr"] = binlog.read_summary(p["binlog_repo"], p["directory"], p["database"])
+        except (pitr.PITRError, artifact.ArtifactError) as exc:
             module.fail_json(msg="point-in-time recovery: %s" % exc)
         extra["newest_recoverable_at"] = extra["pitr"]["newest_recoverable_at"]
     module.exit_json(changed=False, backups=items, count=len(items),

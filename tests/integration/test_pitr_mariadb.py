@@ -13,9 +13,8 @@ import time
 
 import docker.errors
 import pytest
-from test_deploy import failures
+from test_deploy import failures, write_inventory
 from test_pitr import remove, results, run_tasks
-from test_deploy import write_inventory
 
 PROJECT = os.environ.get("ROLLCALL_IT_BINLOG_PROJECT", "rc-it-binlog")
 CONTAINER = PROJECT + "-db"
@@ -92,6 +91,8 @@ def test_restore_to_a_time_brings_back_a_not_b_and_verify_finds_a_gap(stack, doc
          "rollcall.ops.binlog": dict(common, action="restore", to_time=noted,
                                      query="SELECT GROUP_CONCAT(v ORDER BY id) FROM it_binlog")},
         {"name": "Info", "rollcall.ops.binlog": dict(common, action="info")},
+        {"name": "Backup info", "rollcall.ops.backup_info": {"directory": str(tmp_path / "b"), "database": "sms",
+                                                             "binlog_repo": str(repo)}},
     ])
     assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
     assert ROOT_PASSWORD not in proc.stdout
@@ -103,6 +104,8 @@ def test_restore_to_a_time_brings_back_a_not_b_and_verify_finds_a_gap(stack, doc
     assert restored["counts"]["it_binlog"] == 2 and restored["base"] == dumps[0].name[:-len(".manifest.json")]
     info = results(report, "Info")
     assert info["window"]["rpo_s"] < 60 and info["newest_recoverable_at"], info
+    newest = results(report, "Backup info")
+    assert newest["newest_recoverable_at"] == info["newest_recoverable_at"] and newest["pitr"]["bases"] == 1, newest
     assert sql(docker_client, "SELECT GROUP_CONCAT(v ORDER BY id) FROM it_binlog") == "base,A,B"  # live untouched
     scratch = docker_client.api.inspect_container(SCRATCH)
     assert scratch["HostConfig"]["NetworkMode"] == "none"

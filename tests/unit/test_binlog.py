@@ -293,3 +293,13 @@ def test_the_plan_names_the_dump_the_files_and_the_second():
     plan = binlog.restore_plan(at("16:48:42"), "sms-db", "sms-db-pitr", "sms-db-pitr-data", "img",
                                {"name": "d1", "position": 735}, ["b.000002"])
     assert "d1" in plan[1] and "b.000002 from position 735 to 2026-12-03 16:48:42 UTC" in plan[3]
+
+
+def test_the_summary_says_the_window_or_that_there_is_none():
+    chain = dict(archived("b.000001", last_at=150), **archived("b.000002", last_at=400))
+    found = bases(("d", 100, "b.000001"))
+    said = binlog.summary(chain, found, binlog.window(found, chain, 1000))
+    assert said == {"kind": "binlog", "files": 2, "bases": 1, "newest_file": "b.000002",
+                    "earliest_recoverable_at": binlog.iso(100), "newest_recoverable_at": binlog.iso(400), "rpo_s": 600}
+    empty = binlog.summary(chain, [], None)
+    assert empty["newest_file"] == "b.000002" and empty["newest_recoverable_at"] is None
