@@ -157,6 +157,140 @@ class Scanner:
                 "problems": problems}
 
 
+# ---------------------------------------------------------------------------------------- keeping one database
+QUERY_EVENTS = (2, 165)  # QUERY_EVENT, QUERY_COMPRESSED_EVENT: the default database is in the same place
+TABLE_MAP_EVENT = 19
+ANNOTATE_ROWS_EVENT = 160
+ROWS_EVENTS = (23, 24, 25, 30, 31, 32, 166, 167, 168, 169, 170, 171)  # write/update/delete, v1/v2/compressed
+STMT_END_F = 0x1
+# The file's GTID state and checkpoint, at its start: kept before the start position too (mariadb-binlog checks that
+# the GTIDs it reads continue the state the first file begins with).
+FILE_STATE_EVENTS = (161, 163)  # BINLOG_CHECKPOINT_EVENT, GTID_LIST_EVENT
+TRANSACTION_CONTROL = (b"BEGIN", b"COMMIT", b"ROLLBACK", b"XA ")
+
+
+class DatabaseFilter:
+    """A binary log rewritten to hold only ``database``'s changes from position ``start`` on, for mariadb-binlog
+    to turn into SQL. Its own ``--database`` does this wrong for a statement whose rows span two databases (our
+    audit triggers write every change of the app's tables into ``<db>_audit``): it drops the event that ends the
+    statement and prints the rest without its ``BINLOG '`` line, which the server rejects.
+
+    Kept: the format description and the file's GTID state; everything outside row statements except statements whose default database is
+    another one (mariadb-binlog's rule for statements; BEGIN/COMMIT always); of a row statement (annotate, table
+    maps, rows events up to the one flagged STMT_END_F) the table maps and rows of ``database`` only, the last kept
+    rows event flagged as the statement's end. Every kept event gets its new position and CRC32.
+    """
+
+    def __init__(self, database, start=None):
+        self.database = database.encode("utf-8")
+        self.start = start
+        self.buffer = bytearray()
+        self.offset = 0  # input position of buffer[0]
+        self.out_offset = 4
+        self.checksum = None
+        self.pending = []
+        self.tables = {}
+        self.dropped = 0
+
+    def feed(self, data):
+        self.buffer += data
+        out = []
+        if self.offset == 0:
+            if len(self.buffer) < 4:
+                return b""
+            if bytes(self.buffer[:4]) != MAGIC:
+                raise PITRError("not a binary log (no magic number at the start)")
+            out.append(MAGIC)
+            del self.buffer[:4]
+            self.offset = 4
+        while len(self.buffer) >= HEADER.size:
+            length = HEADER.unpack_from(self.buffer)[3]
+            if length < HEADER.size:
+                raise PITRError("event at position %d has an impossible length %d (damaged)" % (self.offset, length))
+            if len(self.buffer) < length:
+                break
+            event = bytes(self.buffer[:length])
+            del self.buffer[:length]
+            at = self.offset
+            self.offset += length
+            out.extend(self._event(event, at))
+        return b"".join(out)
+
+    def close(self):
+        if self.buffer:
+            raise PITRError("the binary log ends in the middle of an event at position %d (truncated)" % self.offset)
+        return b"".join(self._flush())
+
+    def _body(self, event):
+        return event[HEADER.size:len(event) - (4 if self.checksum == "crc32" else 0)]
+
+    def _emit(self, event, flags=None):
+        event = bytearray(event)
+        struct.pack_into("<I", event, 13, self.out_offset + len(event))  # next position
+        if flags is not None:
+            struct.pack_into("<H", event, HEADER.size + 6, flags)
+        if self.checksum == "crc32":
+            struct.pack_into("<I", event, len(event) - 4, zlib.crc32(bytes(event[:-4])) & 0xFFFFFFFF)
+        self.out_offset += len(event)
+        return bytes(event)
+
+    def _event(self, event, at):
+        code = event[4]
+        if code == FORMAT_DESCRIPTION_EVENT and self.checksum is None:
+            self.checksum = "crc32" if len(event) > 24 and event[-5] == CHECKSUM_CRC32 else "none"
+            return [self._emit(event)]
+        if self.start is not None and at < self.start and code not in FILE_STATE_EVENTS:
+            return []
+        if code in (ANNOTATE_ROWS_EVENT, TABLE_MAP_EVENT) or code in ROWS_EVENTS:
+            self.pending.append((code, event))
+            if code in ROWS_EVENTS and struct.unpack_from("<H", event, HEADER.size + 6)[0] & STMT_END_F:
+                return self._flush()
+            return []
+        kept = self._flush()
+        if code in QUERY_EVENTS:
+            body = self._body(event)
+            db_len, status_len = body[8], struct.unpack_from("<H", body, 11)[0]
+            db = body[13 + status_len:13 + status_len + db_len]
+            query = body[13 + status_len + db_len + 1:].lstrip()
+            if db != self.database and not query.upper().startswith(TRANSACTION_CONTROL):
+                self.dropped += 1
+                return kept
+        return kept + [self._emit(event)]
+
+    def _flush(self):
+        pending, self.pending = self.pending, []
+        if not pending:
+            return []
+        for code, event in pending:
+            if code == TABLE_MAP_EVENT:
+                body = self._body(event)
+                table_id = int.from_bytes(body[:6], "little")
+                db_len = body[8]
+                self.tables[table_id] = bytes(body[9:9 + db_len])
+        ours = [i for i, (code, event) in enumerate(pending) if code in ROWS_EVENTS
+                and self.tables.get(int.from_bytes(self._body(event)[:6], "little")) == self.database]
+        if not ours:
+            self.dropped += len(pending)
+            return []
+        out = []
+        for index, (code, event) in enumerate(pending):
+            if code == TABLE_MAP_EVENT:
+                body = self._body(event)
+                if self.tables.get(int.from_bytes(body[:6], "little")) != self.database:
+                    self.dropped += 1
+                    continue
+                out.append(self._emit(event))
+            elif code in ROWS_EVENTS:
+                if index not in ours:
+                    self.dropped += 1
+                    continue
+                flags = struct.unpack_from("<H", event, HEADER.size + 6)[0]
+                out.append(self._emit(event, flags | STMT_END_F if index == ours[-1] else flags & ~STMT_END_F))
+            else:
+                out.append(self._emit(event))
+        return out
+
+
 # ------------------------------------------------------------------------------------------------ decisions
 def archive_plan(server_logs, archived):
     """What an archive run copies: ``{"copy": [names], "archived": [names already there], "active": name}``.
@@ -211,13 +345,16 @@ def gaps(archived):
     return problems
 
 
-def base_candidates(manifests, database):
+def base_candidates(manifests, database, failed=()):
     """The dumps a replay can start from: full MySQL/MariaDB dumps of ``database`` that recorded their binary
-    log position, oldest first, as {"name", "finished", "file", "position"}."""
+    log position, oldest first, as {"name", "finished", "file", "position"}; never one whose latest
+    verification failed (names in ``failed``)."""
     found = []
     for m in manifests:
         position = (m.get("mysql") or {}).get("binlog")
         if m.get("engine") != "mysql" or m.get("database") != database or m.get("type") != "full" or not position:
+            continue
+        if m["name"] in failed:
             continue
         found.append({"name": m["name"], "finished": parse_time(m["finished_at"]), "file": position["file"],
                       "position": int(position["position"])})
@@ -295,10 +432,11 @@ def stop_datetime(target):
     return (EPOCH + datetime.timedelta(seconds=int(target))).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def replay_argv(base, files, target, database, directory=REPLAY_DIR):
-    """``mariadb-binlog`` turning the files into SQL: from the dump's position, only ``database``'s changes, up
-    to the target's second. ``--no-defaults``: the image's [client] options are not the tool's."""
-    argv = ["mariadb-binlog", "--no-defaults", "--start-position=%d" % base["position"], "--database=%s" % database]
+def replay_argv(files, target, directory=REPLAY_DIR):
+    """``mariadb-binlog`` turning the files (already cut to the dump's position and to the database by
+    ``DatabaseFilter``) into SQL up to the target's second. ``--no-defaults``: the image's [client] options are not
+    the tool's."""
+    argv = ["mariadb-binlog", "--no-defaults"]
     if target is not None:
         argv.append("--stop-datetime=%s" % stop_datetime(target))
     return argv + ["%s/%s" % (directory, name) for name in files]
@@ -464,13 +602,16 @@ class BinlogPITR:
     def status(self, backup_dir, database, now=None):
         now = now or time.time()
         archived = read_archive(self.repo)
-        manifests = []
+        manifests, failed = [], set()
         for name in artifact.list_backups(backup_dir):
             try:
                 manifests.append(artifact.read_manifest(backup_dir, name))
             except artifact.ArtifactError:
                 continue  # a damaged manifest is not a base; backup_verify reports it
-        bases = base_candidates(manifests, database)
+            verification = artifact.read_verification(backup_dir, name) or {}
+            if (verification.get("latest") or {}).get("status") == "failed":
+                failed.add(name)
+        bases = base_candidates(manifests, database, failed)
         return archived, bases, window(bases, archived, now)
 
     # -- the scratch instance -------------------------------------------------------------------------------------
@@ -541,35 +682,41 @@ class BinlogPITR:
             time.sleep(0.5)
 
     def _replay(self, engine, scratch, base, files, target, database, state):
-        """Copy the files into the scratch instance (checked as they stream), turn them into SQL there and apply
-        it. Returns the time of the last event applied (None when none)."""
+        """Copy the files into the scratch instance, checked as they stream (Scanner) and cut to the dump's
+        position and to ``database`` (DatabaseFilter), turn them into SQL there (mariadb-binlog, up to the target's
+        second) and apply it. Returns the time of the last commit replayed (None when none)."""
         runner = engine.runner
         runner.run(["mkdir", "-p", REPLAY_DIR])
         archived = read_archive(self.repo)
-        replayed_to = None
+        replayed_to, copied_files, dropped = None, [], 0
         stop = None if target is None else int(target)
         for index, name in enumerate(files):
-            scanner = Scanner(start=base["position"] if index == 0 else None, stop=stop)
+            start = base["position"] if index == 0 else None
+            scanner, keep = Scanner(start=start, stop=stop), DatabaseFilter(database, start)
 
-            def scanned(chunks, scanner=scanner):
+            def filtered(chunks, scanner=scanner, keep=keep):
                 for chunk in chunks:
                     scanner.feed(chunk)
-                    yield chunk
+                    yield keep.feed(chunk)
+                yield keep.close()
 
-            copied = runner.run(["tee", "%s/%s" % (REPLAY_DIR, name)], stdin=scanned(self.read_file(archived[name])),
+            copied = runner.run(["tee", "%s/%s" % (REPLAY_DIR, name)], stdin=filtered(self.read_file(archived[name])),
                                 sink=lambda data: None)
             if copied.rc != 0:
-                raise PITRError("copying binary log %s into %s failed: %s" % (name, scratch,
-                                                                              copied.last_error_line()))
+                raise PITRError("copying binary log %s into %s failed: %s"
+                                % (name, scratch, copied.last_error_line()))
             facts = scanner.result()
             if facts["problems"]:
                 raise PITRError("archived binary log %s: %s" % (name, "; ".join(facts["problems"])))
+            copied_files.append(name)
+            dropped += keep.dropped
             if scanner.replayed_to is not None:
                 replayed_to = scanner.replayed_to
             if scanner.stopped:
                 break
+        state["events_of_other_databases"] = dropped
         with tempfile.TemporaryFile() as spool:
-            made = runner.run(replay_argv(base, files, target, database), sink=spool.write, env={"TZ": "UTC"})
+            made = runner.run(replay_argv(copied_files, target), sink=spool.write, env={"TZ": "UTC"})
             if made.rc != 0:
                 state.update(replay_rc=made.rc, replay_error="mariadb-binlog: %s" % made.last_error_line())
                 return replayed_to

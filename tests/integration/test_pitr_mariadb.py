@@ -61,8 +61,12 @@ def test_restore_to_a_time_brings_back_a_not_b_and_verify_finds_a_gap(stack, doc
     assert sql(docker_client, "SELECT @@log_bin, @@binlog_format") == "1\tROW"
     assert "--log-bin=mariadb-bin" in docker_client.api.inspect_container(CONTAINER)["Config"]["Cmd"]
 
-    sql(docker_client, "CREATE TABLE it_binlog (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(10)); "
-                       "INSERT INTO it_binlog (v) VALUES ('base')")
+    # As the app's tables: a trigger writes every insert into another database (roles/database's audit triggers
+    # write into <db>_audit), so each row statement spans two databases in the log.
+    sql(docker_client, "CREATE DATABASE it_audit; CREATE TABLE it_audit.log (id INT AUTO_INCREMENT PRIMARY KEY, "
+                       "msg VARCHAR(10)); GRANT INSERT ON it_audit.* TO sms_owner@'%'; CREATE TABLE it_binlog (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(10)); "
+                       "CREATE DEFINER = sms_owner@'%' TRIGGER it_binlog_ai AFTER INSERT ON it_binlog FOR EACH ROW "
+                       "INSERT INTO it_audit.log (msg) VALUES (NEW.v); INSERT INTO it_binlog (v) VALUES ('base')")
     proc, report = run_tasks(tmp_path, inventory, "backup.yml", [
         {"name": "Back up (the dump, then the binary log archived and verified)",
          "ansible.builtin.include_role": {"name": "rollcall.ops.backup"}}])
@@ -77,6 +81,9 @@ def test_restore_to_a_time_brings_back_a_not_b_and_verify_finds_a_gap(stack, doc
     assert all(p.name.endswith(".binlog.gz.enc") for p in repo.glob("mariadb-bin.*.binlog*"))
 
     sql(docker_client, "INSERT INTO it_binlog (v) VALUES ('A')")
+    # in the log, not for the replay: a statement without default database, a row of another database only
+    sql(docker_client, "CREATE USER it_binlog_u@'%' IDENTIFIED BY 'x'", database="mysql")
+    sql(docker_client, "INSERT INTO it_audit.log (msg) VALUES ('alone')", database="it_audit")
     time.sleep(1.2)
     noted = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time()))
     time.sleep(1.2)

@@ -15,6 +15,9 @@ from ansible_collections.rollcall.ops.plugins.module_utils import binlog
 from ansible_collections.rollcall.ops.plugins.module_utils.pitr import PITRError
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "mariadb-bin.000001")
+# The same server with an audit trigger on sms.t writing into sms_audit.log (a row statement spanning two databases),
+# a CREATE USER (no default database) and a row written to sms_audit only; see test_the_filter_*.
+TWO_DATABASES = os.path.join(os.path.dirname(__file__), "fixtures", "mariadb-bin-two-databases.000002")
 
 
 def at(hms):
@@ -190,6 +193,11 @@ def test_bases_are_full_dumps_of_the_database_with_a_log_position_oldest_first()
     assert [b["name"] for b in binlog.base_candidates(manifests, "sms")] == ["early", "late"]
 
 
+def test_a_dump_whose_verification_failed_is_no_base():
+    manifests = [manifest("failed", 100), manifest("good", 200)]
+    assert [b["name"] for b in binlog.base_candidates(manifests, "sms", failed={"failed"})] == ["good"]
+
+
 def bases(*pairs):
     return [{"name": n, "finished": f, "file": file, "position": 4} for n, f, file in pairs]
 
@@ -274,12 +282,81 @@ def test_the_stop_is_the_targets_second_rounded_down_in_utc():
     assert binlog.stop_datetime(at("16:48:42") + 0.66) == "2026-12-03 16:48:42"
 
 
-def test_the_replay_command_starts_at_the_dumps_position_and_keeps_to_the_database():
-    base = {"name": "d", "finished": 1, "file": "b.000002", "position": 735}
-    assert binlog.replay_argv(base, ["b.000002", "b.000003"], at("16:48:42"), "sms") == [
-        "mariadb-binlog", "--no-defaults", "--start-position=735", "--database=sms",
-        "--stop-datetime=2026-12-03 16:48:42", binlog.REPLAY_DIR + "/b.000002", binlog.REPLAY_DIR + "/b.000003"]
-    assert "--stop-datetime" not in " ".join(binlog.replay_argv(base, ["b.000002"], None, "sms"))
+def test_the_replay_command_reads_the_filtered_files_to_the_targets_second():
+    assert binlog.replay_argv(["b.000002", "b.000003"], at("16:48:42")) == [
+        "mariadb-binlog", "--no-defaults", "--stop-datetime=2026-12-03 16:48:42", binlog.REPLAY_DIR + "/b.000002",
+        binlog.REPLAY_DIR + "/b.000003"]
+    assert binlog.replay_argv(["b.000002"], None) == ["mariadb-binlog", "--no-defaults",
+                                                      binlog.REPLAY_DIR + "/b.000002"]
+
+
+# ------------------------------------------------------------------------------------------------ DatabaseFilter
+def events(data):
+    """[(position, type code, what)] of a log: table maps name their database, rows events their table id and
+    whether they end the statement, statements their default database."""
+    found, at = [], 4
+    while at < len(data):
+        length = struct.unpack_from("<I", data, at + 9)[0]
+        event = data[at:at + length]
+        code, what = event[4], None
+        if code == binlog.TABLE_MAP_EVENT:
+            what = event[19 + 9:19 + 9 + event[19 + 8]].decode()
+        elif code in binlog.ROWS_EVENTS:
+            what = (int.from_bytes(event[19:25], "little"), bool(struct.unpack_from("<H", event, 25)[0] & 1))
+        elif code in binlog.QUERY_EVENTS:
+            status = struct.unpack_from("<H", event, 19 + 11)[0]
+            what = event[19 + 13 + status:19 + 13 + status + event[19 + 8]].decode()
+        found.append((at, code, what))
+        at += length
+    return found
+
+
+def filtered(data, database="sms", start=None, chunk=1 << 20):
+    keep = binlog.DatabaseFilter(database, start)
+    out = b"".join(keep.feed(data[i:i + chunk]) for i in range(0, len(data), chunk)) + keep.close()
+    return keep, out
+
+
+def two_databases():
+    with open(TWO_DATABASES, "rb") as handle:
+        return handle.read()
+
+
+@pytest.mark.parametrize("chunk", [1, 100, 1 << 20])
+def test_the_filter_keeps_one_databases_rows_and_ends_each_statement_on_them(chunk):
+    keep, out = filtered(two_databases(), chunk=chunk)
+    _, facts = scan(out)
+    assert facts["problems"] == [] and facts["next_file"] == "mariadb-bin.000003"  # positions and CRC32s right
+    found = events(out)
+    assert [w for _, c, w in found if c == binlog.TABLE_MAP_EVENT] == ["sms", "sms", "sms"]
+    assert [w for _, c, w in found if c in binlog.ROWS_EVENTS] == [(19, False), (19, True), (19, True), (19, True)]
+    # CREATE DATABASE sms_audit is logged with that database, CREATE USER with none: both gone
+    assert [w for _, c, w in found if c in binlog.QUERY_EVENTS] == ["sms"] * 3
+    assert keep.dropped == 8  # those two; sms_audit's map and 2 rows; the sms_audit-only statement (3)
+    assert sum(1 for _, c, _ in found if c == 16) == 4  # every transaction's commit (Xid) is kept
+
+
+def test_the_filter_keeps_every_row_of_its_database_and_drops_a_statement_without_one():
+    keep, out = filtered(real_log())
+    # the fixture's CREATE TABLE sms.t ran without a default database: mariadb-binlog's --database drops it too
+    assert keep.dropped == 1 and len(out) == len(real_log()) - (513 - 372)
+    assert [w for _, c, w in events(out) if c in binlog.ROWS_EVENTS] == [(18, True)] * 3
+    assert scan(out)[1]["problems"] == []
+
+
+def test_the_filter_starts_at_the_position_keeping_the_files_gtid_state():
+    _, out = filtered(two_databases(), start=1122)
+    found = events(out)
+    assert [c for _, c, _ in found[:5]] == [binlog.FORMAT_DESCRIPTION_EVENT, 163, 161, 161, 162]
+    assert not [w for _, c, w in found if c in binlog.QUERY_EVENTS]  # the DDL before the position is gone
+    assert [w for _, c, w in found if c in binlog.ROWS_EVENTS][0] == (19, False)
+
+
+def test_the_filter_refuses_what_is_not_a_binary_log_or_is_cut():
+    with pytest.raises(PITRError, match="not a binary log"):
+        filtered(b"-- MariaDB dump")
+    with pytest.raises(PITRError, match="truncated"):
+        filtered(two_databases()[:-7])
 
 
 def test_a_restore_passes_only_when_the_replay_ran_and_the_tables_read():
