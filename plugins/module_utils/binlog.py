@@ -175,10 +175,11 @@ class DatabaseFilter:
     audit triggers write every change of the app's tables into ``<db>_audit``): it drops the event that ends the
     statement and prints the rest without its ``BINLOG '`` line, which the server rejects.
 
-    Kept: the format description and the file's GTID state; everything outside row statements except statements whose default database is
-    another one (mariadb-binlog's rule for statements; BEGIN/COMMIT always); of a row statement (annotate, table
-    maps, rows events up to the one flagged STMT_END_F) the table maps and rows of ``database`` only, the last kept
-    rows event flagged as the statement's end. Every kept event gets its new position and CRC32.
+    Kept: the format description and the file's GTID state; everything outside row statements except statements
+    whose default database is another one (mariadb-binlog's rule for statements; BEGIN/COMMIT always); of a row
+    statement (annotate, table maps, rows events up to the one flagged STMT_END_F) the table maps and rows of
+    ``database`` only, the last kept rows event flagged as the statement's end. Every kept event gets its new
+    position and CRC32.
     """
 
     def __init__(self, database, start=None):

@@ -64,7 +64,8 @@ def test_restore_to_a_time_brings_back_a_not_b_and_verify_finds_a_gap(stack, doc
     # As the app's tables: a trigger writes every insert into another database (roles/database's audit triggers
     # write into <db>_audit), so each row statement spans two databases in the log.
     sql(docker_client, "CREATE DATABASE it_audit; CREATE TABLE it_audit.log (id INT AUTO_INCREMENT PRIMARY KEY, "
-                       "msg VARCHAR(10)); GRANT INSERT ON it_audit.* TO sms_owner@'%'; CREATE TABLE it_binlog (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(10)); "
+                       "msg VARCHAR(10)); GRANT INSERT ON it_audit.* TO sms_owner@'%'; "
+                       "CREATE TABLE it_binlog (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(10)); "
                        "CREATE DEFINER = sms_owner@'%' TRIGGER it_binlog_ai AFTER INSERT ON it_binlog FOR EACH ROW "
                        "INSERT INTO it_audit.log (msg) VALUES (NEW.v); INSERT INTO it_binlog (v) VALUES ('base')")
     proc, report = run_tasks(tmp_path, inventory, "backup.yml", [
