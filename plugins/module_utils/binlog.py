@@ -729,10 +729,9 @@ class BinlogPITR:
 
 def summary(archived, bases, win):
     """What backup_info says about MariaDB's point-in-time recovery: the archive and the recoverable window."""
+    newest = max(archived, key=lambda n: sequence(n)[1]) if archived else None
     return {
-        "kind": KIND, "files": len(archived), "bases": len(bases),
-        "newest_file": win["newest_file"] if win else (max(archived, key=lambda n: sequence(n)[1]) if archived
-                                                        else None),
+        "kind": KIND, "files": len(archived), "bases": len(bases), "newest_file": newest,
         "earliest_recoverable_at": win["earliest_at"] if win else None,
         "newest_recoverable_at": win["latest_at"] if win else None,
         "rpo_s": win["rpo_s"] if win else None,
