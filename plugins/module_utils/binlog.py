@@ -182,9 +182,13 @@ class DatabaseFilter:
     position and CRC32.
     """
 
-    def __init__(self, database, start=None):
+    def __init__(self, database, start=None, stop=None):
         self.database = database.encode("utf-8")
-        self.start = start
+        # `db`. in a statement of another default database that changes tables (a restore's swap renames the
+        # tables without one): dropping it would replay later rows onto the wrong tables, so it stops the replay.
+        self.foreign_ddl = re.compile(rb"^\s*(RENAME|DROP|ALTER|TRUNCATE|CREATE)\b.*`%s`\s*\." % re.escape(
+            database.replace("`", "``").encode("utf-8")), re.I | re.S)
+        self.start, self.stop = start, stop
         self.buffer = bytearray()
         self.offset = 0  # input position of buffer[0]
         self.out_offset = 4
@@ -254,6 +258,14 @@ class DatabaseFilter:
             db = body[13 + status_len:13 + status_len + db_len]
             query = body[13 + status_len + db_len + 1:].lstrip()
             if db != self.database and not query.upper().startswith(TRANSACTION_CONTROL):
+                when = HEADER.unpack_from(event)[0]
+                if self.foreign_ddl.match(query) and (self.stop is None or when < self.stop):
+                    raise PITRError("the binary log changes tables of %s from outside it at %s (position %d: %s): "
+                                    "a restore's swap, or DDL run without USE; a replay from this dump cannot go "
+                                    "past it. Pick a time before %s, or one after the next dump (backup.yml; take "
+                                    "one after every restore)" % (self.database.decode(), iso(when), at,
+                                                                   query[:80].decode("utf-8", "replace"),
+                                                                   iso(when)))
                 self.dropped += 1
                 return kept
         return kept + [self._emit(event)]
@@ -693,7 +705,7 @@ class BinlogPITR:
         stop = None if target is None else int(target)
         for index, name in enumerate(files):
             start = base["position"] if index == 0 else None
-            scanner, keep = Scanner(start=start, stop=stop), DatabaseFilter(database, start)
+            scanner, keep = Scanner(start=start, stop=stop), DatabaseFilter(database, start, stop)
 
             def filtered(chunks, scanner=scanner, keep=keep):
                 for chunk in chunks:

@@ -380,3 +380,35 @@ def test_the_summary_says_the_window_or_that_there_is_none():
                     "earliest_recoverable_at": binlog.iso(100), "newest_recoverable_at": binlog.iso(400), "rpo_s": 600}
     empty = binlog.summary(chain, [], None)
     assert empty["newest_file"] == "b.000002" and empty["newest_recoverable_at"] is None
+
+
+def query_event(when, db, query):
+    """A QUERY_EVENT (post-header: thread, exec time, db length, error code, no status vars) without its position
+    and CRC32, which with_event fills in."""
+    body = struct.pack("<IIBHH", 1, 0, len(db), 0, 0) + db + b"\0" + query
+    return struct.pack("<IBIIIH", when, 2, 1, 19 + len(body) + 4, 0, 0) + body
+
+
+def with_event(event):
+    """The fixture's format description, then ``event`` at its position, sealed with its CRC32."""
+    data = real_log()
+    fde = data[:fde_end(data)]
+    event = event[:13] + struct.pack("<I", len(fde) + len(event) + 4) + event[17:]
+    return fde + event + struct.pack("<I", zlib.crc32(event) & 0xFFFFFFFF)
+
+
+def test_a_swap_renaming_the_databases_tables_from_outside_stops_the_replay():
+    rename = query_event(at("16:50:00"), b"", b"RENAME TABLE `sms`.`t` TO `sms__rc_old`.`t`")
+    with pytest.raises(PITRError, match="changes tables of sms from outside it at 2026-12-03T16:50:00Z"):
+        filtered(with_event(rename))
+    # after the target it does not matter: the replay stops before it
+    keep = binlog.DatabaseFilter("sms", stop=at("16:49:00"))
+    keep.feed(with_event(rename))
+    assert keep.dropped == 1
+
+
+def test_grants_and_other_databases_ddl_are_dropped_quietly():
+    for query in (b"GRANT SELECT ON `sms`.* TO `sms_report`@`%`", b"DROP TABLE `other`.`t`",
+                  b"RENAME TABLE `smsx`.`t` TO `smsx`.`u`"):
+        keep, _ = filtered(with_event(query_event(at("16:50:00"), b"", query)))
+        assert keep.dropped == 1, query
