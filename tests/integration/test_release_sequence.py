@@ -93,9 +93,23 @@ def under_load(stack, name, *extra):
     time.sleep(1)
     load.stop()
     assert proc.returncode == 0, failures(report)
-    assert load.failed == [] and load.ok > 20, (name, extra, load.ok, load.failed[:10])
+    assert load.failed == [] and load.ok > 20, (name, extra, load.ok, load.failed[:10], app_errors(stack))
     assert SECRET not in proc.stdout and DB_PASSWORD not in proc.stdout
     return proc, report
+
+
+def app_errors(_stack):
+    """What the app and the database logged about failed requests (a failed request is rare and must be
+    explained: the lines with an error, a traceback or a 5xx status, from every container of the stack)."""
+    lines = []
+    client = docker.from_env()
+    for container in client.containers.list(all=True):
+        if not container.name.startswith(PROJECT):
+            continue
+        text = container.logs(tail=400, timestamps=True).decode("utf-8", "replace").splitlines()
+        lines += ["%s: %s" % (container.name, line) for line in text
+                  if any(mark in line for mark in ('"level": "error"', '"status": 5', "Traceback", "ERROR", "FATAL"))]
+    return lines[-40:]
 
 
 def maintenance(stack, *extra):

@@ -314,3 +314,41 @@ def test_broken_build_is_live_but_never_ready(run_container, require_image, volu
     status, _, health = get_json(base, "/health")
     assert status == 503 and health["status"] == "unhealthy" and health["version"] == "1.2.0-broken"
     assert "deliberately broken" in health["checks"]["release"]["detail"]
+
+
+CUT_PROBE = r"""
+import json, os
+os.environ.update(DATABASE_URL="sqlite:////tmp/cut.sqlite3", SECRET_KEY="k" * 48, RATE_LIMIT_PER_MINUTE="0")
+from sqlalchemy.exc import OperationalError
+from sms_app.app import create_app
+from sms_app.config import load
+
+app = create_app(load())
+calls = []
+
+def fail(message):
+    raise OperationalError("SELECT 1", {}, Exception(message))
+
+@app.route("/probe/<kind>", methods=["GET", "POST"])
+def probe(kind):
+    calls.append(kind)
+    if calls.count(kind) == 1:  # the first call of each kind fails, the next one works
+        fail({"setup": "FATAL:  terminating connection due to administrator command",
+              "post": "server closed the connection unexpectedly", "other": "no such table: students"}[kind])
+    return "ok"
+
+client = app.test_client()
+print(json.dumps({"setup": client.get("/probe/setup").status_code, "post": client.post("/probe/post").status_code,
+                  "other": client.get("/probe/other").status_code, "calls": calls}))
+"""
+
+
+def test_a_read_whose_connection_the_server_ended_while_it_was_set_up_runs_again_once(run_container, require_image):
+    """A restore's swap ends every session of the database it renames, one that was still being set up (in the
+    pool's connect, so SQLAlchemy does not mark it invalidated) included: a GET runs again once, anything else
+    and other database errors fail as before (images/sms-app/sms_app/app.py SMSFlask)."""
+    require_image(APP)
+    code, output = oneoff(run_container, APP, ["python3", "-c", CUT_PROBE], app_env())
+    assert code == 0, output
+    result = json.loads(output.strip().splitlines()[-1])
+    assert result == {"setup": 200, "post": 500, "other": 500, "calls": ["setup", "setup", "post", "other"]}, result

@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime
 
 from flask import Flask, Response, g, jsonify, request, send_file
 from sqlalchemy import func, select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.utils import secure_filename
 
@@ -33,19 +33,30 @@ class BadRequest(Exception):
         self.message = message
 
 
+# A connection ended by the server (a restore's swap ends the sessions of the database it renames).
+CUT_MESSAGES = ("terminating connection due to administrator command", "server closed the connection unexpectedly",
+                "Lost connection to", "MySQL server has gone away", "Connection was killed")
+
+
 class SMSFlask(Flask):
     """Flask, answering a read again once when its database connection was cut under it.
 
     A restore swaps the database in under its name and ends the sessions of the old one; a request that had just
     taken a pooled connection then loses it mid-query. A GET or HEAD changes nothing, so it runs again, once, on a
     fresh session (the pool reconnects, waiting through the swap); anything else fails as before.
+
+    Also when the connection was ended while it was being set up (the swap ends every session it finds, one that
+    connected a moment before the database stopped taking connections included): the driver's OperationalError
+    then comes from the pool's connect, which SQLAlchemy does not mark as invalidated.
     """
 
     def dispatch_request(self):
         try:
             return super().dispatch_request()
         except DBAPIError as exc:
-            if not exc.connection_invalidated or request.method not in ("GET", "HEAD") or g.get("db_retried"):
+            cut = exc.connection_invalidated or (isinstance(exc, OperationalError)
+                                                 and any(m in str(exc) for m in CUT_MESSAGES))
+            if not cut or request.method not in ("GET", "HEAD") or g.get("db_retried"):
                 raise
             g.db_retried = True
             g.db.close()
