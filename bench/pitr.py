@@ -112,6 +112,8 @@ def main():
                 result = module({"action": "restore", "scratch": SCRATCH, "database": "sms"})
                 if not result.get("passed", True):
                     raise SystemExit("bench: the physical restore failed: %s" % result.get("problems"))
+                print("    pitr restore's steps (s): %s" % ", ".join("%s %.1f" % kv for kv in
+                                                            (result.get("timings") or {}).items()), flush=True)
 
             def drop_scratch():
                 module({"action": "drop_scratch", "scratch": SCRATCH})

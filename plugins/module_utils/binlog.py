@@ -37,6 +37,7 @@ import zlib
 
 from . import artifact
 from .pitr import PITRError, iso, parse_time
+from .pitr import validate_target as pitr_target
 
 MAGIC = b"\xfebin"
 HEADER = struct.Struct("<IBIIIH")  # timestamp, type code, server id, event length, next position, flags
@@ -392,24 +393,12 @@ def window(bases, archived, now):
 
 
 def validate_target(to_time, win, now, reach_now=False):
-    """The target's epoch seconds (None for the newest point), or PITRError saying what is possible.
-    ``reach_now``: an archive run (FLUSH BINARY LOGS) comes first, so the window reaches now."""
-    if win is None:
-        raise PITRError("nothing to recover from: no dump with a binary log position whose log file is archived; "
-                        "run playbooks/backup.yml (a dump, then the log archived)")
-    if to_time in (None, "", "latest"):
-        return None
-    target = parse_time(to_time)
-    if target > now:
-        raise PITRError("to_time %s is in the future" % iso(target))
-    if target < win["earliest"]:
-        raise PITRError("to_time %s is before the recoverable window (%s .. %s): the oldest dump to replay onto "
-                        "finished at %s" % (iso(target), win["earliest_at"], win["latest_at"], win["earliest_at"]))
-    if target > win["latest"] and not reach_now:
-        raise PITRError("to_time %s is after the newest point the repository can recover to, %s (%s); archive "
-                        "the log (playbooks/backup.yml) or pick a time in %s .. %s"
-                        % (iso(target), win["latest_at"], win["latest_why"], win["earliest_at"], win["latest_at"]))
-    return target
+    """The target's epoch seconds (None for the newest point), or PITRError saying what is possible
+    (pitr.validate_target with the words for dumps and the binary log). ``reach_now``: an archive run (FLUSH
+    BINARY LOGS) comes first, so the window reaches now."""
+    return pitr_target(to_time, win, now, reach_now, nothing="nothing to recover from: no dump with a binary log "
+                       "position whose log file is archived; run playbooks/backup.yml (a dump, then the log archived)",
+                       oldest="the oldest dump to replay onto", later="archive the log (playbooks/backup.yml)")
 
 
 def choose_base(bases, archived, target):

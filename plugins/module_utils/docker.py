@@ -247,6 +247,18 @@ def run_scratch(name, image, volume, data_dir, mounts, docker_host=None, labels=
     return name
 
 
+def drop_scratch(live, scratch, docker_host=None, check_mode=False):
+    """rollcall.ops.pitr / binlog ``action=drop_scratch``: remove ``scratch`` and its volume ``<scratch>-data`` -
+    never the live container. The module's result."""
+    volume = "%s-data" % scratch
+    if scratch == live:
+        raise RunnerError("scratch must not be the live container")
+    if check_mode:
+        return {"changed": False, "message": "would remove %s and %s" % (scratch, volume)}
+    removed = remove_scratch(scratch, volume, docker_host)
+    return {"changed": removed, "message": "removed %s" % scratch if removed else "%s is not there" % scratch}
+
+
 def remove_scratch(name, volume=None, docker_host=None):
     """Remove a scratch container (and its volume); what is already gone is fine. True when something went."""
     api = client(docker_host)

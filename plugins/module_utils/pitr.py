@@ -179,26 +179,29 @@ def parse_time(text):
     return (parsed - EPOCH).total_seconds()
 
 
-def validate_target(to_time, win, now, reach_now=False):
+def validate_target(to_time, win, now, reach_now=False, nothing="there is no pgBackRest backup yet, so nothing "
+                    "to recover from; run action=backup first", oldest="the oldest backup kept",
+                    later="wait for the next archived WAL segment (archive_timeout)"):
     """The target's epoch seconds when a restore can reach it, else PITRError saying why and what is possible.
 
     ``reach_now``: the caller archives up to now first (``PITR.archive_now``: a marker commit and a WAL switch),
-    so the window reaches ``now`` (check mode: what the restore will find).
+    so the window reaches ``now`` (check mode: what the restore will find). ``nothing``, ``oldest``, ``later``: the
+    engine's words (binlog.py: dumps and the binary log).
     """
     if win is None:
-        raise PITRError("there is no pgBackRest backup yet, so nothing to recover from; run action=backup first")
+        raise PITRError(nothing)
     if to_time in (None, "", "latest"):
         return None
     target = parse_time(to_time)
     if target > now:
         raise PITRError("to_time %s is in the future" % iso(target))
     if target < win["earliest"]:
-        raise PITRError("to_time %s is before the recoverable window (%s .. %s): the oldest backup kept ended at %s"
-                        % (iso(target), win["earliest_at"], win["latest_at"], win["earliest_at"]))
+        raise PITRError("to_time %s is before the recoverable window (%s .. %s): %s ended at %s"
+                        % (iso(target), win["earliest_at"], win["latest_at"], oldest, win["earliest_at"]))
     if target > win["latest"] and not reach_now:
-        raise PITRError("to_time %s is after the newest point the repository can recover to, %s (%s); wait for "
-                        "the next archived WAL segment (archive_timeout) or pick a time in %s .. %s"
-                        % (iso(target), win["latest_at"], win["latest_why"], win["earliest_at"], win["latest_at"]))
+        raise PITRError("to_time %s is after the newest point the repository can recover to, %s (%s); %s or pick "
+                        "a time in %s .. %s" % (iso(target), win["latest_at"], win["latest_why"], later,
+                                                win["earliest_at"], win["latest_at"]))
     return target
 
 
@@ -332,14 +335,16 @@ def data_volume(mounts):
     return next((m.get("Name") or m.get("Source") for m in mounts if m.get("Destination") == DATA_DIR), None)
 
 
-def restore_args(target):
+def restore_args(target, process_max=1):
     """pgbackrest restore's arguments: to a time, promoted there; without a target (latest), every archived
     segment replayed (``--type=default``; pgBackRest refuses ``--target-action`` with it, and PostgreSQL promotes
-    at the end of the WAL by itself). Never archiving from the scratch instance."""
+    at the end of the WAL by itself). Never archiving from the scratch instance. ``process_max`` > 1: files are
+    fetched, decrypted and decompressed by that many processes (pgBackRest's default is one)."""
+    parallel = ["--process-max=%d" % process_max] if process_max and process_max > 1 else []
     if target is None:
-        return ["restore", "--type=default", "--archive-mode=off"]
+        return ["restore", "--type=default", "--archive-mode=off"] + parallel
     return ["restore", "--type=time", "--target=%s" % pg_time(target), "--target-action=promote",
-            "--archive-mode=off"]
+            "--archive-mode=off"] + parallel
 
 
 def restore_plan(target, container, scratch, scratch_volume, image, stanza=STANZA, repo=None):
@@ -526,7 +531,7 @@ class PITR:
 
     # -- the scratch instance -------------------------------------------------------------------------------------
     def restore(self, to_time, scratch, scratch_volume, query=None, database="postgres", keep_failed=False,
-                check_mode=False, wait_s=300, now=None, repo=None):
+                check_mode=False, wait_s=300, now=None, repo=None, process_max=1):
         from . import docker as dockerlib
 
         now = now or time.time()
@@ -554,8 +559,15 @@ class PITR:
         from .docker import ContainerRunner
 
         started = time.time()
+        timings, mark = {}, [started]
+
+        def took(step):  # seconds per step (RV timings): where a restore's time goes
+            timings[step] = round(time.time() - mark[0], 2)
+            mark[0] = time.time()
+
         dockerlib.run_scratch(scratch, image, scratch_volume, DATA_DIR, mounts, self.docker_host,
                               labels={"rollcall.pitr.of": self.container})
+        took("scratch_container")
         try:
             runner = ContainerRunner(scratch, self.docker_host)
             if from_repo:
@@ -570,7 +582,8 @@ class PITR:
                 result.update(window=win, target=iso(target) if target is not None else None,
                               plan=restore_plan(target, self.container, scratch, scratch_volume, image,
                                                 self.stanza, from_repo))
-            self.must(self.pgbackrest(*restore_args(target), runner=runner), "pgbackrest restore")
+            self.must(self.pgbackrest(*restore_args(target, process_max), runner=runner), "pgbackrest restore")
+            took("pgbackrest_restore")
             start = runner.run(["pg_ctl", "-D", DATA_DIR, "-w", "-t", str(wait_s), "-l", RECOVERY_LOG, "start",
                                 "-o", "-c listen_addresses=127.0.0.1 -c archive_mode=off"], user=PG_USER)
             state = {"started": start.rc == 0}
@@ -583,8 +596,10 @@ class PITR:
                 if not row["in_recovery"] or time.time() > deadline:
                     break
                 time.sleep(0.5)
+            took("start_and_recovery")
             if state["started"]:
                 state["counts"] = json.loads(self.sql(COUNT_SQL, database=database, runner=runner) or "{}")
+                took("counts")
                 if query:
                     result["query_result"] = self.sql(query, database=database, runner=runner)
             tail = runner.run(["tail", "-n", "20", RECOVERY_LOG], user=PG_USER)
@@ -595,7 +610,8 @@ class PITR:
                 dockerlib.remove_scratch(scratch, scratch_volume, self.docker_host)
             raise
         result.update(verdict, recovered_to=iso(state.get("replay_time")), counts=state.get("counts"),
-                      log=state["log"].strip().splitlines()[-5:], duration_s=round(time.time() - started, 1))
+                      log=state["log"].strip().splitlines()[-5:], duration_s=round(time.time() - started, 1),
+                      timings=timings)
         if not verdict["passed"] and not keep_failed:
             dockerlib.remove_scratch(scratch, scratch_volume, self.docker_host)
             result["scratch_removed"] = True

@@ -255,12 +255,7 @@ def run(module):
     if p["action"] == "drop_scratch":
         from ansible_collections.rollcall.ops.plugins.module_utils import docker as dockerlib
 
-        if scratch == p["container"]:
-            raise PITRError("scratch must not be the live container")
-        if check_mode:
-            return dict(changed=False, message="would remove %s and %s" % (scratch, scratch_volume))
-        removed = dockerlib.remove_scratch(scratch, scratch_volume, p["docker_host"])
-        return dict(changed=removed, message="removed %s" % scratch if removed else "%s is not there" % scratch)
+        return dockerlib.drop_scratch(p["container"], scratch, p["docker_host"], check_mode)
     need(p, "repo")
     key = artifact.load_key(p["encryption_key"], p["encryption_key_file"])
     tool = binlog.BinlogPITR(p["container"], p["repo"], key, p["login_user"], p["login_password"], p["docker_host"])

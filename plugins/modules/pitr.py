@@ -81,7 +81,7 @@ options:
     default: 24
   process_max:
     description:
-      - C(backup) only; parallel processes for compression and transfer.
+      - C(backup) and C(restore); parallel processes for compression, decryption and transfer.
     type: int
     default: 2
   compress_type:
@@ -257,6 +257,11 @@ repo:
   description: C(restore); the repository restored from when it is not the live one (O(repo)), else null.
   returned: action is restore
   type: str
+timings:
+  description: C(restore); seconds per step - scratch_container, pgbackrest_restore (repository info and verify
+    too with O(repo)), start_and_recovery (the server up, WAL replayed, promoted), counts.
+  returned: action is restore and not check mode
+  type: dict
 duration_s:
   description: C(restore); seconds from creating the scratch instance to the checks' end.
   returned: action is restore and not check mode
@@ -281,12 +286,7 @@ def run(module):
     if p["action"] == "drop_scratch":
         from ansible_collections.rollcall.ops.plugins.module_utils import docker as dockerlib
 
-        if scratch == p["container"]:
-            raise pitr.PITRError("scratch must not be the live container")
-        if check_mode:
-            return dict(changed=False, message="would remove %s and %s" % (scratch, scratch_volume))
-        removed = dockerlib.remove_scratch(scratch, scratch_volume, p["docker_host"])
-        return dict(changed=removed, message="removed %s" % scratch if removed else "%s is not there" % scratch)
+        return dockerlib.drop_scratch(p["container"], scratch, p["docker_host"], check_mode)
 
     tool = pitr.PITR(p["container"], p["docker_host"], p["stanza"])
     action = p["action"]
@@ -324,7 +324,8 @@ def run(module):
         return dict(changed=False, failed=p["fail_on_problem"] and not result["passed"], **result)
     # restore
     result = tool.restore(p["to_time"], scratch, scratch_volume, query=p["query"], database=p["database"],
-                          keep_failed=p["keep_failed"], check_mode=check_mode, repo=p["repo"])
+                          keep_failed=p["keep_failed"], check_mode=check_mode, repo=p["repo"],
+                          process_max=p["process_max"])
     if check_mode:
         to = result["target"] or "the newest point"
         return dict(changed=False, message="would restore to %s into %s" % (to, scratch), **result)

@@ -334,6 +334,11 @@ def test_restore_args_latest_replays_everything_without_a_target_action():
     assert pitr.restore_args(None) == ["restore", "--type=default", "--archive-mode=off"]
 
 
+def test_restore_args_in_parallel_only_when_asked():
+    assert pitr.restore_args(None, process_max=2)[-1] == "--process-max=2"
+    assert not any(a.startswith("--process-max") for a in pitr.restore_args(None, process_max=1))
+
+
 def test_restore_args_to_a_time_promote_there():
     assert pitr.restore_args(1796276000) == ["restore", "--type=time", "--target=2026-12-03 05:33:20.000000+00",
                                              "--target-action=promote", "--archive-mode=off"]
