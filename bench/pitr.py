@@ -9,7 +9,9 @@ the repository in a temporary directory, encrypted as in production) gets the at
   backup   raw:  docker exec DB pg_dump -Fc sms > file
            ours: rollcall.ops.pitr action=backup type=full (as a user runs it: ansible localhost -m; two processes,
                  lz4, the repository encrypted)
-  restore  raw:  DROP/CREATE DATABASE x, then docker exec -i DB pg_restore -d x < file (indexes rebuilt)
+  restore  raw:  DROP/CREATE DATABASE x, then docker exec -i RAW pg_restore -d x < file (indexes rebuilt), into a
+                 separate plain server of the same image (RAW: a fresh server, as after losing one; restoring into
+                 the archived one would write a gigabyte of WAL that "ours" would then have to replay)
            ours: rollcall.ops.pitr action=restore to the newest point into a scratch instance: pgBackRest restore,
                  WAL replay, the server up, every table's rows counted (then drop_scratch, not timed)
 Goals: backup <= 0.6x, restore <= 0.5x (a physical restore does not rebuild indexes). What restore.yml adds after
@@ -30,17 +32,18 @@ sys.path.insert(0, os.path.join(ROOT, ".collections"))
 sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
-from backup import paired, sh  # noqa: E402 - bench/backup.py's helpers
+from backup import paired, sh, wait_healthy  # noqa: E402 - bench/backup.py's helpers
 from modules import run_module  # noqa: E402
 from test_deploy import failures, playbook, write_inventory  # noqa: E402 - the integration tests' inventory
 
 PROJECT = "bench-pitr"
 DB = PROJECT + "-db"
 SCRATCH = DB + "-pitr"
+RAW = PROJECT + "-raw"
 
 
-def psql(sql, database="sms"):
-    proc = subprocess.run(["docker", "exec", "-u", "postgres", DB, "psql", "-X", "-v", "ON_ERROR_STOP=1", "-d",
+def psql(sql, database="sms", container=DB):
+    proc = subprocess.run(["docker", "exec", "-u", "postgres", container, "psql", "-X", "-v", "ON_ERROR_STOP=1", "-d",
                            database, "-qAtc", sql], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit("bench: psql failed: %s" % proc.stderr.strip()[-500:])
@@ -55,7 +58,7 @@ def module(args, timeout=3600):
 
 
 def remove_stack():
-    for argv in (["docker", "rm", "-fv", SCRATCH, DB], ["docker", "volume", "rm", "-f", SCRATCH + "-data",
+    for argv in (["docker", "rm", "-fv", SCRATCH, DB, RAW], ["docker", "volume", "rm", "-f", SCRATCH + "-data",
                                                         PROJECT + "-dbdata"], ["docker", "network", "rm",
                                                                                PROJECT + "-net"]):
         subprocess.run(argv, capture_output=True, check=False)
@@ -101,11 +104,17 @@ def main():
 
             backup_ratio = paired("raw pg_dump -Fc", raw_backup, "pitr full backup (pgBackRest)", our_backup, runs)
 
+            sh(["docker", "run", "-d", "--name", RAW, "--network", "none", "--shm-size", "256m", "-e",
+                "POSTGRES_PASSWORD=bench-raw-never-used", "rollcall/postgres:15"], stdout=subprocess.DEVNULL)
+            wait_healthy(RAW)  # the image's health check: past its first-start initialisation
+
             def raw_restore():
-                psql("DROP DATABASE IF EXISTS bench_restore", "postgres")
-                psql("CREATE DATABASE bench_restore", "postgres")
+                psql("DROP DATABASE IF EXISTS bench_restore", "postgres", RAW)
+                psql("CREATE DATABASE bench_restore", "postgres", RAW)
                 with open(dump, "rb") as source:
-                    sh(["docker", "exec", "-i", "-u", "postgres", DB, "pg_restore", "-d", "bench_restore"],
+                    # the plain server has none of the stack's roles: objects owned by postgres, no grants
+                    sh(["docker", "exec", "-i", "-u", "postgres", RAW, "pg_restore", "--no-owner", "--no-privileges",
+                        "-d", "bench_restore"],
                        stdin=source)
 
             def our_restore():
