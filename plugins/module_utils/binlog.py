@@ -261,12 +261,12 @@ class DatabaseFilter:
             if db != self.database and not query.upper().startswith(TRANSACTION_CONTROL):
                 when = HEADER.unpack_from(event)[0]
                 if self.foreign_ddl.match(query) and (self.stop is None or when < self.stop):
-                    raise PITRError("the binary log changes tables of %s from outside it at %s (position %d: %s): "
-                                    "a restore's swap, or DDL run without USE; a replay from this dump cannot go "
-                                    "past it. Pick a time before %s, or one after the next dump (backup.yml; take "
-                                    "one after every restore)" % (self.database.decode(), iso(when), at,
-                                                                   query[:80].decode("utf-8", "replace"),
-                                                                   iso(when)))
+                    shown = query[:80].decode("utf-8", "replace")
+                    raise PITRError(
+                        "the binary log changes tables of %s from outside it at %s (position %d: %s): a restore's "
+                        "swap, or DDL run without USE; a replay from this dump cannot go past it. Pick a time before "
+                        "%s, or one after the next dump (backup.yml; restore.yml takes one after its swap)"
+                        % (self.database.decode(), iso(when), at, shown, iso(when)))
                 self.dropped += 1
                 return kept
         return kept + [self._emit(event)]
