@@ -537,32 +537,49 @@ class BinlogPITR:
             copied.append(self._copy(directory, name))
         return dict(plan, copied=[c["name"] for c in copied], flushed=bool(flush), files=copied)
 
-    def _copy(self, directory, name):
-        from .docker import ContainerRunner
+    def _copy(self, directory, name, runner=None):
+        """Stream one closed log file out of the container into the repository: the data file, then its signed
+        manifest (which is what makes it archived). A data file without a manifest is what an interrupted run left
+        (never a complete archive): it is replaced. When the manifest cannot be written, the data file goes too."""
+        if runner is None:
+            from .docker import ContainerRunner
 
+            runner = ContainerRunner(self.container, self.docker_host)
+        leftover = [entry for entry in os.listdir(self.repo) if entry.startswith(name + "." + KIND)]
+        if leftover and not os.path.exists(artifact.manifest_path(self.repo, name)):
+            for entry in leftover:
+                os.unlink(os.path.join(self.repo, entry))
         scanner = Scanner()
-        runner = ContainerRunner(self.container, self.docker_host)
         started = artifact.utcnow()
         with artifact.ArtifactWriter(self.repo, name, "gzip", self.key, part=KIND) as writer:
             def sink(data):
                 scanner.feed(data)
                 writer.write(data)
 
-            result = runner.run(["cat", "%s/%s" % (directory, name)], sink=sink, user="mysql")
-            if result.rc != 0:
-                raise PITRError("reading binary log %s in %s failed: %s"
-                                % (name, self.container, result.last_error_line()))
-            facts = scanner.result()
-            if facts["problems"]:
-                raise PITRError("binary log %s on the server: %s; not archived" % (name, "; ".join(
-                    facts["problems"])))
-            stored = writer.close()
+            try:
+                result = runner.run(["cat", "%s/%s" % (directory, name)], sink=sink, user="mysql")
+                if result.rc != 0:
+                    raise PITRError("reading binary log %s in %s failed: %s"
+                                    % (name, self.container, result.last_error_line()))
+                facts = scanner.result()
+                if facts["problems"]:
+                    raise PITRError("binary log %s on the server: %s; not archived" % (name, "; ".join(
+                        facts["problems"])))
+                stored = writer.close()
+            except OSError as exc:  # the repository's disk (full, read-only, not ours)
+                writer.abort()
+                raise artifact.ArtifactError(artifact.storage_error(self.repo, exc, "archiving binary log %s" % name)
+                                             + "; nothing was kept") from None
         manifest = {"kind": KIND, "engine": "mysql", "container": self.container, "data": stored,
                     "binlog": {"file": name, "size": stored["dump_size"], "events": facts["events"],
                                "first_at": facts["first_at"], "last_at": facts["last_at"],
                                "next_file": facts["next_file"], "checksum": facts["checksum"]},
                     "archived_at": artifact.isoformat(started)}
-        artifact.write_manifest(self.repo, name, manifest, key=self.key)
+        try:
+            artifact.write_manifest(self.repo, name, manifest, key=self.key)
+        except BaseException:
+            os.unlink(os.path.join(self.repo, stored["file"]))  # no manifest: not archived, nothing half-made
+            raise
         return {"name": name, "size": stored["dump_size"], "stored": stored["size"],
                 "last_at": iso(facts["last_at"])}
 

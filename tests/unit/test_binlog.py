@@ -5,13 +5,14 @@ row at 16:48:40, a row at 16:48:41, a row at 16:48:44, then FLUSH BINARY LOGS (r
 """
 
 import datetime
+import errno
 import os
 import struct
 import zlib
 
 import pytest
 
-from ansible_collections.rollcall.ops.plugins.module_utils import binlog
+from ansible_collections.rollcall.ops.plugins.module_utils import artifact, binlog
 from ansible_collections.rollcall.ops.plugins.module_utils.pitr import PITRError
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "mariadb-bin.000001")
@@ -412,3 +413,79 @@ def test_grants_and_other_databases_ddl_are_dropped_quietly():
                   b"RENAME TABLE `smsx`.`t` TO `smsx`.`u`"):
         keep, _ = filtered(with_event(query_event(at("16:50:00"), b"", query)))
         assert keep.dropped == 1, query
+
+
+# ------------------------------------------------------------------------------------------------ archiving a file
+class FakeRunner:
+    """Streams a log file to the sink as ``cat`` in the container would."""
+
+    def __init__(self, data, rc=0):
+        self.data, self.rc = data, rc
+
+    def run(self, argv, sink=None, user=None, **_kwargs):
+        for start in range(0, len(self.data), 300):
+            sink(self.data[start:start + 300])
+
+        class Result:
+            rc = self.rc
+
+            @staticmethod
+            def last_error_line():
+                return "cat: no such file"
+        return Result()
+
+
+KEY = bytes(range(32))
+
+
+def archive_one(repo, data=None, rc=0):
+    tool = binlog.BinlogPITR("sms-db", str(repo), KEY)
+    return tool, tool._copy("/var/lib/mysql", "mariadb-bin.000001", runner=FakeRunner(data or real_log(), rc))
+
+
+def test_a_file_is_archived_encrypted_with_a_signed_manifest_and_verifies(tmp_path):
+    tool, copied = archive_one(tmp_path)
+    assert copied["size"] == len(real_log()) and copied["last_at"] == binlog.iso(at("16:48:44"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mariadb-bin.000001.binlog.gz.enc",
+                                                          "mariadb-bin.000001.manifest.json"]
+    assert real_log()[4:40] not in (tmp_path / "mariadb-bin.000001.binlog.gz.enc").read_bytes()
+    manifest = binlog.read_archive(str(tmp_path))["mariadb-bin.000001"]
+    assert manifest["signature"]["algorithm"] == "hmac-sha256" and manifest["binlog"]["events"] == 21
+    assert tool.verify()["passed"]
+    with pytest.raises(artifact.ArtifactError, match="already exists"):  # never over an archived file
+        archive_one(tmp_path)
+
+
+def test_a_damaged_server_file_is_not_archived(tmp_path):
+    with pytest.raises(PITRError, match="truncated.*not archived"):
+        archive_one(tmp_path, real_log()[:-10])
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(PITRError, match="reading binary log mariadb-bin.000001 in sms-db failed: cat: no such"):
+        archive_one(tmp_path, rc=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_what_an_interrupted_run_left_without_a_manifest_is_replaced(tmp_path):
+    (tmp_path / "mariadb-bin.000001.binlog.gz.enc").write_bytes(b"half of it")
+    tool, _ = archive_one(tmp_path)
+    assert tool.verify()["passed"]
+
+
+def test_a_full_disk_keeps_nothing_and_says_what_to_do(tmp_path, monkeypatch):
+    def full(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(artifact.ArtifactWriter, "write", full)
+    with pytest.raises(artifact.ArtifactError, match="No space left on device; free space in .*nothing was kept"):
+        archive_one(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_manifest_that_cannot_be_written_takes_the_data_file_with_it(tmp_path, monkeypatch):
+    def refuse(*_args, **_kwargs):
+        raise artifact.ArtifactError("writing the manifest failed")
+
+    monkeypatch.setattr(artifact, "write_manifest", refuse)
+    with pytest.raises(artifact.ArtifactError, match="writing the manifest failed"):
+        archive_one(tmp_path)
+    assert list(tmp_path.iterdir()) == []
