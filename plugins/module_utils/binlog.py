@@ -67,6 +67,68 @@ def next_name(name):
 
 
 # -------------------------------------------------------------------------------------------- reading a log
+class EventStream:
+    """A binary log streamed in chunks of any size, split into whole events: ``feed(data)`` returns
+    [(position, event bytes)]. The first problem (no magic number, an impossible length) ends the stream
+    (``broken``); ``end_problem()`` says what is wrong once the input ended (that, or empty, or truncated)."""
+
+    def __init__(self):
+        self.buffer = bytearray()
+        self.offset = 0  # file position of buffer[0]
+        self.started = False  # the magic number was read
+        self.broken = None
+
+    def feed(self, data):
+        if self.broken:
+            return []
+        self.buffer += data
+        if not self.started:
+            if len(self.buffer) < len(MAGIC):
+                return []
+            if bytes(self.buffer[:4]) != MAGIC:
+                return self._break("not a binary log (no magic number at the start)")
+            del self.buffer[:4]
+            self.offset, self.started = 4, True
+        events = []
+        while len(self.buffer) >= HEADER.size:
+            length = HEADER.unpack_from(self.buffer)[3]
+            if length < HEADER.size:
+                return events + self._break("event at position %d has an impossible length %d (damaged)"
+                                            % (self.offset, length))
+            if len(self.buffer) < length:
+                break
+            events.append((self.offset, bytes(self.buffer[:length])))
+            del self.buffer[:length]
+            self.offset += length
+        return events
+
+    def _break(self, problem):
+        self.broken = problem
+        self.buffer.clear()
+        return []
+
+    def end_problem(self):
+        if self.broken:
+            return self.broken
+        if not self.started:
+            return "empty or cut before its first event (no magic number)"
+        if self.buffer:
+            return ("cut in the middle of an event at position %d (%d bytes left over): truncated"
+                    % (self.offset, len(self.buffer)))
+        return None
+
+
+def checksum_of(format_description):
+    """"crc32" or "none": the algorithm a log's format description event names (its last byte before its own
+    CRC32, which it has only when the algorithm is CRC32)."""
+    return "crc32" if len(format_description) > 24 and format_description[-5] == CHECKSUM_CRC32 else "none"
+
+
+def event_body(event, checksum):
+    """An event without its header and CRC32."""
+    return event[HEADER.size:len(event) - (4 if checksum == "crc32" else 0)]
+
+
 class Scanner:
     """Reads a binary log's events as it streams past (any chunk sizes): counts them, checks each event's length,
     position and CRC32, and keeps the first and last event times and the file a closing rotate event names.
@@ -77,9 +139,7 @@ class Scanner:
     """
 
     def __init__(self, start=None, stop=None):
-        self.buffer = bytearray()
-        self.offset = 0  # file position of buffer[0]
-        self.magic_seen = False
+        self.stream = EventStream()
         self.events = 0
         self.first_at = self.last_at = None
         self.next_file = None
@@ -92,67 +152,36 @@ class Scanner:
         self.replayed_to = None
 
     def feed(self, data):
-        self.buffer += data
-        if not self.magic_seen:
-            if len(self.buffer) < len(MAGIC):
-                return
-            if bytes(self.buffer[:4]) != MAGIC:
-                self.problems.append("not a binary log (no magic number at the start)")
-                self.buffer.clear()
-                self.magic_seen = None  # ignore the rest
-                return
-            del self.buffer[:4]
-            self.offset, self.magic_seen = 4, True
-        if self.magic_seen is None:
-            self.buffer.clear()
-            return
-        while len(self.buffer) >= HEADER.size:
-            when, code, _server, length, next_pos, flags = HEADER.unpack_from(self.buffer)
-            if length < HEADER.size:
-                self.problems.append("event at position %d has an impossible length %d (damaged)" % (self.offset,
-                                                                                                     length))
-                self.buffer.clear()
-                self.magic_seen = None
-                return
-            if len(self.buffer) < length:
-                return
-            self._event(bytes(self.buffer[:length]), when, code, next_pos, flags)
-            del self.buffer[:length]
-            self.offset += length
+        for at, event in self.stream.feed(data):
+            self._event(at, event, *HEADER.unpack_from(event))
 
-    def _event(self, event, when, code, next_pos, flags):
+    def _event(self, at, event, when, code, _server, _length, next_pos, flags):
         self.events += 1
         if code == FORMAT_DESCRIPTION_EVENT and self.checksum is None:
-            # ... post-header lengths, then the checksum algorithm (1 byte) and this event's own CRC32.
-            self.checksum = "crc32" if len(event) > 24 and event[-5] == CHECKSUM_CRC32 else "none"
+            self.checksum = checksum_of(event)
             self.in_use = bool(flags & LOG_IN_USE)
         if self.checksum == "crc32":  # every event, the format description included, ends with its CRC32
             stored = struct.unpack_from("<I", event, len(event) - 4)[0]
             if zlib.crc32(event[:-4]) & 0xFFFFFFFF != stored and len(self.problems) < 5:
-                self.problems.append("event at position %d fails its CRC32 checksum (damaged)" % self.offset)
-        if next_pos and next_pos != self.offset + len(event) and len(self.problems) < 5:
+                self.problems.append("event at position %d fails its CRC32 checksum (damaged)" % at)
+        if next_pos and next_pos != at + len(event) and len(self.problems) < 5:
             self.problems.append("event at position %d says the next one is at %d, not %d (damaged)"
-                                 % (self.offset, next_pos, self.offset + len(event)))
+                                 % (at, next_pos, at + len(event)))
         if self.first_at is None:
             self.first_at = when
         self.last_at = when if self.last_at is None else max(self.last_at, when)
         self.closed = code in (ROTATE_EVENT, STOP_EVENT)
         if code == ROTATE_EVENT:
-            body = event[HEADER.size:len(event) - (4 if self.checksum == "crc32" else 0)]
-            self.next_file = body[8:].decode("utf-8", "replace") or None
+            self.next_file = event_body(event, self.checksum)[8:].decode("utf-8", "replace") or None
         if not self.stopped and code in COMMITTING:
             if self.stop is not None and when >= self.stop:
                 self.stopped = True
-            elif self.start is None or self.offset >= self.start:
+            elif self.start is None or at >= self.start:
                 self.replayed_to = when if self.replayed_to is None else max(self.replayed_to, when)
 
     def result(self):
-        problems = list(self.problems)
-        if self.magic_seen is False:
-            problems.append("empty or cut before its first event (no magic number)")
-        elif self.buffer and self.magic_seen:
-            problems.append("cut in the middle of an event at position %d (%d bytes left over): truncated"
-                            % (self.offset, len(self.buffer)))
+        ended = self.stream.end_problem()
+        problems = self.problems + ([ended] if ended else [])
         return {"events": self.events, "first_at": self.first_at, "last_at": self.last_at,
                 "next_file": self.next_file, "closed": self.closed and not self.in_use, "checksum": self.checksum,
                 "problems": problems}
@@ -190,45 +219,33 @@ class DatabaseFilter:
         self.foreign_ddl = re.compile(rb"^\s*(RENAME|DROP|ALTER|TRUNCATE|CREATE)\b.*`%s`\s*\." % re.escape(
             database.replace("`", "``").encode("utf-8")), re.I | re.S)
         self.start, self.stop = start, stop
-        self.buffer = bytearray()
-        self.offset = 0  # input position of buffer[0]
-        self.out_offset = 4
+        self.stream = EventStream()
+        self.out_offset = 0  # nothing written yet; 4 after the magic number
         self.checksum = None
         self.pending = []
         self.tables = {}
         self.dropped = 0
 
     def feed(self, data):
-        self.buffer += data
+        events = self.stream.feed(data)
+        if self.stream.broken:
+            raise PITRError(self.stream.broken)
         out = []
-        if self.offset == 0:
-            if len(self.buffer) < 4:
-                return b""
-            if bytes(self.buffer[:4]) != MAGIC:
-                raise PITRError("not a binary log (no magic number at the start)")
+        if self.stream.started and not self.out_offset:
             out.append(MAGIC)
-            del self.buffer[:4]
-            self.offset = 4
-        while len(self.buffer) >= HEADER.size:
-            length = HEADER.unpack_from(self.buffer)[3]
-            if length < HEADER.size:
-                raise PITRError("event at position %d has an impossible length %d (damaged)" % (self.offset, length))
-            if len(self.buffer) < length:
-                break
-            event = bytes(self.buffer[:length])
-            del self.buffer[:length]
-            at = self.offset
-            self.offset += length
+            self.out_offset = len(MAGIC)
+        for at, event in events:
             out.extend(self._event(event, at))
         return b"".join(out)
 
     def close(self):
-        if self.buffer:
-            raise PITRError("the binary log ends in the middle of an event at position %d (truncated)" % self.offset)
+        ended = self.stream.end_problem()
+        if ended and self.stream.started:  # an empty input gives an empty output; the Scanner beside says so
+            raise PITRError("the binary log is %s" % ended)
         return b"".join(self._flush())
 
     def _body(self, event):
-        return event[HEADER.size:len(event) - (4 if self.checksum == "crc32" else 0)]
+        return event_body(event, self.checksum)
 
     def _emit(self, event, flags=None):
         event = bytearray(event)
@@ -243,7 +260,7 @@ class DatabaseFilter:
     def _event(self, event, at):
         code = event[4]
         if code == FORMAT_DESCRIPTION_EVENT and self.checksum is None:
-            self.checksum = "crc32" if len(event) > 24 and event[-5] == CHECKSUM_CRC32 else "none"
+            self.checksum = checksum_of(event)
             return [self._emit(event)]
         if self.start is not None and at < self.start and code not in FILE_STATE_EVENTS:
             return []
@@ -671,7 +688,7 @@ class BinlogPITR:
             engine.prepare_for(manifest)
             engine.create_database(database)
             engine.restore(backup.plain_stream(backup_dir, manifest, self.key), database)
-            replayed_to = self._replay(engine, scratch, base, files, target, database, state)
+            replayed_to = self._replay(engine, scratch, base, archived, files, target, database, state)
             state["counts"] = engine.row_counts(database)
             if query:
                 rows = engine.sql(query, database=database, what="the check query")
@@ -700,13 +717,12 @@ class BinlogPITR:
                                     % (scratch, wait_s, exc)) from None
             time.sleep(0.5)
 
-    def _replay(self, engine, scratch, base, files, target, database, state):
+    def _replay(self, engine, scratch, base, archived, files, target, database, state):
         """Copy the files into the scratch instance, checked as they stream (Scanner) and cut to the dump's
         position and to ``database`` (DatabaseFilter), turn them into SQL there (mariadb-binlog, up to the target's
         second) and apply it. Returns the time of the last commit replayed (None when none)."""
         runner = engine.runner
         runner.run(["mkdir", "-p", REPLAY_DIR])
-        archived = read_archive(self.repo)
         replayed_to, copied_files, dropped = None, [], 0
         stop = None if target is None else int(target)
         for index, name in enumerate(files):

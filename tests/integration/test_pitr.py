@@ -53,29 +53,36 @@ def remove(docker_client, container=None, volume=None):
                 getter(name).remove(force=True)
 
 
+def database_stack(tmp_path_factory, docker_client, project, label, **settings):
+    """A stack of its own with the database only, made by roles/database (rollcall_pitr among ``settings``):
+    yields (tmp_path, inventory); the containers, volumes and network go at the end. test_pitr_mariadb.py too."""
+    container, scratch = project + "-db", project + "-db-pitr"
+    tmp_path = tmp_path_factory.mktemp(label)
+    inventory = write_inventory(tmp_path, rollcall_project=project, rollcall_environment="test",
+                                rollcall_state_dir=str(tmp_path / "state"), rollcall_backup_dir=str(tmp_path / "b"),
+                                **settings)
+    started = time.time()
+    try:
+        proc, report = run_tasks(tmp_path, inventory, "database.yml", [
+            {"name": "The database with point-in-time recovery",
+             "ansible.builtin.include_role": {"name": "rollcall.ops.database"}}])
+        assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+        print("%s: the database stack in %.1f s" % (label, time.time() - started))
+        yield tmp_path, inventory
+    finally:
+        remove(docker_client, scratch, scratch + "-data")
+        remove(docker_client, container, project + "-dbdata")
+        with contextlib.suppress(docker.errors.NotFound):
+            docker_client.networks.get(project + "-net").remove()
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, docker_client, require_image):
     require_image(IMAGE)
     has_tool = docker_client.containers.run(IMAGE, ["sh", "-c", "command -v pgbackrest || true"], remove=True)
     assert has_tool.strip(), "%s has no pgbackrest: rebuild it (make images) from images/postgres/Dockerfile" % IMAGE
-    tmp_path = tmp_path_factory.mktemp("pitr")
-    inventory = write_inventory(tmp_path, rollcall_project=PROJECT, rollcall_environment="test",
-                                rollcall_pitr=True, rollcall_pitr_cipher_pass="it-pitr-cipher-pass-never-printed",
-                                rollcall_state_dir=str(tmp_path / "state"), rollcall_backup_dir=str(tmp_path / "b"),
-                                database_image=IMAGE)
-    started = time.time()
-    try:
-        proc, report = run_tasks(tmp_path, inventory, "database.yml", [
-            {"name": "The database with PITR",
-             "ansible.builtin.include_role": {"name": "rollcall.ops.database"}}])
-        assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
-        print("pitr: stack with archiving and its first full backup in %.1f s" % (time.time() - started))
-        yield tmp_path, inventory
-    finally:
-        remove(docker_client, SCRATCH, SCRATCH + "-data")
-        remove(docker_client, CONTAINER, PROJECT + "-dbdata")
-        with contextlib.suppress(docker.errors.NotFound):
-            docker_client.networks.get(PROJECT + "-net").remove()
+    yield from database_stack(tmp_path_factory, docker_client, PROJECT, "pitr", rollcall_pitr=True,
+                              rollcall_pitr_cipher_pass="it-pitr-cipher-pass-never-printed", database_image=IMAGE)
 
 
 def archived_after(docker_client, moment, timeout=30):

@@ -6,15 +6,14 @@ not B; a time before the window is refused; a removed archived file is named by 
 named as such. The log is archived on demand (FLUSH BINARY LOGS), so nothing waits for a timer.
 """
 
-import contextlib
 import json
 import os
 import time
 
 import docker.errors
 import pytest
-from test_deploy import failures, write_inventory
-from test_pitr import remove, results, run_tasks
+from test_deploy import failures
+from test_pitr import database_stack, remove, results, run_tasks
 
 PROJECT = os.environ.get("ROLLCALL_IT_BINLOG_PROJECT", "rc-it-binlog")
 CONTAINER = PROJECT + "-db"
@@ -34,24 +33,9 @@ def sql(docker_client, query, container=CONTAINER, database="sms"):
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, docker_client, require_image):
     require_image("rollcall/mariadb:10.11")
-    tmp_path = tmp_path_factory.mktemp("binlog")
-    inventory = write_inventory(tmp_path, rollcall_project=PROJECT, rollcall_environment="test",
-                                rollcall_db_engine="mariadb", rollcall_db_root_password=ROOT_PASSWORD,
-                                rollcall_pitr=True, rollcall_backup_key=KEY, rollcall_backup_uploads=False,
-                                rollcall_state_dir=str(tmp_path / "state"), rollcall_backup_dir=str(tmp_path / "b"))
-    started = time.time()
-    try:
-        proc, report = run_tasks(tmp_path, inventory, "database.yml", [
-            {"name": "The database with its binary log",
-             "ansible.builtin.include_role": {"name": "rollcall.ops.database"}}])
-        assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
-        print("binlog: stack in %.1f s" % (time.time() - started))
-        yield tmp_path, inventory
-    finally:
-        remove(docker_client, SCRATCH, SCRATCH + "-data")
-        remove(docker_client, CONTAINER, PROJECT + "-dbdata")
-        with contextlib.suppress(docker.errors.NotFound):
-            docker_client.networks.get(PROJECT + "-net").remove()
+    yield from database_stack(tmp_path_factory, docker_client, PROJECT, "binlog", rollcall_db_engine="mariadb",
+                              rollcall_db_root_password=ROOT_PASSWORD, rollcall_pitr=True, rollcall_backup_key=KEY,
+                              rollcall_backup_uploads=False)
 
 
 def test_restore_to_a_time_brings_back_a_not_b_and_verify_finds_a_gap(stack, docker_client):

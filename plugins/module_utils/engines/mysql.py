@@ -326,9 +326,11 @@ class MySQL(MySQLUpkeep, Engine):
             facts["binlog"] = counter.binlog
         return {"row_counts": counter.counts, "format": self.dump_format, "engine_facts": facts}
 
-    def apply_sql(self, chunks, what="applying SQL"):
-        """Run a stream of SQL statements (point-in-time recovery's replayed binary log) with the mysql client."""
-        argv = ["mysql", "--default-character-set=utf8mb4", "--connect-timeout=10"] + self._conn_args()
+    def apply_sql(self, chunks, what="applying SQL", database=None):
+        """Run a stream of SQL statements with the mysql client (a dump, point-in-time recovery's replayed binary
+        log), in ``database`` when given."""
+        argv = ["mysql", "--default-character-set=utf8mb4", "--connect-timeout=10"] + self._conn_args() \
+            + ([database] if database else [])
         result = self.runner.run(argv, stdin=chunks, env=self._env())
         if result.rc != 0:
             self._fail(what, result)
@@ -364,13 +366,10 @@ class MySQL(MySQLUpkeep, Engine):
 
     def restore(self, chunks, database):
         check_database_name(database)
-        argv = ["mysql", "--default-character-set=utf8mb4", "--connect-timeout=10"] + self._conn_args() + [database]
         source = getattr(self, "dumped_database", None) or self.target.database
         if source != database:
             chunks = retarget(chunks, source, database)
-        result = self.runner.run(argv, stdin=chunks, env=self._env())
-        if result.rc != 0:
-            self._fail("loading the dump into %s" % database, result)
+        self.apply_sql(chunks, "loading the dump into %s" % database, database)
 
     # ---------------------------------------------------------------- swap (MariaDB cannot rename a database)
     def _relations(self, database):
