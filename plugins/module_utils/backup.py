@@ -19,6 +19,7 @@ from .engines.base import EngineError, Target
 from .engines.mysql import MySQL
 from .engines.postgresql import PostgreSQL
 from .engines.sqlite import SQLite
+from .logaudit import _UNIT_SECONDS, WINDOW_RE
 from .runner import LocalRunner, RunnerError
 
 ENGINES = {"postgresql": PostgreSQL, "mysql": MySQL, "sqlite": SQLite, "mssql": mssql.MSSQL}
@@ -689,7 +690,7 @@ def describe(directory, now=None):
             "encrypted": manifest["data"]["encrypted"], "schema_revision": manifest.get("schema_revision"),
             "key_id": (keyring.needed_ids(manifest) or [None])[0],
             "app_version": manifest.get("app_version"), "parent": manifest.get("parent"),
-            "verification": verification,
+            "labels": manifest.get("labels") or {}, "verification": verification,
             "verified": bool(verification and verification.get("status") == "passed"),
         })
     return items
@@ -712,13 +713,53 @@ def _parse_time(text):
     return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
 
 
-def prune_plan(items, keep_last=7, keep_daily=7, keep_weekly=4, keep_monthly=6):
+def parse_duration(value, what="keep_within"):
+    """Seconds of a duration: '7d', '36h', '90m' (also s, min, w and fractions such as '1.5d', the grammar of
+    log_audit's ``since``: logaudit.WINDOW_RE), or '0' / 0 for none. ValueError says what is wrong and what to write."""
+    if isinstance(value, bool):
+        raise ValueError("%s %r is not a duration: write a number with a unit, such as 7d, 36h or 90m (0 for off)"
+                         % (what, value))
+    text = str(value if value is not None else "").strip()
+    match = WINDOW_RE.match(text)
+    if match:
+        return int(round(float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]))
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    if number == 0:
+        return 0
+    if number is not None:
+        raise ValueError("%s %r has no unit: write it with d (days), h (hours) or m (minutes), such as 7d, 36h or "
+                         "90m, or 0 for off" % (what, value))
+    raise ValueError("%s %r is not a duration: write a whole or decimal number followed by d (days), h (hours) or "
+                     "m (minutes), such as 7d, 36h or 90m, or 0 for off" % (what, value))
+
+
+def describe_duration(seconds):
+    """'7 days', '36 hours', '90 minutes', '1 day': whole days as days, else hours, else minutes, else seconds."""
+    seconds = int(seconds)
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second")):
+        if seconds % size == 0 and seconds >= size:
+            count = seconds // size
+            return unit if count == 1 else "%d %ss" % (count, unit)
+    return "%d seconds" % seconds
+
+
+def prune_plan(items, keep_last=7, keep_daily=7, keep_weekly=4, keep_monthly=6, keep_within=0, now=None):
     """(keep, delete, reasons) for ``describe()`` items of one database. Pure: unit-tested without files.
 
     Keeps the newest ``keep_last``, the newest backup of each of the last ``keep_daily`` days, ``keep_weekly``
-    ISO weeks and ``keep_monthly`` months (GFS); always keeps the newest verified backup; never deletes all.
-    Deletes nothing when the newest backup failed verification (a failing run must not eat the good ones).
+    ISO weeks and ``keep_monthly`` months (GFS), and every backup that finished within ``keep_within`` seconds
+    before ``now`` (an aware datetime, needed when ``keep_within`` is set; 0: off); always keeps the newest
+    verified backup; never deletes all. Deletes nothing when the newest backup failed verification (a failing run
+    must not eat the good ones).
     """
+    keep_within = int(keep_within or 0)
+    if keep_within < 0:
+        raise ValueError("keep_within is %d seconds: use 0 (off) or more" % keep_within)
+    if keep_within and now is None:
+        raise ValueError("prune_plan needs now (the current time) when keep_within is set")
     items = sorted((i for i in items if "error" not in i), key=lambda i: i["finished_at"], reverse=True)
     reasons = {}
     if not items:
@@ -730,6 +771,12 @@ def prune_plan(items, keep_last=7, keep_daily=7, keep_weekly=4, keep_monthly=6):
         return [i["name"] for i in items], [], reasons
     for item in items[:keep_last]:
         reasons.setdefault(item["name"], "one of the last %d" % keep_last)
+    if keep_within:
+        within = "taken within the last %s" % describe_duration(keep_within)
+        for item in items:
+            if (now - _parse_time(item["finished_at"])).total_seconds() > keep_within:
+                break  # newest first: every later item is older still
+            reasons.setdefault(item["name"], within)
     for label, count, key in (("daily", keep_daily, lambda t: t.date()),
                               ("weekly", keep_weekly, lambda t: tuple(t.isocalendar())[:2]),
                               ("monthly", keep_monthly, lambda t: (t.year, t.month))):

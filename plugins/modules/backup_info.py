@@ -73,7 +73,8 @@ RETURN = r"""
 backups:
   description: Backups, newest first, each with name, engine, database, type, finished_at, age_s, size, file,
     encrypted, key_id (the key it was made with, null without a key; M(rollcall.ops.backup_keys) says whether a key
-    ring reads it), schema_revision, app_version, verified and verification (the latest result).
+    ring reads it), schema_revision, app_version, labels (e.g. a point-in-time restore's pitr_target and
+    pitr_source), verified and verification (the latest result).
   returned: always
   type: list
   elements: dict
