@@ -350,6 +350,75 @@ def archive_plan(server_logs, archived):
     return {"copy": copy, "archived": already, "active": active}
 
 
+def mirror_plan(source, target):
+    """What a mirror run copies from one repository to another (the backup host's): ``{"copy": [names],
+    "present": [names]}``, oldest first. ``source``/``target``: {name: manifest}. A name in both with another
+    checksum is not the same file (a rebuilt server's log under a reused name, or a target that belongs to another
+    stack): PITRError, nothing copied."""
+    copy, present = [], []
+    for name in sorted(source, key=lambda n: sequence(n)[1]):
+        there = target.get(name)
+        if there is None:
+            copy.append(name)
+            continue
+        if there["data"].get("sha256") != source[name]["data"].get("sha256"):
+            raise PITRError("binary log %s is in both repositories with different contents: the off-host one "
+                            "belongs to another server (a rebuilt one reusing the names?); point "
+                            "rollcall_pitr_offsite_repo at a new directory and keep that one" % name)
+        present.append(name)
+    return {"copy": copy, "present": present}
+
+
+def _copy_file_atomic(source, target):
+    """Copy ``source`` to ``target`` through a temp file (fsync, then rename); never over an existing target."""
+    directory = os.path.dirname(target)
+    temp = os.path.join(directory, ".%s.%d.tmp" % (os.path.basename(target), os.getpid()))
+    try:
+        with open(source, "rb") as src, os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                                                  "wb") as dst:
+            while True:
+                chunk = src.read(1 << 20)
+                if not chunk:
+                    break
+                dst.write(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
+        if os.path.exists(target):
+            raise artifact.ArtifactError("%s already exists; refusing to overwrite it" % target)
+        os.rename(temp, target)
+    except OSError as exc:
+        raise artifact.ArtifactError(artifact.storage_error(directory, exc, "copying %s" % os.path.basename(target))
+                                     + "; nothing was kept") from None
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+def mirror(source_repo, target_repo, check_mode=False):
+    """Copy every archived file of ``source_repo`` that ``target_repo`` lacks: the data file, then its manifest
+    (what makes it archived there; a data file an interrupted run left without one is replaced). The files are
+    copied as they are (encrypted, manifests signed): the target is read and verified like any repository."""
+    source, target = read_archive(source_repo), read_archive(target_repo)
+    plan = mirror_plan(source, target)
+    if check_mode or not plan["copy"]:
+        return dict(plan, copied=[])
+    os.makedirs(target_repo, 0o700, exist_ok=True)
+    copied = []
+    for name in plan["copy"]:
+        data = source[name]["data"]["file"]
+        if os.path.exists(os.path.join(target_repo, data)):  # without its manifest: an interrupted copy
+            os.unlink(os.path.join(target_repo, data))
+        _copy_file_atomic(os.path.join(source_repo, data), os.path.join(target_repo, data))
+        try:
+            _copy_file_atomic(artifact.manifest_path(source_repo, name), artifact.manifest_path(target_repo, name))
+        except BaseException:
+            os.unlink(os.path.join(target_repo, data))
+            raise
+        artifact.fsync_directory(target_repo)
+        copied.append(name)
+    return dict(plan, copied=copied)
+
+
 def gaps(archived):
     """Sentences naming every break in the archived chain: a number missing between two archived files, or a
     file whose closing rotate event names another file than the one that follows it."""

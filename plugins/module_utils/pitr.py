@@ -26,6 +26,10 @@ PG_USER = "postgres"
 DATA_DIR = "/var/lib/postgresql/data"
 CONFIG_DIR = "/etc/pgbackrest"
 REPO_DIR = "/var/lib/pgbackrest"
+# The off-host repository (repo2: a directory of the backup host mounted on the db host with sshfs, roles/database
+# with rollcall_backup_offsite_host): pgBackRest's archive-push writes every WAL segment to both repositories.
+OFFSITE_REPO_DIR = "/var/lib/pgbackrest-offsite"
+OFFSITE = "offsite"
 TYPES = ("full", "diff", "incr")
 RESTART_SETTINGS = ("archive_mode", "wal_level")
 RECOVERY_LOG = "/var/lib/postgresql/rollcall-pitr-recovery.log"  # the scratch instance's server log
@@ -102,8 +106,14 @@ def iso(epoch):
     return (EPOCH + datetime.timedelta(seconds=epoch)).isoformat().replace("+00:00", "Z")
 
 
-def parse_info(text, stanza=STANZA):
-    """``pgbackrest info --output=json`` of one stanza: status, backups (oldest first), WAL archive range."""
+def parse_info(text, stanza=STANZA, repo_key=None):
+    """``pgbackrest info --output=json`` of one stanza: status, backups (oldest first), WAL archive range.
+
+    With two repositories (the local one and the backup host's, ``repo1``/``repo2``) pgBackRest lists the backups
+    and archive ranges of both: ``repo_key`` keeps those of one repository (each backup says its ``repo``);
+    ``repos`` lists every repository's own status, and the stanza ``exists`` only when it exists in each of them
+    (``repo_key``: in that one) - pgBackRest's overall code is 4, "different across repos", when one has no backup
+    yet."""
     try:
         doc = json.loads(text)
     except ValueError:
@@ -111,27 +121,44 @@ def parse_info(text, stanza=STANZA):
     entry = next((s for s in doc if s.get("name") == stanza), None)
     if entry is None:
         return {"stanza": stanza, "status_code": 1, "status": "missing stanza", "exists": False, "backups": [],
-                "archive_min": None, "archive_max": None, "newest_backup": None, "oldest_backup": None}
+                "archive_min": None, "archive_max": None, "newest_backup": None, "oldest_backup": None,
+                "repos": [], "repo_key": repo_key}
+
+    def in_repo(item):
+        return repo_key is None or item.get("database", {}).get("repo-key", 1) == repo_key
+
     code = entry.get("status", {}).get("code", 99)
+    repos = [{"key": r.get("key"), "status_code": r.get("status", {}).get("code", 99),
+              "status": r.get("status", {}).get("message", "")} for r in entry.get("repo", [])]
+    chosen = [r for r in repos if repo_key is None or r["key"] == repo_key]
+    if repo_key is not None and repos and not chosen:
+        raise PITRError("pgBackRest has no repository %d in its configuration (repositories: %s)"
+                        % (repo_key, ", ".join(str(r["key"]) for r in repos)))
+    exists = all(r["status_code"] in STANZA_EXISTS for r in chosen) if chosen else code in STANZA_EXISTS
+    status = "; ".join("repo%s: %s" % (r["key"], r["status"]) for r in chosen) if len(repos) > 1 \
+        else entry.get("status", {}).get("message", "")
     backups = []
     for b in entry.get("backup", []):
+        if not in_repo(b):
+            continue
         backups.append({
             "label": b["label"], "type": b["type"], "start": b["timestamp"]["start"],
             "stop": b["timestamp"]["stop"], "started_at": iso(b["timestamp"]["start"]),
             "finished_at": iso(b["timestamp"]["stop"]), "archive_start": b.get("archive", {}).get("start"),
             "archive_stop": b.get("archive", {}).get("stop"), "size": b.get("info", {}).get("size"),
             "repo_size": b.get("info", {}).get("repository", {}).get("size"), "error": bool(b.get("error")),
-            "prior": b.get("prior"),
+            "prior": b.get("prior"), "repo": b.get("database", {}).get("repo-key", 1),
         })
     backups.sort(key=lambda b: b["stop"])
-    archives = entry.get("archive", [])
+    archives = [a for a in entry.get("archive", []) if in_repo(a)]
     mins = [a["min"] for a in archives if a.get("min")]
     maxes = [a["max"] for a in archives if a.get("max")]
     good = [b for b in backups if not b["error"]]
-    return {"stanza": stanza, "status_code": code, "status": entry.get("status", {}).get("message", ""),
-            "exists": code in STANZA_EXISTS, "backups": backups, "cipher": entry.get("cipher"),
+    return {"stanza": stanza, "status_code": code, "status": status,
+            "exists": exists, "backups": backups, "cipher": entry.get("cipher"),
             "archive_min": min(mins) if mins else None, "archive_max": max(maxes) if maxes else None,
-            "newest_backup": good[-1] if good else None, "oldest_backup": good[0] if good else None}
+            "newest_backup": good[-1] if good else None, "oldest_backup": good[0] if good else None,
+            "repos": repos, "repo_key": repo_key}
 
 
 def window(info, archiver, now):
@@ -293,11 +320,21 @@ def judge_verify(rc, parsed, stderr=""):
             else "; ".join(problems)}
 
 
+def _mount_source(mounts, destination):
+    return next((m.get("Name") if m.get("Type") == "volume" else m.get("Source") for m in mounts
+                 if m.get("Destination") == destination), None)
+
+
 def scratch_mounts(mounts, repo=None):
     """[(source, target, read_only)] the scratch instance needs from the live container's inspect ``Mounts``:
     the configuration (read-only) and the repository (read-only: a scratch never pushes WAL). ``repo``: restore
-    from that repository (a host directory or a volume: the one a lost cluster archived to) instead of the live
-    container's own."""
+    from that repository (a host directory or a volume: the one a lost cluster archived to, or the backup host's,
+    ``offsite``) instead of the live container's own. The scratch instance reads it as its repository 1."""
+    if repo == OFFSITE:
+        repo = _mount_source(mounts, OFFSITE_REPO_DIR)
+        if not repo:
+            raise PITRError("this stack has no off-host repository (nothing mounted at %s): it needs "
+                            "rollcall_backup_offsite_host and a deploy with rollcall_pitr: true" % OFFSITE_REPO_DIR)
     found = {REPO_DIR: repo} if repo else {}
     for m in mounts:
         if m.get("Destination") in (CONFIG_DIR, REPO_DIR) and m["Destination"] not in found:
@@ -311,13 +348,20 @@ def scratch_mounts(mounts, repo=None):
 
 def repo_source(repo, mounts):
     """Where a restore reads: ``"live"`` (the live container's repository) without ``repo`` or when ``repo`` is
-    that one, else ``"repository"`` (the repository of a lost cluster, e.g. after a rebuild: the new cluster
-    archives to its own repository and cannot use the old one, whose stanza holds another system identifier)."""
+    that one; ``"offsite"`` for ``repo=offsite`` or the live container's off-host repository (the same cluster's
+    WAL, on the backup host); else ``"repository"`` (the repository of a lost cluster, e.g. after a rebuild: the
+    new cluster archives to its own repository and cannot use the old one, whose stanza holds another system
+    identifier)."""
     if not repo:
         return "live"
-    live = next((m.get("Name") if m.get("Type") == "volume" else m.get("Source") for m in mounts
-                 if m.get("Destination") == REPO_DIR), None)
-    return "live" if live and live.rstrip("/") == str(repo).rstrip("/") else "repository"
+    if repo == OFFSITE:
+        return OFFSITE
+    wanted = str(repo).rstrip("/")
+    if (_mount_source(mounts, REPO_DIR) or "").rstrip("/") == wanted:
+        return "live"
+    if (_mount_source(mounts, OFFSITE_REPO_DIR) or "").rstrip("/") == wanted:
+        return OFFSITE
+    return "repository"
 
 
 def preview_target(to_time, now):
@@ -338,22 +382,29 @@ def data_volume(mounts):
 def restore_args(target, process_max=1):
     """pgbackrest restore's arguments: to a time, promoted there; without a target (latest), every archived
     segment replayed (``--type=default``; pgBackRest refuses ``--target-action`` with it, and PostgreSQL promotes
-    at the end of the WAL by itself). Never archiving from the scratch instance. ``process_max`` > 1: files are
+    at the end of the WAL by itself). Never archiving from the scratch instance. Always repository 1: the
+    scratch instance has the one repository it restores from mounted there (the configuration may name a
+    second one, the backup host's, which the scratch instance does not see). ``process_max`` > 1: files are
     fetched, decrypted and decompressed by that many processes (pgBackRest's default is one)."""
     parallel = ["--process-max=%d" % process_max] if process_max and process_max > 1 else []
     if target is None:
-        return ["restore", "--type=default", "--archive-mode=off"] + parallel
-    return ["restore", "--type=time", "--target=%s" % pg_time(target), "--target-action=promote",
+        return ["restore", "--repo=1", "--type=default", "--archive-mode=off"] + parallel
+    return ["restore", "--repo=1", "--type=time", "--target=%s" % pg_time(target), "--target-action=promote",
             "--archive-mode=off"] + parallel
 
 
-def restore_plan(target, container, scratch, scratch_volume, image, stanza=STANZA, repo=None):
-    """The steps a restore takes (what check mode reports). ``repo``: from that repository, not the live one."""
+def restore_plan(target, container, scratch, scratch_volume, image, stanza=STANZA, repo=None, offsite=None):
+    """The steps a restore takes (what check mode reports). ``repo``: from that repository, not the live one;
+    ``offsite``: from the live cluster's off-host repository (that path, on the backup host)."""
     to = "the newest archived point" if target is None else pg_time(target)
     first = ("archive up to now on %s (a marker commit and a WAL switch), read the recoverable window (pgbackrest "
              "info, pg_stat_archiver) and check the target" % container) if not repo else (
         "restore from the repository %s (not %s's own): read it there (pgbackrest info, verify) and check the "
         "target against its backups" % (repo, container))
+    if offsite:
+        first = ("archive up to now on %s (a marker commit and a WAL switch: pgBackRest pushes it to both "
+                 "repositories), read the recoverable window of the backup host's repository %s (pgbackrest info "
+                 "--repo=2, pg_stat_archiver) and check the target; verify that repository" % (container, offsite))
     return [
         first,
         "create volume %s and container %s from %s (no network; repository and configuration read-only)"
@@ -426,8 +477,9 @@ class PITR:
         return self.must(result, "psql").text.strip()
 
     # -- reading ------------------------------------------------------------------------------------------------
-    def info(self):
-        return parse_info(self.must(self.pgbackrest("info", "--output=json"), "pgbackrest info").text, self.stanza)
+    def info(self, repo_key=None):
+        return parse_info(self.must(self.pgbackrest("info", "--output=json"), "pgbackrest info").text, self.stanza,
+                          repo_key)
 
     def archiver(self):
         row = json.loads(self.sql(
@@ -455,9 +507,9 @@ class PITR:
                                     iso(archiver.get("last_failed_time"))))
             time.sleep(0.5)
 
-    def status(self, now=None):
+    def status(self, now=None, repo_key=None):
         now = now or time.time()
-        info = self.info()
+        info = self.info(repo_key)
         return info, window(info, self.archiver(), now)
 
     # -- changing -----------------------------------------------------------------------------------------------
@@ -512,22 +564,31 @@ class PITR:
                 if result.rc == 0 else result.explained((result.stderr or result.text).strip()[-800:])}
 
     def backup(self, kind, process_max, compress_type, compress_level, now=None, full_every_s=7 * 86400,
-               diff_every_s=86400, check_mode=False):
+               diff_every_s=86400, check_mode=False, repo_key=1):
+        """A physical backup into repository ``repo_key`` (1: the local one, 2: the backup host's), its type
+        chosen from that repository's own backups (each repository has its own chain and retention)."""
         now = now or time.time()
-        chosen, why = choose_type(self.info()["backups"], now, full_every_s, diff_every_s, kind)
+        before = self.info(repo_key)
+        chosen, why = choose_type(before["backups"], now, full_every_s, diff_every_s, kind)
         if check_mode:
-            return {"type": chosen, "why": why, "backup": None}
-        args = ["backup", "--type=%s" % chosen, "--process-max=%d" % process_max,
+            return {"type": chosen, "why": why, "backup": None, "repo": repo_key,
+                    "repos": [r["key"] for r in before["repos"]] or [1]}
+        args = ["backup", "--repo=%d" % repo_key, "--type=%s" % chosen, "--process-max=%d" % process_max,
                 "--compress-type=%s" % compress_type, "--start-fast"]
         if compress_level is not None:
             args.append("--compress-level=%d" % compress_level)
-        self.must(self.pgbackrest(*args), "pgbackrest backup")
-        return {"type": chosen, "why": why, "backup": self.info()["newest_backup"]}
+        self.must(self.pgbackrest(*args), "pgbackrest backup (repository %d)" % repo_key)
+        after = self.info(repo_key)
+        return {"type": chosen, "why": why, "backup": after["newest_backup"], "repo": repo_key,
+                "repos": [r["key"] for r in after["repos"]] or [1]}
 
-    def verify(self):
-        result = self.pgbackrest("verify", "--output=text", console="detail")
+    def verify(self, repo_key=1):
+        result = self.pgbackrest("verify", "--repo=%d" % repo_key, "--output=text", console="detail")
         parsed = parse_verify(result.text)
-        return dict(judge_verify(result.rc, parsed, result.stderr), ranges=parsed["ranges"])
+        verdict = judge_verify(result.rc, parsed, result.stderr)
+        if repo_key != 1 and not verdict["passed"]:
+            verdict["message"] = "repository %d (the backup host's): %s" % (repo_key, verdict["message"])
+        return dict(verdict, ranges=parsed["ranges"], repo=repo_key)
 
     # -- the scratch instance -------------------------------------------------------------------------------------
     def restore(self, to_time, scratch, scratch_volume, query=None, database="postgres", keep_failed=False,
@@ -538,22 +599,23 @@ class PITR:
         live = dockerlib.inspect(self.container, self.docker_host)
         source = repo_source(repo, live.get("Mounts", []))
         from_repo = repo if source == "repository" else None
+        mounts = scratch_mounts(live.get("Mounts", []), OFFSITE if source == OFFSITE else from_repo)
+        offsite = mounts[1][0] if source == OFFSITE else None
         if from_repo:  # the repository is read in the scratch instance, where it is mounted
             info, win, target = None, None, preview_target(to_time, now)
-        else:
-            if not check_mode and to_time not in (None, "", "latest"):
+        else:  # the live cluster: its archiver says how far its repositories reach (both get every segment)
+            if not check_mode:  # "latest" of a live cluster is now: its current segment archived first
                 self.archive_now()
-            info, win = self.status(time.time())
+            info, win = self.status(time.time(), repo_key=2 if offsite else None)
             target = validate_target(to_time, win, now, reach_now=check_mode)
-        mounts = scratch_mounts(live.get("Mounts", []), from_repo)
         if scratch_volume == data_volume(live.get("Mounts", [])) or scratch == self.container:
             raise PITRError("the scratch instance must be new: %s / %s is the live database"
                             % (scratch, scratch_volume))
         image = live["Config"]["Image"]
-        plan = restore_plan(target, self.container, scratch, scratch_volume, image, self.stanza, from_repo)
+        plan = restore_plan(target, self.container, scratch, scratch_volume, image, self.stanza, from_repo, offsite)
         result = {"plan": plan, "target": iso(target) if target is not None else None, "window": win,
                   "scratch": scratch, "scratch_volume": scratch_volume, "image": image, "source": source,
-                  "repo": from_repo}
+                  "repo": from_repo or offsite}
         if check_mode:
             return result
         from .docker import ContainerRunner
@@ -570,13 +632,14 @@ class PITR:
         took("scratch_container")
         try:
             runner = ContainerRunner(scratch, self.docker_host)
-            if from_repo:
-                info = parse_info(self.must(self.pgbackrest("info", "--output=json", runner=runner),
-                                            "pgbackrest info").text, self.stanza)
-                checked = self.pgbackrest("verify", "--output=text", console="detail", runner=runner)
+            if from_repo or offsite:  # read and verified where the scratch instance has it: its repository 1
+                info = parse_info(self.must(self.pgbackrest("info", "--repo=1", "--output=json", runner=runner),
+                                            "pgbackrest info").text, self.stanza, 1)
+                checked = self.pgbackrest("verify", "--repo=1", "--output=text", console="detail", runner=runner)
                 verdict = judge_verify(checked.rc, parse_verify(checked.text), checked.stderr)
                 if not verdict["passed"]:
-                    raise PITRError("the repository %s: %s" % (from_repo, verdict["message"]))
+                    raise PITRError("the repository %s: %s" % (from_repo or offsite, verdict["message"]))
+            if from_repo:
                 win = window(info, None, time.time())
                 target = validate_target(to_time, win, now)
                 result.update(window=win, target=iso(target) if target is not None else None,

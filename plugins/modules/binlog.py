@@ -27,11 +27,12 @@ options:
   action:
     description:
       - C(archive), C(info) (the archived files and the recoverable window), C(verify) (every archived file read
-        back - signature, checksum, each event's CRC32 - and the chain checked for gaps), C(restore),
-        C(drop_scratch).
+        back - signature, checksum, each event's CRC32 - and the chain checked for gaps), C(mirror) (copy the
+        archived files O(mirror_repo) lacks there - the backup host's repository - as they are, then verify that
+        repository), C(restore), C(drop_scratch).
     type: str
     required: true
-    choices: [archive, info, verify, restore, drop_scratch]
+    choices: [archive, info, verify, mirror, restore, drop_scratch]
   container:
     description:
       - The live MariaDB container.
@@ -45,6 +46,13 @@ options:
     description:
       - The repository, a directory on the managed host (created 0700 when missing).
       - Required except for C(drop_scratch).
+    type: path
+  mirror_repo:
+    description:
+      - C(mirror) only; the other repository (the backup host's, mounted on this host with sshfs by roles/database,
+        C(rollcall_pitr_offsite_repo)). Created 0700 when missing. Files are copied through a temp file and a
+        rename, data file first and its manifest last, never over an existing file; a file under the same name
+        with other contents is refused.
     type: path
   backup_dir:
     description:
@@ -106,7 +114,7 @@ options:
     default: false
   fail_on_problem:
     description:
-      - C(verify) and C(restore); fail the task when the result did not pass (else report it).
+      - C(verify), C(mirror) and C(restore); fail the task when the result did not pass (else report it).
     type: bool
     default: true
 notes:
@@ -141,8 +149,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 copied:
-  description: C(archive); the files copied into the repository now.
-  returned: action is archive
+  description: C(archive) and C(mirror); the files copied into the repository (or O(mirror_repo)) now.
+  returned: action is archive or mirror
   type: list
   elements: str
 archived:
@@ -150,9 +158,14 @@ archived:
   returned: action is archive
   type: list
   elements: str
+present:
+  description: C(mirror); the files O(mirror_repo) had already.
+  returned: action is mirror
+  type: list
+  elements: str
 copy:
-  description: C(archive); the files to copy (check mode - what would be copied).
-  returned: action is archive
+  description: C(archive) and C(mirror); the files to copy (check mode - what would be copied).
+  returned: action is archive or mirror
   type: list
   elements: str
 files:
@@ -175,12 +188,12 @@ newest_recoverable_at:
   returned: action is info
   type: str
 passed:
-  description: C(verify), C(restore); whether it passed.
-  returned: action is verify or restore
+  description: C(verify), C(mirror) (the mirror read back), C(restore); whether it passed.
+  returned: action is verify, mirror or restore
   type: bool
 problems:
-  description: C(verify), C(restore); what did not pass, each a sentence (gaps name the missing files).
-  returned: action is verify or restore
+  description: C(verify), C(mirror), C(restore); what did not pass, each a sentence (gaps name the missing files).
+  returned: action is verify, mirror or restore
   type: list
   elements: str
 message:
@@ -238,7 +251,7 @@ from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import E
 from ansible_collections.rollcall.ops.plugins.module_utils.pitr import PITRError
 from ansible_collections.rollcall.ops.plugins.module_utils.runner import RunnerError
 
-ACTIONS = ["archive", "info", "verify", "restore", "drop_scratch"]
+ACTIONS = ["archive", "info", "verify", "mirror", "restore", "drop_scratch"]
 
 
 def need(p, *names):
@@ -272,6 +285,18 @@ def run(module):
     if action == "verify":
         result = tool.verify()
         return dict(changed=False, failed=p["fail_on_problem"] and not result["passed"], **result)
+    if action == "mirror":
+        need(p, "mirror_repo")
+        copied = binlog.mirror(p["repo"], p["mirror_repo"], check_mode=check_mode)
+        if check_mode:
+            return dict(changed=bool(copied["copy"]), copy=copied["copy"], copied=[], present=copied["present"],
+                        message="would copy %s to %s" % (", ".join(copied["copy"]) or "nothing", p["mirror_repo"]))
+        checked = binlog.BinlogPITR(p["container"], p["mirror_repo"], key).verify()
+        return dict(changed=bool(copied["copied"]), copy=copied["copy"], copied=copied["copied"],
+                    present=copied["present"], failed=p["fail_on_problem"] and not checked["passed"],
+                    passed=checked["passed"], problems=checked["problems"],
+                    message="copied %s to %s; there: %s" % (
+                        ", ".join(copied["copied"]) or "nothing new", p["mirror_repo"], checked["message"]))
     need(p, "backup_dir", "database")
     if action == "info":
         archived, bases, win = tool.status(p["backup_dir"], p["database"])
@@ -296,6 +321,7 @@ def main():
             container=dict(type="str", required=True),
             docker_host=dict(type="str"),
             repo=dict(type="path"),
+            mirror_repo=dict(type="path"),
             backup_dir=dict(type="path"),
             database=dict(type="str"),
             login_user=dict(type="str", default="root"),

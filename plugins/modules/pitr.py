@@ -99,9 +99,23 @@ options:
       - C(restore) only; ISO 8601 with a time zone (C(2026-12-03T05:16:33Z)). Not set or C(latest) - the newest
         archived point. Refused when outside the recoverable window (RV(window)).
     type: str
+  repo_key:
+    description:
+      - C(backup) and C(verify); the pgBackRest repository - C(1) the local one, C(2) the backup host's (a stack
+        with C(rollcall_backup_offsite_host) and C(rollcall_pitr); roles/database mounts it at
+        C(/var/lib/pgbackrest-offsite) with sshfs, and pgBackRest's C(archive-push) writes every WAL segment to
+        both). Each repository has its own backups (the type is chosen from that repository's) and retention.
+      - C(info) with C(2) reads the backup host's repository only; with C(1) (the default) both repositories
+        (RV(info) lists each one's status in C(repos)).
+    type: int
+    default: 1
+    choices: [1, 2]
   repo:
     description:
-      - C(restore) only; restore from this repository (a host directory or a volume) instead of the live
+      - C(restore) only; C(offsite) - restore from the live cluster's repository on the backup host (its
+        repository 2) instead of the local one; the window is the live cluster's (its archiver pushes every segment
+        to both), the backup host's repository is verified in the scratch instance and restored from there.
+      - Else restore from this repository (a host directory or a volume) instead of the live
         container's own - the repository of a cluster that is gone (after a rebuild the new cluster archives to a
         new repository; the old stanza holds another system identifier). It is mounted read-only into the scratch
         instance with the live container's configuration (the same cipher pass), read (info), verified, and the
@@ -157,6 +171,19 @@ EXAMPLES = r"""
     process_max: 2
     compress_type: lz4
 
+- name: The same backup to the backup host's repository (a stack with rollcall_backup_offsite_host)
+  rollcall.ops.pitr:
+    action: backup
+    container: sms-db
+    repo_key: 2
+
+- name: Restore the newest point from the backup host's repository (the local one is lost)
+  rollcall.ops.pitr:
+    action: restore
+    container: sms-db
+    repo: offsite
+    database: sms
+
 - name: Restore to a time into a scratch instance and count
   rollcall.ops.pitr:
     action: restore
@@ -182,7 +209,8 @@ settings:
   type: dict
 info:
   description: C(info), C(backup), C(restore); the stanza's status, backups oldest first (label, type, started_at,
-    finished_at, size, repo_size, archive_start, archive_stop), archive_min, archive_max, newest_backup.
+    finished_at, size, repo_size, archive_start, archive_stop, repo), archive_min, archive_max, newest_backup,
+    repos (each repository's key, status_code and status).
   returned: when read
   type: dict
 window:
@@ -199,6 +227,16 @@ backup:
   description: C(backup); the new backup (label, type, finished_at, sizes), null in check mode.
   returned: action is backup
   type: dict
+repo_key:
+  description: C(backup); the repository it went to (O(repo_key)).
+  returned: action is backup
+  type: int
+repos:
+  description: C(backup); the keys of the repositories pgBackRest's configuration has (C([1]), or C([1, 2]) with
+    the backup host's).
+  returned: action is backup
+  type: list
+  elements: int
 backup_type:
   description: C(backup); the type taken (or that would be) and RV(why).
   returned: action is backup
@@ -250,11 +288,13 @@ scratch_volume:
   returned: action is restore
   type: str
 source:
-  description: C(restore); C(live) (the live container's repository) or C(repository) (O(repo), another one).
+  description: C(restore); C(live) (the live container's repository), C(offsite) (the live cluster's repository
+    on the backup host) or C(repository) (O(repo), another one).
   returned: action is restore
   type: str
 repo:
-  description: C(restore); the repository restored from when it is not the live one (O(repo)), else null.
+  description: C(restore); the repository restored from when it is not the live one (O(repo), or the host path of
+    the backup host's repository), else null.
   returned: action is restore
   type: str
 timings:
@@ -307,7 +347,7 @@ def run(module):
         result = tool.check()
         return dict(changed=False, failed=p["fail_on_problem"] and not result["passed"], **result)
     if action == "info":
-        info, win = tool.status()
+        info, win = tool.status(repo_key=p["repo_key"] if p["repo_key"] != 1 else None)
         newest = win["latest_at"] if win else None
         return dict(changed=False, info=info, window=win, newest_recoverable_at=newest,
                     message="no backup yet" if win is None else "recoverable from %s to %s (RPO now %d s)" % (
@@ -315,12 +355,15 @@ def run(module):
     if action == "backup":
         result = tool.backup(p["type"], p["process_max"], p["compress_type"], p["compress_level"],
                              now=time.time(), full_every_s=p["full_every_days"] * 86400,
-                             diff_every_s=p["diff_every_hours"] * 3600, check_mode=check_mode)
+                             diff_every_s=p["diff_every_hours"] * 3600, check_mode=check_mode,
+                             repo_key=p["repo_key"])
+        where = " in the backup host's repository" if p["repo_key"] == 2 else ""
         return dict(changed=not check_mode, backup=result["backup"], backup_type=result["type"], why=result["why"],
-                    message="%s backup %s (%s)" % (result["type"], "would be taken" if check_mode else
-                                                   result["backup"]["label"], result["why"]))
+                    repo_key=p["repo_key"], repos=result["repos"],
+                    message="%s backup %s%s (%s)" % (result["type"], "would be taken" if check_mode else
+                                                     result["backup"]["label"], where, result["why"]))
     if action == "verify":
-        result = tool.verify()
+        result = tool.verify(p["repo_key"])
         return dict(changed=False, failed=p["fail_on_problem"] and not result["passed"], **result)
     # restore
     result = tool.restore(p["to_time"], scratch, scratch_volume, query=p["query"], database=p["database"],
@@ -353,6 +396,7 @@ def main():
             compress_level=dict(type="int"),
             to_time=dict(type="str"),
             repo=dict(type="str"),
+            repo_key=dict(type="int", default=1, choices=[1, 2]),
             scratch=dict(type="str"),
             database=dict(type="str", default="postgres"),
             query=dict(type="str"),

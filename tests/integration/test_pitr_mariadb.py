@@ -2,8 +2,9 @@
 of its own (rc-it-binlog: the database only, made by roles/database with rollcall_pitr: true, so the server writes its
 binary log): a row, a dump and the log archived by roles/backup; row A, the time noted, row B; a restore to the
 noted time (rollcall.ops.binlog, then roles/backup's pitr_restore tasks turning it into a backup) brings back A and
-not B; a time before the window is refused; a removed archived file is named by verify as a gap; a wrong key is
-named as such. The log is archived on demand (FLUSH BINARY LOGS), so nothing waits for a timer.
+not B, also from a copy made by action=mirror (the backup host's copy); a time before the window is refused; a
+removed archived file is named by verify as a gap; a wrong key is named as such. The log is archived on demand
+(FLUSH BINARY LOGS), so nothing waits for a timer.
 """
 
 import json
@@ -101,6 +102,25 @@ def test_restore_to_a_time_brings_back_a_not_b_and_verify_finds_a_gap(stack, doc
     assert sql(docker_client, "SELECT GROUP_CONCAT(v ORDER BY id) FROM it_binlog") == "base,A,B"  # live untouched
     scratch = docker_client.api.inspect_container(SCRATCH)
     assert scratch["HostConfig"]["NetworkMode"] == "none"
+
+    # The backup host's copy (action=mirror, as roles/backup runs it into the sshfs mount of the backup host's
+    # directory): copied as it is, verified there, twice is nothing new, and a restore from the copy is the same.
+    offsite = tmp_path / "offsite" / PROJECT
+    from_copy = dict(common, repo=str(offsite), scratch=CONTAINER + "-copy")
+    proc, report = run_tasks(tmp_path, inventory, "mirror.yml", [
+        {"name": "Mirror", "rollcall.ops.binlog": dict(common, action="mirror", mirror_repo=str(offsite))},
+        {"name": "Mirror again", "rollcall.ops.binlog": dict(common, action="mirror", mirror_repo=str(offsite))},
+        {"name": "Restore from the copy", "rollcall.ops.binlog": dict(
+            from_copy, action="restore", to_time=noted, archive_first=False,
+            query="SELECT GROUP_CONCAT(v ORDER BY id) FROM it_binlog")},
+        {"name": "Drop its scratch instance", "rollcall.ops.binlog": dict(from_copy, action="drop_scratch")},
+    ])
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    mirrored, again = results(report, "Mirror"), results(report, "Mirror again")
+    assert mirrored["changed"] and mirrored["passed"] and mirrored["copied"], mirrored
+    assert not again["changed"] and again["copied"] == [] and again["present"] == mirrored["copied"], again
+    assert sorted(p.name for p in offsite.iterdir()) == sorted(p.name for p in repo.iterdir())
+    assert results(report, "Restore from the copy")["query_result"] == "base,A"
 
     # The role's path (restore.yml -e to_time): archive, verify, replay, and a dump of the scratch instance that
     # restore.yml then restores as any backup (labelled with the target).

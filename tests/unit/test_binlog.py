@@ -489,3 +489,60 @@ def test_a_manifest_that_cannot_be_written_takes_the_data_file_with_it(tmp_path,
     with pytest.raises(artifact.ArtifactError, match="writing the manifest failed"):
         archive_one(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------------- the mirror (the backup host's copy)
+def test_mirror_copies_what_the_other_repository_lacks_and_it_verifies_there(tmp_path):
+    local, offsite = tmp_path / "local", tmp_path / "offsite"
+    local.mkdir()
+    archive_one(local)
+    result = binlog.mirror(str(local), str(offsite))
+    assert result["copied"] == ["mariadb-bin.000001"]
+    assert sorted(p.name for p in offsite.iterdir()) == sorted(p.name for p in local.iterdir())
+    assert binlog.BinlogPITR("sms-db", str(offsite), KEY).verify()["passed"]
+    again = binlog.mirror(str(local), str(offsite))  # idempotent: nothing twice
+    assert again["copied"] == [] and again["present"] == ["mariadb-bin.000001"]
+
+
+def test_mirror_in_check_mode_copies_nothing(tmp_path):
+    local, offsite = tmp_path / "local", tmp_path / "offsite"
+    local.mkdir()
+    archive_one(local)
+    assert binlog.mirror(str(local), str(offsite), check_mode=True)["copy"] == ["mariadb-bin.000001"]
+    assert not offsite.exists()
+
+
+def test_mirror_replaces_what_an_interrupted_copy_left(tmp_path):
+    local, offsite = tmp_path / "local", tmp_path / "offsite"
+    local.mkdir()
+    offsite.mkdir()
+    archive_one(local)
+    (offsite / "mariadb-bin.000001.binlog.gz.enc").write_bytes(b"half of it")
+    assert binlog.mirror(str(local), str(offsite))["copied"] == ["mariadb-bin.000001"]
+    assert binlog.BinlogPITR("sms-db", str(offsite), KEY).verify()["passed"]
+
+
+def test_mirror_refuses_another_servers_file_under_the_same_name():
+    ours = {"mariadb-bin.000001": {"data": {"sha256": "a"}}, "mariadb-bin.000002": {"data": {"sha256": "b"}}}
+    theirs = {"mariadb-bin.000001": {"data": {"sha256": "z"}}}
+    with pytest.raises(PITRError, match="different contents.*rollcall_pitr_offsite_repo"):
+        binlog.mirror_plan(ours, theirs)
+    assert binlog.mirror_plan(ours, {"mariadb-bin.000001": {"data": {"sha256": "a"}}}) == {
+        "copy": ["mariadb-bin.000002"], "present": ["mariadb-bin.000001"]}
+
+
+def test_mirror_onto_a_full_disk_keeps_nothing_there_and_says_what_to_do(tmp_path, monkeypatch):
+    local, offsite = tmp_path / "local", tmp_path / "offsite"
+    local.mkdir()
+    archive_one(local)
+    real_fsync = os.fsync
+
+    def full(fd):
+        if str(offsite) in os.readlink("/proc/self/fd/%d" % fd):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(artifact.ArtifactError, match="No space left on device.*nothing was kept"):
+        binlog.mirror(str(local), str(offsite))
+    assert list(offsite.iterdir()) == []

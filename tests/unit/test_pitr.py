@@ -118,6 +118,73 @@ def test_parse_info_stanza_without_backups_exists():
     assert info["exists"] and info["newest_backup"] is None
 
 
+# Two repositories (the local one and the backup host's): pgBackRest 2.45's output for a stanza whose repo2 has
+# one full backup of its own and repo1 a full and an incremental one.
+TWO_REPOS = [{
+    "archive": [{"database": {"id": 1, "repo-key": 1}, "id": "15-1", "min": "000000010000000000000001",
+                 "max": "000000010000000000000009"},
+                {"database": {"id": 1, "repo-key": 2}, "id": "15-1", "min": "000000010000000000000005",
+                 "max": "000000010000000000000009"}],
+    "backup": [dict(INFO[0]["backup"][1], database={"id": 1, "repo-key": 1}),
+               dict(INFO[0]["backup"][0], database={"id": 1, "repo-key": 1}),
+               {"archive": {"start": "000000010000000000000005", "stop": "000000010000000000000005"},
+                "database": {"id": 1, "repo-key": 2}, "error": False, "info": {"size": 3, "repository": {"size": 2}},
+                "label": "20261203-061000F", "prior": None, "timestamp": {"start": 1796278200, "stop": 1796278210},
+                "type": "full"}],
+    "name": "main", "cipher": "aes-256-cbc",
+    "repo": [{"key": 1, "cipher": "aes-256-cbc", "status": {"code": 0, "message": "ok"}},
+             {"key": 2, "cipher": "aes-256-cbc", "status": {"code": 0, "message": "ok"}}],
+    "status": {"code": 0, "message": "ok"}}]
+
+
+def test_parse_info_two_repositories_one_at_a_time():
+    local = pitr.parse_info(json.dumps(TWO_REPOS), repo_key=1)
+    offsite = pitr.parse_info(json.dumps(TWO_REPOS), repo_key=2)
+    assert [b["label"] for b in local["backups"]] == ["20261203-051556F", "20261203-051556F_20261203-060000I"]
+    assert [b["label"] for b in offsite["backups"]] == ["20261203-061000F"] and offsite["backups"][0]["repo"] == 2
+    assert local["archive_min"] == "000000010000000000000001"
+    assert offsite["archive_min"] == "000000010000000000000005"
+
+
+def test_parse_info_two_repositories_together():
+    both = pitr.parse_info(json.dumps(TWO_REPOS))
+    assert len(both["backups"]) == 3 and both["newest_backup"]["label"] == "20261203-061000F"
+    assert [r["key"] for r in both["repos"]] == [1, 2] and both["exists"]
+
+
+def test_parse_info_stanza_missing_in_one_repository_does_not_exist_yet():
+    # repo2 added to a stack that archived to repo1 only: pgBackRest says "different across repos" (4)
+    doc = [dict(TWO_REPOS[0], status={"code": 4, "message": "different across repos"},
+                repo=[{"key": 1, "status": {"code": 0, "message": "ok"}},
+                      {"key": 2, "status": {"code": 1, "message": "missing stanza path"}}])]
+    assert not pitr.parse_info(json.dumps(doc))["exists"]
+    assert pitr.parse_info(json.dumps(doc), repo_key=1)["exists"]
+    assert "repo2: missing stanza path" in pitr.parse_info(json.dumps(doc))["status"]
+
+
+def test_parse_info_repository_without_backup_yet_exists():
+    doc = [dict(TWO_REPOS[0], status={"code": 4, "message": "different across repos"},
+                repo=[{"key": 1, "status": {"code": 0, "message": "ok"}},
+                      {"key": 2, "status": {"code": 2, "message": "no valid backups"}}])]
+    assert pitr.parse_info(json.dumps(doc))["exists"]
+
+
+def test_parse_info_unknown_repository_is_an_error():
+    with pytest.raises(PITRError, match="no repository 3"):
+        pitr.parse_info(json.dumps(TWO_REPOS), repo_key=3)
+
+
+def test_choose_type_reads_one_repositorys_own_chain():
+    # two days later: repo1's full backup is two days old (a diff is due); repo2's own full one is younger, and
+    # its type is chosen from its own chain
+    now = 1796274959 + 2 * DAY
+    local = pitr.parse_info(json.dumps(TWO_REPOS), repo_key=1)["backups"]
+    offsite = pitr.parse_info(json.dumps(TWO_REPOS), repo_key=2)["backups"]
+    assert pitr.choose_type(local, now)[0] == "diff"
+    assert pitr.choose_type(offsite, 1796278210 + 3600)[0] == "incr"
+    assert pitr.choose_type([], 1796278210)[0] == "full"  # a new off-host repository starts with a full one
+
+
 def test_parse_info_not_json_is_an_error():
     with pytest.raises(PITRError):
         pitr.parse_info("ERROR: [055]")
@@ -311,6 +378,30 @@ def test_repo_source_naming_the_live_repository_is_the_live_one():
     assert pitr.repo_source("/b/pitr/p/", bound) == "live"
 
 
+OFFSITE_MOUNTS = MOUNTS + [{"Type": "bind", "Source": "/srv/rollcall/offsite-pitr/p",
+                             "Destination": pitr.OFFSITE_REPO_DIR}]
+
+
+def test_repo_source_offsite():
+    assert pitr.repo_source("offsite", OFFSITE_MOUNTS) == "offsite"
+    assert pitr.repo_source("/srv/rollcall/offsite-pitr/p/", OFFSITE_MOUNTS) == "offsite"
+
+
+def test_scratch_mounts_offsite_is_the_backup_hosts_repository_as_repository_one():
+    assert pitr.scratch_mounts(OFFSITE_MOUNTS, "offsite") == [
+        ("/srv/conf", pitr.CONFIG_DIR, True), ("/srv/rollcall/offsite-pitr/p", pitr.REPO_DIR, True)]
+
+
+def test_scratch_mounts_offsite_without_one_says_how_to_get_it():
+    with pytest.raises(PITRError, match="rollcall_backup_offsite_host"):
+        pitr.scratch_mounts(MOUNTS, "offsite")
+
+
+def test_restore_plan_offsite_reads_the_backup_hosts_repository():
+    plan = pitr.restore_plan(None, "p-db", "s", "v", "i", offsite="/srv/rollcall/offsite-pitr/p")
+    assert "both repositories" in plan[0] and "/srv/rollcall/offsite-pitr/p" in plan[0] and "--repo=1" in plan[2]
+
+
 def test_repo_source_another_repository():
     assert pitr.repo_source("/b/pitr/p", MOUNTS) == "repository"
     assert pitr.repo_source("/b/pitr/p", MOUNTS[:1]) == "repository"
@@ -331,7 +422,7 @@ def test_preview_target_in_the_future_is_refused():
 
 
 def test_restore_args_latest_replays_everything_without_a_target_action():
-    assert pitr.restore_args(None) == ["restore", "--type=default", "--archive-mode=off"]
+    assert pitr.restore_args(None) == ["restore", "--repo=1", "--type=default", "--archive-mode=off"]
 
 
 def test_restore_args_in_parallel_only_when_asked():
@@ -340,8 +431,9 @@ def test_restore_args_in_parallel_only_when_asked():
 
 
 def test_restore_args_to_a_time_promote_there():
-    assert pitr.restore_args(1796276000) == ["restore", "--type=time", "--target=2026-12-03 05:33:20.000000+00",
-                                             "--target-action=promote", "--archive-mode=off"]
+    assert pitr.restore_args(1796276000) == ["restore", "--repo=1", "--type=time",
+                                             "--target=2026-12-03 05:33:20.000000+00", "--target-action=promote",
+                                             "--archive-mode=off"]
 
 
 def test_restore_plan_from_another_repository_says_so():

@@ -130,3 +130,20 @@ def test_app_hosts_mount_the_shared_uploads(host):
     assert mount.exists and mount.filesystem == "fuse.sshfs"
     assert mount.device.startswith("rollcall-files@")
     assert "/srv/rollcall/uploads" in host.file("/etc/fstab").content_string
+
+
+def test_the_db_host_archives_wal_to_the_backup_hosts_repository(host):
+    if name(host) == BACKUP:
+        repos = host.file("/srv/rollcall/offsite/pitr")
+        assert repos.is_directory and repos.mode == 0o700 and repos.user == "rollcall-backup"
+        return
+    if name(host) != DB:
+        assert not host.mount_point("/srv/rollcall/offsite-pitr").exists
+        return
+    mount = host.mount_point("/srv/rollcall/offsite-pitr")
+    assert mount.exists and mount.filesystem == "fuse.sshfs" and mount.device.startswith("rollcall-backup@")
+    assert "/srv/rollcall/offsite-pitr" in host.file("/etc/fstab").content_string
+    binds = [m for m in inspect(host, "sms-db")["Mounts"] if m["Destination"] == "/var/lib/pgbackrest-offsite"]
+    assert [b["Source"] for b in binds] == ["/srv/rollcall/offsite-pitr/sms"]
+    conf = host.file("/var/lib/rollcall/sms/pgbackrest/pgbackrest.conf")
+    assert conf.mode == 0o600 and "repo2-path=/var/lib/pgbackrest-offsite" in conf.content_string
