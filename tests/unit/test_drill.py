@@ -2,15 +2,19 @@
 dr_report run by real ansible against a small stand-in of the app's student API on loopback."""
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
+import yaml
 from modules import run_module
 
 from ansible_collections.rollcall.ops.plugins.module_utils import drill
 
 T0 = 1796270000.0
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def writes(n, start=T0, step=1.0):
@@ -228,3 +232,25 @@ def test_the_report_host_writes_from_the_survivors_the_app_host_found(tmp_path):
     rc, result, _ = run_module("dr_report", args, timeout=60)
     assert rc == 0, result
     assert result["rpo_s"] == 2.0 and result["survived"] == [1, 2] and (tmp_path / "dr-x.md").exists()
+
+
+# ------------------------------------------------------------------------------------------------ molecule dr
+def test_molecule_dr_drills_each_engine_on_ports_and_paths_of_its_own():
+    """molecule/dr runs beside the other scenarios on one engine: a drill per engine, PITR on PostgreSQL only, the
+    live and scratch (+10) app ports used by no other scenario, each host's files on its own bind mount, which
+    cleanup.yml removes with the stacks."""
+    config = yaml.safe_load((ROOT / "molecule/dr/molecule.yml").read_text())
+    hosts = config["provisioner"]["inventory"]["host_vars"]
+    assert sorted(h["rollcall_db_engine"] for h in hosts.values()) == ["mariadb", "postgresql", "sqlite"]
+    assert [h["rollcall_db_engine"] for h in hosts.values() if h["dr_pitr"]] == ["postgresql"]
+    ports = [p for h in hosts.values() for p in (h["rollcall_app_port"], h["rollcall_app_port"] + 10)]
+    others = {int(p) for path in (ROOT / "molecule").glob("*/molecule.yml") if path.parent.name != "dr"
+              for p in re.findall(r"rollcall_app_port: (\d+)", path.read_text())}
+    assert len(set(ports)) == len(ports) and not set(ports) & others, (ports, others)
+    cleanup = (ROOT / "molecule/dr/cleanup.yml").read_text()
+    for platform in config["platforms"]:
+        name, vars_ = platform["name"], hosts[platform["name"]]
+        assert vars_["rollcall_project"] == name
+        assert "%s:%s" % (vars_["dr_dir"], vars_["dr_dir"]) in platform["volumes"]
+        assert vars_["rollcall_drill_backup_dir"].startswith(vars_["dr_dir"] + "/")
+        assert vars_["dr_dir"] in cleanup and name.split("-")[-1] in re.search(r"cleanup_names: '(.*)'", cleanup)[1]
