@@ -2,7 +2,7 @@
 # make bench: targets measured, never asserted in tests. Prints figures and ratios against the raw tools run in
 # the same invocation; copy them into docs/performance.md when they change.
 #   BENCH_RUNS (default 3), BENCH_PG_MB (1024), BENCH_MARIADB_MB (500), BENCH_DIR (where dumps go; default /tmp),
-#   BENCH_FLEET_SIZES (1,2,4,8), BENCH_FLEET_PARTS (scale,rollback)
+#   BENCH_FLEET_SIZES (1,2,4,8), BENCH_FLEET_PARTS (scale,rollback), BENCH_DR_MODES (pitr,dump)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${BENCH_RUNS:-3}
@@ -35,6 +35,9 @@ echo "== backup and restore against the raw tools (issue 4)"
 
 echo "== physical backup and restore with pgBackRest against pg_dump / pg_restore (issue 14)"
 .venv/bin/python bench/pitr.py
+
+echo "== the DR drill's RTO on the 1 GB database, PITR and dump (issue 14; goal <= 120 s)"
+.venv/bin/python bench/dr.py
 
 echo "== deploy and rollback under load (issue 5)"
 .venv/bin/python bench/release.py

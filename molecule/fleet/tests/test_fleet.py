@@ -77,7 +77,8 @@ def test_backups_are_owner_only_on_the_db_host_and_off_host(host):
     listing = host.run("find %s -maxdepth 1 -type f -printf '%%m %%u %%f\\n'" % directory)
     files = [line.split(" ", 2) for line in listing.stdout.splitlines()]
     data = [f for f in files if not f[2].endswith(".verify.json")]
-    assert any(f[2].endswith(".uploads.tar.enc") for f in data), files
+    if name(host) == BACKUP:  # the db host lost its dumps at the end of the journey (db_host_lost.yml)
+        assert any(f[2].endswith(".uploads.tar.enc") for f in data), files
     assert any(f[2].endswith(".dump.enc") for f in data), files
     for mode, user, filename in data:
         assert (mode, user) == ("600", owner), "%s is %s %s on %s" % (filename, mode, user, name(host))
@@ -144,6 +145,7 @@ def test_the_db_host_archives_wal_to_the_backup_hosts_repository(host):
     assert mount.exists and mount.filesystem == "fuse.sshfs" and mount.device.startswith("rollcall-backup@")
     assert "/srv/rollcall/offsite-pitr" in host.file("/etc/fstab").content_string
     binds = [m for m in inspect(host, "sms-db")["Mounts"] if m["Destination"] == "/var/lib/pgbackrest-offsite"]
-    assert [b["Source"] for b in binds] == ["/srv/rollcall/offsite-pitr/sms"]
+    # the stack rebuilt after the db host lost its disk archives to new repositories (db_host_lost.yml)
+    assert [b["Source"] for b in binds] == ["/srv/rollcall/offsite-pitr/sms-2"]
     conf = host.file("/var/lib/rollcall/sms/pgbackrest/pgbackrest.conf")
     assert conf.mode == 0o600 and "repo2-path=/var/lib/pgbackrest-offsite" in conf.content_string
