@@ -26,6 +26,7 @@ import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
+import pitr as pitr_bench  # noqa: E402 - bench/pitr.py: psql, the bench table
 from backup import sh, wait_healthy  # noqa: E402 - bench/backup.py's helpers
 
 BIN = os.path.dirname(sys.executable)
@@ -48,11 +49,7 @@ def playbook(inventory, name, *extra, timeout=3600):
 
 
 def psql(sql, database="sms", container=DB):
-    proc = subprocess.run(["docker", "exec", "-u", "postgres", container, "psql", "-X", "-v", "ON_ERROR_STOP=1", "-d",
-                           database, "-qAtc", sql], capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise SystemExit("bench: psql failed: %s" % proc.stderr.strip()[-500:])
-    return proc.stdout.strip()
+    return pitr_bench.psql(sql, database, container)
 
 
 def raw_floor(work):
@@ -97,13 +94,7 @@ def main():
             playbook(inventory, "deploy.yml")
             rows = size_mb * 1024 * 1024 // 200
             print("dr: generating about %d MB (%d attendance rows)..." % (size_mb, rows), flush=True)
-            psql("CREATE TABLE bench_attendance (id bigserial PRIMARY KEY, student_id int, course_id int, day date, "
-                 "status text, note text); INSERT INTO bench_attendance (student_id, course_id, day, status, note) "
-                 "SELECT g %% 5000, g %% 40, DATE '2026-09-01' + (g %% 180), (ARRAY['present','absent','late'])"
-                 "[1 + g %% 3], md5(g::text) || md5((g * 31)::text) || md5((g * 17)::text) "
-                 "FROM generate_series(1, %d) g; "
-                 "CREATE INDEX bench_attendance_student ON bench_attendance (student_id, day); "
-                 "ANALYZE; CHECKPOINT;" % rows)
+            psql(pitr_bench.attendance_sql(rows, "bench_attendance"))  # the app has its own attendance table
             # owned as the app's tables are (the database's owner role): a restore runs as that role
             psql("DO $$BEGIN EXECUTE format('ALTER TABLE bench_attendance OWNER TO %I', (SELECT "
                  "pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database())); END$$")

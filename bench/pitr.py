@@ -50,6 +50,17 @@ def psql(sql, database="sms", container=DB):
     return proc.stdout.strip()
 
 
+def attendance_sql(rows, table="attendance"):
+    """The bench table (about 200 bytes a row, a primary key and a secondary index), filled, analysed and
+    checkpointed; bench/dr.py uses it too."""
+    n = int(rows)
+    return (f"CREATE TABLE {table} (id bigserial PRIMARY KEY, student_id int, course_id int, day date, "
+            f"status text, note text); INSERT INTO {table} (student_id, course_id, day, status, note) "
+            "SELECT g % 5000, g % 40, DATE '2026-09-01' + (g % 180), (ARRAY['present','absent','late'])[1 + g % 3], "
+            f"md5(g::text) || md5((g * 31)::text) || md5((g * 17)::text) FROM generate_series(1, {n}) g; "
+            f"CREATE INDEX {table}_student ON {table} (student_id, day); ANALYZE; CHECKPOINT;")
+
+
 def module(args, timeout=3600):
     rc, result, _ = run_module("pitr", dict(args, container=DB), timeout=timeout)
     if rc != 0:
@@ -86,12 +97,7 @@ def main():
                   flush=True)
             rows = size_mb * 1024 * 1024 // 200
             print("pitr: generating about %d MB (%d attendance rows)..." % (size_mb, rows), flush=True)
-            psql("CREATE TABLE attendance (id bigserial PRIMARY KEY, student_id int, course_id int, day date, "
-                 "status text, note text); INSERT INTO attendance (student_id, course_id, day, status, note) "
-                 "SELECT g %% 5000, g %% 40, DATE '2026-09-01' + (g %% 180), (ARRAY['present','absent','late'])"
-                 "[1 + g %% 3], md5(g::text) || md5((g * 31)::text) || md5((g * 17)::text) "
-                 "FROM generate_series(1, %d) g; CREATE INDEX attendance_student ON attendance (student_id, day); "
-                 "ANALYZE; CHECKPOINT;" % rows)
+            psql(attendance_sql(rows))
             print("pitr: database size %s" % psql("SELECT pg_size_pretty(pg_database_size('sms'))"), flush=True)
             dump = os.path.join(work, "raw.dump")
 
