@@ -507,7 +507,9 @@ class PITR:
                                     iso(archiver.get("last_failed_time"))))
             time.sleep(0.5)
 
-    def status(self, now=None, repo_key=None):
+    def status(self, now=None, repo_key=1):
+        """The repository's backups and the recoverable window: repository 1 (the local one, what a restore reads)
+        unless ``repo_key`` says another (2: the backup host's)."""
         now = now or time.time()
         info = self.info(repo_key)
         return info, window(info, self.archiver(), now)
@@ -606,7 +608,7 @@ class PITR:
         else:  # the live cluster: its archiver says how far its repositories reach (both get every segment)
             if not check_mode:  # "latest" of a live cluster is now: its current segment archived first
                 self.archive_now()
-            info, win = self.status(time.time(), repo_key=2 if offsite else None)
+            info, win = self.status(time.time(), repo_key=2 if offsite else 1)
             target = validate_target(to_time, win, now, reach_now=check_mode)
         if scratch_volume == data_volume(live.get("Mounts", [])) or scratch == self.container:
             raise PITRError("the scratch instance must be new: %s / %s is the live database"

@@ -105,8 +105,8 @@ options:
         with C(rollcall_backup_offsite_host) and C(rollcall_pitr); roles/database mounts it at
         C(/var/lib/pgbackrest-offsite) with sshfs, and pgBackRest's C(archive-push) writes every WAL segment to
         both). Each repository has its own backups (the type is chosen from that repository's) and retention.
-      - C(info) with C(2) reads the backup host's repository only; with C(1) (the default) both repositories
-        (RV(info) lists each one's status in C(repos)).
+      - C(info) reads that repository's backups and window (C(1), the default - the local one, which a restore
+        reads; C(2) the backup host's); RV(info) lists every repository's status in C(repos).
     type: int
     default: 1
     choices: [1, 2]
@@ -347,7 +347,7 @@ def run(module):
         result = tool.check()
         return dict(changed=False, failed=p["fail_on_problem"] and not result["passed"], **result)
     if action == "info":
-        info, win = tool.status(repo_key=p["repo_key"] if p["repo_key"] != 1 else None)
+        info, win = tool.status(repo_key=p["repo_key"])
         newest = win["latest_at"] if win else None
         return dict(changed=False, info=info, window=win, newest_recoverable_at=newest,
                     message="no backup yet" if win is None else "recoverable from %s to %s (RPO now %d s)" % (

@@ -146,6 +146,12 @@ def test_parse_info_two_repositories_one_at_a_time():
     assert offsite["archive_min"] == "000000010000000000000005"
 
 
+def test_parse_info_of_repository_one_on_a_single_repository_stanza_is_the_same():
+    # what a live restore and backup_info read (repository 1) on a stack without the backup host's repository
+    assert pitr.parse_info(json.dumps(INFO), repo_key=1)["backups"] == pitr.parse_info(json.dumps(INFO))["backups"]
+    assert pitr.parse_info(json.dumps(INFO), repo_key=1)["exists"]
+
+
 def test_parse_info_two_repositories_together():
     both = pitr.parse_info(json.dumps(TWO_REPOS))
     assert len(both["backups"]) == 3 and both["newest_backup"]["label"] == "20261203-061000F"
