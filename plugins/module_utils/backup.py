@@ -19,7 +19,7 @@ from .engines.base import EngineError, Target
 from .engines.mysql import MySQL
 from .engines.postgresql import PostgreSQL
 from .engines.sqlite import SQLite
-from .logaudit import _UNIT_SECONDS, WINDOW_RE
+from .logaudit import duration_seconds
 from .runner import LocalRunner, RunnerError
 
 ENGINES = {"postgresql": PostgreSQL, "mysql": MySQL, "sqlite": SQLite, "mssql": mssql.MSSQL}
@@ -715,14 +715,15 @@ def _parse_time(text):
 
 def parse_duration(value, what="keep_within"):
     """Seconds of a duration: '7d', '36h', '90m' (also s, min, w and fractions such as '1.5d', the grammar of
-    log_audit's ``since``: logaudit.WINDOW_RE), or '0' / 0 for none. ValueError says what is wrong and what to write."""
+    log_audit's ``since``: logaudit.duration_seconds), or '0' / 0 for none. ValueError says what is wrong and
+    what to write."""
     if isinstance(value, bool):
         raise ValueError("%s %r is not a duration: write a number with a unit, such as 7d, 36h or 90m (0 for off)"
                          % (what, value))
     text = str(value if value is not None else "").strip()
-    match = WINDOW_RE.match(text)
-    if match:
-        return int(round(float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]))
+    seconds = duration_seconds(text)
+    if seconds is not None:
+        return int(round(seconds))
     try:
         number = float(text)
     except ValueError:

@@ -83,6 +83,13 @@ def parse_ts(value):
     return parse_time(value) if isinstance(value, str) else None
 
 
+def duration_seconds(text):
+    """Seconds of a duration written ``'7d'``, ``'24h'``, ``'90m'``, ``'90min'``, ``'30s'``, ``'2w'`` (fractions such as
+    ``'1.5d'`` too), or None when ``text`` is not one (backup.parse_duration says why to its user)."""
+    match = WINDOW_RE.match(str(text))
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()] if match else None
+
+
 def parse_when(value, now=None, what="since"):
     """``'7d'``, ``'24h'``, ``'90m'``, ``'30s'``, ``'2w'`` (before ``now``), ``'now'``, or an ISO 8601 time."""
     now = now or utcnow()
@@ -91,9 +98,9 @@ def parse_when(value, now=None, what="since"):
     text = str(value or "").strip()
     if text.lower() == "now":
         return now
-    match = WINDOW_RE.match(text)
-    if match:
-        return now - datetime.timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
+    seconds = duration_seconds(text)
+    if seconds is not None:
+        return now - datetime.timedelta(seconds=seconds)
     when = parse_ts(text)
     if when is None:
         raise AuditError("%s=%r is neither a duration (like 7d, 24h, 90m, 30s) nor an ISO 8601 time "
