@@ -3,6 +3,7 @@
 """Backup flows: take, verify, restore, prune, list. Engine specifics stay in engines/, files in artifact.py."""
 
 import collections
+import concurrent.futures
 import contextlib
 import datetime
 import errno
@@ -553,8 +554,7 @@ def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_o
     staged = None
     with terminate_cleanly():
         try:
-            engine.drop_database(scratch)
-            engine.create_database(scratch, like=target if exists else None)
+            engine.recreate_database(scratch, like=target if exists else None)
             try:
                 _restore_checked(engine, directory, chain, key, scratch)
                 staged = stage_files(directory, manifest, key, files)
@@ -629,16 +629,27 @@ def _access_error(directory):
 
 def _check_restored(engine, manifest, scratch, check):
     """Row counts, ``check`` (integrity), owners and grants of the restored scratch database; the check's detail."""
-    problems = compare_counts(manifest["row_counts"], engine.row_counts(scratch))
+    counts, (integrity, detail), privileges = _run_checks(
+        engine, (engine.row_counts, check, engine.privileges), scratch)
+    problems = compare_counts(manifest["row_counts"], counts)
     if problems:
         raise EngineError("restored data differs from the backup: %s" % "; ".join(problems[:10]))
-    integrity, detail = check(scratch)
     if integrity != "passed":
         raise EngineError("the restored database fails its integrity check: %s" % detail)
-    privileges, recorded = engine.privileges(scratch), manifest.get("privileges_sha256")
+    recorded = manifest.get("privileges_sha256")
     if recorded and privileges != recorded and recorded not in engine.earlier_privileges(scratch):
         raise EngineError("owners or grants of the restored database differ from the backup's")
     return detail
+
+
+def _run_checks(engine, checks, database):
+    """Each of ``checks`` called on ``database``; at the same time when the engine allows it. The first error, in
+    the order given, is raised after all of them ended."""
+    if not engine.checks_in_parallel:
+        return [check(database) for check in checks]
+    with concurrent.futures.ThreadPoolExecutor(len(checks)) as pool:
+        futures = [pool.submit(check, database) for check in checks]
+    return [future.result() for future in futures]
 
 
 def _restore_checked(engine, directory, chain, key, scratch):

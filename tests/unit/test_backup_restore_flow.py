@@ -5,6 +5,7 @@ import datetime
 import errno
 import json
 import os
+import threading
 
 import pytest
 
@@ -155,6 +156,55 @@ def test_a_failed_restore_never_leaves_its_scratch_database(engine, tmp_path, st
     with pytest.raises(EngineError, match="%s failed" % step):
         backup.restore_backup(engine, str(tmp_path), made["name"])
     assert engine.databases == {"sms": b"live"}
+
+
+class ParallelEngine(MemoryEngine):
+    """Checks that only pass when all three run at the same time (a barrier of three)."""
+
+    checks_in_parallel = True
+
+    barrier = None  # set once the backup is made (taking it reads privileges too)
+
+    def _step(self, what):
+        if self.barrier and what in ("row_counts", "integrity_check", "privileges"):
+            self.barrier.wait()
+        super()._step(what)
+
+
+@pytest.mark.parametrize("fail", [None, "row_counts", "integrity_check", "privileges"])
+def test_an_engine_that_allows_it_runs_the_three_checks_at_once_and_reports_the_first_failure(clock, tmp_path,
+                                                                                              fail):
+    engine = ParallelEngine()
+    made = backup.take_backup(engine, str(tmp_path))
+    engine.databases["sms"] = b"live"
+    engine.fail, engine.barrier = fail, threading.Barrier(3, timeout=10)
+    if fail is None:
+        backup.restore_backup(engine, str(tmp_path), made["name"], safety_backup=False)
+        assert engine.databases == {"sms": DATA}
+    else:
+        with pytest.raises(EngineError, match="%s failed" % fail):
+            backup.restore_backup(engine, str(tmp_path), made["name"], safety_backup=False)
+        assert engine.databases == {"sms": b"live"}, "no swap, no scratch left"
+    assert {"integrity_check", "privileges", "row_counts"} <= set(engine.calls)
+
+
+def test_run_checks_raises_the_first_error_in_the_order_given_after_all_ended():
+    ended = []
+
+    def check(name, error=None):
+        def run(database):
+            ended.append(name)
+            if error:
+                raise EngineError(error)
+            return name
+        return run
+
+    engine = ParallelEngine()
+    engine.barrier = threading.Barrier(3, timeout=10)
+    with pytest.raises(EngineError, match="^first$"):
+        backup._run_checks(engine, [check("a", "first"), check("b", "second"), check("c")], "x")
+    assert sorted(ended) == ["a", "b", "c"]
+    assert backup._run_checks(engine, [check("a"), check("b"), check("c")], "x") == ["a", "b", "c"]
 
 
 @pytest.mark.parametrize("step", ["create_database", "restore", "row_counts", "integrity_check"])

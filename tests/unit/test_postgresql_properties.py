@@ -134,7 +134,8 @@ def test_the_swap_stops_new_connections_drains_the_live_sessions_then_renames_in
     pg = engine([("FROM pg_database WHERE datname", [["1"]])])
     pg.swap_in("sms__rc_scratch", "sms", keep_old=True)
     (swap, variables), = [(sql, v) for sql, v in pg.runner.calls if "RENAME TO" in sql]
-    order = [swap.index(part) for part in ('ALTER DATABASE :"d" ALLOW_CONNECTIONS false', "pg_stat_clear_snapshot",
+    order = [swap.index(part) for part in ('DROP DATABASE IF EXISTS :"old"',
+                                           'ALTER DATABASE :"d" ALLOW_CONNECTIONS false', "pg_stat_clear_snapshot",
                                            "state = 'idle'", "BEGIN;", 'RENAME TO :"old"',
                                            'ALTER DATABASE :"s" RENAME TO :"d"', "COMMIT;")]
     assert order == sorted(order)
@@ -142,6 +143,34 @@ def test_the_swap_stops_new_connections_drains_the_live_sessions_then_renames_in
                          "drain": str(postgresql.DRAIN_SECONDS)}
     kept = [sql for sql, v in pg.runner.calls if v.get("old") == "sms__rc_old" and "ALLOW_CONNECTIONS true" in sql]
     assert kept, "a kept old database takes connections again"
+
+
+def test_the_swap_ends_autovacuum_workers_at_once_and_leaves_busy_sessions_their_drain():
+    """An autovacuum worker on the live database (after a bulk load, say) is not a user's work: waiting the drain
+    for it cost every such restore 5 s. Ended at once, like an idle session; autovacuum comes back by itself."""
+    ended = [line.strip() for line in postgresql.SWAP_SQL.splitlines() if line.strip().startswith("AND (state")]
+    assert ended == ["AND (state = 'idle' OR backend_type = 'autovacuum worker' OR clock_timestamp() > busy_until);"]
+
+
+def test_the_swap_is_one_psql_call_with_the_leftover_old_database_dropped_in_it():
+    pg = engine([("FROM pg_database WHERE datname", [["1"]])])
+    pg.swap_in("sms__rc_scratch", "sms", keep_old=True)
+    assert [sql.splitlines()[0] for sql, _ in pg.runner.calls] == [
+        "SELECT 1 FROM pg_database WHERE datname = :'d';", 'DROP DATABASE IF EXISTS :"old" WITH (FORCE);',
+        'ALTER DATABASE :"old" ALLOW_CONNECTIONS true;']
+
+
+def test_the_side_database_is_dropped_and_created_in_one_psql_call():
+    pg = engine([])
+    pg.prepare_for({"postgresql": {"database": dict(PROPERTIES, acl=None, comment=None, settings=[],
+                                                    connection_limit=-1), "matviews": {}}})
+    pg.recreate_database("sms__rc_scratch", like="sms")
+    (sql, variables), = pg.runner.calls
+    assert sql.startswith('DROP DATABASE IF EXISTS :"d" WITH (FORCE);\nCREATE DATABASE :"d" OWNER :"o"')
+    assert variables["d"] == "sms__rc_scratch" and variables["enc"] == "SQL_ASCII"
+    pg.runner.calls.clear()
+    pg._put_back_properties("sms__rc_scratch")
+    assert pg.runner.calls == [], "no properties beyond CREATE DATABASE's: no psql call"
 
 
 class FailingSwap(FakeRunner):

@@ -170,6 +170,12 @@ class Engine:
     def drop_database(self, database):
         raise NotImplementedError
 
+    def recreate_database(self, database, like=None):
+        """``database`` dropped if it exists, then created empty (``create_database``): the side database a
+        restore loads into. Engines that can do both in one round trip override it."""
+        self.drop_database(database)
+        self.create_database(database, like=like)
+
     def swap_in(self, scratch, database, keep_old):
         """Make ``scratch`` the new ``database``; returns the name the old one was kept under (or None)."""
         raise NotImplementedError
@@ -177,6 +183,10 @@ class Engine:
     def integrity_check(self, database):
         """(status, detail) of the engine's own consistency check on a restored database."""
         raise NotImplementedError
+
+    # The checks after a restore (row counts, integrity, owners and grants) may run at the same time, each in its
+    # own thread: true for engines whose every query is its own client process (PostgreSQL's psql).
+    checks_in_parallel = False
 
     def load_check(self, database):
         """(status, detail) after ``db_restore`` loaded a checksummed stream into ``database``: the check that is

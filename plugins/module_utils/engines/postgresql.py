@@ -232,7 +232,8 @@ def restore_properties_sql(properties):
 # :drain seconds to finish their work before they are ended too; then both renames in one transaction. A request
 # sees at most a short wait, not an error. pg_stat_activity is re-read on every turn (pg_stat_clear_snapshot).
 DRAIN_SECONDS = 5
-SWAP_SQL = """ALTER DATABASE :"d" ALLOW_CONNECTIONS false;
+SWAP_SQL = """DROP DATABASE IF EXISTS :"old" WITH (FORCE);
+ALTER DATABASE :"d" ALLOW_CONNECTIONS false;
 SELECT set_config('rollcall.swap_db', :'d', false), set_config('rollcall.swap_side', :'s', false),
        set_config('rollcall.swap_drain', :'drain', false);
 DO $swap$
@@ -243,7 +244,8 @@ BEGIN
     PERFORM pg_stat_clear_snapshot();
     PERFORM pg_terminate_backend(pid) FROM pg_stat_activity
       WHERE datname IN (current_setting('rollcall.swap_db'), current_setting('rollcall.swap_side'))
-        AND pid <> pg_backend_pid() AND (state = 'idle' OR clock_timestamp() > busy_until);
+        AND pid <> pg_backend_pid()
+        AND (state = 'idle' OR backend_type = 'autovacuum worker' OR clock_timestamp() > busy_until);
     EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity
       WHERE datname IN (current_setting('rollcall.swap_db'), current_setting('rollcall.swap_side'))
         AND pid <> pg_backend_pid());
@@ -544,9 +546,12 @@ class PostgreSQL(PostgreSQLUpkeep, Engine):
             return "failed", "pg_restore could not read the whole archive: %s" % _error_line(result.stderr)
         return "passed", "pg_restore read the whole archive"
 
-    def create_database(self, database, like=None):
+    checks_in_parallel = True
+
+    def create_database(self, database, like=None, replace=False):
         """An empty database with the properties the backup being restored recorded; for a backup that has
-        none (older ones), those of ``like``; without either, owned by the login user, in UTF8."""
+        none (older ones), those of ``like``; without either, owned by the login user, in UTF8. ``replace``:
+        drop one of that name first, in the same psql call."""
         check_database_name(database)
         properties = (self._kept or {}).get("database")
         if properties is None and like:
@@ -561,8 +566,13 @@ class PostgreSQL(PostgreSQLUpkeep, Engine):
                 variables["icu"] = properties["icu_locale"]
         else:
             sql += "'UTF8'"
+        if replace:
+            sql = 'DROP DATABASE IF EXISTS :"d" WITH (FORCE);\n' + sql
         self.psql(sql + ";", MAINTENANCE_DB, variables, what="creating database %s" % database)
         self._created[database] = properties
+
+    def recreate_database(self, database, like=None):
+        self.create_database(database, like=like, replace=True)
 
     def _put_back_properties(self, database):
         """After pg_restore: connection limit, comment, settings and grants of a database we created."""
@@ -570,6 +580,8 @@ class PostgreSQL(PostgreSQLUpkeep, Engine):
         if not properties:
             return
         sql, variables = restore_properties_sql(properties)
+        if not sql.strip():
+            return  # nothing beyond what CREATE DATABASE set
         self.psql(sql, MAINTENANCE_DB, dict(variables, d=database),
                   what="restoring the properties of database %s (comment, settings, grants)" % database)
 
@@ -601,7 +613,6 @@ class PostgreSQL(PostgreSQLUpkeep, Engine):
                       'AND pid <> pg_backend_pid();\nALTER DATABASE :"s" RENAME TO :"d";\n',
                       MAINTENANCE_DB, {"d": database, "s": scratch}, what="renaming the restored database")
             return None
-        self.drop_database(old)
         try:
             self.psql(SWAP_SQL, MAINTENANCE_DB, {"d": database, "s": scratch, "old": old, "drain": DRAIN_SECONDS},
                       what="swapping in the restored database")
