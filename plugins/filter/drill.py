@@ -10,6 +10,11 @@ def drill_problems(live_project, drill_project, live_port, drill_port):
     return drill.plan(live_project, drill_project, live_port, drill_port)
 
 
+def drill_scratch_settings(uploads_host="", backup_uploads=True):
+    """The settings the scratch stack runs with so it cannot touch the live stack's data (drill.scratch_settings)."""
+    return drill.scratch_settings(uploads_host, backup_uploads)
+
+
 class FilterModule:
     def filters(self):
-        return {"drill_problems": drill_problems}
+        return {"drill_problems": drill_problems, "drill_scratch_settings": drill_scratch_settings}

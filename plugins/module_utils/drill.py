@@ -42,6 +42,28 @@ def plan(live_project, drill_project, live_port, drill_port):
     return problems
 
 
+def scratch_settings(uploads_host="", backup_uploads=True):
+    """What the scratch stack runs with, where the live stack's settings would let it touch the live stack's data.
+
+    - No off-host copies: the backup host's directory is shared by the stacks whose databases have the same name,
+      and its retention would count the drill's backups against the live stack's.
+    - A fleet's shared uploads (``uploads_host``) are the live stack's one directory: the scratch stack's restore
+      would put the drill backup's files in place of the live ones (and delete what users uploaded during the
+      drill). The scratch stack keeps its uploads in a volume on each app host instead, and its backups leave them
+      out (the db host runs no app container to read them from).
+
+    Returns ``{"offsite_host", "uploads_host", "backup_uploads", "notes"}``; ``notes`` says what differs from the
+    live stack, for the drill's plan.
+    """
+    notes = []
+    shared = bool((uploads_host or "").strip())
+    if shared:
+        notes.append("uploads stay on each app host and are not backed up (the live stack's shared uploads on %s "
+                     "are not touched)" % uploads_host.strip())
+    return {"offsite_host": "", "uploads_host": "", "backup_uploads": bool(backup_uploads) and not shared,
+            "notes": notes}
+
+
 def recovery_point(writes, survived):
     """``writes``: the acknowledged writes, each ``{"id", "at"}`` (epoch seconds of the acknowledgement, the
     writer's clock); ``survived``: the ids found after the restore. Returns the figures of the recovery point."""

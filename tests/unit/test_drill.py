@@ -29,6 +29,43 @@ def test_plan_refuses_the_live_project_a_blank_name_and_the_live_port():
     assert "live app's port" in drill.plan("rollcall", "rollcall-drill", 8080, "8080")[0]
 
 
+@pytest.mark.parametrize("uploads_host,backup_uploads,expected_backup_uploads,shared", [
+    ("", True, True, False),      # one host (the demo): the app container's uploads are backed up as configured
+    ("", False, False, False),    # uploads backups off in the inventory stay off
+    ("  ", True, True, False),    # a blank answer is no share
+    ("db1", True, False, True),   # a fleet: the live stack's share is not the scratch stack's
+    ("db1", False, False, True),
+])
+def test_scratch_settings_keep_the_scratch_stack_off_the_live_stacks_data(uploads_host, backup_uploads,
+                                                                          expected_backup_uploads, shared):
+    found = drill.scratch_settings(uploads_host, backup_uploads)
+    assert found["offsite_host"] == "" and found["uploads_host"] == ""
+    assert found["backup_uploads"] is expected_backup_uploads
+    assert bool(found["notes"]) is shared
+    if shared:
+        assert "db1" in found["notes"][0] and "not touched" in found["notes"][0]
+
+
+def test_the_drill_runs_every_scratch_play_with_the_scratch_settings():
+    """dr_drill.yml: the settings are computed before the first change and every play of the scratch stack (the
+    anchor its teardown, deploy and restore imports share) takes them, with the safe values where the fact is absent."""
+    plays = yaml.safe_load((ROOT / "playbooks/dr_drill.yml").read_text())
+    plan = next(p for p in plays if p.get("name") == "Plan the drill")
+    names = [t.get("name") for t in plan["tasks"]]
+    assert names.index("Keep the scratch stack away from the live stack's data") < names.index(
+        "Refuse a drill that would touch the live stack")
+    imports = [p for p in plays if "ansible.builtin.import_playbook" in p]
+    scratch = [p["vars"] for p in imports if p["ansible.builtin.import_playbook"] in ("teardown.yml", "deploy.yml",
+                                                                                        "restore.yml")]
+    assert len(scratch) >= 4
+    for settings in scratch:
+        assert settings["rollcall_backup_offsite_host"] == ""
+        assert "drill_scratch_settings" in settings["rollcall_uploads_host"]
+        assert "default('')" in settings["rollcall_uploads_host"]
+        assert "drill_scratch_settings" in settings["rollcall_backup_uploads"]
+        assert "default(false)" in settings["rollcall_backup_uploads"]
+
+
 # ------------------------------------------------------------------------------------------------ recovery point
 def test_rpo_is_the_last_acknowledged_write_against_the_newest_survivor():
     point = drill.recovery_point(writes(10), survived=[1, 2, 3, 4])
