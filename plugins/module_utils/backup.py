@@ -240,7 +240,9 @@ def _archive_files(files, directory, name, compression, key):
     runner = files_runner(files)
     with artifact.ArtifactWriter(directory, name, compression, key, part="uploads.tar") as writer:
         try:
-            result = runner.run(["tar", "-C", files["path"], "--numeric-owner", "-cf", "-", "."], sink=writer.write)
+            # never a restore's staging directory (a safety backup is taken while one is there)
+            result = runner.run(["tar", "-C", files["path"], "--numeric-owner"] + NOT_STAGING + ["-cf", "-", "."],
+                                sink=writer.write)
             if result.rc != 0:
                 reason = result.last_error_line()
                 raise ArtifactError("archiving %s in %s failed: %s" % (files["path"], runner.where, reason))
@@ -252,12 +254,22 @@ def _archive_files(files, directory, name, compression, key):
     return dict(stored, path=files["path"], container=files.get("container"))
 
 
-# Replaces the directory's content with the staged copy; the path comes in as "$1", never inside the script.
+# A restore extracts the uploads into this directory next to the live files, then swaps them in (SWAP_FILES).
+STAGING = ".rc_restore"
+# tar options that leave the staging directory at the top of the uploads out, when archiving and when extracting
+# (backups made before this was added may hold one: the safety backup of a restore is taken while it is there).
+NOT_STAGING = ["--anchored", "--exclude=./" + STAGING]
+# Replaces the directory's content with the staged copy; the path comes in as "$1", never inside the script. A
+# failed move fails the script (mv -t with find's "+" passes mv's exit status on).
 SWAP_FILES = (
     'set -e; cd "$1"; '
-    'find . -mindepth 1 -maxdepth 1 ! -name .rc_restore -exec rm -rf {} +; '
-    'find .rc_restore -mindepth 1 -maxdepth 1 -exec mv {} . \\; ; rmdir .rc_restore'
+    'find . -mindepth 1 -maxdepth 1 ! -name %(s)s -exec rm -rf {} +; '
+    'find %(s)s -mindepth 1 -maxdepth 1 -exec mv -t . {} +; rmdir %(s)s' % {"s": STAGING}
 )
+
+
+class FilesNotInPlace(ArtifactError):
+    """The database was restored and swapped in; the uploads could not be put in place after it."""
 
 
 def stage_files(directory, manifest, key, files=None):
@@ -271,7 +283,7 @@ def stage_files(directory, manifest, key, files=None):
         return None
     files = dict({"path": part["path"], "container": part.get("container")}, **(files or {}))
     runner = files_runner(files)
-    staged = {"runner": runner, "path": files["path"], "staging": files["path"].rstrip("/") + "/.rc_restore"}
+    staged = {"runner": runner, "path": files["path"], "staging": files["path"].rstrip("/") + "/" + STAGING}
     for argv in (["rm", "-rf", staged["staging"]], ["mkdir", "-p", staged["staging"]]):
         result = runner.run(argv)
         if result.rc != 0:
@@ -279,7 +291,8 @@ def stage_files(directory, manifest, key, files=None):
                                                                  result.last_error_line()))
     stream = CheckedStream(plain_stream(directory, manifest, key, data=part))
     try:
-        result = runner.run(["tar", "-C", staged["staging"], "--no-same-owner", "-xf", "-"], stdin=stream)
+        result = runner.run(["tar", "-C", staged["staging"], "--no-same-owner"] + NOT_STAGING + ["-xf", "-"],
+                            stdin=stream)
         stream.finish()  # tar may stop at the end-of-archive blocks: the checksum covers the whole file
         if result.rc != 0:
             raise EngineError("extracting the uploads in %s failed: %s" % (runner.where, result.last_error_line()))
@@ -301,7 +314,10 @@ def commit_files(staged):
         return None
     result = staged["runner"].run(["sh", "-c", SWAP_FILES, "sh", staged["path"]])
     if result.rc != 0:
-        raise ArtifactError("putting the restored uploads in place failed: %s" % result.last_error_line())
+        raise FilesNotInPlace(
+            "putting the restored uploads in place failed in %s: %s; what was not moved yet is in %s: move it into %s "
+            "by hand, or run the restore again" % (staged["runner"].where, result.last_error_line(),
+                                                   staged["staging"], staged["path"]))
     return staged["path"]
 
 
@@ -588,7 +604,10 @@ def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_o
                 if isinstance(exc, ERRORS):
                     raise type(exc)("%s; and %s" % (exc, leftover)) from None
             raise
-        report["files_restored"] = commit_files(staged)
+        try:
+            report["files_restored"] = commit_files(staged)
+        except ERRORS as exc:
+            raise FilesNotInPlace("the database was restored and swapped in; %s" % exc) from None
     _record(directory, name, report["verification"])
     report["row_counts"] = manifest["row_counts"]
     return report

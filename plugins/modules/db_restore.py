@@ -170,6 +170,8 @@ def main():
                                        before_swap=backup.command_before_swap(
                                            p["before_swap"]["container"], p["before_swap"]["argv"], p["docker_host"])
                                        if p["before_swap"] else None)
+    except backup.FilesNotInPlace as exc:  # after the swap: the database is the restored one
+        module.fail_json(msg="restore incomplete: %s" % exc)
     except backup.ERRORS + (backup.Interrupted,) as exc:
         module.fail_json(msg="restore failed, the target database was not replaced: %s" % exc)
     module.exit_json(changed=True, **report)

@@ -335,7 +335,8 @@ def test_uploads_travel_in_the_same_backup_set(pg, directory):
     assert rc == 0 and "uploads archive lists" in verified["steps"][-1]["detail"], verified
 
     pg.exec_run(["sh", "-c", "rm /srv/uploads/a.pdf && printf new > /srv/uploads/added-later.txt"])
-    assert listing() != before
+    changed = listing()
+    assert changed != before
     rc, restored, _ = run_module("db_restore", args(pg, directory, name=made["name"], encryption_key=KEY))
     assert rc == 0, restored.get("msg")
     assert restored["files_restored"] == "/srv/uploads"
@@ -343,6 +344,17 @@ def test_uploads_travel_in_the_same_backup_set(pg, directory):
     assert pg.exec_run(["test", "-e", "/srv/uploads/.rc_restore"]).exit_code != 0
     safety = json.loads((directory / (restored["safety_backup"] + ".manifest.json")).read_text())
     assert "uploads" in safety["files"], "the safety backup holds the uploads it replaced"
+
+    # Undoing the restore: its safety backup (taken while the restore's staging directory sat in the uploads)
+    # restores too, files as they were before the restore and no staging directory (failed after the swap before).
+    rc, undone, _ = run_module("db_restore", args(pg, directory, name=restored["safety_backup"], encryption_key=KEY,
+                                                  safety_backup=False))
+    assert rc == 0, undone.get("msg")
+    assert listing() == changed
+    assert pg.exec_run(["test", "-e", "/srv/uploads/.rc_restore"]).exit_code != 0
+    rc, _, _ = run_module("db_restore", args(pg, directory, name=made["name"], encryption_key=KEY,
+                                             safety_backup=False))
+    assert rc == 0 and listing() == before
 
     # A damaged uploads part fails verification even when the dump itself is fine.
     part_path = directory / part["file"]

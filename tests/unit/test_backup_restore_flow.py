@@ -348,3 +348,70 @@ def test_command_before_swap_names_the_side_database_and_parses_the_answer(monke
     with pytest.raises(EngineError, match="sms-app migrate in container rc-files before the swap failed: "
                                           "sms-app: migrate failed: no such revision; the live database"):
         backup.command_before_swap("rc-files", ["sms-app", "migrate", "fail"])("x")
+
+
+# ------------------------------------------------------------------ uploads: the staging directory (issue 9 review)
+def tree(path):
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*"))
+
+
+@pytest.fixture
+def uploads(tmp_path):
+    path = tmp_path / "uploads"
+    path.mkdir()
+    (path / "a.pdf").write_text("report card")
+    return path
+
+
+def test_the_safety_backup_of_a_restore_can_itself_be_restored(engine, tmp_path, uploads):
+    """Found on the demo: the safety backup was taken while the restore's staging directory sat in the uploads, so
+    it held that directory; restoring it (undoing a restore) then failed after the swap with the files hidden."""
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    made = backup.take_backup(engine, str(backups), files={"path": str(uploads)})
+    (uploads / "added-later.txt").write_text("new")
+    after_backup = tree(uploads)
+    first = backup.restore_backup(engine, str(backups), made["name"])
+    assert tree(uploads) == ["a.pdf"]
+    undo = backup.restore_backup(engine, str(backups), first["safety_backup"])
+    assert undo["files_restored"] == str(uploads)
+    assert tree(uploads) == after_backup, "the restore undone: the files as they were, no staging directory"
+
+
+def test_a_backup_that_holds_a_staging_directory_restores_without_it(engine, tmp_path, uploads, monkeypatch):
+    """Backups made before the fix hold the staging directory: it is left out when extracting."""
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    (uploads / backup.STAGING).mkdir()
+    (uploads / backup.STAGING / "a.pdf").write_text("half a restore")
+    monkeypatch.setattr(backup, "NOT_STAGING", [])  # archive as before the fix
+    made = backup.take_backup(engine, str(backups), files={"path": str(uploads)})
+    monkeypatch.undo()
+    assert backup.NOT_STAGING
+    (uploads / "a.pdf").unlink()
+    backup.restore_backup(engine, str(backups), made["name"], safety_backup=False)
+    assert tree(uploads) == ["a.pdf"] and (uploads / "a.pdf").read_text() == "report card"
+
+
+def test_a_new_backup_leaves_a_staging_directory_out(engine, tmp_path, uploads):
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    (uploads / backup.STAGING).mkdir()
+    (uploads / backup.STAGING / "x").write_text("staged")
+    made = backup.take_backup(engine, str(backups), files={"path": str(uploads)})
+    listing = backup.LocalRunner().run(["tar", "-tf", "-"], stdin=artifact.read_plain(
+        str(backups / made["files"]["uploads"]["file"])))
+    assert listing.rc == 0 and "./a.pdf" in listing.text.split() and backup.STAGING not in listing.text
+
+
+def test_uploads_that_cannot_be_put_in_place_say_the_database_was_swapped(engine, tmp_path, uploads, monkeypatch):
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    made = backup.take_backup(engine, str(backups), files={"path": str(uploads)})
+    engine.databases["sms"] = b"live"
+    monkeypatch.setattr(backup, "SWAP_FILES", "echo 'mv: cannot move' >&2; exit 1")
+    with pytest.raises(backup.FilesNotInPlace, match="the database was restored and swapped in; putting the "
+                                                      "restored uploads in place failed .*cannot move.* by hand"):
+        backup.restore_backup(engine, str(backups), made["name"], safety_backup=False)
+    assert engine.databases["sms"] == DATA, "the swap had happened"
+    assert (uploads / backup.STAGING / "a.pdf").exists(), "the restored files are kept where the message says"
