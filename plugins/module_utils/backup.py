@@ -254,6 +254,8 @@ def _archive_files(files, directory, name, compression, key):
     return dict(stored, path=files["path"], container=files.get("container"))
 
 
+# The label (reason) of the backup a restore takes of what it replaces (restore_backup, is_safety_backup).
+SAFETY_REASON = "safety backup before restoring"
 # A restore extracts the uploads into this directory next to the live files, then swaps them in (SWAP_FILES).
 STAGING = ".rc_restore"
 # tar options that leave the staging directory at the top of the uploads out, when archiving and when extracting
@@ -593,7 +595,7 @@ def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_o
             if safety:
                 report["safety_backup"] = take_backup(
                     engine, directory, compression=compression, key=safety_key, app_version=app_version,
-                    labels={"reason": "safety backup before restoring %s" % name},
+                    labels={"reason": "%s %s" % (SAFETY_REASON, name)},
                     files=_current_files(manifest, files), copy_only=True)["name"]
             report["old_kept_as"] = engine.swap_in(scratch, target, keep_old)
         except BaseException as exc:
@@ -732,8 +734,29 @@ def select(items, engine=None, database=None):
                                                                                                    i["database"])))]
 
 
-def newest_name(directory, engine=None, database=None):
+def is_safety_backup(item):
+    """True for the safety backup a restore took of what it replaced (its ``labels`` say so)."""
+    return str(((item or {}).get("labels") or {}).get("reason") or "").startswith(SAFETY_REASON)
+
+
+def default_restore(items):
+    """The backup a restore takes when none is named: the newest (``items`` newest first) that is not a restore's
+    safety backup. A restore's safety backup is the newest backup right after it, so "the newest" would make a
+    second run of the same restore undo the first; it is restored by name (the restore's report names it).
+    None when there is no such backup."""
+    return next((item for item in items if not is_safety_backup(item)), None)
+
+
+def newest_name(directory, engine=None, database=None, for_restore=False):
+    """The newest complete backup's name; ``for_restore``: the newest that is not a safety backup (default_restore)."""
     items = [i for i in select(describe(directory), engine, database) if "error" not in i]
+    if for_restore:
+        chosen = default_restore(items)
+        if chosen is None and items:
+            raise ArtifactError("the only backups of %s in %s are safety backups taken by restores (newest: %s); "
+                                "name the one to restore" % (database or "any database", directory,
+                                                             items[0]["name"]))
+        items = [chosen] if chosen else []
     if not items:
         raise ArtifactError("no complete backup of %s in %s" % (database or "any database", directory))
     return items[0]["name"]

@@ -37,7 +37,8 @@ extends_documentation_fragment:
 options:
   name:
     description:
-      - The backup to restore (from O(directory)). Omit to restore the newest backup of O(database).
+      - The backup to restore (from O(directory)). Omit to restore the newest backup of O(database) that is not
+        the safety backup of an earlier restore (restoring that one undoes the restore; give its name to do so).
       - To restore an older backup, give its name (the restore playbook takes it as
         C(-e restore_backup_name=NAME)); M(rollcall.ops.backup_info) lists the backups.
     type: str
@@ -153,7 +154,7 @@ def main():
     try:
         key = keyring.ring_from_params(p)  # the backup's own key, picked by its key id
         target = backup.target_from_params(p)
-        name = p["name"] or backup.newest_name(p["directory"], p["engine"], target.database)
+        name = p["name"] or backup.newest_name(p["directory"], p["engine"], target.database, for_restore=True)
         engine = backup.open_engine(target)
         if module.check_mode:
             check = backup.verify_backup(p["directory"], name, "native", key=key, engine=engine, record=False,

@@ -415,3 +415,46 @@ def test_uploads_that_cannot_be_put_in_place_say_the_database_was_swapped(engine
         backup.restore_backup(engine, str(backups), made["name"], safety_backup=False)
     assert engine.databases["sms"] == DATA, "the swap had happened"
     assert (uploads / backup.STAGING / "a.pdf").exists(), "the restored files are kept where the message says"
+
+
+# ------------------------------------------------------------------ which backup a restore takes by default
+def test_the_default_restore_skips_safety_backups_and_refuses_when_only_they_are_left():
+    regular = {"name": "b1", "labels": {}}
+    pre_deploy = {"name": "b0", "labels": {"reason": "pre-deploy"}}
+    safety = {"name": "s1", "labels": {"reason": backup.SAFETY_REASON + " b1"}}
+    assert backup.default_restore([safety, regular, pre_deploy]) is regular
+    assert backup.default_restore([regular, safety]) is regular
+    assert backup.default_restore([{"name": "x"}]) == {"name": "x"}, "an older manifest has no labels"
+    assert backup.default_restore([safety]) is None
+    assert backup.default_restore([]) is None
+
+
+def test_a_second_run_of_the_same_restore_restores_the_same_backup_not_the_first_runs_safety_backup(engine,
+                                                                                                    tmp_path):
+    """Found on the demo: restore.yml twice in a row undid the first restore (its safety backup was the newest)."""
+    made = backup.take_backup(engine, str(tmp_path))
+    engine.databases["sms"] = b"changed after the backup"
+    first = backup.restore_backup(engine, str(tmp_path), backup.newest_name(str(tmp_path), for_restore=True))
+    assert first["restored"] == made["name"] and first["safety_backup"]
+    assert backup.newest_name(str(tmp_path)) == first["safety_backup"], "the safety backup is the newest"
+    assert backup.newest_name(str(tmp_path), for_restore=True) == made["name"]
+    assert backup.is_safety_backup(artifact.read_manifest(str(tmp_path), first["safety_backup"]))
+
+
+def test_only_safety_backups_left_is_a_refusal_that_says_to_name_one(engine, tmp_path):
+    made = backup.take_backup(engine, str(tmp_path))
+    first = backup.restore_backup(engine, str(tmp_path), made["name"])
+    for leftover in tmp_path.glob(made["name"] + ".*"):
+        leftover.unlink()
+    with pytest.raises(ArtifactError, match="only backups of sms .* are safety backups .*name the one to restore"):
+        backup.newest_name(str(tmp_path), database="sms", for_restore=True)
+    assert backup.newest_name(str(tmp_path), database="sms") == first["safety_backup"]
+
+
+def test_the_restore_plans_filter_is_the_same_choice():
+    from ansible_collections.rollcall.ops.plugins.filter.backups import FilterModule
+
+    choose = FilterModule().filters()["default_restore_backup"]
+    safety = {"name": "s1", "labels": {"reason": backup.SAFETY_REASON + " b1"}}
+    assert choose([safety, {"name": "b1", "labels": {}}])["name"] == "b1"
+    assert choose([safety]) is None and choose(None) is None
