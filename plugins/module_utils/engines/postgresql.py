@@ -227,9 +227,10 @@ def restore_properties_sql(properties):
     return "\n".join(statements) + "\n", variables
 
 
-# The swap, while the app keeps serving: the live database stops taking new connections (the app waits through
-# that; sms-app retries such a connection for a few seconds), its idle sessions end at once, busy ones get up to
-# :drain seconds to finish their work before they are ended too; then both renames in one transaction. A request
+# The swap, while the app keeps serving: a leftover <db>__rc_old goes, the live database stops taking new connections
+# (the app waits through that; sms-app retries such a connection for a few seconds), its idle sessions and
+# autovacuum workers (busy after a bulk load, and no one's work: autovacuum comes back) end at once, busy sessions get
+# up to :drain seconds to finish their work before they are ended too; then both renames in one transaction. A request
 # sees at most a short wait, not an error. pg_stat_activity is re-read on every turn (pg_stat_clear_snapshot).
 DRAIN_SECONDS = 5
 SWAP_SQL = """DROP DATABASE IF EXISTS :"old" WITH (FORCE);
