@@ -350,6 +350,18 @@ def archive_plan(server_logs, archived):
     return {"copy": copy, "archived": already, "active": active}
 
 
+# The events a new log file starts with (MariaDB writes them when it opens the file): a file holding only these has no
+# change to recover. SHOW BINLOG EVENTS names the types this way.
+HEADER_EVENTS = frozenset(["Format_desc", "Gtid_list", "Binlog_checkpoint", "Start_encryption"])
+
+
+def holds_changes(event_types):
+    """Whether the file being written holds anything beyond its header (``event_types``: the Event_type column of
+    SHOW BINLOG EVENTS IN it, first rows): when it does not, closing it adds nothing to recover, only one more file
+    (a run every few minutes, playbooks/archive_log.yml, would add one a run at night)."""
+    return any(kind not in HEADER_EVENTS for kind in event_types)
+
+
 def mirror_plan(source, target):
     """What a mirror run copies from one repository to another (the backup host's): ``{"copy": [names],
     "present": [names]}``, oldest first. ``source``/``target``: {name: manifest}. A name in both with another
@@ -607,21 +619,35 @@ class BinlogPITR:
         logs = [(r[0], int(r[1])) for r in engine.sql("SHOW BINARY LOGS;", what="listing the binary logs")]
         return directory, logs
 
-    def archive(self, flush=True, check_mode=False):
-        """Close the file being written (FLUSH BINARY LOGS) and copy every closed file not archived yet."""
-        if not check_mode and flush:
+    def active_written(self):
+        """Whether the file being written holds changes (holds_changes over its first events)."""
+        engine = self.engine()
+        status = engine.sql("SHOW MASTER STATUS;", what="reading the binary log being written")
+        if not status:
+            return True  # log_bin off: server_logs() says so next
+        from .engines.mysql import quote_literal
+
+        events = engine.sql("SHOW BINLOG EVENTS IN %s LIMIT 8;" % quote_literal(status[0][0]),
+                            what="reading the events of the binary log being written")
+        return holds_changes(row[2] for row in events if len(row) > 2)
+
+    def archive(self, flush=True, check_mode=False, flush_idle=True):
+        """Close the file being written (FLUSH BINARY LOGS) and copy every closed file not archived yet. With
+        ``flush_idle`` false the file is closed only when it holds changes (a frequent scheduled run)."""
+        close = flush and (flush_idle or self.active_written())
+        if not check_mode and close:
             self.engine().sql("FLUSH BINARY LOGS;", what="closing the binary log being written")
         directory, logs = self.server_logs()
         archived = read_archive(self.repo)
         plan = archive_plan(logs, archived)
         if check_mode:
-            return dict(plan, copied=[], flushed=False)
+            return dict(plan, copied=[], flushed=False, would_flush=close)
         if plan["copy"] and not os.path.isdir(self.repo):
             os.makedirs(self.repo, 0o700, exist_ok=True)
         copied = []
         for name in plan["copy"]:
             copied.append(self._copy(directory, name))
-        return dict(plan, copied=[c["name"] for c in copied], flushed=bool(flush), files=copied)
+        return dict(plan, copied=[c["name"] for c in copied], flushed=bool(close), files=copied)
 
     def _copy(self, directory, name, runner=None):
         """Stream one closed log file out of the container into the repository: the data file, then its signed

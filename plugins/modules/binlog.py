@@ -86,6 +86,13 @@ options:
       - C(archive) only; close the file being written first, so the archive reaches now.
     type: bool
     default: true
+  flush_idle:
+    description:
+      - C(archive) only, with I(flush); false closes the file being written only when it holds changes (events
+        beyond the header a new file starts with), so a run every few minutes (C(playbooks/archive_log.yml)) adds
+        no file while nothing is written.
+    type: bool
+    default: true
   archive_first:
     description:
       - C(restore) only; archive the live log up to now first (then a target up to now is reachable). False for
@@ -158,6 +165,11 @@ archived:
   returned: action is archive
   type: list
   elements: str
+flushed:
+  description: C(archive); whether the file being written was closed (false with O(flush_idle=false) when it held no
+    change, and in check mode).
+  returned: action is archive
+  type: bool
 present:
   description: C(mirror); the files O(mirror_repo) had already.
   returned: action is mirror
@@ -274,14 +286,18 @@ def run(module):
     tool = binlog.BinlogPITR(p["container"], p["repo"], key, p["login_user"], p["login_password"], p["docker_host"])
     action = p["action"]
     if action == "archive":
-        result = tool.archive(flush=p["flush"], check_mode=check_mode)
+        result = tool.archive(flush=p["flush"], check_mode=check_mode, flush_idle=p["flush_idle"])
         if check_mode:
-            return dict(changed=bool(result["copy"]) or p["flush"], copy=result["copy"], copied=[],
-                        archived=result["archived"], message="would close %s and copy %s" % (
-                            result["active"], ", ".join(result["copy"]) or "nothing else"))
+            return dict(changed=bool(result["copy"]) or result["would_flush"], copy=result["copy"], copied=[],
+                        archived=result["archived"], flushed=False, message="would %scopy %s" % (
+                            ("close %s and " % result["active"]) if result["would_flush"] else "",
+                            ", ".join(result["copy"]) or "nothing else"))
+        idle = "" if result["flushed"] or not p["flush"] else (
+            " (%s holds no change since it was opened: left open)" % result["active"])
         return dict(changed=bool(result["copied"]) or result["flushed"], copy=result["copy"],
                     copied=result["copied"], archived=result["archived"], files=result.get("files", []),
-                    message="archived %s" % (", ".join(result["copied"]) or "nothing new"))
+                    flushed=result["flushed"], message="archived %s%s" % (
+                        ", ".join(result["copied"]) or "nothing new", idle))
     if action == "verify":
         result = tool.verify()
         return dict(changed=False, failed=p["fail_on_problem"] and not result["passed"], **result)
@@ -329,6 +345,7 @@ def main():
             encryption_key=dict(type="str", no_log=True),
             encryption_key_file=dict(type="path"),
             flush=dict(type="bool", default=True),
+            flush_idle=dict(type="bool", default=True),
             archive_first=dict(type="bool", default=True),
             to_time=dict(type="str"),
             scratch=dict(type="str"),

@@ -13,7 +13,7 @@ import time
 
 import docker.errors
 import pytest
-from test_deploy import failures
+from test_deploy import failures, playbook
 from test_pitr import database_stack, remove, results, run_tasks
 
 PROJECT = os.environ.get("ROLLCALL_IT_BINLOG_PROJECT", "rc-it-binlog")
@@ -21,6 +21,23 @@ CONTAINER = PROJECT + "-db"
 SCRATCH = CONTAINER + "-pitr"
 ROOT_PASSWORD = "binlog-root-password-never-printed"
 KEY = "cd" * 32
+
+
+def task_result(report, name):
+    """The localhost result of the task called ``name`` (in a role or not) of a playbook's JSON report."""
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            if task["task"]["name"].split(" : ")[-1] == name and "localhost" in task["hosts"]:
+                return task["hosts"]["localhost"]
+    raise AssertionError("no task %r in the report" % name)
+
+
+def binlog_time(value):
+    """An archived file's last_at (epoch seconds or ISO 8601) as epoch seconds."""
+    if isinstance(value, (int, float)):
+        return int(value)
+    return int(time.mktime(time.strptime(value.replace("Z", "").split(".")[0][:19], "%Y-%m-%dT%H:%M:%S"))
+               - time.timezone)
 
 
 def sql(docker_client, query, container=CONTAINER, database="sms"):
@@ -135,6 +152,37 @@ def test_restore_to_a_time_brings_back_a_not_b_and_verify_finds_a_gap(stack, doc
     assert len(pitr_made) == 1 and pitr_made[0]["row_counts"] == {"it_binlog": 2}, pitr_made
     with pytest.raises(docker.errors.NotFound):
         docker_client.containers.get(SCRATCH)  # removed after the dump
+
+    # playbooks/archive_log.yml (AWX, every 5 minutes): the log archived, verified and copied off the host between
+    # backups, without a dump; a second run with nothing written closes no file and copies nothing.
+    dumps_before = sorted(p.name for p in (tmp_path / "b").glob("mysql-sms-*.manifest.json"))
+    sql(docker_client, "INSERT INTO it_binlog (v) VALUES ('E')")
+    written = time.time()
+    ship = ("-e", "backup_binlog_offsite_repo=" + str(offsite))
+    listing = sorted(p.name for p in repo.iterdir())
+    proc, report = playbook(inventory, "archive_log.yml", "--check", *ship)  # says it would close the file, no more
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    would = task_result(report, "Archive the binary log up to now")
+    assert would["changed"] and "would close" in would["message"] and not would["flushed"], would
+    assert sorted(p.name for p in repo.iterdir()) == listing
+    proc, report = playbook(inventory, "archive_log.yml", *ship)
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    assert ROOT_PASSWORD not in proc.stdout and KEY not in proc.stdout
+    shipped = task_result(report, "Archive the binary log up to now")
+    assert shipped["flushed"] and len(shipped["copied"]) == 1, shipped
+    newest = json.loads((repo / (shipped["copied"][0] + ".manifest.json")).read_text())
+    assert binlog_time(newest["binlog"]["last_at"]) >= int(written) - 1, newest["binlog"]
+    assert (offsite / (shipped["copied"][0] + ".manifest.json")).exists()  # on the backup host's copy too
+    assert task_result(report, "Copy the archived binary log to the backup host and verify it there (rollcall_"
+                               "backup_offsite_host)")["passed"]
+    assert sorted(p.name for p in (tmp_path / "b").glob("mysql-sms-*.manifest.json")) == dumps_before  # no dump
+    listing = sorted(p.name for p in repo.iterdir())
+    proc, report = playbook(inventory, "archive_log.yml", *ship)
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    idle = task_result(report, "Archive the binary log up to now")
+    assert not idle["flushed"] and idle["copied"] == [] and not idle["changed"], idle
+    assert "holds no change" in idle["message"], idle
+    assert sorted(p.name for p in repo.iterdir()) == listing
 
     # A gap: two more files archived, the first of them removed from the repository; then a wrong key.
     for value in ("C", "D"):

@@ -10,11 +10,11 @@ import pytest
 from test_deploy import failures, playbook, teardown, write_inventory
 
 PLAYBOOKS = ["deploy", "rollback", "restore", "backup", "verify_backup", "health", "incident", "audit", "teardown",
-             "rotate_secret_key", "rotate_db_passwords", "rotate_backup_key", "patching", "monitoring"]
+             "rotate_secret_key", "rotate_db_passwords", "rotate_backup_key", "patching", "monitoring", "archive_log"]
 NEEDS = {"deploy": "app", "rollback": "app", "restore": "db", "backup": "db", "verify_backup": "db", "audit": "app",
          "health": "app:db", "incident": "app:db", "teardown": "app:db", "rotate_secret_key": "app",
          "rotate_db_passwords": "app", "rotate_backup_key": "db", "patching": "app:db",
-         "monitoring": "app:db"}
+         "monitoring": "app:db", "archive_log": "db"}
 PORT = 18480
 
 
@@ -215,6 +215,7 @@ def check_run(stack, name, *extra):
     ("deploy.yml", ("-e", "rollcall_app_version=1.1.0"), None),
     ("restore.yml", (), None),
     ("rotate_secret_key.yml", (), None),
+    ("archive_log.yml", (), None),  # SQLite: nothing to ship, and it says so
 ])
 def test_check_mode_changes_nothing_and_says_what_would_change(stack, name, extra, would_change):
     changed = check_run(stack, name, *extra)

@@ -50,6 +50,7 @@ GIVEN = {
 CADENCES = {
     "Rollcall nightly backup": ("Rollcall backup", dt.timedelta(days=1), (2, 0), None, None),
     "Rollcall snapshot every 15 minutes": ("Rollcall backup", dt.timedelta(minutes=15), None, None, None),
+    "Rollcall binary log every 5 minutes": ("Rollcall archive log", dt.timedelta(minutes=5), None, None, None),
     "Rollcall SQL Server differential backup": ("Rollcall backup", dt.timedelta(hours=4), None, None, None),
     "Rollcall weekly restore test": ("Rollcall verify backup", dt.timedelta(weeks=1), (3, 0), 6, None),
     "Rollcall daily health": ("Rollcall health", dt.timedelta(days=1), (6, 0), None, None),
@@ -526,8 +527,12 @@ def test_schedule_answers_are_answers_the_survey_accepts(data, preflight):
     templates = {t["name"]: t for t in data["awx_config_job_templates"]}
     window = re.compile(preflight["defaults"]["preflight_window_re"])
     for schedule in data["awx_config_schedules"]:
-        spec = {q["variable"]: q for q in templates[schedule["unified_job_template"]]["survey_spec"]["spec"]}
+        template = templates[schedule["unified_job_template"]]
         answers = schedule.get("extra_data", {})
+        if not template["survey_enabled"]:  # no survey: AWX would refuse (or ignore) answers
+            assert not answers, "%s answers a template without a survey" % schedule["name"]
+            continue
+        spec = {q["variable"]: q for q in template["survey_spec"]["spec"]}
         for var in spec:
             assert not spec[var]["required"] or var in answers, "%s: required %s unanswered" % (schedule["name"], var)
         for var, value in answers.items():
@@ -539,9 +544,10 @@ def test_schedule_answers_are_answers_the_survey_accepts(data, preflight):
                 assert window.match(value), (schedule["name"], value)
 
 
-def test_only_the_snapshots_and_the_sql_server_differentials_are_off_by_default(data):
+def test_only_the_snapshots_the_sql_server_differentials_and_the_log_shipping_are_off_by_default(data):
     off = [s["name"] for s in data["awx_config_schedules"] if not s["enabled"]]
-    assert off == ["Rollcall SQL Server differential backup", "Rollcall snapshot every 15 minutes"]
+    assert off == ["Rollcall SQL Server differential backup", "Rollcall binary log every 5 minutes",
+                   "Rollcall snapshot every 15 minutes"]
 
 
 def test_backup_schedules_say_their_type_and_the_survey_asks_for_it(data):

@@ -546,3 +546,53 @@ def test_mirror_onto_a_full_disk_keeps_nothing_there_and_says_what_to_do(tmp_pat
     with pytest.raises(artifact.ArtifactError, match="No space left on device.*nothing was kept"):
         binlog.mirror(str(local), str(offsite))
     assert list(offsite.iterdir()) == []
+
+
+# ------------------------------------------------------------------ a frequent run leaves an idle file open
+def test_a_file_holding_only_its_header_holds_no_change():
+    assert not binlog.holds_changes(["Format_desc", "Gtid_list", "Binlog_checkpoint"])
+    assert not binlog.holds_changes(["Format_desc", "Start_encryption", "Gtid_list", "Binlog_checkpoint"])
+    assert not binlog.holds_changes([])  # nothing read: nothing to close for
+
+
+def test_a_file_with_a_transaction_or_a_statement_holds_changes():
+    assert binlog.holds_changes(["Format_desc", "Gtid_list", "Binlog_checkpoint", "Gtid", "Query"])
+    assert binlog.holds_changes(iter(["Format_desc", "Gtid"]))
+
+
+class FakeSQL:
+    """The SQL an archive run sends, answered as a MariaDB server would (the file being written and its events)."""
+
+    def __init__(self, events):
+        self.events, self.sent = events, []
+
+    def sql(self, statement, what=""):
+        self.sent.append(statement)
+        if statement.startswith("SHOW MASTER STATUS"):
+            return [["mariadb-bin.000003", "389", "", ""]]
+        if statement.startswith("SHOW BINLOG EVENTS"):
+            return [["mariadb-bin.000003", "4", kind, "1", "100", ""] for kind in self.events]
+        if statement.startswith("SELECT @@log_bin"):
+            return [["1", "/var/lib/mysql/mariadb-bin"]]
+        if statement.startswith("SHOW BINARY LOGS"):
+            return [["mariadb-bin.000002", "500"], ["mariadb-bin.000003", "389"]]
+        return []
+
+
+@pytest.mark.parametrize("events, flush_idle, closes", [
+    (["Format_desc", "Gtid_list", "Binlog_checkpoint"], False, False),
+    (["Format_desc", "Gtid_list", "Binlog_checkpoint", "Gtid", "Query"], False, True),
+    (["Format_desc", "Gtid_list", "Binlog_checkpoint"], True, True),
+])
+def test_an_archive_run_closes_the_file_being_written_only_when_asked_and_needed(tmp_path, events, flush_idle,
+                                                                                  closes):
+    engine = FakeSQL(events)
+    tool = binlog.BinlogPITR("sms-db", str(tmp_path), KEY, engine=engine)
+    tool._copy = lambda directory, name, runner=None: {"name": name}
+    result = tool.archive(flush_idle=flush_idle)
+    assert result["flushed"] is closes and ("FLUSH BINARY LOGS;" in engine.sent) is closes
+    assert result["copied"] == ["mariadb-bin.000002"]  # the closed file is archived either way
+    assert any(s.startswith("SHOW BINLOG EVENTS IN 'mariadb-bin.000003'") for s in engine.sent) is not flush_idle
+    checked = binlog.BinlogPITR("sms-db", str(tmp_path), KEY, engine=FakeSQL(events)).archive(
+        flush_idle=flush_idle, check_mode=True)
+    assert checked["would_flush"] is closes and not checked["flushed"]
