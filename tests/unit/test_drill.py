@@ -66,6 +66,43 @@ def test_the_drill_runs_every_scratch_play_with_the_scratch_settings():
         assert "default(false)" in settings["rollcall_backup_uploads"]
 
 
+def _drill_task(name):
+    plays = yaml.safe_load((ROOT / "playbooks/dr_drill.yml").read_text())
+    for play in plays:
+        for task in play.get("tasks", []):
+            for inner in [task] + task.get("block", []):
+                if inner.get("name") == name:
+                    return inner
+    raise AssertionError("no task %r in dr_drill.yml" % name)
+
+
+@pytest.mark.parametrize("backups, picked", [
+    # a restore's safety backup is the newest: the drill copies what a restore would take, not it
+    ([{"name": "pg-3", "verified": True, "labels": {"reason": "safety backup before restoring pg-1"}},
+      {"name": "pg-2", "verified": False, "labels": {}}, {"name": "pg-1", "verified": True, "labels": {}}], "pg-1"),
+    ([{"name": "pg-2", "verified": True, "labels": {}}, {"name": "pg-1", "verified": True, "labels": {}}], "pg-2"),
+    # only safety backups verified: the newest of them (still the live stack's data)
+    ([{"name": "pg-3", "verified": True, "labels": {"reason": "safety backup before restoring pg-1"}},
+      {"name": "pg-1", "verified": False, "labels": {}}], "pg-3"),
+])
+def test_drill_data_live_copies_the_backup_a_restore_would_take(backups, picked):
+    import jinja2
+
+    from ansible_collections.rollcall.ops.plugins.filter.backups import default_restore_backup
+    from ansible_collections.rollcall.ops.plugins.module_utils import backup
+
+    assert any(backup.is_safety_backup(b) for b in backups) or picked == backups[0]["name"]
+    expression = _drill_task("Pick the backup the live stack would restore")["ansible.builtin.set_fact"][
+        "drill_live_pick"]
+    env = jinja2.Environment()
+    template = expression.replace("rollcall.ops.default_restore_backup", "default_restore_backup")
+    env.filters["default_restore_backup"] = default_restore_backup
+    rendered = env.from_string(template).render(drill_live_list={"backups": backups}).strip()
+    assert rendered == picked
+    copy = _drill_task("Name the copy")["ansible.builtin.set_fact"]["drill_live_copy"]
+    assert "drill_live_pick" in copy and "first" not in copy
+
+
 # ------------------------------------------------------------------------------------------------ recovery point
 def test_rpo_is_the_last_acknowledged_write_against_the_newest_survivor():
     point = drill.recovery_point(writes(10), survived=[1, 2, 3, 4])
