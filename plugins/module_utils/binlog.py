@@ -473,6 +473,32 @@ def base_candidates(manifests, database, failed=()):
     return sorted(found, key=lambda b: b["finished"])
 
 
+def retention_plan(archived, bases, now, keep_s):
+    """Which archived files no recovery can use any more (``{"delete", "keep", "oldest_base", "why"}``): those
+    before the log file of the oldest dump a replay can start from (a base: its file archived; the backup
+    directory's own retention decides which dumps stay), and only when their last event is older than ``keep_s``
+    (the days kept whatever the dumps, like the server's own expire_logs_days; a dump of another server under the
+    same database name cannot make a recent file go). Nothing goes without a base, nor a file of another log base
+    name than the oldest base's, nor the newest archived file."""
+    names = sorted(archived, key=sequence)
+    usable = [b for b in bases if b["file"] in archived]
+    if not usable:
+        return {"delete": [], "keep": names, "oldest_base": None,
+                "why": "no dump to replay onto has its log file archived: nothing is deleted"}
+    oldest = min(usable, key=lambda b: sequence(b["file"]))
+    cut_base, cut = sequence(oldest["file"])
+    newest = names[-1] if names else None
+    delete = []
+    for name in names:
+        base, number = sequence(name)
+        last_at = archived[name]["binlog"].get("last_at") or 0
+        if base == cut_base and number < cut and name != newest and last_at < now - keep_s:
+            delete.append(name)
+    return {"delete": delete, "keep": [n for n in names if n not in delete], "oldest_base": oldest["name"],
+            "why": "before %s, the log file of the oldest dump to replay onto (%s), and older than %g days"
+                   % (oldest["file"], oldest["name"], keep_s / 86400.0)}
+
+
 def window(bases, archived, now):
     """The recoverable window ``{"earliest", "latest", ..._at, "rpo_s"}`` or None (nothing to start from).
 
@@ -744,6 +770,28 @@ class BinlogPITR:
                 failed.add(name)
         bases = base_candidates(manifests, database, failed)
         return archived, bases, window(bases, archived, now)
+
+    def prune(self, backup_dir, database, keep_days, check_mode=False, now=None):
+        """Delete the archived files retention_plan says no recovery can use (manifest first: what is left of a file
+        cut short is a data file without a manifest, which is not archived and the next archive run replaces)."""
+        now = now or time.time()
+        archived, bases, _win = self.status(backup_dir, database, now)
+        plan = retention_plan(archived, bases, now, float(keep_days) * 86400)
+        if check_mode:
+            return dict(plan, deleted=[])
+        deleted = []
+        for name in plan["delete"]:
+            manifest = archived[name]
+            try:
+                os.unlink(artifact.manifest_path(self.repo, name))
+                stored = os.path.join(self.repo, manifest["data"]["file"])
+                if os.path.exists(stored):
+                    os.unlink(stored)
+            except OSError as exc:
+                raise artifact.ArtifactError(artifact.storage_error(self.repo, exc, "deleting binary log %s" % name)
+                                             + "; deleted before it: %s" % (", ".join(deleted) or "nothing")) from None
+            deleted.append(name)
+        return dict(plan, deleted=deleted)
 
     # -- the scratch instance -------------------------------------------------------------------------------------
     def restore(self, to_time, backup_dir, database, scratch, scratch_volume, query=None, keep_failed=False,

@@ -29,10 +29,11 @@ options:
       - C(archive), C(info) (the archived files and the recoverable window), C(verify) (every archived file read
         back - signature, checksum, each event's CRC32 - and the chain checked for gaps), C(mirror) (copy the
         archived files O(mirror_repo) lacks there - the backup host's repository - as they are, then verify that
-        repository), C(restore), C(drop_scratch).
+        repository), C(prune) (retention - delete the archived files before the log file of the oldest dump in
+        O(backup_dir) a replay can start from, once older than O(keep_days)), C(restore), C(drop_scratch).
     type: str
     required: true
-    choices: [archive, info, verify, mirror, restore, drop_scratch]
+    choices: [archive, info, verify, mirror, prune, restore, drop_scratch]
   container:
     description:
       - The live MariaDB container.
@@ -56,11 +57,12 @@ options:
     type: path
   backup_dir:
     description:
-      - C(info) and C(restore); the directory of the dumps (the bases a replay starts from).
+      - C(info), C(prune) and C(restore); the directory of the dumps (the bases a replay starts from). For C(prune)
+        on the backup host, its own directory of off-host copies (its retention keeps dumps longer).
     type: path
   database:
     description:
-      - C(info) and C(restore); the database recovered (its dumps, its changes in the log).
+      - C(info), C(prune) and C(restore); the database recovered (its dumps, its changes in the log).
     type: str
   login_user:
     description:
@@ -114,6 +116,12 @@ options:
     description:
       - C(restore) only; a query run in the scratch instance, its output returned as RV(query_result).
     type: str
+  keep_days:
+    description:
+      - C(prune) only; archived files whose last event is more recent than this many days are kept whatever the
+        dumps (the seeds keep 7 days; like the server's own C(expire_logs_days)). 0 lets the dumps alone decide.
+    type: float
+    default: 7
   keep_failed:
     description:
       - C(restore) only; keep a scratch instance whose restore failed, to look at it.
@@ -152,6 +160,15 @@ EXAMPLES = r"""
     encryption_key: "{{ vault_backup_key }}"
     query: SELECT count(*) FROM students
   register: pitr_restore
+
+- name: Retention - the archived files before the oldest dump's log file, once older than 7 days
+  rollcall.ops.binlog:
+    action: prune
+    container: sms-db
+    repo: /var/backups/rollcall/pitr/sms
+    backup_dir: /var/backups/rollcall
+    database: sms
+    keep_days: 7
 """
 
 RETURN = r"""
@@ -170,6 +187,21 @@ flushed:
     change, and in check mode).
   returned: action is archive
   type: bool
+deleted:
+  description: C(prune); the archived files deleted (empty in check mode).
+  returned: action is prune
+  type: list
+  elements: str
+delete:
+  description: C(prune); the archived files retention deletes (check mode - would delete).
+  returned: action is prune
+  type: list
+  elements: str
+kept:
+  description: C(prune); the archived files kept.
+  returned: action is prune
+  type: list
+  elements: str
 present:
   description: C(mirror); the files O(mirror_repo) had already.
   returned: action is mirror
@@ -263,7 +295,7 @@ from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import E
 from ansible_collections.rollcall.ops.plugins.module_utils.pitr import PITRError
 from ansible_collections.rollcall.ops.plugins.module_utils.runner import RunnerError
 
-ACTIONS = ["archive", "info", "verify", "mirror", "restore", "drop_scratch"]
+ACTIONS = ["archive", "info", "verify", "mirror", "prune", "restore", "drop_scratch"]
 
 
 def need(p, *names):
@@ -314,6 +346,13 @@ def run(module):
                     message="copied %s to %s; there: %s" % (
                         ", ".join(copied["copied"]) or "nothing new", p["mirror_repo"], checked["message"]))
     need(p, "backup_dir", "database")
+    if action == "prune":
+        pruned = tool.prune(p["backup_dir"], p["database"], p["keep_days"], check_mode=check_mode)
+        gone = pruned["delete"] if check_mode else pruned["deleted"]
+        return dict(changed=bool(gone), deleted=pruned["deleted"], delete=pruned["delete"], kept=pruned["keep"],
+                    message="%s %s (%s); kept %d" % (
+                        "would delete" if check_mode else "deleted", ", ".join(gone) or "nothing",
+                        pruned["why"], len(pruned["keep"])))
     if action == "info":
         archived, bases, win = tool.status(p["backup_dir"], p["database"])
         return dict(changed=False, files=len(archived), bases=[b["name"] for b in bases], window=win,
@@ -351,6 +390,7 @@ def main():
             scratch=dict(type="str"),
             query=dict(type="str"),
             keep_failed=dict(type="bool", default=False),
+            keep_days=dict(type="float", default=7),
             fail_on_problem=dict(type="bool", default=True),
         ),
         mutually_exclusive=[["encryption_key", "encryption_key_file"]],

@@ -184,6 +184,29 @@ def test_restore_to_a_time_brings_back_a_not_b_and_verify_finds_a_gap(stack, doc
     assert "holds no change" in idle["message"], idle
     assert sorted(p.name for p in repo.iterdir()) == listing
 
+    # Retention (binlog.retention_plan): a new dump, and the dumps' retention down to it; with no days kept, the
+    # archived files before its log file go (backup.yml and archive_log.yml apply it after each archive), what is
+    # left verifies and still recovers.
+    before = sorted(p.name[:-len(".manifest.json")] for p in repo.glob("mariadb-bin.*.manifest.json"))
+    proc, report = playbook(inventory, "backup.yml", *ship, "-e", "rollcall_pitr_binlog_keep_days=0",
+                            "-e", "rollcall_backup_keep_last=1", "-e", "rollcall_backup_keep_daily=0",
+                            "-e", "rollcall_backup_keep_weekly=0", "-e", "rollcall_backup_keep_monthly=0")
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    kept = sorted((tmp_path / "b").glob("mysql-sms-*.manifest.json"))
+    assert len(kept) == 1, kept
+    new_base = json.loads(kept[0].read_text())["mysql"]["binlog"]["file"]
+    pruned = task_result(report, "Apply the archive's retention (the files no kept dump can replay from)")
+    expected = [n for n in before if n < new_base]
+    assert expected and pruned["deleted"] == expected and pruned["changed"], (pruned, before, new_base)
+    after = sorted(p.name[:-len(".manifest.json")] for p in repo.glob("mariadb-bin.*.manifest.json"))
+    assert after[0] == new_base and not set(after) & set(expected), after
+    assert not [p for p in repo.iterdir() if p.name.split(".binlog")[0] in expected]  # data files gone too
+    proc, report = run_tasks(tmp_path, inventory, "after_prune.yml", [
+        {"name": "Info", "rollcall.ops.binlog": dict(common, action="info")},
+        {"name": "Verify", "rollcall.ops.binlog": dict(common, action="verify")}])
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    assert results(report, "Info")["window"] and results(report, "Verify")["passed"]
+
     # A gap: two more files archived, the first of them removed from the repository; then a wrong key.
     for value in ("C", "D"):
         sql(docker_client, "INSERT INTO it_binlog (v) VALUES ('%s')" % value)

@@ -596,3 +596,77 @@ def test_an_archive_run_closes_the_file_being_written_only_when_asked_and_needed
     checked = binlog.BinlogPITR("sms-db", str(tmp_path), KEY, engine=FakeSQL(events)).archive(
         flush_idle=flush_idle, check_mode=True)
     assert checked["would_flush"] is closes and not checked["flushed"]
+
+
+# ------------------------------------------------------------------------------------- retention of the archive
+DAY = 86400.0
+NOW = 1_800_000_000.0
+
+
+def archived_files(*specs):
+    """{name: manifest} of archived files: (number, days ago of the last event)."""
+    return {"mariadb-bin.%06d" % n: {"binlog": {"last_at": NOW - days * DAY}, "data": {"file": "f%d" % n}}
+            for n, days in specs}
+
+
+def base(name, number):
+    return {"name": name, "file": "mariadb-bin.%06d" % number, "finished": 0, "position": 4}
+
+
+def test_retention_deletes_the_files_before_the_oldest_base_once_past_the_days_kept():
+    archived = archived_files((1, 30), (2, 20), (3, 10), (4, 2), (5, 0))
+    plan = binlog.retention_plan(archived, [base("d-new", 4), base("d-old", 3)], NOW, 7 * DAY)
+    assert plan["delete"] == ["mariadb-bin.000001", "mariadb-bin.000002"] and plan["oldest_base"] == "d-old"
+    assert plan["keep"] == ["mariadb-bin.000003", "mariadb-bin.000004", "mariadb-bin.000005"]
+    assert "mariadb-bin.000003" in plan["why"] and "7 days" in plan["why"]
+    assert binlog.gaps({n: {"binlog": {}} for n in plan["keep"]}) == []  # what is left is still one chain
+
+
+def test_retention_keeps_recent_files_before_the_oldest_base():
+    archived = archived_files((1, 8), (2, 3), (3, 1))
+    plan = binlog.retention_plan(archived, [base("d", 3)], NOW, 7 * DAY)
+    assert plan["delete"] == ["mariadb-bin.000001"]
+    assert binlog.retention_plan(archived, [base("d", 3)], NOW, 0)["delete"] == ["mariadb-bin.000001",
+                                                                                 "mariadb-bin.000002"]
+
+
+def test_retention_deletes_nothing_without_a_base_whose_file_is_archived():
+    archived = archived_files((5, 30), (6, 20))
+    for bases in ([], [base("d", 3)]):  # no dump, or a dump whose file is not (or no longer) archived
+        plan = binlog.retention_plan(archived, bases, NOW, 0)
+        assert plan["delete"] == [] and plan["oldest_base"] is None and "nothing is deleted" in plan["why"]
+
+
+def test_retention_never_deletes_the_newest_file_nor_another_base_names_files():
+    archived = archived_files((1, 30), (2, 30))
+    archived["other-bin.000001"] = {"binlog": {"last_at": NOW - 40 * DAY}, "data": {"file": "o"}}
+    plan = binlog.retention_plan(archived, [base("d", 2)], NOW, 0)
+    assert plan["delete"] == ["mariadb-bin.000001"] and "other-bin.000001" in plan["keep"]
+    newest_only = binlog.retention_plan(archived_files((1, 30)), [base("d", 1)], NOW, 0)
+    assert newest_only["delete"] == []
+
+
+def test_prune_deletes_manifest_then_data_and_check_mode_deletes_nothing(tmp_path, monkeypatch):
+    archived = archived_files((1, 30), (2, 30), (3, 0))
+    for name, manifest in archived.items():
+        (tmp_path / (name + ".manifest.json")).write_text("{}")
+        (tmp_path / manifest["data"]["file"]).write_text("data")
+    tool = binlog.BinlogPITR("sms-db", str(tmp_path), KEY)
+    monkeypatch.setattr(tool, "status", lambda *a, **k: (archived, [base("d", 2)], None))
+    checked = tool.prune("/b", "sms", 7, check_mode=True, now=NOW)
+    assert checked["delete"] == ["mariadb-bin.000001"] and checked["deleted"] == []
+    assert len(list(tmp_path.iterdir())) == 6
+    done = tool.prune("/b", "sms", 7, now=NOW)
+    assert done["deleted"] == ["mariadb-bin.000001"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f2", "f3", "mariadb-bin.000002.manifest.json",
+                                                          "mariadb-bin.000003.manifest.json"]
+
+
+def test_prune_that_cannot_delete_says_where_and_what_went_before(tmp_path, monkeypatch):
+    archived = archived_files((1, 30), (2, 30), (3, 0))
+    tool = binlog.BinlogPITR("sms-db", str(tmp_path), KEY)
+    monkeypatch.setattr(tool, "status", lambda *a, **k: (archived, [base("d", 3)], None))
+    (tmp_path / "mariadb-bin.000001.manifest.json").write_text("{}")  # 000002's manifest is not there
+    with pytest.raises(artifact.ArtifactError, match=r"deleting binary log mariadb-bin.000002.*deleted before it: "
+                                                     r"mariadb-bin.000001"):
+        tool.prune("/b", "sms", 7, now=NOW)
