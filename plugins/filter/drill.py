@@ -10,9 +10,11 @@ def drill_problems(live_project, drill_project, live_port, drill_port):
     return drill.plan(live_project, drill_project, live_port, drill_port)
 
 
-def drill_scratch_settings(uploads_host="", backup_uploads=True):
-    """The settings the scratch stack runs with so it cannot touch the live stack's data (drill.scratch_settings)."""
-    return drill.scratch_settings(uploads_host, backup_uploads)
+def drill_scratch_settings(uploads_host="", backup_uploads=True, offsite_host="", scratch="", pitr=False,
+                           offsite_mount="/srv/rollcall/offsite-pitr"):
+    """The settings the scratch stack runs with so it cannot touch the live stack's data, and where it recovers
+    from (drill.scratch_settings)."""
+    return drill.scratch_settings(uploads_host, backup_uploads, offsite_host, scratch, pitr, offsite_mount)
 
 
 class FilterModule:

@@ -42,26 +42,53 @@ def plan(live_project, drill_project, live_port, drill_port):
     return problems
 
 
-def scratch_settings(uploads_host="", backup_uploads=True):
-    """What the scratch stack runs with, where the live stack's settings would let it touch the live stack's data.
+def scratch_settings(uploads_host="", backup_uploads=True, offsite_host="", scratch="", pitr=False,
+                     offsite_mount="/srv/rollcall/offsite-pitr"):
+    """What the scratch stack runs with, where the live stack's settings would let it touch the live stack's data,
+    and where it recovers from.
 
-    - No off-host copies: the backup host's directory is shared by the stacks whose databases have the same name,
-      and its retention would count the drill's backups against the live stack's.
+    - Off-host copies (``offsite_host``, the live stack's backup host): the scratch stack's copies go to a directory
+      of their own there, ``drill-<scratch>`` next to the live stack's ``backups`` (the backup host's directory is
+      shared by the stacks whose databases have the same name, and its retention would count the drill's backups
+      against the live stack's), and so does its WAL (point-in-time recovery: ``<offsite_mount>/<scratch>``; the
+      rebuilt cluster archives to ``<scratch>-rebuilt``, as a new cluster cannot archive into the lost one's
+      stanza). The disaster then takes the scratch stack's backups on the db host too (a lost disk), and the
+      recovery reads the backup host's copy: the dump fetched back (``restore_from: offsite``) or the WAL there.
+      Without a backup host the backups stay on the db host (outside the destroyed volumes).
     - A fleet's shared uploads (``uploads_host``) are the live stack's one directory: the scratch stack's restore
       would put the drill backup's files in place of the live ones (and delete what users uploaded during the
       drill). The scratch stack keeps its uploads in a volume on each app host instead, and its backups leave them
       out (the db host runs no app container to read them from).
 
-    Returns ``{"offsite_host", "uploads_host", "backup_uploads", "notes"}``; ``notes`` says what differs from the
-    live stack, for the drill's plan.
+    Returns ``{"offsite_host", "offsite_subdir", "from_offsite", "pitr_offsite_repo", "pitr_rebuilt_offsite_repo",
+    "offsite_clean", "uploads_host", "backup_uploads", "notes"}``; ``offsite_clean``: the scratch stack's directories
+    on the backup host, relative to the off-host root, that a drill removes before and after it (never the live
+    stack's); ``notes`` says what differs from the live stack, for the drill's plan.
     """
     notes = []
     shared = bool((uploads_host or "").strip())
     if shared:
         notes.append("uploads stay on each app host and are not backed up (the live stack's shared uploads on %s "
                      "are not touched)" % uploads_host.strip())
-    return {"offsite_host": "", "uploads_host": "", "backup_uploads": bool(backup_uploads) and not shared,
-            "notes": notes}
+    host = (offsite_host or "").strip()
+    if host and not (scratch or "").strip():
+        raise DrillError("the scratch stack's name is blank: its copies on the backup host need a directory of "
+                         "their own")
+    found = {"offsite_host": host, "offsite_subdir": "backups", "from_offsite": bool(host),
+             "pitr_offsite_repo": "", "pitr_rebuilt_offsite_repo": "", "offsite_clean": [], "uploads_host": "",
+             "backup_uploads": bool(backup_uploads) and not shared, "notes": notes}
+    if host:
+        found["offsite_subdir"] = "drill-%s" % scratch.strip()
+        found["offsite_clean"] = [found["offsite_subdir"], "pitr/%s" % scratch.strip(),
+                                  "pitr/%s-rebuilt" % scratch.strip()]
+        mount = (offsite_mount or "").rstrip("/")
+        if pitr:
+            found["pitr_offsite_repo"] = "%s/%s" % (mount, scratch.strip())
+            found["pitr_rebuilt_offsite_repo"] = "%s/%s-rebuilt" % (mount, scratch.strip())
+        notes.append("its backups%s are copied to %s into %s (apart from the live stack's), the disaster deletes "
+                     "them on the db host too, and the recovery reads the backup host's copy"
+                     % (" and its WAL" if pitr else "", host, found["offsite_subdir"]))
+    return found
 
 
 def recovery_point(writes, survived):

@@ -39,11 +39,36 @@ def test_plan_refuses_the_live_project_a_blank_name_and_the_live_port():
 def test_scratch_settings_keep_the_scratch_stack_off_the_live_stacks_data(uploads_host, backup_uploads,
                                                                           expected_backup_uploads, shared):
     found = drill.scratch_settings(uploads_host, backup_uploads)
-    assert found["offsite_host"] == "" and found["uploads_host"] == ""
+    assert found["offsite_host"] == "" and found["uploads_host"] == "" and not found["from_offsite"]
+    assert found["offsite_subdir"] == "backups" and found["pitr_offsite_repo"] == "" and found["offsite_clean"] == []
     assert found["backup_uploads"] is expected_backup_uploads
     assert bool(found["notes"]) is shared
     if shared:
         assert "db1" in found["notes"][0] and "not touched" in found["notes"][0]
+
+
+def test_with_a_backup_host_the_scratch_copies_go_to_their_own_directory_and_the_drill_recovers_from_there():
+    found = drill.scratch_settings("db1", True, offsite_host="backup1", scratch="sms-drill")
+    assert found["offsite_host"] == "backup1" and found["from_offsite"]
+    assert found["offsite_subdir"] == "drill-sms-drill"  # never the live stack's "backups"
+    assert found["offsite_clean"] == ["drill-sms-drill", "pitr/sms-drill", "pitr/sms-drill-rebuilt"]
+    assert found["pitr_offsite_repo"] == "" and found["pitr_rebuilt_offsite_repo"] == ""  # a dump drill
+    assert "backup1" in found["notes"][1] and "drill-sms-drill" in found["notes"][1]
+    assert "WAL" not in found["notes"][1]
+
+
+def test_with_a_backup_host_and_pitr_the_lost_and_the_rebuilt_cluster_archive_to_their_own_directories():
+    found = drill.scratch_settings("", True, offsite_host=" backup1 ", scratch="sms-drill", pitr=True,
+                                   offsite_mount="/srv/rollcall/offsite-pitr/")
+    assert found["offsite_host"] == "backup1"
+    assert found["pitr_offsite_repo"] == "/srv/rollcall/offsite-pitr/sms-drill"
+    assert found["pitr_rebuilt_offsite_repo"] == "/srv/rollcall/offsite-pitr/sms-drill-rebuilt"
+    assert "its WAL" in found["notes"][0]
+
+
+def test_a_blank_scratch_name_with_a_backup_host_is_refused():
+    with pytest.raises(drill.DrillError, match="directory of their own"):
+        drill.scratch_settings("", True, offsite_host="backup1", scratch=" ")
 
 
 def test_the_drill_runs_every_scratch_play_with_the_scratch_settings():
@@ -59,11 +84,21 @@ def test_the_drill_runs_every_scratch_play_with_the_scratch_settings():
                                                                                         "restore.yml")]
     assert len(scratch) >= 4
     for settings in scratch:
-        assert settings["rollcall_backup_offsite_host"] == ""
+        # the backup host only through the settings (its own directory there), none where the fact is absent
+        assert "drill_scratch_settings" in settings["rollcall_backup_offsite_host"]
+        assert "default('')" in settings["rollcall_backup_offsite_host"]
+        assert "offsite_subdir" in settings["rollcall_backup_offsite_subdir"]
         assert "drill_scratch_settings" in settings["rollcall_uploads_host"]
         assert "default('')" in settings["rollcall_uploads_host"]
         assert "drill_scratch_settings" in settings["rollcall_backup_uploads"]
         assert "default(false)" in settings["rollcall_backup_uploads"]
+    restores = [p["vars"] for p in imports if p["ansible.builtin.import_playbook"] == "restore.yml"]
+    recovery = [v for v in restores if v.get("drill_rebuilt")]
+    assert len(recovery) == 1 and "from_offsite" in recovery[0]["restore_from"]
+    assert "pitr_offsite_repo" in recovery[0]["pitr_from_repo"]
+    lost = next(p for p in plays if p.get("name") == "DISASTER - the db host's disk is lost too (with a backup host)")
+    assert plays.index(lost) < plays.index(next(p for p in plays if p.get("name", "").startswith("Rebuild")))
+    assert "from_offsite" in lost["tasks"][0]["when"]
 
 
 def _drill_task(name):
