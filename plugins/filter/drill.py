@@ -5,9 +5,9 @@
 from ansible_collections.rollcall.ops.plugins.module_utils import drill
 
 
-def drill_problems(live_project, drill_project, live_port, drill_port):
+def drill_problems(live_project, drill_project, live_port, drill_port, live_db=None, drill_db=None):
     """Why this drill must not run (it would touch the live stack); empty: go (drill.plan)."""
-    return drill.plan(live_project, drill_project, live_port, drill_port)
+    return drill.plan(live_project, drill_project, live_port, drill_port, live_db, drill_db)
 
 
 def drill_scratch_settings(uploads_host="", backup_uploads=True, offsite_host="", scratch="", pitr=False,

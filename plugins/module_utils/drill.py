@@ -28,8 +28,11 @@ class DrillError(Exception):
     pass
 
 
-def plan(live_project, drill_project, live_port, drill_port):
-    """Refuse a drill that would touch the live stack; returns the reasons (empty: go)."""
+def plan(live_project, drill_project, live_port, drill_port, live_db=None, drill_db=None):
+    """Refuse a drill that would touch the live stack; returns the reasons (empty: go). ``live_db`` / ``drill_db``:
+    the database address (host:port) the live and the scratch app would use, where the database is published for app
+    hosts on other machines (a fleet): the same address means the scratch app would migrate, seed and write into the
+    live database."""
     problems = []
     if not drill_project:
         problems.append("the drill's project name is blank")
@@ -39,6 +42,9 @@ def plan(live_project, drill_project, live_port, drill_port):
     if drill_port is not None and live_port is not None and int(drill_port) == int(live_port):
         problems.append("the drill's app port %s is the live app's port; give -e drill_app_port=<a free port>"
                         % drill_port)
+    if live_db and drill_db and str(live_db).strip() == str(drill_db).strip():
+        problems.append("the scratch app would use the live database at %s (a published database on a fleet): "
+                        "its database needs another port (the live port + 10 by default)" % str(live_db).strip())
     return problems
 
 

@@ -29,6 +29,15 @@ def test_plan_refuses_the_live_project_a_blank_name_and_the_live_port():
     assert "live app's port" in drill.plan("rollcall", "rollcall-drill", 8080, "8080")[0]
 
 
+def test_plan_refuses_a_scratch_app_pointed_at_the_live_database():
+    """On a fleet the database is published for the app hosts: a scratch app on the live port would migrate, seed
+    and write into the live database (found in Molecule fleet)."""
+    assert "live database at 10.0.0.3:5432" in drill.plan("sms", "sms-drill", 8080, 8090, "10.0.0.3:5432",
+                                                          " 10.0.0.3:5432")[0]
+    assert drill.plan("sms", "sms-drill", 8080, 8090, "10.0.0.3:5432", "10.0.0.3:5442") == []
+    assert drill.plan("sms", "sms-drill", 8080, 8090, None, None) == []  # one host: nothing published
+
+
 @pytest.mark.parametrize("uploads_host,backup_uploads,expected_backup_uploads,shared", [
     ("", True, True, False),      # one host (the demo): the app container's uploads are backed up as configured
     ("", False, False, False),    # uploads backups off in the inventory stay off
@@ -363,3 +372,17 @@ def test_molecule_dr_drills_each_engine_on_ports_and_paths_of_its_own():
         assert "%s:%s" % (vars_["dr_dir"], vars_["dr_dir"]) in platform["volumes"]
         assert vars_["rollcall_drill_backup_dir"].startswith(vars_["dr_dir"] + "/")
         assert vars_["dr_dir"] in cleanup and name.split("-")[-1] in re.search(r"cleanup_names: '(.*)'", cleanup)[1]
+
+
+def test_a_deploy_takes_schema_answers_of_its_own_run_only():
+    """The drill imports deploy.yml twice in one ansible-playbook run (the scratch stack, then its rebuild after the
+    disaster): on a fleet the rebuild once took the first deploy's schema answer (learned by an earlier batch) and
+    skipped the migration of the empty database. Each playbook run gets an id in preflight (the same on every host:
+    run_once) and the schema question's key includes it."""
+    preflight = yaml.safe_load((ROOT / "playbooks/preflight.yml").read_text())
+    checks = next(p for p in preflight if p.get("name") == "Check every target host's settings before changing anything")
+    named = next(t for t in checks["tasks"] if t.get("name") == "Name this playbook run")
+    assert named["run_once"] is True and "now(" in named["ansible.builtin.set_fact"]["rollcall_run_id"]
+    release = yaml.safe_load((ROOT / "roles/sms_app/tasks/release.yml").read_text())
+    key = next(t for t in release if t.get("name") == "Note which question about the schema this host would ask")
+    assert "rollcall_run_id" in key["ansible.builtin.set_fact"]["sms_app_schema_key"]
