@@ -772,8 +772,11 @@ class BinlogPITR:
         return archived, bases, window(bases, archived, now)
 
     def prune(self, backup_dir, database, keep_days, check_mode=False, now=None):
-        """Delete the archived files retention_plan says no recovery can use (manifest first: what is left of a file
-        cut short is a data file without a manifest, which is not archived and the next archive run replaces)."""
+        """Delete the archived files retention_plan says no recovery can use, as backup_prune deletes a backup
+        (backup.delete_backup: manifest first; what is left of a file cut short is a data file without a manifest,
+        which is not archived and the next archive run replaces)."""
+        from . import backup
+
         now = now or time.time()
         archived, bases, _win = self.status(backup_dir, database, now)
         plan = retention_plan(archived, bases, now, float(keep_days) * 86400)
@@ -781,15 +784,14 @@ class BinlogPITR:
             return dict(plan, deleted=[])
         deleted = []
         for name in plan["delete"]:
-            manifest = archived[name]
+            before = "; deleted before it: %s" % (", ".join(deleted) or "nothing")
             try:
-                os.unlink(artifact.manifest_path(self.repo, name))
-                stored = os.path.join(self.repo, manifest["data"]["file"])
-                if os.path.exists(stored):
-                    os.unlink(stored)
+                backup.delete_backup(self.repo, name)
             except OSError as exc:
                 raise artifact.ArtifactError(artifact.storage_error(self.repo, exc, "deleting binary log %s" % name)
-                                             + "; deleted before it: %s" % (", ".join(deleted) or "nothing")) from None
+                                             + before) from None
+            except artifact.ArtifactError as exc:
+                raise artifact.ArtifactError("deleting binary log %s: %s%s" % (name, exc, before)) from None
             deleted.append(name)
         return dict(plan, deleted=deleted)
 

@@ -6,6 +6,7 @@ row at 16:48:40, a row at 16:48:41, a row at 16:48:44, then FLUSH BINARY LOGS (r
 
 import datetime
 import errno
+import json
 import os
 import struct
 import zlib
@@ -649,7 +650,7 @@ def test_retention_never_deletes_the_newest_file_nor_another_base_names_files():
 def test_prune_deletes_manifest_then_data_and_check_mode_deletes_nothing(tmp_path, monkeypatch):
     archived = archived_files((1, 30), (2, 30), (3, 0))
     for name, manifest in archived.items():
-        (tmp_path / (name + ".manifest.json")).write_text("{}")
+        (tmp_path / (name + ".manifest.json")).write_text(json.dumps(dict(manifest, name=name)))
         (tmp_path / manifest["data"]["file"]).write_text("data")
     tool = binlog.BinlogPITR("sms-db", str(tmp_path), KEY)
     monkeypatch.setattr(tool, "status", lambda *a, **k: (archived, [base("d", 2)], None))
@@ -666,7 +667,9 @@ def test_prune_that_cannot_delete_says_where_and_what_went_before(tmp_path, monk
     archived = archived_files((1, 30), (2, 30), (3, 0))
     tool = binlog.BinlogPITR("sms-db", str(tmp_path), KEY)
     monkeypatch.setattr(tool, "status", lambda *a, **k: (archived, [base("d", 3)], None))
-    (tmp_path / "mariadb-bin.000001.manifest.json").write_text("{}")  # 000002's manifest is not there
+    (tmp_path / "mariadb-bin.000001.manifest.json").write_text(json.dumps(dict(archived["mariadb-bin.000001"],
+                                                                           name="mariadb-bin.000001")))
+    # 000002's manifest is not there
     with pytest.raises(artifact.ArtifactError, match=r"deleting binary log mariadb-bin.000002.*deleted before it: "
                                                      r"mariadb-bin.000001"):
         tool.prune("/b", "sms", 7, now=NOW)
