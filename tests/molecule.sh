@@ -34,7 +34,10 @@ for s in "${scenarios[@]}"; do
   wait "${pids[$s]}" || failed+=("$s")
 done
 for s in "${failed[@]}"; do
-  echo "---- molecule scenario $s FAILED; last lines of .cache/molecule/$s.log:" >&2
-  tail -n 60 ".cache/molecule/$s.log" >&2
+  echo "---- molecule scenario $s FAILED; the failed tasks in .cache/molecule/$s.log:" >&2
+  # The tail alone shows only Molecule's recap; the task that failed is far above it (CI keeps only the output).
+  grep -n -B 3 -A 25 -E '^(fatal|failed): |FAILED! =>|^ERROR! ' ".cache/molecule/$s.log" | cut -c1-600 | tail -n 150 >&2
+  echo "---- last lines of .cache/molecule/$s.log:" >&2
+  tail -n 40 ".cache/molecule/$s.log" >&2
 done
 [ ${#failed[@]} -eq 0 ] && echo "molecule: ${#scenarios[@]} passed, 0 failed" || { echo "molecule: $(( ${#scenarios[@]} - ${#failed[@]} )) passed, ${#failed[@]} failed"; exit 1; }
