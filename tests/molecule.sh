@@ -36,7 +36,7 @@ done
 for s in "${failed[@]}"; do
   echo "---- molecule scenario $s FAILED; the failed tasks in .cache/molecule/$s.log:" >&2
   # The tail alone shows only Molecule's recap; the task that failed is far above it (CI keeps only the output).
-  grep -n -B 3 -A 25 -E '^(fatal|failed): |FAILED! =>|^ERROR! ' ".cache/molecule/$s.log" | cut -c1-600 | tail -n 150 >&2
+  grep -n -B 3 -A 25 -E '(fatal|failed): \[|FAILED! =>|ERROR! ' ".cache/molecule/$s.log" | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-600 | tail -n 150 >&2
   echo "---- last lines of .cache/molecule/$s.log:" >&2
   tail -n 40 ".cache/molecule/$s.log" >&2
 done
