@@ -208,6 +208,14 @@ class ContainerRunner(Runner):
 SCRATCH_LABEL = "rollcall.scratch"
 
 
+def container_env(api, container):
+    """The environment (["NAME=value"]) container ``container`` was created with, None when it does not exist."""
+    try:
+        return api.containers.get(container).attrs.get("Config", {}).get("Env") or []
+    except docker.errors.NotFound:
+        return None
+
+
 def inspect(container, docker_host=None):
     """The inspect document of ``container``, or RunnerError when it does not exist."""
     api = client(docker_host).api

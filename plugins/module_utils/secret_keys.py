@@ -223,6 +223,38 @@ def summarize(rotated, previous, current, kept, fallbacks, dropped, notes):
     return "; ".join(parts + notes)
 
 
+# ---------------------------------------------------------------------------------------------- one run
+def describe(record):
+    """The record for --diff: fingerprints and times, never keys."""
+    if record is None:
+        return ""
+    current = record.get("current") or {}
+    lines = ["current: %s since %s" % (current.get("fingerprint"), current.get("since"))]
+    for entry in record.get("fallbacks", []):
+        lines.append("fallback: %s retired %s, valid until %s"
+                     % (fingerprint(entry["key"]), entry.get("retired_at"), entry.get("expires")))
+    return "\n".join(lines) + "\n"
+
+
+def keep(store, environment, key, grace_hours, min_length, now, check_mode=False, diff=False):
+    """One run on a host: decide from the record in ``store`` and the live container's ``environment`` (None: no
+    live container), write the new record unless ``check_mode``; the module result (``env`` holds keys)."""
+    record = store.read()
+    live_key, live_fallbacks = secrets_in_env(environment) if environment is not None else (None, [])
+    decision = decide(key, live_key, live_fallbacks, record, now, int(round(grace_hours * 3600)), min_length)
+    mode = store.mode()
+    changed = decision["changed"] or (mode is not None and mode != 0o600)
+    if changed and not check_mode:
+        store.write(decision["record"])
+    result = {k: decision[k] for k in ("env", "event", "rotated", "current", "previous", "kept", "fallbacks",
+                                       "dropped", "notes", "summary")}
+    result.update(changed=changed or decision["rotated"], record=store.path)
+    if diff:
+        result["diff"] = {"before": describe(record), "after": describe(decision["record"]),
+                          "before_header": store.path, "after_header": store.path}
+    return result
+
+
 # ---------------------------------------------------------------------------------------------- the record
 class SecretKeyStore:
     """``<state_dir>/<app>/secret_keys.json`` on the app host (the directory of the release state, 0700)."""

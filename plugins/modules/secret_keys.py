@@ -141,51 +141,17 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.rollcall.ops.plugins.module_utils import secret_keys as sk
 from ansible_collections.rollcall.ops.plugins.module_utils.docker import client as docker_client
+from ansible_collections.rollcall.ops.plugins.module_utils.docker import container_env
 from ansible_collections.rollcall.ops.plugins.module_utils.runner import RunnerError
 
 
 def live_environment(container, docker_host):
     """The live container's environment (["NAME=value"]), None when it does not exist."""
     api = docker_client(docker_host)  # RunnerError without the Docker SDK or an engine that answers
-    import docker.errors
-
     try:
-        return api.containers.get(container).attrs.get("Config", {}).get("Env") or []
-    except docker.errors.NotFound:
-        return None
+        return container_env(api, container)
     finally:
         api.close()
-
-
-def describe(record):
-    """The record for --diff: fingerprints and times, never keys."""
-    if record is None:
-        return ""
-    current = record.get("current") or {}
-    lines = ["current: %s since %s" % (current.get("fingerprint"), current.get("since"))]
-    for entry in record.get("fallbacks", []):
-        lines.append("fallback: %s retired %s, valid until %s"
-                     % (sk.fingerprint(entry["key"]), entry.get("retired_at"), entry.get("expires")))
-    return "\n".join(lines) + "\n"
-
-
-def run(module, store, environment, now):
-    p = module.params
-    record = store.read()
-    live_key, live_fallbacks = sk.secrets_in_env(environment) if environment is not None else (None, [])
-    decision = sk.decide(p["key"], live_key, live_fallbacks, record, now, int(round(p["grace_hours"] * 3600)),
-                         p["min_length"])
-    mode = store.mode()
-    changed = decision["changed"] or (mode is not None and mode != 0o600)
-    if changed and not module.check_mode:
-        store.write(decision["record"])
-    result = {k: decision[k] for k in ("env", "event", "rotated", "current", "previous", "kept", "fallbacks",
-                                       "dropped", "notes", "summary")}
-    result.update(changed=changed or decision["rotated"], record=store.path)
-    if module._diff:
-        result["diff"] = {"before": describe(record), "after": describe(decision["record"]),
-                          "before_header": store.path, "after_header": store.path}
-    return result
 
 
 def main():
@@ -209,7 +175,8 @@ def main():
         store = sk.SecretKeyStore(p["state_dir"], p["app"])
         record = store.path
         environment = live_environment(p["container"], p["docker_host"])
-        result = run(module, store, environment, time.time())
+        result = sk.keep(store, environment, p["key"], p["grace_hours"], p["min_length"], time.time(),
+                         check_mode=module.check_mode, diff=module._diff)
     except (sk.SecretKeyError, RunnerError) as exc:
         module.fail_json(msg="secret keys of %s: %s" % (p["app"], exc), record=record)
     module.exit_json(**result)

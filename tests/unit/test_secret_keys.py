@@ -205,20 +205,16 @@ def test_store_refuses_an_unsafe_app_name(tmp_path):
         SecretKeyStore(str(tmp_path), "..")
 
 
-# ---------------------------------------------------------------------------------------------- the module's run()
-class FakeModule:
-    def __init__(self, check_mode=False, diff=False, grace_hours=168.0):
-        self.check_mode, self._diff = check_mode, diff
-        self.params = {"key": B, "grace_hours": grace_hours, "min_length": 48}
+# ---------------------------------------------------------------------------------------------- keep(): one run
+def keep(store, environment, now, check_mode=False, diff=False):
+    return sk.keep(store, environment, B, 168.0, 48, now, check_mode=check_mode, diff=diff)
 
 
 def test_module_check_mode_writes_nothing_and_diff_shows_no_key(tmp_path):
-    from ansible_collections.rollcall.ops.plugins.modules import secret_keys as module
-
     store = SecretKeyStore(str(tmp_path / "state"), "sms")
     store.write(record(A))
     before = Path(store.path).read_text()
-    result = module.run(FakeModule(check_mode=True, diff=True), store, ["SECRET_KEY=" + A], T0)
+    result = keep(store, ["SECRET_KEY=" + A], T0, check_mode=True, diff=True)
     assert result["changed"] and result["rotated"] and json.loads(result["env"])[0]["key"] == A
     assert Path(store.path).read_text() == before, "check mode writes nothing"
     assert "fallback: %s retired %s, valid until %s" % (FA, sk.stamp(T0), sk.stamp(T0 + WEEK)) in \
@@ -226,17 +222,15 @@ def test_module_check_mode_writes_nothing_and_diff_shows_no_key(tmp_path):
     shown = json.dumps({k: v for k, v in result.items() if k != "env"})
     assert A not in shown and B not in shown
 
-    result = module.run(FakeModule(), store, ["SECRET_KEY=" + A], T0)
+    result = keep(store, ["SECRET_KEY=" + A], T0)
     assert store.read()["current"]["fingerprint"] == FB and result["event"] == "secret_key_rotated"
-    again = module.run(FakeModule(), store, ["SECRET_KEY=" + B, "SECRET_KEY_FALLBACKS=" + result["env"]], T0 + 60)
+    again = keep(store, ["SECRET_KEY=" + B, "SECRET_KEY_FALLBACKS=" + result["env"]], T0 + 60)
     assert not again["changed"] and again["env"] == result["env"]
 
 
 def test_module_puts_a_loosened_record_back_to_0600(tmp_path):
-    from ansible_collections.rollcall.ops.plugins.modules import secret_keys as module
-
     store = SecretKeyStore(str(tmp_path / "state"), "sms")
     store.write(record(B))
     os.chmod(store.path, 0o644)
-    result = module.run(FakeModule(), store, ["SECRET_KEY=" + B], T0)
+    result = keep(store, ["SECRET_KEY=" + B], T0)
     assert result["changed"] and not result["rotated"] and store.mode() == 0o600
