@@ -79,7 +79,7 @@ def playbook(inventory, name, *extra, started=None):
     if proc.returncode != 0:
         raise SystemExit("bench: %s failed:\n%s\n%s" % (name, proc.stdout[-4000:], proc.stderr[-2000:]))
     if os.environ.get("BENCH_PROFILE"):  # ANSIBLE_CALLBACKS_ENABLED=ansible.posix.profile_tasks: the slowest tasks
-        print("\n".join(proc.stdout.splitlines()[-24:]))
+        print("\n".join(proc.stdout.splitlines()[-int(os.environ.get("BENCH_PROFILE_LINES", "24")):]))
     return time.monotonic() - start
 
 
