@@ -224,6 +224,20 @@ def summarize(rotated, previous, current, kept, fallbacks, dropped, notes):
 
 
 # ---------------------------------------------------------------------------------------------- one run
+def argument_spec():
+    """The options of the modules that decide the keys on an app host (secret_keys, app_standby; their
+    documentation: doc_fragments/secret_keys.py)."""
+    return dict(
+        app=dict(type="str", required=True),
+        state_dir=dict(type="path", default="/var/lib/rollcall"),
+        key=dict(type="str", required=True, no_log=True),
+        container=dict(type="str", required=True),
+        docker_host=dict(type="str"),
+        grace_hours=dict(type="float", default=168),
+        min_length=dict(type="int", default=MIN_LENGTH),
+    )
+
+
 def describe(record):
     """The record for --diff: fingerprints and times, never keys."""
     if record is None:
@@ -234,6 +248,16 @@ def describe(record):
         lines.append("fallback: %s retired %s, valid until %s"
                      % (fingerprint(entry["key"]), entry.get("retired_at"), entry.get("expires")))
     return "\n".join(lines) + "\n"
+
+
+def keep_on_host(params, environment_of, now, check_mode=False, diff=False):
+    """keep() with the modules' options (argument_spec()); ``environment_of(container)`` reads the live container's
+    environment. SecretKeyError for a bad option or record."""
+    if params["grace_hours"] < 0:
+        raise SecretKeyError("grace_hours must be 0 or more, not %s" % params["grace_hours"])
+    store = SecretKeyStore(params["state_dir"], params["app"])
+    return keep(store, environment_of(params["container"]), params["key"], params["grace_hours"],
+                params["min_length"], now, check_mode=check_mode, diff=diff)
 
 
 def keep(store, environment, key, grace_hours, min_length, now, check_mode=False, diff=False):

@@ -17,52 +17,19 @@ description:
     network alias only a container started with exactly that image and those settings answers to. The proxy
     container O(proxy_container) fetches that alias's C(/health/ready) (which includes the app's schema check) and,
     on 200, switches traffic to it. Anything else - no such container, not ready, other settings, no proxy - changes
-    no traffic, and RV(ready) is false: the caller then starts the release as usual.
+    no traffic, and RV(ready) is false - the caller then starts the release as usual.
   - In check mode nothing is written and the proxy is only asked; RV(ready) says whether the standby would take
     traffic.
 author:
   - Rollcall contributors (@rollcall)
+extends_documentation_fragment:
+  - rollcall.ops.secret_keys
 options:
-  app:
-    description:
-      - Name of the application (the project); the directory under O(state_dir) that holds its release state, and
-        the first part of the alias.
-    type: str
-    required: true
-  state_dir:
-    description:
-      - Directory holding the release state of every application on the host (an absolute path).
-    type: path
-    default: /var/lib/rollcall
-  key:
-    description:
-      - The C(SECRET_KEY) the app is to run with (from the inventory or vault), at least O(min_length) characters.
-    type: str
-    required: true
-  container:
-    description:
-      - Name of the live app container, whose environment says which key signs today.
-    type: str
-    required: true
   proxy_container:
     description:
       - Name of the proxy container in front of the app, which asks the standby and switches.
     type: str
     required: true
-  docker_host:
-    description:
-      - The Docker engine's address; default the environment's (C(DOCKER_HOST)) or the local socket.
-    type: str
-  grace_hours:
-    description:
-      - As M(rollcall.ops.secret_keys) - how long the key being replaced keeps verifying what it signed.
-    type: float
-    default: 168
-  min_length:
-    description:
-      - The shortest key the app accepts.
-    type: int
-    default: 48
   settings:
     description:
       - The release's settings without C(SECRET_KEY_FALLBACKS) (the role's C(sms_app_base_env)). Holds secrets.
@@ -160,14 +127,8 @@ def ask_and_switch(api, proxy, address, ask_only):
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            app=dict(type="str", required=True),
-            state_dir=dict(type="path", default="/var/lib/rollcall"),
-            key=dict(type="str", required=True, no_log=True),
-            container=dict(type="str", required=True),
+            sk.argument_spec(),
             proxy_container=dict(type="str", required=True),
-            docker_host=dict(type="str"),
-            grace_hours=dict(type="float", default=168),
-            min_length=dict(type="int", default=sk.MIN_LENGTH),
             settings=dict(type="dict", required=True, no_log=True),
             extra_settings=dict(type="dict", default={}, no_log=True),
             image_id=dict(type="str", required=True),
@@ -179,23 +140,19 @@ def main():
     # SECRET_KEY, a URL with a password); the short values are not secrets, and the result never holds a setting.
     module.no_log_values = set(value for value in module.no_log_values if len(value) >= 8)
     p = module.params
-    if p["grace_hours"] < 0:
-        module.fail_json(msg="grace_hours must be 0 or more, not %s" % p["grace_hours"])
-    record = "%s/%s/%s" % (p["state_dir"], p["app"], sk.RECORD)
     try:
-        store = sk.SecretKeyStore(p["state_dir"], p["app"])
-        record = store.path
         api = docker_client(p["docker_host"])
         try:
-            result = sk.keep(store, container_env(api, p["container"]), p["key"], p["grace_hours"],
-                             p["min_length"], time.time(), check_mode=module.check_mode, diff=module._diff)
+            result = sk.keep_on_host(p, lambda name: container_env(api, name), time.time(),
+                                     check_mode=module.check_mode, diff=module._diff)
             env = standby.settings(p["settings"], result["env"], p["extra_settings"])
             name = standby.alias(p["app"], env, p["image_id"])
             ready = ask_and_switch(api, p["proxy_container"], "%s:%d" % (name, standby.PORT), module.check_mode)
         finally:
             api.close()
     except (sk.SecretKeyError, RunnerError) as exc:
-        module.fail_json(msg="secret keys of %s: %s" % (p["app"], exc), record=record)
+        module.fail_json(msg="secret keys of %s: %s" % (p["app"], exc),
+                         record="%s/%s/%s" % (p["state_dir"], p["app"], sk.RECORD))
     switched = ready and not module.check_mode
     result.update(keys_changed=result["changed"], ready=ready, switched=switched, alias=name,
                   changed=result["changed"] or switched)

@@ -25,43 +25,8 @@ description:
   - No key is ever reported except in RV(env); register the result with C(no_log) and show RV(summary).
 author:
   - Rollcall contributors (@rollcall)
-options:
-  app:
-    description:
-      - Name of the application; the directory under O(state_dir) that holds its release state.
-    type: str
-    required: true
-  state_dir:
-    description:
-      - Directory holding the release state of every application on the host (an absolute path).
-    type: path
-    default: /var/lib/rollcall
-  key:
-    description:
-      - The C(SECRET_KEY) the app is to run with (from the inventory or vault), at least O(min_length) characters.
-    type: str
-    required: true
-  container:
-    description:
-      - Name of the live app container, whose environment says which key signs today. A container that does not
-        exist means there is no live key (a first deploy).
-    type: str
-    required: true
-  docker_host:
-    description:
-      - The Docker engine's address; default the environment's (C(DOCKER_HOST)) or the local socket.
-    type: str
-  grace_hours:
-    description:
-      - How long, in hours, the key being replaced keeps verifying what it signed. V(0) keeps no fallback at all.
-      - Applies to the key replaced by this run; recorded fallbacks keep the expiry they were given.
-    type: float
-    default: 168
-  min_length:
-    description:
-      - The shortest key the app accepts (seed 002 - 48). A previous key shorter than this is not kept.
-    type: int
-    default: 48
+extends_documentation_fragment:
+  - rollcall.ops.secret_keys
 notes:
   - Supports check mode and diff mode. In check mode nothing is written and the result says what would be; the
     diff shows fingerprints and expiries, never keys.
@@ -156,29 +121,16 @@ def live_environment(container, docker_host):
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            app=dict(type="str", required=True),
-            state_dir=dict(type="path", default="/var/lib/rollcall"),
-            key=dict(type="str", required=True, no_log=True),
-            container=dict(type="str", required=True),
-            docker_host=dict(type="str"),
-            grace_hours=dict(type="float", default=168),
-            min_length=dict(type="int", default=sk.MIN_LENGTH),
-        ),
+        argument_spec=sk.argument_spec(),
         supports_check_mode=True,
     )
     p = module.params
-    if p["grace_hours"] < 0:
-        module.fail_json(msg="grace_hours must be 0 or more, not %s" % p["grace_hours"])
-    record = "%s/%s/%s" % (p["state_dir"], p["app"], sk.RECORD)
     try:
-        store = sk.SecretKeyStore(p["state_dir"], p["app"])
-        record = store.path
-        environment = live_environment(p["container"], p["docker_host"])
-        result = sk.keep(store, environment, p["key"], p["grace_hours"], p["min_length"], time.time(),
-                         check_mode=module.check_mode, diff=module._diff)
+        result = sk.keep_on_host(p, lambda name: live_environment(name, p["docker_host"]), time.time(),
+                                 check_mode=module.check_mode, diff=module._diff)
     except (sk.SecretKeyError, RunnerError) as exc:
-        module.fail_json(msg="secret keys of %s: %s" % (p["app"], exc), record=record)
+        module.fail_json(msg="secret keys of %s: %s" % (p["app"], exc),
+                         record="%s/%s/%s" % (p["state_dir"], p["app"], sk.RECORD))
     module.exit_json(**result)
 
 
