@@ -1,13 +1,21 @@
 """plugins/module_utils/standby.py and the app_standby module's switch: the alias must be exactly what the role's
-Jinja computes (roles/sms_app vars: sms_app_env, sms_app_alias), or no rollback ever finds its warm standby."""
+Jinja computed (roles/sms_app vars: sms_app_env, sms_app_alias; now the filters over this module), or no rollback
+finds its warm standby."""
+
+import json
+import os
+import subprocess
 
 import docker.errors
 import pytest
+import yaml
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar, trust_as_template
 
 from ansible_collections.rollcall.ops.plugins.module_utils import standby
 from ansible_collections.rollcall.ops.plugins.modules import app_standby
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 BASE = {"DATABASE_URL": "postgresql://sms_app_a:pa%24s@10.0.0.3:5432/sms", "SECRET_KEY": "k" * 48,
         "RATE_LIMIT_PER_MINUTE": "60", "TRUST_PROXY": "1"}
@@ -85,3 +93,36 @@ def test_the_switch_is_taken_only_when_the_standby_answered(code, ready):
 
 def test_no_proxy_means_no_standby_not_a_failure():
     assert app_standby.ask_and_switch(FakeApi(None), "sms-proxy", "sms-x:8000", ask_only=True) is False
+
+
+
+@pytest.mark.parametrize("fallbacks, extra", [("", {}), (FALLBACKS, {"WORKERS": 3, "DEBUG": False})])
+def test_the_roles_filters_give_the_alias_releases_carry_vaulted_settings_included(tmp_path, fallbacks, extra):
+    """roles/sms_app computes the alias with the filters over this module (plugins/filter/release.py), run here as
+    a playbook runs them: the same text as the Jinja it replaced (containers started before keep their standby),
+    and a Vault-encrypted setting hashes as its plain text, as the module (which gets it decrypted) hashes it."""
+    from ansible.parsing.vault import VaultLib, VaultSecret
+
+    password = "rollcall-test-vault-password"
+    (tmp_path / "pw").write_text(password)
+    ciphertext = VaultLib([("default", VaultSecret(password.encode()))]).encrypt(BASE["SECRET_KEY"]).decode()
+    variables = {"project": "sms", "extra": extra, "image_id": IMAGE,
+                 "base": {k: v for k, v in BASE.items() if k != "SECRET_KEY"},
+                 "fallbacks_env": {"SECRET_KEY_FALLBACKS": fallbacks} if fallbacks else {}}
+    (tmp_path / "vars.json").write_text(json.dumps(variables))
+    (tmp_path / "key.yml").write_text("secret_key: !vault |\n" + "".join(
+        "  %s\n" % line for line in ciphertext.splitlines()))
+    base = "(base | combine({'SECRET_KEY': secret_key}))"
+    now = ("{{ (%s | combine(fallbacks_env, extra)) | rollcall.ops.release_config_hash(image_id)"
+           " | rollcall.ops.release_alias(project) }}" % base)
+    before = "{{ project }}-{{ ((%s | combine(fallbacks_env, extra) | to_json(sort_keys=True) ~ image_id)" \
+             " | hash('sha256'))[:12] }}" % base
+    out = subprocess.run(
+        ["ansible", "localhost", "-m", "ansible.builtin.debug", "-a", "msg='%s %s'" % (now, before),
+         "-e", "@%s" % (tmp_path / "vars.json"), "-e", "@%s" % (tmp_path / "key.yml"),
+         "--vault-password-file", str(tmp_path / "pw")],
+        cwd=ROOT, capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    msg = yaml.safe_load(out.stdout.split("=>", 1)[1])["msg"]  # localhost | SUCCESS => (YAML, ansible.cfg)
+    expected = standby.alias("sms", standby.settings(BASE, fallbacks, extra), IMAGE)
+    assert msg == "%s %s" % (expected, expected)
