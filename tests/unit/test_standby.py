@@ -5,6 +5,7 @@ finds its warm standby."""
 import json
 import os
 import subprocess
+import sys
 
 import docker.errors
 import pytest
@@ -16,6 +17,7 @@ from ansible_collections.rollcall.ops.plugins.module_utils import standby
 from ansible_collections.rollcall.ops.plugins.modules import app_standby
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ANSIBLE = os.path.join(os.path.dirname(sys.executable), "ansible")  # the one beside this Python, not PATH's
 
 BASE = {"DATABASE_URL": "postgresql://sms_app_a:pa%24s@10.0.0.3:5432/sms", "SECRET_KEY": "k" * 48,
         "RATE_LIMIT_PER_MINUTE": "60", "TRUST_PROXY": "1"}
@@ -95,7 +97,6 @@ def test_no_proxy_means_no_standby_not_a_failure():
     assert app_standby.ask_and_switch(FakeApi(None), "sms-proxy", "sms-x:8000", ask_only=True) is False
 
 
-
 @pytest.mark.parametrize("fallbacks, extra", [("", {}), (FALLBACKS, {"WORKERS": 3, "DEBUG": False})])
 def test_the_roles_filters_give_the_alias_releases_carry_vaulted_settings_included(tmp_path, fallbacks, extra):
     """roles/sms_app computes the alias with the filters over this module (plugins/filter/release.py), run here as
@@ -115,10 +116,10 @@ def test_the_roles_filters_give_the_alias_releases_carry_vaulted_settings_includ
     base = "(base | combine({'SECRET_KEY': secret_key}))"
     now = ("{{ (%s | combine(fallbacks_env, extra)) | rollcall.ops.release_config_hash(image_id)"
            " | rollcall.ops.release_alias(project) }}" % base)
-    before = "{{ project }}-{{ ((%s | combine(fallbacks_env, extra) | to_json(sort_keys=True) ~ image_id)" \
-             " | hash('sha256'))[:12] }}" % base
+    before = ("{{ project }}-{{ ((%s | combine(fallbacks_env, extra) | to_json(sort_keys=True) ~ image_id)"
+              " | hash('sha256'))[:12] }}" % base)
     out = subprocess.run(
-        ["ansible", "localhost", "-m", "ansible.builtin.debug", "-a", "msg='%s %s'" % (now, before),
+        [ANSIBLE, "localhost", "-m", "ansible.builtin.debug", "-a", "msg='%s %s'" % (now, before),
          "-e", "@%s" % (tmp_path / "vars.json"), "-e", "@%s" % (tmp_path / "key.yml"),
          "--vault-password-file", str(tmp_path / "pw")],
         cwd=ROOT, capture_output=True, text=True, check=False)
