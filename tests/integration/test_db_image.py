@@ -12,7 +12,7 @@ import os
 import subprocess
 
 import docker
-from patching_steps import inspect, steps_playbook
+from patching_steps import images_built, inspect, steps_playbook
 from test_deploy import DB_PASSWORD, failures, playbook
 
 # The patching role's database part alone: the plan of the database image, then the update.
@@ -61,12 +61,12 @@ def update_database(tmp_path, inventory, project, leftovers):
     built = [t["hosts"]["localhost"] for play in report["plays"] for t in play["tasks"]
              if t["task"]["name"].endswith("Build the refreshed database image")]
     assert built and all(result.get("skipped") for result in built), built
-    proc, report = playbook(inventory, str(path), *args)
+    with images_built("rollcall/postgres:15-p*", leftovers):
+        proc, report = playbook(inventory, str(path), *args)
     refresh = [t["hosts"]["localhost"] for play in report["plays"] for t in play["tasks"]
                if t["task"]["name"].endswith("Build the refreshed database image")]
     tag = (refresh[0].get("refreshed") or {}).get("image") if refresh else None
-    if tag:
-        leftovers.append(tag)
+    assert tag in leftovers, (tag, leftovers)
     assert proc.returncode == 0, failures(report)
     assert DB_PASSWORD not in proc.stdout and DB_PASSWORD not in proc.stderr
     assert tag.startswith("rollcall/postgres:15-p"), tag

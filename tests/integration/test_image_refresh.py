@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-from patching_steps import inspect, steps_playbook
+from patching_steps import images_built, inspect, steps_playbook
 from test_db_image import assert_database_kept, failed_update_restores, update_database
 from test_deploy import BIN, ROOT, failures, playbook
 from test_proxy_image import assert_proxy_kept, failed_refresh_restores, refresh_proxy
@@ -55,17 +55,20 @@ def refresh_app_image_and_roll_back(tmp_path, inventory, url, project, state_dir
         # plan looks at the app image only here (the proxy and database images cost the same again each).
         load = Load(url, rate=20, total=100000, max_seconds=300).start()
         time.sleep(1)
-        proc, report = playbook(inventory, str(images), "-e", "rollcall_patching_images_force=true",
-                                "-e", '{"rollcall_patching_images_which": ["app"]}')
-        time.sleep(1)
-        load.stop()
+        try:
+            with images_built("rollcall/sms-app:1.0.0-p*", leftovers):
+                proc, report = playbook(inventory, str(images), "-e", "rollcall_patching_images_force=true",
+                                        "-e", '{"rollcall_patching_images_which": ["app"]}')
+        finally:
+            time.sleep(1)
+            load.stop()
         assert proc.returncode == 0, failures(report)
         plans = task_result(report, "Note the image plans")["ansible_facts"]["patching_images_plan"]
         assert list(plans) == ["app"] and plans["app"]["image_id"] == original, plans
         refresh = task_result(report, "Build the refreshed app image")
         assert refresh["changed"] is True, refresh
         tag, version = refresh["refreshed"]["image"], refresh["refreshed"]["version"]
-        leftovers.append(tag)  # removed after the caller's teardown too (in use until then when a step fails)
+        assert tag in leftovers, (tag, leftovers)  # removed after the caller's teardown (in use until then)
         assert tag == "rollcall/sms-app:" + version and version.startswith("1.0.0-p"), refresh["refreshed"]
         assert load.failed == [] and load.ok > 50, (load.ok, load.failed[:10])
         # Recorded like any release; the release before it stays kept and warm.

@@ -16,7 +16,7 @@ import sys
 import time
 
 import docker
-from patching_steps import inspect, steps_playbook
+from patching_steps import images_built, inspect, steps_playbook
 from test_deploy import ROOT, failures, playbook
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
@@ -65,14 +65,16 @@ def refresh_proxy(tmp_path, inventory, url, project, state_dir, leftovers):
     path.write_text(PROXY_PLAYBOOK)
     load = Load(url, rate=50, total=100000, max_seconds=300).start()
     time.sleep(1)
-    proc, report = playbook(inventory, str(path), "-e", "rollcall_patching_images_force=true",
-                            "-e", '{"rollcall_patching_images_which": ["proxy"]}', *outputs(tmp_path))
-    time.sleep(1)
-    load.stop()
+    try:
+        with images_built(old_image.rpartition(":")[0] + ":*-p*", leftovers):
+            proc, report = playbook(inventory, str(path), "-e", "rollcall_patching_images_force=true",
+                                    "-e", '{"rollcall_patching_images_which": ["proxy"]}', *outputs(tmp_path))
+    finally:
+        time.sleep(1)
+        load.stop()
     refresh = task_result(report, "Build the refreshed proxy image")
     tag = (refresh.get("refreshed") or {}).get("image")
-    if tag:
-        leftovers.append(tag)
+    assert tag in leftovers, (tag, leftovers)
     assert proc.returncode == 0, failures(report)
     assert tag == old_image.rpartition(":")[0] + ":" + refresh["refreshed"]["version"], (tag, old_image)
     # Recreated once on the refreshed image, serving the live upstream: written by the image's start script from
