@@ -66,8 +66,8 @@ def update_database(tmp_path, inventory, project, leftovers):
     refresh = [t["hosts"]["localhost"] for play in report["plays"] for t in play["tasks"]
                if t["task"]["name"].endswith("Build the refreshed database image")]
     tag = (refresh[0].get("refreshed") or {}).get("image") if refresh else None
-    assert tag in leftovers, (tag, leftovers)
     assert proc.returncode == 0, failures(report)
+    assert tag in leftovers, (tag, leftovers)
     assert DB_PASSWORD not in proc.stdout and DB_PASSWORD not in proc.stderr
     assert tag.startswith("rollcall/postgres:15-p"), tag
     # Recreated once on the refreshed image, on the same volume; the data checks passed and are recorded.

@@ -72,10 +72,10 @@ def refresh_proxy(tmp_path, inventory, url, project, state_dir, leftovers):
     finally:
         time.sleep(1)
         load.stop()
+    assert proc.returncode == 0, failures(report)
     refresh = task_result(report, "Build the refreshed proxy image")
     tag = (refresh.get("refreshed") or {}).get("image")
     assert tag in leftovers, (tag, leftovers)
-    assert proc.returncode == 0, failures(report)
     assert tag == old_image.rpartition(":")[0] + ":" + refresh["refreshed"]["version"], (tag, old_image)
     # Recreated once on the refreshed image, serving the live upstream: written by the image's start script from
     # ROLLCALL_UPSTREAM before nginx took its first request (rollcall-switch afterwards found it unchanged).
