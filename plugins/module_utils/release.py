@@ -155,9 +155,29 @@ def kept_releases(history, keep):
     return kept
 
 
+def rollback_target(history):
+    """The version ``rollback.yml`` goes to when no target is named: the release that was live before the last
+    deploy (or roll forward) that is still in effect, None when there is none.
+
+    The successful entries are read as a stack: a deploy of another version, or a rollback to a version not on the
+    stack (a roll forward with ``to=``), puts it on top; a rollback to a version on the stack takes off what came
+    after it. So a rollback run twice goes one release further back each time (deploy 1.0.0, 1.1.0, 1.2.0, rollback:
+    1.1.0, rollback: 1.0.0) and never forward again to the release it left (deploy 1.0.0, 1.1.0, rollback: 1.0.0,
+    rollback: None, nothing to go back to); going forward takes ``-e to=VERSION``.
+    """
+    stack = []
+    for entry in successful(history):
+        version = entry.get("version")
+        if entry.get("kind") == "rollback" and version in stack:
+            del stack[len(stack) - stack[::-1].index(version):]
+        elif not stack or stack[-1] != version:
+            stack.append(version)
+    return stack[-2] if len(stack) > 1 else None
+
+
 def facts(history, keep):
     return {"releases": history, "current": current_release(history), "previous": previous_release(history),
-            "kept": kept_releases(history, keep)}
+            "kept": kept_releases(history, keep), "rollback_target": rollback_target(history)}
 
 
 def new_entry(history, release, actor, now):

@@ -224,6 +224,13 @@ kept:
   returned: action is info or record
   type: list
   elements: dict
+rollback_target:
+  description:
+    - The version a rollback without a named target goes to - the release that was live before the last deploy
+      (or roll forward) still in effect - null when there is none. A rollback run twice goes one release further
+      back, never forward again to the release it left (module_utils/release.py C(rollback_target)).
+  returned: action is info or record
+  type: str
 audit_tail:
   description: The last 20 audit lines, oldest first.
   returned: action is info or record

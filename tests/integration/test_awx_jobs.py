@@ -486,7 +486,7 @@ def test_deploy_of_a_new_release_then_rollback_jobs(stack):
     job.assert_reported(playbook="deploy", version="1.1.0")
     assert get_json("/health")["version"] == "1.1.0"
 
-    # A blank optional survey answer (AWX sends "") means "not given": back to the newest other kept release.
+    # A blank optional survey answer (AWX sends "") means "not given": back to the release live before the last deploy.
     job = runner.run("rollback.yml", survey={"to": ""})
     job.assert_successful()
     job.assert_reported(playbook="rollback", version="1.0.0")

@@ -179,6 +179,12 @@ def test_release_sequence_serves_or_refuses(stack):
     assert live() == ("1.0.0", "0001", "healthy")
     assert any("Rolling back from 1.1.0 to 1.0.0" in m for m in messages(report)), messages(report)
 
+    # The same command again (a re-run from the shell history, a second launch of the AWX job) does not bring
+    # back the release it just left: refused, changing nothing, naming the way forward.
+    message = refused(stack, "rollback.yml")
+    assert "No release to roll back to" in message and "1.0.0 is live" in message, message
+    assert "-e to=1.1.0" in message, message
+
     # A backup made on a newer schema than the live release runs on: refused before anything changes.
     message = refused(stack, "restore.yml", "-e", "restore_backup_name=" + safety_name)
     assert "0002" in message and "rollback.yml -e to=1.1.0" in message, message

@@ -314,6 +314,55 @@ def test_a_successful_rollback_becomes_current(tmp_path):
     assert audit_lines(s)[-1]["from_version"] == "1.2.0"
 
 
+def entries(*steps):
+    """History entries from (kind, version[, outcome]) steps, in order."""
+    return [{"kind": step[0], "version": step[1], "outcome": step[2] if len(step) > 2 else "success"}
+            for step in steps]
+
+
+@pytest.mark.parametrize(("steps", "target"), [
+    # nothing, or one release: nothing to go back to
+    ((), None),
+    ((("deploy", "1.0.0"),), None),
+    # a redeploy of the live version is not a release to go back to
+    ((("deploy", "1.0.0"), ("deploy", "1.0.0")), None),
+    # the release live before the last deploy
+    ((("deploy", "1.0.0"), ("deploy", "1.1.0")), "1.0.0"),
+    # run twice: the second rollback does not go forward again to the release the first one left
+    ((("deploy", "1.0.0"), ("deploy", "1.1.0"), ("rollback", "1.0.0")), None),
+    # ... and with an older release kept it goes one further back
+    ((("deploy", "1.0.0"), ("deploy", "1.1.0"), ("deploy", "1.2.0"), ("rollback", "1.1.0")), "1.0.0"),
+    ((("deploy", "1.0.0"), ("deploy", "1.1.0"), ("deploy", "1.2.0"), ("rollback", "1.1.0"), ("rollback", "1.0.0")),
+     None),
+    # a roll forward (rollback.yml -e to=) to a release it had left: the rollback after it goes back again
+    ((("deploy", "1.0.0"), ("deploy", "1.1.0"), ("rollback", "1.0.0"), ("rollback", "1.1.0")), "1.0.0"),
+    # a rollback straight to an older release (-e to=1.0.0) undoes everything deployed after it
+    ((("deploy", "1.0.0"), ("deploy", "1.1.0"), ("deploy", "1.2.0"), ("rollback", "1.0.0")), None),
+    # a deploy of an older version is a deploy: the rollback undoes it
+    ((("deploy", "1.0.0"), ("deploy", "1.1.0"), ("deploy", "1.0.0")), "1.1.0"),
+    # ... and a rollback to the copy on top of the stack keeps the one under it
+    ((("deploy", "1.0.0"), ("deploy", "1.1.0"), ("deploy", "1.0.0"), ("rollback", "1.1.0")), "1.0.0"),
+    # a patching image refresh is a deploy of its own version
+    ((("deploy", "1.0.0"), ("deploy", "1.1.0"), ("rollback", "1.0.0"), ("deploy", "1.0.0-p20261204"),
+      ("deploy", "1.0.0-p20261204")), "1.0.0"),
+    # failed and rolled-back attempts are not releases
+    ((("deploy", "1.0.0"), ("deploy", "1.1.0", "failed"), ("deploy", "1.2.0", "rolled_back")), None),
+    ((("deploy", "1.0.0"), ("deploy", "1.1.0"), ("deploy", "1.2.0", "failed")), "1.0.0"),
+])
+def test_rollback_target_goes_back_never_forward(steps, target):
+    assert release.rollback_target(entries(*steps)) == target
+
+
+def test_info_reports_the_rollback_target(tmp_path):
+    s = store(tmp_path)
+    deploy(s, "1.0.0")
+    deploy(s, "1.1.0")
+    assert s.info()["rollback_target"] == "1.0.0"
+    deploy(s, "1.0.0", kind="rollback")
+    info = s.info()
+    assert info["rollback_target"] is None and info["previous"]["version"] == "1.1.0"
+
+
 def test_kept_is_limited_to_keep_distinct_versions(tmp_path):
     s = store(tmp_path)
     for minor in range(8):
@@ -412,6 +461,6 @@ def test_bad_event_names_are_refused(tmp_path):
 
 def test_info_changes_nothing(tmp_path):
     s = store(tmp_path)
-    assert s.info() == {"releases": [], "current": None, "previous": None, "kept": [], "lock": None,
-                        "audit_tail": []}
+    assert s.info() == {"releases": [], "current": None, "previous": None, "kept": [], "rollback_target": None,
+                        "lock": None, "audit_tail": []}
     assert not (tmp_path / "state").exists()
