@@ -40,6 +40,12 @@ def outputs(tmp_path):
     return "-e", json.dumps({"rollcall_outputs": {"host": "localhost", "report_dir": str(tmp_path / "reports")}})
 
 
+def results(report, name):
+    """localhost's results of the tasks whose name ends with ``name``, in order (the JSON callback's report)."""
+    return [t["hosts"]["localhost"] for play in report["plays"] for t in play["tasks"]
+            if t["task"]["name"].endswith(name)]
+
+
 def update_database(tmp_path, inventory, project, leftovers):
     """The update, forced (whether or not Debian published updates since the image was built). Returns its tag."""
     old_id = inspect(project + "-db", "{{.Image}}")
@@ -52,19 +58,16 @@ def update_database(tmp_path, inventory, project, leftovers):
     # Check mode: the decision is printed, nothing is built or restarted.
     proc, report = playbook(inventory, str(path), "--check", *args)
     assert proc.returncode == 0, failures(report)
-    said = [t["hosts"]["localhost"]["msg"] for play in report["plays"] for t in play["tasks"]
-            if t["task"]["name"].endswith("Say what the database update does")]
+    said = [result["msg"] for result in results(report, "Say what the database update does")]
     assert said and "Database on localhost: refresh" in said[0] and "would be rebuilt" in said[0], said
     assert inspect(project + "-db", "{{.Image}}") == old_id
     # Nothing built: the build task was skipped. (Not "no rollcall/postgres:15-p* image exists": one Docker engine
     # serves every run on a machine, and another run's update may have built one meanwhile.)
-    built = [t["hosts"]["localhost"] for play in report["plays"] for t in play["tasks"]
-             if t["task"]["name"].endswith("Build the refreshed database image")]
+    built = results(report, "Build the refreshed database image")
     assert built and all(result.get("skipped") for result in built), built
     with images_built("rollcall/postgres:15-p*", leftovers):
         proc, report = playbook(inventory, str(path), *args)
-    refresh = [t["hosts"]["localhost"] for play in report["plays"] for t in play["tasks"]
-               if t["task"]["name"].endswith("Build the refreshed database image")]
+    refresh = results(report, "Build the refreshed database image")
     tag = (refresh[0].get("refreshed") or {}).get("image") if refresh else None
     assert proc.returncode == 0, failures(report)
     assert tag in leftovers, (tag, leftovers)
