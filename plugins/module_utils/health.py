@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from . import backup, release
 from . import checks as http
+from . import docker as docker_access
 from .checks import CRITICAL, OK, WARNING
 from .engines import mssql
 from .engines.base import EngineError
@@ -240,8 +241,9 @@ def gate_check(probe, attempts):
 
 
 # ------------------------------------------------------------------------------------------ containers
-def evaluate_container(name, inspect, thresholds):
-    """From ``docker inspect`` output (None: no such container)."""
+def evaluate_container(name, inspect, thresholds, probe=None):
+    """From ``docker inspect`` output (None: no such container). ``probe``: (exit code, output) of the container's
+    own health test run now, asked when Docker's first probe is still to come (health "starting")."""
     if inspect is None:
         return make_check(name, "container", CRITICAL, "container %s does not exist" % name,
                           {"running": 0, "restart_count": 0})
@@ -263,8 +265,12 @@ def evaluate_container(name, inspect, thresholds):
         log = (state.get("Health") or {}).get("Log") or []
         last = (log[-1].get("Output") or "").strip().splitlines() if log else []
         problems.append((CRITICAL, "container %s is unhealthy%s" % (name, ": %s" % last[-1][:200] if last else "")))
+    elif status == "running" and health == "starting" and probe is not None and probe[0] == 0:
+        health = "starting, its health test passes when run now"
     elif status == "running" and health == "starting":
-        problems.append((WARNING, "container %s is still starting (health check not passed yet)" % name))
+        said = (probe[1].splitlines() or [""])[-1][:200] if probe is not None else ""
+        problems.append((WARNING, "container %s is still starting (health check not passed yet%s)"
+                         % (name, ": %s" % said if said else "")))
     if status != "restarting":
         _judge(problems, "container_restarts", restarts, thresholds, "restart count")
     base = "container %s is %s%s, %d restarts" % (name, status, " (%s)" % health if health else "", restarts)
@@ -286,8 +292,20 @@ def container_checks(names, docker_api, thresholds):
             found.append(could_not(name, "container", "could not inspect container %s: %s" % (name, exc),
                                    {"running": 0, "restart_count": 0}))
             continue
-        found.append(evaluate_container(name, inspect, thresholds))
+        found.append(evaluate_container(name, inspect, thresholds, _probe_if_starting(api, inspect)))
     return found
+
+
+def _probe_if_starting(api, inspect):
+    """A running container whose health is still "starting" (Docker probes 30 s after a start): its health test,
+    run now; None otherwise, or when it cannot be run (the check then says "still starting")."""
+    state = (inspect or {}).get("State") or {}
+    if not state.get("Running") or state.get("Restarting") or (state.get("Health") or {}).get("Status") != "starting":
+        return None
+    try:
+        return docker_access.run_health_test(api, inspect)
+    except Exception:  # noqa: BLE001 - an exec refused or timed out leaves the answer "still starting"
+        return None
 
 
 def _inspect(api, name):

@@ -195,6 +195,75 @@ def test_container_checks_one_per_name_and_engine_down_is_critical():
     assert found[0]["reason"].startswith("could not reach the Docker engine: the Docker engine does not answer")
 
 
+def starting(test):
+    data = state(health_status="starting")
+    data["Id"], data["Config"] = "c1", {"Healthcheck": {"Test": test}}
+    return data
+
+
+class ExecApi(FakeApi):
+    """Runs a container's health test: exit code and output per container id; failing = the engine refuses."""
+
+    def __init__(self, containers, answers, failing=False):
+        super().__init__(containers)
+        self.answers, self.failing, self.ran = answers, failing, []
+
+    def exec_create(self, container, cmd, stdout, stderr):
+        if self.failing:
+            raise OSError("engine gone")
+        self.ran.append((container, cmd))
+        return {"Id": "x-" + container}
+
+    def exec_start(self, exec_id):
+        return self.answers[exec_id[2:]][1]
+
+    def exec_inspect(self, exec_id):
+        return {"ExitCode": self.answers[exec_id[2:]][0]}
+
+
+def test_a_starting_container_whose_health_test_passes_now_is_ok():
+    api = ExecApi({"db": starting(["CMD-SHELL", "pg_isready -q || exit 1"])}, {"c1": (0, b"")})
+    [check] = health.container_checks(["db"], lambda: api, T)
+    assert check["status"] == "ok", check
+    assert "its health test passes when run now" in check["reason"]
+    assert api.ran == [("c1", ["/bin/sh", "-c", "pg_isready -q || exit 1"])]
+
+
+def test_a_starting_container_whose_health_test_fails_now_is_a_warning_with_what_it_said():
+    api = ExecApi({"db": starting(["CMD", "rollcall-mariadb-healthcheck"])},
+                  {"c1": (1, b"connecting...\nERROR 2002: Can't connect\n")})
+    [check] = health.container_checks(["db"], lambda: api, T)
+    assert check["status"] == "warning"
+    assert "still starting (health check not passed yet: ERROR 2002: Can't connect)" in check["reason"]
+    assert api.ran == [("c1", ["rollcall-mariadb-healthcheck"])]
+
+
+def test_a_starting_container_whose_test_cannot_run_stays_a_warning():
+    api = ExecApi({"db": starting(["CMD", "true"])}, {}, failing=True)
+    [check] = health.container_checks(["db"], lambda: api, T)
+    assert check["status"] == "warning" and "still starting (health check not passed yet)" in check["reason"]
+
+
+def test_healthy_and_stopped_containers_are_not_probed():
+    healthy = state(health_status="healthy")
+    healthy["Config"] = {"Healthcheck": {"Test": ["CMD", "true"]}}
+    api = ExecApi({"db": healthy, "app": state("exited")}, {})
+    health.container_checks(["db", "app"], lambda: api, T)
+    assert api.ran == []
+
+
+@pytest.mark.parametrize("test, argv", [
+    (["CMD-SHELL", "pg_isready || exit 1"], ["/bin/sh", "-c", "pg_isready || exit 1"]),
+    (["CMD", "curl", "-fsS", "http://127.0.0.1/"], ["curl", "-fsS", "http://127.0.0.1/"]),
+    (["NONE"], None),
+    ([], None),
+    (["CMD-SHELL"], None),
+], ids=["shell", "exec", "disabled", "none", "shell-without-command"])
+def test_health_test_argv(test, argv):
+    from ansible_collections.rollcall.ops.plugins.module_utils import docker as docker_access
+    assert docker_access.health_test_argv({"Config": {"Healthcheck": {"Test": test}}}) == argv
+
+
 # -------------------------------------------------------------------------------------------- database
 def activity(active=5, limit=100, long_queries=()):
     return {"active_connections": active, "max_connections": limit, "long_queries": list(long_queries)}
