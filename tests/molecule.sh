@@ -13,7 +13,7 @@ mkdir -p .cache/molecule
 # What a killed earlier run of these scenarios left (stacks keep running health checks and hold ports; fleet's
 # hosts are its platforms, made again by its create step): only the given scenarios' names, so a scenario run by
 # hand next to this one is left alone.
-declare -A prefix=([default]='rc-default' [backup]='rc-backup-(pg|maria|sqlite)' [fleet]='rc-f' [patching]='rc-patch' [dr]='rc-dr-(pg|my|lite)')
+declare -A prefix=([default]='rc-default' [backup]='rc-backup-(pg|maria|sqlite)' [fleet]='rc-f' [patching]='rc-patch')
 names=()
 for s in "${scenarios[@]}"; do [ -n "${prefix[$s]:-}" ] && names+=("${prefix[$s]}"); done
 if [ ${#names[@]} -gt 0 ]; then

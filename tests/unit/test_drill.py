@@ -352,20 +352,20 @@ def test_the_report_host_writes_from_the_survivors_the_app_host_found(tmp_path):
     assert result["rpo_s"] == 2.0 and result["survived"] == [1, 2] and (tmp_path / "dr-x.md").exists()
 
 
-# ------------------------------------------------------------------------------------------------ molecule dr
-def test_molecule_dr_drills_each_engine_on_ports_and_paths_of_its_own():
-    """molecule/dr runs beside the other scenarios on one engine: a drill per engine, PITR on PostgreSQL only, the
-    live and scratch (+10) app ports used by no other scenario, each host's files on its own bind mount, which
-    cleanup.yml removes with the stacks."""
-    config = yaml.safe_load((ROOT / "molecule/dr/molecule.yml").read_text())
+# -------------------------------------------------------------------------------------------- molecule backup
+def test_molecule_backup_drills_each_engine_on_ports_and_paths_of_its_own():
+    """molecule/backup's drills run beside the other scenarios on one engine: a drill per engine, PITR on PostgreSQL
+    only, the live and scratch (+10) app ports used by no other scenario, each host's files on its own bind mount,
+    which cleanup.yml removes with the stacks."""
+    config = yaml.safe_load((ROOT / "molecule/backup/molecule.yml").read_text())
     hosts = config["provisioner"]["inventory"]["host_vars"]
     assert sorted(h["rollcall_db_engine"] for h in hosts.values()) == ["mariadb", "postgresql", "sqlite"]
     assert [h["rollcall_db_engine"] for h in hosts.values() if h["dr_pitr"]] == ["postgresql"]
     ports = [p for h in hosts.values() for p in (h["rollcall_app_port"], h["rollcall_app_port"] + 10)]
-    others = {int(p) for path in (ROOT / "molecule").glob("*/molecule.yml") if path.parent.name != "dr"
+    others = {int(p) for path in (ROOT / "molecule").glob("*/molecule.yml") if path.parent.name != "backup"
               for p in re.findall(r"rollcall_app_port: (\d+)", path.read_text())}
     assert len(set(ports)) == len(ports) and not set(ports) & others, (ports, others)
-    cleanup = (ROOT / "molecule/dr/cleanup.yml").read_text()
+    cleanup = (ROOT / "molecule/backup/cleanup.yml").read_text()
     for platform in config["platforms"]:
         name, vars_ = platform["name"], hosts[platform["name"]]
         assert vars_["rollcall_project"] == name
