@@ -17,6 +17,8 @@ description:
     when the test does not pass, the container stops, is missing, or has no health test.
 author:
   - Rollcall contributors (@rollcall)
+extends_documentation_fragment:
+  - rollcall.ops.docker
 options:
   name:
     description:
@@ -33,13 +35,6 @@ options:
       - Seconds between two runs of the test.
     type: float
     default: 1
-  docker_host:
-    description:
-      - The Docker engine.
-    type: str
-    default: unix:///var/run/docker.sock
-requirements:
-  - docker (Python SDK)
 """
 
 EXAMPLES = r"""

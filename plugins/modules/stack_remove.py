@@ -16,6 +16,8 @@ description:
   - Supports check mode (lists what would go) and diff mode (the containers, network and volumes before and after).
 author:
   - Rollcall contributors (@rollcall)
+extends_documentation_fragment:
+  - rollcall.ops.docker
 options:
   containers:
     description:
@@ -38,13 +40,6 @@ options:
     description:
       - Seconds a container gets to stop before it is killed; default its own stop timeout, else Docker's 10 s.
     type: int
-  docker_host:
-    description:
-      - The Docker engine.
-    type: str
-    default: unix:///var/run/docker.sock
-requirements:
-  - docker (Python SDK)
 """
 
 EXAMPLES = r"""
