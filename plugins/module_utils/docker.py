@@ -332,7 +332,7 @@ def remove_scratch(name, volume=None, docker_host=None):
     api = client(docker_host)
     removed = False
     try:
-        api.containers.get(name).remove(force=True)
+        api.containers.get(name).remove(force=True, v=True)  # v: its anonymous volumes, if the image has any
         removed = True
     except docker.errors.NotFound:
         pass

@@ -136,7 +136,7 @@ def test_backup_from_inside_the_app_container(docker_client, require_image, run_
         assert leftovers == ["sms.sqlite3"]
     finally:
         for c in docker_client.containers.list(all=True, filters={"volume": volume}):
-            c.remove(force=True)
+            c.remove(force=True, v=True)
         docker_client.volumes.get(volume).remove(force=True)
 
 

@@ -291,7 +291,7 @@ def test_full_postgresql_maintenance_under_load_fails_no_request(pg, docker_clie
         load.stop()
     finally:
         if app is not None:
-            app.remove(force=True)
+            app.remove(force=True, v=True)
         psql(pg, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app' "
                  "AND pid <> pg_backend_pid();", database="postgres")
         network.disconnect(pg)

@@ -158,7 +158,7 @@ def stack(tmp_path_factory, docker_client):
     yield tmp, textfile_dir
     for name in CONTAINERS:
         with contextlib.suppress(docker.errors.NotFound):
-            docker_client.containers.get(name).remove(force=True)
+            docker_client.containers.get(name).remove(force=True, v=True)
     for name in ("%s-prometheus" % PROJECT, "%s-alertmanager" % PROJECT):
         with contextlib.suppress(docker.errors.NotFound):
             docker_client.volumes.get(name).remove(force=True)

@@ -80,7 +80,7 @@ def test_the_engine_steps_stop_on_a_container_that_would_not_come_back_and_wait_
     assert "%s (restart policy no): set it to unless-stopped" % stays.name in stop["msg"]
     assert "docker.io" in stop["msg"] and "Nothing was changed" in stop["msg"]
 
-    stays.remove(force=True)
+    stays.remove(force=True, v=True)
     back = run_container(image, command=["sleep", "infinity"], labels={"rollcall.project": project},
                          restart_policy={"Name": "unless-stopped"})
     rc, results = play(tmp_path, project, back.name)

@@ -47,10 +47,12 @@ def results(report, name):
 
 
 def remove(docker_client, container=None, volume=None):
-    for getter, name in ((docker_client.containers.get, container), (docker_client.volumes.get, volume)):
-        if name:
-            with contextlib.suppress(docker.errors.NotFound):
-                getter(name).remove(force=True)
+    if container:  # v: its anonymous volumes too (the image's VOLUME), or each run leaves one on the engine
+        with contextlib.suppress(docker.errors.NotFound):
+            docker_client.containers.get(container).remove(force=True, v=True)
+    if volume:
+        with contextlib.suppress(docker.errors.NotFound):
+            docker_client.volumes.get(volume).remove(force=True)
 
 
 def database_stack(tmp_path_factory, docker_client, project, label, **settings):
@@ -79,7 +81,11 @@ def database_stack(tmp_path_factory, docker_client, project, label, **settings):
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, docker_client, require_image):
     require_image(IMAGE)
-    has_tool = docker_client.containers.run(IMAGE, ["sh", "-c", "command -v pgbackrest || true"], remove=True)
+    # not remove=True: the SDK removes the container without its anonymous volume (the image's VOLUME)
+    probe = docker_client.containers.run(IMAGE, ["sh", "-c", "command -v pgbackrest || true"], detach=True)
+    probe.wait(timeout=60)
+    has_tool = probe.logs()
+    probe.remove(v=True)
     assert has_tool.strip(), "%s has no pgbackrest: rebuild it (make images) from images/postgres/Dockerfile" % IMAGE
     yield from database_stack(tmp_path_factory, docker_client, PROJECT, "pitr", rollcall_pitr=True,
                               rollcall_pitr_cipher_pass="it-pitr-cipher-pass-never-printed", database_image=IMAGE)

@@ -48,9 +48,12 @@ def volume(docker_client):
     def make(name, labels=None, files=()):
         made.append(docker_client.volumes.create(name, labels=labels or {}))
         if files:
-            docker_client.containers.run("rollcall/postgres:15", ["/v/" + f for f in files],
-                                         entrypoint=["touch"], remove=True,
-                                         volumes={name: {"bind": "/v", "mode": "rw"}})
+            # not remove=True: the SDK removes the container without its anonymous volume (the image's VOLUME)
+            toucher = docker_client.containers.run("rollcall/postgres:15", ["/v/" + f for f in files],
+                                                   entrypoint=["touch"], detach=True,
+                                                   volumes={name: {"bind": "/v", "mode": "rw"}})
+            assert toucher.wait(timeout=60)["StatusCode"] == 0
+            toucher.remove(v=True)
         return name
 
     yield make
