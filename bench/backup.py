@@ -17,13 +17,14 @@ at a quarter of the size and at the full size (flat means the same).
 Prints each ratio; numbers belong in docs/performance.md.
 """
 
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+
+import docker
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, ".collections"))
@@ -32,7 +33,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 from modules import run_module  # noqa: E402
 
 from ansible_collections.rollcall.ops.plugins.module_utils import backup  # noqa: E402
-from ansible_collections.rollcall.ops.plugins.module_utils.docker import health_test_argv  # noqa: E402
+from ansible_collections.rollcall.ops.plugins.module_utils.docker import wait_health_test  # noqa: E402
 from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import Target  # noqa: E402
 
 PASSWORD = "bench-password"
@@ -49,14 +50,9 @@ def sh(argv, **kwargs):
 def wait_healthy(name, timeout=120):
     """Until the container's own health test passes, run here (the images probe every 30 s, so Docker's first
     verdict comes 30 s after a start: waiting for it would time half a minute of nothing)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = subprocess.run(["docker", "inspect", name], capture_output=True, text=True)
-        argv = health_test_argv(json.loads(found.stdout)[0]) if found.returncode == 0 else None
-        if argv and subprocess.run(["docker", "exec", name] + argv, capture_output=True).returncode == 0:
-            return
-        time.sleep(1)
-    raise SystemExit("bench: %s did not become healthy" % name)
+    found = wait_health_test(docker.from_env().api, name, timeout)
+    if not found["passed"]:
+        raise SystemExit("bench: %s did not become healthy: %s" % (name, found["reason"]))
 
 
 def paired(label_raw, raw_fn, label_ours, ours_fn, runs, untimed=None):

@@ -106,6 +106,11 @@ def wait_health_test(api, name, timeout, interval=1.0, clock=None, sleep=None):
     "reason" (why not, when not passed)}. A missing container or one without a health test is a RunnerError."""
     clock, sleep = clock or time.monotonic, sleep or time.sleep
     start, attempts, output = clock(), 0, ""
+
+    def result(reason):
+        return {"passed": reason is None, "attempts": attempts, "waited_s": round(clock() - start, 1),
+                "output": output, "state": status, "reason": reason}
+
     while True:
         try:
             inspect = api.inspect_container(name)
@@ -115,23 +120,31 @@ def wait_health_test(api, name, timeout, interval=1.0, clock=None, sleep=None):
         status = state.get("Status") or "unknown"
         if health_test_argv(inspect) is None:
             raise RunnerError("container %s has no health test (its image has no HEALTHCHECK)" % name)
-        stopped = stopped_state(state)
+        stopped = stopped_state(state)  # None: running (a restarting container is waited for)
         if stopped and not state.get("Restarting"):
-            return {"passed": False, "attempts": attempts, "waited_s": round(clock() - start, 1), "output": output,
-                    "state": status, "reason": stopped}
-        if state.get("Running") and not state.get("Restarting"):
+            return result(stopped)
+        if not stopped:
             attempts += 1
             try:
                 code, output = run_health_test(api, inspect)
             except docker.errors.APIError as exc:  # stopped between the inspect and the exec: asked again
                 code, output = None, str(exc.explanation or exc)
             if code == 0:
-                return {"passed": True, "attempts": attempts, "waited_s": round(clock() - start, 1),
-                        "output": output, "state": status, "reason": None}
+                return result(None)
         if clock() - start >= timeout:
-            return {"passed": False, "attempts": attempts, "waited_s": round(clock() - start, 1), "output": output,
-                    "state": status, "reason": "its health test did not pass within %s s" % timeout}
+            return result("its health test did not pass within %s s" % timeout)
         sleep(interval)
+
+
+def run_once(client, image, command, timeout=60, **kwargs):
+    """Run a one-off container of ``image`` to its end: (exit code, its stdout). Removed with its anonymous volumes
+    (the image's VOLUME), which the SDK's ``remove=True`` would leave behind, empty, on the engine."""
+    container = client.containers.run(image, command, detach=True, **kwargs)
+    try:
+        code = container.wait(timeout=timeout)["StatusCode"]
+        return code, container.logs(stdout=True, stderr=False)
+    finally:
+        container.remove(force=True, v=True)
 
 
 def client(docker_host=None, timeout=60):

@@ -10,6 +10,8 @@ start an empty database of the new engine (on the same volume for PostgreSQL <->
 The pure functions here decide; ``gather`` (Docker SDK) only collects the evidence.
 """
 
+from .docker import run_once
+
 ENGINES = ("postgresql", "mariadb", "sqlite")
 ENGINE_LABEL = "rollcall.engine"
 
@@ -107,15 +109,10 @@ def gather(client, project, db_container, db_volume, sqlite_volume, app_containe
         if labelled:
             evidence.append({"source": "volume %s (label %s)" % (volume, ENGINE_LABEL), "engine": labelled})
         elif peek:
-            # not the SDK's remove=True: it removes the container without its anonymous volumes (the image's
-            # VOLUME), which a deploy would then leave behind, empty, on the host each time it looked
-            peeker = client.containers.run(peek, ["-A", "/v"], entrypoint=["ls"], detach=True, network_mode="none",
-                                           volumes={volume: {"bind": "/v", "mode": "ro"}})
-            try:
-                peeker.wait(timeout=60)
-                names = peeker.logs(stdout=True, stderr=False)
-            finally:
-                peeker.remove(force=True, v=True)
+            code, names = run_once(client, peek, ["-A", "/v"], entrypoint=["ls"], network_mode="none",
+                                   volumes={volume: {"bind": "/v", "mode": "ro"}})
+            if code != 0:
+                raise RuntimeError("listing volume %s with %s failed (exit code %s)" % (volume, peek, code))
             engine = engine_of_files(names.decode("utf-8", "replace").split())
             if engine:
                 evidence.append({"source": "volume %s (its files)" % volume, "engine": engine})

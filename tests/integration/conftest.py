@@ -4,7 +4,6 @@ import contextlib
 import json
 import os
 import re
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -13,7 +12,7 @@ import docker
 import docker.errors
 import pytest
 
-from ansible_collections.rollcall.ops.plugins.module_utils.docker import health_test_argv
+from ansible_collections.rollcall.ops.plugins.module_utils.docker import run_health_test, wait_health_test
 
 SECRET = "integration-secret-key-0123456789abcdef-xyz-0123456"
 
@@ -100,28 +99,17 @@ def health_test(container):
     """Run the container's own health test (its image's HEALTHCHECK) now: (exit code, output). Our images probe
     every 30 s, so Docker's first verdict comes 30 s after a start; this is the test Docker would run."""
     container.reload()
-    argv = health_test_argv(container.attrs)
-    assert argv, "container %s has no health test" % container.name
-    code, output = container.exec_run(argv)
-    return code, output.decode("utf-8", "replace")
+    found = run_health_test(container.client.api, container.attrs)
+    assert found, "container %s has no health test" % container.name
+    return found
 
 
 def wait_healthy(container, timeout=60):
     """Until the container's own health test passes (run by the test, not waiting for Docker's 30 s probe)."""
-    deadline = time.monotonic() + timeout
-    said = ""
-    while time.monotonic() < deadline:
-        container.reload()
-        state = container.attrs["State"]
-        if state["Status"] in ("exited", "dead"):
-            raise AssertionError("container exited: %s" % container.logs(tail=20).decode())
-        if state.get("Running"):
-            code, said = health_test(container)
-            if code == 0:
-                return
-        time.sleep(0.5)
-    raise AssertionError("container not healthy after %s s (its health test said %r): %s"
-                         % (timeout, said[-300:], container.logs(tail=20).decode()))
+    found = wait_health_test(container.client.api, container.name, timeout, interval=0.5)
+    if not found["passed"]:
+        raise AssertionError("container not healthy: %s (its health test said %r): %s"
+                             % (found["reason"], found["output"][-300:], container.logs(tail=20).decode()))
 
 
 def wait_exit(container, timeout=60):

@@ -16,6 +16,8 @@ import pytest
 import yaml
 from test_deploy import failures, playbook, write_inventory
 
+from ansible_collections.rollcall.ops.plugins.module_utils.docker import run_once
+
 # ROLLCALL_IT_PITR_PROJECT: another name for ad-hoc runs beside a suite whose start-up sweep removes rc-it-*.
 PROJECT = os.environ.get("ROLLCALL_IT_PITR_PROJECT", "rc-it-pitr")
 CONTAINER = PROJECT + "-db"
@@ -81,11 +83,7 @@ def database_stack(tmp_path_factory, docker_client, project, label, **settings):
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, docker_client, require_image):
     require_image(IMAGE)
-    # not remove=True: the SDK removes the container without its anonymous volume (the image's VOLUME)
-    probe = docker_client.containers.run(IMAGE, ["sh", "-c", "command -v pgbackrest || true"], detach=True)
-    probe.wait(timeout=60)
-    has_tool = probe.logs()
-    probe.remove(v=True)
+    _, has_tool = run_once(docker_client, IMAGE, ["sh", "-c", "command -v pgbackrest || true"])
     assert has_tool.strip(), "%s has no pgbackrest: rebuild it (make images) from images/postgres/Dockerfile" % IMAGE
     yield from database_stack(tmp_path_factory, docker_client, PROJECT, "pitr", rollcall_pitr=True,
                               rollcall_pitr_cipher_pass="it-pitr-cipher-pass-never-printed", database_image=IMAGE)

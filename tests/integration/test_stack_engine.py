@@ -12,6 +12,8 @@ import pytest
 from modules import run_module
 from test_deploy import failures, playbook, teardown, write_inventory
 
+from ansible_collections.rollcall.ops.plugins.module_utils.docker import run_once
+
 PROJECT = "rc-l-eng"
 PORT = 18500
 
@@ -48,12 +50,9 @@ def volume(docker_client):
     def make(name, labels=None, files=()):
         made.append(docker_client.volumes.create(name, labels=labels or {}))
         if files:
-            # not remove=True: the SDK removes the container without its anonymous volume (the image's VOLUME)
-            toucher = docker_client.containers.run("rollcall/postgres:15", ["/v/" + f for f in files],
-                                                   entrypoint=["touch"], detach=True,
-                                                   volumes={name: {"bind": "/v", "mode": "rw"}})
-            assert toucher.wait(timeout=60)["StatusCode"] == 0
-            toucher.remove(v=True)
+            code, _ = run_once(docker_client, "rollcall/postgres:15", ["/v/" + f for f in files],
+                               entrypoint=["touch"], volumes={name: {"bind": "/v", "mode": "rw"}})
+            assert code == 0
         return name
 
     yield make
