@@ -95,7 +95,10 @@ def refresh_proxy(tmp_path, inventory, url, project, state_dir, leftovers):
            "errors": sorted(set(load.failed))[:3]}
     print("proxy refresh under load: %s" % gap)
     (tmp_path / "proxy-gap.json").write_text(json.dumps(gap))
-    assert load.ok > 50 and load.gap_s < 10 and len(load.failed) < 500, gap
+    # The gap's length is the figure; how many requests fail inside it is not: the load keeps a schedule from its
+    # start, so on a machine that stalls it sends the requests it fell behind on in a burst (708 inside a 2.2 s gap
+    # in one CI run). One gap, under 10 s, and traffic on both sides of it.
+    assert load.ok > 50 and load.gap_s < 10, gap
     return tag, inspect(project + "-proxy", "{{.Id}}"), gap
 
 
