@@ -81,7 +81,10 @@ def render(tmp_path, inventory, extra=None):
         shutil.copytree(ROOT / "inventories" / inventory, source, ignore=shutil.ignore_patterns("vault.yml"))
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    extra = dict(extra or {}, monitoring_dir=str(out), rollcall_outputs={"host": "localhost", "report_dir": "/tmp"})
+    # Rendered on this machine as the user running the tests: the example's become (its hosts are reached as `deploy`)
+    # does not apply here, and through Mitogen it would run sudo even to become the same user.
+    extra = dict(extra or {}, monitoring_dir=str(out), rollcall_outputs={"host": "localhost", "report_dir": "/tmp"},
+                 ansible_become=False)
     proc = run(["ansible-playbook", "-i", str(source), str(ROOT / "tests/monitoring/render.yml"),
                 "-e", json.dumps(extra)], cwd=ROOT, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
