@@ -25,11 +25,9 @@ version_added: 1.0.0
 from ansible.plugins.strategy.linear import StrategyModule as LinearStrategy
 
 try:
-    import ansible_mitogen.loaders
     import ansible_mitogen.strategy
 except ImportError:  # Mitogen not installed: the linear strategy as it is
     StrategyModule = LinearStrategy
 else:
-    class StrategyModule(ansible_mitogen.strategy.StrategyMixin,
-                         ansible_mitogen.loaders.strategy_loader.get("linear", class_only=True)):
+    class StrategyModule(ansible_mitogen.strategy.StrategyMixin, LinearStrategy):
         pass
