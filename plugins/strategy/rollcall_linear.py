@@ -29,5 +29,27 @@ try:
 except ImportError:  # Mitogen not installed: the linear strategy as it is
     StrategyModule = LinearStrategy
 else:
+    import ansible_mitogen.planner
+    from ansible.collections.list import list_collection_dirs
+
+    _collection_dirs = None
+
+    def _load_collections(invocation):
+        """Mitogen's planner, for every module of a collection, lists the installed collections so that the target
+        can import them: in a forked task worker that imports each collection's package again (about 0.5 s of CPU
+        per module run with the ``ansible`` package's 90-odd collections; docs/performance.md). The list depends
+        only on the collection paths, set when the run starts, so it is made once, before the workers fork."""
+        invocation._extra_sys_paths.update(_collection_dirs)
+
+    def cache_collection_dirs():
+        """List the collections once in this process and give Mitogen's planner the list (idempotent)."""
+        global _collection_dirs  # pylint: disable=global-statement
+        if _collection_dirs is None:
+            _collection_dirs = frozenset(path.decode("utf-8") for path in list_collection_dirs())
+            ansible_mitogen.planner._load_collections = _load_collections
+        return _collection_dirs
+
     class StrategyModule(ansible_mitogen.strategy.StrategyMixin, LinearStrategy):
-        pass
+        def run(self, iterator, play_context, *args, **kwargs):
+            cache_collection_dirs()
+            return super().run(iterator, play_context, *args, **kwargs)
