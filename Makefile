@@ -14,7 +14,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 SCENARIOS  ?=
 
 .PHONY: help setup python engine images collection tools demo demo-clean test test-fast lint sanity unit integration \
-        molecule bench clean
+        molecule integration-tests molecule-scenarios bench clean
 
 help:
 	@echo "make demo       set up and deploy the SMS demo (http://127.0.0.1:8080)"
@@ -82,7 +82,12 @@ demo-clean: setup
 	else rm -rf .backups .secrets/local; fi
 
 ## ---------------------------------------------------------------- tests
-test: setup lint sanity unit integration molecule
+# Integration and Molecule run side by side: since Mitogen the integration tests leave about a sixth of the two cores
+# idle (vmstat over two heavy files: gates, drains, loads at 20 requests/s), and Molecule's longest scenario, fleet,
+# left 28 % idle on its own; one after the other they took 49 + 22 minutes on a slow machine (docs/performance.md).
+# Both run to their end; either failing fails the target.
+test: setup lint sanity unit
+	@$(MAKE) --no-print-directory -j2 integration-tests molecule-scenarios
 	@echo "test: all suites passed"
 
 test-fast: python collection tools lint unit
@@ -98,11 +103,18 @@ unit: python collection tools
 	pytest -rs -n 2 tests/unit
 
 integration: setup
+	@$(MAKE) --no-print-directory integration-tests
+
+molecule: setup
+	@$(MAKE) --no-print-directory molecule-scenarios
+
+# The suites alone, without setup (what `test` runs side by side once setup is done).
+integration-tests:
 	@# --no-loadscope-reorder: xdist would order the files by how many tests they hold, not by conftest's HEAVIEST;
 	@# test_release.py (one 516 s test) then started last and ran alone for 9 minutes.
 	pytest -rs -n 2 --dist loadfile --no-loadscope-reorder --durations=30 tests/integration
 
-molecule: setup
+molecule-scenarios:
 	tests/molecule.sh $(SCENARIOS)
 
 bench: setup
