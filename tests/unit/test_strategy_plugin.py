@@ -1,51 +1,66 @@
 """plugins/strategy/rollcall_linear.py: the collections Mitogen's planner gives a module run are listed once per
-process and are the same list Mitogen would make for every module run."""
+process and are the same list Mitogen would make for every module run.
 
-import importlib.util
+Each check runs in a Python of its own, set up as ansible-playbook sets itself up (Ansible's collection finder
+installed first): in this test process other tests have already imported ``ansible_collections`` without it."""
+
+import json
 import os
-
-import ansible_mitogen.planner
-import pytest
-from ansible import constants as C
-from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+import subprocess
+import sys
+import textwrap
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-
-class Invocation:
-    def __init__(self):
-        self._extra_sys_paths = set()
-
-
-@pytest.fixture()
-def plugin(monkeypatch):
-    finder = _AnsibleCollectionFinder(paths=C.COLLECTIONS_PATHS)
-    finder._install()
+PRELUDE = textwrap.dedent("""
+    import importlib.util, json, os, sys
+    from ansible import constants as C
+    from ansible.utils.collection_loader._collection_finder import _AnsibleCollectionFinder
+    _AnsibleCollectionFinder(paths=C.COLLECTIONS_PATHS)._install()
+    import ansible_mitogen.planner
     original = ansible_mitogen.planner._load_collections
-    spec = importlib.util.spec_from_file_location("rollcall_linear_under_test",
-                                                  os.path.join(ROOT, "plugins", "strategy", "rollcall_linear.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module, original
-    monkeypatch.setattr(ansible_mitogen.planner, "_load_collections", original)
-    finder._remove()
+    spec = importlib.util.spec_from_file_location("rollcall_linear", os.path.join(%r, "plugins", "strategy",
+                                                                                  "rollcall_linear.py"))
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+
+    class Invocation:
+        def __init__(self):
+            self._extra_sys_paths = set()
+    """ % ROOT)
 
 
-def test_the_cached_list_is_what_mitogen_lists_for_each_module_run(plugin):
-    module, original = plugin
-    by_mitogen = Invocation()
-    original(by_mitogen)
-    assert any(path.endswith(os.path.join("community", "docker")) for path in by_mitogen._extra_sys_paths)
-
-    listed = module.cache_collection_dirs()
-    assert ansible_mitogen.planner._load_collections is module._load_collections
-    cached = Invocation()
-    ansible_mitogen.planner._load_collections(cached)
-    assert cached._extra_sys_paths == by_mitogen._extra_sys_paths == set(listed)
+def run(body):
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"))
+    proc = subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(body)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_the_list_is_made_once(plugin, monkeypatch):
-    module, _ = plugin
-    first = module.cache_collection_dirs()
-    monkeypatch.setattr(module, "list_collection_dirs", lambda: pytest.fail("listed twice"))
-    assert module.cache_collection_dirs() is first
+def test_the_cached_list_is_what_mitogen_lists_for_each_module_run():
+    result = run("""
+        by_mitogen = Invocation()
+        original(by_mitogen)
+        listed = plugin.cache_collection_dirs()
+        cached = Invocation()
+        ansible_mitogen.planner._load_collections(cached)
+        print(json.dumps({"mitogen": sorted(by_mitogen._extra_sys_paths), "cached": sorted(cached._extra_sys_paths),
+                          "listed": sorted(listed),
+                          "patched": ansible_mitogen.planner._load_collections is plugin._load_collections}))
+    """)
+    assert any(path.endswith(os.path.join("community", "docker")) for path in result["mitogen"]), result["mitogen"]
+    assert any(path.endswith(os.path.join("rollcall", "ops")) for path in result["mitogen"]), result["mitogen"]
+    assert result["patched"] is True
+    assert result["cached"] == result["mitogen"] == result["listed"]
+
+
+def test_the_list_is_made_once():
+    result = run("""
+        first = plugin.cache_collection_dirs()
+        def listed_again():
+            raise AssertionError("listed twice")
+        plugin.list_collection_dirs = listed_again
+        print(json.dumps({"same": plugin.cache_collection_dirs() is first, "size": len(first)}))
+    """)
+    assert result["same"] is True and result["size"] > 50, result
