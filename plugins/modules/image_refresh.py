@@ -154,7 +154,8 @@ def simulate(api, image_id, script, timeout):
         output = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
         return status.get("StatusCode", 1), output
     finally:
-        container.remove(force=True)
+        # v=True: the image's VOLUME paths got anonymous volumes, left empty on the engine otherwise
+        container.remove(force=True, v=True)
 
 
 def build(api, tag, dockerfile, timeout):

@@ -424,3 +424,34 @@ def test_proxy_on_failure_after_the_recreate_puts_the_old_image_back_with_the_up
 def test_recorded_image_of_an_untagged_image_runs_it_as_it_is():
     picked = images.recorded_image("registry.local:5000/postgres", {"image": "x:1-p20261202"}, ["1-p20261202"])
     assert picked["image"] == "registry.local:5000/postgres" and "run as it is" in picked["why"]
+
+
+def test_the_throwaway_container_of_a_simulation_goes_with_its_anonymous_volumes():
+    from ansible_collections.rollcall.ops.plugins.modules import image_refresh
+
+    removed = []
+
+    class Container:
+        def start(self):
+            pass
+
+        def wait(self, timeout):
+            return {"StatusCode": 0}
+
+        def logs(self, **_):
+            return b"Inst libssl3 [3.0.1] (3.0.2 Debian-Security)\n"
+
+        def remove(self, **kwargs):
+            removed.append(kwargs)
+
+    class Containers:
+        def create(self, image, **kwargs):
+            assert kwargs["labels"] == {"rollcall.throwaway": "1"}
+            return Container()
+
+    class Api:
+        containers = Containers()
+
+    status, output = image_refresh.simulate(Api(), "sha256:abc", "apt-get -s upgrade", 60)
+    assert status == 0 and "libssl3" in output
+    assert removed == [{"force": True, "v": True}], "an image's VOLUME leaves an empty volume behind otherwise"
