@@ -14,7 +14,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 SCENARIOS  ?=
 
 .PHONY: help setup python engine images collection tools demo demo-clean test test-fast lint sanity unit integration \
-        molecule integration-tests molecule-scenarios bench clean
+        molecule bench clean
 
 help:
 	@echo "make demo       set up and deploy the SMS demo (http://127.0.0.1:8080)"
@@ -84,9 +84,7 @@ demo-clean: setup
 ## ---------------------------------------------------------------- tests
 # Integration, then Molecule: side by side (tried 2026-12-05) they took longer than one after the other; under a
 # load average of 11-20 every test under load ran longer, and its load generator with it (docs/performance.md).
-test: setup lint sanity unit
-	@$(MAKE) --no-print-directory integration-tests
-	@$(MAKE) --no-print-directory molecule-scenarios
+test: setup lint sanity unit integration molecule
 	@echo "test: all suites passed"
 
 test-fast: python collection tools lint unit
@@ -102,18 +100,11 @@ unit: python collection tools
 	pytest -rs -n 2 tests/unit
 
 integration: setup
-	@$(MAKE) --no-print-directory integration-tests
-
-molecule: setup
-	@$(MAKE) --no-print-directory molecule-scenarios
-
-# The suites alone, without setup (what `test` runs side by side once setup is done).
-integration-tests:
 	@# --no-loadscope-reorder: xdist would order the files by how many tests they hold, not by conftest's HEAVIEST;
 	@# test_release.py (one 516 s test) then started last and ran alone for 9 minutes.
 	pytest -rs -n 2 --dist loadfile --no-loadscope-reorder --durations=30 tests/integration
 
-molecule-scenarios:
+molecule: setup
 	tests/molecule.sh $(SCENARIOS)
 
 bench: setup
