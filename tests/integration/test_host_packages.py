@@ -1,4 +1,4 @@
-"""Packages our roles install on a managed host, run through Mitogen on a fresh Debian container (the docker
+"""Packages our roles install on a managed host (roles/host_packages), run through Mitogen on a fresh Debian container (the docker
 connection): sshfs on a host whose apt package lists are missing (a fresh cloud image), and the patching plan in
 check mode on a host without apt's Python bindings (python3-apt). Both need Debian's mirror, as a real host does."""
 
@@ -10,10 +10,12 @@ from test_deploy import BIN, ROOT
 SSHFS = """- hosts: all
   gather_facts: false
   tasks:
-    - name: The way roles/backup takes to sshfs
+    - name: The way roles/uploads_share and roles/backup take to sshfs
       ansible.builtin.include_role:
-        name: rollcall.ops.uploads_share
-        tasks_from: sshfs
+        name: rollcall.ops.host_packages
+      vars:
+        host_packages_name: sshfs
+        host_packages_creates: /usr/bin/sshfs
 """
 
 PLAN = """- hosts: all
@@ -55,7 +57,7 @@ def test_sshfs_on_a_host_without_package_lists_then_nothing_to_do(tmp_path, run_
 
     proc = run(tmp_path, host.name, SSHFS)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert "Refresh apt's package lists" in proc.stdout
+    assert "Refresh the package lists" in proc.stdout
     assert recap(proc)["changed"] == 1 and exists(host, "/usr/bin/sshfs")
 
     proc = run(tmp_path, host.name, SSHFS)
