@@ -101,7 +101,7 @@ unit: python collection tools
 
 integration: setup
 	@# --no-loadscope-reorder: xdist would order the files by how many tests they hold, not by conftest's HEAVIEST;
-	@# test_release.py (one 516 s test) then started last and ran alone for 9 minutes.
+	@# test_release.py (one 516 s test, now part of test_release_sequence.py) then started last and ran alone for 9 minutes.
 	pytest -rs -n 2 --dist loadfile --no-loadscope-reorder --durations=30 tests/integration
 
 molecule: setup

@@ -1,6 +1,6 @@
 """A bounded loopback load: a fixed number of GET requests at a fixed rate, counted by outcome.
 
-Used by bench/release.py (failed requests during deploy and rollback) and tests/integration/test_release.py.
+Used by bench/release.py (failed requests during deploy and rollback) and tests/integration/test_release_sequence.py.
 Refuses anything but a loopback URL; stops by itself after ``total`` requests or ``max_seconds``.
 """
 

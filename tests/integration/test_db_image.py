@@ -1,5 +1,5 @@
 """The database engine's minor update (issue 13 item 5) on this machine's engine through real ansible-playbook, on
-the PostgreSQL stack of test_release.py's under-load test (test_image_refresh.py calls these functions; a stack of
+the PostgreSQL stack of test_release_sequence.py (test_image_refresh.py calls these functions; a stack of
 its own would double the cost): the patching role's database image tasks refresh rollcall/postgres:15 with its base's
 updates and recreate the database once on it (same volume), after a verified backup, with the data checked (engine
 version, row counts, the app's /health/ready); a plain deploy keeps that build; a database image that never becomes

@@ -1,6 +1,7 @@
-"""Packages our roles install on a managed host (roles/host_packages), run through Mitogen on a fresh Debian container (the docker
-connection): sshfs on a host whose apt package lists are missing (a fresh cloud image), and the patching plan in
-check mode on a host without apt's Python bindings (python3-apt). Both need Debian's mirror, as a real host does."""
+"""Packages our roles install on a managed host (roles/host_packages), run through Mitogen on a fresh Debian
+container (the docker connection): sshfs on a host whose apt package lists are missing (a fresh cloud image), and
+the patching plan in check mode on a host without apt's Python bindings (python3-apt). Both need Debian's mirror, as
+a real host does."""
 
 import os
 import subprocess

@@ -1,5 +1,5 @@
 """Our images (issue 13 item 5) on this machine's engine through real ansible-playbook, on the PostgreSQL stack of
-test_release.py's under-load test (a stack of its own would double the cost; that test calls
+test_release_sequence.py (a stack of its own would double the cost; that test calls
 ``refresh_app_image_and_roll_back`` at its end, with 1.0.0 live): the app image refreshed with its base's updates
 (rollcall.ops.image_refresh) and released through roles/sms_app under load with zero failed requests; the release
 history records the refreshed image and keeps the old one warm; a second refresh with nothing pending builds

@@ -1,5 +1,5 @@
 """The proxy image's refresh (issue 13 item 5) on this machine's engine through real ansible-playbook, on the
-PostgreSQL stack of test_release.py's under-load test (test_image_refresh.py calls these functions; a stack of its
+PostgreSQL stack of test_release_sequence.py (test_image_refresh.py calls these functions; a stack of its
 own would double the cost): the patching role's proxy tasks refresh the image the proxy runs with its base's updates
 and recreate <project>-proxy once on it under load, serving the live upstream from its first request (the image's
 start script, ROLLCALL_UPSTREAM); the gap (connections refused while the published port moves to the new container:

@@ -1,11 +1,11 @@
 """Release edge cases through real ansible-playbook: two deploys started at once (the deploy lock), and a rollback
-over a migration that cannot be undone (kept schema, or the pre-deploy backup restored). Split from test_release.py
-so the two long files run side by side."""
+over a migration that cannot be undone (kept schema, or the pre-deploy backup restored). Apart from
+test_release_sequence.py, so the two long files run side by side."""
 
 import os
 
 from test_deploy import failures, get_json, playbook, teardown, write_inventory
-from test_release import container_state, task_names, task_result
+from test_release_sequence import container_state, task_names, task_result
 
 
 def test_two_deploys_at_once_one_fails_on_the_lock(tmp_path):

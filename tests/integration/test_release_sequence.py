@@ -1,4 +1,5 @@
-"""The release/restore sequence of issue 9 on one PostgreSQL stack, through real ansible-playbook:
+"""Releases on one PostgreSQL stack of this machine's engine, through real ansible-playbook: the release/restore
+sequence of issue 9, the warm standby and the switch-first rollback, then the image refreshes (issue 13 item 5):
 
 deploy 1.0.0 -> deploy 1.1.0 -> restore (the newest backup is the pre-deploy one, schema 0001) -> rollback ->
 restore of a newer-schema backup (refused) -> rollback to=1.1.0 -> restore of an older backup -> deploy 1.1.0.
@@ -7,7 +8,9 @@ Releases (deploy, rollback, roll-forward) and restores must fail no request unde
 migrates its side database forward before the swap, and the app waits through the swap); afterwards the app is
 healthy, on the schema its release needs, with the backup's data. A refusal must change nothing.
 Check mode of deploy.yml, rollback.yml and restore.yml runs, changes nothing and says what it would do; a gate
-that never passes says how long it really waited, once.
+that never passes says how long it really waited, once. Last, back on 1.0.0, the app, database and proxy images are
+refreshed and rolled back on the same stack (test_image_refresh.py; one stack instead of two: a PostgreSQL stack that
+deploys 1.0.0 -> 1.1.0 costs minutes of the suite). The lock and the irreversible migration: test_release_edges.py.
 """
 
 import json
@@ -20,6 +23,7 @@ import urllib.request
 import docker
 import pytest
 from test_deploy import DB_PASSWORD, SECRET, failures, get_json, playbook, teardown, write_inventory
+from test_image_refresh import refresh_app_image_and_roll_back
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                                 "bench"))
@@ -48,8 +52,45 @@ def deployed_stack(tmp_path_factory, project, engine, port, **settings):
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    yield from deployed_stack(tmp_path_factory, PROJECT, "postgresql", PORT, rollcall_drain_seconds=1)
+def refreshed_images():
+    """Tags of the images the refreshes build: removed after the stack's teardown (in use until then)."""
+    tags = []
+    yield tags
+    for tag in tags:
+        subprocess.run(["docker", "rmi", tag], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, refreshed_images):
+    yield from deployed_stack(tmp_path_factory, PROJECT, "postgresql", PORT, rollcall_drain_seconds=1,
+                              # the proxy image under test (a shared engine may hold another build of
+                              # rollcall/proxy:1 while other runs use it: build this tree's under another tag)
+                              rollcall_proxy_image=os.environ.get("ROLLCALL_IT_PROXY_IMAGE", "rollcall/proxy:1"))
+
+
+def container_state(name):
+    """(state, rollcall.version label) of a container, or None when there is none."""
+    proc = subprocess.run(["docker", "inspect", "-f", '{{.State.Status}} {{index .Config.Labels "rollcall.version"}}',
+                           name], capture_output=True, text=True, check=False)
+    return tuple(proc.stdout.split()) if proc.returncode == 0 else None
+
+
+def task_result(report, prefix):
+    """The localhost result of the one task whose name starts with prefix (the JSON callback's report)."""
+    found = [task["hosts"]["localhost"] for play in report["plays"] for task in play["tasks"]
+             if task["task"]["name"].split(" : ")[-1].startswith(prefix) and "localhost" in task["hosts"]]
+    assert len(found) == 1, (prefix, len(found))
+    return found[0]
+
+
+def task_names(report):
+    """The names of the tasks that ran (not skipped) on localhost, in order."""
+    return [task["task"]["name"].split(" : ")[-1] for play in report["plays"] for task in play["tasks"]
+            if "localhost" in task["hosts"] and not task["hosts"]["localhost"].get("skipped")]
+
+
+def first_index(names, prefix):
+    return next(i for i, name in enumerate(names) if name.startswith(prefix))
 
 
 def revision():
@@ -86,7 +127,8 @@ def snapshot(stack):
 
 
 def under_load(stack, name, *extra):
-    """Run a release playbook under a light loopback load: it must succeed and fail no request."""
+    """Run a release playbook under a light loopback load: it must succeed and fail no request. Returns the
+    playbook's process and report, and the versions the load saw answering."""
     load = Load(stack["url"] + "/api/v1/students?per_page=5", rate=20, total=100000, max_seconds=300).start()
     time.sleep(1)
     proc, report = playbook(stack["inventory"], name, *extra)
@@ -95,7 +137,7 @@ def under_load(stack, name, *extra):
     assert proc.returncode == 0, failures(report)
     assert load.failed == [] and load.ok > 20, (name, extra, load.ok, load.failed[:10], app_errors(stack))
     assert SECRET not in proc.stdout and DB_PASSWORD not in proc.stdout
-    return proc, report
+    return proc, report, load.versions
 
 
 def app_errors(_stack):
@@ -160,14 +202,18 @@ def test_release_sequence_serves_or_refuses(stack):
     inventory = stack["inventory"]
     assert live()[:2] == ("1.0.0", "0001")
 
-    under_load(stack, "deploy.yml", "-e", "rollcall_app_version=1.1.0")
+    _, _, versions = under_load(stack, "deploy.yml", "-e", "rollcall_app_version=1.1.0")
     assert live() == ("1.1.0", "0002", "healthy")
+    assert versions.get("1.0.0") and versions.get("1.1.0"), versions
+    # The release that was live stays running, without traffic, as the warm standby.
+    assert container_state(PROJECT + "-app-standby") == ("running", "1.0.0")
+    assert container_state(PROJECT + "-app") == ("running", "1.1.0")
     (pre_deploy, manifest), = manifests(stack).items()
     assert manifest["schema_revision"] == "0001"
     assert manifest["app_version"] == "1.0.0", "the pre-deploy backup records the release that served its data"
 
     # Restore the newest backup (schema 0001) under 1.1.0 (needs 0002): migrated forward with 1.1.0's image.
-    proc, report = maintenance(stack)
+    maintenance(stack)
     assert live() == ("1.1.0", "0002", "healthy")
     assert get_json(URL + "/api/v1/students")[1]["total"] == 7
     safety = [m for n, m in manifests(stack).items() if n != pre_deploy]
@@ -175,9 +221,23 @@ def test_release_sequence_serves_or_refuses(stack):
     assert safety[0]["app_version"] == "1.1.0", "the safety backup records the release that served its data"
     safety_name = [n for n in manifests(stack) if n != pre_deploy][0]
 
-    proc, report = under_load(stack, "rollback.yml")
-    assert live() == ("1.0.0", "0001", "healthy")
+    proc, report, versions = under_load(stack, "rollback.yml")
+    assert live() == ("1.0.0", "0001", "healthy"), "the rollback took the schema down to 1.0.0's revision"
     assert any("Rolling back from 1.1.0 to 1.0.0" in m for m in messages(report)), messages(report)
+    assert versions.get("1.0.0") and versions.get("1.1.0"), versions
+    # Traffic went back to the warm standby (no new container), which is the live 1.0.0 now; 1.1.0 is gone, as it
+    # cannot serve on the schema the rollback took down.
+    assert task_result(report, "Switch traffic back to the warm standby")["changed"] is True
+    assert task_result(report, "Start the new release next to the live one").get("skipped") is True
+    # Switch first: traffic went back before the schema question, the plan and the deploy lock.
+    names = task_names(report)
+    switched = first_index(names, "Switch traffic back to the warm standby")
+    assert switched < first_index(names, "Ask the live release what the schema is"), names
+    assert switched < first_index(names, "Plan the rollback"), names
+    assert switched < first_index(names, "Take the deploy lock"), names
+    assert container_state(PROJECT + "-app") == ("running", "1.0.0")
+    assert container_state(PROJECT + "-app-standby") is None
+    assert container_state(PROJECT + "-app-next") is None
 
     # The same command again (a re-run from the shell history, a second launch of the AWX job) does not bring
     # back the release it just left: refused, changing nothing, naming the way forward.
@@ -201,7 +261,7 @@ def test_release_sequence_serves_or_refuses(stack):
     assert get_json(URL + "/api/v1/students")[1]["total"] == 7
 
     add_student("S09002")
-    proc, report = under_load(stack, "deploy.yml", "-e", "rollcall_app_version=1.1.0")
+    proc, report, _ = under_load(stack, "deploy.yml", "-e", "rollcall_app_version=1.1.0")
     assert report["stats"]["localhost"]["changed"] == 0, "1.1.0 is live on its schema: nothing to do"
     done = [m for m in messages(report) if m.startswith("SMS 1.1.0")]
     assert done and "with 8 students" in done[-1], done
@@ -244,3 +304,15 @@ def test_missing_image_hint_names_what_make_images_builds(stack):
     message = refused(stack, "deploy.yml", "-e", "rollcall_app_version=9.9.9")
     assert "rollcall/sms-app:9.9.9 is not on" in message and "Build with `make images`" not in message, message
     assert "`make images` builds only rollcall/sms-app 1.0.0, 1.1.0" in message, message
+
+
+def test_image_refreshes_on_the_release_stack(stack, refreshed_images):
+    """Issue 13 item 5 on this stack, back on 1.0.0 (test_image_refresh.py): the app image refreshed under load and
+    rolled back, the database engine's update (test_db_image.py) and the proxy's (test_proxy_image.py). Their
+    helpers read the stack's state under the directory its inventory was written to."""
+    proc, report = playbook(stack["inventory"], "rollback.yml", "-e", "to=1.0.0")
+    assert proc.returncode == 0, failures(report)
+    assert live()[0] == "1.0.0"
+    refresh_app_image_and_roll_back(stack["state"].parent.parent, stack["inventory"],
+                                    stack["url"] + "/api/v1/students?per_page=5", PROJECT, str(stack["state"].parent),
+                                    refreshed_images)
