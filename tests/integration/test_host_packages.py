@@ -56,6 +56,12 @@ def test_sshfs_on_a_host_without_package_lists_then_nothing_to_do(tmp_path, run_
     host.exec_run(["sh", "-c", "rm -rf /var/lib/apt/lists/*"])
     assert not exists(host, "/usr/bin/sshfs")
 
+    # Check mode: says it would install, installs nothing, leaves the package lists alone.
+    proc = run(tmp_path, host.name, SSHFS, "--check")
+    assert proc.returncode == 0 and recap(proc)["changed"] == 1, proc.stdout[-3000:]
+    assert not exists(host, "/usr/bin/sshfs")
+    assert host.exec_run(["sh", "-c", "ls /var/lib/apt/lists | wc -l"]).output.strip() == b"0", "lists refreshed"
+
     proc = run(tmp_path, host.name, SSHFS)
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert "Refresh the package lists" in proc.stdout
@@ -72,7 +78,8 @@ def test_patching_plan_in_check_mode_without_apt_bindings_installs_nothing(tmp_p
 
     proc = run(tmp_path, host.name, PLAN, "--check")
     assert proc.returncode == 0, proc.stdout[-3000:]
-    assert recap(proc)["changed"] == 0 and not exists(host, BINDINGS), "check mode installed nothing"
+    assert not exists(host, BINDINGS), "check mode installed nothing"
+    assert recap(proc)["changed"] == 1, "check mode says the bindings would be installed: %s" % proc.stdout[-3000:]
 
     proc = run(tmp_path, host.name, PLAN)
     assert proc.returncode == 0, proc.stdout[-3000:]
