@@ -133,8 +133,8 @@ def request(base, path, method="GET", body=None, headers=None, raw=None):
 # The slowest files first (seconds of one file on one worker, from a fresh-clone run): with `--dist loadfile` the
 # workers take files in collection order, and a long file started last runs alone at the end.
 # Order of the fresh-clone run of 2026-12-05 (02:58-03:48 UTC): 681, 624, 516, 395, 384, 365, 361, 330 s (the 516 s of
-# test_release.py are now in test_release_sequence.py, which carries its stack). The
-# Makefile passes --no-loadscope-reorder, or xdist would order the files by how many tests they hold instead.
+# test_release.py are now in test_release_sequence.py, which carries its stack). The Makefile passes
+# --no-loadscope-reorder, or xdist would order the files by how many tests they hold instead.
 HEAVIEST = ("test_release_sequence.py", "test_db_roles.py", "test_playbook_inputs.py",
             "test_db_roles_mariadb.py", "test_awx_jobs.py", "test_release_edges.py", "test_backup_postgresql.py")
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import request
-from test_deploy import DB_PASSWORD, changed_tasks, failures, playbook, teardown, write_inventory
-from test_release_sequence import task_result
+from test_deploy import DB_PASSWORD, changed_tasks, failures, playbook, task_result, teardown, write_inventory
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench"))
 from loadgen import Load  # noqa: E402

@@ -69,6 +69,20 @@ def changed_tasks(report):
             for result in task["hosts"].values() if result.get("changed")]
 
 
+def task_result(report, prefix):
+    """The localhost result of the one task whose name starts with prefix (the JSON callback's report)."""
+    found = [task["hosts"]["localhost"] for play in report["plays"] for task in play["tasks"]
+             if task["task"]["name"].split(" : ")[-1].startswith(prefix) and "localhost" in task["hosts"]]
+    assert len(found) == 1, (prefix, len(found))
+    return found[0]
+
+
+def task_names(report):
+    """The names of the tasks that ran (not skipped) on localhost, in order."""
+    return [task["task"]["name"].split(" : ")[-1] for play in report["plays"] for task in play["tasks"]
+            if "localhost" in task["hosts"] and not task["hosts"]["localhost"].get("skipped")]
+
+
 def teardown(inventory):
     playbook(inventory, "teardown.yml", "-e", "teardown_volumes=true", "-e", "confirm=yes")
 

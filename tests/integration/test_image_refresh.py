@@ -15,7 +15,7 @@ import time
 
 from patching_steps import images_built, inspect, steps_playbook
 from test_db_image import assert_database_kept, failed_update_restores, update_database
-from test_deploy import BIN, ROOT, failures, playbook
+from test_deploy import BIN, ROOT, failures, playbook, task_result
 from test_proxy_image import assert_proxy_kept, failed_refresh_restores, refresh_proxy
 
 sys.path.insert(0, os.path.join(ROOT, "bench"))
@@ -27,13 +27,6 @@ IMAGES_PLAYBOOK = steps_playbook('Refresh our images like patching does', 'app',
     ('Refresh and release the app image', 'images.yml'),
 ])
 
-
-
-def task_result(report, prefix):
-    found = [task["hosts"]["localhost"] for play in report["plays"] for task in play["tasks"]
-             if task["task"]["name"].split(" : ")[-1].startswith(prefix) and "localhost" in task["hosts"]]
-    assert len(found) == 1, (prefix, len(found))
-    return found[0]
 
 
 def successful(state_dir, project):

@@ -4,8 +4,8 @@ test_release_sequence.py, so the two long files run side by side."""
 
 import os
 
-from test_deploy import failures, get_json, playbook, teardown, write_inventory
-from test_release_sequence import container_state, task_names, task_result
+from test_deploy import failures, get_json, playbook, task_names, task_result, teardown, write_inventory
+from test_release_sequence import container_state
 
 
 def test_two_deploys_at_once_one_fails_on_the_lock(tmp_path):

@@ -22,7 +22,17 @@ import urllib.request
 
 import docker
 import pytest
-from test_deploy import DB_PASSWORD, SECRET, failures, get_json, playbook, teardown, write_inventory
+from test_deploy import (
+    DB_PASSWORD,
+    SECRET,
+    failures,
+    get_json,
+    playbook,
+    task_names,
+    task_result,
+    teardown,
+    write_inventory,
+)
 from test_image_refresh import refresh_app_image_and_roll_back
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
@@ -73,20 +83,6 @@ def container_state(name):
     proc = subprocess.run(["docker", "inspect", "-f", '{{.State.Status}} {{index .Config.Labels "rollcall.version"}}',
                            name], capture_output=True, text=True, check=False)
     return tuple(proc.stdout.split()) if proc.returncode == 0 else None
-
-
-def task_result(report, prefix):
-    """The localhost result of the one task whose name starts with prefix (the JSON callback's report)."""
-    found = [task["hosts"]["localhost"] for play in report["plays"] for task in play["tasks"]
-             if task["task"]["name"].split(" : ")[-1].startswith(prefix) and "localhost" in task["hosts"]]
-    assert len(found) == 1, (prefix, len(found))
-    return found[0]
-
-
-def task_names(report):
-    """The names of the tasks that ran (not skipped) on localhost, in order."""
-    return [task["task"]["name"].split(" : ")[-1] for play in report["plays"] for task in play["tasks"]
-            if "localhost" in task["hosts"] and not task["hosts"]["localhost"].get("skipped")]
 
 
 def first_index(names, prefix):
