@@ -16,18 +16,57 @@ description:
     any other connection runs as with the linear strategy.
   - Without Mitogen (a bare C(ansible-core), an execution environment without it) this is the linear strategy,
     unchanged.
+  - Before the first task it loads the filter and test plugins (Ansible's and this collection's) in the
+    controller's main process, so the task workers forked from it find them loaded. Without it every task that
+    uses a filter loads them again in its worker (0.1-0.3 s of CPU per host and task; docs/performance.md).
   - The project's C(ansible.cfg) selects it; C(ANSIBLE_STRATEGY=linear) turns it off for one run.
 author:
   - Rollcall contributors (@rollcall)
 version_added: 1.0.0
 """
 
+import contextlib
+
+from ansible.plugins.loader import filter_loader, test_loader
 from ansible.plugins.strategy.linear import StrategyModule as LinearStrategy
+
+# Collections whose filters and tests the playbooks and roles use (ansible.builtin's come with all()).
+PRELOAD_COLLECTIONS = ("rollcall.ops",)
+_preloaded = False
+
+
+def preload_template_plugins():
+    """Load every filter and test plugin once, in this (the controller's main) process.
+
+    Ansible loads them lazily, when a template first names one, and a task's template is rendered in a worker forked
+    for that task and host: whatever the worker loaded is gone when it exits, so every task that used a filter paid
+    for loading all of Ansible's filter files and, for a collection's filter, every filter file of that collection
+    (each imports its module_utils). Loaded here, before the first worker forks, they are inherited. Idempotent;
+    a collection that is not installed is skipped."""
+    global _preloaded  # pylint: disable=global-statement
+    if _preloaded:
+        return
+    _preloaded = True
+    for loader in (filter_loader, test_loader):
+        list(loader.all())
+        for collection in PRELOAD_COLLECTIONS:
+            # a name no file defines: the lookup still loads every plugin file of the collection; a failure here
+            # (the collection missing) costs only the speed-up: the task loads them as before and says why
+            with contextlib.suppress(Exception):
+                loader.get_with_context(collection + "._rollcall_preload")
+
+
+class _PreloadMixin:
+    def run(self, iterator, play_context, *args, **kwargs):
+        preload_template_plugins()
+        return super().run(iterator, play_context, *args, **kwargs)
+
 
 try:
     import ansible_mitogen.strategy
-except ImportError:  # Mitogen not installed: the linear strategy as it is
-    StrategyModule = LinearStrategy
+except ImportError:  # Mitogen not installed: the linear strategy as it is, the plugins preloaded
+    class StrategyModule(_PreloadMixin, LinearStrategy):
+        pass
 else:
     import ansible_mitogen.planner
     from ansible.collections.list import list_collection_dirs
@@ -49,7 +88,7 @@ else:
             ansible_mitogen.planner._load_collections = _load_collections
         return _collection_dirs
 
-    class StrategyModule(ansible_mitogen.strategy.StrategyMixin, LinearStrategy):
+    class StrategyModule(_PreloadMixin, ansible_mitogen.strategy.StrategyMixin, LinearStrategy):
         def run(self, iterator, play_context, *args, **kwargs):
             cache_collection_dirs()
             return super().run(iterator, play_context, *args, **kwargs)

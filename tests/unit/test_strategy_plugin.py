@@ -64,3 +64,30 @@ def test_the_list_is_made_once():
         print(json.dumps({"same": plugin.cache_collection_dirs() is first, "size": len(first)}))
     """)
     assert result["same"] is True and result["size"] > 50, result
+
+
+def test_filters_and_tests_are_loaded_before_the_workers_fork():
+    """After preload_template_plugins(), what a task worker (a fork of this process) looks up is already loaded:
+    our filters, Ansible's and its tests import nothing more. Without it the same lookups import the filter files."""
+    body = """
+        import sys
+        from ansible.plugins.loader import filter_loader, test_loader
+
+        def lookups():
+            before = set(sys.modules)
+            found = [filter_loader.get_with_context(name).object is not None
+                     for name in ("rollcall.ops.survey_inputs", "rollcall.ops.release_app_version", "to_json",
+                                  "ansible.builtin.normpath")]
+            found.append(test_loader.get_with_context("ansible.builtin.match").object is not None)
+            return found, sorted(set(sys.modules) - before)
+
+        %s
+        found, imported = lookups()
+        print(json.dumps({"found": found, "imported": imported}))
+    """
+    preloaded = run(body % "plugin.preload_template_plugins(); plugin.preload_template_plugins()")
+    assert all(preloaded["found"]), preloaded
+    assert preloaded["imported"] == [], preloaded["imported"]
+    cold = run(body % "pass")
+    assert all(cold["found"]), cold
+    assert any("rollcall.ops.plugins.filter" in name for name in cold["imported"]), cold["imported"]
