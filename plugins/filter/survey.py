@@ -12,6 +12,7 @@ made by templates) the rules of inputs.py apply alone: an int is its digits, a f
 import datetime
 import numbers
 
+from ansible_collections.rollcall.ops.plugins.module_utils import preflight
 from ansible_collections.rollcall.ops.plugins.module_utils.inputs import actor, read_inputs
 
 try:  # ansible-core 2.19+: where a value was read (private API; without it nothing is recovered)
@@ -86,8 +87,13 @@ def survey_actor(explicit, environ_actor=None, awx_user=None, awx_job=None, user
     return actor(explicit, environ_actor, awx_user, awx_job, user, host)
 
 
+def preflight_problems(playbook, given=None, host=None):
+    return preflight.problems(playbook, dict(given or {}), dict(host or {}))
+
+
 class FilterModule(object):
-    """rollcall.ops.survey_inputs (answers by kind) and rollcall.ops.survey_actor (who is acting)."""
+    """rollcall.ops.survey_inputs (answers by kind), rollcall.ops.survey_actor (who is acting) and
+    rollcall.ops.preflight_problems (what is wrong with them, module_utils/preflight.py)."""
 
     def filters(self):
-        return {"survey_inputs": survey_inputs, "survey_actor": survey_actor}
+        return {"survey_inputs": survey_inputs, "survey_actor": survey_actor, "preflight_problems": preflight_problems}

@@ -224,16 +224,26 @@ def test_release_sequence_serves_or_refuses(stack):
     # Traffic went back to the warm standby (no new container), which is the live 1.0.0 now; 1.1.0 is gone, as it
     # cannot serve on the schema the rollback took down.
     assert task_result(report, "Switch traffic back to the warm standby")["changed"] is True
-    assert task_result(report, "Start the new release next to the live one").get("skipped") is True
     # Switch first: traffic went back before the schema question, the plan and the deploy lock.
     names = task_names(report)
     switched = first_index(names, "Switch traffic back to the warm standby")
     assert switched < first_index(names, "Ask the live release what the schema is"), names
     assert switched < first_index(names, "Plan the rollback"), names
     assert switched < first_index(names, "Take the deploy lock"), names
+    # Under the lock it only renamed and recorded (roles/sms_app promote.yml), with the plan made for the switch: no
+    # second read of the history, no new container. 1.1.0 was signalled to stop as -retiring, and the rollback
+    # waited for it to be gone before the schema went down.
+    assert not [n for n in names if n.startswith(("Start the new release", "Plan the release"))], names
+    renamed = first_index(names, "Make the standby the live release")
+    assert task_result(report, "Make the standby the live release")["changed"] is True
+    assert first_index(names, "Take the deploy lock") < renamed < first_index(names, "Record the release"), names
+    retired = first_index(names, "Wait until the newer release has stopped")
+    assert renamed < retired < first_index(names, "Migrate the schema in a one-off container to 0001"), names
+    assert task_result(report, "Wait until the newer release has stopped")["retired"] in ("removed", "killed")
     assert container_state(PROJECT + "-app") == ("running", "1.0.0")
     assert container_state(PROJECT + "-app-standby") is None
     assert container_state(PROJECT + "-app-next") is None
+    assert container_state(PROJECT + "-app-retiring") is None
 
     # The same command again (a re-run from the shell history, a second launch of the AWX job) does not bring
     # back the release it just left: refused, changing nothing, naming the way forward.

@@ -14,7 +14,6 @@
 Nothing here talks to an AWX: docs/awx.md says what that leaves untested.
 """
 
-import ast
 import calendar
 import datetime as dt
 import importlib
@@ -31,6 +30,8 @@ import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.parsing.dataloader import DataLoader
 from ansible.template import Templar
+
+from ansible_collections.rollcall.ops.plugins.module_utils import preflight as preflight_rules
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE = ROOT / "roles" / "awx_config"
@@ -274,11 +275,10 @@ def _kind(preflight, var):
     return kinds[0]
 
 
-def _setting_values(preflight, var):
-    """The values the preflight accepts for a setting: the list in its rule `(... var | default(...)) not in [...]`."""
-    match = re.search(r"%s\b[^\n]*?\)?\s+not in (\[[^\]]*\])" % re.escape(var), preflight["tasks"])
-    assert match, "the preflight has no list of accepted values for %s" % var
-    return set(ast.literal_eval(match.group(1)))
+def _setting_values(var):
+    """The values the preflight accepts for a setting (plugins/module_utils/preflight.py CHOICES)."""
+    assert var in preflight_rules.CHOICES, "the preflight has no list of accepted values for %s" % var
+    return set(preflight_rules.CHOICES[var])
 
 
 def _questions(data):
@@ -368,7 +368,7 @@ def test_choices_are_values_the_playbook_accepts(data, preflight):
         if _kind(preflight, q["variable"]) == "switch":
             assert sorted(read_switch(q["variable"], c) for c in q["choices"]) == [(False, None), (True, None)], where
         else:
-            assert set(q["choices"]) <= _setting_values(preflight, q["variable"]), where
+            assert set(q["choices"]) <= _setting_values(q["variable"]), where
 
 
 # ------------------------------------------------------------------------------------------------ schedules
@@ -525,7 +525,7 @@ def test_every_schedule_names_its_seed_line():
 
 def test_schedule_answers_are_answers_the_survey_accepts(data, preflight):
     templates = {t["name"]: t for t in data["awx_config_job_templates"]}
-    window = re.compile(preflight["defaults"]["preflight_window_re"])
+    window = preflight_rules.WINDOW_RE
     for schedule in data["awx_config_schedules"]:
         template = templates[schedule["unified_job_template"]]
         answers = schedule.get("extra_data", {})
