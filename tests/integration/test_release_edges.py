@@ -1,7 +1,9 @@
 """Release edge cases through real ansible-playbook: two deploys started at once (the deploy lock), and a rollback
-over a migration that cannot be undone (kept schema, or the pre-deploy backup restored). Apart from
+over a migration that cannot be undone (kept schema, or the pre-deploy backup restored), and a rollback that fails
+after its switch to the standby (traffic back on the release that was live). Apart from
 test_release_sequence.py, so the two long files run side by side."""
 
+import json
 import os
 
 from test_deploy import failures, get_json, playbook, task_names, task_result, teardown, write_inventory
@@ -30,7 +32,7 @@ def test_two_deploys_at_once_one_fails_on_the_lock(tmp_path):
         teardown(inventory)
 
 
-def test_irreversible_migration_rollback_keeps_the_schema_or_restores_the_backup(tmp_path):
+def test_irreversible_migration_rollback_keeps_the_schema_or_restores_the_backup(tmp_path, docker_client):
     port = 18298
     inventory = write_inventory(tmp_path, rollcall_project="rc-it-irrev", rollcall_db_engine="postgresql",
                                 rollcall_app_port=port, rollcall_state_dir=str(tmp_path / "state"),
@@ -77,5 +79,32 @@ def test_irreversible_migration_rollback_keeps_the_schema_or_restores_the_backup
         assert health["checks"]["migrations"]["revision"] == "0001", "the backup from before the deploy is back"
         _, students = get_json("http://127.0.0.1:%d/api/v1/students" % port)
         assert students["total"] == 7
+
+        # A rollback that went back to the standby and then fails under the lock (here: a container in the way of the
+        # renames) sends traffic back to the release that was live, records the failure, says so, and can be run again.
+        proc, report = playbook(inventory, "deploy.yml", "-e", "rollcall_app_version=1.1.0")
+        assert proc.returncode == 0, failures(report)
+        docker_client.containers.create("rollcall/sms-app:1.0.0", name="rc-it-irrev-app-swap", command=["true"])
+        proc, report = playbook(inventory, "rollback.yml")
+        assert proc.returncode != 0
+        said = failures(report)[-1][1]
+        assert said.startswith("Rollback of 1.0.0 failed: renaming or retiring the app's containers around "
+                               "rc-it-irrev-app failed"), said
+        assert "Traffic went back to the release that was live" in said, said
+        assert task_result(report, "Switch traffic back to the warm standby")["changed"] is True
+        assert task_result(report, "Send traffic back to the release that was live")["changed"] is True
+        status, health = get_json("http://127.0.0.1:%d/health" % port)
+        assert status == 200 and health["version"] == "1.1.0", health
+        assert container_state("rc-it-irrev-app") == ("running", "1.1.0")
+        assert container_state("rc-it-irrev-app-standby") == ("running", "1.0.0")
+        history = json.loads((tmp_path / "state" / "rc-it-irrev" / "releases.json").read_text())
+        assert (history[-1]["version"], history[-1]["kind"], history[-1]["outcome"]) == ("1.0.0", "rollback", "failed")
+        docker_client.containers.get("rc-it-irrev-app-swap").remove()
+        proc, report = playbook(inventory, "rollback.yml")
+        assert proc.returncode == 0, failures(report)
+        status, health = get_json("http://127.0.0.1:%d/health" % port)
+        assert status == 200 and health["version"] == "1.0.0", health
     finally:
+        for leftover in docker_client.containers.list(all=True, filters={"name": "^/rc-it-irrev-app-swap$"}):
+            leftover.remove(force=True)
         teardown(inventory)
