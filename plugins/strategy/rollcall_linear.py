@@ -15,7 +15,8 @@ description:
     quarter less CPU on the controller and the hosts. Connections Mitogen handles C(local), C(ssh) and C(docker);
     any other connection runs as with the linear strategy.
   - Without Mitogen (a bare C(ansible-core), an execution environment without it) this is the linear strategy,
-    unchanged.
+    unchanged. An ad hoc run (the C(ansible) command, one task) does not use Mitogen either: its start-up costs more
+    than the one module run it would speed up.
   - Before the first task it loads the filter and test plugins (Ansible's and this collection's) in the
     controller's main process, so the task workers forked from it find them loaded. Without it every task that
     uses a filter loads them again in its worker (0.1-0.3 s of CPU per host and task; docs/performance.md).
@@ -27,6 +28,7 @@ version_added: 1.0.0
 
 import contextlib
 
+from ansible import context
 from ansible.plugins.loader import filter_loader, test_loader
 from ansible.plugins.strategy.linear import StrategyModule as LinearStrategy
 
@@ -56,9 +58,15 @@ def preload_template_plugins():
                 loader.get_with_context(collection + "._rollcall_preload")
 
 
+def ad_hoc():
+    """An ad hoc run (the ``ansible`` command: one task), where neither the preloading nor Mitogen pays off."""
+    return bool(context.CLIARGS.get("module_name"))
+
+
 class _PreloadMixin:
     def run(self, iterator, play_context, *args, **kwargs):
-        preload_template_plugins()
+        if not ad_hoc():
+            preload_template_plugins()
         return super().run(iterator, play_context, *args, **kwargs)
 
 
@@ -90,5 +98,9 @@ else:
 
     class StrategyModule(_PreloadMixin, ansible_mitogen.strategy.StrategyMixin, LinearStrategy):
         def run(self, iterator, play_context, *args, **kwargs):
+            if ad_hoc():
+                # One module run: starting Mitogen (its connection multiplexer, the host's interpreter) costs about
+                # 0.45 s more than the one AnsiballZ run it would replace (docs/performance.md).
+                return LinearStrategy.run(self, iterator, play_context, *args, **kwargs)
             cache_collection_dirs()
             return super().run(iterator, play_context, *args, **kwargs)

@@ -91,3 +91,16 @@ def test_filters_and_tests_are_loaded_before_the_workers_fork():
     cold = run(body % "pass")
     assert all(cold["found"]), cold
     assert any("rollcall.ops.plugins.filter" in name for name in cold["imported"]), cold["imported"]
+
+
+def test_an_ad_hoc_run_is_told_from_a_playbook_run():
+    """The ``ansible`` command (module_name in its arguments) runs without Mitogen and without the preloading; a
+    playbook run with both."""
+    body = """
+        from ansible import context
+        before = plugin.ad_hoc()
+        import argparse
+        context._init_global_context(argparse.Namespace(module_name="rollcall.ops.db_restore", module_args="{}"))
+        print(json.dumps({"playbook": before, "ad_hoc": plugin.ad_hoc()}))
+    """
+    assert run(body) == {"playbook": False, "ad_hoc": True}
