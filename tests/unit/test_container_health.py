@@ -8,22 +8,12 @@ import uuid
 
 import docker.errors
 import pytest
+from fake_clock import Clock
 
 from ansible_collections.rollcall.ops.plugins.module_utils import docker as dockerlib
 from ansible_collections.rollcall.ops.plugins.module_utils.runner import RunnerError
 
 SHELL_TEST = {"Test": ["CMD-SHELL", "pg_isready -q || exit 1"]}
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
 
 
 class FakeApi:

@@ -3,6 +3,7 @@ branch of plan), the steps carried out in order, and the wait for a release reti
 
 import docker.errors
 import pytest
+from fake_clock import Clock
 
 from ansible_collections.rollcall.ops.plugins.module_utils import rotation
 
@@ -133,17 +134,6 @@ def test_apply_retires_with_a_graceful_stop_then_removes():
     api = FakeApi(**{NEXT: {}, LIVE: {}})
     rotation.apply(api, [("retire", LIVE), ("rename", NEXT, LIVE)])
     assert api.calls == [("stop", LIVE, rotation.STOP_TIMEOUT_S), ("remove", LIVE), ("rename", NEXT, LIVE)]
-
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
 
 
 def test_wait_retired_with_nothing_to_wait_for():
