@@ -15,7 +15,7 @@ description:
     quarter less CPU on the controller and the hosts. Connections Mitogen handles C(local), C(ssh) and C(docker);
     any other connection runs as with the linear strategy.
   - Without Mitogen (a bare C(ansible-core), an execution environment without it) this is the linear strategy,
-    unchanged. An ad hoc run (the C(ansible) command, one task) does not use Mitogen either: its start-up costs more
+    unchanged. An ad hoc run (the C(ansible) command, one task) does not use Mitogen either; its start-up costs more
     than the one module run it would speed up.
   - Before the first task it loads the filter and test plugins (Ansible's and this collection's) in the
     controller's main process, so the task workers forked from it find them loaded. Without it every task that
