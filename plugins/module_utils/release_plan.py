@@ -201,14 +201,14 @@ def _plan_rollback(target, live, db_revision, kept, backup, blockers, revisions,
         if not same:
             steps += _release_steps(target)
         return _result("rollback", "change", steps, summary="%s%s to %s (schema %s -> %s): %s." % (
-            verb, origin, version, _rev(db_revision), need, _describe(steps)), schema=schema)
+            verb, origin, version, _rev(db_revision), need, _describe(steps, switched)), schema=schema)
     if where == 0:
         if same:
             return _result("rollback", "none", summary="%s is already live on schema %s: nothing to do." % (
                 version, _rev(need)), schema=schema)
         steps = _release_steps(target)
         return _result("rollback", "change", steps, summary="%s%s to %s (code only, schema %s): %s." % (
-            verb, origin, version, _rev(need), _describe(steps)), schema=schema)
+            verb, origin, version, _rev(need), _describe(steps, switched)), schema=schema)
     # The schema goes down.
     if blockers and switched:
         # The code is back already (the standby answered ready on this schema): keep it there, keep the schema.
@@ -240,7 +240,7 @@ def _plan_rollback(target, live, db_revision, kept, backup, blockers, revisions,
     steps.append({"step": "downgrade", "image": _newer_image(live, kept, db_revision), "from": db_revision,
                   "to": need})
     return _result("rollback", "change", steps, summary="%s%s to %s (schema %s -> %s): %s." % (
-        verb, origin, version, _rev(db_revision), need, _describe(steps)), schema=schema)
+        verb, origin, version, _rev(db_revision), need, _describe(steps, switched)), schema=schema)
 
 
 def _keep_schema(target, live, db_revision, backup, blockers, same, origin):
@@ -253,7 +253,7 @@ def _keep_schema(target, live, db_revision, backup, blockers, same, origin):
     return _result("rollback", "change", steps, summary="Rolling back%s to %s: code back, schema left at %s (newer "
                    "than the %s it needs, which it runs on), because %s%s. %s" % (
                        origin, version, db_revision, need, reason,
-                       (": " + _describe(steps)) if steps else "", command),
+                       (": " + _describe(steps, True)) if steps else "", command),
                    reason=reason, command=command, schema={"from": db_revision, "to": db_revision},
                    schema_kept=True)
 
@@ -295,11 +295,14 @@ def _plan_restore(live, kept, backup, revisions):
         name, _rev(restored), live["version"], _rev(need), _describe(steps)), schema=schema)
 
 
-def _describe(steps):
-    """One line: what the steps do, in order."""
+def _describe(steps, switched=False):
+    """One line: what the steps do, in order. ``switched``: a rollback's traffic went back to the warm standby
+    before the plan, so start, gate and switch are done where the standby answered."""
     words = []
     for index, step in enumerate(steps):
         kind = step["step"]
+        if switched and kind in ("gate", "switch"):
+            continue
         after_restore = index > 0 and steps[index - 1]["step"] == "restore"
         if kind == "backup":
             words.append("verified backup")
@@ -311,6 +314,9 @@ def _describe(steps):
             words.append("migrate %s -> %s with %s%s" % (_rev(step["from"]), step["to"], step["image"],
                                                          " there, then swap it in (the app keeps serving)"
                                                          if after_restore else ""))
+        elif kind == "start" and switched:
+            words.append("traffic went back to the warm standby running %s (a host without one starts it, waits "
+                         "for /health/ready and switches)" % step["version"])
         elif kind == "start":
             words.append("start %s" % step["version"])
         elif kind == "gate":

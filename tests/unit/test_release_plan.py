@@ -263,3 +263,12 @@ def test_restore_without_a_backup_is_refused():
 def test_restore_with_unordered_revisions_is_refused():
     result = plan("restore", live=V1, backup={"name": "b", "schema_revision": "zz"})
     assert result["action"] == "refuse"
+
+
+def test_a_rollback_after_the_standby_switch_says_traffic_went_back_instead_of_start_gate_switch():
+    result = plan("rollback", V1, live=V2, db_revision="0002", kept=KEPT, switched=True)
+    assert "traffic went back to the warm standby running 1.0.0" in result["summary"], result["summary"]
+    assert "start 1.0.0" not in result["summary"] and "switch traffic" not in result["summary"]
+    assert result["summary"].endswith("then downgrade 0002 -> 0001 with sms:1.1.0."), result["summary"]
+    unswitched = plan("rollback", V1, live=V2, db_revision="0002", kept=KEPT)
+    assert "start 1.0.0, wait for /health/ready, switch traffic" in unswitched["summary"]
