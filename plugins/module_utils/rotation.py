@@ -63,7 +63,7 @@ def plan(serving, live, standby, found, keep_old=True, retire_later=False):
         if keep_old and old["running"]:
             steps.append(("rename", live, standby))
             note = " (%s stays warm as %s)" % (old.get("version") or "?", standby)
-        elif retire_later:
+        elif retire_later and old["running"]:  # one that does not run has nothing to finish: retired now
             steps += [("rename", live, retiring), ("signal", retiring)]
             note = " (%s stops as %s)" % (old.get("version") or "?", retiring)
         else:

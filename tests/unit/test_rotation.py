@@ -49,6 +49,13 @@ def test_rollback_to_the_standby_whose_schema_goes_down_signals_the_newer_releas
     assert summary == "1.0.0 is sms-app (1.1.0 stops as sms-app-retiring)"
 
 
+def test_a_newer_release_that_does_not_run_is_retired_now_not_signalled():
+    found = {STANDBY: c("s", version="1.0.0"), LIVE: c("l", running=False, version="1.1.0")}
+    steps, summary = rotation.plan(STANDBY, LIVE, STANDBY, found, keep_old=False, retire_later=True)
+    assert steps == [("rename", STANDBY, SWAP), ("retire", LIVE), ("rename", SWAP, LIVE)]
+    assert summary.endswith("(1.1.0 retired)")
+
+
 def test_code_only_rollback_to_the_standby_swaps_the_two():
     found = {STANDBY: c("s", version="1.0.0"), LIVE: c("l", version="1.1.0")}
     steps, _ = rotation.plan(STANDBY, LIVE, STANDBY, found, keep_old=True, retire_later=True)
