@@ -94,7 +94,8 @@ def remove_all():
     for kind in ("container", "volume", "network"):
         found = names(kind)
         if found:
-            flag = ["-f"] if kind != "network" else []
+            # containers with their anonymous volumes (an image's VOLUME), which no name filter finds afterwards
+            flag = {"container": ["-f", "-v"], "volume": ["-f"]}.get(kind, [])
             subprocess.run(["docker", kind, "rm", *flag, *found], capture_output=True, check=False)
 
 
@@ -159,7 +160,7 @@ def load_balancer(work, size):
     with open(conf, "w") as handle:
         handle.write(LB_CONF % " ".join("server %s-app%d-proxy:8080;" % (PREFIX, k) for k in range(1, size + 1)))
     os.chmod(conf, 0o644)
-    subprocess.run(["docker", "rm", "-f", PREFIX + "-lb"], capture_output=True, check=False)
+    subprocess.run(["docker", "rm", "-f", "-v", PREFIX + "-lb"], capture_output=True, check=False)
     subprocess.run(["docker", "run", "-d", "--name", PREFIX + "-lb", "--network", PREFIX + "-net",
                     "-p", "127.0.0.1:%d:8080" % LB_PORT, "-v", conf + ":/etc/nginx/nginx.conf:ro",
                     "rollcall/proxy:1"], capture_output=True, check=True)

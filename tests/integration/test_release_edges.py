@@ -99,12 +99,12 @@ def test_irreversible_migration_rollback_keeps_the_schema_or_restores_the_backup
         assert container_state("rc-it-irrev-app-standby") == ("running", "1.0.0")
         history = json.loads((tmp_path / "state" / "rc-it-irrev" / "releases.json").read_text())
         assert (history[-1]["version"], history[-1]["kind"], history[-1]["outcome"]) == ("1.0.0", "rollback", "failed")
-        docker_client.containers.get("rc-it-irrev-app-swap").remove()
+        docker_client.containers.get("rc-it-irrev-app-swap").remove(v=True)  # the image's VOLUME too
         proc, report = playbook(inventory, "rollback.yml")
         assert proc.returncode == 0, failures(report)
         status, health = get_json("http://127.0.0.1:%d/health" % port)
         assert status == 200 and health["version"] == "1.0.0", health
     finally:
         for leftover in docker_client.containers.list(all=True, filters={"name": "^/rc-it-irrev-app-swap$"}):
-            leftover.remove(force=True)
+            leftover.remove(force=True, v=True)
         teardown(inventory)
