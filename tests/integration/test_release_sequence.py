@@ -234,8 +234,8 @@ def test_release_sequence_serves_or_refuses(stack):
     # second read of the history, no new container. 1.1.0 was signalled to stop as -retiring, and the rollback
     # waited for it to be gone before the schema went down.
     assert not [n for n in names if n.startswith(("Start the new release", "Plan the release"))], names
-    renamed = first_index(names, "Make the standby the live release")
-    assert task_result(report, "Make the standby the live release")["changed"] is True
+    renamed = first_index(names, "Make the new release the live one")
+    assert task_result(report, "Make the new release the live one")["changed"] is True
     assert first_index(names, "Take the deploy lock") < renamed < first_index(names, "Record the release"), names
     retired = first_index(names, "Wait until the newer release has stopped")
     assert renamed < retired < first_index(names, "Migrate the schema in a one-off container to 0001"), names
