@@ -20,6 +20,8 @@ description:
   - Before the first task it loads the filter and test plugins (Ansible's and this collection's) in the
     controller's main process, so the task workers forked from it find them loaded. Without it every task that
     uses a filter loads them again in its worker (0.1-0.3 s of CPU per host and task; docs/performance.md).
+  - On a controller with fewer than four usable CPUs it turns off Mitogen's CPU pinning, which there put the
+    controller, every task worker and every module run on one CPU and kept the other for Mitogen's multiplexer.
   - The project's C(ansible.cfg) selects it; C(ANSIBLE_STRATEGY=linear) turns it off for one run.
 author:
   - Rollcall contributors (@rollcall)
@@ -76,8 +78,34 @@ except ImportError:  # Mitogen not installed: the linear strategy as it is, the 
     class StrategyModule(_PreloadMixin, LinearStrategy):
         pass
 else:
+    import os
+
+    import ansible_mitogen.affinity
     import ansible_mitogen.planner
     from ansible.collections.list import list_collection_dirs
+
+    # Mitogen pins processes to CPUs. Below four, it keeps one CPU for its connection multiplexer and puts the
+    # controller, every task worker and every module run on the others: on two CPUs, all of Ansible's own work on
+    # one of them while the multiplexer's CPU stays nearly idle (docs/decisions/mitogen.md). Unpinned, the kernel
+    # spreads them: 40 set_fact tasks on 8 hosts 4.5 -> 2.7 s, the fleet bench's re-run deploy on 8 hosts
+    # 14.0 -> 9.9 s. From four CPUs up Mitogen's layout (the multiplexer and the controller one CPU each, workers
+    # spread over the rest) is kept.
+    UNPINNED_BELOW_CPUS = 4
+
+    def usable_cpus():
+        """The CPUs this process may run on (a cpuset or taskset can allow fewer than the machine has)."""
+        try:
+            return len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):
+            return os.cpu_count() or 1
+
+    def unpin_if_small(cpus=None):
+        """Replace Mitogen's CPU pinning with its no-op policy on a machine with fewer than UNPINNED_BELOW_CPUS
+        usable CPUs; True when it did."""
+        if (usable_cpus() if cpus is None else cpus) >= UNPINNED_BELOW_CPUS:
+            return False
+        ansible_mitogen.affinity.policy = ansible_mitogen.affinity.Policy()
+        return True
 
     _collection_dirs = None
 
@@ -103,4 +131,5 @@ else:
                 # 0.45 s more than the one AnsiballZ run it would replace (docs/performance.md).
                 return LinearStrategy.run(self, iterator, play_context, *args, **kwargs)
             cache_collection_dirs()
+            unpin_if_small()
             return super().run(iterator, play_context, *args, **kwargs)

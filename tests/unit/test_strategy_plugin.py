@@ -104,3 +104,20 @@ def test_an_ad_hoc_run_is_told_from_a_playbook_run():
         print(json.dumps({"playbook": before, "ad_hoc": plugin.ad_hoc()}))
     """
     assert run(body) == {"playbook": False, "ad_hoc": True}
+
+
+def test_mitogen_pins_no_cpu_below_four():
+    """Below four usable CPUs Mitogen's pinning policy is replaced by its no-op one (on two it put the controller
+    and every worker on one CPU); from four up Mitogen's own policy stays."""
+    result = run("""
+        import ansible_mitogen.affinity
+        mitogens = ansible_mitogen.affinity.policy
+        kept = plugin.unpin_if_small(4), ansible_mitogen.affinity.policy is mitogens
+        replaced = plugin.unpin_if_small(2), type(ansible_mitogen.affinity.policy).__name__
+        print(json.dumps({"kept": kept, "replaced": replaced, "pinning": type(mitogens).__name__,
+                          "usable": plugin.usable_cpus(), "affinity": len(os.sched_getaffinity(0))}))
+    """)
+    assert result["pinning"] == "LinuxPolicy", result
+    assert result["kept"] == [False, True], result
+    assert result["replaced"] == [True, "Policy"], result
+    assert result["usable"] == result["affinity"] >= 1, result
