@@ -21,7 +21,7 @@ from .engines.mysql import MySQL
 from .engines.postgresql import PostgreSQL
 from .engines.sqlite import SQLite
 from .logaudit import duration_seconds
-from .runner import LocalRunner, RunnerError
+from .runner import LocalRunner, ReadAhead, RunnerError
 
 ENGINES = {"postgresql": PostgreSQL, "mysql": MySQL, "sqlite": SQLite, "mssql": mssql.MSSQL}
 LEVELS = ("checksum", "native", "restore")
@@ -676,15 +676,21 @@ def _run_checks(engine, checks, database):
 def _restore_checked(engine, directory, chain, key, scratch):
     """Stream the chain into ``scratch`` (one read, checked on the way); ArtifactError when a part is damaged,
     also when the tool failed first on the damaged bytes."""
-    streams = [CheckedStream(plain_stream(directory, m, key)) for m in chain]
+    # read, hashed, decrypted and decompressed a few chunks ahead of the tool, in a thread of its own (runner.ReadAhead)
+    ahead = [ReadAhead(plain_stream(directory, m, key)) for m in chain]
+    streams = [CheckedStream(chunks) for chunks in ahead]
     try:
-        engine.restore_chain(streams, scratch)
-    except (EngineError, RunnerError):
+        try:
+            engine.restore_chain(streams, scratch)
+        except (EngineError, RunnerError):
+            for stream in streams:
+                stream.finish()  # damaged input explains the tool's failure better than its own message
+            raise
         for stream in streams:
-            stream.finish()  # damaged input explains the tool's failure better than its own message
-        raise
-    for stream in streams:
-        stream.finish()
+            stream.finish()
+    finally:
+        for chunks in ahead:
+            chunks.close()
 
 
 def _current_files(manifest, files):

@@ -9,6 +9,7 @@ for the error message. ``docker.ContainerRunner`` implements the same interface 
 
 import contextlib
 import os
+import queue
 import signal
 import subprocess
 import threading
@@ -143,6 +144,71 @@ class Feeder:
         self.thread.join()
         if self.error is not None:
             raise self.error
+
+
+class ReadAhead:
+    """An iterator of byte chunks produced ``depth`` chunks ahead, in a thread of its own.
+
+    A restore's input is read, hashed, decrypted and decompressed as it streams (artifact.read_plain); done in the
+    thread that writes to the tool, the tool waits while the next chunk is made. Here the two overlap (hashing,
+    decryption, decompression and socket writes release the GIL). What the source raises (a checksum or
+    authentication error) is raised by ``next()`` in its place in the stream. At most ``depth`` chunks of at most
+    CHUNK bytes wait, so memory stays bounded. ``close()`` stops the thread (an abandoned stream) without reading
+    on. An iterator object, not a generator: an abandoned ``for`` loop does not stop it, ``close()`` does.
+    """
+
+    _END = object()
+
+    def __init__(self, chunks, depth=3):
+        self._queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._produce, args=(iter(chunks),), daemon=True)
+        self._thread.start()
+
+    def _put(self, item):
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self, chunks):
+        try:
+            for chunk in chunks:
+                for start in range(0, len(chunk), CHUNK):  # a long chunk (decompressed) waits in CHUNK pieces
+                    if not self._put((chunk[start:start + CHUNK] if len(chunk) > CHUNK else chunk, None)):
+                        return
+        except BaseException as exc:  # noqa: BLE001 - handed to the reader, raised there
+            self._put((None, exc))
+            return
+        self._put((self._END, None))
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._done:
+            raise StopIteration
+        chunk, error = self._queue.get()
+        if error is not None:
+            self._done = True
+            raise error
+        if chunk is self._END:
+            self._done = True
+            raise StopIteration
+        return chunk
+
+    def close(self):
+        """Stop producing; what was made and not read is dropped."""
+        self._done = True
+        self._stop.set()
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+        self._thread.join(timeout=5)
 
 
 def _flushed(pipe):
