@@ -677,7 +677,7 @@ def _restore_checked(engine, directory, chain, key, scratch):
     """Stream the chain into ``scratch`` (one read, checked on the way); ArtifactError when a part is damaged,
     also when the tool failed first on the damaged bytes."""
     # read, hashed, decrypted and decompressed a few chunks ahead of the tool, in a thread of its own (runner.ReadAhead)
-    ahead = [ReadAhead(plain_stream(directory, m, key)) for m in chain]
+    ahead = [ReadAhead(stream) for stream in chain_streams(directory, chain, key)]
     streams = [CheckedStream(chunks) for chunks in ahead]
     try:
         try:

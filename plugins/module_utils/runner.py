@@ -179,7 +179,7 @@ class ReadAhead:
         try:
             for chunk in chunks:
                 for start in range(0, len(chunk), CHUNK):  # a long chunk (decompressed) waits in CHUNK pieces
-                    if not self._put((chunk[start:start + CHUNK] if len(chunk) > CHUNK else chunk, None)):
+                    if not self._put((chunk[start:start + CHUNK], None)):
                         return
         except BaseException as exc:  # noqa: BLE001 - handed to the reader, raised there
             self._put((None, exc))
