@@ -73,8 +73,12 @@ class _PreloadMixin:
 
 
 try:
+    if ad_hoc():
+        # One module run: starting Mitogen (importing it, its connection multiplexer, the host's interpreter) costs
+        # more than the one AnsiballZ run it would replace (docs/performance.md), so it is not even imported.
+        raise ImportError("an ad hoc run does not use Mitogen")
     import ansible_mitogen.strategy
-except ImportError:  # Mitogen not installed: the linear strategy as it is, the plugins preloaded
+except ImportError:  # Mitogen not installed, or an ad hoc run: the linear strategy as it is (plugins preloaded)
     class StrategyModule(_PreloadMixin, LinearStrategy):
         pass
 else:
@@ -126,10 +130,6 @@ else:
 
     class StrategyModule(_PreloadMixin, ansible_mitogen.strategy.StrategyMixin, LinearStrategy):
         def run(self, iterator, play_context, *args, **kwargs):
-            if ad_hoc():
-                # One module run: starting Mitogen (its connection multiplexer, the host's interpreter) costs about
-                # 0.45 s more than the one AnsiballZ run it would replace (docs/performance.md).
-                return LinearStrategy.run(self, iterator, play_context, *args, **kwargs)
             cache_collection_dirs()
             unpin_if_small()
             return super().run(iterator, play_context, *args, **kwargs)

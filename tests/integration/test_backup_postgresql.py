@@ -292,6 +292,24 @@ def test_restore_brings_back_everything_and_keeps_a_safety_backup(pg, directory)
     assert "__rc_" not in databases
 
 
+def test_keep_old_keeps_the_replaced_database_open_and_the_next_swap_replaces_it(pg, directory):
+    """The swap is one psql session (engines/postgresql.py swap_script): with keep_old the replaced database stays,
+    taking connections, with what it held; a later restore without keep_old drops that leftover and its own old."""
+    name = backup(pg, directory)["name"]
+    before = fingerprint(pg, "sms")
+    psql(pg, "sms", "CREATE TABLE only_in_the_replaced (id int); INSERT INTO only_in_the_replaced VALUES (7)")
+    rc, result, _ = run_module("db_restore", args(pg, directory, name=name, keep_old=True, safety_backup=False))
+    assert rc == 0, result.get("msg")
+    assert result["old_kept_as"] == "sms__rc_old"
+    assert psql(pg, "sms__rc_old", "SELECT id FROM only_in_the_replaced").strip() == "7"
+    assert fingerprint(pg, "sms") == before
+    rc, result, _ = run_module("db_restore", args(pg, directory, name=name, safety_backup=False))
+    assert rc == 0, result.get("msg")
+    assert result["old_kept_as"] is None
+    databases = psql(pg, "sms", "SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database")
+    assert "__rc_" not in databases and fingerprint(pg, "sms") == before
+
+
 def test_prune_check_mode_diff_then_delete(pg, directory):
     names = []
     for stamp in ("20260101T010000Z", "20260102T010000Z", "20260103T010000Z", "20260103T020000Z"):

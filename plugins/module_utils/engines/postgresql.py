@@ -38,7 +38,12 @@ from .upkeep import PostgreSQLUpkeep
 MAINTENANCE_DB = "postgres"
 DUMP_MAGIC = b"PGDMP"
 
+# JIT off for the session first: the server would compile each count over a large table (a cost above jit_above_cost)
+# for one scan, 20-40 ms per such table on a 930 MB one (PostgreSQL 11 added JIT; older servers have no such setting).
 ROW_COUNTS_SQL = r"""
+DO $nojit$ BEGIN
+  IF current_setting('server_version_num')::int >= 110000 THEN PERFORM set_config('jit', 'off', false); END IF;
+END $nojit$;
 SELECT n.nspname || '.' || c.relname,
        (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM ONLY %I.%I', n.nspname, c.relname),
                                             false, true, '')))[1]::text
@@ -264,6 +269,30 @@ ALTER DATABASE :"s" RENAME TO :"d";
 COMMIT;
 """
 
+# The whole swap_in is one psql session (each psql is a process started in the database's container: about 0.05 s):
+# whether the live database exists (\gset, \if), then the swap above and the old database dropped or opened, or,
+# on a new server (disaster recovery) or after the database was dropped, the restored one renamed into place. The
+# session prints a mark as it passes each point (SWAP_MARKS), so a failure is told apart from one after the swap
+# committed (then the restored database is live).
+SWAP_MARKS = ("rollcall:swapping", "rollcall:swapped", "rollcall:renaming", "rollcall:renamed", "rollcall:done")
+AFTER_SWAP_SQL = {True: 'ALTER DATABASE :"old" ALLOW_CONNECTIONS true;\n',
+                  False: 'DROP DATABASE :"old" WITH (FORCE);\n'}
+
+
+RENAME_INTO_PLACE_SQL = """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+ WHERE datname = :'s' AND pid <> pg_backend_pid();
+ALTER DATABASE :"s" RENAME TO :"d";
+"""
+
+
+def swap_script(keep_old):
+    """The psql input of PostgreSQL.swap_in (keep_old: the old database stays, taking connections again)."""
+    parts = ["SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'d') AS live \\gset\n",
+             "\\if :live\n\\echo rollcall:swapping\n", SWAP_SQL, "\\echo rollcall:swapped\n",
+             AFTER_SWAP_SQL[bool(keep_old)], "\\echo rollcall:done\n",
+             "\\else\n\\echo rollcall:renaming\n", RENAME_INTO_PLACE_SQL, "\\echo rollcall:renamed\n\\endif\n"]
+    return "".join(parts)  # constants only: names and values go in as psql variables
+
 
 class _SnapshotSession:
     """The input of the psql session that exports and holds a dump's snapshot: the snapshot and row counts, then,
@@ -342,14 +371,18 @@ class PostgreSQL(PostgreSQLUpkeep, Engine):
 
     def psql(self, sql, database=None, variables=None, what="query"):
         """Run SQL (read from stdin, so psql quotes :"ident" / :'literal'); returns rows as lists of fields."""
+        result = self._psql_result(sql, database, variables)
+        if result.rc != 0:
+            self._fail(what, result)
+        return [line.split("\t") for line in result.text.splitlines() if line]
+
+    def _psql_result(self, sql, database=None, variables=None):
+        """psql's Result, whatever its exit code (psql() fails on an error)."""
         argv = ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-w"]
         for key, value in sorted((variables or {}).items()):
             argv += ["-v", "%s=%s" % (key, value)]
         argv += self._conn_args(database or self.target.database)
-        result = self.runner.run(argv, stdin=[sql.encode()], env=self._env())
-        if result.rc != 0:
-            self._fail(what, result)
-        return [line.split("\t") for line in result.text.splitlines() if line]
+        return self.runner.run(argv, stdin=[sql.encode()], env=self._env())
 
     # ---------------------------------------------------------------- introspection
     def server_version(self):
@@ -608,26 +641,22 @@ class PostgreSQL(PostgreSQLUpkeep, Engine):
 
     def swap_in(self, scratch, database, keep_old):
         old = check_database_name(database + OLD_SUFFIX, "database name")
-        if not self.database_exists(database):
-            # A new server (disaster recovery) or a dropped database: the restored one takes the name.
-            self.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :'s' "
-                      'AND pid <> pg_backend_pid();\nALTER DATABASE :"s" RENAME TO :"d";\n',
-                      MAINTENANCE_DB, {"d": database, "s": scratch}, what="renaming the restored database")
+        result = self._psql_result(swap_script(keep_old), MAINTENANCE_DB,
+                                   {"d": database, "s": scratch, "old": old, "drain": DRAIN_SECONDS})
+        marks = {line for line in result.text.splitlines() if line in SWAP_MARKS}
+        if "rollcall:renamed" in marks:  # there was no live database: the restored one took its name
             return None
-        try:
-            self.psql(SWAP_SQL, MAINTENANCE_DB, {"d": database, "s": scratch, "old": old, "drain": DRAIN_SECONDS},
-                      what="swapping in the restored database")
-        except EngineError:
-            with contextlib.suppress(EngineError):  # the live database takes connections again, as it was
-                self.psql('ALTER DATABASE :"d" ALLOW_CONNECTIONS true;', MAINTENANCE_DB, {"d": database},
-                          what="letting connections into %s again" % database)
-            raise
-        if not keep_old:
-            self.drop_database(old)
-            return None
-        self.psql('ALTER DATABASE :"old" ALLOW_CONNECTIONS true;', MAINTENANCE_DB, {"old": old},
-                  what="letting connections into %s" % old)
-        return old
+        if "rollcall:swapped" in marks:
+            # Committed: the restored database is live. When dropping (or opening) the old one failed after that,
+            # it is still there: reported as kept, and the next restore's swap drops it first.
+            return old if keep_old or "rollcall:done" not in marks or result.rc != 0 else None
+        if "rollcall:renaming" in marks:
+            self._fail("renaming the restored database", result)
+        with contextlib.suppress(EngineError):  # the live database takes connections again, as it was
+            self.psql('ALTER DATABASE :"d" ALLOW_CONNECTIONS true;', MAINTENANCE_DB, {"d": database},
+                      what="letting connections into %s again" % database)
+        self._fail("swapping in the restored database", result)
+        return None  # not reached: _fail raises
 
     def integrity_check(self, database):
         rows = self.psql(
