@@ -447,7 +447,8 @@ def verify_backup(directory, name, level, key=None, engine=None, record=True, al
                     detail += "; uploads archive lists %d entries" % len(listing.text.splitlines())
             steps.append({"level": "native", "status": native_status, "detail": detail})
         if LEVELS.index(level) >= 2 and steps[-1]["status"] == "passed":
-            steps.append(_verify_by_restore(engine, manifest, chain_streams(directory, chain, key)))
+            steps.append(_verify_by_restore(
+                engine, manifest, lambda scratch: _restore_checked(engine, directory, chain, key, scratch)))
         status = "passed" if all(s["status"] == "passed" for s in steps) and len(steps) == LEVELS.index(level) + 1 \
             else "failed"
     except ERRORS as exc:
@@ -491,13 +492,15 @@ def _chain_problem(engine, chain):
     return None
 
 
-def _verify_by_restore(engine, manifest, streams):
+def _verify_by_restore(engine, manifest, restore):
+    """The restore level: ``restore(scratch)`` (_restore_checked: the same checked, read-ahead stream as a restore),
+    then the row counts and the engine's integrity check; the scratch database is dropped whatever happened."""
     scratch = engine.scratch_name(database_of(engine))
     try:
         engine.drop_database(scratch)
         live = database_of(engine)
         engine.create_database(scratch, like=live if engine.database_exists(live) else None)
-        engine.restore_chain(streams, scratch)
+        restore(scratch)
         problems = compare_counts(manifest["row_counts"], engine.row_counts(scratch))
         integrity, detail = engine.integrity_check(scratch)
         if problems:
