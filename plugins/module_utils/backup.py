@@ -497,9 +497,8 @@ def _verify_by_restore(engine, manifest, restore):
     then the row counts and the engine's integrity check; the scratch database is dropped whatever happened."""
     scratch = engine.scratch_name(database_of(engine))
     try:
-        engine.drop_database(scratch)
         live = database_of(engine)
-        engine.create_database(scratch, like=live if engine.database_exists(live) else None)
+        engine.recreate_database(scratch, like=live if engine.database_exists(live) else None)
         restore(scratch)
         problems = compare_counts(manifest["row_counts"], engine.row_counts(scratch))
         integrity, detail = engine.integrity_check(scratch)
