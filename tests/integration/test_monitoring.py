@@ -168,7 +168,7 @@ def test_check_mode_starts_nothing(stack, docker_client):
     tmp, textfile_dir = stack
     out = playbook(tmp, textfile_dir, check=True)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
-    names = {c.name for c in docker_client.containers.list(all=True)}
+    names = {name.lstrip("/") for row in docker_client.api.containers(all=True) for name in row["Names"]}
     assert not names & set(CONTAINERS)
 
 

@@ -113,8 +113,11 @@ def manifests(stack):
 def snapshot(stack):
     """Everything a refused or check-mode run must leave as it was."""
     client = docker.from_env()
-    containers = sorted((c.name, c.id, c.status) for c in client.containers.list(all=True)
-                        if c.name.startswith(PROJECT))
+    # The list call's own rows, filtered by the engine: inspecting every container on a shared engine races with
+    # other tests removing theirs (a 404 for a container that was listed a moment before).
+    containers = sorted((row["Names"][0].lstrip("/"), row["Id"], row["State"])
+                        for row in client.api.containers(all=True, filters={"name": "^/" + PROJECT})
+                        if row["Names"] and row["Names"][0].lstrip("/").startswith(PROJECT))
     state = {name: (stack["state"] / name).read_bytes() for name in ("releases.json", "audit.jsonl")
              if (stack["state"] / name).exists()}
     return {"containers": containers, "revision": revision(), "state": state,
@@ -141,11 +144,15 @@ def app_errors(_stack):
     explained: the lines with an error, a traceback or a 5xx status, from every container of the stack)."""
     lines = []
     client = docker.from_env()
-    for container in client.containers.list(all=True):
-        if not container.name.startswith(PROJECT):
+    for row in client.api.containers(all=True, filters={"name": "^/" + PROJECT}):
+        name = row["Names"][0].lstrip("/") if row["Names"] else ""
+        if not name.startswith(PROJECT):
             continue
-        text = container.logs(tail=400, timestamps=True).decode("utf-8", "replace").splitlines()
-        lines += ["%s: %s" % (container.name, line) for line in text
+        try:
+            text = client.api.logs(row["Id"], tail=400, timestamps=True).decode("utf-8", "replace").splitlines()
+        except docker.errors.NotFound:  # removed since it was listed (a standby the playbook replaced)
+            continue
+        lines += ["%s: %s" % (name, line) for line in text
                   if any(mark in line for mark in ('"level": "error"', '"status": 5', "Traceback", "ERROR", "FATAL"))]
     return lines[-40:]
 
