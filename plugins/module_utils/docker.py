@@ -222,6 +222,12 @@ class ContainerRunner(Runner):
             if lost is None and info.get("Running"):
                 lost = "the output stream ended while the command still ran"  # the connection was cut under us
             if lost is None and feeder is not None:
+                if feeder.thread.is_alive():
+                    # The command ended without reading all of its input (pg_restore refusing an archive's header,
+                    # a client that could not log in): the engine reads this connection no more, so a write
+                    # waiting for room would wait forever. Closing our end ends that write (BrokenPipeError).
+                    with contextlib.suppress(OSError):
+                        raw.shutdown(socket.SHUT_RDWR)
                 feeder.finish()
         except BaseException:
             self._stop(tail.pid, user)

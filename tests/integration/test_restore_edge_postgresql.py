@@ -2,6 +2,7 @@
 15-19): restore into an absent database, database-level properties, materialized views, SIGTERM or a killed
 container mid-dump. One server (rc-b-pg-*) for the whole module; each test works in its own database."""
 
+import hashlib
 import json
 import os
 import signal
@@ -159,6 +160,32 @@ def test_stale_and_unpopulated_materialized_views_back_up_verify_and_restore(pg,
     populated = psql(pg, "mv_db", "SELECT string_agg(relname || '=' || relispopulated, ',' ORDER BY relname) "
                                   "FROM pg_class WHERE relkind = 'm'").strip()
     assert populated == "fresh_then_stale=true,never_filled=false"
+
+
+# ------------------------------------------------------------------ a tool that stops reading its input at once
+def test_a_restore_whose_archive_pg_restore_refuses_at_once_fails_and_does_not_hang(pg, directory):
+    """pg_restore refuses an archive by its header (here 8 MiB that are not an archive, checksummed in the
+    manifest as a plain backup without a key is) and exits without reading the rest. The container runner used to
+    wait forever for room to write the rest: the engine no longer reads the exec's connection once the command
+    ended. Now the restore fails at once, saying why, and leaves no scratch database."""
+    psql(pg, "postgres", "DROP DATABASE IF EXISTS refused_db")
+    psql(pg, "postgres", "CREATE DATABASE refused_db")
+    psql(pg, "refused_db", "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t SELECT generate_series(1, 10)")
+    made = backup(pg, directory, database="refused_db")
+    manifest_path = directory / (made["name"] + ".manifest.json")
+    manifest = json.loads(manifest_path.read_text())
+    garbage = b"not an archive, " * (512 * 1024)
+    (directory / manifest["data"]["file"]).write_bytes(garbage)
+    manifest["data"].update(sha256=hashlib.sha256(garbage).hexdigest(), size=len(garbage), dump_size=len(garbage))
+    manifest_path.write_text(json.dumps(manifest))
+    before = databases(pg)
+    started = time.monotonic()
+    rc, result, _ = run_module("db_restore", args(pg, directory, database="refused_db", name=made["name"],
+                                                  safety_backup=False), timeout=120)
+    assert rc != 0 and time.monotonic() - started < 60, result
+    assert "pg_restore" in result["msg"] and "valid archive" in result["msg"], result["msg"]
+    assert databases(pg) == before  # no scratch database left, the live one still there
+    assert psql(pg, "refused_db", "SELECT count(*) FROM t").strip() == "10"
 
 
 # ------------------------------------------------------------------ items 18 and 19: interrupted backups
