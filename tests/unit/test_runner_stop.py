@@ -2,6 +2,7 @@
 interrupted (issue 9, items 18 and 19). The container runner is driven through a fake Docker API."""
 
 import os
+import threading
 import time
 
 import pytest
@@ -199,6 +200,42 @@ def test_a_failure_without_stderr_is_explained(monkeypatch):
     monkeypatch.setattr(docker_runner.time, "sleep", lambda s: None)
     result = runner.run(["mysqldump"])
     assert result.rc == 137 and result.stderr == "mysqldump was killed by SIGKILL (exit code 137)"
+
+
+class EngineStoppedReading(FakeSocket):
+    """The exec's connection once the command ended without reading all of its input: the engine reads no more,
+    so a write waits for room until our end is shut down (then the kernel says EPIPE)."""
+
+    def __init__(self):
+        self.shut = threading.Event()
+        self.sent = 0
+
+    def sendall(self, data):
+        if self.sent >= 64 * 1024:  # the socket buffers are full
+            self.shut.wait()
+            raise BrokenPipeError(32, "Broken pipe")
+        self.sent += len(data)
+
+    def shutdown(self, how):
+        self.shut.set()
+
+
+def test_a_command_that_stops_reading_its_input_does_not_hang_the_run(monkeypatch):
+    sock = EngineStoppedReading()
+    api = FakeAPI([], inspect={"Running": False, "ExitCode": 1})
+    api.exec_start = lambda exec_id, socket=False: sock
+    runner = fake_runner(monkeypatch, api, [(2, b"rollcall-pid 7\n"),
+                                            (2, b"pg_restore: error: input file does not appear to be a valid "
+                                                b"archive\n")])
+    monkeypatch.setattr(docker_runner.time, "sleep", lambda s: None)
+    outcome = {}
+    worker = threading.Thread(target=lambda: outcome.update(result=runner.run(
+        ["pg_restore"], stdin=(b"x" * 1024 * 1024 for _ in range(8)))), daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "the run still waits to write input the command will never read"
+    assert outcome["result"].rc == 1 and "valid archive" in outcome["result"].stderr
+    assert sock.shut.is_set() and not stops(api)
 
 
 def test_a_tool_error_line_gets_what_the_runner_knows_once():
