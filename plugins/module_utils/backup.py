@@ -495,9 +495,9 @@ def _chain_problem(engine, chain):
 def _verify_by_restore(engine, manifest, restore):
     """The restore level: ``restore(scratch)`` (_restore_checked: the same checked, read-ahead stream as a restore),
     then the row counts and the engine's integrity check; the scratch database is dropped whatever happened."""
-    scratch = engine.scratch_name(database_of(engine))
+    live = database_of(engine)
+    scratch = engine.scratch_name(live)
     try:
-        live = database_of(engine)
         engine.recreate_database(scratch, like=live if engine.database_exists(live) else None)
         restore(scratch)
         problems = compare_counts(manifest["row_counts"], engine.row_counts(scratch))

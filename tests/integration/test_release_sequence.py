@@ -110,14 +110,18 @@ def manifests(stack):
     return dict(sorted(found.items(), key=lambda item: item[1]["finished_at"]))
 
 
+def stack_containers(client):
+    """(name, row) for every container of the stack, from the engine's list call filtered by name. Not
+    ``containers.list``: it inspects every container it listed, which races with other tests removing theirs on the
+    shared engine (a 404 for a container listed a moment before)."""
+    return [(row["Names"][0].lstrip("/"), row)
+            for row in client.api.containers(all=True, filters={"name": "^/" + PROJECT})]
+
+
 def snapshot(stack):
     """Everything a refused or check-mode run must leave as it was."""
     client = docker.from_env()
-    # The list call's own rows, filtered by the engine: inspecting every container on a shared engine races with
-    # other tests removing theirs (a 404 for a container that was listed a moment before).
-    containers = sorted((row["Names"][0].lstrip("/"), row["Id"], row["State"])
-                        for row in client.api.containers(all=True, filters={"name": "^/" + PROJECT})
-                        if row["Names"] and row["Names"][0].lstrip("/").startswith(PROJECT))
+    containers = sorted((name, row["Id"], row["State"]) for name, row in stack_containers(client))
     state = {name: (stack["state"] / name).read_bytes() for name in ("releases.json", "audit.jsonl")
              if (stack["state"] / name).exists()}
     return {"containers": containers, "revision": revision(), "state": state,
@@ -144,10 +148,7 @@ def app_errors(_stack):
     explained: the lines with an error, a traceback or a 5xx status, from every container of the stack)."""
     lines = []
     client = docker.from_env()
-    for row in client.api.containers(all=True, filters={"name": "^/" + PROJECT}):
-        name = row["Names"][0].lstrip("/") if row["Names"] else ""
-        if not name.startswith(PROJECT):
-            continue
+    for name, row in stack_containers(client):
         try:
             text = client.api.logs(row["Id"], tail=400, timestamps=True).decode("utf-8", "replace").splitlines()
         except docker.errors.NotFound:  # removed since it was listed (a standby the playbook replaced)
