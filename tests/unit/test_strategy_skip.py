@@ -1,0 +1,152 @@
+"""plugins/strategy/rollcall_linear.py: a task whose ``when`` is false is skipped in the controller's process, without
+forking a task worker, and the run is the same as with Ansible's linear strategy: the same results, the same
+registered values, the same failures, the same output for no_log tasks.
+
+Each case runs the same playbook twice, with ``rollcall_linear`` and with ``linear``, through ansible-playbook and the
+json callback, and compares every host's result of every task."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PLAYBOOK = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+
+TASKS = """
+- name: A false condition
+  ansible.builtin.debug: {msg: one}
+  when: flag
+  register: r_false
+- name: A true condition runs
+  ansible.builtin.set_fact: {ran: true}
+  when: not flag
+- name: False on one host only
+  ansible.builtin.debug: {msg: per host}
+  when: inventory_hostname == 'h1'
+  register: r_host
+- name: A list of conditions, the second false
+  ansible.builtin.debug: {msg: list}
+  when: [not flag, flag]
+  register: r_list
+- name: A no_log task that is skipped
+  ansible.builtin.debug: {msg: "{{ secret_thing }}"}
+  when: flag
+  no_log: true
+  register: r_nolog
+- name: A condition on a connection variable (the worker decides)
+  ansible.builtin.debug: {msg: conn}
+  when: ansible_host is not defined
+  register: r_conn
+- name: A loop (the worker decides per item)
+  ansible.builtin.debug: {msg: "{{ item }}"}
+  loop: [1, 2]
+  when: item > 1
+  register: r_loop
+- name: An undefined variable in the condition fails as before
+  ansible.builtin.debug: {msg: x}
+  when: nope_undefined
+  ignore_errors: true
+  register: r_undef
+- name: run_once and false
+  ansible.builtin.debug: {msg: once}
+  run_once: true
+  when: flag
+  register: r_once
+- name: A skipped include
+  ansible.builtin.include_tasks: inc.yml
+  when: flag
+- name: An include that runs
+  ansible.builtin.include_tasks: inc.yml
+  when: not flag
+- name: Check mode in the condition
+  ansible.builtin.debug: {msg: check}
+  when: ansible_check_mode
+  register: r_check
+- name: Delegated and false
+  ansible.builtin.debug: {msg: delegated}
+  delegate_to: h2
+  when: flag
+  register: r_delegated
+- name: The registered values
+  ansible.builtin.debug:
+    msg: "{{ {'false': r_false, 'host': r_host, 'list': r_list, 'nolog': r_nolog, 'conn': r_conn, 'loop': r_loop,
+              'undef': r_undef, 'once': r_once, 'check': r_check, 'delegated': r_delegated,
+              'included': included | default('no')} }}"
+"""
+
+
+def run(tmp_path, strategy, *extra):
+    (tmp_path / "inc.yml").write_text("- name: Included\n  ansible.builtin.set_fact: {included: yes}\n")
+    (tmp_path / "play.yml").write_text(
+        "- hosts: all\n  gather_facts: false\n  vars: {flag: false, secret_thing: s3cr3t-value}\n  tasks:\n"
+        + textwrap.indent(TASKS, "    "))
+    (tmp_path / "hosts.yml").write_text(json.dumps({"all": {"hosts": {"h1": {}, "h2": {}}, "vars": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}))
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_STRATEGY=strategy,
+               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+    proc = subprocess.run([PLAYBOOK, "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml"), *extra],
+                          cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300, check=False)
+    document = json.loads(proc.stdout[proc.stdout.index("{"):])
+    # the json callback lists a task once per host for a strategy it does not know to run hosts in lockstep
+    tasks = []
+    for task in document["plays"][0]["tasks"]:
+        if tasks and tasks[-1][0] == task["task"]["name"]:
+            tasks[-1][1].update(task["hosts"])
+        else:
+            tasks.append((task["task"]["name"], dict(task["hosts"])))
+    return proc.returncode, tasks, proc.stdout + proc.stderr
+
+
+def comparable(tasks):
+    """The results without what differs between any two runs (timestamps, durations)."""
+    def clean(value):
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items() if k not in ("duration", "start", "end", "delta")}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+    return [(name, clean(hosts)) for name, hosts in tasks]
+
+
+@pytest.mark.parametrize("extra", [(), ("--check",)], ids=["run", "check-mode"])
+def test_skipping_in_the_controller_gives_the_run_the_linear_strategy_gives(tmp_path, extra):
+    rc_ours, ours, out_ours = run(tmp_path, "rollcall_linear", *extra)
+    rc_linear, linear, _ = run(tmp_path, "linear", *extra)
+    assert rc_ours == rc_linear == 0, out_ours[-3000:]
+    assert comparable(ours) == comparable(linear)
+    assert "s3cr3t-value" not in out_ours
+    by_name = dict(ours)
+    registered = by_name["The registered values"]["h1"]["msg"]
+    assert registered["false"]["skipped"] is True and registered["false"]["false_condition"] == "flag"
+    assert registered["list"]["false_condition"] == "flag"
+    assert registered["once"]["skipped"] is True
+    assert registered["included"] is True
+    assert registered["check"].get("skipped", False) is (not extra)
+    assert by_name["False on one host only"]["h2"]["skipped"] is True
+    assert "skipped" not in by_name["False on one host only"]["h1"]
+    assert by_name["A no_log task that is skipped"]["h1"]["censored"].startswith("the output has been hidden")
+    assert by_name["An undefined variable in the condition fails as before"]["h1"]["failed"] is True
+    assert "nope_undefined" in by_name["An undefined variable in the condition fails as before"]["h1"]["msg"]
+
+
+def test_a_task_skipped_on_every_host_forks_no_worker(tmp_path):
+    (tmp_path / "play.yml").write_text("- hosts: all\n  gather_facts: false\n  tasks:\n" + "".join(
+        "    - name: Skipped %d\n      ansible.builtin.debug: {msg: x}\n      when: inventory_hostname == 'h9'\n" % n
+        for n in range(10)) + "    - name: Runs\n      ansible.builtin.debug: {msg: y}\n")
+    (tmp_path / "hosts.yml").write_text(json.dumps({"all": {"hosts": {"h1": {}, "h2": {}}, "vars": {
+        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}))
+    counts = {}
+    for strategy in ("rollcall_linear", "linear"):
+        env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_STRATEGY=strategy,
+                   ANSIBLE_DEBUG="1")
+        proc = subprocess.run([PLAYBOOK, "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml")],
+                              cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+        assert proc.stdout.count("skipping: [h") == 20
+        counts[strategy] = (proc.stdout + proc.stderr).count("worker is ")
+    # linear forks a worker for each host and task (11 tasks, 2 hosts); ours only for the task that runs
+    assert counts == {"rollcall_linear": 2, "linear": 22}
