@@ -79,7 +79,15 @@ TASKS = """
 """
 
 
-def run(tmp_path, strategy, *extra):
+def without_mitogen(tmp_path):
+    """A PYTHONPATH on which ``import ansible_mitogen`` fails, as in an execution environment without Mitogen."""
+    shim = tmp_path / "no-mitogen" / "ansible_mitogen"
+    shim.mkdir(parents=True, exist_ok=True)
+    (shim / "__init__.py").write_text("raise ImportError('Mitogen is not installed here')\n")
+    return str(shim.parent)
+
+
+def run(tmp_path, strategy, *extra, pythonpath=None):
     (tmp_path / "inc.yml").write_text("- name: Included\n  ansible.builtin.set_fact: {included: yes}\n")
     (tmp_path / "play.yml").write_text(
         "- hosts: all\n  gather_facts: false\n  vars: {flag: false, secret_thing: s3cr3t-value}\n  tasks:\n"
@@ -88,6 +96,8 @@ def run(tmp_path, strategy, *extra):
         "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}))
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_STRATEGY=strategy,
                ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
     proc = subprocess.run([PLAYBOOK, "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml"), *extra],
                           cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300, check=False)
     document = json.loads(proc.stdout[proc.stdout.index("{"):])
@@ -112,9 +122,11 @@ def comparable(tasks):
     return [(name, clean(hosts)) for name, hosts in tasks]
 
 
+@pytest.mark.parametrize("mitogen", [True, False], ids=["mitogen", "no-mitogen"])
 @pytest.mark.parametrize("extra", [(), ("--check",)], ids=["run", "check-mode"])
-def test_skipping_in_the_controller_gives_the_run_the_linear_strategy_gives(tmp_path, extra):
-    rc_ours, ours, out_ours = run(tmp_path, "rollcall_linear", *extra)
+def test_skipping_in_the_controller_gives_the_run_the_linear_strategy_gives(tmp_path, extra, mitogen):
+    rc_ours, ours, out_ours = run(tmp_path, "rollcall_linear", *extra,
+                                  pythonpath=None if mitogen else without_mitogen(tmp_path))
     rc_linear, linear, _ = run(tmp_path, "linear", *extra)
     assert rc_ours == rc_linear == 0, out_ours[-3000:]
     assert comparable(ours) == comparable(linear)
@@ -140,13 +152,19 @@ def test_a_task_skipped_on_every_host_forks_no_worker(tmp_path):
     (tmp_path / "hosts.yml").write_text(json.dumps({"all": {"hosts": {"h1": {}, "h2": {}}, "vars": {
         "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}))
     counts = {}
-    for strategy in ("rollcall_linear", "linear"):
+    for strategy, pythonpath in (("rollcall_linear", None), ("rollcall_linear", without_mitogen(tmp_path)),
+                                 ("linear", None)):
         env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_STRATEGY=strategy,
                    ANSIBLE_DEBUG="1")
+        if pythonpath:
+            env["PYTHONPATH"] = pythonpath
         proc = subprocess.run([PLAYBOOK, "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml")],
                               cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300, check=False)
-        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+        output = proc.stdout + proc.stderr
+        assert proc.returncode == 0, output[-3000:]
         assert proc.stdout.count("skipping: [h") == 20
-        counts[strategy] = (proc.stdout + proc.stderr).count("worker is ")
+        key = strategy + (" without Mitogen" if pythonpath else "")
+        counts[key] = output.count("worker is ")
+        assert ("mitogen" in output.lower()) is (key == "rollcall_linear")  # Ansible's debug lines name it when used
     # linear forks a worker for each host and task (11 tasks, 2 hosts); ours only for the task that runs
-    assert counts == {"rollcall_linear": 2, "linear": 22}
+    assert counts == {"rollcall_linear": 2, "rollcall_linear without Mitogen": 2, "linear": 22}
