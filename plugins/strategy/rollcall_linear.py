@@ -22,9 +22,9 @@ description:
     uses a filter loads them again in its worker (0.1-0.3 s of CPU per host and task; docs/performance.md).
   - A task whose C(when) is false on a host is skipped in the controller's main process, with the same result,
     registered value and output as the linear strategy gives, instead of forking a task worker to find out
-    (about 5-10 ms of CPU per host and task; docs/performance.md). The worker still decides for a task with a loop
-    or C(delegate_to), a condition that names a connection variable (C(ansible_host), C(ansible_user), ...) or
-    fails or warns when evaluated.
+    (about 5-10 ms of CPU per host and task; docs/performance.md). The condition sees the variables it sees in the
+    worker, the connection variables the play context adds included. The worker still decides for a task with a
+    loop or C(delegate_to), and a condition that fails or warns when evaluated.
   - On a controller with fewer than four usable CPUs it turns off Mitogen's CPU pinning, which there put the
     controller, every task worker and every module run on one CPU and kept the other for Mitogen's multiplexer.
   - The project's C(ansible.cfg) selects it; C(ANSIBLE_STRATEGY=linear) turns it off for one run.
@@ -34,7 +34,6 @@ version_added: 1.0.0
 """
 
 import contextlib
-import re
 
 from ansible import constants as C
 from ansible import context
@@ -82,25 +81,28 @@ class _PreloadMixin:
         return super().run(iterator, play_context, *args, **kwargs)
 
 
-# Variables the task worker adds from the connection settings before it evaluates ``when`` (PlayContext.update_vars)
-# and a delegation's: a condition naming one is left to the worker.
-WORKER_ONLY_NAMES = frozenset(name for names in C.MAGIC_VARIABLE_MAPPING.values() for name in names) | {
-    "ansible_delegated_vars", "ansible_loop", "ansible_loop_var", "ansible_index_var", "item"}
-NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+def skipped_here(task, task_vars, host, play_context, loader):
+    """The result a task worker would return for ``task`` on ``host`` when its ``when`` is false, or None when the
+    worker must decide (no ``when``, a loop, a delegation, an error or a warning while evaluating it). Evaluated
+    here, in the controller's process, a skip costs no forked worker.
 
-
-def skipped_here(task, task_vars):
-    """The result a task worker would return for ``task`` on a host whose ``when`` is false, or None when the worker
-    must decide (no ``when``, a loop, a delegation, a condition that names a connection variable, an error or a
-    warning while evaluating it). Evaluated here, in the controller's process, a skip costs no forked worker."""
+    The condition sees what it sees in the worker (TaskExecutor): the task's variables, the search path, and the
+    connection variables the play context adds (``ansible_connection`` set by ``-c``, ``ansible_host``, ...)."""
     when = task.when
     if not when or task.loop is not None or task.loop_with or task.delegate_to or task.action in C._ACTION_META:
         return None
-    for item in when:
-        if not isinstance(item, str) or WORKER_ONLY_NAMES.intersection(NAME.findall(item)):
-            return None
-    variables = dict(task_vars)
     try:
+        variables = dict(task_vars)
+        search_path = task.get_search_path()
+        if loader.get_basedir() not in search_path:
+            search_path.append(loader.get_basedir())
+        variables["ansible_search_path"] = search_path
+        templar = TemplateEngine(loader=loader, variables=variables)
+        connection = play_context.set_task_and_variable_override(task=task, variables=variables, templar=templar)
+        connection.post_validate(templar=templar)
+        if not connection.remote_addr:
+            connection.remote_addr = host.address
+        connection.update_vars(variables)
         with _display_utils.DeferredWarningContext(variables=variables) as warnings:
             result_context = {}
             if task._resolve_conditional(when, variables, result_context=result_context):
@@ -108,7 +110,7 @@ def skipped_here(task, task_vars):
         if warnings.get_warnings() or warnings.get_deprecation_warnings():
             return None
         result = dict(changed=False, skipped=True, skip_reason="Conditional result was False") | result_context
-        task.update_result_no_log(TemplateEngine(task._loader, variables=variables), result)
+        task.update_result_no_log(TemplateEngine(loader=loader, variables=variables), result)
         return result
     except Exception:  # pylint: disable=broad-exception-caught  # the worker evaluates it again and reports it
         return None
@@ -116,7 +118,7 @@ def skipped_here(task, task_vars):
 
 class _SkipHereMixin:
     def _queue_task(self, host, task, task_vars, play_context):
-        result = skipped_here(task, task_vars)
+        result = skipped_here(task, task_vars, host, play_context, self._loader)
         if result is None:
             return super()._queue_task(host, task, task_vars, play_context)
         self._queued_task_cache[(host.name, task._uuid)] = {

@@ -41,6 +41,13 @@ TASKS = """
   ansible.builtin.debug: {msg: conn}
   when: ansible_host is not defined
   register: r_conn
+- name: A variable built from a connection variable that -c sets (the worker adds it; so must the controller)
+  ansible.builtin.debug: {msg: local}
+  when: not conn_is_local
+  register: r_conn_var
+- name: The same, true
+  ansible.builtin.set_fact: {conn_var_ran: true}
+  when: conn_is_local
 - name: A loop (the worker decides per item)
   ansible.builtin.debug: {msg: "{{ item }}"}
   loop: [1, 2]
@@ -75,7 +82,8 @@ TASKS = """
   ansible.builtin.debug:
     msg: "{{ {'false': r_false, 'host': r_host, 'list': r_list, 'nolog': r_nolog, 'conn': r_conn, 'loop': r_loop,
               'undef': r_undef, 'once': r_once, 'check': r_check, 'delegated': r_delegated,
-              'included': included | default('no')} }}"
+              'included': included | default('no'), 'conn_var': r_conn_var,
+              'conn_var_ran': conn_var_ran | default(false)} }}"
 """
 
 
@@ -90,15 +98,18 @@ def without_mitogen(tmp_path):
 def run(tmp_path, strategy, *extra, pythonpath=None):
     (tmp_path / "inc.yml").write_text("- name: Included\n  ansible.builtin.set_fact: {included: yes}\n")
     (tmp_path / "play.yml").write_text(
-        "- hosts: all\n  gather_facts: false\n  vars: {flag: false, secret_thing: s3cr3t-value}\n  tasks:\n"
+        "- hosts: all\n  gather_facts: false\n  vars: {flag: false, secret_thing: s3cr3t-value,\n"
+        "    conn_is_local: \"{{ ansible_connection | default('ssh') == 'local' }}\"}\n  tasks:\n"
         + textwrap.indent(TASKS, "    "))
+    # the connection comes from -c, as a controller's command line gives it: it is no inventory variable
     (tmp_path / "hosts.yml").write_text(json.dumps({"all": {"hosts": {"h1": {}, "h2": {}}, "vars": {
-        "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}))
+        "ansible_python_interpreter": sys.executable}}}))
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), ANSIBLE_STRATEGY=strategy,
                ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
-    proc = subprocess.run([PLAYBOOK, "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml"), *extra],
+    proc = subprocess.run([PLAYBOOK, "-c", "local", "-i", str(tmp_path / "hosts.yml"), str(tmp_path / "play.yml"),
+                           *extra],
                           cwd=str(tmp_path), env=env, capture_output=True, text=True, timeout=300, check=False)
     document = json.loads(proc.stdout[proc.stdout.index("{"):])
     # the json callback lists a task once per host for a strategy it does not know to run hosts in lockstep
@@ -138,6 +149,7 @@ def test_skipping_in_the_controller_gives_the_run_the_linear_strategy_gives(tmp_
     assert registered["once"]["skipped"] is True
     assert registered["included"] is True
     assert registered["check"].get("skipped", False) is (not extra)
+    assert registered["conn_var"]["skipped"] is True and registered["conn_var_ran"] is True
     assert by_name["False on one host only"]["h2"]["skipped"] is True
     assert "skipped" not in by_name["False on one host only"]["h1"]
     assert by_name["A no_log task that is skipped"]["h1"]["censored"].startswith("the output has been hidden")
