@@ -375,6 +375,34 @@ def restart(container, docker_host=None, timeout=60):
         raise RunnerError("cannot restart %s: %s" % (container, exc.explanation or exc)) from None
 
 
+# How long a network's removal is retried while the engine still counts an endpoint of a container just removed
+# (Docker releases a removed container's endpoint after the remove call returned; under load that takes a moment).
+NETWORK_RELEASE_S = 10.0
+
+
+def remove_network(net, wait=None):
+    """Disconnect the endpoints ``net`` still has, then remove it; while the engine answers that it has active
+    endpoints, read them again and retry for up to ``wait`` seconds (NETWORK_RELEASE_S). Gone already is fine."""
+    deadline = time.monotonic() + (NETWORK_RELEASE_S if wait is None else wait)
+    while True:
+        for endpoint in (net.attrs.get("Containers") or {}):
+            with contextlib.suppress(docker.errors.APIError):
+                net.disconnect(endpoint, force=True)
+        try:
+            net.remove()
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if "active endpoints" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.25)
+        try:
+            net.reload()
+        except docker.errors.NotFound:
+            return
+
+
 def remove_stack(containers, volumes=(), network=None, docker_host=None, check_mode=False, stop_timeout=None):
     """Remove a stack's containers (in the order given: stopped gracefully first, then removed with their anonymous
     volumes), its network (its remaining endpoints disconnected first) and its named volumes, in one connection;
@@ -410,11 +438,7 @@ def remove_stack(containers, volumes=(), network=None, docker_host=None, check_m
         if net is not None:
             removed["network"] = network
             if not check_mode:
-                for endpoint in (net.attrs.get("Containers") or {}):
-                    with contextlib.suppress(docker.errors.APIError):
-                        net.disconnect(endpoint, force=True)
-                with contextlib.suppress(docker.errors.NotFound):
-                    net.remove()
+                remove_network(net)
     for name in volumes:
         volume = get(api.volumes, name)
         if volume is None:

@@ -25,14 +25,22 @@ class FakeContainer:
 
 
 class FakeNetwork:
-    def __init__(self, log, name, endpoints):
-        self.log, self.name = log, name
+    def __init__(self, log, name, endpoints, busy=0):
+        self.log, self.name, self.busy = log, name, busy
         self.attrs = {"Containers": {e: {} for e in endpoints}}
 
     def disconnect(self, endpoint, force):
         self.log.append(("disconnect", self.name, endpoint, force))
 
+    def reload(self):
+        self.log.append(("reload network", self.name))
+
     def remove(self):
+        if self.busy:  # the engine has not released an endpoint of a container removed just before
+            self.busy -= 1
+            self.log.append(("remove network refused", self.name))
+            raise docker.errors.APIError("error while removing network: network %s id 0123 has active endpoints"
+                                         % self.name)
         self.log.append(("remove network", self.name))
 
 
@@ -82,6 +90,25 @@ def test_removes_in_order_stops_running_ones_gracefully_and_skips_what_is_not_th
         ("stop", "p-db", 30), ("remove", "p-db", True, True),        # its own stop timeout
         ("disconnect", "p-net", "leftover-endpoint", True), ("remove network", "p-net"),
         ("remove volume", "p-dbdata", True)]
+
+
+def test_a_network_the_engine_still_counts_an_endpoint_in_is_removed_once_it_is_released(fake, monkeypatch):
+    monkeypatch.setattr(dockerlib.time, "sleep", lambda seconds: None)
+    api = fake(containers=[("p-app", "exited")], networks=[("p-net", [], 2)])
+    removed = dockerlib.remove_stack(["p-app"], [], "p-net")
+    assert removed["network"] == "p-net"
+    assert api.log == [("remove", "p-app", True, True),
+                       ("remove network refused", "p-net"), ("reload network", "p-net"),
+                       ("remove network refused", "p-net"), ("reload network", "p-net"),
+                       ("remove network", "p-net")]
+
+
+def test_a_network_that_stays_busy_fails_after_the_wait(fake, monkeypatch):
+    monkeypatch.setattr(dockerlib.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(dockerlib, "NETWORK_RELEASE_S", 0.0)
+    fake(networks=[("p-net", [], 5)])
+    with pytest.raises(docker.errors.APIError, match="active endpoints"):
+        dockerlib.remove_stack([], [], "p-net")
 
 
 def test_check_mode_lists_and_changes_nothing(fake):
