@@ -378,11 +378,16 @@ def restart(container, docker_host=None, timeout=60):
 # How long a network's removal is retried while the engine still counts an endpoint of a container just removed
 # (Docker releases a removed container's endpoint after the remove call returned; under load that takes a moment).
 NETWORK_RELEASE_S = 10.0
+ENGINE_HOLDS_NETWORK = ("the Docker engine still counts an endpoint on network %s although no container is attached "
+                        "(an engine bug; restarting the engine clears it): the network stays, empty; a deploy of "
+                        "the same project uses it again")
 
 
 def remove_network(net, wait=None):
     """Disconnect the endpoints ``net`` still has, then remove it; while the engine answers that it has active
-    endpoints, read them again and retry for up to ``wait`` seconds (NETWORK_RELEASE_S). Gone already is fine."""
+    endpoints, read them again and retry for up to ``wait`` seconds (NETWORK_RELEASE_S). Returns None when the
+    network is gone; the reason it stays (ENGINE_HOLDS_NETWORK) when, after the wait, the engine still refuses
+    although no container is attached to it. Any other refusal is raised."""
     deadline = time.monotonic() + (NETWORK_RELEASE_S if wait is None else wait)
     while True:
         for endpoint in (net.attrs.get("Containers") or {}):
@@ -390,17 +395,21 @@ def remove_network(net, wait=None):
                 net.disconnect(endpoint, force=True)
         try:
             net.remove()
-            return
+            return None
         except docker.errors.NotFound:
-            return
+            return None
         except docker.errors.APIError as exc:
-            if "active endpoints" not in str(exc) or time.monotonic() >= deadline:
+            if "active endpoints" not in str(exc):
                 raise
+            if time.monotonic() >= deadline:
+                if net.attrs.get("Containers"):
+                    raise
+                return ENGINE_HOLDS_NETWORK % net.name
         time.sleep(0.25)
         try:
             net.reload()
         except docker.errors.NotFound:
-            return
+            return None
 
 
 def remove_stack(containers, volumes=(), network=None, docker_host=None, check_mode=False, stop_timeout=None):
@@ -408,7 +417,7 @@ def remove_stack(containers, volumes=(), network=None, docker_host=None, check_m
     volumes), its network (its remaining endpoints disconnected first) and its named volumes, in one connection;
     what is not there is fine. ``stop_timeout``: seconds before SIGKILL (default: each container's own stop
     timeout, else Docker's 10 s). Returns {"containers", "network", "volumes"}: what was (or, in check mode,
-    would be) removed."""
+    would be) removed, and "network_kept": why the network stays (remove_network), else None."""
     api = client(docker_host)
 
     def get(collection, name):
@@ -417,7 +426,7 @@ def remove_stack(containers, volumes=(), network=None, docker_host=None, check_m
         except docker.errors.NotFound:
             return None
 
-    removed = {"containers": [], "network": None, "volumes": []}
+    removed = {"containers": [], "network": None, "volumes": [], "network_kept": None}
     for name in containers:
         container = get(api.containers, name)
         if container is None:
@@ -438,7 +447,9 @@ def remove_stack(containers, volumes=(), network=None, docker_host=None, check_m
         if net is not None:
             removed["network"] = network
             if not check_mode:
-                remove_network(net)
+                removed["network_kept"] = remove_network(net)
+                if removed["network_kept"]:
+                    removed["network"] = None
     for name in volumes:
         volume = get(api.volumes, name)
         if volume is None:

@@ -72,7 +72,13 @@ removed:
       description: The volumes that were there.
       type: list
       elements: str
-  sample: {"containers": ["sms-proxy", "sms-app", "sms-db"], "network": "sms-net", "volumes": []}
+    network_kept:
+      description:
+        - Why the network stays although it was asked for, else null. The one case is the Docker engine refusing
+          to remove a network it still counts an endpoint on after every container left it (an engine bug that a
+          restart of the engine clears); the run then warns and does not fail.
+      type: str
+  sample: {"containers": ["sms-proxy", "sms-app", "sms-db"], "network": "sms-net", "volumes": [], "network_kept": null}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -102,6 +108,8 @@ def main():
         module.fail_json(msg="removing the stack failed on %s: %s; run again (what is gone stays gone)"
                          % (p["docker_host"], exc))
     changed = bool(removed["containers"] or removed["network"] or removed["volumes"])
+    if removed.get("network_kept"):
+        module.warn(removed["network_kept"])
     result = dict(changed=changed, removed=removed)
     if module._diff:
         result["diff"] = dict(before={"containers": removed["containers"], "network": removed["network"],

@@ -42,12 +42,23 @@ def pytest_sessionstart(session):
             if LEFTOVER.match(volume.name):
                 volume.remove(force=True)
                 swept.append(volume.name)
+        kept = []
         for network in client.networks.list():
             if LEFTOVER.match(network.name):
-                network.remove()
-                swept.append(network.name)
+                try:
+                    network.remove()
+                    swept.append(network.name)
+                except docker.errors.APIError as exc:
+                    # an engine that counts an endpoint on a network no container is attached to keeps it until it
+                    # restarts (stack_remove's network_kept); the tests' own names avoid it
+                    if "active endpoints" not in str(exc):
+                        raise
+                    kept.append(network.name)
         if swept:
             print("integration: removed %d leftovers of an earlier run: %s" % (len(swept), ", ".join(sorted(swept))))
+        if kept:
+            print("integration: the engine keeps the empty networks %s (it still counts an endpoint on them)"
+                  % ", ".join(sorted(kept)))
     finally:
         client.close()
 

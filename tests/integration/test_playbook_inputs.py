@@ -5,6 +5,7 @@ would change (item 7, on one throw-away SQLite stack, project rc-e-check)."""
 import json
 import os
 import subprocess
+import uuid
 
 import pytest
 from test_deploy import failures, playbook, teardown, write_inventory
@@ -16,6 +17,9 @@ NEEDS = {"deploy": "app", "rollback": "app", "restore": "db", "backup": "db", "v
          "rotate_db_passwords": "app", "rotate_backup_key": "db", "patching": "app:db",
          "monitoring": "app:db", "archive_log": "db"}
 PORT = 18480
+# The check-mode stack's project: a name of its own each run, so that a network an earlier run's engine kept
+# (stack_remove's network_kept) cannot stand in this run's way.
+CHECK = "rc-e-check-%s" % uuid.uuid4().hex[:6]
 
 
 def docker_objects(prefix):
@@ -169,7 +173,7 @@ def test_bad_inputs_stop_before_anything_changes(tmp_path, name):
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("check")
-    inventory = write_inventory(tmp_path, rollcall_project="rc-e-check", rollcall_db_engine="sqlite",
+    inventory = write_inventory(tmp_path, rollcall_project=CHECK, rollcall_db_engine="sqlite",
                                 rollcall_app_port=PORT, rollcall_state_dir=str(tmp_path / "state"),
                                 rollcall_backup_dir=str(tmp_path / "bk"), rollcall_backup_key="cd" * 32,
                                 rollcall_report_dir=str(tmp_path / "reports"),
@@ -193,9 +197,9 @@ def changed_tasks(report):
 def check_run(stack, name, *extra):
     """The playbook in check mode: it must pass and change no container, network, volume or file."""
     tmp_path, inventory = stack
-    before = (docker_objects("rc-e-check"), files_under(str(tmp_path)))
+    before = (docker_objects(CHECK), files_under(str(tmp_path)))
     proc, report = playbook(inventory, name, "--check", "--diff", *extra)
-    after = (docker_objects("rc-e-check"), files_under(str(tmp_path)))
+    after = (docker_objects(CHECK), files_under(str(tmp_path)))
     assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
     assert after[0] == before[0], "check mode changed containers, networks or volumes"
     assert after[1] == before[1], "check mode changed files: %s" % sorted(
@@ -255,9 +259,13 @@ def test_a_database_password_rotation_of_a_sqlite_stack_is_refused(stack):
 # ------------------------------------------------------------------------------------- item 13: clean is clean
 def test_teardown_with_volumes_forgets_the_release_history(stack):
     tmp_path, inventory = stack
-    assert os.path.isdir(tmp_path / "state" / "rc-e-check")
+    assert os.path.isdir(tmp_path / "state" / CHECK)
     proc, report = playbook(inventory, "teardown.yml", "-e", "teardown_volumes=true", "-e", "confirm=yes")
     assert proc.returncode == 0, failures(report)
-    assert docker_objects("rc-e-check") == {"networks": [], "volumes": [], "containers": []}
+    kept = [r["removed"]["network_kept"] for p in report["plays"] for t in p["tasks"] for r in t["hosts"].values()
+            if isinstance(r.get("removed"), dict) and r["removed"].get("network_kept")]
+    # an engine that still counts an endpoint on the emptied network refuses to remove it (a Docker bug seen once
+    # in CI): stack_remove keeps it, says why, and removes everything else
+    assert docker_objects(CHECK) == {"networks": [CHECK + "-net"] if kept else [], "volumes": [], "containers": []}
     # A new stack of the same project starts as new: no kept 1.1.0 to roll back to, ids from the start.
-    assert not os.path.exists(tmp_path / "state" / "rc-e-check")
+    assert not os.path.exists(tmp_path / "state" / CHECK)

@@ -83,7 +83,8 @@ def test_removes_in_order_stops_running_ones_gracefully_and_skips_what_is_not_th
     api = fake(containers=[("p-db", "running", 30), ("p-proxy", "running"), ("p-app", "exited")],
                networks=[("p-net", ["leftover-endpoint"])], volumes=["p-dbdata"])
     removed = dockerlib.remove_stack(["p-proxy", "p-app", "p-app-next", "p-db"], ["p-dbdata", "p-uploads"], "p-net")
-    assert removed == {"containers": ["p-proxy", "p-app", "p-db"], "network": "p-net", "volumes": ["p-dbdata"]}
+    assert removed == {"containers": ["p-proxy", "p-app", "p-db"], "network": "p-net", "volumes": ["p-dbdata"],
+                       "network_kept": None}
     assert api.log == [
         ("stop", "p-proxy", 10), ("remove", "p-proxy", True, True),   # Docker's 10 s when the container sets none
         ("remove", "p-app", True, True),                             # not running: no stop
@@ -103,10 +104,20 @@ def test_a_network_the_engine_still_counts_an_endpoint_in_is_removed_once_it_is_
                        ("remove network", "p-net")]
 
 
-def test_a_network_that_stays_busy_fails_after_the_wait(fake, monkeypatch):
+def test_a_network_the_engine_holds_with_no_container_attached_stays_and_says_why(fake, monkeypatch):
     monkeypatch.setattr(dockerlib.time, "sleep", lambda seconds: None)
     monkeypatch.setattr(dockerlib, "NETWORK_RELEASE_S", 0.0)
-    fake(networks=[("p-net", [], 5)])
+    api = fake(containers=[("p-app", "exited")], networks=[("p-net", [], 5)], volumes=["p-dbdata"])
+    removed = dockerlib.remove_stack(["p-app"], ["p-dbdata"], "p-net")
+    assert removed["network"] is None and removed["containers"] == ["p-app"] and removed["volumes"] == ["p-dbdata"]
+    assert "still counts an endpoint on network p-net although no container is attached" in removed["network_kept"]
+    assert ("remove volume", "p-dbdata", True) in api.log  # the rest of the stack still goes
+
+
+def test_a_network_with_a_container_still_attached_after_the_wait_fails(fake, monkeypatch):
+    monkeypatch.setattr(dockerlib.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(dockerlib, "NETWORK_RELEASE_S", 0.0)
+    fake(networks=[("p-net", ["someone-else"], 5)])
     with pytest.raises(docker.errors.APIError, match="active endpoints"):
         dockerlib.remove_stack([], [], "p-net")
 
@@ -114,13 +125,14 @@ def test_a_network_that_stays_busy_fails_after_the_wait(fake, monkeypatch):
 def test_check_mode_lists_and_changes_nothing(fake):
     api = fake(containers=[("p-app", "running")], networks=[("p-net", [])], volumes=["p-dbdata"])
     removed = dockerlib.remove_stack(["p-app"], ["p-dbdata"], "p-net", check_mode=True)
-    assert removed == {"containers": ["p-app"], "network": "p-net", "volumes": ["p-dbdata"]}
+    assert removed == {"containers": ["p-app"], "network": "p-net", "volumes": ["p-dbdata"], "network_kept": None}
     assert api.log == []
 
 
 def test_nothing_there_and_a_kept_network(fake):
     api = fake(networks=[("p-net", [])])
-    assert dockerlib.remove_stack(["p-app"], [], None) == {"containers": [], "network": None, "volumes": []}
+    assert dockerlib.remove_stack(["p-app"], [], None) == {"containers": [], "network": None, "volumes": [],
+                                                           "network_kept": None}
     assert api.log == []
 
 
@@ -152,7 +164,8 @@ def test_the_module_on_a_real_engine_removes_then_says_unchanged():
         assert api.volumes.get(name + "-data")  # check mode left it
         rc, result, _ = run_module("stack_remove", args)
         assert rc == 0 and result["changed"] is True, result
-        assert result["removed"] == {"containers": [], "network": name + "-net", "volumes": [name + "-data"]}
+        assert result["removed"] == {"containers": [], "network": name + "-net", "volumes": [name + "-data"],
+                                     "network_kept": None}
         with pytest.raises(docker.errors.NotFound):
             api.volumes.get(name + "-data")
         rc, result, _ = run_module("stack_remove", args)
