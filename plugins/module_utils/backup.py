@@ -442,7 +442,10 @@ def verify_backup(directory, name, level, key=None, engine=None, record=True, al
                 listing = LocalRunner().run(["tar", "-tf", "-"], stdin=plain_stream(directory, manifest, key,
                                                                                     data=part))
                 if listing.rc != 0:
-                    native_status, detail = "failed", "the uploads archive is damaged: %s" % listing.last_error_line()
+                    # tar's last line only says that it failed; the lines before it say how
+                    said = [line.strip() for line in listing.stderr.splitlines() if line.strip()][-3:]
+                    native_status, detail = "failed", "the uploads archive is damaged: %s (after %d entries)" % (
+                        "; ".join(said) or "exit code %s" % listing.rc, len(listing.text.splitlines()))
                 else:
                     detail += "; uploads archive lists %d entries" % len(listing.text.splitlines())
             steps.append({"level": "native", "status": native_status, "detail": detail})

@@ -458,3 +458,26 @@ def test_the_restore_plans_filter_is_the_same_choice():
     safety = {"name": "s1", "labels": {"reason": backup.SAFETY_REASON + " b1"}}
     assert choose([safety, {"name": "b1", "labels": {}}])["name"] == "b1"
     assert choose([safety]) is None and choose(None) is None
+
+
+def test_an_uploads_archive_that_does_not_list_fails_native_verification_saying_how(engine, tmp_path, uploads,
+                                                                                    monkeypatch):
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    real = backup.LocalRunner.run
+
+    def cut_short(self, argv, sink=None, **kwargs):  # tar -c whose archive ends in the middle of a file
+        if argv[0] == "tar" and "-cf" in argv and sink is not None:
+            parts = []
+            result = real(self, argv, sink=parts.append, **kwargs)
+            sink(b"".join(parts)[:1030])
+            return result
+        return real(self, argv, sink=sink, **kwargs)
+
+    monkeypatch.setattr(backup.LocalRunner, "run", cut_short)
+    made = backup.take_backup(engine, str(backups), files={"path": str(uploads)})
+    result = backup.verify_backup(str(backups), made["name"], "native", engine=engine)
+    native = [step for step in result["steps"] if step["level"] == "native"][0]
+    assert result["status"] == "failed" and native["status"] == "failed", result
+    assert native["detail"].startswith("the uploads archive is damaged: tar: Unexpected EOF in archive"), native
+    assert native["detail"].endswith("(after 2 entries)"), native  # ./ and ./a.pdf, whose data is cut
