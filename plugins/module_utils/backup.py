@@ -441,13 +441,14 @@ def verify_backup(directory, name, level, key=None, engine=None, record=True, al
             for part in manifest.get("files", {}).values():
                 listing = LocalRunner().run(["tar", "-tf", "-"], stdin=plain_stream(directory, manifest, key,
                                                                                     data=part))
+                entries = len(listing.text.splitlines())
                 if listing.rc != 0:
                     # tar's last line only says that it failed; the lines before it say how
                     said = [line.strip() for line in listing.stderr.splitlines() if line.strip()][-3:]
                     native_status, detail = "failed", "the uploads archive is damaged: %s (after %d entries)" % (
-                        "; ".join(said) or "exit code %s" % listing.rc, len(listing.text.splitlines()))
+                        "; ".join(said) or "exit code %s" % listing.rc, entries)
                 else:
-                    detail += "; uploads archive lists %d entries" % len(listing.text.splitlines())
+                    detail += "; uploads archive lists %d entries" % entries
             steps.append({"level": "native", "status": native_status, "detail": detail})
         if LEVELS.index(level) >= 2 and steps[-1]["status"] == "passed":
             steps.append(_verify_by_restore(

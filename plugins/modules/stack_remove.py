@@ -108,7 +108,7 @@ def main():
         module.fail_json(msg="removing the stack failed on %s: %s; run again (what is gone stays gone)"
                          % (p["docker_host"], exc))
     changed = bool(removed["containers"] or removed["network"] or removed["volumes"])
-    if removed.get("network_kept"):
+    if removed["network_kept"]:
         module.warn(removed["network_kept"])
     result = dict(changed=changed, removed=removed)
     if module._diff:

@@ -110,7 +110,7 @@ def skipped_here(task, task_vars, host, play_context, loader):
         if warnings.get_warnings() or warnings.get_deprecation_warnings():
             return None
         result = dict(changed=False, skipped=True, skip_reason="Conditional result was False") | result_context
-        task.update_result_no_log(TemplateEngine(loader=loader, variables=variables), result)
+        task.update_result_no_log(templar, result)
         return result
     except Exception:  # pylint: disable=broad-exception-caught  # the worker evaluates it again and reports it
         return None

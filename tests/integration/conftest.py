@@ -12,7 +12,11 @@ import docker
 import docker.errors
 import pytest
 
-from ansible_collections.rollcall.ops.plugins.module_utils.docker import run_health_test, wait_health_test
+from ansible_collections.rollcall.ops.plugins.module_utils.docker import (
+    remove_network,
+    run_health_test,
+    wait_health_test,
+)
 
 SECRET = "integration-secret-key-0123456789abcdef-xyz-0123456"
 
@@ -45,15 +49,9 @@ def pytest_sessionstart(session):
         kept = []
         for network in client.networks.list():
             if LEFTOVER.match(network.name):
-                try:
-                    network.remove()
-                    swept.append(network.name)
-                except docker.errors.APIError as exc:
-                    # an engine that counts an endpoint on a network no container is attached to keeps it until it
-                    # restarts (stack_remove's network_kept); the tests' own names avoid it
-                    if "active endpoints" not in str(exc):
-                        raise
-                    kept.append(network.name)
+                # an engine that counts an endpoint on a network no container is attached to keeps it until it
+                # restarts (stack_remove's network_kept); the tests' own names avoid it
+                (kept if remove_network(network, wait=0) else swept).append(network.name)
         if swept:
             print("integration: removed %d leftovers of an earlier run: %s" % (len(swept), ", ".join(sorted(swept))))
         if kept:
