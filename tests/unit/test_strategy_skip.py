@@ -78,12 +78,45 @@ TASKS = """
   delegate_to: h2
   when: flag
   register: r_delegated
+- name: A block with a variable of its own per host (the controller runs these; it must not keep one host's values)
+  vars:
+    block_value: "{{ inventory_hostname }}-block"
+  block:
+    - name: A fact from the block's variable
+      ansible.builtin.set_fact: {from_block: "{{ block_value }}"}
+    - name: An assert that fails on one host, ignored
+      ansible.builtin.assert: {that: ["inventory_hostname == 'h1'"], fail_msg: "not h1", quiet: true}
+      ignore_errors: true
+      register: r_assert
+    - name: A fail on one host, rescued
+      ansible.builtin.fail: {msg: "{{ inventory_hostname }} fails"}
+      when: inventory_hostname == 'h2'
+    - name: After the fail (h1 only)
+      ansible.builtin.set_fact: {after_fail: true}
+  rescue:
+    - name: Rescued
+      ansible.builtin.set_fact: {rescued: "{{ ansible_failed_result.msg }}"}
+- name: A no_log fact
+  ansible.builtin.set_fact: {hidden: "{{ secret_thing }}"}
+  no_log: true
+  register: r_hidden
+- name: A debug of a variable, changed_when true
+  ansible.builtin.debug: {var: from_block}
+  changed_when: true
+- name: "A name templated per host: {{ inventory_hostname }}"
+  ansible.builtin.debug: {msg: named}
+- name: A task with retries (the worker runs it)
+  ansible.builtin.set_fact: {retried: true}
+  retries: 1
+  until: true
 - name: The registered values
   ansible.builtin.debug:
     msg: "{{ {'false': r_false, 'host': r_host, 'list': r_list, 'nolog': r_nolog, 'conn': r_conn, 'loop': r_loop,
               'undef': r_undef, 'once': r_once, 'check': r_check, 'delegated': r_delegated,
               'included': included | default('no'), 'conn_var': r_conn_var,
-              'conn_var_ran': conn_var_ran | default(false)} }}"
+              'conn_var_ran': conn_var_ran | default(false), 'from_block': from_block, 'assert': r_assert,
+              'rescued': rescued | default(''), 'after_fail': after_fail | default(false),
+              'hidden': hidden == secret_thing} }}"
 """
 
 
@@ -155,12 +188,24 @@ def test_skipping_in_the_controller_gives_the_run_the_linear_strategy_gives(tmp_
     assert by_name["A no_log task that is skipped"]["h1"]["censored"].startswith("the output has been hidden")
     assert by_name["An undefined variable in the condition fails as before"]["h1"]["failed"] is True
     assert "nope_undefined" in by_name["An undefined variable in the condition fails as before"]["h1"]["msg"]
+    # what the controller ran itself: per host, as the worker would
+    other = by_name["The registered values"]["h2"]["msg"]
+    assert (registered["from_block"], other["from_block"]) == ("h1-block", "h2-block")
+    assert registered["assert"].get("failed") is not True and other["assert"]["failed"] is True
+    assert other["assert"]["msg"] == "not h1"
+    assert (registered["rescued"], other["rescued"]) == ("", "h2 fails")
+    assert (registered["after_fail"], other["after_fail"]) == (True, False)
+    assert registered["hidden"] is True and by_name["A no_log fact"]["h1"]["censored"].startswith("the output has been")
+    assert by_name["A debug of a variable, changed_when true"]["h1"]["changed"] is True
 
 
-def test_a_task_skipped_on_every_host_forks_no_worker(tmp_path):
+def test_skipped_tasks_and_controller_actions_fork_no_worker(tmp_path):
     (tmp_path / "play.yml").write_text("- hosts: all\n  gather_facts: false\n  tasks:\n" + "".join(
         "    - name: Skipped %d\n      ansible.builtin.debug: {msg: x}\n      when: inventory_hostname == 'h9'\n" % n
-        for n in range(10)) + "    - name: Runs\n      ansible.builtin.debug: {msg: y}\n")
+        for n in range(10)) + "    - name: Runs a module\n      ansible.builtin.ping:\n"
+        "    - name: A fact\n      ansible.builtin.set_fact: {y: 1}\n"
+        "    - name: A message\n      ansible.builtin.debug: {msg: '{{ y }}'}\n"
+        "    - name: A check\n      ansible.builtin.assert: {that: [y == 1]}\n")
     (tmp_path / "hosts.yml").write_text(json.dumps({"all": {"hosts": {"h1": {}, "h2": {}}, "vars": {
         "ansible_connection": "local", "ansible_python_interpreter": sys.executable}}}))
     counts = {}
@@ -178,5 +223,5 @@ def test_a_task_skipped_on_every_host_forks_no_worker(tmp_path):
         key = strategy + (" without Mitogen" if pythonpath else "")
         counts[key] = output.count("worker is ")
         assert ("mitogen" in output.lower()) is (key == "rollcall_linear")  # Ansible's debug lines name it when used
-    # linear forks a worker for each host and task (11 tasks, 2 hosts); ours only for the task that runs
-    assert counts == {"rollcall_linear": 2, "rollcall_linear without Mitogen": 2, "linear": 22}
+    # linear forks a worker for each host and task (14 tasks, 2 hosts); ours only for the module run
+    assert counts == {"rollcall_linear": 2, "rollcall_linear without Mitogen": 2, "linear": 28}
