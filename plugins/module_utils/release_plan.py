@@ -178,7 +178,7 @@ def _plan_deploy(target, live, db_revision, kept, revisions, backup_enabled, up_
     first = live is None and db_revision is None
     return _result("deploy", "change", steps, summary="%s %s%s: %s." % (
         "Install" if first else "Deploy", version,
-        (" (from %s)" % live["version"]) if live else "", _describe(steps)), schema=schema)
+        (" (from %s)" % live["version"]) if live else "", _describe(steps)), schema=schema, old_serves=True)
 
 
 def _plan_rollback(target, live, db_revision, kept, backup, blockers, revisions, backup_enabled, up_to_date,
@@ -200,15 +200,17 @@ def _plan_rollback(target, live, db_revision, kept, backup, blockers, revisions,
         steps.append(_migrate_step(target["image"], db_revision, need))
         if not same:
             steps += _release_steps(target)
+        # a roll forward: the release it leaves runs on the newer schema, as after a deploy
         return _result("rollback", "change", steps, summary="%s%s to %s (schema %s -> %s): %s." % (
-            verb, origin, version, _rev(db_revision), need, _describe(steps, switched)), schema=schema)
+            verb, origin, version, _rev(db_revision), need, _describe(steps, switched)), schema=schema,
+            old_serves=True)
     if where == 0:
         if same:
             return _result("rollback", "none", summary="%s is already live on schema %s: nothing to do." % (
                 version, _rev(need)), schema=schema)
         steps = _release_steps(target)
         return _result("rollback", "change", steps, summary="%s%s to %s (code only, schema %s): %s." % (
-            verb, origin, version, _rev(need), _describe(steps, switched)), schema=schema)
+            verb, origin, version, _rev(need), _describe(steps, switched)), schema=schema, old_serves=True)
     # The schema goes down.
     if blockers and switched:
         # The code is back already (the standby answered ready on this schema): keep it there, keep the schema.
@@ -255,7 +257,7 @@ def _keep_schema(target, live, db_revision, backup, blockers, same, origin):
                        origin, version, db_revision, need, reason,
                        (": " + _describe(steps, True)) if steps else "", command),
                    reason=reason, command=command, schema={"from": db_revision, "to": db_revision},
-                   schema_kept=True)
+                   schema_kept=True, old_serves=True)
 
 
 def _plan_restore(live, kept, backup, revisions):

@@ -151,6 +151,13 @@ schema_kept:
   description: The code went back and the schema stays newer, because it cannot go back (O(switched) only).
   returned: when the schema is kept
   type: bool
+old_serves:
+  description:
+    - The release that was live can serve on the schema this plan leaves, so it may stay as the warm standby.
+    - True after a deploy, a roll forward (the schema goes up, as in a deploy), a rollback that keeps the schema and
+      a code-only rollback; absent when the schema goes down (a downgrade or a restore of an older backup).
+  returned: when it is true
+  type: bool
 schema:
   description: The schema revision before (C(from)) and the one the target needs (C(to)).
   returned: always

@@ -267,6 +267,8 @@ def test_release_sequence_serves_or_refuses(stack):
     under_load(stack, "rollback.yml", "-e", "to=1.1.0")
     assert live() == ("1.1.0", "0002", "healthy")
     assert len(manifests(stack)) == 3, "a verified backup before the roll-forward migration"
+    # 1.0.0 runs on the newer schema (as after a deploy), so it stays as the warm standby: going back is one switch.
+    assert container_state(PROJECT + "-app-standby") == ("running", "1.0.0")
 
     # An older backup, by name: restored and migrated forward.
     add_student("S09001")

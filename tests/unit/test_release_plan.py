@@ -272,3 +272,28 @@ def test_a_rollback_after_the_standby_switch_says_traffic_went_back_instead_of_s
     assert result["summary"].endswith("then downgrade 0002 -> 0001 with sms:1.1.0."), result["summary"]
     unswitched = plan("rollback", V1, live=V2, db_revision="0002", kept=KEPT)
     assert "start 1.0.0, wait for /health/ready, switch traffic" in unswitched["summary"]
+
+
+# ------------------------------------------------------------------------------------------------ the warm standby
+# old_serves: whether the release that was live can serve on the schema the plan leaves (roles/sms_app keeps it
+# running without traffic then, so that a rollback to it is one switch).
+@pytest.mark.parametrize("name,kwargs,serves", [
+    ("deploy that migrates", dict(kind="deploy", target=V2, live=V1, db_revision="0001", kept=[V1]), True),
+    ("code-only deploy", dict(kind="deploy", target=dict(V2, image="sms:1.1.0-b"), live=V2, db_revision="0002"), True),
+    ("roll forward", dict(kind="rollback", target=V2, live=V1, db_revision="0001", kept=KEPT), True),
+    ("code-only rollback", dict(kind="rollback", target=V1, db_revision="0001", kept=[
+        {"version": "1.0.1", "image": "sms:1.0.1", "schema_revision": "0001"}, V1],
+        live={"version": "1.0.1", "image": "sms:1.0.1", "schema_revision": "0001"}), True),
+    ("rollback that keeps the newer schema", dict(kind="rollback", target=V1, live=V2, db_revision="0002",
+                                                  kept=KEPT, blockers=["x"], switched=True), True),
+    ("rollback that downgrades", dict(kind="rollback", target=V1, live=V2, db_revision="0002", kept=KEPT), False),
+    ("rollback that restores an older backup", dict(
+        kind="rollback", target=V1, live=V2, db_revision="0002", kept=KEPT, blockers=["x"], allow_restore=True,
+        backup={"name": "pre", "schema_revision": "0001"}), False),
+    ("restore", dict(kind="restore", target=V2, live=V2, backup={"name": "b", "schema_revision": "0001"}), False),
+])
+def test_whether_the_release_that_was_live_can_stay_as_the_warm_standby(name, kwargs, serves):
+    kind = kwargs.pop("kind")
+    result = plan(kind, **kwargs)
+    assert result["action"] == "change", (name, result["summary"])
+    assert result.get("old_serves", False) is serves, name
