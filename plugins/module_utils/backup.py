@@ -444,9 +444,8 @@ def verify_backup(directory, name, level, key=None, engine=None, record=True, al
                 entries = len(listing.text.splitlines())
                 if listing.rc != 0:
                     # tar's last line only says that it failed; the lines before it say how
-                    said = [line.strip() for line in listing.stderr.splitlines() if line.strip()][-3:]
                     native_status, detail = "failed", "the uploads archive is damaged: %s (after %d entries)" % (
-                        "; ".join(said) or "exit code %s" % listing.rc, entries)
+                        listing.last_error_lines(3), entries)
                 else:
                     detail += "; uploads archive lists %d entries" % entries
             steps.append({"level": "native", "status": native_status, "detail": detail})

@@ -76,9 +76,13 @@ class Result:
         """``reason`` (the tool's own error line) with what the runner knows added, when it says more."""
         return "%s; %s" % (reason, self.note) if self.note and self.note not in reason else reason
 
+    def last_error_lines(self, count):
+        """The last ``count`` non-blank lines of stderr, joined with "; " (else the exit code)."""
+        lines = [line.strip() for line in self.stderr.splitlines() if line.strip()]
+        return "; ".join(lines[-count:]) if lines else "exit code %s" % self.rc
+
     def last_error_line(self):
-        lines = [line for line in self.stderr.splitlines() if line.strip()]
-        return lines[-1].strip() if lines else "exit code %s" % self.rc
+        return self.last_error_lines(1)
 
 
 class _Tail:
