@@ -228,11 +228,12 @@ def run_here(task, task_vars, host, play_context, loader, final_q, variable_mana
 
 class _SkipHereMixin:
     def _queue_task(self, host, task, task_vars, play_context):
-        result = skipped_here(task, task_vars, host, play_context, self._loader)
-        ran = task
-        if result is None and runs_here(task):
+        # a task run here evaluates its own condition in TaskExecutor, as the worker would: not a second time first
+        if runs_here(task):
             ran, result = run_here(task, task_vars, host, play_context, self._loader, self._final_q,
                                    self._variable_manager)
+        else:
+            ran, result = task, skipped_here(task, task_vars, host, play_context, self._loader)
         if result is None:
             return super()._queue_task(host, task, task_vars, play_context)
         self._queued_task_cache[(host.name, task._uuid)] = {
