@@ -7,6 +7,7 @@ import concurrent.futures
 import contextlib
 import datetime
 import errno
+import functools
 import json
 import os
 import signal
@@ -503,14 +504,15 @@ def _verify_by_restore(engine, manifest, restore):
     try:
         engine.recreate_database(scratch, like=live if engine.database_exists(live) else None)
         restore(scratch)
-        problems = compare_counts(manifest["row_counts"], engine.row_counts(scratch))
+        counts, found = engine.loaded_row_counts(scratch, manifest["row_counts"])
+        problems = compare_counts(manifest["row_counts"], counts)
         integrity, detail = engine.integrity_check(scratch)
         if problems:
             return {"level": "restore", "status": "failed", "detail": "; ".join(problems[:10])}
         if integrity != "passed":
             return {"level": "restore", "status": "failed", "detail": detail}
         return {"level": "restore", "status": "passed", "detail": "restored into %s: %d tables, row counts equal "
-                "the manifest; %s" % (scratch, len(manifest["row_counts"]), detail)}
+                "the manifest (%s); %s" % (scratch, len(manifest["row_counts"]), found, detail)}
     finally:
         drop_scratch(engine, scratch)
 
@@ -597,7 +599,7 @@ def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_o
             try:
                 _restore_checked(engine, directory, chain, key, scratch)
                 staged = stage_files(directory, manifest, key, files)
-                detail = _check_restored(engine, manifest, scratch, engine.load_check)
+                detail, found = _check_restored(engine, manifest, scratch, engine.load_check)
             except ArtifactError as exc:
                 _record(directory, name, _result(name, started, clock, [("checksum", "failed", str(exc))]))
                 raise refusal(directory, manifest, exc) from None
@@ -609,8 +611,8 @@ def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_o
                  % (signed, manifest["data"]["sha256"][:16])),
                 ("native", "passed", "the engine's restore read the whole archive%s"
                  % (" (and the uploads archive)" if staged else "")),
-                ("restore", "passed", "restored into %s: %d tables, row counts equal the manifest; %s"
-                 % (scratch, len(manifest["row_counts"]), detail))])
+                ("restore", "passed", "restored into %s: %d tables, row counts equal the manifest (%s); %s"
+                 % (scratch, len(manifest["row_counts"]), found, detail))])
             if before_swap is not None:
                 report["before_swap"] = before_swap(scratch)
             if safety:
@@ -670,9 +672,11 @@ def _access_error(directory):
 
 
 def _check_restored(engine, manifest, scratch, check):
-    """Row counts, ``check`` (integrity), owners and grants of the restored scratch database; the check's detail."""
-    counts, (integrity, detail), privileges = _run_checks(
-        engine, (engine.row_counts, check, engine.privileges), scratch)
+    """Row counts, ``check`` (integrity), owners and grants of the restored scratch database: (the check's detail,
+    how the row counts were found)."""
+    (counts, found), (integrity, detail), privileges = _run_checks(
+        engine, (functools.partial(engine.loaded_row_counts, expected=manifest["row_counts"]), check,
+                 engine.privileges), scratch)
     problems = compare_counts(manifest["row_counts"], counts)
     if problems:
         raise EngineError("restored data differs from the backup: %s" % "; ".join(problems[:10]))
@@ -681,7 +685,7 @@ def _check_restored(engine, manifest, scratch, check):
     recorded = manifest.get("privileges_sha256")
     if recorded and privileges != recorded and recorded not in engine.earlier_privileges(scratch):
         raise EngineError("owners or grants of the restored database differ from the backup's")
-    return detail
+    return detail, found
 
 
 def _run_checks(engine, checks, database):

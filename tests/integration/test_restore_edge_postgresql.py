@@ -162,6 +162,56 @@ def test_stale_and_unpopulated_materialized_views_back_up_verify_and_restore(pg,
     assert populated == "fresh_then_stale=true,never_filled=false"
 
 
+# ------------------------------------------------------------------ item 21: row counts from the load's statistics
+def test_row_counts_after_a_restore_come_from_the_load_only_where_they_prove_the_backups_figure(pg, directory):
+    """db_restore takes a table's rows from the statistics pg_restore's load left where they show exactly the
+    backup's figure, and counts every other table; a wrong figure, a table changed since or an empty one is
+    counted, so a real difference is still found."""
+    psql(pg, "postgres", "CREATE DATABASE counted_db")
+    psql(pg, "counted_db", """
+        CREATE TABLE big (id int PRIMARY KEY, note text);
+        INSERT INTO big SELECT g, 'row ' || g FROM generate_series(1, 3000) g;
+        CREATE TABLE small (id int);
+        INSERT INTO small SELECT generate_series(1, 7);
+        CREATE TABLE empty (id int);
+        CREATE TABLE "Odd ""name"" é" (v text);
+        INSERT INTO "Odd ""name"" é" VALUES ('a'), ('b');
+    """)
+    made = backup(pg, directory, database="counted_db")
+    expected = made["manifest"]["row_counts"]
+    assert expected == {"public.big": 3000, "public.small": 7, "public.empty": 0, 'public.Odd "name" é': 2}
+    rc, result, _ = run_module("db_restore", args(pg, directory, database="counted_db", name=made["name"],
+                                                  safety_backup=False))
+    assert rc == 0, result.get("msg")
+    detail = result["verification"]["steps"][-1]["detail"]
+    assert "row counts equal the manifest (" in detail and "tables' rows as the load's statistics" in detail, detail
+    engine = PostgreSQL(ContainerRunner(pg.name), Target("postgresql", "counted_db", user="sms", password=PASSWORD,
+                                                         host="127.0.0.1"))
+    # the statistics of the load are reported by now (pg_restore's session ended before db_restore returned)
+    for _ in range(50):
+        counts, found = engine.loaded_row_counts("counted_db", expected)
+        if found.startswith("3 of 4"):
+            break
+        time.sleep(0.1)
+    assert counts == expected and found == "3 of 4 tables' rows as the load's statistics recorded them, 1 counted"
+    # a figure the statistics do not show is counted: the real number comes back, and differs
+    wrong = dict(expected, **{"public.big": 2999})
+    counts, found = engine.loaded_row_counts("counted_db", wrong)
+    assert counts["public.big"] == 3000 and found.endswith(", 2 counted"), (counts, found)
+    # a table changed after the load (a row deleted, another inserted: the count is the same) is counted
+    psql(pg, "counted_db", "DELETE FROM small WHERE id = 1; INSERT INTO small VALUES (8)")
+    for _ in range(50):  # until this session's statistics are reported (at most a second after its commit)
+        counts, found = engine.loaded_row_counts("counted_db", expected)
+        if found.endswith(", 2 counted"):
+            break
+        time.sleep(0.1)
+    assert counts == expected and found.endswith(", 2 counted"), found
+    # rows deleted since: counted, and the difference found
+    psql(pg, "counted_db", "DELETE FROM big WHERE id > 2990")
+    counts, found = engine.loaded_row_counts("counted_db", expected)
+    assert counts["public.big"] == 2990, counts
+
+
 # ------------------------------------------------------------------ a tool that stops reading its input at once
 def test_a_restore_whose_archive_pg_restore_refuses_at_once_fails_and_does_not_hang(pg, directory):
     """pg_restore refuses an archive by its header (here 8 MiB that are not an archive, checksummed in the

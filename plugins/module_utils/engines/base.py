@@ -97,6 +97,12 @@ class Engine:
         """{table: rows} for every user table."""
         raise NotImplementedError
 
+    def loaded_row_counts(self, database, expected):
+        """({table: rows}, how they were found) for ``database`` right after a restore loaded it, to compare with
+        ``expected`` (the backup's counts). Default: ``row_counts``, every table counted. An engine may take a
+        table's figure from what its server recorded while loading, where that record proves the expected number."""
+        return self.row_counts(database), "every table counted"
+
     def schema_revision(self, database):
         """The application's schema revision (Alembic's alembic_version), or None."""
         raise NotImplementedError
