@@ -25,6 +25,7 @@ class HttpProbe(object):
 
     def __init__(self, url, http_status=None, body=None, text="", latency_ms=None, error=None):
         self.url = url
+        self.expect_version = None  # set by wait_until_healthy: healthy only when the document names this version
         self.http_status = http_status
         self.body = body
         self.text = text
@@ -43,7 +44,16 @@ class HttpProbe(object):
         """True when the endpoint answered 2xx and, if it reports a status, reports itself healthy."""
         if self.error is not None or self.http_status is None or not 200 <= self.http_status < 300:
             return False
+        if self.expect_version is not None and self.version != self.expect_version:
+            return False
         return self.app_status in (None, "healthy", "ok", "alive", "ready")
+
+    @property
+    def version(self):
+        """The version the application reports (the document's ``version``), if any."""
+        if isinstance(self.body, dict) and self.body.get("version") is not None:
+            return str(self.body["version"])
+        return None
 
     def reason(self):
         """One line saying why this probe is not healthy (or that it is)."""
@@ -52,6 +62,11 @@ class HttpProbe(object):
         if self.healthy:
             return "%s answered %s (%s) in %.0f ms" % (self.url, self.http_status, self.app_status or "ok",
                                                        self.latency_ms or 0)
+        if (self.expect_version is not None and self.version != self.expect_version and self.http_status is not None
+                and 200 <= self.http_status < 300):
+            return "%s answered %s (%s) from version %s, not %s" % (
+                self.url, self.http_status, self.app_status or "ok", self.version or "(none given)",
+                self.expect_version)
         failing = failing_checks(self.body)
         detail = ("; failing checks: %s" % ", ".join(failing)) if failing else ""
         excerpt = "" if failing else "; body: %s" % self.text[:_BODY_EXCERPT]
@@ -109,8 +124,9 @@ def probe_http(url, timeout=5.0, validate_certs=True, opener=None):
 
 
 def wait_until_healthy(url, wait_timeout=60.0, interval=1.0, request_timeout=5.0, validate_certs=True,
-                       probe=probe_http, clock=time.monotonic, sleep=time.sleep):
-    """Probe ``url`` until it is healthy or ``wait_timeout`` seconds have passed.
+                       probe=probe_http, clock=time.monotonic, sleep=time.sleep, expect_version=None):
+    """Probe ``url`` until it is healthy (and, with ``expect_version``, reports that version) or ``wait_timeout``
+    seconds have passed.
 
     Returns ``(last_probe, attempts)``. ``wait_timeout`` of 0 means exactly one probe.
     """
@@ -119,6 +135,7 @@ def wait_until_healthy(url, wait_timeout=60.0, interval=1.0, request_timeout=5.0
     while True:
         attempts += 1
         last = probe(url, timeout=request_timeout, validate_certs=validate_certs)
+        last.expect_version = expect_version
         if last.healthy or clock() + interval > deadline:
             return last, attempts
         sleep(interval)

@@ -33,6 +33,12 @@ options:
       - At least one of O(url), O(containers), O(endpoints), O(database), O(disk_paths), O(memory), O(cpu),
         O(backup_directory), O(logs), O(tls) or O(deploy_lock) is required.
     type: str
+  expect_version:
+    description:
+      - With O(url), healthy also means the document's C(version) is this one; another version counts as not
+        healthy yet, with the version that answered in the reason. A deploy's check after switching the proxy to a
+        new release (nginx's old workers may answer for a moment after its reload).
+    type: str
   wait_timeout:
     description:
       - Seconds to keep probing O(url) until it is healthy. V(0) probes exactly once.
@@ -307,6 +313,13 @@ EXAMPLES = r"""
     url: http://127.0.0.1:8080/health
     wait_timeout: 90
 
+- name: Wait until the proxy serves release 1.1.0 (every 0.1 s, at most 10 s)
+  rollcall.ops.health_check:
+    url: http://127.0.0.1:8080/health/ready
+    expect_version: 1.1.0
+    wait_timeout: 10
+    interval: 0.1
+
 - name: Probe once and carry on, whatever it says
   rollcall.ops.health_check:
     url: https://sms.example.edu/health/ready
@@ -460,6 +473,7 @@ CHECK_OPTIONS = ("url", "containers", "endpoints", "database", "disk_paths", "me
 
 ARGUMENT_SPEC = dict(
     url=dict(type="str"),
+    expect_version=dict(type="str"),
     wait_timeout=dict(type="float", default=60),
     interval=dict(type="float", default=1),
     request_timeout=dict(type="float", default=5),
@@ -513,6 +527,8 @@ def validate(params):
         raise ValueError("nothing to check: give at least one of %s" % ", ".join(CHECK_OPTIONS))
     if params["interval"] <= 0 or params["request_timeout"] <= 0:
         raise ValueError("interval and request_timeout must be greater than 0")
+    if params["expect_version"] is not None and not params["url"]:
+        raise ValueError("expect_version is the version the url gate waits for: give url too")
     thresholds = health.merge_thresholds(params["thresholds"])
     for endpoint in params["endpoints"] or ():
         if not endpoint["url"].lower().startswith(("http://", "https://")):
@@ -624,6 +640,7 @@ def main():
             interval=params["interval"],
             request_timeout=params["request_timeout"],
             validate_certs=params["validate_certs"],
+            expect_version=params["expect_version"],
         )
         gate_result.update(probe=probe, attempts=attempts)
         return health.gate_check(probe, attempts)

@@ -125,6 +125,41 @@ def test_zero_wait_probes_once():
     assert not probe.healthy
 
 
+def test_expect_version_waits_until_that_version_answers(server):
+    """The deploy's check after the proxy switch: an answer from the release that was live is not healthy yet."""
+    answers = iter([(200, {"status": "ready", "version": "1.0.0"}), (200, {"status": "ready", "version": "1.0.0"}),
+                    (200, {"status": "ready", "version": "1.1.0"})])
+    route("/switching", 200, lambda: next(answers))
+    probe, attempts = checks.wait_until_healthy(server + "/switching", wait_timeout=10, interval=0.01,
+                                                expect_version="1.1.0")
+    assert probe.healthy and probe.version == "1.1.0" and attempts == 3
+
+
+@pytest.mark.parametrize("status,body,reason", [
+    (200, {"status": "ready", "version": "1.0.0"}, "answered 200 (ready) from version 1.0.0, not 1.1.0"),
+    (200, {"status": "ready"}, "answered 200 (ready) from version (none given), not 1.1.0"),
+    (200, "OK", "answered 200 (ok) from version (none given), not 1.1.0"),
+    (503, {"status": "unhealthy", "version": "1.1.0", "checks": {"database": {"status": "error", "detail": "down"}}},
+     "answered HTTP 503, status unhealthy; failing checks: database (down)"),
+])
+def test_expect_version_gives_up_saying_what_answered(status, body, reason):
+    def fake_probe(url, timeout, validate_certs):
+        return checks.HttpProbe(url, http_status=status, body=body if isinstance(body, dict) else None,
+                                text=body if isinstance(body, str) else json.dumps(body))
+
+    probe, attempts = checks.wait_until_healthy("http://x/health/ready", wait_timeout=0, probe=fake_probe,
+                                                expect_version="1.1.0")
+    assert not probe.healthy and attempts == 1
+    assert probe.reason() == "http://x/health/ready " + reason
+
+
+def test_without_expect_version_any_version_is_healthy():
+    probe = checks.HttpProbe("http://x/health", http_status=200, body={"status": "ok", "version": "0.9"})
+    assert probe.healthy and probe.version == "0.9"
+    probe.expect_version = "0.9"
+    assert probe.healthy
+
+
 def test_failing_checks_ignores_malformed_documents():
     assert checks.failing_checks(None) == []
     assert checks.failing_checks({"checks": "nope"}) == []

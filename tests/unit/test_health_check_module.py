@@ -72,6 +72,16 @@ def test_unhealthy_without_fail_reports_critical(base_url):
     assert result["status"] == "critical" and result["attempts"] == 1
 
 
+def test_expect_version_passes_on_that_version_and_fails_naming_the_one_that_answered(base_url):
+    rc, result = run_module({"url": base_url + "/health", "expect_version": "9.9.9", "wait_timeout": 0})
+    assert rc == 0 and result["status"] == "ok" and result["app_version"] == "9.9.9", result
+    rc, result = run_module({"url": base_url + "/health", "expect_version": "1.1.0", "wait_timeout": 0.3,
+                             "interval": 0.1})
+    assert rc != 0 and result["failed"] is True
+    assert result["msg"].startswith("not healthy after ") and result["attempts"] >= 2, result["msg"]
+    assert "answered 200 (healthy) from version 9.9.9, not 1.1.0" in result["msg"], result["msg"]
+
+
 def test_runs_in_check_mode(base_url):
     rc, result = run_module({"url": base_url + "/health", "wait_timeout": 0}, "--check")
     assert rc == 0 and result["status"] == "ok"
@@ -128,7 +138,8 @@ def test_threshold_overrides_apply(base_url):
     ({"database": {"engine": "sqlite"}}, "engine sqlite needs path"),
     ({"logs": {"containers": ["x"], "patterns": ["("]}}, "not a valid regular expression"),
     ({"tls": [{"port": 443}]}, "one of the following is required"),
-], ids=["nothing", "unknown-threshold", "inverted-threshold", "ftp", "sqlite-path", "regex", "tls"])
+    ({"memory": True, "expect_version": "1.1.0"}, "give url too"),
+], ids=["nothing", "unknown-threshold", "inverted-threshold", "ftp", "sqlite-path", "regex", "tls", "version-no-url"])
 def test_bad_arguments_fail_clearly(args, message):
     rc, result = run_module(args)
     assert rc != 0 and result["failed"] is True
