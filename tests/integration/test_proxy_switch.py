@@ -2,8 +2,8 @@
 rollback and proxy refresh uses: traffic moves to the upstream named, back and forth; naming the one in use changes
 nothing and says so; a name that does not resolve on the proxy's network is refused and the proxy keeps serving the
 upstream it had. `nginx -s reload` returns before nginx has read the new file, so the first request after a switch
-may still reach the old upstream (the deploy's check through the proxy asks again after 0.5 s); the test waits for
-the new one, at most 2 s. Two small backends on a private network, one proxy."""
+may still reach the old upstream (the deploy's check through the proxy asks for the new version until it
+answers); the test waits for the new one, at most 2 s. Two small backends on a private network, one proxy."""
 
 import contextlib
 import uuid
