@@ -44,9 +44,14 @@ class HttpProbe(object):
         """True when the endpoint answered 2xx and, if it reports a status, reports itself healthy."""
         if self.error is not None or self.http_status is None or not 200 <= self.http_status < 300:
             return False
-        if self.expect_version is not None and self.version != self.expect_version:
+        if self.other_version:
             return False
         return self.app_status in (None, "healthy", "ok", "alive", "ready")
+
+    @property
+    def other_version(self):
+        """True when an expected version is set and the document does not name it."""
+        return self.expect_version is not None and self.version != self.expect_version
 
     @property
     def version(self):
@@ -62,8 +67,7 @@ class HttpProbe(object):
         if self.healthy:
             return "%s answered %s (%s) in %.0f ms" % (self.url, self.http_status, self.app_status or "ok",
                                                        self.latency_ms or 0)
-        if (self.expect_version is not None and self.version != self.expect_version and self.http_status is not None
-                and 200 <= self.http_status < 300):
+        if self.other_version and self.http_status is not None and 200 <= self.http_status < 300:
             return "%s answered %s (%s) from version %s, not %s" % (
                 self.url, self.http_status, self.app_status or "ok", self.version or "(none given)",
                 self.expect_version)

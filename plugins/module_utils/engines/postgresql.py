@@ -40,18 +40,22 @@ DUMP_MAGIC = b"PGDMP"
 
 # JIT off for the session first: the server would compile each count over a large table (a cost above jit_above_cost)
 # for one scan, 20-40 ms per such table on a 930 MB one (PostgreSQL 11 added JIT; older servers have no such setting).
-ROW_COUNTS_SQL = r"""
+NO_JIT_SQL = r"""
 DO $nojit$ BEGIN
   IF current_setting('server_version_num')::int >= 110000 THEN PERFORM set_config('jit', 'off', false); END IF;
 END $nojit$;
-SELECT n.nspname || '.' || c.relname,
-       (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM ONLY %I.%I', n.nspname, c.relname),
-                                            false, true, '')))[1]::text
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+"""
+# One table's rows (n: its namespace, c: its pg_class row), and the tables that are counted: the same for the
+# backup's counts and every count compared with them.
+COUNT_SQL = ("(xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM ONLY %I.%I', "
+             "n.nspname, c.relname),\n                                            false, true, '')))[1]::text")
+USER_TABLES_SQL = r"""  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace{joins}
  WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
    AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%'
  ORDER BY 1;
 """
+ROW_COUNTS_SQL = (NO_JIT_SQL + "SELECT n.nspname || '.' || c.relname,\n       " + COUNT_SQL + "\n"
+                  + USER_TABLES_SQL.format(joins=""))
 # Right after pg_restore loaded a database, the server's statistics already hold each table's rows: a COPY's rows
 # count in n_tup_ins, and in n_live_tup once its transaction committed (pg_restore's session reports them at the
 # latest when it ends). A table whose statistics show exactly the backup's count (more than none), all of them
@@ -61,26 +65,14 @@ SELECT n.nspname || '.' || c.relname,
 # there. This spares the scan of every restored table (0.3 s of a 930 MB one). :expected is the backup's counts as
 # JSON; the third column says which way each figure was found.
 EXPECTED_COUNTS_MAX = 64 * 1024
-LOADED_ROW_COUNTS_SQL = r"""
-DO $nojit$ BEGIN
-  IF current_setting('server_version_num')::int >= 110000 THEN PERFORM set_config('jit', 'off', false); END IF;
-END $nojit$;
-SELECT t.name,
-       CASE WHEN t.from_stats THEN t.live::text
-            ELSE (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM ONLY %I.%I', t.nspname,
-                                                             t.relname), false, true, '')))[1]::text END,
-       CASE WHEN t.from_stats THEN 'statistics' ELSE 'counted' END
-  FROM (SELECT n.nspname || '.' || c.relname AS name, n.nspname, c.relname, s.n_live_tup AS live,
-               coalesce(s.n_live_tup > 0 AND s.n_tup_ins = s.n_live_tup AND s.n_tup_upd = 0 AND s.n_tup_del = 0
-                        AND s.n_dead_tup = 0
-                        AND s.n_live_tup = (:'expected'::jsonb ->> (n.nspname || '.' || c.relname))::bigint,
-                        false) AS from_stats
-          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
-         WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-           AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp%') t
- ORDER BY 1;
-"""
+LOADED_ROW_COUNTS_SQL = (NO_JIT_SQL + "SELECT n.nspname || '.' || c.relname,\n"
+                         "       CASE WHEN f.from_stats THEN s.n_live_tup::text ELSE " + COUNT_SQL + " END,\n"
+                         "       CASE WHEN f.from_stats THEN 'statistics' ELSE 'counted' END\n"
+                         + USER_TABLES_SQL.format(joins=r"""
+  LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+  CROSS JOIN LATERAL (SELECT coalesce(
+      s.n_live_tup > 0 AND s.n_tup_ins = s.n_live_tup AND s.n_tup_upd = 0 AND s.n_tup_del = 0 AND s.n_dead_tup = 0
+      AND s.n_live_tup = (:'expected'::jsonb ->> (n.nspname || '.' || c.relname))::bigint, false) AS from_stats) f"""))
 # Backups made before matviews had their own rule counted the populated ones like tables; restoring one of
 # those compares counts the same way.
 LEGACY_ROW_COUNTS_SQL = ROW_COUNTS_SQL.replace("c.relkind IN ('r', 'p')",
