@@ -77,8 +77,9 @@ demo-clean: setup
 	ansible-playbook -i inventories/local playbooks/teardown.yml -e teardown_volumes=true -e confirm=yes
 	rm -rf reports incidents
 	@if [ -n "$(KEEP_BACKUPS)" ]; then \
-	  find .secrets/local -mindepth 1 ! -name backup_key -delete 2>/dev/null || true; \
-	  echo "demo-clean: kept .backups/ and .secrets/local/backup_key (KEEP_BACKUPS=1)"; \
+	  find .secrets/local -mindepth 1 -maxdepth 1 ! -name backup_key ! -name backup_old_keys ! -name pitr_cipher_pass \
+	    -exec rm -rf {} + 2>/dev/null || true; \
+	  echo "demo-clean: kept .backups/ and the keys that read them, .secrets/local/backup_key, backup_old_keys/ and pitr_cipher_pass (KEEP_BACKUPS=1)"; \
 	else rm -rf .backups .secrets/local; fi
 
 ## ---------------------------------------------------------------- tests

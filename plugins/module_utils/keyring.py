@@ -162,6 +162,23 @@ def unreadable_message(report):
         len(bad), "" if len(bad) == 1 else "s", "; ".join("%s: %s" % (i["name"], i["problem"]) for i in bad))
 
 
+def nothing_to_rotate(report):
+    """Why a key rotation has nothing to do, from ``key_report``; None when it has. Pure.
+
+    Nothing to do when backups are kept and every one was made with the current key: that key is already the one in
+    use, so it is not a new one (the new key was not set yet, or this rotation is done and the backups on the old
+    keys were re-encrypted or have gone). Without kept backups there is nothing to tell a new key from an old one.
+    """
+    items = report["backups"]
+    if not items or not all(i["current"] for i in items):
+        return None
+    return ("%s made with key id %s, the current key (%s), so it is not a new key; to rotate, "
+            "set the new key as %s and move this one into %s first (docs/backups.md, \"Rotating the backup key\"; "
+            "the demo inventory makes its own with -e generate=true)" % (
+                "the 1 kept backup was" if len(items) == 1 else "all %d kept backups were" % len(items),
+                report["current_key_id"], CURRENT_VARIABLE, CURRENT_VARIABLE, RING_VARIABLE))
+
+
 # ---------------------------------------------------------------------------------------------- re-encryption
 def reencrypt_plan(items, current_id):
     """(names to re-encrypt oldest first, {name: why skipped}) from ``key_report`` items. Pure.

@@ -92,6 +92,11 @@ current_key_id:
   description: Key id of the current key, null without one.
   returned: always
   type: str
+nothing_to_rotate:
+  description: Why a key rotation would have nothing to do (every kept backup already made with the current key,
+    so it is not a new key), null when it would. C(playbooks/rotate_backup_key.yml) stops there, changing nothing.
+  returned: action is report
+  type: str
 reencrypted:
   description: Re-encrypted backups (in check mode, that would be), each with name, from_key_id, to_key_id, files
     (the new files) and removed (files removed).
@@ -166,7 +171,7 @@ def main():
         if report["unreadable"] and (p["require_readable"] or p["action"] == "reencrypt"):
             module.fail_json(msg="%s; nothing was changed" % keyring.unreadable_message(report), **report)
         if p["action"] == "report":
-            module.exit_json(changed=False, **report)
+            module.exit_json(changed=False, nothing_to_rotate=keyring.nothing_to_rotate(report), **report)
         done, skipped, removed = reencrypt(module, ring, report)
     except backup.ERRORS + (backup.Interrupted,) as exc:
         module.fail_json(msg="backup keys: %s" % exc)

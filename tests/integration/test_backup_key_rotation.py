@@ -4,6 +4,7 @@ re-encryption moves it to the new key; the key report lists which backup uses wh
 
 import hashlib
 import json
+import os
 import uuid
 
 import pytest
@@ -173,3 +174,63 @@ def test_the_playbook_refuses_without_the_old_key_then_rotates_and_reencrypts(pg
     line = json.loads(audit.read_text().splitlines()[-1])
     assert line["event"] == "backup_key_rotated" and "key id %s" % ID_NEW in line["message"]
     assert "re-encrypted 1" in line["message"]
+
+    # Run again: every kept backup is on the current key, so it is not a new key; nothing changes, nothing is audited.
+    before, lines = sorted(p.name for p in directory.iterdir()), audit.read_text()
+    proc, report = playbook(inventory, "rotate_backup_key.yml")
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    said = [r["msg"] for play in report["plays"] for t in play["tasks"] for r in t["hosts"].values()
+            if "Say that there is nothing to rotate" in t["task"]["name"] and not r.get("skipped")]
+    assert said and said[0].startswith("Nothing to rotate, nothing was changed: all 2 kept backups were made with "
+                                       "key id %s" % ID_NEW), said
+    assert sorted(p.name for p in directory.iterdir()) == before and audit.read_text() == lines
+
+    # -e generate=true is for an inventory whose keys are generated files (the demo's): refused here, nothing changed.
+    proc, report = playbook(inventory, "rotate_backup_key.yml", "-e", "generate=true")
+    assert proc.returncode != 0
+    assert any("generate=true makes the backup key of an inventory whose secrets are generated files" in msg
+               for _, msg in failures(report)), failures(report)
+    assert sorted(p.name for p in directory.iterdir()) == before and audit.read_text() == lines
+
+
+def test_the_demo_makes_its_own_key_and_keeps_the_old_one_in_the_ring(pg, tmp_path):
+    """inventories/local's way: the key in a generated file; -e generate=true keeps it among the old keys' files
+    (never overwritten), pins the point-in-time repository's cipher pass derived from it, and writes a new key."""
+    from test_deploy import failures, playbook, write_inventory
+    directory, state, secrets = tmp_path / "backups", tmp_path / "state", tmp_path / "secrets"
+    directory.mkdir(mode=0o700)
+    secrets.mkdir(mode=0o700)
+    (secrets / "backup_key").write_text(OLD + "\n")
+    rc, made = run("db_backup", args(pg, directory, encryption_key=OLD))
+    assert rc == 0, made.get("msg")
+    # the lines of inventories/local/group_vars/all.yml
+    inventory = write_inventory(
+        tmp_path, rollcall_project="rc-t12c-gen", rollcall_environment="test", rollcall_db_engine="postgresql",
+        rollcall_db_container=pg.name, rollcall_db_password=PASSWORD, rollcall_backup_dir=str(directory),
+        rollcall_backup_uploads=False, rollcall_backup_verify_level="checksum", rollcall_state_dir=str(state),
+        rollcall_secrets_dir=str(secrets),
+        rollcall_backup_key="{{ lookup('ansible.builtin.password', rollcall_secrets_dir ~ '/backup_key', length=64, "
+                            "chars=['0123456789abcdef']) }}",
+        rollcall_backup_old_key_files="{{ query('ansible.builtin.fileglob', rollcall_secrets_dir ~ "
+                                      "'/backup_old_keys/backup_key.*') | sort }}")
+
+    # Check mode writes no key and takes no backup, and says what would happen.
+    before = sorted(p.name for p in directory.iterdir())
+    proc, report = playbook(inventory, "rotate_backup_key.yml", "-e", "generate=true", "--check")
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    assert (secrets / "backup_key").read_text() == OLD + "\n" and sorted(os.listdir(secrets)) == ["backup_key"]
+    assert sorted(p.name for p in directory.iterdir()) == before
+    assert "would keep key id %s in the key ring" % ID_OLD in proc.stdout
+
+    proc, report = playbook(inventory, "rotate_backup_key.yml", "-e", "generate=true")
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    new = (secrets / "backup_key").read_text().strip()
+    assert len(new) == 64 and new != OLD and new not in proc.stdout + proc.stderr
+    kept = list((secrets / "backup_old_keys").iterdir())
+    assert len(kept) == 1 and kept[0].read_text() == OLD + "\n" and kept[0].stat().st_mode & 0o777 == 0o600
+    assert (secrets / "pitr_cipher_pass").read_text().strip() == hashlib.sha256(
+        ("rollcall-pitr:" + OLD).encode()).hexdigest()
+    rc, keys = run("backup_keys", {"directory": str(directory), "encryption_key": new,
+                                   "encryption_key_files": [str(kept[0])], "require_readable": True})
+    assert rc == 0, keys.get("msg")
+    assert keys["by_key"][ID_OLD] == [made["name"]] and len(keys["by_key"][key_id(new)]) == 1

@@ -183,6 +183,29 @@ def test_leftovers_are_only_unreferenced_part_files_rollcall_writes(tmp_path):
     assert (tmp_path / (name + ".dump.gz.enc.bak")).exists() and (tmp_path / made["data"]["file"]).exists()
 
 
+# ------------------------------------------------------------------------------------------- nothing to rotate
+def test_a_rotation_whose_key_every_backup_already_uses_has_nothing_to_do(tmp_path):
+    make(tmp_path, "20261125T030405Z", key=A)
+    why = keyring.nothing_to_rotate(keyring.key_report(str(tmp_path), KeyRing(A)))
+    assert why.startswith("the 1 kept backup was made with key id %s" % ID_A)
+    assert "rollcall_backup_key" in why and "rollcall_backup_old_keys" in why and "generate=true" in why
+    make(tmp_path, "20261126T030405Z", key=A)
+    # old keys still in the ring do not matter: no kept backup needs them (the rotation is done)
+    assert "all 2 kept backups were" in keyring.nothing_to_rotate(keyring.key_report(str(tmp_path), KeyRing(A, [B])))
+
+
+def test_a_rotation_has_work_when_a_backup_is_on_another_key_or_on_none():
+    assert keyring.nothing_to_rotate({"backups": [], "current_key_id": ID_A}) is None  # nothing tells new from old
+    for other in (ID_B, None):  # made with the previous key (the new one is set), or before there was any key
+        items = [dict(item("n2", ID_A), current=True), dict(item("n1", other), current=False)]
+        assert keyring.nothing_to_rotate({"backups": items, "current_key_id": ID_A}) is None
+
+
+def test_a_rotation_to_a_new_key_has_work(tmp_path):
+    make(tmp_path, key=A)
+    assert keyring.nothing_to_rotate(keyring.key_report(str(tmp_path), KeyRing(B, [A]))) is None
+
+
 # ------------------------------------------------------------------------------------------- the plan
 def item(name, key_id, readable=True):
     return {"name": name, "key_id": key_id, "readable": readable, "problem": None if readable else "why"}
