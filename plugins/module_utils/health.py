@@ -692,33 +692,39 @@ def split_timestamp(line):
 
 
 def evaluate_logs(container, lines, since_minutes, thresholds, patterns=None, secrets=(), recent_minutes=None,
-                  now=None):
+                  now=None, recent_after=None):
     """Error lines over ``since_minutes``, judged on the last ``recent_minutes`` (None: the whole window).
 
     ``lines`` are strings or ``(epoch or None, text)``; a line without a time counts as recent. An outage that is
     over (errors in the window, none recently) is a warning that says when the last error was, not critical for
-    the rest of the window. Samples: real error records first (not access lines that only carry a 5xx), newest
-    first, described so the error part is shown."""
+    the rest of the window. ``recent_after`` (an epoch, e.g. when incident.yml restarted what was failing) starts the
+    judged part there when that is later: what came before it only warns. Samples: real error records first (not
+    access lines that only carry a 5xx), newest first, described so the error part is shown."""
     now = time.time() if now is None else now
     entries = [line if isinstance(line, tuple) else (None, line) for line in lines]
     errors = [(when, text) for when, text in entries if text.strip() and is_error_line(text, patterns)]
     recent_window = recent_minutes is not None and recent_minutes < since_minutes
     cutoff = now - recent_minutes * 60 if recent_window else None
+    since_restart = recent_after is not None and (cutoff is None or recent_after > cutoff) and recent_after <= now
+    if since_restart:
+        cutoff, recent_window = recent_after, True
+        part = "since %s UTC" % time.strftime("%H:%M:%S", time.gmtime(recent_after))
+    else:
+        part = "in the last %d min" % recent_minutes if recent_window else ""
     recent = [e for e in errors if cutoff is None or e[0] is None or e[0] >= cutoff]
     ordered = sorted(errors, key=lambda e: (not _is_real_error(e[1]), -(e[0] or now)))
     samples = [redact(describe_log_line(text), secrets) for _when, text in ordered[:LOG_SAMPLES]]
     problems = []
     _judge(problems, "log_error_lines", len(recent), thresholds,
-           "error lines in the last %d min" % recent_minutes if recent_window else "error lines")
+           "error lines %s" % part if recent_window else "error lines")
     base = "container %s: %d error line(s) of %d in the last %d min" % (
         container, len(errors), len(entries), since_minutes)
     if recent_window:
-        base += ", %d in the last %d min" % (len(recent), recent_minutes)
+        base += ", %d %s" % (len(recent), part)
         stamps = [e[0] for e in errors if e[0] is not None]
         if errors and not recent and stamps:
-            problems.append((WARNING, "%d error line(s) earlier in the last %d min, none in the last %d min (the "
-                                      "last %s ago)" % (len(errors), since_minutes, recent_minutes,
-                                                        age_text(now - max(stamps)))))
+            problems.append((WARNING, "%d error line(s) earlier in the last %d min, none %s (the last %s ago)" % (
+                len(errors), since_minutes, part, age_text(now - max(stamps)))))
     if samples:
         base += "; newest error: %s" % samples[0][:200]
     return _verdict("logs %s" % container, "logs", problems, base,
@@ -729,6 +735,7 @@ def log_checks(spec, docker_api, thresholds, secrets=(), now=time.time):
     names = spec.get("containers") or []
     since = int(spec.get("since_minutes") or 60)
     recent = spec.get("recent_minutes")
+    after = spec.get("recent_after")
     patterns = compile_patterns(spec.get("patterns"))
     try:
         api = docker_api()
@@ -749,7 +756,8 @@ def log_checks(spec, docker_api, thresholds, secrets=(), now=time.time):
             continue
         lines = raw.decode("utf-8", "replace").splitlines() if isinstance(raw, bytes) else list(raw)
         found.append(evaluate_logs(name, [split_timestamp(line) for line in lines], since, thresholds, patterns,
-                                   known, None if recent is None else int(recent), started))
+                                   known, None if recent is None else int(recent), started,
+                                   None if after is None else float(after)))
     return found
 
 

@@ -229,6 +229,12 @@ options:
           - A value of O(logs.since_minutes) or more judges the whole window.
         type: int
         default: 15
+      recent_after:
+        description:
+          - Seconds since the epoch. When later than the start of O(logs.recent_minutes), C(log_error_lines) judges
+            only the error lines after it, and earlier ones are a warning - C(incident.yml) gives the time it
+            restarted what was failing, so its check after the restart judges what came since.
+        type: float
       patterns:
         description:
           - Python regular expressions; a line that matches any of them counts as an error line.
@@ -510,6 +516,7 @@ ARGUMENT_SPEC = dict(
         containers=dict(type="list", elements="str", required=True),
         since_minutes=dict(type="int", default=60),
         recent_minutes=dict(type="int", default=15),
+        recent_after=dict(type="float"),
         patterns=dict(type="list", elements="str"),
     )),
     tls=dict(type="list", elements="dict", required_one_of=[("host", "path")], mutually_exclusive=[("host", "path")],

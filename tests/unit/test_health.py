@@ -502,6 +502,24 @@ def test_errors_still_coming_are_critical():
     assert health.evaluate_logs("app", lines, 15, T, recent_minutes=15, now=now)["status"] == "critical"
 
 
+def test_after_a_restart_only_the_errors_since_it_are_judged():
+    now = 100000.0
+    restart = now - 20
+    before = [(now - 5 * 60 + i, ACCESS_503 % i) for i in range(60)]  # the outage, inside the last 15 min
+    check = health.evaluate_logs("app", before, 60, T, recent_minutes=15, now=now, recent_after=restart)
+    assert check["status"] == "warning", check
+    assert check["metrics"] == {"error_lines": 60, "recent_error_lines": 0}
+    assert "60 error line(s) earlier in the last 60 min, none since 03:46:20 UTC" in check["reason"], check["reason"]
+    # errors after the restart are judged as usual
+    after = [(restart + 1 + i * 0.1, ACCESS_503 % i) for i in range(50)]
+    check = health.evaluate_logs("app", before + after, 60, T, recent_minutes=15, now=now, recent_after=restart)
+    assert check["status"] == "critical" and "error lines since 03:46:20 UTC 50 >= 50" in check["reason"], check
+    # a restart older than the recent window, or in the future, changes nothing
+    for when in (now - 30 * 60, now + 60):
+        assert health.evaluate_logs("app", before, 60, T, recent_minutes=15, now=now,
+                                    recent_after=when)["status"] == "critical"
+
+
 def test_the_sample_is_a_real_error_and_shows_why_it_is_one():
     now = 100000.0
     lines = [(now - 30, ACCESS_503 % "r1"), (now - 20, DB_ERROR), (now - 10, ACCESS_503 % "r3")]

@@ -1,0 +1,32 @@
+# Copyright: Rollcall contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What ``incident.yml -e restart=true`` restarts, from a health check's result. Pure.
+
+The database comes first: while it is down, the app's HTTP checks fail because of it, and restarting the app then
+only adds downtime (its requests fail until it is up again, and it still cannot reach the database). So the app is
+restarted for failing HTTP checks only when the database is not failing; ``incident.yml`` asks again after the
+database is back (``done`` = what it restarted), and restarts the app only if it still fails then. A container
+whose own check is critical (exited, restarting, unhealthy) is restarted in either round. Nothing is restarted
+twice, and only containers that exist.
+"""
+
+
+def restart_plan(checks, present, db_container, app_container, done=()):
+    """The containers to restart now, the database first: a list of names, empty when nothing helps."""
+    critical = [c for c in checks or [] if c.get("status") == "critical"]
+    present, done, out = set(present or []), set(done or []), []
+
+    def add(name):
+        if name and name in present and name not in done and name not in out:
+            out.append(name)
+
+    db_failing = any(c.get("kind") == "database" or (c.get("kind") == "container" and c.get("name") == db_container)
+                     for c in critical)
+    if db_failing:
+        add(db_container)
+    for check in critical:
+        if check.get("kind") == "container":
+            add(check.get("name"))
+    if not db_failing and any(c.get("kind") == "http" for c in critical):
+        add(app_container)
+    return out
