@@ -35,6 +35,13 @@ options:
       - The backup directory on the managed host. It must exist.
     type: path
     required: true
+  project:
+    description:
+      - The stack the backups belong to (C(rollcall_project)), for a backup directory that several stacks share.
+        A new backup records it in its manifest; picking the newest backup and restoring take only backups of
+        this project (or backups that record none, made before projects were recorded), and a restore of a
+        backup made of another project's database is refused before anything is read.
+    type: str
   encryption_key:
     description:
       - AES-256 key as 64 hexadecimal characters or base64 of 32 bytes. Never logged, never in a manifest.

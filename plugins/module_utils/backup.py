@@ -124,7 +124,7 @@ def require_database(engine):
 
 # ------------------------------------------------------------------------------------------- backup
 def take_backup(engine, directory, kind="full", compression="none", key=None, app_version=None, labels=None,
-                files=None, copy_only=False, encrypt=True):
+                files=None, copy_only=False, encrypt=True, project=None):
     """Dump ``engine.target`` into a new artifact + manifest in ``directory``; returns the manifest.
 
     ``key``: the backup key. The manifest is signed with it; the data is encrypted with it unless ``encrypt`` is
@@ -197,6 +197,8 @@ def take_backup(engine, directory, kind="full", compression="none", key=None, ap
         "data": stored,
         "files": parts,
     }
+    if project:
+        manifest["project"] = project  # a backup directory several stacks share: whose database this is
     if facts.get("engine_facts"):
         manifest[engine.name] = facts["engine_facts"]  # SQL Server: the backup's header (LSNs, copy-only)
     try:
@@ -556,7 +558,8 @@ def refusal(directory, manifest, exc):
 
 
 def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_old=False, compression="none",
-                   safety_key=None, files=None, app_version=None, allow_unsigned=False, before_swap=None):
+                   safety_key=None, files=None, app_version=None, allow_unsigned=False, before_swap=None,
+                   project=None):
     """Restore ``name`` into a side database, checking the artifact as it streams; swap in only when all passed.
 
     1. Cheap checks before reading data: manifest, engine, signature, every file's size, the key, the chain.
@@ -573,6 +576,10 @@ def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_o
     manifest = artifact.read_manifest(directory, name)
     if manifest["engine"] != engine.name:
         raise EngineError("backup %s is a %s backup; the target is %s" % (name, manifest["engine"], engine.name))
+    if not same_project(manifest, project):
+        raise EngineError("backup %s was made of project %s's database, and this restore is for project %s (the "
+                          "backup directory is shared); name a backup of %s (rollcall.ops.backup_info lists them "
+                          "with their project)" % (name, manifest["project"], project, project))
     try:
         chain, signed = check_before_reading(directory, manifest, key, allow_unsigned)
     except ArtifactError as exc:
@@ -619,7 +626,7 @@ def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_o
                 report["safety_backup"] = take_backup(
                     engine, directory, compression=compression, key=safety_key, app_version=app_version,
                     labels={"reason": "%s %s" % (SAFETY_REASON, name)},
-                    files=_current_files(manifest, files), copy_only=True)["name"]
+                    files=_current_files(manifest, files), copy_only=True, project=project)["name"]
             report["old_kept_as"] = engine.swap_in(scratch, target, keep_old)
         except BaseException as exc:
             discard_files(staged)
@@ -753,16 +760,31 @@ def describe(directory, now=None):
             "encrypted": manifest["data"]["encrypted"], "schema_revision": manifest.get("schema_revision"),
             "key_id": (keyring.needed_ids(manifest) or [None])[0],
             "app_version": manifest.get("app_version"), "parent": manifest.get("parent"),
-            "labels": manifest.get("labels") or {}, "verification": verification,
+            "labels": manifest.get("labels") or {}, "verification": verification, "project": manifest.get("project"),
             "verified": bool(verification and verification.get("status") == "passed"),
         })
     return items
 
 
-def select(items, engine=None, database=None):
-    """Items of one engine / database (None matches all); damaged entries are kept so they get noticed."""
+ENGINE_NAMES = {"mariadb": "mysql"}  # the inventory's rollcall_db_engine -> the engine manifests record
+
+
+def engine_name(engine):
+    """The engine name manifests record for an inventory's ``rollcall_db_engine`` (mariadb -> mysql)."""
+    return ENGINE_NAMES.get(engine, engine)
+
+
+def same_project(item, project):
+    """A backup of ``project``: it records that project, or none (made before projects were recorded)."""
+    return not project or item.get("project") in (None, project)
+
+
+def select(items, engine=None, database=None, project=None):
+    """Items of one engine / database / project (None matches all; a backup that records no project matches every
+    project); damaged entries are kept so they get noticed."""
+    engine = engine_name(engine)
     return [i for i in items if "error" in i or ((engine in (None, i["engine"])) and (database in (None,
-                                                                                                   i["database"])))]
+            i["database"])) and same_project(i, project))]
 
 
 def is_safety_backup(item):
@@ -778,9 +800,9 @@ def default_restore(items):
     return next((item for item in items if not is_safety_backup(item)), None)
 
 
-def newest_name(directory, engine=None, database=None, for_restore=False):
+def newest_name(directory, engine=None, database=None, for_restore=False, project=None):
     """The newest complete backup's name; ``for_restore``: the newest that is not a safety backup (default_restore)."""
-    items = [i for i in select(describe(directory), engine, database) if "error" not in i]
+    items = [i for i in select(describe(directory), engine, database, project) if "error" not in i]
     if for_restore:
         chosen = default_restore(items)
         if chosen is None and items:

@@ -596,7 +596,7 @@ def evaluate_backups(directory, items, thresholds):
     return _verdict(name, "backup", problems, base, metrics)
 
 
-def backup_check(directory, thresholds, describe, engine=None, database=None):
+def backup_check(directory, thresholds, describe, engine=None, database=None, project=None):
     name = "backup %s" % directory
     if not os.path.isdir(directory):
         return could_not(name, "backup", "could not read backups: directory %s does not exist (no backup was ever "
@@ -606,7 +606,7 @@ def backup_check(directory, thresholds, describe, engine=None, database=None):
     except Exception as exc:  # noqa: BLE001 - ArtifactError, OSError
         return could_not(name, "backup", "could not read backups in %s: %s" % (directory, exc))
     items = [i for i in items if "error" in i or ((engine in (None, i["engine"])) and (database in (None,
-                                                                                                    i["database"])))]
+             i["database"])) and (not project or i.get("project") in (None, project)))]
     return evaluate_backups(directory, items, thresholds)
 
 

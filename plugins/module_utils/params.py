@@ -23,6 +23,7 @@ DATABASE_ARGS = dict((k, v) for k, v in TARGET_ARGS.items()
 
 ARTIFACT_ARGS = dict(
     directory=dict(type="path", required=True),
+    project=dict(type="str"),
     encryption_key=dict(type="str", no_log=True),
     encryption_key_file=dict(type="path"),
     # The key ring: previous keys, for reading backups made before a key rotation (keyring.py).

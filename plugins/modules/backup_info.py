@@ -20,7 +20,12 @@ options:
     required: true
   engine:
     description:
-      - Only backups of this engine.
+      - Only backups of this engine (V(mariadb) is V(mysql), as manifests record it).
+    type: str
+  project:
+    description:
+      - Only backups of this stack (C(rollcall_project)) and backups that record no project (made before
+        projects were recorded), for a backup directory several stacks share.
     type: str
   database:
     description:
@@ -73,8 +78,8 @@ RETURN = r"""
 backups:
   description: Backups, newest first, each with name, engine, database, type, finished_at, age_s, size, file,
     encrypted, key_id (the key it was made with, null without a key; M(rollcall.ops.backup_keys) says whether a key
-    ring reads it), schema_revision, app_version, labels (e.g. a point-in-time restore's pitr_target and
-    pitr_source), verified and verification (the latest result).
+    ring reads it), schema_revision, app_version, project (the stack, null when not recorded), labels (e.g. a
+    point-in-time restore's pitr_target and pitr_source), verified and verification (the latest result).
   returned: always
   type: list
   elements: dict
@@ -113,14 +118,14 @@ from ansible_collections.rollcall.ops.plugins.module_utils.runner import RunnerE
 def main():
     module = AnsibleModule(
         argument_spec=dict(directory=dict(type="path", required=True), engine=dict(type="str"),
-                           database=dict(type="str"), pitr_container=dict(type="str"),
+                           database=dict(type="str"), project=dict(type="str"), pitr_container=dict(type="str"),
                            docker_host=dict(type="str"), binlog_repo=dict(type="path")),
         mutually_exclusive=[["pitr_container", "binlog_repo"]],
         required_by={"binlog_repo": "database"},
         supports_check_mode=True,
     )
     p = module.params
-    items = backup.select(backup.describe(p["directory"]), p["engine"], p["database"])
+    items = backup.select(backup.describe(p["directory"]), p["engine"], p["database"], p["project"])
     verified = [i for i in items if i.get("verified")]
     extra = {}
     if p["pitr_container"]:

@@ -27,9 +27,14 @@ options:
     required: true
   engine:
     description:
-      - The engine of the backups to prune.
+      - The engine of the backups to prune (V(mariadb) is V(mysql), as manifests record it).
     type: str
     required: true
+  project:
+    description:
+      - Only backups of this stack (C(rollcall_project)) and backups that record no project count and are pruned,
+        so stacks that share a backup directory keep their own backups.
+    type: str
   database:
     description:
       - The database whose backups are pruned. Other databases' backups are never touched.
@@ -103,7 +108,8 @@ from ansible_collections.rollcall.ops.plugins.module_utils import artifact, back
 def main():
     module = AnsibleModule(
         argument_spec=dict(directory=dict(type="path", required=True), engine=dict(type="str", required=True),
-                           database=dict(type="str", required=True), keep_last=dict(type="int", default=7),
+                           database=dict(type="str", required=True), project=dict(type="str"),
+                           keep_last=dict(type="int", default=7),
                            keep_daily=dict(type="int", default=7), keep_weekly=dict(type="int", default=4),
                            keep_monthly=dict(type="int", default=6), keep_within=dict(type="str", default="0")),
         supports_check_mode=True,
@@ -116,7 +122,7 @@ def main():
     except ValueError as exc:
         module.fail_json(msg=str(exc))
     now = artifact.utcnow()
-    items = [i for i in backup.select(backup.describe(p["directory"], now), p["engine"], p["database"])
+    items = [i for i in backup.select(backup.describe(p["directory"], now), p["engine"], p["database"], p["project"])
              if "error" not in i]
     keep, delete, reasons = backup.prune_plan(items, p["keep_last"], p["keep_daily"], p["keep_weekly"],
                                               p["keep_monthly"], keep_within=keep_within, now=now)

@@ -122,7 +122,7 @@ def main():
     p = module.params
     try:
         key = keyring.ring_from_params(p)  # the backup's own key, picked by its key id
-        name = p["name"] or backup.newest_name(p["directory"], p["engine"], p["database"])
+        name = p["name"] or backup.newest_name(p["directory"], p["engine"], p["database"], project=p["project"])
         engine = None
         level = "native" if module.check_mode and p["level"] == "restore" else p["level"]
         if level != "checksum":

@@ -186,7 +186,7 @@ def main():
         files = {"path": p["uploads_path"], "container": p["uploads_container"],
                  "docker_host": p["docker_host"]} if p["uploads_path"] else None
         manifest = backup.take_backup(engine, p["directory"], p["type"], p["compression"], key, p["app_version"],
-                                      p["labels"], files=files, encrypt=p["encrypt"])
+                                      p["labels"], files=files, encrypt=p["encrypt"], project=p["project"])
     except backup.ERRORS + (backup.Interrupted,) as exc:
         module.fail_json(msg="backup failed: %s" % exc)
     module.exit_json(changed=True, name=manifest["name"], manifest=manifest,

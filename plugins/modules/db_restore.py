@@ -154,7 +154,8 @@ def main():
     try:
         key = keyring.ring_from_params(p)  # the backup's own key, picked by its key id
         target = backup.target_from_params(p)
-        name = p["name"] or backup.newest_name(p["directory"], p["engine"], target.database, for_restore=True)
+        name = p["name"] or backup.newest_name(p["directory"], p["engine"], target.database, for_restore=True,
+                                               project=p["project"])
         engine = backup.open_engine(target)
         if module.check_mode:
             check = backup.verify_backup(p["directory"], name, "native", key=key, engine=engine, record=False,
@@ -166,7 +167,7 @@ def main():
             module.exit_json(changed=True, restored=name, msg="would restore %s into %s" % (name, target.database))
         report = backup.restore_backup(engine, p["directory"], name, key=key, safety_backup=p["safety_backup"],
                                        keep_old=p["keep_old"], safety_key=key.current, app_version=p["app_version"],
-                                       allow_unsigned=p["allow_unsigned"],
+                                       allow_unsigned=p["allow_unsigned"], project=p["project"],
                                        files={"container": p["uploads_container"]} if p["uploads_container"] else None,
                                        before_swap=backup.command_before_swap(
                                            p["before_swap"]["container"], p["before_swap"]["argv"], p["docker_host"])

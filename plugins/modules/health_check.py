@@ -204,6 +204,11 @@ options:
     description:
       - Only backups of this database count in O(backup_directory).
     type: str
+  backup_project:
+    description:
+      - Only backups of this stack (C(rollcall_project)) and backups that record no project count in
+        O(backup_directory), for a backup directory several stacks share.
+    type: str
   logs:
     description:
       - Count error lines in container logs over a window (one check of kind C(logs) per container), rated by
@@ -512,6 +517,7 @@ ARGUMENT_SPEC = dict(
     backup_directory=dict(type="path"),
     backup_engine=dict(type="str", choices=["postgresql", "mysql", "sqlite", "mssql"]),
     backup_database=dict(type="str"),
+    backup_project=dict(type="str"),
     logs=dict(type="dict", options=dict(
         containers=dict(type="list", elements="str", required=True),
         since_minutes=dict(type="int", default=60),
@@ -607,7 +613,7 @@ def jobs_for(params, thresholds, gate):
     if params["backup_directory"]:
         jobs.append(label("backup %s" % params["backup_directory"], "backup", health.backup_check,
                           params["backup_directory"], thresholds, backup.describe, params["backup_engine"],
-                          params["backup_database"]))
+                          params["backup_database"], params["backup_project"]))
     if params["logs"]:
         jobs.append(label("logs", "logs", health.log_checks, params["logs"], api, thresholds, secrets(params)))
     for entry in params["tls"] or ():

@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import time
 import uuid
 
 import pytest
@@ -398,3 +399,28 @@ def test_directory_format_with_parallel_jobs_round_trips(pg, directory):
     assert fingerprint(pg, "sms") == before
     leftovers = pg.exec_run(["sh", "-c", "ls -d /tmp/rollcall-* 2>/dev/null | wc -l"]).output.decode().strip()
     assert leftovers == "0"
+
+
+def test_stacks_sharing_a_backup_directory_keep_to_their_own_backups(pg, directory):
+    """Found on the demo: two stacks, one backup directory, the same database name; restore.yml of one took the
+    other's newest backup. Backups record their project; listing, retention and restores keep to it."""
+    mine = backup(pg, directory, project="school")["name"]
+    time.sleep(1.1)  # names carry the second
+    theirs = backup(pg, directory, project="other")["name"]
+    rc, info, _ = run_module("backup_info", {"directory": str(directory), "engine": "postgresql", "database": "sms",
+                                             "project": "school"})
+    assert rc == 0 and [b["name"] for b in info["backups"]] == [mine] and info["backups"][0]["project"] == "school"
+
+    # the newest backup for this project, not the other's newer one; the other's, named, is refused untouched
+    before = fingerprint(pg, "sms")
+    rc, refused, _ = run_module("db_restore", args(pg, directory, name=theirs, project="school", safety_backup=False))
+    assert rc != 0 and "made of project other's database, and this restore is for project school" in refused["msg"]
+    assert fingerprint(pg, "sms") == before
+    rc, restored, _ = run_module("db_restore", args(pg, directory, project="school", safety_backup=False))
+    assert rc == 0 and restored["restored"] == mine, restored.get("msg")
+
+    # retention of one stack never counts or deletes the other's backups
+    rc, pruned, _ = run_module("backup_prune", {"directory": str(directory), "engine": "postgresql", "database": "sms",
+                                                "project": "other", "keep_last": 1, "keep_daily": 0,
+                                                "keep_weekly": 0, "keep_monthly": 0})
+    assert rc == 0 and pruned["kept"] == [theirs] and pruned["deleted"] == [], pruned

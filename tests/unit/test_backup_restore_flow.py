@@ -481,3 +481,39 @@ def test_an_uploads_archive_that_does_not_list_fails_native_verification_saying_
     assert result["status"] == "failed" and native["status"] == "failed", result
     assert native["detail"].startswith("the uploads archive is damaged: tar: Unexpected EOF in archive"), native
     assert native["detail"].endswith("(after 2 entries)"), native  # ./ and ./a.pdf, whose data is cut
+
+
+# ------------------------------------------------------------------------------------------- shared directories
+def test_a_backup_records_its_project_and_a_restore_takes_only_its_own_projects(engine, tmp_path):
+    """Found on the demo: two stacks with one backup directory; restore.yml of one picked the other's newest backup
+    (another engine's there, refused only by the engine check; the same engine's would have been restored)."""
+    mine = backup.take_backup(engine, str(tmp_path), project="school")
+    theirs = backup.take_backup(engine, str(tmp_path), project="other")
+    assert artifact.read_manifest(str(tmp_path), mine["name"])["project"] == "school"
+    assert "project" not in backup.take_backup(engine, str(tmp_path)), "no project given: none recorded"
+    legacy = backup.newest_name(str(tmp_path))
+    # the newest of this project, or one that records none (made before projects were recorded)
+    assert backup.newest_name(str(tmp_path), project="other") == legacy
+    (tmp_path / (legacy + ".manifest.json")).unlink()
+    assert backup.newest_name(str(tmp_path), project="school", for_restore=True) == mine["name"]
+    assert backup.newest_name(str(tmp_path), project="other") == theirs["name"]
+    assert backup.newest_name(str(tmp_path)) == theirs["name"], "no project asked: every backup counts"
+    listed = backup.select(backup.describe(str(tmp_path)), project="school")
+    assert [i["name"] for i in listed] == [mine["name"]] and listed[0]["project"] == "school"
+
+    # another project's backup, named: refused before anything is read; the database is untouched
+    engine.databases["sms"] = b"live data"
+    with pytest.raises(EngineError, match="made of project other's database, and this restore is for project school"):
+        backup.restore_backup(engine, str(tmp_path), theirs["name"], project="school")
+    assert engine.databases == {"sms": b"live data"}
+    # its own: restored, and the safety backup records the project too
+    report = backup.restore_backup(engine, str(tmp_path), mine["name"], project="school")
+    assert artifact.read_manifest(str(tmp_path), report["safety_backup"])["project"] == "school"
+
+
+def test_the_inventorys_engine_name_selects_the_manifests():
+    items = [{"name": "a", "engine": "mysql", "database": "sms"}, {"name": "b", "engine": "postgresql",
+                                                                   "database": "sms"}]
+    assert [i["name"] for i in backup.select(items, "mariadb", "sms")] == ["a"]
+    assert [i["name"] for i in backup.select(items, "postgresql", "sms", project="x")] == ["b"]
+    assert backup.engine_name("mariadb") == "mysql" and backup.engine_name("sqlite") == "sqlite"

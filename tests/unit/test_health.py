@@ -436,6 +436,14 @@ def test_backup_check_filters_and_reports_a_missing_directory(tmp_path):
     assert "run playbooks/backup.yml" in missing["reason"]  # says what to do
 
 
+def test_another_projects_fresh_backup_does_not_hide_a_stale_one(tmp_path):
+    items = [dict(item("theirs", 60, PASSED), project="other"), dict(item("mine", 3 * 86400, PASSED), project="me"),
+             item("legacy", 5 * 86400, PASSED)]
+    check = health.backup_check(str(tmp_path), T, lambda d: items, engine="postgresql", project="me")
+    assert check["metrics"]["newest_age_s"] == 3 * 86400 and check["status"] != "ok", check
+    assert health.backup_check(str(tmp_path), T, lambda d: items)["metrics"]["newest_age_s"] == 60
+
+
 # ------------------------------------------------------------------------------------------------ logs
 @pytest.mark.parametrize("line, error", [
     ('{"level": "error", "message": "boom"}', True),
