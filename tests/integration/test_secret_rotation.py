@@ -199,11 +199,13 @@ def test_rotation_under_load_keeps_old_links_for_the_grace_then_refuses_them(sta
     stats = json.loads(proc.stdout)["global_custom_stats"]["rollcall_result"]
     assert stats["previous"] == fingerprint(key_a) and stats["valid_until"] == kept["expires"], stats
 
-    # Again: nothing to do.
+    # Again: nothing to do, and it says so (the key given is the one the live release runs with).
     proc, report = playbook(inventory, "rotate_secret_key.yml")
     outputs.append(proc.stdout + proc.stderr)
     assert proc.returncode == 0, failures(report)
     assert report["stats"]["localhost"]["changed"] == 0, changed_tasks(report)
+    assert ("Nothing to rotate, nothing was changed: the live release already runs with SECRET_KEY %s"
+            % fingerprint(key_b)) in proc.stdout
 
     # The grace ends (here: the record says so); the next deploy drops the key, and its links are refused.
     record["fallbacks"][0]["expires"] = "2000-01-01T00:00:00Z"
