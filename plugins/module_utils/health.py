@@ -273,7 +273,10 @@ def evaluate_container(name, inspect, thresholds, probe=None):
                          % (name, ": %s" % said if said else "")))
     if status != "restarting":
         _judge(problems, "container_restarts", restarts, thresholds, "restart count")
-    base = "container %s is %s%s, %d restarts" % (name, status, " (%s)" % health if health else "", restarts)
+    if status == "running":
+        base = "container %s is running%s, %d restarts" % (name, " (%s)" % health if health else "", restarts)
+    else:  # the problem above said its state; Docker keeps the last health status of a stopped container
+        base = "%d restarts" % restarts
     return _verdict(name, "container", problems, base, metrics)
 
 

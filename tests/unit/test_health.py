@@ -151,12 +151,14 @@ def state(status="running", health_status=None, restarts=0, exit_code=0, restart
     (state(health_status="healthy"), "ok", "is running (healthy), 0 restarts", 1),
     (None, "critical", "container c does not exist", 0),
     (state("exited", exit_code=137), "critical", "container c is exited (exit code 137", 0),
+    # said once, without the health status Docker keeps from before it stopped
+    (state("exited", health_status="unhealthy"), "critical", "container c is exited (exit code 0); 0 restarts", 0),
     (state(health_status="unhealthy"), "critical", "container c is unhealthy: db down", 1),
     (state(health_status="starting"), "warning", "still starting", 1),
     (state(restarts=3), "warning", "restart count 3 >= 1", 1),
     (state("restarting", restarts=5, exit_code=2, restarting=True), "warning",
      "is restarting (restarted 5 times, last exit code 2)", 0),
-], ids=["healthy", "missing", "exited", "unhealthy", "starting", "restarted", "restarting"])
+], ids=["healthy", "missing", "exited", "exited-was-unhealthy", "unhealthy", "starting", "restarted", "restarting"])
 def test_container_states(inspect, status, words, running):
     check = health.evaluate_container("c", inspect, T)
     assert check["status"] == status and words in check["reason"]
