@@ -567,6 +567,21 @@ def scan_files(backup_directory=None, key_files=()):
     return entries, missing
 
 
+def file_findings(backup_directory=None, key_files=()):
+    """The modes of the backup directory, its files and the key files. A backup directory that does not exist yet
+    (no backup was made on this host) has nothing to audit: a warning that says so, not an audit that failed."""
+    absent = bool(backup_directory) and not os.path.lexists(backup_directory)
+    entries, missing = scan_files(None if absent else backup_directory, key_files)
+    out = judge_file_modes(entries)
+    if absent:
+        out.append(finding("files", WARNING, "backup directory %s" % backup_directory,
+                           "does not exist: no backup was made on this host yet, so there is nothing to audit",
+                           "run playbooks/backup.yml (it creates the directory, owner only)"))
+    out += [finding("files", WARNING, "file %s" % path, "key file is missing", "check rollcall_backup_key_file")
+            for path in missing]
+    return out
+
+
 # ---------------------------------------------------------------------------------------------- backups
 def judge_encryption(items, environment):
     """``items`` from backup.describe(): an unencrypted backup is critical in production, a warning elsewhere."""

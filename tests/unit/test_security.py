@@ -341,6 +341,16 @@ def test_scan_files_reads_modes_without_following_links(tmp_path):
     assert severities(security.judge_file_modes(entries)) == [CRITICAL]
 
 
+def test_a_backup_directory_not_made_yet_is_a_warning_that_says_what_to_run(tmp_path):
+    """Found on a fresh demo: security_audit.yml before the first backup failed critical, 'could not be audited'."""
+    found = security.file_findings(str(tmp_path / "none"), [str(tmp_path / "nokey")])
+    assert severities(found) == [WARNING, WARNING]
+    assert "no backup was made on this host yet" in found[0]["message"] and "backup.yml" in found[0]["action"]
+    assert found[1]["message"] == "key file is missing"
+    (tmp_path / "b").mkdir(mode=0o755)
+    assert severities(security.file_findings(str(tmp_path / "b"))) == [WARNING]  # world-readable directory
+
+
 # ---------------------------------------------------------------------------------------------- backups
 def test_unencrypted_backup_is_critical_in_production_warning_elsewhere():
     items = [{"name": "a", "encrypted": True}, {"name": "b", "encrypted": False}, {"name": "bad", "error": "x"}]
