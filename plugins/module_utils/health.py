@@ -33,7 +33,7 @@ from .engines.base import EngineError
 from .logaudit import json_record
 from .redact import redact, redact_data, secrets_from_env
 from .report import parse_time
-from .runner import LocalRunner
+from .runner import LocalRunner, RunnerError
 
 try:
     from cryptography import x509
@@ -363,7 +363,11 @@ def open_database(params, docker_host=None):
         if not mssql.HAS_PYMSSQL:
             raise EngineError("engine mssql needs the Python package pymssql where the module runs")
         return mssql.MSSQL(LocalRunner(), target)
-    return backup.open_engine(target)
+    try:
+        return backup.open_engine(target)
+    except RunnerError as exc:  # e.g. the container is gone: the modules' error, not a traceback
+        raise EngineError("could not reach the %s database %s: %s (is the stack deployed? playbooks/deploy.yml)"
+                          % (target.engine, target.database, exc)) from None
 
 
 def database_check(params, thresholds, open_engine=open_database):

@@ -648,3 +648,20 @@ def test_an_unreadable_deploy_lock_is_critical_not_ok(tmp_path):
 
     check = health.deploy_lock_check({"state_dir": str(tmp_path), "app": "sms"}, health.merge_thresholds(), Broken())
     assert check["status"] == health.CRITICAL and "Permission denied" in check["reason"]
+
+
+def test_opening_a_database_whose_container_is_gone_is_an_engine_error(monkeypatch):
+    """Found with maintenance.yml before any deploy: db_diagnostics died with a traceback ('Module result
+    deserialization failed') because the runner's error escaped the modules' EngineError handling."""
+    from ansible_collections.rollcall.ops.plugins.module_utils import backup as backup_utils
+    from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import EngineError
+    from ansible_collections.rollcall.ops.plugins.module_utils.runner import RunnerError
+
+    def gone(target):
+        raise RunnerError("container sms-db does not exist")
+
+    monkeypatch.setattr(backup_utils, "open_engine", gone)
+    with pytest.raises(EngineError, match="could not reach the postgresql database sms: container sms-db does not "
+                                          "exist .*playbooks/deploy.yml"):
+        health.open_database({"engine": "postgresql", "database": "sms", "container": "sms-db", "user": "sms",
+                              "password": "x"})
