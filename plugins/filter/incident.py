@@ -7,10 +7,10 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.rollcall.ops.plugins.module_utils.incident import restart_plan
 
 
-def incident_restarts(health_result, present, db_container, app_container, done=None):
+def incident_restarts(health_result, present, db_container, app_container, done=None, db_down_elsewhere=False):
     try:
         return restart_plan((health_result or {}).get("checks", []), present, db_container, app_container,
-                            done or [])
+                            done or [], bool(db_down_elsewhere))
     except (AttributeError, TypeError) as exc:
         raise AnsibleFilterError("incident_restarts: %s" % exc) from None
 

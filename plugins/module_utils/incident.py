@@ -11,8 +11,11 @@ twice, and only containers that exist.
 """
 
 
-def restart_plan(checks, present, db_container, app_container, done=()):
-    """The containers to restart now, the database first: a list of names, empty when nothing helps."""
+def restart_plan(checks, present, db_container, app_container, done=(), db_down_elsewhere=False):
+    """The containers to restart now, the database first: a list of names, empty when nothing helps.
+
+    ``db_down_elsewhere``: the database is being restarted on another host (an app host of a fleet has no database
+    check of its own); the app's failing requests then wait for the second round too."""
     critical = [c for c in checks or [] if c.get("status") == "critical"]
     present, done, out = set(present or []), set(done or []), []
 
@@ -27,6 +30,6 @@ def restart_plan(checks, present, db_container, app_container, done=()):
     for check in critical:
         if check.get("kind") == "container":
             add(check.get("name"))
-    if not db_failing and any(c.get("kind") == "http" for c in critical):
+    if not (db_failing or db_down_elsewhere) and any(c.get("kind") == "http" for c in critical):
         add(app_container)
     return out

@@ -52,3 +52,12 @@ def test_only_containers_that_exist():
     checks = [check("container", "sms-db"), check("container", "gone"), check("http", "health")]
     assert plan(checks, present=["sms-app"]) == []
     assert plan([check("http", "health")], present=[]) == []
+
+
+def test_a_fleets_app_host_waits_for_the_database_restarted_on_the_db_host():
+    """An app host has no database check: its requests fail because the db host's database is down."""
+    http_only = [check("http", "health"), check("http", "students")]
+    assert restart_plan(http_only, ["sms-app", "sms-proxy"], "sms-db", "sms-app", db_down_elsewhere=True) == []
+    # its own container down is restarted at once all the same
+    assert restart_plan(http_only + [check("container", "sms-app")], ["sms-app"], "sms-db", "sms-app",
+                        db_down_elsewhere=True) == ["sms-app"]
