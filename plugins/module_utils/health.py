@@ -365,9 +365,11 @@ def open_database(params, docker_host=None):
         return mssql.MSSQL(LocalRunner(), target)
     try:
         return backup.open_engine(target)
-    except RunnerError as exc:  # e.g. the container is gone: the modules' error, not a traceback
-        raise EngineError("could not reach the %s database %s: %s (is the stack deployed? playbooks/deploy.yml)"
-                          % (target.engine, target.database, exc)) from None
+    except RunnerError as exc:  # the container is gone or stopped: the modules' own error, not a traceback
+        text = str(exc)
+        if text.endswith("does not exist"):
+            text += " (deploy the stack first: playbooks/deploy.yml; or check rollcall_db_container)"
+        raise EngineError(text) from None
 
 
 def database_check(params, thresholds, open_engine=open_database):

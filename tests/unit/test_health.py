@@ -661,7 +661,16 @@ def test_opening_a_database_whose_container_is_gone_is_an_engine_error(monkeypat
         raise RunnerError("container sms-db does not exist")
 
     monkeypatch.setattr(backup_utils, "open_engine", gone)
-    with pytest.raises(EngineError, match="could not reach the postgresql database sms: container sms-db does not "
-                                          "exist .*playbooks/deploy.yml"):
+    with pytest.raises(EngineError, match=r"^container sms-db does not exist \(deploy the stack first: "
+                                          r"playbooks/deploy.yml; or check rollcall_db_container\)$"):
+        health.open_database({"engine": "postgresql", "database": "sms", "container": "sms-db", "user": "sms",
+                              "password": "x"})
+    # stopped: the runner's words as they were (health.yml's database reason keeps them)
+
+    def stopped(target):
+        raise RunnerError("container sms-db is not running (exited)")
+
+    monkeypatch.setattr(backup_utils, "open_engine", stopped)
+    with pytest.raises(EngineError, match=r"^container sms-db is not running \(exited\)$"):
         health.open_database({"engine": "postgresql", "database": "sms", "container": "sms-db", "user": "sms",
                               "password": "x"})
