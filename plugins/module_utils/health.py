@@ -614,9 +614,7 @@ def backup_check(directory, thresholds, describe, engine=None, database=None, pr
         items = describe(directory)
     except Exception as exc:  # noqa: BLE001 - ArtifactError, OSError
         return could_not(name, "backup", "could not read backups in %s: %s" % (directory, exc))
-    items = [i for i in items if "error" in i or ((engine in (None, i["engine"])) and (database in (None,
-             i["database"])) and (not project or i.get("project") in (None, project)))]
-    return evaluate_backups(directory, items, thresholds)
+    return evaluate_backups(directory, backup.select(items, engine, database, project), thresholds)
 
 
 def age_text(seconds):
