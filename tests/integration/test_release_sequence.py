@@ -288,6 +288,14 @@ def test_release_sequence_serves_or_refuses(stack):
     assert any("1.1.0 is already live" in m for m in messages(report)), messages(report)
     assert not any("Rolling back from 1.1.0 to 1.1.0" in m for m in messages(report)), messages(report)
 
+    # A deploy of the kept 1.0.0 (-e rollcall_app_version forgotten: the inventory says 1.0.0) that also turns on
+    # point-in-time recovery: refused before the database play restarts the database for it (it did, then refused
+    # and said "Nothing was changed"): roles/sms_app tasks/early_plan.yml.
+    message = refused(stack, "deploy.yml", "-e", "rollcall_app_version=1.0.0", "-e", "rollcall_pitr=true",
+                      "-e", "rollcall_pitr_cipher_pass=it-seq-pitr-cipher-pass")
+    assert "Deploy of 1.0.0 refused: 1.0.0 needs schema 0001, but the database is at 0002" in message, message
+    assert "Nothing was changed" in message and "rollback.yml -e to=1.0.0" in message, message
+
 
 def test_rollback_and_restore_check_mode_change_nothing(stack):
     said = check_mode(stack, "rollback.yml")
