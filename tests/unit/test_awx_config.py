@@ -646,3 +646,19 @@ def test_a_real_run_passes_parameters_the_modules_accept(tmp_path, rendered):
         assert sent.pop("controller_host") == "https://awx.test" and sent.pop("controller_oauthtoken") == "t0ken"
         assert sent == params, task
         assert not _validate(module, call["params"]), task
+
+
+def test_the_real_modules_run_under_the_repository_configuration(tmp_path):
+    """With the repository's ansible.cfg (rollcall_linear, through Mitogen when it is installed) the real awx.awx
+    modules must run: they import their module_utils relatively, which Mitogen's runner could not load, so the first
+    task failed with "attempted relative import with no known parent package" before it tried the API. Against a
+    port nothing listens on, the module itself must answer that it could not connect."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"))
+    extra = json.dumps(dict(GIVEN, controller_host="https://127.0.0.1:1", controller_oauthtoken="t0ken"))
+    done = subprocess.run([_ansible("ansible-playbook"), str(PLAYBOOKS / "awx_configure.yml"), "-e", extra],
+                          capture_output=True, text=True, env=env, cwd=ROOT, check=False, timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output[-3000:]
+    assert "relative import" not in output and "deserialization failed" not in output, output[-3000:]
+    assert "trying to connect to https://127.0.0.1:1/api/v2/" in output, output[-3000:]
+    assert "t0ken" not in output
