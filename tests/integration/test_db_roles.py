@@ -287,6 +287,11 @@ def rotate_under_load(stack, docker_client, project, port, old_root, opens, extr
     outputs.append(proc.stdout + proc.stderr)
     assert proc.returncode == 0, failures(report)
     assert changed_tasks(report) == [], "a second run changes nothing: %s" % changed_tasks(report)
+    said = [result.get("msg") for play in report["plays"] for task in play["tasks"]
+            for result in task["hosts"].values()
+            if task["task"]["name"] == "Say that there was nothing to rotate" and not result.get("skipped")]
+    assert said and said[0].startswith("Nothing to rotate: the inventory's password is the one sms_alt uses "
+                                       "already"), said
     for text in outputs:
         for secret in (DB_PASSWORD, NEW_APP_PASSWORD, old_root, new_root):
             assert secret not in text, "a password was printed"
