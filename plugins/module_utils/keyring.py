@@ -120,10 +120,13 @@ def leftovers(directory, manifest):
     return sorted(e for e in entries if pattern.fullmatch(e) and e not in used)
 
 
-def key_report(directory, ring, database=None, allow_unsigned=False):
+def key_report(directory, ring, database=None, allow_unsigned=False, keep=None):
     """Which backups use which key id, and whether the ring reads each (signature and files checked, no data read).
 
     Newest first. ``readable`` is false with a ``problem`` for a backup the ring cannot read or that is damaged.
+    ``keep``: a manifest -> bool filter (the module passes backup.select's engine, database and project: a backup
+    directory shared by stacks holds other stacks' backups, which this stack's key ring must neither judge nor
+    re-encrypt); damaged manifests are always listed.
     """
     items = []
     for name in reversed(artifact.list_backups(directory)):
@@ -134,6 +137,8 @@ def key_report(directory, ring, database=None, allow_unsigned=False):
                           "in_ring": False, "current": False, "encrypted": None, "signed": None, "leftovers": []})
             continue
         if database is not None and manifest.get("database") != database:
+            continue
+        if keep is not None and not keep(manifest):
             continue
         ids = needed_ids(manifest)
         item = {"name": name, "database": manifest.get("database"), "key_id": ids[0] if ids else None,

@@ -38,6 +38,12 @@ options:
     description:
       - Only backups of this database. Damaged manifests are always listed (as unreadable).
     type: str
+  engine:
+    description:
+      - Only backups of this engine (V(mariadb) is V(mysql)). With O(project), what a stack sharing the backup
+        directory with other stacks reports and re-encrypts is its own backups only.
+    type: str
+    choices: [postgresql, mysql, mariadb, sqlite, mssql]
   require_readable:
     description:
       - Fail the task when a backup cannot be read with the key ring, naming each such backup and the key id it
@@ -160,6 +166,7 @@ def main():
         argument_spec=spec(ARTIFACT_ARGS, READ_ARGS,
                            action=dict(type="str", default="report", choices=["report", "reencrypt"]),
                            database=dict(type="str"),
+                           engine=dict(type="str", choices=["postgresql", "mysql", "mariadb", "sqlite", "mssql"]),
                            require_readable=dict(type="bool", default=False)),
         mutually_exclusive=KEY_EXCLUSIVE,
         supports_check_mode=True,
@@ -167,7 +174,9 @@ def main():
     p = module.params
     try:
         ring = keyring.ring_from_params(p)
-        report = keyring.key_report(p["directory"], ring, p["database"], p["allow_unsigned"])
+        report = keyring.key_report(p["directory"], ring, p["database"], p["allow_unsigned"],
+                                    keep=lambda manifest: bool(backup.select([manifest], p["engine"], None,
+                                                                             p["project"])))
         if report["unreadable"] and (p["require_readable"] or p["action"] == "reencrypt"):
             module.fail_json(msg="%s; nothing was changed" % keyring.unreadable_message(report), **report)
         if p["action"] == "report":

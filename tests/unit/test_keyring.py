@@ -17,9 +17,10 @@ DUMP = b"".join(hashlib.sha256(b"%d" % i).digest() for i in range(50_000))  # ~1
 UPLOADS = b"uploads tar bytes " * 1000
 
 
-def make(directory, stamp="20261125T030405Z", key=A, compression="gzip", encrypt=True, uploads=True):
+def make(directory, stamp="20261125T030405Z", key=A, compression="gzip", encrypt=True, uploads=True, project=None,
+         engine="postgresql"):
     """A backup set as take_backup writes it: parts, then the manifest (signed when there is a key)."""
-    name = "postgresql-sms-%s-full" % stamp
+    name = "%s-sms-%s-full" % (engine, stamp)
     data_key = key if encrypt else None
     with artifact.ArtifactWriter(str(directory), name, compression, data_key) as writer:
         writer.write(DUMP)
@@ -29,8 +30,10 @@ def make(directory, stamp="20261125T030405Z", key=A, compression="gzip", encrypt
         with artifact.ArtifactWriter(str(directory), name, compression, data_key, part="uploads.tar") as writer:
             writer.write(UPLOADS)
             files["uploads"] = dict(writer.close(), path="/data/uploads", container="app")
-    manifest = {"engine": "postgresql", "database": "sms", "type": "full", "parent": None,
+    manifest = {"engine": engine, "database": "sms", "type": "full", "parent": None,
                 "finished_at": "2026-11-25T03:04:06Z", "row_counts": {"public.t": 3}, "data": data, "files": files}
+    if project:
+        manifest["project"] = project
     return artifact.write_manifest(str(directory), name, manifest, key=key)
 
 
@@ -356,3 +359,29 @@ def test_the_verification_record_of_a_reencryption():
     record = keyring.verification_result({"name": "n", "from_key_id": ID_A, "to_key_id": ID_B}, "t", 1.5)
     assert record["status"] == "passed" and record["level"] == "checksum"
     assert ID_A in record["steps"][0]["detail"] and ID_B in record["steps"][0]["detail"]
+
+
+def test_the_module_keeps_to_its_stack_in_a_shared_directory(tmp_path):
+    """rollcall.ops.backup_keys with engine and project (roles/backup tasks/rotate_key.yml): in a backup directory
+    other stacks share, their backups (another project's with a key this ring lacks, another engine's) are neither
+    judged nor re-encrypted. Without the filter the other project's backup made the rotation refuse ("cannot be
+    read"), and with a shared key it would have been re-encrypted to a key its own inventory does not have."""
+    from modules import run_module
+
+    ours = make(tmp_path, "20261125T030405Z", key=A, project="pa")
+    theirs = make(tmp_path, "20261126T030405Z", key=B, project="pb")
+    other_engine = make(tmp_path, "20261127T030405Z", key=A, project="pa", engine="mysql")
+    before = {n: (tmp_path / n).read_bytes() for n in os.listdir(tmp_path) if not n.startswith(ours["name"])}
+    args = {"directory": str(tmp_path), "engine": "postgresql", "database": "sms", "project": "pa",
+            "encryption_key": C.hex(), "encryption_keys": [A.hex()]}
+    rc, result, _ = run_module("backup_keys", dict(args, require_readable=True))
+    assert rc == 0, result.get("msg")
+    assert [i["name"] for i in result["backups"]] == [ours["name"]], result["backups"]
+    rc, result, _ = run_module("backup_keys", dict(args, action="reencrypt"))
+    assert rc == 0 and result["changed"], result.get("msg")
+    assert [r["name"] for r in result["reencrypted"]] == [ours["name"]], result["reencrypted"]
+    after = {n: (tmp_path / n).read_bytes() for n in before}
+    assert after == before, "another stack's backup changed"
+    assert artifact.read_manifest(str(tmp_path), theirs["name"])["data"]["key_id"] == ID_B
+    assert artifact.read_manifest(str(tmp_path), other_engine["name"])["data"]["key_id"] == ID_A
+    assert plain(tmp_path, artifact.read_manifest(str(tmp_path), ours["name"]), C) == DUMP
