@@ -256,6 +256,24 @@ def test_a_database_password_rotation_of_a_sqlite_stack_is_refused(stack):
     assert "has no passwords to rotate" in one_failure(report)
 
 
+def test_verify_backup_verifies_this_stacks_newest_backup_in_a_shared_directory(stack):
+    """verify_backup.yml verifies the stack's own newest backup. A newer backup that another stack (another
+    project, the same engine and database) left in the shared directory is not it: without the project the role
+    verified that one and said so ("<the other stack's backup> passed restore verification")."""
+    from modules import run_module
+
+    tmp_path, inventory = stack
+    rc, other, _ = run_module("db_backup", {
+        "engine": "sqlite", "container": CHECK + "-app", "path": "/data/db/sms.sqlite3", "database": "sms",
+        "directory": str(tmp_path / "bk"), "project": "someone-else", "encryption_key": "cd" * 32})
+    assert rc == 0, other.get("msg")
+    proc, report = playbook(inventory, "verify_backup.yml")
+    assert proc.returncode == 0, failures(report)
+    said = [r["msg"] for p in report["plays"] for t in p["tasks"] for r in t["hosts"].values()
+            if isinstance(r.get("msg"), str) and "passed restore verification" in r["msg"]]
+    assert said and said[0].startswith("sqlite-sms-") and other["name"] not in said[0], said
+
+
 # ------------------------------------------------------------------------------------- item 13: clean is clean
 def test_teardown_with_volumes_forgets_the_release_history(stack):
     tmp_path, inventory = stack
