@@ -473,3 +473,43 @@ def test_the_report_says_the_old_proxy_image_was_put_back():
     entry = patching.host_entry("app1", PLAN, outcome="failed", proxy={
         "image_before": "rollcall/proxy:1", "image_after": "rollcall/proxy:1", "upstream": None, "restored": True})
     assert patching.image_lines(entry)[-1] == "proxy: rollcall/proxy:1 -> rollcall/proxy:1; the old image was put back"
+
+
+def _patching_plays(tmp_path, inventory):
+    """(play name, hosts) of playbooks/patching.yml for ``inventory`` (a dict), and Ansible's output."""
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    path = tmp_path / "hosts.yml"
+    path.write_text(yaml.safe_dump(inventory))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "--list-hosts", "-i",
+                           str(path), os.path.join(root, "playbooks", "patching.yml")], capture_output=True, text=True,
+                          check=False, env=dict(os.environ, ANSIBLE_CONFIG=os.path.join(root, "ansible.cfg")))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    plays, name = {}, None
+    for line in done.stdout.splitlines():
+        if line.strip().startswith("play #"):
+            name = line.split("): ", 1)[1].split("\t")[0]
+            plays[name] = []
+        elif name and line.startswith("      "):
+            plays[name].append(line.strip())
+    return plays, done.stdout + done.stderr
+
+
+def test_staging_goes_first_and_an_inventory_without_staging_gets_no_pattern_warning(tmp_path):
+    """Without a `staging` group the staging play matches nothing and production takes every host, with no
+    "Could not match supplied host pattern, ignoring: staging" warning (every patching run printed it)."""
+    hosts = {"web1": {}, "web2": {}, "db1": {}}
+    plain = {"all": {"children": {"app": {"hosts": {"web1": {}, "web2": {}}}, "db": {"hosts": {"db1": {}}}}}}
+    plays, output = _patching_plays(tmp_path, plain)
+    assert "Could not match supplied host pattern" not in output, output
+    assert plays["Patch staging first"] == []
+    assert sorted(plays["Patch production, one batch at a time, once staging passed"]) == sorted(hosts)
+    staged = {"all": {"children": dict(plain["all"]["children"], staging={"hosts": {"web2": {}}})}}
+    plays, output = _patching_plays(tmp_path, staged)
+    assert plays["Patch staging first"] == ["web2"]
+    assert sorted(plays["Patch production, one batch at a time, once staging passed"]) == ["db1", "web1"]
