@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import tarfile
+import urllib.error
+import urllib.request
 
 import pytest
 from test_deploy import DB_PASSWORD, SECRET, failures, playbook, teardown, write_inventory
@@ -46,6 +48,13 @@ def test_database_down_is_in_the_bundle_and_restarted(stack, monkeypatch):
     app_started = started("rc-e-inc-app")
     subprocess.run(["docker", "stop", "-t", "2", "rc-e-inc-db"], check=True, capture_output=True)
     try:
+        # The app says what is wrong: the database is unavailable (503, try again), not an internal error (500).
+        try:
+            urllib.request.urlopen("http://127.0.0.1:%d/api/v1/students" % PORT, timeout=30)  # noqa: S310
+            raise AssertionError("the API answered while its database was stopped")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 503 and exc.headers.get("Retry-After") == "5", (exc.code, exc.read()[:200])
+            assert json.loads(exc.read())["error"] == "database unavailable, try again shortly"
         proc, report = playbook(inventory, "incident.yml", "-e", "restart=true")
         assert proc.returncode == 0, failures(report)
         (bundle,) = glob.glob(str(tmp_path / "incidents" / "*.tar.gz"))

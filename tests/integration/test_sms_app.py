@@ -334,23 +334,29 @@ def probe(kind):
     calls.append(kind)
     if calls.count(kind) == 1:  # the first call of each kind fails, the next one works
         fail({"setup": "FATAL:  terminating connection due to administrator command",
-              "post": "server closed the connection unexpectedly", "other": "no such table: students"}[kind])
+              "post": "server closed the connection unexpectedly", "other": "no such table: students",
+              "down": 'could not translate host name "db" to address: Name or service not known'}[kind])
     return "ok"
 
 client = app.test_client()
+down = client.get("/probe/down")
 print(json.dumps({"setup": client.get("/probe/setup").status_code, "post": client.post("/probe/post").status_code,
-                  "other": client.get("/probe/other").status_code, "calls": calls}))
+                  "other": client.get("/probe/other").status_code, "down": down.status_code,
+                  "retry_after": down.headers.get("Retry-After"), "error": down.get_json()["error"], "calls": calls}))
 """
 
 
 def test_a_read_whose_connection_the_server_ended_while_it_was_set_up_runs_again_once(run_container, require_image):
     """A restore's swap ends every session of the database it renames, one that was still being set up (in the
     pool's connect, so SQLAlchemy does not mark it invalidated) included: a GET runs again once, anything else
-    and other database errors fail as before (images/sms-app/sms_app/app.py SMSFlask)."""
+    and other database errors fail as before (images/sms-app/sms_app/app.py SMSFlask). A database that cannot be
+    reached (or a connection cut under a write) is a 503 with Retry-After; an error in a statement stays a 500."""
     require_image(APP)
     code, output = oneoff(run_container, APP, ["python3", "-c", CUT_PROBE], app_env())
     assert code == 0, output
     # The app's error log lines (stderr) and the result (stdout) come from two pipes: Docker's log does not keep
     # their order, so the result is the line that is the result, not the last line (CI, 2026-12-05).
     result = json.loads([line for line in output.strip().splitlines() if line.startswith('{"setup"')][-1])
-    assert result == {"setup": 200, "post": 500, "other": 500, "calls": ["setup", "setup", "post", "other"]}, result
+    assert result == {"setup": 200, "post": 503, "other": 500, "down": 503, "retry_after": "5",
+                      "error": "database unavailable, try again shortly",
+                      "calls": ["down", "setup", "setup", "post", "other"]}, result

@@ -36,6 +36,20 @@ class BadRequest(Exception):
 # A connection ended by the server (a restore's swap ends the sessions of the database it renames).
 CUT_MESSAGES = ("terminating connection due to administrator command", "server closed the connection unexpectedly",
                 "Lost connection to", "MySQL server has gone away", "Connection was killed")
+# The database cannot be reached or went away (stopped, restarting, its host unknown): the request may work in a
+# moment, so it is answered 503 with Retry-After (a load balancer, a client or health.yml tells it from a bug), not
+# 500. Connection errors only: SQLite's "no such table" is an OperationalError too and stays a 500.
+UNAVAILABLE_MESSAGES = CUT_MESSAGES + (
+    "could not connect to server", "Connection refused", "could not translate host name", "connection to server at",
+    "the database system is starting up", "the database system is shutting down", "is not currently accepting",
+    "Can't connect to MySQL server", "No route to host", "timeout expired")
+UNAVAILABLE_RETRY_AFTER_S = 5
+
+
+def database_unavailable(exc):
+    """True when ``exc`` says the database could not be reached, not that a statement failed."""
+    return isinstance(exc, DBAPIError) and (exc.connection_invalidated
+                                            or any(m in str(exc) for m in UNAVAILABLE_MESSAGES))
 
 
 class SMSFlask(Flask):
@@ -139,6 +153,9 @@ def create_app(config):
         access_log({"ts": datetime.utcnow().isoformat(timespec="milliseconds") + "Z", "level": "error",
                     "request_id": g.get("request_id"), "path": request.path, "error": type(exc).__name__,
                     "message": short_reason(exc)}, stream=sys.stderr)
+        if database_unavailable(exc):
+            return (jsonify(error="database unavailable, try again shortly", request_id=g.get("request_id")), 503,
+                    {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)})
         return jsonify(error="internal error", request_id=g.get("request_id")), 500
 
     @app.errorhandler(IntegrityError)
