@@ -7,6 +7,7 @@ import stat
 
 import pytest
 
+from ansible_collections.rollcall.ops.plugins.module_utils import backup
 from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import EngineError, Target
 from ansible_collections.rollcall.ops.plugins.module_utils.engines.sqlite import SQLite
 from ansible_collections.rollcall.ops.plugins.module_utils.runner import LocalRunner
@@ -72,3 +73,49 @@ def test_a_copy_that_cannot_be_prepared_replaces_nothing_and_is_removed(engine):
         engine.swap_in(live + "__rc_scratch", live, keep_old=True)
     assert rows(live) == 3
     assert sorted(os.listdir(os.path.dirname(live))) == ["school.sqlite3"]
+
+# ------------------------------------------------------------------------ the copy into place, counted
+# The helper says how many bytes it received, and a copy that received fewer than were sent fails instead of passing
+# for the whole backup. Seen once in Molecule's backup scenario (2026-12-06): a restore-level verification whose
+# scratch copy held nothing ("backup had 20 rows, restore has None" for every table) after the native check of the
+# same backup had passed.
+
+class LosingRunner(LocalRunner):
+    """Takes every chunk (as the feeder sends them) and delivers none: the command's input ends at once."""
+
+    def run(self, argv, stdin=None, sink=None, env=None, user=None):
+        if stdin is not None:
+            for _chunk in stdin:
+                pass
+            stdin = iter([])
+        return super().run(argv, stdin=stdin, sink=sink, env=env, user=user)
+
+
+@pytest.fixture
+def database(tmp_path):
+    path = str(tmp_path / "live" / "sms.sqlite3")
+    os.makedirs(os.path.dirname(path))
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE students (id INTEGER PRIMARY KEY, name TEXT)")
+        con.executemany("INSERT INTO students (name) VALUES (?)", [("s%d" % i,) for i in range(20)])
+    return path
+
+
+def test_a_backup_restores_and_verifies_with_every_byte_received(tmp_path, database):
+    engine = SQLite(LocalRunner(), Target("sqlite", "sms", path=database))
+    made = backup.take_backup(engine, str(tmp_path))
+    result = backup.verify_backup(str(tmp_path), made["name"], "restore", engine=engine, record=False)
+    assert result["status"] == "passed", result["steps"]
+
+
+def test_a_copy_whose_input_ended_early_fails_saying_so(tmp_path, database):
+    made = backup.take_backup(SQLite(LocalRunner(), Target("sqlite", "sms", path=database)), str(tmp_path))
+    losing = SQLite(LosingRunner(), Target("sqlite", "sms", path=database))
+    result = backup.verify_backup(str(tmp_path), made["name"], "restore", engine=losing, record=False)
+    assert result["status"] == "failed"
+    detail = result["steps"][-1]["detail"]
+    assert "received 0 of the" in detail and "its input ended early" in detail, detail
+    with pytest.raises(EngineError, match="received 0 of the .* bytes sent"):
+        losing.restore(iter([b"x" * 1000]), database + "__rc_scratch")
+    with sqlite3.connect(database) as con:
+        assert con.execute("SELECT count(*) FROM students").fetchone()[0] == 20, "the live file is untouched"

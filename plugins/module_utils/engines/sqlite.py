@@ -52,13 +52,17 @@ def opened(path):
     return sqlite3.connect("file:%s?mode=ro" % path, uri=True)
 
 def receive(dest):
+    """stdin into ``dest`` (through a temporary file); the number of bytes received."""
     tmp = dest + ".rc_part"
+    size = 0
     with open(tmp, "wb") as out:
         for chunk in iter(lambda: sys.stdin.buffer.read(1 << 20), b""):
             out.write(chunk)
+            size += len(chunk)
         out.flush()
         os.fsync(out.fileno())
     os.replace(tmp, dest)
+    return size
 
 def file_facts(path, con):
     """What a restore gives back besides the data: the journal mode and the file's permissions and owner."""
@@ -150,17 +154,16 @@ try:
         print(json.dumps({"version": sqlite3.sqlite_version, "counts": counts(con), "revision": revision(con),
                           "file": file_facts(path, src)}))
     elif op == "check":
-        receive(path)
+        size = receive(path)
         try:
             status, detail = integrity(sqlite3.connect("file:%s?mode=ro" % path, uri=True))
         except sqlite3.DatabaseError as exc:
             status, detail = "failed", "not a valid SQLite database: %s" % exc
         finally:
             os.unlink(path)
-        print(json.dumps({"status": status, "detail": detail}))
+        print(json.dumps({"status": status, "detail": detail, "bytes": size}))
     elif op == "receive":
-        receive(path)
-        print(json.dumps({"ok": True}))
+        print(json.dumps({"ok": True, "bytes": receive(path)}))
     elif op == "integrity":
         status, detail = integrity(opened(path))
         print(json.dumps({"status": status, "detail": detail}))
@@ -181,6 +184,22 @@ except OSError as exc:
     print(json.dumps({"error": "%s: %s" % (exc.filename or path, exc.strerror)}))
     sys.exit(7)
 '''
+
+
+class _Counted:
+    """The chunks given to the helper, counted as they go (an iterator object: the stream under it is not closed
+    when the helper stops reading early, so its checks still run to the end)."""
+
+    def __init__(self, chunks):
+        self.chunks, self.size = iter(chunks), 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        chunk = next(self.chunks)
+        self.size += len(chunk)
+        return chunk
 
 
 class SQLite(SQLiteUpkeep, Engine):
@@ -246,8 +265,19 @@ class SQLite(SQLiteUpkeep, Engine):
         there is no live file whose own are kept)."""
         self.backup_file = manifest.get(self.name) or {}
 
+    def _received(self, op, path, chunks):
+        """The helper's ``op`` fed ``chunks``; EngineError when it received fewer bytes than were sent (its input
+        ended early: a check or a copy of part of a backup must not pass for the whole)."""
+        sent = _Counted(chunks)
+        facts = self._helper(op, path, stdin=sent)
+        if facts.get("bytes") is not None and facts["bytes"] != sent.size:
+            raise EngineError("SQLite at %s: the copy into %s received %d of the %d bytes sent (its input ended "
+                              "early; the Docker engine or the connection to it closed it); nothing was replaced"
+                              % (self.runner.where, path, facts["bytes"], sent.size))
+        return facts
+
     def native_check(self, chunks):
-        facts = self._helper("check", self.target.path + ".rc_check", stdin=chunks)
+        facts = self._received("check", self.target.path + ".rc_check", chunks)
         return facts["status"], facts["detail"]
 
     def scratch_name(self, database):
@@ -260,7 +290,7 @@ class SQLite(SQLiteUpkeep, Engine):
         self._helper("remove", database)
 
     def restore(self, chunks, database):
-        self._helper("receive", database, stdin=chunks)
+        self._received("receive", database, chunks)
 
     def swap_in(self, scratch, database, keep_old):
         """Replace the file with ``scratch`` (see settle() in HELPER); on failure the scratch copy goes too."""
