@@ -94,6 +94,19 @@ def test_an_empty_db_group_fails_backup(tmp_path):
     assert "(its groups: app, db)" in one_failure(report)
 
 
+def test_no_alertmanager_is_said_with_what_to_do_and_the_run_goes_on(tmp_path):
+    """rollcall_monitoring: true (the demo's) before any monitoring host runs: the silence a deploy sets is
+    skipped, saying so and what sets one up, and the run goes on."""
+    inventory = write_inventory(tmp_path, rollcall_project="rc-e-nosil", rollcall_monitoring=True,
+                                rollcall_monitoring_ports={"alertmanager": 9})
+    proc, report = playbook(inventory, "silence.yml", "-e", "silence_for=deploy")
+    assert proc.returncode == 0, failures(report)
+    said = [r["msg"] for p in report["plays"] for t in p["tasks"] for r in t["hosts"].values()
+            if t["task"]["name"].endswith("Say that no Alertmanager answered") and not r.get("skipped")]
+    assert said and said[0].startswith("No silence: Alertmanager at http://127.0.0.1:9 does not answer"), said
+    assert "playbooks/monitoring.yml sets it up" in said[0] and "rollcall_monitoring: false" in said[0], said
+
+
 # ------------------------------------------------------------------------------------- item 12: any directory
 def test_playbooks_run_from_another_directory_without_ansible_cfg(tmp_path):
     """The collection is found through playbooks/collections (no ansible.cfg, no .collections/ needed)."""
