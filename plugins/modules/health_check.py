@@ -197,9 +197,9 @@ options:
     type: path
   backup_engine:
     description:
-      - Only backups of this engine count in O(backup_directory).
+      - Only backups of this engine count in O(backup_directory) (V(mariadb) is V(mysql), as manifests record it).
     type: str
-    choices: [postgresql, mysql, sqlite, mssql]
+    choices: [postgresql, mysql, mariadb, sqlite, mssql]
   backup_database:
     description:
       - Only backups of this database count in O(backup_directory).
@@ -515,7 +515,7 @@ ARGUMENT_SPEC = dict(
     memory=dict(type="bool", default=False),
     cpu=dict(type="bool", default=False),
     backup_directory=dict(type="path"),
-    backup_engine=dict(type="str", choices=["postgresql", "mysql", "sqlite", "mssql"]),
+    backup_engine=dict(type="str", choices=["postgresql", "mysql", "mariadb", "sqlite", "mssql"]),
     backup_database=dict(type="str"),
     backup_project=dict(type="str"),
     logs=dict(type="dict", options=dict(

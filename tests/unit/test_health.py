@@ -433,6 +433,8 @@ def test_backup_check_filters_and_reports_a_missing_directory(tmp_path):
     items = [item("pg", 60, PASSED), dict(item("my", 10, PASSED), engine="mysql")]
     check = health.backup_check(str(tmp_path), T, lambda d: items, engine="postgresql")
     assert check["metrics"]["newest_age_s"] == 60
+    # the inventory's engine name as it is (roles/health passes rollcall_db_engine): MariaDB's backups are mysql's
+    assert health.backup_check(str(tmp_path), T, lambda d: items, engine="mariadb")["metrics"]["newest_age_s"] == 10
     missing = health.backup_check(str(tmp_path / "none"), T, lambda d: items)
     assert missing["status"] == "critical" and "does not exist" in missing["reason"]
     assert "run playbooks/backup.yml" in missing["reason"]  # says what to do
