@@ -148,9 +148,18 @@ def problems(playbook, given, host):
     bad(playbook == "maintenance" and len(str(cadence)) > 0 and cadence not in CHOICES["cadence"],
         "-e cadence='%s' must be weekly (checks, changes nothing), monthly (vacuum, analyze, optimize over the "
         "thresholds) or midmonth (concurrent reindex, statistics reset)" % cadence)
-    bad(playbook == "restore" and on_db and production and confirm != db_name,
+    # A confirmation names the database it allows to be replaced: one that names another (a staging name typed
+    # against the production inventory, a survey's stale answer) refuses in every environment.
+    replaces = (playbook == "restore" and on_db) or (playbook == "rollback" and bool(given.get("restore_backup", False)))
+    wrong = len(str(confirm)) > 0 and str(confirm) != db_name
+    bad(replaces and wrong,
+        "-e confirm='%s' does not name the database this run may replace (%s, rollcall_db_name); nothing was "
+        "changed. Run again with -e confirm=%s%s"
+        % (confirm, db_name, db_name, "" if production else ", or without confirm (not needed outside production)"))
+    bad(playbook == "restore" and on_db and production and not wrong and confirm != db_name,
         "this replaces the production database %s; run again with -e confirm=%s to go ahead" % (db_name, db_name))
-    bad(playbook == "rollback" and bool(given.get("restore_backup", False)) and production and confirm != db_name,
+    bad(playbook == "rollback" and bool(given.get("restore_backup", False)) and production and not wrong
+        and confirm != db_name,
         "-e restore_backup=true may replace the production database %s; add -e confirm=%s to allow it"
         % (db_name, db_name))
     bad(playbook == "teardown" and bool(given.get("teardown_volumes", False)) and confirm != "yes",

@@ -143,6 +143,19 @@ def test_a_rollback_allowed_to_restore_needs_the_confirmation_in_production():
     assert problems("rollback", restore_backup=True, rollcall_environment="test") == []
 
 
+@pytest.mark.parametrize("environment", ["production", "test"])
+def test_a_confirmation_that_names_another_database_refuses(environment):
+    found = one("restore", DB, confirm="sms_staging", rollcall_environment=environment)
+    assert found.startswith("-e confirm='sms_staging' does not name the database this run may replace (sms, ")
+    assert ("without confirm" in found) == (environment == "test")
+    found = one("rollback", restore_backup=True, confirm="wrong", rollcall_environment=environment)
+    assert "does not name the database this run may replace (sms" in found
+    # Where nothing is replaced, a confirmation is not looked at.
+    assert problems("rollback", confirm="wrong", rollcall_environment=environment) == []
+    assert problems("restore", APP, confirm="wrong", rollcall_environment=environment) == []
+    assert problems("restore", DB, confirm="sms", rollcall_environment=environment) == []
+
+
 def test_teardown_of_volumes_needs_yes():
     assert "teardown_volumes=true deletes the database and uploads of rollcall" in one("teardown",
                                                                                       teardown_volumes=True)
