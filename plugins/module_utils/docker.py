@@ -16,7 +16,7 @@ import contextlib
 import socket
 import time
 
-from .runner import STOP_GRACE_S, Feeder, Result, Runner, RunnerError, _Capture, _Tail, explain_exit
+from .runner import STOP_GRACE_S, ContainerMissing, Feeder, Result, Runner, RunnerError, _Capture, _Tail, explain_exit
 
 try:
     import docker
@@ -171,7 +171,7 @@ class ContainerRunner(Runner):
         try:
             state = self.api.inspect_container(container)["State"]
         except docker.errors.NotFound:
-            raise RunnerError("container %s does not exist" % container) from None
+            raise ContainerMissing(container) from None
         if not state.get("Running"):
             raise RunnerError("container %s is not running (%s)" % (container, state.get("Status")))
         self._running = {}  # exec id -> (_PidTail, user) of commands running now
@@ -301,7 +301,7 @@ def inspect(container, docker_host=None):
     try:
         return api.inspect_container(container)
     except docker.errors.NotFound:
-        raise RunnerError("container %s does not exist" % container) from None
+        raise ContainerMissing(container) from None
 
 
 def run_scratch(name, image, volume, data_dir, mounts, docker_host=None, labels=None, command=None,
@@ -370,7 +370,7 @@ def restart(container, docker_host=None, timeout=60):
     try:
         api.containers.get(container).restart(timeout=timeout)
     except docker.errors.NotFound:
-        raise RunnerError("container %s does not exist" % container) from None
+        raise ContainerMissing(container) from None
     except docker.errors.APIError as exc:
         raise RunnerError("cannot restart %s: %s" % (container, exc.explanation or exc)) from None
 

@@ -33,7 +33,7 @@ from .engines.base import EngineError
 from .logaudit import json_record
 from .redact import redact, redact_data, secrets_from_env
 from .report import parse_time
-from .runner import LocalRunner, RunnerError
+from .runner import ContainerMissing, LocalRunner, RunnerError
 
 try:
     from cryptography import x509
@@ -365,11 +365,11 @@ def open_database(params, docker_host=None):
         return mssql.MSSQL(LocalRunner(), target)
     try:
         return backup.open_engine(target)
-    except RunnerError as exc:  # the container is gone or stopped: the modules' own error, not a traceback
-        text = str(exc)
-        if text.endswith("does not exist"):
-            text += " (deploy the stack first: playbooks/deploy.yml; or check rollcall_db_container)"
-        raise EngineError(text) from None
+    except ContainerMissing as exc:
+        raise EngineError("%s (deploy the stack first: playbooks/deploy.yml; or check rollcall_db_container)"
+                          % exc) from None
+    except RunnerError as exc:  # stopped, or the engine is down: the modules' own error, not a traceback
+        raise EngineError(str(exc)) from None
 
 
 def database_check(params, thresholds, open_engine=open_database):

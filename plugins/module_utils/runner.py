@@ -23,6 +23,15 @@ class RunnerError(Exception):
     """A command could not be started at all (missing tool, container gone, engine down)."""
 
 
+class ContainerMissing(RunnerError):
+    """The container to run in does not exist (never deployed, removed, or a mistyped name): callers that can say
+    what to do about it (deploy first, check the name) tell it from a stopped container or an engine that is down."""
+
+    def __init__(self, container):
+        super().__init__("container %s does not exist" % container)
+        self.container = container
+
+
 # How long a stopped command gets between SIGTERM and SIGKILL.
 STOP_GRACE_S = 5
 

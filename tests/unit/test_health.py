@@ -657,22 +657,31 @@ def test_opening_a_database_whose_container_is_gone_is_an_engine_error(monkeypat
     deserialization failed') because the runner's error escaped the modules' EngineError handling."""
     from ansible_collections.rollcall.ops.plugins.module_utils import backup as backup_utils
     from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import EngineError
-    from ansible_collections.rollcall.ops.plugins.module_utils.runner import RunnerError
+    from ansible_collections.rollcall.ops.plugins.module_utils.runner import ContainerMissing, RunnerError
 
     def gone(target):
-        raise RunnerError("container sms-db does not exist")
+        raise ContainerMissing("sms-db")
 
     monkeypatch.setattr(backup_utils, "open_engine", gone)
     with pytest.raises(EngineError, match=r"^container sms-db does not exist \(deploy the stack first: "
                                           r"playbooks/deploy.yml; or check rollcall_db_container\)$"):
         health.open_database({"engine": "postgresql", "database": "sms", "container": "sms-db", "user": "sms",
                               "password": "x"})
-    # stopped: the runner's words as they were (health.yml's database reason keeps them)
+    # stopped, or a runner error whose text happens to end the same way: the runner's words as they were
+    # (health.yml's database reason keeps them); only a missing container gets the hint
 
     def stopped(target):
         raise RunnerError("container sms-db is not running (exited)")
 
     monkeypatch.setattr(backup_utils, "open_engine", stopped)
     with pytest.raises(EngineError, match=r"^container sms-db is not running \(exited\)$"):
+        health.open_database({"engine": "postgresql", "database": "sms", "container": "sms-db", "user": "sms",
+                              "password": "x"})
+
+    def tool_missing(target):
+        raise RunnerError("psql: the file /usr/bin/psql does not exist")
+
+    monkeypatch.setattr(backup_utils, "open_engine", tool_missing)
+    with pytest.raises(EngineError, match=r"^psql: the file /usr/bin/psql does not exist$"):
         health.open_database({"engine": "postgresql", "database": "sms", "container": "sms-db", "user": "sms",
                               "password": "x"})
