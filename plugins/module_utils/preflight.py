@@ -154,8 +154,8 @@ def problems(playbook, given, host):
     replaces = (playbook == "restore" and on_db) or (playbook == "rollback" and restore_backup)
     wrong = len(str(confirm)) > 0 and str(confirm) != db_name
     bad(replaces and wrong,
-        "-e confirm='%s' does not name the database this run may replace (%s, rollcall_db_name); nothing was "
-        "changed. Run again with -e confirm=%s%s"
+        "-e confirm='%s' does not name the database this run may replace (%s, rollcall_db_name); run again "
+        "with -e confirm=%s%s"
         % (confirm, db_name, db_name, "" if production else ", or without confirm (not needed outside production)"))
     bad(playbook == "restore" and on_db and production and not wrong and confirm != db_name,
         "this replaces the production database %s; run again with -e confirm=%s to go ahead" % (db_name, db_name))

@@ -155,7 +155,7 @@ BAD = {
                                                              "add -e confirm=yes"]),
     "restore": ({"rollcall_environment": "production", "confirm": "yes", "restore_backup_name": "../../etc/passwd"},
                 ["-e confirm='yes' does not name the database this run may replace (sms, rollcall_db_name)",
-                 "Run again with -e confirm=sms", "-e restore_backup_name='../../etc/passwd' must be"]),
+                 "run again with -e confirm=sms", "-e restore_backup_name='../../etc/passwd' must be"]),
     "rollback": ({"restore_backup": True, "rollcall_environment": "production", "to": "../1.0.0"},
                  ["add -e confirm=sms", "-e to='../1.0.0' must be 'previous' or a kept version"]),
     "incident": ({"restart": "ture"}, ["restart='ture' is not true or false"]),
@@ -218,34 +218,41 @@ def check_run(stack, name, *extra):
     assert after[0] == before[0], "check mode changed containers, networks or volumes"
     assert after[1] == before[1], "check mode changed files: %s" % sorted(
         set(after[1].items()) ^ set(before[1].items()))
-    return changed_tasks(report)
+    return changed_tasks(report), report
 
 
-@pytest.mark.parametrize("name,extra,would_change", [
-    ("backup.yml", (), "rollcall.ops.backup : Make the backup"),
-    ("verify_backup.yml", (), None),
-    ("health.yml", (), None),
-    ("incident.yml", ("-e", "restart=true"), None),
-    ("audit.yml", (), None),
+# says: what the run's messages must say in check mode (a report path was printed as if it had been written)
+@pytest.mark.parametrize("name,extra,would_change,says", [
+    ("backup.yml", (), "rollcall.ops.backup : Make the backup", None),
+    ("verify_backup.yml", (), None, None),
+    ("health.yml", (), None, "(check mode: nothing was changed, nothing written)"),
+    ("maintenance.yml", (), None, "(check mode: nothing was changed, nothing written)"),
+    ("security_audit.yml", (), None, "(check mode: nothing was changed, nothing written)"),
+    ("incident.yml", ("-e", "restart=true"), None, None),
+    ("audit.yml", (), None, "Report: not written (check mode)"),
     ("teardown.yml", ("-e", "teardown_volumes=true", "-e", "confirm=yes"),
-     "Remove the containers, the network and (teardown_volumes) the data volumes"),
+     "Remove the containers, the network and (teardown_volumes) the data volumes", None),
     # roles/sms_app and roles/backup restore (helper A's part of issue 9 item 7):
-    ("deploy.yml", ("-e", "rollcall_app_version=1.1.0"), None),
-    ("restore.yml", (), None),
-    ("rotate_secret_key.yml", (), None),
-    ("archive_log.yml", (), None),  # SQLite: nothing to ship, and it says so
+    ("deploy.yml", ("-e", "rollcall_app_version=1.1.0"), None, None),
+    ("restore.yml", (), None, None),
+    ("rotate_secret_key.yml", (), None, None),
+    ("archive_log.yml", (), None, None),  # SQLite: nothing to ship, and it says so
 ])
-def test_check_mode_changes_nothing_and_says_what_would_change(stack, name, extra, would_change):
-    changed = check_run(stack, name, *extra)
+def test_check_mode_changes_nothing_and_says_what_would_change(stack, name, extra, would_change, says):
+    changed, report = check_run(stack, name, *extra)
     if would_change:
         assert would_change in changed, changed
+    if says:
+        messages = json.dumps([r.get("msg") for p in report["plays"] for t in p["tasks"]
+                               for r in t["hosts"].values()])
+        assert says in messages, messages[-3000:]
 
 
 def test_check_mode_of_rollback_changes_nothing(stack):
     _tmp_path, inventory = stack
     proc, report = playbook(inventory, "deploy.yml", "-e", "rollcall_app_version=1.1.0")
     assert proc.returncode == 0, failures(report)
-    changed = check_run(stack, "rollback.yml", "-e", "to=1.0.0")
+    changed, _ = check_run(stack, "rollback.yml", "-e", "to=1.0.0")
     assert changed, "a rollback in check mode should say what it would change"
 
 
