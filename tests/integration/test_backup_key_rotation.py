@@ -171,6 +171,8 @@ def test_the_playbook_refuses_without_the_old_key_then_rotates_and_reencrypts(pg
             if t["task"]["name"].endswith("Say what the rotation did")]
     assert said and "New backups use key id %s" % ID_NEW in said[0] and "Re-encrypted %s" % made["name"] in said[0]
     assert "may be removed from rollcall_backup_old_keys" in said[0]
+    # one list, in words: "Backups per key id: <id>: a, b." (it ended "a, b;  Keep ..." with a stray separator)
+    assert "Backups per key id: %s: %s." % (ID_NEW, ", ".join(keys["by_key"][ID_NEW])) in said[0], said[0]
     line = json.loads(audit.read_text().splitlines()[-1])
     assert line["event"] == "backup_key_rotated" and "key id %s" % ID_NEW in line["message"]
     assert "re-encrypted 1" in line["message"]
