@@ -308,3 +308,17 @@ def test_teardown_with_volumes_forgets_the_release_history(stack):
     assert docker_objects(CHECK) == {"networks": [CHECK + "-net"] if kept else [], "volumes": [], "containers": []}
     # A new stack of the same project starts as new: no kept 1.1.0 to roll back to, ids from the start.
     assert not os.path.exists(tmp_path / "state" / CHECK)
+    said = [r["msg"] for p in report["plays"] for t in p["tasks"] for r in t["hosts"].values()
+            if t["task"]["name"] == "Say what was removed"]
+    assert said and said[0].startswith("Removed from localhost: containers %s-proxy, %s-app" % (CHECK, CHECK)), said
+    assert "volumes " in said[0] and "release history and audit log go with the volumes" in said[0], said
+
+    # Run again, or with a mistyped project: nothing is there, and the run says so instead of a bare "ok".
+    for project in (CHECK, CHECK + "x"):
+        proc, report = playbook(inventory, "teardown.yml", "-e", "rollcall_project=" + project,
+                                "-e", "teardown_volumes=true", "-e", "confirm=yes")
+        assert proc.returncode == 0, failures(report)
+        said = [r["msg"] for p in report["plays"] for t in p["tasks"] for r in t["hosts"].values()
+                if t["task"]["name"] == "Say what was removed"]
+        assert said == ["Nothing to remove on localhost: no container, network or volume of project %s "
+                        "(rollcall_project) is there." % project] or kept, said
