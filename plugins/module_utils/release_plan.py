@@ -138,8 +138,21 @@ def plan(kind, target=None, live=None, db_revision=None, kept=(), backup=None, b
     target = _release(target)
     if kind == "deploy":
         return _plan_deploy(target, live, db_revision, kept, revisions, pre_deploy_backup, up_to_date)
-    return _plan_rollback(target, live, db_revision, kept, backup, list(blockers or []), revisions,
-                          pre_deploy_backup, up_to_date, allow_restore, switched)
+    result = _plan_rollback(target, live, db_revision, kept, backup, list(blockers or []), revisions,
+                            pre_deploy_backup, up_to_date, allow_restore, switched)
+    if allow_restore and result["action"] != "refuse" and "restore" not in result["do"] \
+            and not result.get("schema_kept"):
+        result["summary"] += " " + _restore_not_used(backup)
+    return result
+
+
+def _restore_not_used(backup):
+    """What a rollback asked to restore (-e restore_backup=true) says when the schema gets where it must without
+    the backup: nothing is restored, and the data written since the deploy stays."""
+    name = (backup or {}).get("name")
+    return ("-e restore_backup=true was not needed: the schema gets there without a restore, so no backup is "
+            "restored and the data written since that deploy stays (playbooks/restore.yml -e "
+            "restore_backup_name=%s brings back the data of before it)." % (name or "NAME"))
 
 
 def _plan_deploy(target, live, db_revision, kept, revisions, backup_enabled, up_to_date):

@@ -190,6 +190,33 @@ def test_irreversible_rollback_without_a_backup_is_refused():
     assert result["action"] == "refuse" and "No backup was recorded" in result["command"]
 
 
+@pytest.mark.parametrize("live,db_revision,switched,action", [
+    (V2, "0002", False, "change"),   # reversible: the schema goes down with the newer image
+    (V2, "0002", True, "change"),    # the same after the standby switch
+    (V2, "0001", False, "change"),   # code only
+    (V1, "0001", False, "none"),     # already live
+])
+def test_a_rollback_allowed_to_restore_that_needs_no_restore_says_so(live, db_revision, switched, action):
+    """-e restore_backup=true on a rollback whose schema can go where it must: no restore, and the summary says that
+    the data written since the deploy stays and how to bring back the data of before it (it said nothing)."""
+    result = plan("rollback", V1, live=live, db_revision=db_revision, kept=KEPT, allow_restore=True,
+                  switched=switched, up_to_date=live is V1, backup={"name": "pre", "schema_revision": "0001"})
+    assert result["action"] == action and "restore" not in steps(result)
+    assert result["summary"].endswith("-e restore_backup=true was not needed: the schema gets there without a "
+                                      "restore, so no backup is restored and the data written since that deploy "
+                                      "stays (playbooks/restore.yml -e restore_backup_name=pre brings back the data "
+                                      "of before it)."), result["summary"]
+    # not asked: not said; a restore that runs, a refusal, or a kept schema with its own command: not said
+    assert "restore_backup=true" not in plan("rollback", V1, live=live, db_revision=db_revision, kept=KEPT,
+                                             switched=switched, up_to_date=live is V1)["summary"]
+    for other in (plan("rollback", V1, live=V2, db_revision="0002", kept=KEPT, blockers=["x"], allow_restore=True,
+                       backup={"name": "pre", "schema_revision": "0001"}),
+                  plan("rollback", V1, live=V2, db_revision="0002", kept=KEPT, blockers=["x"], allow_restore=True,
+                       switched=True, backup={"name": "pre", "schema_revision": "0001"}),
+                  plan("rollback", V1, live=V2, db_revision="0002", kept=KEPT, blockers=["x"])):
+        assert "was not needed" not in other["summary"], other["summary"]
+
+
 def test_irreversible_rollback_restores_the_backup_when_allowed():
     result = plan("rollback", V1, live=V2, db_revision="0002", kept=KEPT, blockers=["x"], allow_restore=True,
                   backup={"name": "pre", "schema_revision": "0001"})
