@@ -278,8 +278,12 @@ class ReleaseStore:
         return lock
 
     def held_message(self, lock):
-        return ("deploy lock for %s is held by %s; wait, or break it with action=break_lock if that deploy is dead"
-                % (self.app, describe_lock(lock)))
+        """Who holds it, and the one command that breaks it when that run is dead (a Ctrl-C or a lost controller
+        leaves the lock: ansible-playbook stops without running the role's release of it)."""
+        return ("deploy lock for %s is held by %s; wait, or break it with action=break_lock if that deploy is dead "
+                "(interrupted, or its controller gone; audited): ansible <this host> -i <inventory> -m "
+                "rollcall.ops.app_release -a 'action=break_lock app=%s state_dir=%s'"
+                % (self.app, describe_lock(lock), self.app, self.state_dir))
 
     def _create_lock(self, content):
         """Create the lock file with ``content``; False when it already exists."""

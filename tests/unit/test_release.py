@@ -92,7 +92,10 @@ def test_lock_excludes_a_second_holder_and_reports_who_and_how_old(tmp_path):
     assert message.startswith("deploy lock for sms is held by alice@ctl")
     assert "(version 1.1.0, 'deploy 1.1.0'; pid 4242 on app1) since %s (125 s ago)" % release.isoformat(T0) \
         in message
-    assert message.endswith("wait, or break it with action=break_lock if that deploy is dead")
+    # the command that breaks it, ready to run but for the host and inventory (a Ctrl-C leaves the lock behind)
+    assert message.endswith("wait, or break it with action=break_lock if that deploy is dead (interrupted, or its "
+                            "controller gone; audited): ansible <this host> -i <inventory> -m rollcall.ops.app_release "
+                            "-a 'action=break_lock app=sms state_dir=%s'" % (tmp_path / "state")), message
     assert caught.value.lock["age_s"] == 125
     assert clock.sleeps == []  # lock_timeout 0: no waiting
 
