@@ -297,6 +297,40 @@ def test_verify_backup_verifies_this_stacks_newest_backup_in_a_shared_directory(
     assert said and said[0].startswith("sqlite-sms-") and other["name"] not in said[0], said
 
 
+def test_a_restore_takes_the_deploy_lock_and_gives_it_back(stack):
+    """restore.yml holds the stack's deploy lock while it swaps the database: a deploy or rollback running then
+    makes it stop before anything changed (it ran under the release's feet: the plan could be wrong by the swap),
+    and the lock is released afterwards, after a failed restore too."""
+    from modules import run_module
+
+    tmp_path, inventory = stack
+    state = str(tmp_path / "state")
+    lock = {"app": CHECK, "state_dir": state}
+    rc, held, _ = run_module("app_release", dict(lock, action="lock", actor="it-holder", msg="deploy 9.9.9"))
+    assert rc == 0, held.get("msg")
+    backups = sorted(os.listdir(tmp_path / "bk"))
+    try:
+        proc, report = playbook(inventory, "restore.yml", "-e", "rollcall_deploy_lock_timeout=0")
+        assert proc.returncode != 0
+        msg = one_failure(report)
+        assert "deploy lock for %s is held by it-holder" % CHECK in msg and "'deploy 9.9.9'" in msg, msg
+        assert sorted(os.listdir(tmp_path / "bk")) == backups, "no safety backup, nothing restored"
+        rc, info, _ = run_module("app_release", dict(lock, action="info"))
+        assert info["lock"]["token"] == held["token"], "the holder's lock is untouched"
+    finally:
+        run_module("app_release", dict(lock, action="unlock", token=held["token"]))
+
+    # A restore that fails (a backup name that is not there) and one that works both leave the lock free.
+    for extra in (("-e", "restore_backup_name=sqlite-sms-20000101T000000Z-full"), ()):
+        proc, report = playbook(inventory, "restore.yml", *extra)
+        assert (proc.returncode == 0) == (not extra), failures(report)
+        rc, info, _ = run_module("app_release", dict(lock, action="info"))
+        assert rc == 0 and info["lock"] is None, info["lock"]
+    said = [r["msg"] for p in report["plays"] for t in p["tasks"] for r in t["hosts"].values()
+            if t["task"]["name"].endswith("Say what was restored")]
+    assert said and said[0].startswith("Restored sqlite-sms-"), said
+
+
 # ------------------------------------------------------------------------------------- item 13: clean is clean
 def test_teardown_with_volumes_forgets_the_release_history(stack):
     tmp_path, inventory = stack

@@ -659,29 +659,18 @@ def test_opening_a_database_whose_container_is_gone_is_an_engine_error(monkeypat
     from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import EngineError
     from ansible_collections.rollcall.ops.plugins.module_utils.runner import ContainerMissing, RunnerError
 
-    def gone(target):
-        raise ContainerMissing("sms-db")
+    # a missing container gets the hint; a stopped one, or a runner error whose text happens to end the same way,
+    # keeps the runner's words as they were (health.yml's database reason keeps them)
+    cases = [(ContainerMissing("sms-db"), r"^container sms-db does not exist \(deploy the stack first: "
+                                          r"playbooks/deploy.yml; or check rollcall_db_container\)$"),
+             (RunnerError("container sms-db is not running (exited)"), r"^container sms-db is not running \(exited\)$"),
+             (RunnerError("psql: the file /usr/bin/psql does not exist"),
+              r"^psql: the file /usr/bin/psql does not exist$")]
+    for error, expected in cases:
+        def fail(target, error=error):
+            raise error
 
-    monkeypatch.setattr(backup_utils, "open_engine", gone)
-    with pytest.raises(EngineError, match=r"^container sms-db does not exist \(deploy the stack first: "
-                                          r"playbooks/deploy.yml; or check rollcall_db_container\)$"):
-        health.open_database({"engine": "postgresql", "database": "sms", "container": "sms-db", "user": "sms",
-                              "password": "x"})
-    # stopped, or a runner error whose text happens to end the same way: the runner's words as they were
-    # (health.yml's database reason keeps them); only a missing container gets the hint
-
-    def stopped(target):
-        raise RunnerError("container sms-db is not running (exited)")
-
-    monkeypatch.setattr(backup_utils, "open_engine", stopped)
-    with pytest.raises(EngineError, match=r"^container sms-db is not running \(exited\)$"):
-        health.open_database({"engine": "postgresql", "database": "sms", "container": "sms-db", "user": "sms",
-                              "password": "x"})
-
-    def tool_missing(target):
-        raise RunnerError("psql: the file /usr/bin/psql does not exist")
-
-    monkeypatch.setattr(backup_utils, "open_engine", tool_missing)
-    with pytest.raises(EngineError, match=r"^psql: the file /usr/bin/psql does not exist$"):
-        health.open_database({"engine": "postgresql", "database": "sms", "container": "sms-db", "user": "sms",
-                              "password": "x"})
+        monkeypatch.setattr(backup_utils, "open_engine", fail)
+        with pytest.raises(EngineError, match=expected):
+            health.open_database({"engine": "postgresql", "database": "sms", "container": "sms-db", "user": "sms",
+                                  "password": "x"})
