@@ -210,8 +210,11 @@ releases:
   type: list
   elements: dict
 current:
-  description: The newest successful entry (deploy or rollback), null when there is none.
-  returned: action is info or record
+  description:
+    - The newest successful entry (deploy or rollback), null when there is none.
+    - For V(lock), as it is once the lock is held, so that a caller that planned before waiting for the lock can
+      tell whether a release ran meanwhile.
+  returned: action is info, record or lock (not in check mode)
   type: dict
 previous:
   description: The newest successful entry older than RV(current) whose version differs from its version, null
@@ -260,7 +263,8 @@ def run(module, store):
             return dict(changed=not mine, acquirable=True, lock=lock, token=token,
                         msg="already holding the deploy lock" if mine else "would take the deploy lock")
         changed, lock = store.acquire(actor, p["version"], p["msg"], p["token"], p["lock_timeout"])
-        return dict(changed=changed, lock=lock, token=lock["token"])
+        # what is live once the lock is held: a caller that planned before waiting can tell whether a release ran
+        return dict(changed=changed, lock=lock, token=lock["token"], current=rel.current_release(store.read_history()))
     if action == "unlock":
         if check:
             lock = store.read_lock()

@@ -56,6 +56,14 @@ def run(tmp_path_factory):
     return results, os.path.join(state, "sms")
 
 
+def test_lock_returns_what_is_live_once_it_is_held(run):
+    """A restore plans before it waits for the lock: the lock's answer says whether a release ran meanwhile."""
+    results, _ = run
+    assert results["lock"]["current"] is None  # nothing recorded yet
+    assert results["lock_bob"]["current"]["version"] == "1.0.0"  # record_v1 (the rolled-back 1.1.0 is not live)
+    assert "current" not in results["lock_check"]
+
+
 def test_lock_returns_a_token(run):
     results, _ = run
     assert results["lock"]["changed"] is True and results["lock"]["lock"]["holder"] == "alice@ctl"
