@@ -152,14 +152,15 @@ def problems(playbook, given, host):
     # against the production inventory, a survey's stale answer) refuses in every environment.
     restore_backup = bool(given.get("restore_backup", False))
     replaces = (playbook == "restore" and on_db) or (playbook == "rollback" and restore_backup)
-    wrong = len(str(confirm)) > 0 and str(confirm) != db_name
+    confirmed = len(str(confirm)) > 0
+    wrong = confirmed and str(confirm) != db_name
     bad(replaces and wrong,
         "-e confirm='%s' does not name the database this run may replace (%s, rollcall_db_name); run again "
         "with -e confirm=%s%s"
         % (confirm, db_name, db_name, "" if production else ", or without confirm (not needed outside production)"))
-    bad(playbook == "restore" and on_db and production and not wrong and confirm != db_name,
+    bad(playbook == "restore" and on_db and production and not confirmed,
         "this replaces the production database %s; run again with -e confirm=%s to go ahead" % (db_name, db_name))
-    bad(playbook == "rollback" and restore_backup and production and not wrong and confirm != db_name,
+    bad(playbook == "rollback" and restore_backup and production and not confirmed,
         "-e restore_backup=true may replace the production database %s; add -e confirm=%s to allow it"
         % (db_name, db_name))
     bad(playbook == "teardown" and bool(given.get("teardown_volumes", False)) and confirm != "yes",
