@@ -247,6 +247,13 @@ NEW_APP_PASSWORD = "it-db-password-rotated-never-printed-43"
 NEW_ROOT_SUFFIX = "-rotated"
 
 
+def said_by(report, name):
+    """The messages of the tasks called name (without their role's prefix) that ran, not skipped, in order."""
+    return [result.get("msg") for play in report["plays"] for task in play["tasks"]
+            for result in task["hosts"].values()
+            if task["task"]["name"].split(" : ", 1)[-1] == name and not result.get("skipped")]
+
+
 def rotate_under_load(stack, docker_client, project, port, old_root, opens, extra=()):
     """Put new app and admin passwords in the stack's inventory and run rotate_db_passwords.yml under load: the app
     moves to its second login with 0 failed requests, the first login is idle, the matrix's passwords follow the
@@ -265,6 +272,10 @@ def rotate_under_load(stack, docker_client, project, port, old_root, opens, extr
     outputs.append(proc.stdout + proc.stderr)
     assert proc.returncode == 0, failures(report)
     assert load.failed == [] and load.ok > 50, "requests failed during the rotation: %s" % load.failed[:5]
+    assert said_by(report, "Say what was rotated") == [
+        "Rotated: sms_alt gets the new password and the app moves to it; sms, in use until then, is made idle; the "
+        "admin's and the roles' passwords are now the inventory's. The app serves from sms_alt on every app host; the "
+        "database did not restart."]
     assert opens("sms_alt", NEW_APP_PASSWORD), "the app's second login opens with the new password"
     assert not opens("sms", DB_PASSWORD) and not opens("sms", NEW_APP_PASSWORD), "the first login is idle"
     app = docker_client.containers.get(project + "-app")
@@ -287,9 +298,8 @@ def rotate_under_load(stack, docker_client, project, port, old_root, opens, extr
     outputs.append(proc.stdout + proc.stderr)
     assert proc.returncode == 0, failures(report)
     assert changed_tasks(report) == [], "a second run changes nothing: %s" % changed_tasks(report)
-    said = [result.get("msg") for play in report["plays"] for task in play["tasks"]
-            for result in task["hosts"].values()
-            if task["task"]["name"] == "Say that there was nothing to rotate" and not result.get("skipped")]
+    assert said_by(report, "Say what was rotated") == []
+    said = said_by(report, "Say that there was nothing to rotate")
     assert said and said[0].startswith("Nothing to rotate: the inventory's password is the one sms_alt uses "
                                        "already"), said
     for text in outputs:
@@ -312,6 +322,23 @@ def test_passwords_rotate_under_load_and_a_deploy_refuses_an_unknown_password(st
     proc, report = playbook(stack, "rotate_db_passwords.yml", "--check")
     assert proc.returncode == 0, failures(report)
     assert opens("sms", DB_PASSWORD) and not opens("sms_alt", NEW_APP_PASSWORD), "check mode changed nothing"
+    assert said_by(report, "Say what was rotated") == [
+        "Check mode, nothing changed. A real run: sms_alt gets the new password and the app moves to it; sms, in use "
+        "until then, is made idle; the admin's and the roles' passwords would become the inventory's."]
+    # The app's plan could not ask the database with a password only a real run sets: said so, not "creates the stack".
+    unknown = said_by(report, "Say what check mode cannot know (the database is not running yet, or not with these "
+                              "settings)")
+    assert unknown and "the new password is given to the login sms_alt only in a real run" in unknown[0], unknown
+    assert "creates the stack" not in unknown[0]
+    # A new admin password too: check mode cannot log in as the admin, and says so last.
+    inventory.write_text(original.replace(DB_PASSWORD, NEW_APP_PASSWORD).replace(ROOT_PASSWORD, ROOT_PASSWORD + "-new"))
+    proc, report = playbook(stack, "rotate_db_passwords.yml", "--check")
+    assert proc.returncode == 0, failures(report)
+    assert said_by(report, "Say what was rotated") == []
+    said = said_by(report, "Say what check mode could not look at (the new admin password is not set yet)")
+    assert said and said[0].startswith(
+        "Check mode, nothing changed: the inventory has a new admin password, which only a real run sets"), said
+    assert opens("sms", DB_PASSWORD) and opens("postgres", ROOT_PASSWORD), "check mode changed nothing"
     inventory.write_text(original)
 
     rotate_under_load(stack, docker_client, PROJECT, PORT, ROOT_PASSWORD, opens)
