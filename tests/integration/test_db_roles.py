@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import request
-from test_deploy import DB_PASSWORD, changed_tasks, failures, playbook, task_result, teardown, write_inventory
+from test_deploy import DB_PASSWORD, changed_tasks, failures, playbook, said_by, task_result, teardown, write_inventory
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench"))
 from loadgen import Load  # noqa: E402
@@ -245,13 +245,6 @@ def test_the_backup_key_rotates_under_load(stack):
 # ------------------------------------------------------------------------------------ password rotation (item 3)
 NEW_APP_PASSWORD = "it-db-password-rotated-never-printed-43"
 NEW_ROOT_SUFFIX = "-rotated"
-
-
-def said_by(report, name):
-    """The messages of the tasks called name (without their role's prefix) that ran, not skipped, in order."""
-    return [result.get("msg") for play in report["plays"] for task in play["tasks"]
-            for result in task["hosts"].values()
-            if task["task"]["name"].split(" : ", 1)[-1] == name and not result.get("skipped")]
 
 
 def rotate_under_load(stack, docker_client, project, port, old_root, opens, extra=()):

@@ -63,6 +63,13 @@ def failures(report):
     return [f for f in found if "ignoring" not in f[1]]
 
 
+def said_by(report, name):
+    """The messages of the tasks called name (without their role's prefix) that ran, not skipped, in order."""
+    return [result.get("msg") for play in report["plays"] for task in play["tasks"]
+            for result in task["hosts"].values()
+            if task["task"]["name"].split(" : ", 1)[-1] == name and not result.get("skipped")]
+
+
 def changed_tasks(report):
     """Names of the tasks that changed something, without their role's prefix."""
     return [task["task"]["name"].split(" : ", 1)[-1] for play in report["plays"] for task in play["tasks"]

@@ -11,7 +11,7 @@ import time
 
 import pytest
 from conftest import request, wait_exit
-from test_deploy import changed_tasks, failures, playbook, teardown, write_inventory
+from test_deploy import changed_tasks, failures, playbook, said_by, teardown, write_inventory
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                                 "bench"))
@@ -165,6 +165,9 @@ def test_rotation_under_load_keeps_old_links_for_the_grace_then_refuses_them(sta
     assert proc.returncode == 0, failures(report)
     assert "Decide which earlier secret keys" in proc.stdout
     assert "Say what happens to the secret keys (fingerprints only)" in changed_tasks(report), changed_tasks(report)
+    said = said_by(report, "Say what was rotated")
+    assert len(said) == 1 and said[0].startswith("Check mode, nothing changed. A real run: SECRET_KEY %s replaced by "
+                                                 % fingerprint(key_a)), said
     assert (docker_client.containers.get(PROJECT + "-app").id, key_file.read_text().strip(),
             (state / "secret_keys.json").read_text()) == before
 
@@ -196,6 +199,8 @@ def test_rotation_under_load_keeps_old_links_for_the_grace_then_refuses_them(sta
     assert len(rotated) == 1 and rotated[0]["message"].startswith(
         "SECRET_KEY %s replaced by %s; what %s signed stays valid until %s" % (
             fingerprint(key_a), fingerprint(key_b), fingerprint(key_a), kept["expires"])), rotated
+    assert said_by(report, "Say what was rotated") == [rotated[0]["message"].replace(
+        "SECRET_KEY", "Rotated on localhost: SECRET_KEY", 1)], "the last word says what the audit log records"
     stats = json.loads(proc.stdout)["global_custom_stats"]["rollcall_result"]
     assert stats["previous"] == fingerprint(key_a) and stats["valid_until"] == kept["expires"], stats
 
@@ -206,6 +211,7 @@ def test_rotation_under_load_keeps_old_links_for_the_grace_then_refuses_them(sta
     assert report["stats"]["localhost"]["changed"] == 0, changed_tasks(report)
     assert ("Nothing to rotate, nothing was changed: the live release already runs with SECRET_KEY %s"
             % fingerprint(key_b)) in proc.stdout
+    assert said_by(report, "Say what was rotated") == []
 
     # The grace ends (here: the record says so); the next deploy drops the key, and its links are refused.
     record["fallbacks"][0]["expires"] = "2000-01-01T00:00:00Z"
