@@ -73,6 +73,13 @@ def configure_plan(live, in_file, wanted, enabled=True):
     return {"set": to_set, "reset": reset, "restart": restart}
 
 
+def archiving(in_file, stanza=STANZA):
+    """Whether the settings in postgresql.auto.conf (``in_file``, as ``configure`` reads them) archive WAL to our
+    pgBackRest stanza: what a deploy with rollcall_pitr left, and a deploy with rollcall_pitr false removes."""
+    command = str(in_file.get("archive_command") or "")
+    return in_file.get("archive_mode") == "on" and command.startswith("pgbackrest --stanza=%s archive-push" % stanza)
+
+
 def sql_literal(value):
     return "'%s'" % str(value).replace("'", "''")
 
@@ -96,8 +103,8 @@ def choose_type(backups, now, full_every_s=7 * 86400, diff_every_s=86400, reques
     base_age = now - max(b["stop"] for b in backups if b["type"] in ("full", "diff") and not b.get("error"))
     if base_age >= diff_every_s:
         return "diff", "the newest full or diff backup is %d s old (a diff every %d s)" % (base_age, diff_every_s)
-    return "incr", "a full backup of %d s and a recent diff or full: only the changes since the last backup" \
-        % full_age
+    return "incr", ("the newest full backup is %d s old and a diff or full one is recent: only the changes since the "
+                    "last backup" % full_age)
 
 
 def iso(epoch):
@@ -514,16 +521,25 @@ class PITR:
         info = self.info(repo_key)
         return info, window(info, self.archiver(), now)
 
+    def file_settings(self, names):
+        """Our settings as postgresql.auto.conf holds them (ALTER SYSTEM), {name: value}."""
+        # The names are ours (wanted_settings), quoted by sql_literal.
+        file_sql = ("SELECT coalesce(json_object_agg(name, setting), '{}') FROM pg_file_settings WHERE name IN (%s) "
+                    "AND sourcefile LIKE '%%postgresql.auto.conf' AND error IS NULL")
+        return json.loads(self.sql(file_sql % ", ".join(sql_literal(n) for n in names)))
+
+    def archives(self):
+        """Whether the server is set to archive WAL to the repository (``archiving``; reads, changes nothing)."""
+        return archiving(self.file_settings(wanted_settings(self.stanza)), self.stanza)
+
     # -- changing -----------------------------------------------------------------------------------------------
     def configure(self, enabled, archive_timeout, check_mode):
         wanted = wanted_settings(self.stanza, archive_timeout)
         names = ", ".join(sql_literal(n) for n in wanted)
         # The names are ours (wanted_settings), quoted by sql_literal.
         live_sql = "SELECT coalesce(json_object_agg(name, setting), '{}') FROM pg_settings WHERE name IN (%s)"
-        file_sql = ("SELECT coalesce(json_object_agg(name, setting), '{}') FROM pg_file_settings WHERE name IN (%s) "
-                    "AND sourcefile LIKE '%%postgresql.auto.conf' AND error IS NULL")
         live = json.loads(self.sql(live_sql % names))
-        in_file = json.loads(self.sql(file_sql % names))
+        in_file = self.file_settings(wanted)
         plan = configure_plan(live, in_file, wanted, enabled)
         if not check_mode:
             for name, value in sorted(plan["set"].items()):

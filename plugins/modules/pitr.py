@@ -24,6 +24,8 @@ options:
     description:
       - C(configure) sets archive_mode, archive_command, archive_timeout and wal_level with ALTER SYSTEM (or
         resets them with O(enabled=false)) and says whether the server must restart (RV(restart_needed)).
+      - C(state) reads whether the server archives WAL to the repository (RV(archiving)) and changes nothing; a
+        run that does not set C(rollcall_pitr) keeps what the stack runs (roles/database tasks/pitr_state.yml).
       - C(stanza) creates the stanza when it does not exist (idempotent).
       - C(check) runs C(pgbackrest check) (configuration, and one WAL segment archived now).
       - C(backup) takes a physical backup; C(info) reports backups and the recoverable window; C(verify) reads
@@ -31,7 +33,7 @@ options:
         C(drop_scratch) removes the scratch instance and its volume.
     type: str
     required: true
-    choices: [configure, stanza, check, backup, info, verify, restore, drop_scratch]
+    choices: [configure, state, stanza, check, backup, info, verify, restore, drop_scratch]
   container:
     description:
       - The live PostgreSQL container.
@@ -149,7 +151,7 @@ options:
 notes:
   - Supports check mode; C(restore) in check mode validates the target and reports RV(plan).
   - C(changed) is true for C(configure) that altered a setting, C(stanza) that created one, C(backup), C(restore)
-    and C(drop_scratch) that removed something; never for C(check), C(info), C(verify).
+    and C(drop_scratch) that removed something; never for C(state), C(check), C(info), C(verify).
 """
 
 EXAMPLES = r"""
@@ -158,6 +160,12 @@ EXAMPLES = r"""
     action: configure
     container: sms-db
   register: pitr_settings
+
+- name: Is point-in-time recovery on for this stack? (reads only)
+  rollcall.ops.pitr:
+    action: state
+    container: sms-db
+  register: pitr_state
 
 - name: Create the stanza (once)
   rollcall.ops.pitr:
@@ -195,6 +203,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+archiving:
+  description: C(state); the server's settings (postgresql.auto.conf) archive WAL to the stanza's repository.
+  returned: action is state
+  type: bool
 restart_needed:
   description: C(configure); the server must still restart for archive_mode / wal_level.
   returned: action is configure
@@ -315,7 +327,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rollcall.ops.plugins.module_utils import pitr
 from ansible_collections.rollcall.ops.plugins.module_utils.runner import RunnerError
 
-ACTIONS = ["configure", "stanza", "check", "backup", "info", "verify", "restore", "drop_scratch"]
+ACTIONS = ["configure", "state", "stanza", "check", "backup", "info", "verify", "restore", "drop_scratch"]
 
 
 def run(module):
@@ -340,6 +352,10 @@ def run(module):
                     settings=plan, message="settings %s%s" % (
                         "changed" if changed else "as wanted", "; restarted" if restarted else
                         ("; a restart is needed" if plan["restart"] else "")))
+    if action == "state":
+        on = tool.archives()
+        return dict(changed=False, archiving=on, message="%s %s WAL to pgBackRest (stanza %s)" % (
+            p["container"], "archives" if on else "does not archive", p["stanza"]))
     if action == "stanza":
         created = tool.stanza_create(check_mode)
         return dict(changed=created, message="stanza %s %s" % (p["stanza"], "created" if created else "exists"))

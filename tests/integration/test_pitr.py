@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import time
+from pathlib import Path
 
 import docker.errors
 import pytest
@@ -99,6 +100,49 @@ def archived_after(docker_client, moment, timeout=30):
             return
         time.sleep(0.5)
     raise AssertionError("no WAL segment archived within %d s" % timeout)
+
+
+def without_pitr_setting(inventory):
+    """A copy of the stack's inventory without rollcall_pitr: a run of someone who did not pass it again."""
+    data = yaml.safe_load(Path(inventory).read_text())
+    data["all"]["vars"].pop("rollcall_pitr")
+    path = Path(str(inventory) + ".plain.yml")
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def role_run(tmp_path, inventory, name, role, **include):
+    """One play on the db host that includes ``role`` (include: tasks_from and the like)."""
+    return run_tasks(tmp_path, inventory, name, [
+        {"name": "Run %s" % role, "ansible.builtin.include_role": dict({"name": role}, **include)}])
+
+
+def said(report, name):
+    """The messages of the tasks called ``name`` (without their role's prefix) that ran."""
+    return [result.get("msg") for play in report["plays"] for task in play["tasks"]
+            for result in task["hosts"].values()
+            if task["task"]["name"].split(" : ", 1)[-1] == name and not result.get("skipped")]
+
+
+def test_a_run_without_rollcall_pitr_keeps_it_on(stack, docker_client):
+    """After `deploy.yml -e rollcall_pitr=true`, a run that does not say rollcall_pitr again (a plain deploy.yml,
+    backup.yml, restore.yml -e to_time) keeps what the stack runs: the database keeps archiving without a restart,
+    the backup role knows point-in-time recovery is on, and the run says why. Before, backup.yml took no physical
+    backup and restore.yml -e to_time said recovery was off."""
+    tmp_path, inventory = stack
+    plain = without_pitr_setting(inventory)
+    started = docker_client.containers.get(CONTAINER).attrs["State"]["StartedAt"]
+    proc, report = role_run(tmp_path, plain, "database_plain.yml", "rollcall.ops.database")
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    assert sql(docker_client, "SHOW archive_mode") == "on"
+    assert docker_client.containers.get(CONTAINER).attrs["State"]["StartedAt"] == started, "no restart"
+    assert said(report, "Say that point-in-time recovery stays on") == [
+        "Point-in-time recovery stays on for %s: its database archives WAL to pgBackRest and rollcall_pitr is not set "
+        "(put rollcall_pitr: true in the inventory; -e rollcall_pitr=false turns it off, docs/pitr.md)." % CONTAINER]
+    proc, report = role_run(tmp_path, plain, "archive_plain.yml", "rollcall.ops.backup", tasks_from="archive_log")
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    [why] = said(report, "Say why there is nothing to archive here")
+    assert why.startswith("Nothing to do on localhost: PostgreSQL archives its WAL as it is written"), why
 
 
 def test_restore_to_a_time_brings_back_a_not_b_and_verify_finds_a_gap(stack, docker_client):

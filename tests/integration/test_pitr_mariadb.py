@@ -14,7 +14,7 @@ import time
 import docker.errors
 import pytest
 from test_deploy import failures, playbook
-from test_pitr import database_stack, remove, results, run_tasks
+from test_pitr import database_stack, remove, results, role_run, run_tasks, said, without_pitr_setting
 
 PROJECT = os.environ.get("ROLLCALL_IT_BINLOG_PROJECT", "rc-it-binlog")
 CONTAINER = PROJECT + "-db"
@@ -54,6 +54,20 @@ def stack(tmp_path_factory, docker_client, require_image):
     yield from database_stack(tmp_path_factory, docker_client, PROJECT, "binlog", rollcall_db_engine="mariadb",
                               rollcall_db_root_password=ROOT_PASSWORD, rollcall_pitr=True, rollcall_backup_key=KEY,
                               rollcall_backup_uploads=False)
+
+
+def test_a_deploy_without_rollcall_pitr_keeps_the_binary_log(stack, docker_client):
+    """A deploy that does not say rollcall_pitr again keeps the binary log on, without a restart (before, it
+    recreated the server with the log off and said nothing)."""
+    tmp_path, inventory = stack
+    before = docker_client.containers.get(CONTAINER).attrs
+    proc, report = role_run(tmp_path, without_pitr_setting(inventory), "database_plain.yml", "rollcall.ops.database")
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    after = docker_client.containers.get(CONTAINER).attrs
+    assert (after["Id"], after["State"]["StartedAt"]) == (before["Id"], before["State"]["StartedAt"]), "no restart"
+    assert "--log-bin=mariadb-bin" in after["Config"]["Cmd"] and sql(docker_client, "SELECT @@log_bin") == "1"
+    [msg] = said(report, "Say that point-in-time recovery stays on")
+    assert msg.startswith("Point-in-time recovery stays on for %s: its database writes its binary log" % CONTAINER)
 
 
 def test_restore_to_a_time_brings_back_a_not_b_and_verify_finds_a_gap(stack, docker_client):

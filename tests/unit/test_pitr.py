@@ -49,6 +49,24 @@ def test_configure_disabled_on_a_stack_that_never_had_it_changes_nothing():
     assert plan == {"set": {}, "reset": [], "restart": False}
 
 
+# -- archiving (is point-in-time recovery on for a stack whose run does not say) ----------------------------------
+def test_archiving_with_our_settings_in_the_file():
+    assert pitr.archiving(dict(WANTED))
+
+
+def test_archiving_not_without_the_settings():
+    assert not pitr.archiving({})
+
+
+def test_archiving_not_when_archive_mode_is_off():
+    assert not pitr.archiving(dict(WANTED, archive_mode="off"))
+
+
+def test_archiving_not_to_another_tool_or_stanza():
+    assert not pitr.archiving(dict(WANTED, archive_command="cp %p /mnt/wal/%f"))
+    assert not pitr.archiving(dict(WANTED), stanza="other")
+
+
 def test_sql_literal_doubles_quotes():
     assert pitr.sql_literal("a'b") == "'a''b'"
 
@@ -68,7 +86,9 @@ def test_day_old_base_gives_a_diff():
 
 
 def test_recent_base_gives_an_incr():
-    assert pitr.choose_type([backup("F", "full", NOW - 2 * DAY), backup("D", "diff", NOW - 3600)], NOW)[0] == "incr"
+    kind, why = pitr.choose_type([backup("F", "full", NOW - 2 * DAY), backup("D", "diff", NOW - 3600)], NOW)
+    assert kind == "incr" and why.startswith("the newest full backup is %d s old and a diff or full one is recent"
+                                             % (2 * DAY)), why
 
 
 def test_failed_full_does_not_count():
