@@ -129,9 +129,10 @@ def problems(playbook, given, host):
         "written there)" % given.get("rollcall_report_host", ""))
     bad(playbook == "rollback" and to not in ("", "previous") and not _matches(VERSION_RE, to),
         "-e to='%s' must be 'previous' or a kept version (like 1.0.0); leave it out to pick the newest kept one" % to)
-    bad("/" in str(given.get("restore_backup_name", "")) or given.get("restore_backup_name", "x") in (".", ".."),
-        "-e restore_backup_name='%s' must be a backup name as backup_info lists it (no directory part)"
-        % given.get("restore_backup_name", ""))
+    for name in ("restore_backup_name", "backup_name"):  # restore.yml's and verify_backup.yml's
+        bad("/" in str(given.get(name, "")) or given.get(name, "x") in (".", ".."),
+            "-e %s='%s' must be a backup name as backup_info lists it (no directory part)"
+            % (name, given.get(name, "")))
     bad(given.get("drill_data", "seed") not in CHOICES["drill_data"],
         "-e drill_data='%s' must be seed (the scratch stack starts from seed data) or live (a copy of the live "
         "stack's newest verified backup)" % given.get("drill_data", ""))

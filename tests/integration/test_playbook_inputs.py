@@ -297,6 +297,17 @@ def test_verify_backup_verifies_this_stacks_newest_backup_in_a_shared_directory(
             if isinstance(r.get("msg"), str) and "passed restore verification" in r["msg"]]
     assert said and said[0].startswith("sqlite-sms-") and other["name"] not in said[0], said
 
+    # -e backup_name: that backup (the one a restore is about to use), not the newest; a name that is no backup
+    # fails and says so. Before, backup_name was not read: the newest passed and the run said so.
+    proc, report = playbook(inventory, "verify_backup.yml", "-e", "backup_name=" + other["name"])
+    assert proc.returncode == 0, failures(report)
+    said = [r["msg"] for p in report["plays"] for t in p["tasks"] for r in t["hosts"].values()
+            if isinstance(r.get("msg"), str) and "passed restore verification" in r["msg"]]
+    assert said and said[0].startswith(other["name"] + " passed restore verification"), said
+    proc, report = playbook(inventory, "verify_backup.yml", "-e", "backup_name=sqlite-sms-nope")
+    assert proc.returncode != 0
+    assert "backup sqlite-sms-nope has no manifest" in one_failure(report)
+
 
 def test_a_restore_takes_the_deploy_lock_and_gives_it_back(stack):
     """restore.yml holds the stack's deploy lock while it swaps the database: a deploy or rollback running then

@@ -113,6 +113,7 @@ def test_backup_name_has_no_directory_part():
     assert "-e restore_backup_name='../x' must be a backup name" in one("restore", DB, rollcall_environment="test",
                                                                         restore_backup_name="../x")
     assert "restore_backup_name='..'" in one("restore", DB, rollcall_environment="test", restore_backup_name="..")
+    assert "-e backup_name='../x' must be a backup name" in one("verify_backup", DB, backup_name="../x")
 
 
 def test_drill_data_and_restore_source_choices():
