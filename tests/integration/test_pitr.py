@@ -210,3 +210,26 @@ def test_restore_to_a_time_brings_back_a_not_b_and_verify_finds_a_gap(stack, doc
     assert "WAL gap" in verified["message"] and victim.name[:24] in verified["message"], verified["message"]
     assert results(report, "Drop the scratch instance")["changed"]
     print("pitr: restore and verify in %.1f s" % (time.time() - started))
+
+
+def test_turning_it_off_says_so_and_a_run_without_the_setting_keeps_it_off(stack, docker_client):
+    """rollcall_pitr: false on a stack that archives: the settings are reset, the server restarts, and the run says
+    so (before: only "changed"); a later run that does not set rollcall_pitr then keeps it off. Last in this file:
+    the stack no longer archives afterwards."""
+    tmp_path, inventory = stack
+    plain = without_pitr_setting(inventory)
+    off = Path(str(inventory) + ".off.yml")
+    data = yaml.safe_load(Path(plain).read_text())
+    data["all"]["vars"]["rollcall_pitr"] = False
+    off.write_text(yaml.safe_dump(data))
+    proc, report = role_run(tmp_path, str(off), "database_off.yml", "rollcall.ops.database")
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    [msg] = said(report, "Say that point-in-time recovery was turned on or off")
+    assert msg.startswith("Turned point-in-time recovery off for %s: WAL is no longer archived; the repository "
+                          % CONTAINER) and msg.endswith("; the server restarted."), msg
+    assert sql(docker_client, "SHOW archive_mode") == "off"
+    proc, report = role_run(tmp_path, plain, "database_plain_off.yml", "rollcall.ops.database")
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    assert said(report, "Say that point-in-time recovery stays on") == []
+    assert said(report, "Say that point-in-time recovery was turned on or off") == []
+    assert sql(docker_client, "SHOW archive_mode") == "off"
