@@ -80,6 +80,22 @@ def archiving(in_file, stanza=STANZA):
     return in_file.get("archive_mode") == "on" and command.startswith("pgbackrest --stanza=%s archive-push" % stanza)
 
 
+def parse_auto_conf(text):
+    """``{name: value}`` of a postgresql.auto.conf (ALTER SYSTEM's file: ``name = 'value'`` lines, the last one
+    of a name wins; comments and blank lines skipped)."""
+    settings = {}
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        name, value = line.split("=", 1)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == "'":
+            value = value[1:-1].replace("''", "'")
+        settings[name.strip().lower()] = value
+    return settings
+
+
 def sql_literal(value):
     return "'%s'" % str(value).replace("'", "''")
 
@@ -445,6 +461,27 @@ def judge_restore(target, state):
     if state.get("counts") is None:
         problems.append("the restored database could not be read (row counts)")
     return {"passed": not problems, "problems": problems}
+
+
+def volume_archives(volume, image, docker_host=None, stanza=STANZA):
+    """Whether the cluster in ``volume`` (no container runs it: removed by a teardown that kept the data) is set to
+    archive WAL to the repository, read from its postgresql.auto.conf by a one-off container of ``image`` with no
+    network. False when the volume does not exist (a new stack: never created here) or holds no such file."""
+    from . import docker as dockerlib
+
+    client = dockerlib.client(docker_host)
+    import docker.errors  # the client above reports a missing SDK
+
+    try:
+        client.volumes.get(volume)
+    except docker.errors.NotFound:
+        return False
+    try:
+        code, out = dockerlib.run_once(client, image, ["/v/postgresql.auto.conf"], entrypoint=["cat"],
+                                       network_mode="none", volumes={volume: {"bind": "/v", "mode": "ro"}})
+    except docker.errors.ImageNotFound:
+        raise PITRError("cannot read volume %s: the image %s is not on this host" % (volume, image)) from None
+    return code == 0 and archiving(parse_auto_conf(out.decode("utf-8", "replace")), stanza)
 
 
 COUNT_SQL = (

@@ -164,7 +164,13 @@ def problems(playbook, given, host):
     bad(playbook == "rollback" and restore_backup and production and not confirmed,
         "-e restore_backup=true may replace the production database %s; add -e confirm=%s to allow it"
         % (db_name, db_name))
-    bad(playbook == "teardown" and bool(given.get("teardown_volumes", False)) and confirm != "yes",
+    # An answer given that is not yes (no, a database name, a survey's false) says "do not", in every environment;
+    # outside production a teardown without confirm went ahead, and so did one with -e confirm=no.
+    bad(playbook == "teardown" and confirmed and confirm != "yes",
+        "-e confirm='%s' is not yes: nothing was removed. Run again with -e confirm=yes to remove %s%s"
+        % (confirm, project, "" if production else ", or without confirm (not needed outside production unless "
+           "teardown_volumes=true)"))
+    bad(playbook == "teardown" and bool(given.get("teardown_volumes", False)) and not confirmed,
         "teardown_volumes=true deletes the database and uploads of %s; add -e confirm=yes (a survey's yes or true is "
         "the same answer)" % project)
     return out

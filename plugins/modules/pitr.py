@@ -26,6 +26,8 @@ options:
         resets them with O(enabled=false)) and says whether the server must restart (RV(restart_needed)).
       - C(state) reads whether the server archives WAL to the repository (RV(archiving)) and changes nothing; a
         run that does not set C(rollcall_pitr) keeps what the stack runs (roles/database tasks/pitr_state.yml).
+        When the container does not run (a teardown kept the data volume), O(volume)'s postgresql.auto.conf is
+        read instead, by a one-off container of O(image) without network.
       - C(stanza) creates the stanza when it does not exist (idempotent).
       - C(check) runs C(pgbackrest check) (configuration, and one WAL segment archived now).
       - C(backup) takes a physical backup; C(info) reports backups and the recoverable window; C(verify) reads
@@ -48,6 +50,16 @@ options:
       - The pgBackRest stanza.
     type: str
     default: main
+  volume:
+    description:
+      - C(state) only; the data volume to read when O(container) does not run. A volume that does not exist is
+        never created (RV(archiving) false).
+    type: str
+  image:
+    description:
+      - C(state) only; the PostgreSQL image that reads O(volume) (it must be on the host).
+    type: str
+    default: rollcall/postgres:15
   enabled:
     description:
       - C(configure) only; false removes our archive settings (a restart turns archiving off).
@@ -207,6 +219,10 @@ archiving:
   description: C(state); the server's settings (postgresql.auto.conf) archive WAL to the stanza's repository.
   returned: action is state
   type: bool
+read_from:
+  description: C(state); C(server) (the running container) or C(volume) (O(volume), the container not running).
+  returned: action is state
+  type: str
 restart_needed:
   description: C(configure); the server must still restart for archive_mode / wal_level.
   returned: action is configure
@@ -340,8 +356,18 @@ def run(module):
 
         return dockerlib.drop_scratch(p["container"], scratch, p["docker_host"], check_mode)
 
-    tool = pitr.PITR(p["container"], p["docker_host"], p["stanza"])
     action = p["action"]
+    if action == "state":
+        try:
+            on, read_from = pitr.PITR(p["container"], p["docker_host"], p["stanza"]).archives(), "server"
+        except RunnerError:  # the container does not exist or does not run
+            if not p["volume"]:
+                raise
+            on, read_from = pitr.volume_archives(p["volume"], p["image"], p["docker_host"], p["stanza"]), "volume"
+        where = p["container"] if read_from == "server" else "the cluster in volume %s" % p["volume"]
+        return dict(changed=False, archiving=on, read_from=read_from, message="%s %s WAL to pgBackRest (stanza %s)"
+                    % (where, "archives" if on else "does not archive", p["stanza"]))
+    tool = pitr.PITR(p["container"], p["docker_host"], p["stanza"])
     if action == "configure":
         plan = tool.configure(p["enabled"], p["archive_timeout"], check_mode)
         restarted = bool(plan["restart"] and p["restart"] and not check_mode)
@@ -352,10 +378,6 @@ def run(module):
                     settings=plan, message="settings %s%s" % (
                         "changed" if changed else "as wanted", "; restarted" if restarted else
                         ("; a restart is needed" if plan["restart"] else "")))
-    if action == "state":
-        on = tool.archives()
-        return dict(changed=False, archiving=on, message="%s %s WAL to pgBackRest (stanza %s)" % (
-            p["container"], "archives" if on else "does not archive", p["stanza"]))
     if action == "stanza":
         created = tool.stanza_create(check_mode)
         return dict(changed=created, message="stanza %s %s" % (p["stanza"], "created" if created else "exists"))
@@ -401,6 +423,8 @@ def main():
             container=dict(type="str", required=True),
             docker_host=dict(type="str"),
             stanza=dict(type="str", default="main"),
+            volume=dict(type="str"),
+            image=dict(type="str", default="rollcall/postgres:15"),
             enabled=dict(type="bool", default=True),
             archive_timeout=dict(type="int", default=60),
             restart=dict(type="bool", default=False),

@@ -144,6 +144,20 @@ def test_a_run_without_rollcall_pitr_keeps_it_on(stack, docker_client):
     [why] = said(report, "Say why there is nothing to archive here")
     assert why.startswith("Nothing to do on localhost: PostgreSQL archives its WAL as it is written"), why
 
+    # The container removed, the data volume kept (teardown.yml without teardown_volumes), then a deploy without
+    # the setting: the volume's settings say it archives. Before, the cluster came back without pgBackRest's
+    # configuration and repository mounted, its archive_command failed on every segment and pg_wal grew.
+    docker_client.containers.get(CONTAINER).remove(force=True)
+    proc, report = role_run(tmp_path, plain, "database_again.yml", "rollcall.ops.database")
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    assert said(report, "Say that point-in-time recovery stays on"), "the volume's settings were read"
+    mounts = [m["Destination"] for m in docker_client.containers.get(CONTAINER).attrs["Mounts"]]
+    assert "/var/lib/pgbackrest" in mounts and "/etc/pgbackrest" in mounts, mounts
+    moment = time.time() - 1
+    sql(docker_client, "SELECT pg_current_xact_id()")  # something to archive
+    sql(docker_client, "SELECT pg_switch_wal()")
+    archived_after(docker_client, moment)
+
 
 def test_restore_to_a_time_brings_back_a_not_b_and_verify_finds_a_gap(stack, docker_client):
     tmp_path, inventory = stack

@@ -309,6 +309,20 @@ def test_verify_backup_verifies_this_stacks_newest_backup_in_a_shared_directory(
     assert "backup sqlite-sms-nope has no manifest" in one_failure(report)
 
 
+def test_a_teardown_answered_no_removes_nothing(stack):
+    """Outside production a teardown needs no confirmation; one answered -e confirm=no went ahead anyway and took
+    the stack down (found on the demo: rc 0, every container removed, /health refused). An answer that is not yes
+    now refuses before anything changes, in every environment."""
+    _, inventory = stack
+    before = docker_objects(CHECK)
+    assert before["containers"], "the stack runs"
+    proc, report = playbook(inventory, "teardown.yml", "-e", "confirm=no")
+    assert proc.returncode != 0
+    assert one_failure(report).startswith("Nothing was changed on localhost: -e confirm='no' is not yes: nothing "
+                                          "was removed. Run again with -e confirm=yes to remove %s" % CHECK)
+    assert docker_objects(CHECK) == before
+
+
 def test_a_restore_takes_the_deploy_lock_and_gives_it_back(stack):
     """restore.yml holds the stack's deploy lock while it swaps the database: a deploy or rollback running then
     makes it stop before anything changed (it ran under the release's feet: the plan could be wrong by the swap),

@@ -157,6 +157,18 @@ def test_a_confirmation_that_names_another_database_refuses(environment):
     assert problems("restore", DB, confirm="sms", rollcall_environment=environment) == []
 
 
+def test_a_teardown_confirmation_that_is_not_yes_refuses_in_every_environment():
+    # Outside production a teardown needs no confirmation, but one that says no (or anything but yes) is a no.
+    for environment in ("test", "production"):
+        for answer in ("no", "sms", "false"):
+            [problem] = problems("teardown", rollcall_environment=environment, confirm=answer)
+            assert problem.startswith("-e confirm='%s' is not yes: nothing was removed" % answer), problem
+        [problem] = problems("teardown", rollcall_environment=environment, confirm="no", teardown_volumes=True)
+        assert "is not yes" in problem
+    assert problems("teardown", rollcall_environment="test") == []
+    assert problems("teardown", rollcall_environment="test", confirm="yes") == []
+
+
 def test_teardown_of_volumes_needs_yes():
     assert "teardown_volumes=true deletes the database and uploads of rollcall" in one("teardown",
                                                                                       teardown_volumes=True)
