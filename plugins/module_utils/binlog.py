@@ -611,13 +611,32 @@ def read_archive(repo):
     return found
 
 
+def files_by_key(archived):
+    """``{key id: [file names, in log order]}`` of the archive (``read_archive``): which key reads each file
+    ("none" for files archived without a key). After a key rotation the files archived before it keep their key
+    until retention removes them, so the ring must keep that key as long as it is listed here."""
+    from . import keyring
+
+    found = {}
+    for name in sorted(archived, key=lambda n: sequence(n)[1]):
+        ids = keyring.needed_ids(archived[name]) or ["none"]
+        found.setdefault(ids[0], []).append(name)
+    return found
+
+
 class BinlogPITR:
     """The binary log of the live MariaDB container: archived, verified, replayed in a scratch instance."""
 
     def __init__(self, container, repo, key=None, user="root", password=None, docker_host=None, engine=None):
+        """``key``: the backup key, or a keyring.KeyRing: files are written with its current key and each archived
+        file or dump is read with the key its manifest names (after a rotate_backup_key.yml the files archived
+        before it keep their old key)."""
+        from .keyring import KeyRing
+
         self.container = container
         self.repo = repo
         self.key = key
+        self.write_key = key.current if isinstance(key, KeyRing) else key
         self.user = user
         self.password = password
         self.docker_host = docker_host
@@ -689,7 +708,7 @@ class BinlogPITR:
                 os.unlink(os.path.join(self.repo, entry))
         scanner = Scanner()
         started = artifact.utcnow()
-        with artifact.ArtifactWriter(self.repo, name, "gzip", self.key, part=KIND) as writer:
+        with artifact.ArtifactWriter(self.repo, name, "gzip", self.write_key, part=KIND) as writer:
             def sink(data):
                 scanner.feed(data)
                 writer.write(data)
@@ -714,7 +733,7 @@ class BinlogPITR:
                                "next_file": facts["next_file"], "checksum": facts["checksum"]},
                     "archived_at": artifact.isoformat(started)}
         try:
-            artifact.write_manifest(self.repo, name, manifest, key=self.key)
+            artifact.write_manifest(self.repo, name, manifest, key=self.write_key)
         except BaseException:
             os.unlink(os.path.join(self.repo, stored["file"]))  # no manifest: not archived, nothing half-made
             raise
@@ -724,11 +743,12 @@ class BinlogPITR:
     def read_file(self, manifest):
         """The plain bytes of an archived file, checked as they stream (signature first, then checksum and
         authentication)."""
-        from . import backup
+        from . import backup, keyring
 
-        artifact.check_signature(manifest, self.key)
-        artifact.check_stored_files(self.repo, manifest, self.key)
-        return backup.plain_stream(self.repo, manifest, self.key)
+        key = keyring.resolve(self.key, manifest)  # the key this file was archived with
+        artifact.check_signature(manifest, key)
+        artifact.check_stored_files(self.repo, manifest, key)
+        return backup.plain_stream(self.repo, manifest, key)
 
     def verify(self):
         """Every archived file read back: signature, checksum, each event's CRC32 and length, the chain."""

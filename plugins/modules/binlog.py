@@ -83,6 +83,18 @@ options:
     description:
       - A file holding the key.
     type: path
+  encryption_keys:
+    description:
+      - The key ring - earlier backup keys (C(rollcall_backup_old_keys)). Each archived file and dump is read with
+        the key its manifest names, so the files archived before a C(rotate_backup_key.yml) stay readable; new
+        files are written with O(encryption_key).
+    type: list
+    elements: str
+  encryption_key_files:
+    description:
+      - The key ring as files, one key each (C(rollcall_backup_old_key_files)).
+    type: list
+    elements: path
   flush:
     description:
       - C(archive) only; close the file being written first, so the archive reaches now.
@@ -227,6 +239,11 @@ window:
     usable dump), latest_at (the last event archived), latest_why, rpo_s, newest_file.
   returned: action is info or restore
   type: dict
+key_ids:
+  description: C(info); the archived files by the key id that reads them (C(none) without a key), in log order.
+    Files archived before a key rotation keep their old key until retention removes them.
+  returned: action is info
+  type: dict
 newest_recoverable_at:
   description: C(info); the window's latest_at.
   returned: action is info
@@ -290,7 +307,7 @@ duration_s:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rollcall.ops.plugins.module_utils import artifact, binlog
+from ansible_collections.rollcall.ops.plugins.module_utils import artifact, binlog, keyring
 from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import EngineError
 from ansible_collections.rollcall.ops.plugins.module_utils.pitr import PITRError
 from ansible_collections.rollcall.ops.plugins.module_utils.runner import RunnerError
@@ -314,7 +331,7 @@ def run(module):
 
         return dockerlib.drop_scratch(p["container"], scratch, p["docker_host"], check_mode)
     need(p, "repo")
-    key = artifact.load_key(p["encryption_key"], p["encryption_key_file"])
+    key = keyring.ring_from_params(p)  # the current key writes; each file is read with the key it names
     tool = binlog.BinlogPITR(p["container"], p["repo"], key, p["login_user"], p["login_password"], p["docker_host"])
     action = p["action"]
     if action == "archive":
@@ -356,6 +373,7 @@ def run(module):
     if action == "info":
         archived, bases, win = tool.status(p["backup_dir"], p["database"])
         return dict(changed=False, files=len(archived), bases=[b["name"] for b in bases], window=win,
+                    key_ids=binlog.files_by_key(archived),
                     newest_recoverable_at=win["latest_at"] if win else None,
                     message="nothing to recover from yet (no dump with its log archived)" if win is None else
                     "recoverable from %s to %s (RPO now %d s)" % (win["earliest_at"], win["latest_at"], win["rpo_s"]))
@@ -383,6 +401,8 @@ def main():
             login_password=dict(type="str", no_log=True),
             encryption_key=dict(type="str", no_log=True),
             encryption_key_file=dict(type="path"),
+            encryption_keys=dict(type="list", elements="str", no_log=True),
+            encryption_key_files=dict(type="list", elements="path", no_log=False),  # paths, not keys
             flush=dict(type="bool", default=True),
             flush_idle=dict(type="bool", default=True),
             archive_first=dict(type="bool", default=True),

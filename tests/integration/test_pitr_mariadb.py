@@ -16,6 +16,8 @@ import pytest
 from test_deploy import failures, playbook
 from test_pitr import database_stack, remove, results, role_run, run_tasks, said, without_pitr_setting
 
+from ansible_collections.rollcall.ops.plugins.module_utils import artifact
+
 PROJECT = os.environ.get("ROLLCALL_IT_BINLOG_PROJECT", "rc-it-binlog")
 CONTAINER = PROJECT + "-db"
 SCRATCH = CONTAINER + "-pitr"
@@ -247,4 +249,27 @@ def test_restore_to_a_time_brings_back_a_not_b_and_verify_finds_a_gap(stack, doc
     assert "%s is missing from the repository" % victim in past["msg"], past
     with pytest.raises(docker.errors.NotFound):
         docker_client.containers.get(SCRATCH)  # refused before a scratch instance was made
+
+    # A key rotation (rotate_backup_key.yml): a new current key, the old one in the ring. The files archived before
+    # keep their key and read with the ring; a file archived now is written with the new key. Before, the module
+    # took one key: after a rotation every archive_log.yml, backup.yml and restore.yml -e to_time failed with
+    # "wrong key" for the older files.
+    new_key = "ab" * 32
+    rotated = dict(common, encryption_key=new_key, encryption_keys=[KEY])
+    sql(docker_client, "INSERT INTO it_binlog (v) VALUES ('E')")
+    proc, report = run_tasks(tmp_path, inventory, "rotated.yml", [
+        {"name": "Archive", "rollcall.ops.binlog": dict(rotated, action="archive")},
+        {"name": "Verify with the ring", "rollcall.ops.binlog": dict(rotated, action="verify", fail_on_problem=False)},
+        {"name": "Verify without", "rollcall.ops.binlog": dict(common, action="verify", encryption_key=new_key,
+                                                               fail_on_problem=False)},
+        {"name": "Info", "rollcall.ops.binlog": dict(rotated, action="info")}])
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    ring = results(report, "Verify with the ring")
+    assert ring["passed"], ring  # (the archive run also copied again the file the gap test removed)
+    assert "wrong key" in results(report, "Verify without")["message"]
+    by_key = results(report, "Info")["key_ids"]
+    old_id, new_id = (artifact.key_id(artifact.load_key(k)) for k in (KEY, new_key))
+    assert sorted(by_key) == sorted([old_id, new_id]), by_key
+    assert max(sum(by_key.values(), [])) in by_key[new_id] and "mariadb-bin.000001" in by_key[old_id], by_key
+    assert KEY not in proc.stdout and new_key not in proc.stdout
     print("binlog: backup, restores and verify in %.1f s" % (time.time() - started))

@@ -13,7 +13,7 @@ import zlib
 
 import pytest
 
-from ansible_collections.rollcall.ops.plugins.module_utils import artifact, binlog
+from ansible_collections.rollcall.ops.plugins.module_utils import artifact, binlog, keyring
 from ansible_collections.rollcall.ops.plugins.module_utils.pitr import PITRError
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "mariadb-bin.000001")
@@ -455,6 +455,26 @@ def test_a_file_is_archived_encrypted_with_a_signed_manifest_and_verifies(tmp_pa
     assert tool.verify()["passed"]
     with pytest.raises(artifact.ArtifactError, match="already exists"):  # never over an archived file
         archive_one(tmp_path)
+
+
+def test_after_a_key_rotation_old_files_read_with_the_ring_and_new_ones_are_written_with_the_new_key(tmp_path):
+    archive_one(tmp_path)  # archived with KEY
+    new_key = bytes(range(32, 64))
+    rotated = binlog.BinlogPITR("sms-db", str(tmp_path), keyring.KeyRing(new_key, [KEY]))
+    assert rotated.verify()["passed"], "the file archived before the rotation reads with the ring"
+    rotated._copy("/var/lib/mysql", "mariadb-bin.000002", runner=FakeRunner(real_log()))
+    archived = binlog.read_archive(str(tmp_path))
+    assert archived["mariadb-bin.000002"]["signature"]["key_id"] == artifact.key_id(new_key)
+    assert binlog.files_by_key(archived) == {artifact.key_id(KEY): ["mariadb-bin.000001"],
+                                             artifact.key_id(new_key): ["mariadb-bin.000002"]}
+    without_ring = binlog.BinlogPITR("sms-db", str(tmp_path), keyring.KeyRing(new_key))
+    [problem] = [p for p in without_ring.verify()["problems"] if "wrong key" in p]
+    assert problem.startswith("binary log mariadb-bin.000001: wrong key") and "rollcall_backup_old_keys" in problem
+
+
+def test_files_archived_without_a_key_are_listed_as_none():
+    assert binlog.files_by_key({"b.000002": {"data": {}}, "b.000001": {"data": {}}}) == {"none": ["b.000001",
+                                                                                             "b.000002"]}
 
 
 def test_a_damaged_server_file_is_not_archived(tmp_path):
