@@ -159,6 +159,39 @@ def test_a_run_without_rollcall_pitr_keeps_it_on(stack, docker_client):
     archived_after(docker_client, moment)
 
 
+def test_the_repositorys_cipher_pass_never_changes(stack, docker_client):
+    """pgBackRest cannot change a repository's cipher pass. An inventory that gives none derives one from
+    rollcall_backup_key; after the key is rotated that is another pass, and before, the next deploy wrote it into the
+    configuration: WAL stopped archiving and the repository could not be read. Now the pass the configuration holds
+    is kept; one given explicitly that is not it is refused before anything changes."""
+    tmp_path, inventory = stack
+    conf = tmp_path / "state" / PROJECT / "pgbackrest" / "pgbackrest.conf"
+    before = conf.read_text()
+    data = yaml.safe_load(Path(inventory).read_text())
+    data["all"]["vars"].pop("rollcall_pitr_cipher_pass")
+    data["all"]["vars"]["rollcall_backup_key"] = "ef" * 32  # a rotated key: the pass derived from it differs
+    derived = Path(str(inventory) + ".derived.yml")
+    derived.write_text(yaml.safe_dump(data))
+    proc, report = role_run(tmp_path, str(derived), "database_derived.yml", "rollcall.ops.database")
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    assert conf.read_text() == before, "the configuration kept the repository's pass"
+    moment = time.time() - 1
+    sql(docker_client, "SELECT pg_current_xact_id()")
+    sql(docker_client, "SELECT pg_switch_wal()")
+    archived_after(docker_client, moment)
+
+    data["all"]["vars"]["rollcall_pitr_cipher_pass"] = "another-cipher-pass-never-printed"
+    other = Path(str(inventory) + ".other.yml")
+    other.write_text(yaml.safe_dump(data))
+    proc, report = role_run(tmp_path, str(other), "database_other.yml", "rollcall.ops.database")
+    assert proc.returncode != 0
+    [(_task, msg)] = failures(report)
+    assert msg.startswith("rollcall_pitr_cipher_pass is not the pass the point-in-time repository of %s was made "
+                          "with" % PROJECT) and "Nothing was changed" in msg, msg
+    assert conf.read_text() == before
+    assert "another-cipher-pass-never-printed" not in proc.stdout + proc.stderr
+
+
 def test_restore_to_a_time_brings_back_a_not_b_and_verify_finds_a_gap(stack, docker_client):
     tmp_path, inventory = stack
     started = time.time()
