@@ -315,9 +315,26 @@ def wal_gaps(ranges):
     return gaps
 
 
-def judge_verify(rc, parsed, stderr=""):
-    """``{"passed", "problems", "message"}`` of a verify run."""
-    problems = []
+def newest_backup_start(backups):
+    """The first WAL segment of the newest good backup (``parse_info``'s backups), or None: recovery from it on
+    needs no segment before it."""
+    good = [b for b in backups or () if not b.get("error") and b.get("archive_start")]
+    return max(good, key=lambda b: b.get("finished_at") or "")["archive_start"] if good else None
+
+
+def gap_behind(last_missing, start):
+    """A gap whose last missing segment comes before ``start`` (the newest backup's first segment, same timeline)."""
+    return bool(start) and last_missing[:8] == start[:8] and last_missing < start
+
+
+def judge_verify(rc, parsed, stderr="", backups=None):
+    """``{"passed", "problems", "notes", "message"}`` of a verify run.
+
+    ``backups`` (``parse_info``'s, optional): a WAL gap before the newest good backup's first segment - archiving
+    was off for a while (rollcall_pitr turned off and on again), and a full backup was taken since - limits only
+    recovery to a time before that backup; it is a note, not a failure. A gap after it is a failure."""
+    problems, notes = [], []
+    start = newest_backup_start(backups)
     if rc != 0:
         problems.append("pgbackrest verify failed (exit code %s): %s" % (rc, (stderr or "").strip()[-500:]))
     if parsed["status"] not in (None, "ok"):
@@ -333,14 +350,20 @@ def judge_verify(rc, parsed, stderr=""):
         problems.append("%d files are missing or damaged" % parsed["bad_files"])
     for archive_id, first, last in wal_gaps(parsed["ranges"]):
         missing = first if first == last else "%s .. %s" % (first, last)
+        if gap_behind(last, start):
+            notes.append("WAL gap in archive %s: segment %s missing, before the newest backup (which starts at %s): "
+                         "a recovery to a time before that backup stops at the gap" % (archive_id, missing, start))
+            continue
         problems.append("WAL gap in archive %s: segment %s missing from the repository; no recovery can go past "
                         "it (restore to a time before it, and take a full backup now so that recovery starts "
-                        "after it)" % (archive_id, missing))
+                        "after it: playbooks/backup.yml -e rollcall_pitr_backup_type=full)" % (archive_id, missing))
     if rc == 0 and parsed["status"] is None and not parsed["ranges"]:
         problems.append("pgbackrest verify printed no result (nothing in the repository?)")
-    return {"passed": not problems, "problems": problems,
-            "message": "verified: every backup and WAL segment is readable, no gap" if not problems
-            else "; ".join(problems)}
+    if problems:
+        message = "; ".join(problems)
+    else:
+        message = "verified: every backup and WAL segment is readable, " + ("; ".join(notes) if notes else "no gap")
+    return {"passed": not problems, "problems": problems, "notes": notes, "message": message}
 
 
 def _mount_source(mounts, destination):
@@ -640,7 +663,11 @@ class PITR:
     def verify(self, repo_key=1):
         result = self.pgbackrest("verify", "--repo=%d" % repo_key, "--output=text", console="detail")
         parsed = parse_verify(result.text)
-        verdict = judge_verify(result.rc, parsed, result.stderr)
+        try:  # the backups' first segments: a gap before the newest backup is only a note
+            backups = self.info(repo_key)["backups"]
+        except PITRError:
+            backups = None
+        verdict = judge_verify(result.rc, parsed, result.stderr, backups)
         if repo_key != 1 and not verdict["passed"]:
             verdict["message"] = "repository %d (the backup host's): %s" % (repo_key, verdict["message"])
         return dict(verdict, ranges=parsed["ranges"], repo=repo_key)

@@ -282,6 +282,12 @@ problems:
   returned: action is verify or restore
   type: list
   elements: str
+notes:
+  description: C(verify); what limits recovery without failing it - a WAL gap before the newest backup (archiving
+    was off for a while, and a full backup was taken since), each a sentence.
+  returned: action is verify
+  type: list
+  elements: str
 message:
   description: The result in one sentence.
   returned: always

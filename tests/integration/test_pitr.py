@@ -259,7 +259,7 @@ def test_restore_to_a_time_brings_back_a_not_b_and_verify_finds_a_gap(stack, doc
     print("pitr: restore and verify in %.1f s" % (time.time() - started))
 
 
-def test_turning_it_off_says_so_and_a_run_without_the_setting_keeps_it_off(stack, docker_client):
+def test_turning_it_off_and_on_again_says_so_and_starts_recovery_after_the_gap(stack, docker_client):
     """rollcall_pitr: false on a stack that archives: the settings are reset, the server restarts, and the run says
     so (before: only "changed"); a later run that does not set rollcall_pitr then keeps it off. Last in this file:
     the stack no longer archives afterwards."""
@@ -280,3 +280,20 @@ def test_turning_it_off_says_so_and_a_run_without_the_setting_keeps_it_off(stack
     assert said(report, "Say that point-in-time recovery stays on") == []
     assert said(report, "Say that point-in-time recovery was turned on or off") == []
     assert sql(docker_client, "SHOW archive_mode") == "off"
+
+    # Segments written while it is off never reach the repository. Turned on again, the deploy takes a full backup
+    # (before: none, as one existed, and every verify - so every backup.yml - failed on the gap until retention
+    # removed the older backups); verify passes and notes the gap.
+    for _ in range(2):
+        sql(docker_client, "SELECT pg_current_xact_id()")
+        sql(docker_client, "SELECT pg_switch_wal()")
+    proc, report = role_run(tmp_path, inventory, "database_on_again.yml", "rollcall.ops.database")
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    [msg] = said(report, "Say that point-in-time recovery was turned on or off")
+    assert msg.startswith("Turned point-in-time recovery on for %s" % CONTAINER), msg
+    assert said(report, "Take a full backup (recovery starts from one)"), "a full backup after the gap"
+    proc, report = run_tasks(tmp_path, inventory, "verify_again.yml", [
+        {"name": "Verify", "rollcall.ops.pitr": {"action": "verify", "container": CONTAINER}}])
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    verified = results(report, "Verify")
+    assert verified["passed"] and [n for n in verified["notes"] if n.startswith("WAL gap in archive")], verified

@@ -349,6 +349,32 @@ def test_verify_finds_a_gap_that_pgbackrest_reports_only_as_detail():
     assert "WAL gap in archive 15-1: segment 000000010000000000000005 missing" in verdict["message"]
 
 
+def test_a_gap_before_the_newest_backup_is_a_note_not_a_failure():
+    # archiving was off for a while (rollcall_pitr false, then true) and a full backup was taken since
+    backups = [{"label": "old-F", "archive_start": "000000010000000000000001", "finished_at": "2026-12-06T10:00:00Z"},
+               {"label": "new-F", "archive_start": "000000010000000000000006", "finished_at": "2026-12-06T12:00:00Z"}]
+    verdict = pitr.judge_verify(0, pitr.parse_verify(VERIFY_GAP), backups=backups)
+    assert verdict["passed"] and verdict["problems"] == []
+    assert verdict["notes"] == ["WAL gap in archive 15-1: segment 000000010000000000000005 missing, before the newest "
+                                "backup (which starts at 000000010000000000000006): a recovery to a time before that "
+                                "backup stops at the gap"]
+    assert verdict["message"].startswith("verified: every backup and WAL segment is readable, WAL gap")
+
+
+def test_a_gap_after_the_newest_backups_start_fails_and_says_how_to_start_again():
+    backups = [{"label": "old-F", "archive_start": "000000010000000000000001", "finished_at": "2026-12-06T10:00:00Z"},
+               {"label": "bad-F", "archive_start": "000000010000000000000009", "finished_at": "2026-12-06T13:00:00Z",
+                "error": True}]
+    verdict = pitr.judge_verify(0, pitr.parse_verify(VERIFY_GAP), backups=backups)
+    assert not verdict["passed"] and "playbooks/backup.yml -e rollcall_pitr_backup_type=full" in verdict["message"]
+
+
+def test_newest_backup_start_ignores_failed_backups_and_none_is_none():
+    assert pitr.newest_backup_start(None) is None and pitr.newest_backup_start([]) is None
+    assert not pitr.gap_behind("000000010000000000000005", None)
+    assert not pitr.gap_behind("000000010000000000000005", "000000020000000000000006"), "another timeline"
+
+
 def test_verify_names_a_wider_gap_as_a_range():
     gaps = pitr.wal_gaps({"15-1": [("000000010000000000000001", "000000010000000000000002"),
                                    ("000000010000000000000006", "000000010000000000000007")]})
