@@ -247,6 +247,9 @@ def test_the_hint_without_a_verified_older_backup(engine, tmp_path):
     newest = backup.take_backup(engine, directory)["name"]
     assert "the next older one is %s (not verified yet" % older in backup.older_backup_hint(directory, newest,
                                                                                            "memory", "sms")
+    # a mistyped name (verify_backup.yml -e backup_name=nope): the newest names instead of "no older backup"
+    hint = backup.older_backup_hint(directory, "nope", "memory", "sms")
+    assert hint.endswith("; nope is not a backup name; the newest of sms in %s: %s, %s" % (directory, newest, older))
 
 
 def test_a_read_only_directory_is_said_before_restoring_when_a_safety_backup_is_due(engine, tmp_path, monkeypatch):
