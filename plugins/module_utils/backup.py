@@ -543,8 +543,8 @@ def older_backup_hint(directory, name, engine=None, database=None):
         return text
     if artifact.parse_name(name) is None:  # a mistyped name: "older than it" means nothing; name what there is
         newest = ", ".join(i["name"] for i in items[:3]) or "none"
-        return text + "; %s is not a backup name; the newest of %s in %s: %s" % (name, database or "it", directory,
-                                                                                  newest)
+        where = "%s in %s" % (database or "it", directory)
+        return text + "; %s is not a backup name; the newest of %s: %s" % (name, where, newest)
     stamp = artifact.parse_name(name)["stamp"]
     older = [i for i in items if i["name"] != name and (artifact.parse_name(i["name"]) or {}).get("stamp", "") <= stamp]
     verified = [i for i in older if i["verified"]]
