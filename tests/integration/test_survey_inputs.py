@@ -126,10 +126,15 @@ def test_a_production_teardown_needs_confirm_even_without_volumes(tmp_path):
     subprocess.run(["docker", "run", "-d", "--name", name, "rollcall/base:bookworm", "sleep", "300"],
                    capture_output=True, check=True)
     try:
-        for extra in ((), ("-e", extravars(tmp_path, confirm="")), ("-e", extravars(tmp_path, confirm="no"))):
+        # no answer, a blank one (no answer), and "no" (refused by the preflight in every environment). Each
+        # answers file is written right before its run: extravars writes one file (built all at once, the blank
+        # case ran with "no").
+        for answers, said in ((None, "stops the production SMS"), ({"confirm": ""}, "stops the production SMS"),
+                              ({"confirm": "no"}, "-e confirm='no' is not yes")):
+            extra = ("-e", extravars(tmp_path, **answers)) if answers is not None else ()
             proc, report = playbook(hosts, "teardown.yml", *extra)
             text = messages(report)
-            assert proc.returncode != 0 and "stops the production SMS" in text and "confirm=yes" in text, text
+            assert proc.returncode != 0 and said in text and "confirm=yes" in text, text
             assert name in docker_names(name), "a refused teardown removed the app container"
         proc, report = playbook(hosts, "teardown.yml", "-e", extravars(tmp_path, confirm="yes"))
         assert proc.returncode == 0, failures(report)
