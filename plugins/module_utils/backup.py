@@ -541,11 +541,12 @@ def older_backup_hint(directory, name, engine=None, database=None):
         items = [i for i in select(describe(directory), engine, database) if "error" not in i]
     except (ArtifactError, OSError, KeyError, ValueError):
         return text
-    if artifact.parse_name(name) is None:  # a mistyped name: "older than it" means nothing; name what there is
+    parsed = artifact.parse_name(name)
+    if parsed is None:  # a mistyped name: "older than it" means nothing; name what there is
         newest = ", ".join(i["name"] for i in items[:3]) or "none"
         where = "%s in %s" % (database or "it", directory)
         return text + "; %s is not a backup name; the newest of %s: %s" % (name, where, newest)
-    stamp = artifact.parse_name(name)["stamp"]
+    stamp = parsed["stamp"]
     older = [i for i in items if i["name"] != name and (artifact.parse_name(i["name"]) or {}).get("stamp", "") <= stamp]
     verified = [i for i in older if i["verified"]]
     if verified:
