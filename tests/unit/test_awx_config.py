@@ -615,12 +615,8 @@ class ActionModule(ActionBase):
 '''
 
 
-def test_a_real_run_passes_parameters_the_modules_accept(tmp_path, rendered):
-    """ansible-playbook playbooks/awx_configure.yml for real, with each awx.awx module replaced by a stand-in
-    that records what Ansible would send it (module_defaults, loops, omit and all; an action plugin, so no module
-    process runs): the same parameters as rendered above, each valid for the real module, and the auth given with
-    -e reaches every module."""
-    modules = sorted({module for _, module, _ in rendered})
+def _stub_awx(tmp_path, modules):
+    """A stand-in awx.awx collection under tmp_path: each module an action plugin that records its arguments."""
     stub = tmp_path / "ansible_collections" / "awx" / "awx"
     (stub / "plugins" / "modules").mkdir(parents=True)
     (stub / "plugins" / "action").mkdir()
@@ -631,7 +627,44 @@ def test_a_real_run_passes_parameters_the_modules_accept(tmp_path, rendered):
     for module in modules:
         (stub / "plugins" / "modules" / (module + ".py")).write_text("# stand-in: plugins/action does the work\n")
         (stub / "plugins" / "action" / (module + ".py")).write_text(STUB_ACTION % module)
-    record = tmp_path / "record.jsonl"
+    return tmp_path / "record.jsonl"
+
+
+@pytest.mark.parametrize("named", [None, "env", "config_file"])
+def test_a_run_that_names_no_awx_stops_before_any_module(tmp_path, rendered, named):
+    """Nothing names the AWX (no controller_host, no CONTROLLER_HOST/TOWER_HOST, no tower_cli.cfg): awx.awx would
+    try https://127.0.0.1 and fail with "unknown error when trying to connect to https://127.0.0.1/...", a host
+    nobody gave. The playbook says what to set before any module runs. Named by the environment or by a config file
+    in a directory above the working one, it goes on."""
+    record = _stub_awx(tmp_path, sorted({module for _, module, _ in rendered}))
+    work = tmp_path / "school" / "ops"
+    work.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTROLLER_", "TOWER_"))}
+    env.update(ANSIBLE_CONFIG=str(tmp_path / "none.cfg"), ANSIBLE_COLLECTIONS_PATH=str(tmp_path),
+               AWX_STUB_RECORD=str(record), HOME=str(tmp_path / "home"), PWD=str(work))
+    if named == "env":
+        env["CONTROLLER_HOST"] = "https://awx.test"
+    elif named == "config_file":
+        (tmp_path / "school" / ".tower_cli.cfg").write_text("[general]\nhost = https://awx.test\n")
+    done = subprocess.run([_ansible("ansible-playbook"), str(PLAYBOOKS / "awx_configure.yml"), "-e",
+                           json.dumps(GIVEN)], capture_output=True, text=True, env=env, cwd=work, check=False)
+    output = done.stdout + done.stderr
+    if named is None:
+        assert done.returncode != 0, output[-3000:]
+        assert "Which AWX? Nothing names it: set CONTROLLER_HOST" in output, output[-3000:]
+        assert "api/v2" not in output and "Connection refused" not in output
+        assert not record.exists()
+    else:
+        assert done.returncode == 0, output[-3000:]
+        assert len(record.read_text().splitlines()) == len(rendered)
+
+
+def test_a_real_run_passes_parameters_the_modules_accept(tmp_path, rendered):
+    """ansible-playbook playbooks/awx_configure.yml for real, with each awx.awx module replaced by a stand-in
+    that records what Ansible would send it (module_defaults, loops, omit and all; an action plugin, so no module
+    process runs): the same parameters as rendered above, each valid for the real module, and the auth given with
+    -e reaches every module."""
+    record = _stub_awx(tmp_path, sorted({module for _, module, _ in rendered}))
     env = dict(os.environ, ANSIBLE_CONFIG=str(tmp_path / "none.cfg"), ANSIBLE_COLLECTIONS_PATH=str(tmp_path),
                AWX_STUB_RECORD=str(record))
     extra = json.dumps(dict(GIVEN, controller_host="https://awx.test", controller_oauthtoken="t0ken"))
