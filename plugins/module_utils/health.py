@@ -699,13 +699,14 @@ def split_timestamp(line):
 
 
 def evaluate_logs(container, lines, since_minutes, thresholds, patterns=None, secrets=(), recent_minutes=None,
-                  now=None, recent_after=None):
+                  now=None, recent_after=None, after_why=None):
     """Error lines over ``since_minutes``, judged on the last ``recent_minutes`` (None: the whole window).
 
     ``lines`` are strings or ``(epoch or None, text)``; a line without a time counts as recent. An outage that is
     over (errors in the window, none recently) is a warning that says when the last error was, not critical for
-    the rest of the window. ``recent_after`` (an epoch, e.g. when incident.yml restarted what was failing) starts the
-    judged part there when that is later: what came before it only warns. Samples: real error records first (not
+    the rest of the window. ``recent_after`` (an epoch, e.g. when incident.yml restarted what was failing, or when a
+    container of the stack last started) starts the judged part there when that is later: what came before it only
+    warns; ``after_why`` says what happened then ("rollcall-db started"). Samples: real error records first (not
     access lines that only carry a 5xx), newest first, described so the error part is shown."""
     now = time.time() if now is None else now
     entries = [line if isinstance(line, tuple) else (None, line) for line in lines]
@@ -715,7 +716,8 @@ def evaluate_logs(container, lines, since_minutes, thresholds, patterns=None, se
     since_restart = recent_after is not None and (cutoff is None or recent_after > cutoff) and recent_after <= now
     if since_restart:
         cutoff, recent_window = recent_after, True
-        part = "since %s UTC" % time.strftime("%H:%M:%S", time.gmtime(recent_after))
+        part = "since %s%s UTC" % ("%s at " % after_why if after_why else "",
+                                   time.strftime("%H:%M:%S", time.gmtime(recent_after)))
     else:
         part = "in the last %d min" % recent_minutes if recent_window else ""
     recent = [e for e in errors if cutoff is None or e[0] is None or e[0] >= cutoff]
@@ -738,16 +740,44 @@ def evaluate_logs(container, lines, since_minutes, thresholds, patterns=None, se
                     {"error_lines": len(errors), "recent_error_lines": len(recent)}, {"samples": samples})
 
 
+def newest_start(inspects):
+    """``(epoch, name)`` of the running container that started last, or None. ``inspects``: {name: inspect or None}.
+
+    Errors logged before it are of an outage that a start ended (the database started again by hand, the app
+    restarted): a check right after it judges what came since, not the last 15 minutes."""
+    starts = []
+    for name, inspect in sorted(inspects.items()):
+        state = (inspect or {}).get("State") or {}
+        if not state.get("Running"):
+            continue
+        when = parse_time(re.sub(r"(\.\d{6})\d+", r"\1", state.get("StartedAt") or ""))
+        if when is not None and when.year > 1:
+            starts.append((when.timestamp(), name))
+    return max(starts) if starts else None
+
+
 def log_checks(spec, docker_api, thresholds, secrets=(), now=time.time):
     names = spec.get("containers") or []
     since = int(spec.get("since_minutes") or 60)
     recent = spec.get("recent_minutes")
     after = spec.get("recent_after")
+    why = None
     patterns = compile_patterns(spec.get("patterns"))
     try:
         api = docker_api()
     except Exception as exc:  # noqa: BLE001
         return [could_not("logs %s" % n, "logs", "could not reach the Docker engine: %s" % exc) for n in names]
+    started = spec.get("since_started") or []
+    if started:
+        inspects = {}
+        for name in started:
+            try:
+                inspects[name] = _inspect(api, name)
+            except Exception:  # noqa: BLE001  (the container check says what is wrong with it)
+                inspects[name] = None
+        newest = newest_start(inspects)
+        if newest and (after is None or newest[0] > float(after)):
+            after, why = newest[0], "%s started" % newest[1]  # "since NAME started at HH:MM:SS UTC"
     found = []
     for name in names:
         started = now()
@@ -764,7 +794,7 @@ def log_checks(spec, docker_api, thresholds, secrets=(), now=time.time):
         lines = raw.decode("utf-8", "replace").splitlines() if isinstance(raw, bytes) else list(raw)
         found.append(evaluate_logs(name, [split_timestamp(line) for line in lines], since, thresholds, patterns,
                                    known, None if recent is None else int(recent), started,
-                                   None if after is None else float(after)))
+                                   None if after is None else float(after), why))
     return found
 
 

@@ -240,6 +240,14 @@ options:
             only the error lines after it, and earlier ones are a warning - C(incident.yml) gives the time it
             restarted what was failing, so its check after the restart judges what came since.
         type: float
+      since_started:
+        description:
+          - Containers (the stack's own) whose last start ends an outage, as O(logs.recent_after) does - the newest
+            start of those running is used when it is later. The database started again by hand, or the app
+            restarted, then no longer leaves a check critical for the rest of O(logs.recent_minutes) because of the
+            errors logged before; the reason says "since NAME started at HH:MM:SS UTC".
+        type: list
+        elements: str
       patterns:
         description:
           - Python regular expressions; a line that matches any of them counts as an error line.
@@ -523,6 +531,7 @@ ARGUMENT_SPEC = dict(
         since_minutes=dict(type="int", default=60),
         recent_minutes=dict(type="int", default=15),
         recent_after=dict(type="float"),
+        since_started=dict(type="list", elements="str"),
         patterns=dict(type="list", elements="str"),
     )),
     tls=dict(type="list", elements="dict", required_one_of=[("host", "path")], mutually_exclusive=[("host", "path")],

@@ -554,6 +554,55 @@ def test_log_checks_judge_the_recent_minutes():
     assert found["status"] == "warning" and found["metrics"]["recent_error_lines"] == 0, found
 
 
+def _docker_stamp(epoch):
+    return datetime.datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
+
+
+def test_errors_before_the_stacks_last_start_only_warn():
+    """The database stopped, the app logged 68 errors, someone started the database again: health.yml right
+    after said "logs critical (error lines in the last 15 min 68 >= 50)" for a quarter of an hour although the
+    stack served again. The newest start of the stack's running containers ends the judged outage."""
+    now = 100000.0
+    outage = "".join("%s ERROR could not translate host name db\n" % _docker_stamp(now - 120 + i) for i in range(68))
+    containers = {"app": {"State": {"Running": True, "StartedAt": _docker_stamp(now - 3600)}},
+                  "db": {"State": {"Running": True, "StartedAt": _docker_stamp(now - 30)}},
+                  "old": {"State": {"Running": False, "StartedAt": _docker_stamp(now - 5)}}}
+    api = FakeApi(containers, logs=outage.encode())
+    spec = {"containers": ["app"], "since_minutes": 60, "recent_minutes": 15}
+    (before,) = health.log_checks(spec, lambda: api, T, now=lambda: now)
+    assert before["status"] == "critical", before  # without since_started, as before
+    (found,) = health.log_checks(dict(spec, since_started=["app", "db", "old", "gone"]), lambda: api, T,
+                                 now=lambda: now)
+    assert found["status"] == "warning" and found["metrics"] == {"error_lines": 68, "recent_error_lines": 0}, found
+    assert "none since db started at 03:46:10 UTC (the last 53 s ago)" in found["reason"], found["reason"]
+    # errors after the start are judged as usual
+    api.log_bytes = outage.encode() + "".join(
+        "%s ERROR still\n" % _docker_stamp(now - 20 + i * 0.1) for i in range(50)).encode()
+    (found,) = health.log_checks(dict(spec, since_started=["app", "db"]), lambda: api, T, now=lambda: now)
+    assert found["status"] == "critical" and "error lines since db started at 03:46:10 UTC 50 >= 50" in found["reason"]
+    # a start older than the recent window changes nothing; a later restart time given by incident.yml wins
+    containers["db"]["State"]["StartedAt"] = _docker_stamp(now - 3000)
+    api.log_bytes = outage.encode()
+    (found,) = health.log_checks(dict(spec, since_started=["app", "db"]), lambda: api, T, now=lambda: now)
+    assert found["status"] == "critical", found
+    (found,) = health.log_checks(dict(spec, since_started=["db"], recent_after=now - 10), lambda: api, T,
+                                 now=lambda: now)
+    assert found["status"] == "warning" and "db started" not in found["reason"], found["reason"]
+
+
+@pytest.mark.parametrize("inspects, expected", [
+    ({}, None),
+    ({"a": None}, None),
+    ({"a": {"State": {"Running": True, "StartedAt": "0001-01-01T00:00:00Z"}}}, None),
+    ({"a": {"State": {"Running": True, "StartedAt": "2026-12-06T19:18:52.123456789Z"}},
+      "b": {"State": {"Running": True, "StartedAt": "2026-12-06T19:00:00Z"}}},
+     (datetime.datetime(2026, 12, 6, 19, 18, 52, 123456, tzinfo=UTC).timestamp(), "a")),
+    ({"a": {"State": {"Running": False, "StartedAt": "2026-12-06T19:18:52Z"}}}, None),
+])
+def test_newest_start(inspects, expected):
+    assert health.newest_start(inspects) == expected
+
+
 # ------------------------------------------------------------------------------------------------- tls
 NOW = datetime.datetime(2026, 3, 1, tzinfo=UTC)
 
