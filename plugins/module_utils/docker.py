@@ -173,7 +173,9 @@ class ContainerRunner(Runner):
         except docker.errors.NotFound:
             raise ContainerMissing(container) from None
         if not state.get("Running"):
-            raise RunnerError("container %s is not running (%s)" % (container, state.get("Status")))
+            raise RunnerError("container %s is not running (%s); start it (playbooks/incident.yml -e restart=true "
+                              "restarts what is failing, or docker start %s) and run again"
+                              % (container, state.get("Status"), container))
         self._running = {}  # exec id -> (_PidTail, user) of commands running now
 
     def stop_running(self):

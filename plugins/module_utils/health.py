@@ -741,15 +741,17 @@ def evaluate_logs(container, lines, since_minutes, thresholds, patterns=None, se
 
 
 def newest_start(inspects):
-    """``(epoch, name)`` of the running container that started last, or None. ``inspects``: {name: inspect or None}.
+    """``(epoch, name)`` of the container that started last when every one of them runs, else None.
+    ``inspects``: {name: inspect or None (missing)}.
 
     Errors logged before it are of an outage that a start ended (the database started again by hand, the app
-    restarted): a check right after it judges what came since, not the last 15 minutes."""
+    restarted): a check right after it judges what came since, not the last 15 minutes. While one of them is down
+    the outage is not over, and no start counts."""
     starts = []
     for name, inspect in sorted(inspects.items()):
         state = (inspect or {}).get("State") or {}
         if not state.get("Running"):
-            continue
+            return None
         when = parse_time(re.sub(r"(\.\d{6})\d+", r"\1", state.get("StartedAt") or ""))
         if when is not None and when.year > 1:
             starts.append((when.timestamp(), name))

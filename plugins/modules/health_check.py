@@ -242,8 +242,8 @@ options:
         type: float
       since_started:
         description:
-          - Containers (the stack's own) whose last start ends an outage, as O(logs.recent_after) does - the newest
-            start of those running is used when it is later. The database started again by hand, or the app
+          - Containers (the stack's own) whose last start ends an outage, as O(logs.recent_after) does - when every
+            one of them runs, the newest start is used when it is later. The database started again by hand, or the app
             restarted, then no longer leaves a check critical for the rest of O(logs.recent_minutes) because of the
             errors logged before; the reason says "since NAME started at HH:MM:SS UTC".
         type: list

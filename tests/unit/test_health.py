@@ -571,8 +571,11 @@ def test_errors_before_the_stacks_last_start_only_warn():
     spec = {"containers": ["app"], "since_minutes": 60, "recent_minutes": 15}
     (before,) = health.log_checks(spec, lambda: api, T, now=lambda: now)
     assert before["status"] == "critical", before  # without since_started, as before
-    (found,) = health.log_checks(dict(spec, since_started=["app", "db", "old", "gone"]), lambda: api, T,
-                                 now=lambda: now)
+    # while one of the stack's containers is down (or gone) the outage is not over: no start counts
+    for down in (["app", "db", "old"], ["app", "db", "gone"]):
+        (found,) = health.log_checks(dict(spec, since_started=down), lambda: api, T, now=lambda: now)
+        assert found["status"] == "critical" and "started" not in found["reason"], found["reason"]
+    (found,) = health.log_checks(dict(spec, since_started=["app", "db"]), lambda: api, T, now=lambda: now)
     assert found["status"] == "warning" and found["metrics"] == {"error_lines": 68, "recent_error_lines": 0}, found
     assert "none since db started at 03:46:10 UTC (the last 53 s ago)" in found["reason"], found["reason"]
     # errors after the start are judged as usual
@@ -598,6 +601,9 @@ def test_errors_before_the_stacks_last_start_only_warn():
       "b": {"State": {"Running": True, "StartedAt": "2026-12-06T19:00:00Z"}}},
      (datetime.datetime(2026, 12, 6, 19, 18, 52, 123456, tzinfo=UTC).timestamp(), "a")),
     ({"a": {"State": {"Running": False, "StartedAt": "2026-12-06T19:18:52Z"}}}, None),
+    ({"a": {"State": {"Running": True, "StartedAt": "2026-12-06T19:18:52Z"}}, "b": None}, None),
+    ({"a": {"State": {"Running": True, "StartedAt": "2026-12-06T19:18:52Z"}},
+      "b": {"State": {"Running": False, "StartedAt": "2026-12-06T19:00:00Z"}}}, None),
 ])
 def test_newest_start(inspects, expected):
     assert health.newest_start(inspects) == expected

@@ -281,3 +281,16 @@ def test_an_input_error_raised_after_the_command_ended_is_not_lost():
 
     with pytest.raises(ValueError, match="checksum mismatch"):
         LocalRunner().run(["head", "-n", "1"], stdin=checked())
+
+
+def test_a_stopped_container_is_named_with_what_to_do(monkeypatch):
+    """backup.yml with the database container stopped said only "container rollcall-db is not running (exited)"."""
+    class Api:
+        def inspect_container(self, name):
+            return {"State": {"Running": False, "Status": "exited"}}
+
+    monkeypatch.setattr(docker_runner, "client", lambda docker_host=None: type("C", (), {"api": Api()})())
+    with pytest.raises(docker_runner.RunnerError) as caught:
+        docker_runner.ContainerRunner("rollcall-db")
+    assert str(caught.value) == ("container rollcall-db is not running (exited); start it (playbooks/incident.yml -e "
+                                 "restart=true restarts what is failing, or docker start rollcall-db) and run again")
