@@ -633,6 +633,7 @@ def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_o
                     labels={"reason": "%s %s" % (SAFETY_REASON, name)},
                     files=_current_files(manifest, files), copy_only=True, project=project)["name"]
             report["old_kept_as"] = engine.swap_in(scratch, target, keep_old)
+            report["app_must_reopen"] = bool(engine.reopen_needed)
         except BaseException as exc:
             discard_files(staged)
             try:

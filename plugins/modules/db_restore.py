@@ -109,6 +109,14 @@ old_kept_as:
   description: Name the replaced database was kept under (O(keep_old=true)), else null.
   returned: success
   type: str
+app_must_reopen:
+  description:
+    - Whether the app must open the database again to see the restored data - SQLite, only when the file had to be
+      replaced (no live file, a live file that is no database, page sizes that differ in WAL mode, another journal
+      mode asked for). Otherwise the restored data went into the live file through the online backup API and the
+      app's connections read it at their next transaction. False for the other engines.
+  returned: success
+  type: bool
 files_restored:
   description: The uploads directory restored from the backup set, or null when the set has none.
   returned: success

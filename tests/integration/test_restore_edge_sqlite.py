@@ -54,11 +54,17 @@ def test_restore_over_the_live_file_keeps_its_mode_owner_and_wal(backed_up):
     if os.geteuid() == 0:
         os.chown(db, 4400, 4401)
     expected = owner_and_mode(db)
+    held = sqlite3.connect(db)  # the app's connection, open across the restore
+    inode = os.stat(db).st_ino
     rc, restored, _ = run_module("db_restore", dict(args, name=made["name"], safety_backup=False))
     assert rc == 0, restored.get("msg")
     assert dump_all(db) == before
     assert journal(db) == "wal"
     assert owner_and_mode(db) == expected
+    # into the live file: the held connection reads the restored rows, and the app need not open it again
+    assert restored["app_must_reopen"] is False and os.stat(db).st_ino == inode
+    assert held.execute("SELECT count(*) FROM pupils").fetchone()[0] == 20
+    held.close()
 
 
 def test_restore_of_a_missing_file_takes_mode_owner_and_wal_from_the_backup(backed_up):
@@ -69,6 +75,7 @@ def test_restore_of_a_missing_file_takes_mode_owner_and_wal_from_the_backup(back
     rc, restored, _ = run_module("db_restore", dict(args, name=made["name"]))
     assert rc == 0, restored.get("msg")
     assert restored["safety_backup"] is None
+    assert restored["app_must_reopen"] is True  # a new file: an app must open it
     assert journal(db) == "wal"
     assert owner_and_mode(db) == recorded
     assert dump_all(db) == before

@@ -61,6 +61,60 @@ def test_the_backups_journal_mode_wins_over_the_live_files(engine):
                                                          "gid": 0}})
     engine.swap_in(live + "__rc_scratch", live, keep_old=False)
     assert header_mode(live) == 1
+    assert engine.reopen_needed  # the file was replaced: the app opens it again
+
+
+# ------------------------------------------------------------------------ into the live file (no app restart)
+# A SQLite restore replaced the file and restarted the app to open it: a few seconds of 502/504 through the proxy
+# while the plan said "the app keeps serving", and writes the app made between the swap and its restart went to the
+# replaced file. The restored data now go into the live file through the online backup API.
+
+def test_the_restored_data_go_into_the_live_file_and_open_connections_read_them(engine):
+    engine, live = engine
+    make(live, 3, wal=True)
+    os.chmod(live, 0o640)
+    app = sqlite3.connect(live)  # the app's connection, held across the restore
+    assert app.execute("SELECT count(*) FROM t").fetchone()[0] == 3
+    inode = os.stat(live).st_ino
+    make(live + "__rc_scratch", 5, wal=False)
+    engine.prepare_for({"database": "school", "sqlite": {"journal_mode": "wal", "mode": 0o600, "uid": 0, "gid": 0}})
+    old = engine.swap_in(live + "__rc_scratch", live, keep_old=True)
+    assert engine.reopen_needed is False
+    assert app.execute("SELECT count(*) FROM t").fetchone()[0] == 5  # no reopen needed
+    app.execute("INSERT INTO t VALUES (99)")
+    app.commit()
+    app.close()
+    assert os.stat(live).st_ino == inode and header_mode(live) == 2 and stat.S_IMODE(os.stat(live).st_mode) == 0o640
+    assert rows(live) == 6
+    assert old == live + "__rc_old" and rows(old) == 3 and header_mode(old) == 1
+    assert stat.S_IMODE(os.stat(old).st_mode) == 0o640
+    assert not os.path.exists(live + "__rc_scratch")
+    assert sqlite3.connect(live).execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+@pytest.mark.parametrize("live_state", ["absent", "not a database", "page size"])
+def test_the_file_is_replaced_when_it_cannot_take_the_data_in_place(engine, live_state):
+    engine, live = engine
+    if live_state == "not a database":
+        with open(live, "wb") as f:
+            f.write(b"garbage" * 2000)
+    elif live_state == "page size":
+        con = sqlite3.connect(live)
+        con.execute("PRAGMA page_size=8192")
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("CREATE TABLE t (x)")
+        con.commit()
+        con.close()
+    make(live + "__rc_scratch", 5, wal=False)
+    engine.prepare_for({"database": "school"})
+    old = engine.swap_in(live + "__rc_scratch", live, keep_old=live_state != "absent")
+    assert engine.reopen_needed is True
+    assert rows(live) == 5
+    if live_state == "page size":
+        assert header_mode(live) == 2  # the live file's WAL mode, on the replacing file
+    expected = ["school.sqlite3"] + (["school.sqlite3__rc_old"] if live_state != "absent" else [])
+    assert sorted(os.listdir(os.path.dirname(live))) == expected
+    assert (old is None) == (live_state == "absent")
 
 
 def test_a_copy_that_cannot_be_prepared_replaces_nothing_and_is_removed(engine):

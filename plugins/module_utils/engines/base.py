@@ -70,6 +70,8 @@ class Engine:
     dump_format = "?"
     # Tools whose versions go into the manifest.
     tools = ()
+    # After swap_in: whether the app must open the database again (SQLite, when the file itself was replaced).
+    reopen_needed = False
 
     def __init__(self, runner, target):
         self.runner = runner

@@ -1,6 +1,7 @@
 # Copyright: Rollcall contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""SQLite: the online backup API (never a plain copy of a live file), PRAGMA integrity_check, file swap.
+"""SQLite: the online backup API (never a plain copy of a live file), PRAGMA integrity_check, and a restore that
+writes into the live file through the same API (the file replaced only when that cannot be done).
 
 SQLite lives in a file on the managed host or inside a container (the app's). Either way the work is done by
 one small Python helper (below) run through the runner with the stdlib sqlite3 module, so the same code path
@@ -102,10 +103,61 @@ def settle(scratch, path, wanted):
             raise Refused("%s belongs to uid %s, gid %s; the restored copy could not be given that group (run the "
                           "restore as root or as a member of group %s); nothing was replaced" % (path, uid, gid, gid))
 
+def remove(path):
+    for suffix in ("",) + SIDECARS:
+        if os.path.exists(path + suffix):
+            os.unlink(path + suffix)
+
+def swap_in_place(path, scratch, old, keep, wanted):
+    """The restored copy written into the live file through the online backup API, in one write transaction (all
+    or nothing): the file keeps its inode, owner, mode and journal mode, and the connections the app holds read the
+    restored data at their next transaction - no restart, nothing written to a file that is no longer live. None
+    when it cannot be done and the file must be replaced: no live file, a live file that is no database (what a
+    restore often repairs), another journal mode asked for, or page sizes that differ in WAL mode."""
+    if not os.path.exists(path):
+        return None
+    try:
+        live = sqlite3.connect(path, timeout=30)
+        live.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        journal = live.execute("PRAGMA journal_mode").fetchone()[0]
+    except sqlite3.DatabaseError:
+        return None
+    try:
+        if (wanted.get("journal_mode") or journal) != journal:
+            return None
+        if keep:  # the replaced data, as a file of its own with the live file's permissions
+            remove(old)
+            st = os.stat(path)
+            os.close(os.open(old, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IMODE(st.st_mode)))
+            if os.geteuid() == 0:
+                os.chown(old, st.st_uid, st.st_gid)
+            kept = sqlite3.connect(old)
+            live.backup(kept)
+            kept.execute("PRAGMA journal_mode=DELETE")
+            kept.close()
+        source = sqlite3.connect("file:%s?mode=ro" % scratch, uri=True)
+        try:
+            source.backup(live)
+        except sqlite3.Error as exc:  # the live data are as they were (the write transaction rolled back)
+            if keep:
+                remove(old)
+            if isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc):
+                return None  # page sizes differ in WAL mode: the file is replaced instead
+            raise
+        finally:
+            source.close()
+    finally:
+        live.close()
+    remove(scratch)
+    return {"old": old if keep else None, "in_place": True}
+
 def swap(path, scratch, old, keep, wanted):
     for suffix in SIDECARS:  # left by read-only checks of the scratch copy
         if os.path.exists(scratch + suffix):
             os.unlink(scratch + suffix)
+    done = swap_in_place(path, scratch, old, keep, wanted)
+    if done is not None:
+        return done
     settle(scratch, path, wanted)
     for suffix in ("",) + SIDECARS:
         if os.path.exists(old + suffix):
@@ -129,10 +181,8 @@ def swap(path, scratch, old, keep, wanted):
     os.fsync(d)
     os.close(d)
     if not keep:
-        for suffix in ("",) + SIDECARS:
-            if os.path.exists(old + suffix):
-                os.unlink(old + suffix)
-    return old if keep else None
+        remove(old)
+    return {"old": old if keep else None, "in_place": False}
 
 op, path = sys.argv[1], sys.argv[2]
 try:
@@ -168,7 +218,7 @@ try:
         status, detail = integrity(opened(path))
         print(json.dumps({"status": status, "detail": detail}))
     elif op == "swap":
-        print(json.dumps({"old": swap(path, sys.argv[3], sys.argv[4], sys.argv[5] == "1", json.loads(sys.argv[6]))}))
+        print(json.dumps(swap(path, sys.argv[3], sys.argv[4], sys.argv[5] == "1", json.loads(sys.argv[6]))))
     elif op == "remove":
         for suffix in ("", "-wal", "-shm", "-journal", ".rc_part"):
             if os.path.exists(path + suffix):
@@ -293,11 +343,14 @@ class SQLite(SQLiteUpkeep, Engine):
         self._received("receive", database, chunks)
 
     def swap_in(self, scratch, database, keep_old):
-        """Replace the file with ``scratch`` (see settle() in HELPER); on failure the scratch copy goes too."""
+        """The restored data into the live file (swap_in_place() in HELPER), or the file replaced with ``scratch``
+        when that cannot be done (settle()); only then must the app open the file again (``reopen_needed``). On
+        failure the scratch copy goes too."""
         wanted = json.dumps(getattr(self, "backup_file", None) or {})
         try:
-            return self._helper("swap", database, scratch, database + OLD_SUFFIX, "1" if keep_old else "0",
-                                wanted)["old"]
+            done = self._helper("swap", database, scratch, database + OLD_SUFFIX, "1" if keep_old else "0", wanted)
+            self.reopen_needed = not done.get("in_place")
+            return done["old"]
         except EngineError:
             with contextlib.suppress(EngineError):
                 self._helper("remove", scratch)
