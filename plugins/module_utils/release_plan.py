@@ -174,6 +174,12 @@ def _plan_deploy(target, live, db_revision, kept, revisions, backup_enabled, up_
             "Deploy a release that runs on schema %s, or restore a backup made under %s "
             "(playbooks/restore.yml -e restore_backup_name=NAME; list them with playbooks/verify_backup.yml)."
             % (db_revision, version))
+        if live and live.get("version") and live["version"] != version:
+            # A deploy meant to change a setting only (-e rollcall_pitr=true) after a newer release was deployed
+            # with -e rollcall_app_version: the inventory's version is the older one.
+            command += (" Or, to keep %s and change only other settings, run with -e rollcall_app_version=%s (or "
+                        "set rollcall_app_version: %s in the inventory)." % (live["version"], live["version"],
+                                                                             live["version"]))
         return _refuse("deploy", "%s needs schema %s, but the database is at %s, newer; a deploy never takes the "
                        "schema down." % (version, need, db_revision), command, schema=schema)
     steps = []

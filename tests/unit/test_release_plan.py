@@ -77,6 +77,15 @@ def test_deploy_of_a_release_older_than_the_schema_is_refused_naming_rollback():
     assert "never takes the schema down" in result["reason"]
     assert "rollback.yml -e to=1.0.0" in result["command"]
     assert "Nothing was changed" in result["summary"]
+    # The inventory says 1.0.0 and 1.1.0 was deployed with -e: a deploy meant to change a setting only
+    # (-e rollcall_pitr=true) is told how to keep the live release.
+    assert ("Or, to keep 1.1.0 and change only other settings, run with -e rollcall_app_version=1.1.0 (or set "
+            "rollcall_app_version: 1.1.0 in the inventory)." in result["command"])
+
+
+def test_a_refused_deploy_without_a_live_release_names_no_version_to_keep():
+    result = plan("deploy", V1, live=None, db_revision="0002", kept=KEPT)
+    assert result["action"] == "refuse" and "to keep" not in result["command"]
 
 
 def test_up_to_date_deploy_on_a_newer_schema_does_nothing():
