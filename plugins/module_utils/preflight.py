@@ -54,7 +54,11 @@ HOST_FIELDS = {
     "db_host_set": "rollcall_db_host is defined",
     "mssql_login_set": "rollcall_mssql_backup_dir, rollcall_mssql_user and rollcall_mssql_password all set",
     "offsite_host": "rollcall_backup_offsite_host",
+    "pitr": "rollcall_pitr is true (inventory or -e)",
 }
+# Playbooks for which rollcall_pitr: true means something (they turn it on, back up, recover or ship the log).
+PITR_PLAYBOOKS = ("deploy", "backup", "restore", "archive_log", "dr_drill")
+PITR_ENGINES = ("postgresql", "mariadb")
 
 
 def _matches(pattern, value):
@@ -142,6 +146,17 @@ def problems(playbook, given, host):
     bad(restore_from == "offsite" and not str(host.get("offsite_host") or ""),
         "-e restore_from=offsite needs rollcall_backup_offsite_host (the backup host that holds the copies) in the "
         "inventory")
+    # Point-in-time recovery: PostgreSQL (pgBackRest) and MariaDB (binary log). On SQLite and SQL Server the setting
+    # was ignored without a word (a deploy said nothing, a restore -e to_time said to turn it on).
+    to_time_given = len(str(given.get("to_time", ""))) > 0
+    bad(engine in ENGINES and engine not in PITR_ENGINES and playbook in PITR_PLAYBOOKS
+        and (host.get("pitr") or to_time_given),
+        "%s: point-in-time recovery is for PostgreSQL (pgBackRest) and MariaDB (binary log) stacks; this one runs %s, "
+        "whose backups are %s (run backup.yml more often for a smaller loss window; docs/pitr.md). %s"
+        % ("-e to_time" if to_time_given else "rollcall_pitr: true", engine,
+           "copies of the file" if engine == "sqlite" else "full and differential backups",
+           "Restore a backup by name instead (-e restore_backup_name=NAME)" if to_time_given
+           else "Leave rollcall_pitr out (or false) for this stack"))
     since = given.get("audit_since", "")
     bad(playbook == "audit" and len(str(since)) > 0 and not _matches(WINDOW_RE, since),
         "-e audit_since='%s' must be a duration like 7d, 24h, 90m or an ISO 8601 time" % since)

@@ -8,7 +8,7 @@ from ansible_collections.rollcall.ops.plugins.module_utils import preflight
 
 APP = {"name": "app1", "app": True, "db": False, "db_hosts": 1, "inventory_hosts": ["app1", "db1"],
        "secret_key_length": 64, "db_password_length": 0, "db_host_set": False, "mssql_login_set": False,
-       "offsite_host": ""}
+       "offsite_host": "", "pitr": False}
 DB = dict(APP, name="db1", app=False, db=True, secret_key_length=0, db_password_length=20)
 
 
@@ -64,6 +64,31 @@ def test_differential_backups_are_for_sql_server_only():
         "always full")
     host = dict(DB, mssql_login_set=True)
     assert problems("backup", host, rollcall_db_engine="mssql", rollcall_backup_type="differential") == []
+
+
+@pytest.mark.parametrize("playbook", ["deploy", "backup", "restore", "archive_log", "dr_drill"])
+def test_point_in_time_recovery_is_refused_where_the_engine_has_none(playbook):
+    """deploy.yml -e rollcall_pitr=true on a SQLite stack passed (rc 0) and turned nothing on; restore.yml -e
+    to_time=... said to turn it on with rollcall_pitr: true."""
+    host = dict(APP, db=True, pitr=True)
+    said = one(playbook, host, rollcall_db_engine="sqlite", rollcall_environment="test")
+    assert said.startswith("rollcall_pitr: true: point-in-time recovery is for PostgreSQL (pgBackRest) and MariaDB")
+    assert "this one runs sqlite, whose backups are copies of the file" in said
+    assert said.endswith("Leave rollcall_pitr out (or false) for this stack")
+    for engine in ("postgresql", "mariadb"):
+        assert problems(playbook, dict(host, db_password_length=20), rollcall_db_engine=engine,
+                        rollcall_environment="test") == []
+    # health and the rest are not held up by the setting
+    assert problems("health", host, rollcall_db_engine="sqlite") == []
+
+
+def test_a_restore_to_a_time_is_refused_where_the_engine_has_no_point_in_time_recovery():
+    host = dict(DB, mssql_login_set=True)
+    said = one("restore", host, rollcall_db_engine="mssql", to_time="2026-12-06T19:00:00Z",
+               rollcall_environment="test")
+    assert said.startswith("-e to_time: point-in-time recovery is for PostgreSQL") and "full and differential" in said
+    assert "-e restore_backup_name=NAME" in said
+    assert problems("restore", DB, to_time="2026-12-06T19:00:00Z", rollcall_environment="test") == []
 
 
 def test_sql_server_is_backed_up_and_checked_never_deployed():
