@@ -280,6 +280,21 @@ def test_a_database_password_rotation_of_a_sqlite_stack_is_refused(stack):
     assert "has no passwords to rotate" in one_failure(report)
 
 
+@pytest.mark.parametrize("name, extra, says", [
+    ("deploy.yml", ("-e", "rollcall_pitr=true"), "rollcall_pitr: true: point-in-time recovery is for PostgreSQL"),
+    ("restore.yml", ("-e", "to_time=2026-12-06T19:00:00Z"), "-e to_time: point-in-time recovery is for PostgreSQL"),
+])
+def test_point_in_time_recovery_on_a_sqlite_stack_is_refused(stack, name, extra, says):
+    """A deploy with -e rollcall_pitr=true passed and turned nothing on; a restore to a time said to turn it on."""
+    tmp_path, inventory = stack
+    before = (docker_objects(CHECK), files_under(str(tmp_path)))
+    proc, report = playbook(inventory, name, *extra)
+    assert proc.returncode != 0
+    msg = one_failure(report)
+    assert msg.startswith("Nothing was changed on localhost: ") and says in msg and "runs sqlite" in msg, msg
+    assert (docker_objects(CHECK), files_under(str(tmp_path))) == before
+
+
 def test_verify_backup_verifies_this_stacks_newest_backup_in_a_shared_directory(stack):
     """verify_backup.yml verifies the stack's own newest backup. A newer backup that another stack (another
     project, the same engine and database) left in the shared directory is not it: without the project the role
