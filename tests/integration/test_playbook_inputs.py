@@ -295,6 +295,19 @@ def test_point_in_time_recovery_on_a_sqlite_stack_is_refused(stack, name, extra,
     assert (docker_objects(CHECK), files_under(str(tmp_path))) == before
 
 
+def test_a_backup_directory_that_cannot_be_made_is_named_with_what_to_check(stack):
+    """It failed with the file module's words alone: "There was an issue creating /proc/nope as requested: [Errno 2]
+    No such file or directory: b'/proc/nope'"."""
+    tmp_path, inventory = stack
+    before = (docker_objects(CHECK), files_under(str(tmp_path)))
+    proc, report = playbook(inventory, "backup.yml", "-e", "rollcall_backup_dir=/proc/rollcall-nope")
+    assert proc.returncode != 0
+    msg = failures(report)[-1][1]  # the rescue's word (the file module's failure before it is rescued)
+    assert msg.startswith("The backup directory /proc/rollcall-nope cannot be made on localhost: ") and \
+        "No such file or directory: /proc/rollcall-nope. Nothing was changed. Check rollcall_backup_dir" in msg, msg
+    assert (docker_objects(CHECK), files_under(str(tmp_path))) == before
+
+
 def test_verify_backup_verifies_this_stacks_newest_backup_in_a_shared_directory(stack):
     """verify_backup.yml verifies the stack's own newest backup. A newer backup that another stack (another
     project, the same engine and database) left in the shared directory is not it: without the project the role
