@@ -182,6 +182,13 @@ class ContainerRunner(Runner):
         for tail, user in list(self._running.values()):
             self._stop(tail.pid, user)
 
+    def env_value(self, *names):
+        """The value of the first of ``names`` set in the container's own environment (what it was made with), or
+        None. Never printed: the caller uses it as a password."""
+        env = (self.api.inspect_container(self.container_name).get("Config") or {}).get("Env") or []
+        found = dict(item.split("=", 1) for item in env if "=" in item)
+        return next((found[name] for name in names if found.get(name)), None)
+
     def run(self, argv, stdin=None, sink=None, env=None, user=None):
         tool = argv[0]
         try:

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 from conftest import health_test
-from test_db_roles import rotate_under_load
+from test_db_roles import NEW_ROOT_SUFFIX, rotate_under_load
 from test_deploy import DB_PASSWORD, changed_tasks, failures, get_json, playbook, teardown, write_inventory
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "bench"))
@@ -140,3 +140,24 @@ def test_passwords_rotate_under_load(stack, docker_client):
     assert code != 0 and "locked" in out, "the idle login is locked (its old password says so): %s" % out
     code, said = health_test(docker_client.containers.get(PROJECT + "-db"))
     assert code == 0, "its health check keeps the container's root password: %s" % said
+
+    # root@127.0.0.1 keeps the password the container was made with; the inventory's new admin password is
+    # rollcall_admin's. Before (2026-12-06) the tools that log in as root inside the container used the inventory's
+    # and failed with "Access denied for user 'root'@'127.0.0.1'": the security audit, the binary log's archiving.
+    proc, report = playbook(stack, "security_audit.yml")
+    assert "could not be audited" not in proc.stdout, failures(report)
+    assert proc.returncode == 0, failures(report)
+    # A deploy that makes the database container again (point-in-time recovery on: --log-bin) gives the new one
+    # the inventory's root password while the data hold the old: its health test refused it for 120 s and the
+    # deploy failed. The test now takes the server's "access denied" as an answer, and the role sets root's
+    # password to the container's right after.
+    db = docker_client.containers.get(PROJECT + "-db")
+    proc, report = playbook(stack, "deploy.yml", "-e", "rollcall_pitr=true")
+    assert proc.returncode == 0, failures(report)
+    assert docker_client.containers.get(PROJECT + "-db").id != db.id, "the database container was made again"
+    code, said = health_test(docker_client.containers.get(PROJECT + "-db"))
+    assert code == 0, said
+    proc, report = playbook(stack, "archive_log.yml")
+    assert proc.returncode == 0, failures(report)
+    code, out = sql(docker_client, "root", ROOT_PASSWORD + NEW_ROOT_SUFFIX, "SELECT 1")
+    assert code == 0, "root in the container has the password its new container was made with: %s" % out

@@ -139,3 +139,40 @@ def test_the_load_check_reads_no_table_again_and_finds_a_table_that_does_not_ope
     assert broken.load_check("sms") == ("failed", "students: Table 'sms.students' doesn't exist in engine")
     view = _Answers([["roster", "VIEW", "", "VIEW"]], checked=[["sms.roster", "check", "Error", "references gone"]])
     assert view.load_check("sms") == ("failed", "sms.roster: references gone")
+
+
+# ------------------------------------------------------------------------ root inside the database's container
+class _Runner:
+    """Records the environment each run is given; ``own``: the container's MARIADB_ROOT_PASSWORD (None: no
+    container, or a lookup that fails)."""
+
+    def __init__(self, own="made-with", fails=False):
+        self.own, self.fails, self.envs = own, fails, []
+
+    def env_value(self, *names):
+        assert names == ("MARIADB_ROOT_PASSWORD", "MYSQL_ROOT_PASSWORD")
+        if self.fails:
+            raise RuntimeError("the engine went away")
+        return self.own
+
+    def run(self, argv, stdin=None, sink=None, env=None, user=None):
+        self.envs.append(env)
+        return type("R", (), {"rc": 0, "text": "1\n", "stderr": b""})()
+
+
+@pytest.mark.parametrize("user, runner, expected", [
+    # root@127.0.0.1 keeps the password the container was made with; the inventory's admin password, which a
+    # rotation changes, is rollcall_admin's: before, the security audit and the binary log's archiving failed with
+    # "Access denied for user 'root'@'127.0.0.1'" after rotate_db_passwords.yml.
+    ("root", _Runner(), {"MYSQL_PWD": "made-with"}),
+    (None, _Runner(), {"MYSQL_PWD": "made-with"}),
+    ("sms_backup", _Runner(), {"MYSQL_PWD": "inventory"}),  # other accounts: the password given
+    ("root", _Runner(own=None), {"MYSQL_PWD": "inventory"}),  # a container made without one
+    ("root", _Runner(fails=True), {"MYSQL_PWD": "inventory"}),
+    ("root", type("Local", (_Runner,), {"env_value": None})(), {"MYSQL_PWD": "inventory"}),  # not in a container
+])
+def test_root_in_the_container_logs_in_with_the_containers_own_password(user, runner, expected):
+    engine = mysql.MySQL(runner, Target("mysql", "sms", user=user, password="inventory", container="x-db"))
+    engine.sql("SELECT 1;")
+    engine.sql("SELECT 2;")
+    assert runner.envs == [expected, expected]

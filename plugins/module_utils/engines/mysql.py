@@ -212,8 +212,28 @@ class MySQL(MySQLUpkeep, Engine):
         t = self.target
         return ["--protocol=TCP", "-h", t.host or "127.0.0.1", "-P", str(t.port or 3306), "-u", t.user or "root"]
 
+    # The root password a MariaDB/MySQL container was made with. roles/database keeps root@127.0.0.1 on it (the
+    # container's health check logs in with it), while the inventory's admin password, which rotate_db_passwords.yml
+    # changes, is rollcall_admin's from the host: root in the container logs in with the container's own password.
+    ROOT_PASSWORD_ENV = ("MARIADB_ROOT_PASSWORD", "MYSQL_ROOT_PASSWORD")
+
     def _env(self):
-        return {"MYSQL_PWD": self.target.password} if self.target.password else {}
+        password = self.target.password
+        if (self.target.user or "root") == "root":
+            password = self._container_root_password() or password
+        return {"MYSQL_PWD": password} if password else {}
+
+    def _container_root_password(self):
+        """root's password in the container's own environment (None outside a container, or when it has none).
+        Before (2026-12-06), after a password rotation the security audit, the binary log's archiving and the
+        maintenance's admin failed with "Access denied for user 'root'@'127.0.0.1'"."""
+        if not hasattr(self, "_own_root"):
+            lookup = getattr(self.runner, "env_value", None)
+            try:
+                self._own_root = lookup(*self.ROOT_PASSWORD_ENV) if lookup else None
+            except Exception:  # noqa: BLE001  (the container's state is the runner's to report, at its next run)
+                self._own_root = None
+        return self._own_root
 
     def _fail(self, what, result):
         reason = result.explained(_error_line(result.stderr))
