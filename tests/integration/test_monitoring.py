@@ -74,7 +74,7 @@ def receivers():
     mailbox.close()
 
 
-def playbook(tmp_path, textfile_dir, check=False):
+def playbook(tmp_path, textfile_dir, check=False, name="monitoring.yml", extra=()):
     inventory = tmp_path / "hosts.yml"
     inventory.write_text(json.dumps({"all": {
         "children": {"db": {"hosts": {"localhost": None}}},
@@ -92,7 +92,7 @@ def playbook(tmp_path, textfile_dir, check=False):
         }}}))
     env = dict(os.environ, ANSIBLE_CONFIG=str(ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    argv = ["ansible-playbook", "-i", str(inventory), str(ROOT / "playbooks" / "monitoring.yml")]
+    argv = ["ansible-playbook", "-i", str(inventory), str(ROOT / "playbooks" / name)] + list(extra)
     return subprocess.run(argv + (["--check"] if check else []), capture_output=True, text=True, cwd=ROOT, env=env,
                           timeout=600)
 
@@ -228,6 +228,22 @@ def test_an_alert_reaches_email_and_webhook_and_resolves(stack, receivers, docke
     assert gone["reachable"] is False and not gone["changed"] and "does not answer" in gone["msg"]
     refused = silence_module(dict(args, url="http://127.0.0.1:9"), rc=2)
     assert "does not answer" in refused["msg"] and "monitoring.yml" in refused["msg"]
+    # playbooks/silence.yml run by a person: it set and lifted the window without a word (and changed=0).
+    done = playbook(tmp, textfile_dir, name="silence.yml")  # this inventory does not say it has monitoring
+    assert done.returncode == 0 and "Nothing silenced or lifted: this inventory has no monitoring stack" in " ".join(
+        done.stdout.split()), done.stdout[-3000:]
+    done = playbook(tmp, textfile_dir, name="silence.yml", extra=["-e", "silence_minutes=7", "-e",
+                                                                  "rollcall_monitoring=true"])
+    said = " ".join(done.stdout.split())
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "The app alerts of %s are silenced for 7 min (until " % PROJECT in said, said[-2000:]
+    assert "lift it sooner with playbooks/silence.yml -e silence_state=absent" in said
+    assert len(active_silences()) == 1
+    done = playbook(tmp, textfile_dir, name="silence.yml", extra=["-e", "silence_state=absent", "-e",
+                                                                  "rollcall_monitoring=true"])
+    said = " ".join(done.stdout.split())
+    assert done.returncode == 0 and "Lifted the maintenance silence of the app alerts of %s (1 expired)" % PROJECT in said
+    assert active_silences() == []
 
     # Nothing changes on a second run (the history stays on its volume).
     again = playbook(tmp, textfile_dir)
