@@ -75,9 +75,12 @@ PG_FLAGS = {
 PG_FLAGS["backup"] = PG_FLAGS["monitor"] = PG_FLAGS["report"]
 
 # Memberships (job -> roles it is granted): the owner may act as the app (it restores databases the app's login
-# owned before the matrix) and end the app's sessions (a restore's swap); backup reads everything, monitor reads
-# statistics. "app" stands for the app's login.
-PG_MEMBERSHIPS = {"owner": ["app", "pg_signal_backend"], "backup": ["pg_read_all_data"], "monitor": ["pg_monitor"]}
+# owned before the matrix), see whether every session of the live database is idle and end them (a restore's swap:
+# pg_read_all_stats, pg_signal_backend); backup reads everything, monitor reads statistics. "app" stands for the
+# app's login. Without pg_read_all_stats the state of another role's session (the Prometheus exporter's, as
+# sms_monitor) reads as NULL, not idle, and the swap gave it its whole 5 s drain: every request waited 5 s.
+PG_MEMBERSHIPS = {"owner": ["app", "pg_signal_backend", "pg_read_all_stats"], "backup": ["pg_read_all_data"],
+                  "monitor": ["pg_monitor"]}
 
 # Privileges in the schema: on what is there now (GRANT ... ON ALL ... IN SCHEMA) and on what the owner role's
 # migrations create later (ALTER DEFAULT PRIVILEGES FOR ROLE owner).
