@@ -769,10 +769,10 @@ def log_checks(spec, docker_api, thresholds, secrets=(), now=time.time):
         api = docker_api()
     except Exception as exc:  # noqa: BLE001
         return [could_not("logs %s" % n, "logs", "could not reach the Docker engine: %s" % exc) for n in names]
-    started = spec.get("since_started") or []
-    if started:
+    stack_names = spec.get("since_started") or []
+    if stack_names:
         inspects = {}
-        for name in started:
+        for name in stack_names:
             try:
                 inspects[name] = _inspect(api, name)
             except Exception:  # noqa: BLE001  (the container check says what is wrong with it)
