@@ -245,6 +245,10 @@ def test_an_alert_reaches_email_and_webhook_and_resolves(stack, receivers, docke
     assert done.returncode == 0, said[-2000:]
     assert "Lifted the maintenance silence of the app alerts of %s (1 expired)" % PROJECT in said
     assert active_silences() == []
+    done = playbook(tmp, textfile_dir, name="silence.yml", extra=["-e", "silence_state=absent", "-e",
+                                                                  "rollcall_monitoring=true"])
+    assert "No maintenance silence of the app alerts of %s was active: nothing to lift." % PROJECT in " ".join(
+        done.stdout.split()), done.stdout[-2000:]
 
     # Nothing changes on a second run (the history stays on its volume).
     again = playbook(tmp, textfile_dir)

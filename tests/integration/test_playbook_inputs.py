@@ -12,11 +12,12 @@ import pytest
 from test_deploy import failures, playbook, teardown, write_inventory
 
 PLAYBOOKS = ["deploy", "rollback", "restore", "backup", "verify_backup", "health", "incident", "audit", "teardown",
-             "rotate_secret_key", "rotate_db_passwords", "rotate_backup_key", "patching", "monitoring", "archive_log"]
+             "rotate_secret_key", "rotate_db_passwords", "rotate_backup_key", "patching", "monitoring", "archive_log",
+             "silence"]
 NEEDS = {"deploy": "app", "rollback": "app", "restore": "db", "backup": "db", "verify_backup": "db", "audit": "app",
          "health": "app:db", "incident": "app:db", "teardown": "app:db", "rotate_secret_key": "app",
          "rotate_db_passwords": "app", "rotate_backup_key": "db", "patching": "app:db",
-         "monitoring": "app:db", "archive_log": "db"}
+         "monitoring": "app:db", "archive_log": "db", "silence": "app:db"}
 PORT = 18480
 # The check-mode stack's project: a name of its own each run, so that a network an earlier run's engine kept
 # (stack_remove's network_kept) cannot stand in this run's way.
