@@ -72,7 +72,9 @@ options:
     default: root
   login_password:
     description:
-      - Its password.
+      - Its password. Left out for C(root) - the password the live container was made with (its environment) is
+        used, which is the one C(root@127.0.0.1) keeps after C(rotate_db_passwords.yml); the scratch instance's
+        C(root) gets the same.
     type: str
   encryption_key:
     description:

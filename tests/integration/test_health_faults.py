@@ -190,7 +190,8 @@ def test_database_stopped_is_critical_with_that_reason(pg):
     db = check(result, "database")
     assert db["status"] == "critical"
     assert db["reason"] == "could not reach the postgresql database sms in container %s: container %s is not " \
-                           "running (exited)" % (pg.name, pg.name)
+                           "running (exited); start it (playbooks/incident.yml -e restart=true restarts what is " \
+                           "failing, or docker start %s) and run again" % (pg.name, pg.name, pg.name)
     assert check(result, "container")["status"] == "critical"
     assert "is exited" in check(result, "container")["reason"]
     assert "health is critical (2 critical)" in result["msg"]

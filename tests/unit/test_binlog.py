@@ -693,3 +693,10 @@ def test_prune_that_cannot_delete_says_where_and_what_went_before(tmp_path, monk
     with pytest.raises(artifact.ArtifactError, match=r"deleting binary log mariadb-bin.000002.*deleted before it: "
                                                      r"mariadb-bin.000001"):
         tool.prune("/b", "sms", 7, now=NOW)
+
+
+def test_the_scratch_instance_takes_the_live_containers_root_password_when_none_is_given():
+    live = {"Config": {"Env": ["PATH=/bin", "MARIADB_ROOT_PASSWORD=made=with"]}}
+    assert binlog.container_root_password(live) == "made=with"
+    assert binlog.container_root_password({"Config": {"Env": ["MYSQL_ROOT_PASSWORD=old"]}}) == "old"
+    assert binlog.container_root_password({"Config": {}}) == ""

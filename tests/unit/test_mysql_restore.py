@@ -160,19 +160,21 @@ class _Runner:
         return type("R", (), {"rc": 0, "text": "1\n", "stderr": b""})()
 
 
-@pytest.mark.parametrize("user, runner, expected", [
+@pytest.mark.parametrize("user, password, runner, expected", [
     # root@127.0.0.1 keeps the password the container was made with; the inventory's admin password, which a
-    # rotation changes, is rollcall_admin's: before, the security audit and the binary log's archiving failed with
-    # "Access denied for user 'root'@'127.0.0.1'" after rotate_db_passwords.yml.
-    ("root", _Runner(), {"MYSQL_PWD": "made-with"}),
-    (None, _Runner(), {"MYSQL_PWD": "made-with"}),
-    ("sms_backup", _Runner(), {"MYSQL_PWD": "inventory"}),  # other accounts: the password given
-    ("root", _Runner(own=None), {"MYSQL_PWD": "inventory"}),  # a container made without one
-    ("root", _Runner(fails=True), {"MYSQL_PWD": "inventory"}),
-    ("root", type("Local", (_Runner,), {"env_value": None})(), {"MYSQL_PWD": "inventory"}),  # not in a container
+    # rotation changes, is rollcall_admin's: before, the security audit and the binary log's archiving (given the
+    # inventory's) failed with "Access denied for user 'root'@'127.0.0.1'" after rotate_db_passwords.yml. Given no
+    # password, root in a container uses the container's own.
+    ("root", None, _Runner(), {"MYSQL_PWD": "made-with"}),
+    (None, "", _Runner(), {"MYSQL_PWD": "made-with"}),
+    ("root", "given", _Runner(), {"MYSQL_PWD": "given"}),  # a password given is used as it is (a wrong one fails)
+    ("sms_backup", None, _Runner(), {}),  # other accounts: never the container's root password
+    ("root", None, _Runner(own=None), {}),  # a container made without one
+    ("root", None, _Runner(fails=True), {}),
+    ("root", None, type("Local", (_Runner,), {"env_value": None})(), {}),  # not in a container
 ])
-def test_root_in_the_container_logs_in_with_the_containers_own_password(user, runner, expected):
-    engine = mysql.MySQL(runner, Target("mysql", "sms", user=user, password="inventory", container="x-db"))
+def test_root_in_the_container_given_no_password_uses_the_containers_own(user, password, runner, expected):
+    engine = mysql.MySQL(runner, Target("mysql", "sms", user=user, password=password, container="x-db"))
     engine.sql("SELECT 1;")
     engine.sql("SELECT 2;")
     assert runner.envs == [expected, expected]

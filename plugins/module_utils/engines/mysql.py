@@ -214,19 +214,21 @@ class MySQL(MySQLUpkeep, Engine):
 
     # The root password a MariaDB/MySQL container was made with. roles/database keeps root@127.0.0.1 on it (the
     # container's health check logs in with it), while the inventory's admin password, which rotate_db_passwords.yml
-    # changes, is rollcall_admin's from the host: root in the container logs in with the container's own password.
+    # changes, is rollcall_admin's from the host. So root inside the container, given no password, logs in with the
+    # container's own (the roles give none there); a password given is used as it is (a wrong one is refused).
     ROOT_PASSWORD_ENV = ("MARIADB_ROOT_PASSWORD", "MYSQL_ROOT_PASSWORD")
 
     def _env(self):
         password = self.target.password
-        if (self.target.user or "root") == "root":
-            password = self._container_root_password() or password
+        if not password and (self.target.user or "root") == "root":
+            password = self._container_root_password()
         return {"MYSQL_PWD": password} if password else {}
 
     def _container_root_password(self):
         """root's password in the container's own environment (None outside a container, or when it has none).
-        Before (2026-12-06), after a password rotation the security audit, the binary log's archiving and the
-        maintenance's admin failed with "Access denied for user 'root'@'127.0.0.1'"."""
+        Before (2026-12-06) the roles gave the inventory's admin password, and after a password rotation the
+        security audit, the binary log's archiving and maintenance's admin failed with "Access denied for user
+        'root'@'127.0.0.1'"."""
         if not hasattr(self, "_own_root"):
             lookup = getattr(self.runner, "env_value", None)
             try:
