@@ -1,5 +1,6 @@
 """Backups of a real PostgreSQL (in its container) through the real modules: happy paths, faults, fidelity."""
 
+import difflib
 import json
 import os
 import subprocess
@@ -282,7 +283,11 @@ def test_restore_brings_back_everything_and_keeps_a_safety_backup(pg, directory)
     assert fingerprint(pg, "sms") != before, "check mode changes nothing"
     rc, result, _ = run_module("db_restore", args(pg, directory, name=name, encryption_key=KEY, app_version="1.1.0"))
     assert rc == 0, result.get("msg")
-    assert fingerprint(pg, "sms") == before
+    after = fingerprint(pg, "sms")
+    # Seen once (2026-12-06, a fresh clone under load; passed on every run since): the restored dump differed from
+    # the one before; say how, line by line, should it happen again.
+    assert after == before, "\n".join(list(difflib.unified_diff(before.splitlines(), after.splitlines(), "before",
+                                                                "after", lineterm="", n=1))[:60])
     assert result["safety_backup"] and (directory / (result["safety_backup"] + ".manifest.json")).exists()
     safety = json.loads((directory / (result["safety_backup"] + ".manifest.json")).read_text())
     assert safety["app_version"] == "1.1.0" and safety["signature"]["algorithm"] == "hmac-sha256"
