@@ -144,6 +144,20 @@ def test_a_run_without_rollcall_pitr_keeps_it_on(stack, docker_client):
     [why] = said(report, "Say why there is nothing to archive here")
     assert why.startswith("Nothing to do on localhost: PostgreSQL archives its WAL as it is written"), why
 
+    # rollcall_pitr: false given to a backup while the database archives (only a deploy turns it off): the dump is
+    # taken, no physical backup, and the run says so (before: without a word, and pgBackRest's retention never ran).
+    data = yaml.safe_load(Path(plain).read_text())
+    data["all"]["vars"].update(rollcall_pitr=False, rollcall_backup_uploads=False,
+                               rollcall_backup_verify_level="checksum")
+    off = Path(str(inventory) + ".backup-off.yml")
+    off.write_text(yaml.safe_dump(data))
+    proc, report = role_run(tmp_path, str(off), "backup_off.yml", "rollcall.ops.backup")
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    [msg] = said(report, "Say that no physical backup was taken while the database archives")
+    assert msg.startswith("rollcall_pitr is false, but %s still archives WAL to pgBackRest" % CONTAINER), msg
+    assert said(report, "Take the physical backup for point-in-time recovery") == []
+    assert sql(docker_client, "SHOW archive_mode") == "on", "a backup never turns archiving off"
+
     # The container removed, the data volume kept (teardown.yml without teardown_volumes), then a deploy without
     # the setting: the volume's settings say it archives. Before, the cluster came back without pgBackRest's
     # configuration and repository mounted, its archive_command failed on every segment and pg_wal grew.
