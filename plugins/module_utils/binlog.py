@@ -624,13 +624,6 @@ def files_by_key(archived):
     return found
 
 
-def container_root_password(inspect):
-    """The root password a MariaDB container was made with (its environment), or "": the scratch instance's root
-    gets it when no login password is given (root inside the live container logs in with it: engines/mysql.py)."""
-    env = dict(item.split("=", 1) for item in (inspect.get("Config") or {}).get("Env") or [] if "=" in item)
-    return env.get("MARIADB_ROOT_PASSWORD") or env.get("MYSQL_ROOT_PASSWORD") or ""
-
-
 class BinlogPITR:
     """The binary log of the live MariaDB container: archived, verified, replayed in a scratch instance."""
 
@@ -829,6 +822,7 @@ class BinlogPITR:
         for the repository of a lost server, or when the caller just archived."""
         from . import backup
         from . import docker as dockerlib
+        from .engines.mysql import MySQL
 
         now = now or time.time()
         if archive_first and not check_mode:
@@ -852,7 +846,10 @@ class BinlogPITR:
         started = time.time()
         dockerlib.run_scratch(scratch, image, scratch_volume, DATA_DIR, [], self.docker_host,
                               labels={"rollcall.pitr.of": self.container}, command=["mariadbd", "--skip-log-bin"],
-                              environment={"MARIADB_ROOT_PASSWORD": self.password or container_root_password(live)})
+                              # no login password given: the live container's root password, which root in it
+                              # uses too (engines/mysql.py)
+                              environment={"MARIADB_ROOT_PASSWORD": self.password or dockerlib.env_value(
+                                  live, *MySQL.ROOT_PASSWORD_ENV) or ""})
         state = {}
         try:
             engine = self.engine(container=scratch, database=database)

@@ -169,9 +169,10 @@ class ContainerRunner(Runner):
         self.where = "container %s" % container
         self.api = client(docker_host).api
         try:
-            state = self.api.inspect_container(container)["State"]
+            self._inspected = self.api.inspect_container(container)
         except docker.errors.NotFound:
             raise ContainerMissing(container) from None
+        state = self._inspected["State"]
         if not state.get("Running"):
             raise RunnerError("container %s is not running (%s); start it (playbooks/incident.yml -e restart=true "
                               "restarts what is failing, or docker start %s) and run again"
@@ -183,11 +184,8 @@ class ContainerRunner(Runner):
             self._stop(tail.pid, user)
 
     def env_value(self, *names):
-        """The value of the first of ``names`` set in the container's own environment (what it was made with), or
-        None. Never printed: the caller uses it as a password."""
-        env = (self.api.inspect_container(self.container_name).get("Config") or {}).get("Env") or []
-        found = dict(item.split("=", 1) for item in env if "=" in item)
-        return next((found[name] for name in names if found.get(name)), None)
+        """``env_value`` of this container (its environment does not change while it exists: read at start)."""
+        return env_value(self._inspected, *names)
 
     def run(self, argv, stdin=None, sink=None, env=None, user=None):
         tool = argv[0]
@@ -302,6 +300,14 @@ def container_env(api, container):
         return api.containers.get(container).attrs.get("Config", {}).get("Env") or []
     except docker.errors.NotFound:
         return None
+
+
+def env_value(inspect, *names):
+    """The value of the first of ``names`` set in a container's own environment (what it was made with; ``inspect``:
+    the engine's inspect of it), or None. Never printed: the callers use it as a password."""
+    env = (inspect.get("Config") or {}).get("Env") or []
+    found = dict(item.split("=", 1) for item in env if "=" in item)
+    return next((found[name] for name in names if found.get(name)), None)
 
 
 def inspect(container, docker_host=None):

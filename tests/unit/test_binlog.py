@@ -696,7 +696,13 @@ def test_prune_that_cannot_delete_says_where_and_what_went_before(tmp_path, monk
 
 
 def test_the_scratch_instance_takes_the_live_containers_root_password_when_none_is_given():
+    from ansible_collections.rollcall.ops.plugins.module_utils import docker as dockerlib
+    from ansible_collections.rollcall.ops.plugins.module_utils.engines.mysql import MySQL
+
+    def root_password(live):  # what BinlogPITR.restore gives the scratch instance without a login password
+        return dockerlib.env_value(live, *MySQL.ROOT_PASSWORD_ENV) or ""
+
     live = {"Config": {"Env": ["PATH=/bin", "MARIADB_ROOT_PASSWORD=made=with"]}}
-    assert binlog.container_root_password(live) == "made=with"
-    assert binlog.container_root_password({"Config": {"Env": ["MYSQL_ROOT_PASSWORD=old"]}}) == "old"
-    assert binlog.container_root_password({"Config": {}}) == ""
+    assert root_password(live) == "made=with"
+    assert root_password({"Config": {"Env": ["MYSQL_ROOT_PASSWORD=old"]}}) == "old"
+    assert root_password({"Config": {}}) == ""

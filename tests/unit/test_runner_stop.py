@@ -299,8 +299,7 @@ def test_a_stopped_container_is_named_with_what_to_do(monkeypatch):
 def test_env_value_reads_the_containers_own_environment():
     runner = object.__new__(docker_runner.ContainerRunner)
     runner.container_name = "x-db"
-    runner.api = type("Api", (), {"inspect_container": lambda self, name: {"Config": {"Env": [
-        "PATH=/bin", "MARIADB_ROOT_PASSWORD=a=b", "EMPTY="]}}})()
+    runner._inspected = {"Config": {"Env": ["PATH=/bin", "MARIADB_ROOT_PASSWORD=a=b", "EMPTY="]}}
     assert runner.env_value("MARIADB_ROOT_PASSWORD", "MYSQL_ROOT_PASSWORD") == "a=b"
     assert runner.env_value("MYSQL_ROOT_PASSWORD", "MARIADB_ROOT_PASSWORD") == "a=b"
     assert runner.env_value("EMPTY") is None and runner.env_value("NOPE") is None

@@ -159,9 +159,7 @@ def swap(path, scratch, old, keep, wanted):
     if done is not None:
         return done
     settle(scratch, path, wanted)
-    for suffix in ("",) + SIDECARS:
-        if os.path.exists(old + suffix):
-            os.unlink(old + suffix)
+    remove(old)
     if os.path.exists(path):
         os.link(path, old)
     moved = []
