@@ -3,10 +3,15 @@ over a migration that cannot be undone (kept schema, or the pre-deploy backup re
 after its switch to the standby (traffic back on the release that was live). Apart from
 test_release_sequence.py, so the two long files run side by side."""
 
+import concurrent.futures
+import contextlib
 import json
 import os
+import signal
+import subprocess
+import time
 
-from test_deploy import failures, get_json, playbook, task_names, task_result, teardown, write_inventory
+from test_deploy import BIN, ROOT, failures, get_json, playbook, task_names, task_result, teardown, write_inventory
 from test_release_sequence import container_state
 
 
@@ -17,8 +22,6 @@ def test_two_deploys_at_once_one_fails_on_the_lock(tmp_path):
     env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(os.path.dirname(inventory), "..", "ansible.cfg"))
     del env["ANSIBLE_CONFIG"]
     try:
-        import concurrent.futures
-
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             runs = list(pool.map(lambda _: playbook(inventory), range(2)))
         codes = sorted(proc.returncode for proc, _ in runs)
@@ -107,4 +110,75 @@ def test_irreversible_migration_rollback_keeps_the_schema_or_restores_the_backup
     finally:
         for leftover in docker_client.containers.list(all=True, filters={"name": "^/rc-it-irrev-app-swap$"}):
             leftover.remove(force=True, v=True)
+        teardown(inventory)
+
+
+def test_deploy_after_ctrl_c_mid_migration_runs_its_own_migration(tmp_path, docker_client):
+    """Ctrl-C while the one-off migration container waits on a lock leaves that container running. The next deploy
+    (after break_lock, as the lock message says) must run and wait for a migration of its own, not take the leftover
+    container's place and go on at once with nothing migrated by it. (Without the pre-deploy backup: its pg_dump
+    would wait behind the leftover's ALTER TABLE until that ended; a data-only migration does not hold it up.)"""
+    project, state = "rc-it-ctrlc", tmp_path / "state"
+    inventory = write_inventory(tmp_path, rollcall_project=project, rollcall_db_engine="postgresql",
+                                rollcall_app_port=18299, rollcall_state_dir=str(state),
+                                rollcall_backup_dir=str(tmp_path / "bk"), rollcall_backup_key="ef" * 32,
+                                rollcall_environment="test", rollcall_pre_deploy_backup=False)
+    env = dict(os.environ, ANSIBLE_CONFIG=os.path.join(ROOT, "ansible.cfg"), PATH=BIN + os.pathsep + os.environ["PATH"])
+
+    def hold(on):
+        """A reader holding ACCESS SHARE on students: the migration's ALTER TABLE waits behind it."""
+        db = docker_client.containers.get(project + "-db")
+        if on:
+            db.exec_run(["psql", "-d", "sms", "-c", "BEGIN; SELECT count(*) FROM students; SELECT pg_sleep(300)"],
+                        user="postgres", detach=True)
+        else:
+            db.exec_run(["psql", "-d", "sms", "-Atc", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE query LIKE '%pg_sleep(300)%' AND pid <> pg_backend_pid()"], user="postgres")
+
+    def migrate_container():
+        found = docker_client.containers.list(all=True, filters={"name": "^/%s-migrate$" % project})
+        return found[0] if found else None
+
+    try:
+        proc, report = playbook(inventory)
+        assert proc.returncode == 0, failures(report)
+        hold(True)
+        run = subprocess.Popen([os.path.join(BIN, "ansible-playbook"), "-i", inventory,
+                                os.path.join(ROOT, "playbooks", "deploy.yml"), "-e", "rollcall_app_version=1.1.0"],
+                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+        deadline = time.time() + 180
+        while migrate_container() is None and time.time() < deadline and run.poll() is None:
+            time.sleep(0.5)
+        leftover = migrate_container()
+        assert leftover is not None, "the deploy never started its migration (rc %s)" % run.poll()
+        os.killpg(run.pid, signal.SIGINT)  # Ctrl-C
+        assert run.wait(timeout=60) != 0
+        leftover.reload()
+        assert leftover.status == "running", "the interrupted migration should still wait on the lock"
+
+        subprocess.run([os.path.join(BIN, "ansible"), "localhost", "-i", inventory, "-m", "rollcall.ops.app_release",
+                        "-a", "action=break_lock app=%s state_dir=%s" % (project, state)],
+                       cwd=ROOT, env=env, capture_output=True, check=True)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            rerun = pool.submit(playbook, inventory, "deploy.yml", "-e", "rollcall_app_version=1.1.0")
+            deadline = time.time() + 90
+            while time.time() < deadline and not rerun.done():
+                current = migrate_container()
+                if current is not None and current.id != leftover.id:
+                    break
+                time.sleep(0.5)
+            time.sleep(1)
+            hold(False)
+            proc, report = rerun.result(timeout=600)
+        assert proc.returncode == 0, failures(report)
+        migrated = task_result(report, "Migrate the schema in a one-off container to 0002")
+        assert migrated["changed"] is True, "the rerun took the leftover container's place instead of migrating"
+        status, health = get_json("http://127.0.0.1:18299/health")
+        assert status == 200 and health["version"] == "1.1.0", health
+        assert health["checks"]["migrations"]["revision"] == "0002", health
+        assert migrate_container() is None, "the one-off container is removed when it has answered"
+    finally:
+        with contextlib.suppress(Exception):  # no database container: nothing holds a lock
+            hold(False)
         teardown(inventory)
