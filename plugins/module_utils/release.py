@@ -24,6 +24,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import socket
 import tempfile
 import time
@@ -211,6 +212,26 @@ def new_entry(history, release, actor, now):
     return entry
 
 
+def adhoc_command(host, inventories, python, cwd, collections=None):
+    """The ``ansible`` command line that reaches ``host`` from the controller the way this run did: the ``ansible``
+    beside the playbook's ``python``, and every inventory source, each relative to ``cwd`` when under it (what a
+    person at that directory would type), shell-quoted. ``collections``: a directory to give as
+    ANSIBLE_COLLECTIONS_PATH, when this collection is found there only (beside the playbooks, not by the config)."""
+    def shown(path):
+        path = os.path.normpath(path)
+        inside = os.path.isabs(path) and cwd and (path + os.sep).startswith(os.path.normpath(cwd) + os.sep)
+        return os.path.relpath(path, cwd) if inside else path
+
+    binary = shown(os.path.join(os.path.dirname(python), "ansible")) if python else "ansible"
+    if python and os.sep not in binary:
+        binary = os.curdir + os.sep + binary  # beside the cwd: not a PATH lookup
+    argv = [binary, host]
+    for source in inventories or []:
+        argv += ["-i", shown(source)]
+    command = " ".join(shlex.quote(a) for a in argv)
+    return "ANSIBLE_COLLECTIONS_PATH=%s %s" % (shlex.quote(shown(collections)), command) if collections else command
+
+
 # ---------------------------------------------------------------------------------------------- the store
 class ReleaseStore:
     """Release history, deploy lock and audit log of one application under ``<state_dir>/<app>/``.
@@ -219,7 +240,7 @@ class ReleaseStore:
     what a lock records about its holder.
     """
 
-    def __init__(self, state_dir, app, clock=time.time, sleep=time.sleep, hostname=None, pid=None):
+    def __init__(self, state_dir, app, clock=time.time, sleep=time.sleep, hostname=None, pid=None, adhoc=None):
         if not state_dir or not os.path.isabs(state_dir):
             raise ReleaseError("state_dir must be an absolute path, not %r" % (state_dir,))
         self.app = check_app(app)
@@ -232,6 +253,7 @@ class ReleaseStore:
         self.sleep = sleep
         self.hostname = hostname or socket.gethostname()
         self.pid = os.getpid() if pid is None else pid
+        self.adhoc = adhoc or "ansible <this host> -i <inventory>"  # how the lock-held message says to reach us
 
     def now(self):
         return self.clock()
@@ -281,9 +303,9 @@ class ReleaseStore:
         """Who holds it, and the one command that breaks it when that run is dead (a Ctrl-C or a lost controller
         leaves the lock: ansible-playbook stops without running the role's release of it)."""
         return ("deploy lock for %s is held by %s; wait, or break it with action=break_lock if that deploy is dead "
-                "(interrupted, or its controller gone; audited): ansible <this host> -i <inventory> -m "
-                "rollcall.ops.app_release -a 'action=break_lock app=%s state_dir=%s'"
-                % (self.app, describe_lock(lock), self.app, self.state_dir))
+                "(interrupted, or its controller gone; audited): %s -m rollcall.ops.app_release "
+                "-a 'action=break_lock app=%s state_dir=%s'"
+                % (self.app, describe_lock(lock), self.adhoc, self.app, self.state_dir))
 
     def _create_lock(self, content):
         """Create the lock file with ``content``; False when it already exists."""

@@ -108,6 +108,13 @@ options:
       - With O(action=audit) or O(action=record), the version the host is moving away from, for the audit line.
         O(action=record) defaults it to the version of the current release.
     type: str
+  adhoc:
+    description:
+      - With O(action=lock), how this host is reached with ad hoc C(ansible) from the controller (for example
+        C(.venv/bin/ansible localhost -i inventories/local), what the filter C(rollcall.ops.adhoc_command) makes).
+        When the lock is held, the message gives the C(break_lock) command with it, ready to paste; without it,
+        with the placeholders C(ansible <this host> -i <inventory>).
+    type: str
 notes:
   - Runs on the application host. Supports check mode; in check mode nothing is written, the changing actions
     report what they would do, and O(action=lock) reports in RV(acquirable) whether the lock could be taken
@@ -322,6 +329,7 @@ def main():
             event=dict(type="str"),
             keep=dict(type="int", default=5),
             from_version=dict(type="str"),
+            adhoc=dict(type="str"),
         ),
         required_if=[("action", "unlock", ["token"]), ("action", "record", ["release"]),
                      ("action", "audit", ["event"])],
@@ -333,7 +341,7 @@ def main():
     if p["keep"] < 1:
         module.fail_json(msg="keep must be at least 1, not %s" % p["keep"])
     try:
-        store = rel.ReleaseStore(p["state_dir"], p["app"])
+        store = rel.ReleaseStore(p["state_dir"], p["app"], adhoc=p["adhoc"])
         result = run(module, store)
     except rel.LockHeld as exc:
         module.fail_json(msg=str(exc), lock=exc.lock, waited_s=exc.waited_s)

@@ -467,3 +467,34 @@ def test_info_changes_nothing(tmp_path):
     assert s.info() == {"releases": [], "current": None, "previous": None, "kept": [], "rollback_target": None,
                         "lock": None, "audit_tail": []}
     assert not (tmp_path / "state").exists()
+
+
+@pytest.mark.parametrize("host, inventories, python, cwd, collections, expected", [
+    # under the working directory: relative, as a person there types it
+    ("localhost", ["/srv/rc/inventories/local"], "/srv/rc/.venv/bin/python3", "/srv/rc", None,
+     ".venv/bin/ansible localhost -i inventories/local"),
+    # run from elsewhere, rollcall.ops found beside the playbooks only: ad hoc ansible is told where it is
+    ("localhost", ["/srv/rc/inventories/local"], "/srv/rc/.venv/bin/python3", "/tmp", "/srv/rc/playbooks/collections",
+     "ANSIBLE_COLLECTIONS_PATH=/srv/rc/playbooks/collections /srv/rc/.venv/bin/ansible localhost "
+     "-i /srv/rc/inventories/local"),
+    # elsewhere: absolute; every inventory source; quoted when it needs it
+    ("app 1", ["/etc/ansible/hosts", "/srv/rc/inv/my site/"], "/usr/bin/python3", "/srv/rc", None,
+     "/usr/bin/ansible 'app 1' -i /etc/ansible/hosts -i 'inv/my site'"),
+    # a sibling whose name starts alike is not under it
+    ("db1", ["/srv/rc2/hosts"], "/srv/rc/python", "/srv/rc", None, "./ansible db1 -i /srv/rc2/hosts"),
+    # nothing known: the plain command
+    ("db1", [], None, "/srv/rc", None, "ansible db1"),
+])
+def test_adhoc_command_reaches_the_host_the_way_the_run_did(host, inventories, python, cwd, collections, expected):
+    assert release.adhoc_command(host, inventories, python, cwd, collections) == expected
+
+
+def test_held_lock_message_gives_the_adhoc_command_when_known(tmp_path):
+    first = ReleaseStore(str(tmp_path / "state"), "sms")
+    first.acquire("alice@ctl", "1.1.0")
+    second = ReleaseStore(str(tmp_path / "state"), "sms", adhoc=".venv/bin/ansible localhost -i inventories/local")
+    with pytest.raises(LockHeld) as caught:
+        second.acquire("bob@ctl", "1.2.0")
+    assert str(caught.value).endswith(
+        "audited): .venv/bin/ansible localhost -i inventories/local -m rollcall.ops.app_release "
+        "-a 'action=break_lock app=sms state_dir=%s'" % (tmp_path / "state")), str(caught.value)

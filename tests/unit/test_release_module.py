@@ -24,7 +24,9 @@ def run(tmp_path_factory):
     base = {"app": "sms", "state_dir": state}
     tasks = [
         task("lock", dict(base, action="lock", version="1.1.0", msg="deploy 1.1.0", actor="alice@ctl")),
-        task("lock_held", dict(base, action="lock", actor="bob@ctl")),
+        task("lock_held", dict(base, action="lock", actor="bob@ctl",
+                               adhoc="{{ 'app1' | rollcall.ops.adhoc_command(['" + ROOT + "/inventories/my site'], "
+                                     "ansible_playbook_python) }}")),
         task("lock_check", dict(base, action="lock"), check_mode=True),
         task("unlock_wrong_token", dict(base, action="unlock", token="not-mine")),
         task("record_v1", dict(base, action="record", release={"version": "1.0.0", "image": "sms:1.0.0"})),
@@ -71,11 +73,15 @@ def test_lock_returns_a_token(run):
 
 
 def test_held_lock_fails_naming_holder_and_age(run):
-    results, _ = run
+    results, app_dir = run
     held = results["lock_held"]
     assert held["failed"] is True
     assert held["msg"].startswith("deploy lock for sms is held by alice@ctl (version 1.1.0, 'deploy 1.1.0'")
     assert "s ago); wait, or break it with action=break_lock if that deploy is dead" in held["msg"]
+    # the command as it can be pasted at the directory the playbook ran from (adhoc, from the filter)
+    ansible = os.path.relpath(os.path.join(os.path.dirname(sys.executable), "ansible"), ROOT)
+    assert held["msg"].endswith(": %s app1 -i 'inventories/my site' -m rollcall.ops.app_release -a 'action=break_lock "
+                                "app=sms state_dir=%s'" % (ansible, os.path.dirname(app_dir))), held["msg"]
     assert held["lock"]["holder"] == "alice@ctl" and held["waited_s"] == 0
 
 
