@@ -17,6 +17,12 @@ def drill_scratch_settings(uploads_host="", backup_uploads=True, offsite_host=""
     return drill.scratch_settings(uploads_host, backup_uploads, offsite_host, scratch, pitr, offsite_mount)
 
 
+def drill_overrides(intended, effective, live_project):
+    """Extra vars that would override the scratch stack's settings (drill.overrides); empty: go."""
+    return drill.overrides(intended, effective, live_project)
+
+
 class FilterModule:
     def filters(self):
-        return {"drill_problems": drill_problems, "drill_scratch_settings": drill_scratch_settings}
+        return {"drill_problems": drill_problems, "drill_scratch_settings": drill_scratch_settings,
+                "drill_overrides": drill_overrides}

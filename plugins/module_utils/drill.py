@@ -48,6 +48,31 @@ def plan(live_project, drill_project, live_port, drill_port, live_db=None, drill
     return problems
 
 
+def _same(a, b):
+    """Equal as a person gave them: -e values are strings (8091 == "8091", False == "false")."""
+    def norm(v):
+        return ("true" if v else "false") if isinstance(v, bool) else str(v).strip().lower()
+    return norm(a) == norm(b)
+
+
+def overrides(intended, effective, live_project):
+    """Refuse extra vars that override the scratch stack's settings; returns the reasons (empty: go).
+
+    ``intended``: the settings the drill gives its scratch stack (its plays' vars), rendered; ``effective``: what the
+    same names resolve to there. They differ only when an extra var (-e) names one: extra vars win over a playbook's
+    own vars, so ``-e rollcall_project=LIVE`` would make the drill tear down and rebuild the live stack itself."""
+    given = sorted(k for k in intended if k in effective and not _same(intended[k], effective[k]))
+    if not given:
+        return []
+    said = ", ".join("-e %s=%s (the drill's: %s)" % (k, effective[k], intended[k]) for k in given)
+    danger = ("the drill would destroy the live stack %s with its volumes" % effective["rollcall_project"]
+              if "rollcall_project" in given and str(effective["rollcall_project"]) == str(live_project)
+              else "the drill would run its scratch stack with them")
+    return ["%s override the scratch stack's own settings (extra vars win over a playbook's): %s. Give the live "
+            "stack's settings in the inventory (host or group vars) instead of -e, and name the scratch stack with "
+            "-e drill_project=NAME -e drill_app_port=PORT" % (said, danger)]
+
+
 def scratch_settings(uploads_host="", backup_uploads=True, offsite_host="", scratch="", pitr=False,
                      offsite_mount="/srv/rollcall/offsite-pitr"):
     """What the scratch stack runs with, where the live stack's settings would let it touch the live stack's data,

@@ -157,6 +157,14 @@ def test_a_run_without_rollcall_pitr_keeps_it_on(stack, docker_client):
     assert msg.startswith("rollcall_pitr is false, but %s still archives WAL to pgBackRest" % CONTAINER), msg
     assert said(report, "Take the physical backup for point-in-time recovery") == []
     assert sql(docker_client, "SHOW archive_mode") == "on", "a backup never turns archiving off"
+    # Check mode plans a backup of a stack not made yet (dr_drill.yml --check, for its scratch stack): that question
+    # has no container to ask and says nothing; it failed the whole check run before ("container ... does not exist").
+    data["all"]["vars"].update(rollcall_project=PROJECT + "-none", rollcall_backup_dir=str(tmp_path / "b-none"))
+    none = Path(str(inventory) + ".backup-none.yml")
+    none.write_text(yaml.safe_dump(data))
+    proc, report = playbook(str(none), str(tmp_path / "backup_off.yml"), "--check")
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    assert said(report, "Say that no physical backup was taken while the database archives") == []
 
     # The container removed, the data volume kept (teardown.yml without teardown_volumes), then a deploy without
     # the setting: the volume's settings say it archives. Before, the cluster came back without pgBackRest's

@@ -296,6 +296,22 @@ def test_point_in_time_recovery_on_a_sqlite_stack_is_refused(stack, name, extra,
     assert (docker_objects(CHECK), files_under(str(tmp_path))) == before
 
 
+def test_a_drill_given_the_live_project_with_e_is_refused_before_anything_changes(stack):
+    """`dr_drill.yml -e rollcall_project=LIVE` (how a second stack is run with -e): extra vars win over the drill's own
+    settings for its scratch stack, so the drill tore down the live stack with its volumes and rebuilt it from seed
+    data, while saying "The live stack ... is not touched" (found with -e rollcall_project=mdemo, 2026-12-06)."""
+    tmp_path, inventory = stack
+    before = (docker_objects(CHECK), files_under(str(tmp_path)))
+    proc, report = playbook(inventory, "dr_drill.yml", "-e", "rollcall_project=" + CHECK, "-e",
+                            "rollcall_app_port=%d" % PORT)
+    assert proc.returncode != 0
+    msg = one_failure(report)
+    assert msg.startswith("Nothing was changed: -e rollcall_app_port=%d (the drill's: %d), -e rollcall_project=%s "
+                          "(the drill's: %s-drill)" % (PORT, PORT + 10, CHECK, CHECK)), msg
+    assert "the drill would destroy the live stack %s with its volumes" % CHECK in msg, msg
+    assert (docker_objects(CHECK), files_under(str(tmp_path))) == before
+
+
 def test_a_backup_directory_that_cannot_be_made_is_named_with_what_to_check(stack):
     """It failed with the file module's words alone: "There was an issue creating /proc/nope as requested: [Errno 2]
     No such file or directory: b'/proc/nope'"."""

@@ -29,6 +29,37 @@ def test_plan_refuses_the_live_project_a_blank_name_and_the_live_port():
     assert "live app's port" in drill.plan("rollcall", "rollcall-drill", 8080, "8080")[0]
 
 
+INTENDED = {"rollcall_project": "sms-drill", "rollcall_app_port": 8091, "rollcall_monitoring": False,
+            "confirm": "yes", "rollcall_backup_dir": "/b/drills/sms-drill"}
+
+
+def test_overrides_none_given_or_given_as_the_drill_has_them():
+    """-e values are strings: "8091" and "false" are what the drill has; a name not resolved is not judged."""
+    assert drill.overrides(INTENDED, dict(INTENDED), "sms") == []
+    effective = dict(INTENDED, rollcall_app_port="8091", rollcall_monitoring="false", confirm="yes ")
+    del effective["rollcall_backup_dir"]
+    assert drill.overrides(INTENDED, effective, "sms") == []
+
+
+def test_overrides_of_the_project_say_the_live_stack_would_be_destroyed():
+    """-e rollcall_project=mdemo -e rollcall_app_port=8081 (a second stack run with -e): extra vars win over the
+    drill's own, so the drill tore down mdemo with its volumes (found on the demo, 2026-12-06)."""
+    effective = dict(INTENDED, rollcall_project="mdemo", rollcall_app_port="8081")
+    (said,) = drill.overrides(INTENDED, effective, "mdemo")
+    assert said.startswith("-e rollcall_app_port=8081 (the drill's: 8091), -e rollcall_project=mdemo (the drill's: "
+                           "sms-drill) override the scratch stack's own settings"), said
+    assert "the drill would destroy the live stack mdemo with its volumes" in said
+    assert "in the inventory (host or group vars) instead of -e" in said and "-e drill_project=NAME" in said
+
+
+def test_overrides_of_other_settings_say_the_scratch_stack_would_use_them():
+    effective = dict(INTENDED, rollcall_backup_dir="/var/backups/rollcall", rollcall_monitoring="true")
+    (said,) = drill.overrides(INTENDED, effective, "sms")
+    assert said.startswith("-e rollcall_backup_dir=/var/backups/rollcall (the drill's: /b/drills/sms-drill), "
+                           "-e rollcall_monitoring=true (the drill's: False)"), said
+    assert "the drill would run its scratch stack with them" in said and "destroy" not in said
+
+
 def test_plan_refuses_a_scratch_app_pointed_at_the_live_database():
     """On a fleet the database is published for the app hosts: a scratch app on the live port would migrate, seed
     and write into the live database (found in Molecule fleet)."""
