@@ -76,11 +76,14 @@ demo: setup
 demo-clean: setup
 	ansible-playbook -i inventories/local playbooks/teardown.yml -e teardown_volumes=true -e confirm=yes
 	rm -rf reports incidents
+	@# the demo's own secrets (and its DR drill's); another stack's (.secrets/local/<project>/) stay with that stack
+	@rm -rf .secrets/local/secret_key .secrets/local/db_password .secrets/local/db_root_password .secrets/local/rollcall-drill
 	@if [ -n "$(KEEP_BACKUPS)" ]; then \
-	  find .secrets/local -mindepth 1 -maxdepth 1 ! -name backup_key ! -name backup_old_keys ! -name pitr_cipher_pass \
-	    -exec rm -rf {} + 2>/dev/null || true; \
 	  echo "demo-clean: kept .backups/ and the keys that read them, .secrets/local/backup_key, backup_old_keys/ and pitr_cipher_pass (KEEP_BACKUPS=1)"; \
-	else rm -rf .backups .secrets/local; fi
+	else rm -rf .backups .secrets/local/backup_key .secrets/local/backup_old_keys .secrets/local/pitr_cipher_pass; fi
+	@others=$$(find .secrets/local -mindepth 1 -maxdepth 1 -type d ! -name backup_old_keys 2>/dev/null | sort | tr '\n' ' '); \
+	if [ -n "$$others" ]; then echo "demo-clean: kept the secrets of other stacks, $$others(they go with those stacks)"; \
+	else rmdir .secrets/local 2>/dev/null || true; fi
 
 ## ---------------------------------------------------------------- tests
 # Integration, then Molecule: side by side (tried 2026-12-05) they took longer than one after the other; under a

@@ -123,16 +123,18 @@ def _up(base):
 @pytest.fixture
 def stack(tmp_path):
     """A SQLite stack (no db host: fewer tasks, the key is the app's business) whose key lives in a generated
-    file, as in inventories/local."""
+    file, as in inventories/local: the inventory's secrets directory, and the stack's own under it (the rotation
+    writes there; it wrote the inventory's, which every stack made from the same inventory shared)."""
     secrets = tmp_path / "secrets"
     inventory = write_inventory(
         tmp_path, no_db_host=True, rollcall_project=PROJECT, rollcall_db_engine="sqlite", rollcall_app_port=PORT,
         rollcall_seed_students=2, rollcall_rate_limit_per_minute=1000000, rollcall_drain_seconds=1,
         rollcall_state_dir=str(tmp_path / "state"), rollcall_secrets_dir=str(secrets),
-        rollcall_secret_key="{{ lookup('ansible.builtin.password', rollcall_secrets_dir ~ '/secret_key', length=48, "
-                            "chars=['ascii_letters', 'digits']) }}")
+        rollcall_stack_secrets_dir="{{ rollcall_secrets_dir ~ '/' ~ rollcall_project }}",
+        rollcall_secret_key="{{ lookup('ansible.builtin.password', rollcall_stack_secrets_dir ~ '/secret_key', "
+                            "length=48, chars=['ascii_letters', 'digits']) }}")
     try:
-        yield inventory, secrets / "secret_key", tmp_path / "state" / PROJECT
+        yield inventory, secrets / PROJECT / "secret_key", tmp_path / "state" / PROJECT
     finally:
         teardown(inventory)
 
