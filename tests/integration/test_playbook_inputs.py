@@ -109,6 +109,20 @@ def test_no_alertmanager_is_said_with_what_to_do_and_the_run_goes_on(tmp_path):
     assert "playbooks/monitoring.yml sets it up" in said[0] and "rollcall_monitoring: false" in said[0], said
 
 
+@pytest.mark.parametrize("minutes, says", [
+    ("-5", "silence_minutes '-5' must be a whole number from 1 to 10080"),  # it set nothing and said nothing wrong
+    ("abc", "silence_minutes 'abc' must be a whole number from 1 to 10080"),  # a module's argument error before
+])
+def test_a_maintenance_window_of_no_length_is_refused(tmp_path, minutes, says):
+    """silence.yml run by itself (a maintenance window a person opens): its length is checked with the other
+    inputs, one line, before anything is asked of Alertmanager."""
+    inventory = write_inventory(tmp_path, rollcall_project="rc-e-silmin", rollcall_monitoring=True,
+                                rollcall_monitoring_ports={"alertmanager": 9})
+    proc, report = playbook(inventory, "silence.yml", "-e", "silence_minutes=" + minutes)
+    assert proc.returncode != 0
+    assert one_failure(report) == "Nothing was changed on localhost: %s." % says, one_failure(report)
+
+
 # ------------------------------------------------------------------------------------- item 12: any directory
 def test_playbooks_run_from_another_directory_without_ansible_cfg(tmp_path):
     """The collection is found through playbooks/collections (no ansible.cfg, no .collections/ needed)."""
