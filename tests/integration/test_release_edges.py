@@ -1,7 +1,7 @@
 """Release edge cases through real ansible-playbook: two deploys started at once (the deploy lock), and a rollback
 over a migration that cannot be undone (kept schema, or the pre-deploy backup restored), and a rollback that fails
-after its switch to the standby (traffic back on the release that was live). Apart from
-test_release_sequence.py, so the two long files run side by side."""
+after its switch to the standby (traffic back on the release that was live), and a deploy run again after one cut
+with Ctrl-C mid-migration. Apart from test_release_sequence.py, so the two long files run side by side."""
 
 import concurrent.futures
 import contextlib
