@@ -321,6 +321,9 @@ def test_gate_says_its_real_wait_once(stack):
     assert "did not pass /health/ready after %s s (rollcall_ready_timeout=6): 503 " % message.split(
         "after ")[1].split(" s")[0] in message, "the last answer is shown: %s" % message
     assert "Release %s keeps serving" % before[0] in message, message
+    # its log lines, without the gate's own requests for /health/ready (four a second: they were all it showed)
+    logs = message.split("Last log lines of the new container: ", 1)[1]
+    assert '"path":"/health/ready"' not in logs.replace(" ", ""), logs
     assert live()[0::2] == before[0::2], "the release that was live keeps serving, healthy"
 
 
