@@ -151,17 +151,37 @@ def worst_case_rpo(mode, backup_interval_s=86400, archive_timeout_s=60):
     raise DrillError("unknown recovery mode %r (dump or pitr)" % (mode,))
 
 
-def recovery_source(mode, backup=None):
-    """What the drill restored, said in a sentence: ``pitr`` - the pgBackRest repository replayed to the end of its
-    archived WAL (then dumped into ``backup`` and swapped in); ``dump`` - the newest verified dump ``backup``."""
+def recovery_source(mode, backup=None, engine="postgresql"):
+    """What the drill restored, said in a sentence: ``pitr`` - PostgreSQL: the pgBackRest repository replayed to the
+    end of its archived WAL; MariaDB: the archived binary log replayed onto the newest verified dump (either then
+    dumped into ``backup`` and swapped in); ``dump`` - the newest verified dump ``backup``."""
     backup = backup or {}
     name = backup.get("name") or "unknown"
+    if mode == "pitr" and _binlog(engine):
+        return ("point-in-time recovery: the binary log archived before the disaster, replayed onto the newest "
+                "verified dump (restored through the backup %s made from it)" % name)
     if mode == "pitr":
         return ("point-in-time recovery: the pgBackRest repository that survived the disaster, replayed to the end "
                 "of its archived WAL (restored through the backup %s made from it)" % name)
     if mode == "dump":
         return "the newest verified dump, %s (made %s)" % (name, backup.get("finished_at") or "at an unknown time")
     raise DrillError("unknown recovery mode %r (dump or pitr)" % (mode,))
+
+
+def _binlog(engine):
+    return str(engine or "").lower() in ("mariadb", "mysql")
+
+
+def worst_case_why(mode, engine="postgresql", backup_interval_s=86400, archive_timeout_s=60):
+    """Why the set-up's worst case is what it is, in words: PostgreSQL archives its WAL at least every
+    ``archive_timeout_s``; MariaDB's binary log leaves the server each time archive_log.yml runs (its schedule's
+    interval, ``archive_timeout_s`` here); without point-in-time recovery, the backups' interval."""
+    if mode == "pitr" and _binlog(engine):
+        return ("binary log shipped every %s, as playbooks/archive_log.yml runs on its schedule"
+                % report.fmt_duration(archive_timeout_s))
+    if mode == "pitr":
+        return "WAL archived at least every %s" % report.fmt_duration(archive_timeout_s)
+    return "a backup every %s, no point-in-time recovery" % report.fmt_duration(backup_interval_s)
 
 
 def judge(rto_s, rpo_s, worst_rpo_s, targets=SEED_TARGETS):
@@ -230,14 +250,13 @@ def document(project, drill_project, engine, mode, events, disaster_at, recovere
     """The drill's report as one document."""
     rto = None if disaster_at is None or recovered_at is None else round(float(recovered_at) - float(disaster_at), 1)
     worst = worst_case_rpo(mode, backup_interval_s, archive_timeout_s)
-    why = ("WAL archived at least every %s" % report.fmt_duration(archive_timeout_s) if mode == "pitr" else
-           "a backup every %s, no point-in-time recovery" % report.fmt_duration(backup_interval_s))
+    why = worst_case_why(mode, engine, backup_interval_s, archive_timeout_s)
     rows = [dict(r, worst_rpo_s=worst, worst_rpo_why=why) for r in judge(rto, point.get("rpo_s"), worst)]
     status, reasons = verdict(point, rto, rows, checks)
     return {
         "kind": "dr_drill", "generated_at": generated_at or report.isoformat(report.utcnow()),
         "project": project, "drill_project": drill_project, "engine": engine, "mode": mode, "source": mode,
-        "source_why": recovery_source(mode, backup), "status": status, "reasons": reasons, "rto_s": rto,
+        "source_why": recovery_source(mode, backup, engine), "status": status, "reasons": reasons, "rto_s": rto,
         "rpo_s": point.get("rpo_s"),
         "worst_case_rpo_s": worst, "worst_case_rpo_why": why, "recovery_point": point, "targets": rows,
         "checks": checks, "backup": backup or {}, "timeline": timeline(events, origin=None),

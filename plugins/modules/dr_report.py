@@ -69,7 +69,9 @@ options:
     type: int
     default: 86400
   archive_timeout_s:
-    description: The WAL archive timeout, for the worst case of V(pitr).
+    description:
+      - For the worst case of V(pitr), in seconds. PostgreSQL - the WAL archive timeout. MariaDB - how often the
+        binary log is shipped (C(playbooks/archive_log.yml) on its schedule).
     type: int
     default: 60
   backup:

@@ -216,6 +216,25 @@ def test_recovery_source_pitr_names_the_repository_and_the_backup_made_from_it()
     assert "point-in-time recovery" in why and "end of its archived WAL" in why and "sms-20261203T000000Z" in why
 
 
+def test_recovery_source_pitr_on_mariadb_names_the_binary_log_replayed_onto_the_dump():
+    why = drill.recovery_source("pitr", {"name": "mysql-sms-1-full"}, engine="mariadb")
+    assert "binary log archived before the disaster, replayed onto the newest verified dump" in why
+    assert "mysql-sms-1-full" in why and "WAL" not in why and "pgBackRest" not in why
+
+
+def test_worst_case_why_per_engine_and_mode():
+    assert drill.worst_case_why("pitr", "postgresql", 86400, 60) == "WAL archived at least every 1 min"
+    assert drill.worst_case_why("pitr", "mariadb", 86400, 300) == (
+        "binary log shipped every 5 min, as playbooks/archive_log.yml runs on its schedule")
+    assert drill.worst_case_why("dump", "mariadb", 86400, 300) == "a backup every 1 d, no point-in-time recovery"
+
+
+def test_the_mariadb_pitr_document_says_the_binary_log_and_its_shipping():
+    doc = _doc(drill.recovery_point(writes(10), range(1, 10)), mode="pitr", engine="mariadb", archive_timeout_s=300)
+    assert doc["worst_case_rpo_s"] == 300.0 and "binary log shipped every 5 min" in doc["worst_case_rpo_why"]
+    assert "binary log" in doc["source_why"] and "WAL" not in drill.summary(doc)
+
+
 def test_recovery_source_dump_names_the_dump_and_its_time():
     why = drill.recovery_source("dump", {"name": "sms-1", "finished_at": "2026-12-03T00:00:00Z"})
     assert why == "the newest verified dump, sms-1 (made 2026-12-03T00:00:00Z)"
@@ -242,10 +261,10 @@ def test_judge_compares_each_seed_target():
     assert not rows["000"]["worst_rpo_met"] and rows["001"]["worst_rpo_met"]
 
 
-def _doc(point, rto_end=T0 + 120, mode="dump", checks=()):
-    return drill.document("rollcall", "rollcall-drill", "postgresql", mode,
+def _doc(point, rto_end=T0 + 120, mode="dump", checks=(), engine="postgresql", archive_timeout_s=60):
+    return drill.document("rollcall", "rollcall-drill", engine, mode,
                           [{"step": "drill begins", "at": T0 - 60}, {"step": "DISASTER", "at": T0}], T0, rto_end,
-                          point, list(checks), generated_at="2026-12-03T00:00:00Z")
+                          point, list(checks), archive_timeout_s=archive_timeout_s, generated_at="2026-12-03T00:00:00Z")
 
 
 def test_ok_with_pitr_inside_every_target():
@@ -386,12 +405,12 @@ def test_the_report_host_writes_from_the_survivors_the_app_host_found(tmp_path):
 # -------------------------------------------------------------------------------------------- molecule backup
 def test_molecule_backup_drills_each_engine_on_ports_and_paths_of_its_own():
     """molecule/backup's drills run beside the other scenarios on one engine: a drill per engine, PITR on PostgreSQL
-    only, the live and scratch (+10) app ports used by no other scenario, each host's files on its own bind mount,
-    which cleanup.yml removes with the stacks."""
+    and MariaDB (the binary log), the dump on SQLite, the live and scratch (+10) app ports used by no other scenario,
+    each host's files on its own bind mount, which cleanup.yml removes with the stacks."""
     config = yaml.safe_load((ROOT / "molecule/backup/molecule.yml").read_text())
     hosts = config["provisioner"]["inventory"]["host_vars"]
     assert sorted(h["rollcall_db_engine"] for h in hosts.values()) == ["mariadb", "postgresql", "sqlite"]
-    assert [h["rollcall_db_engine"] for h in hosts.values() if h["dr_pitr"]] == ["postgresql"]
+    assert sorted(h["rollcall_db_engine"] for h in hosts.values() if h["dr_pitr"]) == ["mariadb", "postgresql"]
     ports = [p for h in hosts.values() for p in (h["rollcall_app_port"], h["rollcall_app_port"] + 10)]
     others = {int(p) for path in (ROOT / "molecule").glob("*/molecule.yml") if path.parent.name != "backup"
               for p in re.findall(r"rollcall_app_port: (\d+)", path.read_text())}
