@@ -469,8 +469,32 @@ def base_candidates(manifests, database, failed=()):
         if m["name"] in failed:
             continue
         found.append({"name": m["name"], "finished": parse_time(m["finished_at"]), "file": position["file"],
-                      "position": int(position["position"])})
+                      "position": int(position["position"]),
+                      "started": parse_time(m["started_at"]) if m.get("started_at") else None})
     return sorted(found, key=lambda b: b["finished"])
+
+
+# Binary log event times are whole seconds, the manifests' times the module's clock: this much either way is the same.
+CLOCK_SLACK_S = 2
+
+
+def same_server(base, archived):
+    """Whether the dump ``base`` (base_candidates) and the archived file of its log position come from the same
+    server: that file was being written while the dump ran, so its first event (the file's opening) is not after
+    the dump's end and its last event (the rotation that closed it, after the dump) not before the dump's start.
+    A stack runs one server at a time, and a rebuilt server's log reuses the names from mariadb-bin.000001: without
+    this, a replay of the lost server's archive (pitr_from_repo) started from a rebuilt server's dump at a position
+    in another file of the same name, and a new repository's files were taken for the old dumps' (found on the
+    demo: the replay went on from a wrong position until a DDL statement stopped it). A file or dump without these
+    times (made before they were recorded) is taken as the same server."""
+    entry = archived.get(base["file"])
+    if entry is None:
+        return False
+    log = entry.get("binlog") or {}
+    first, last = log.get("first_at"), log.get("last_at")
+    opened_after = first is not None and base.get("finished") is not None and first > base["finished"] + CLOCK_SLACK_S
+    closed_before = last is not None and base.get("started") is not None and last < base["started"] - CLOCK_SLACK_S
+    return not (opened_after or closed_before)
 
 
 def retention_plan(archived, bases, now, keep_s):
@@ -481,7 +505,7 @@ def retention_plan(archived, bases, now, keep_s):
     same database name cannot make a recent file go). Nothing goes without a base, nor a file of another log base
     name than the oldest base's, nor the newest archived file."""
     names = sorted(archived, key=sequence)
-    usable = [b for b in bases if b["file"] in archived]
+    usable = [b for b in bases if same_server(b, archived)]
     if not usable:
         return {"delete": [], "keep": names, "oldest_base": None,
                 "why": "no dump to replay onto has its log file archived: nothing is deleted"}
@@ -505,7 +529,7 @@ def window(bases, archived, now):
     earliest: the end of the oldest dump whose log file is archived (a replay starts from a dump's snapshot, and
     a dump is finished after it). latest: the last event of the newest archived file (every write before it is
     in the repository); never before that dump's end."""
-    usable = [b for b in bases if b["file"] in archived]
+    usable = [b for b in bases if same_server(b, archived)]
     if not usable or not archived:
         return None
     newest = max(archived, key=lambda n: sequence(n)[1])
@@ -528,7 +552,7 @@ def validate_target(to_time, win, now, reach_now=False):
 def choose_base(bases, archived, target):
     """The dump to replay onto: the newest whose end is not after the target (any for the newest point) and
     whose log file is archived."""
-    usable = [b for b in bases if b["file"] in archived and (target is None or b["finished"] <= target)]
+    usable = [b for b in bases if same_server(b, archived) and (target is None or b["finished"] <= target)]
     if not usable:
         raise PITRError("no dump to start from: none finished before %s with its binary log file archived (%d "
                         "dumps with a log position)" % (iso(target) if target is not None else "now", len(bases)))

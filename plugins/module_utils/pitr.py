@@ -515,6 +515,29 @@ COUNT_SQL = (
 )
 
 
+def lost_server_repo(engine, volume, volume_exists, repo, archive_found, database="sms"):
+    """A deploy that would start a new database server on the archive of a lost one: refuse it (the reason), or None.
+
+    ``volume_exists``: the stack's data volume is there (the server it holds goes on); without it the deploy starts a
+    new server (after ``teardown.yml -e teardown_volumes=true``, or a lost volume). ``archive_found``: the
+    point-in-time repository ``repo`` holds an archive (PostgreSQL: a stanza; MariaDB: archived binary log files).
+    That archive is the lost server's, the only copy of its last writes, and the new server cannot archive into it:
+    PostgreSQL's stanza holds another system identifier (pgBackRest's check fails with error 028 after the server
+    is up), MariaDB's new log files reuse the archived names (every backup.yml then fails after its dump). The way
+    on is docs/pitr.md "After losing the database": a new repository, the deploy, a restore from the old one."""
+    if volume_exists or not archive_found:
+        return None
+    what = {"postgresql": "PostgreSQL cluster", "mariadb": "MariaDB server"}.get(engine, "%s server" % engine)
+    return ("Nothing was changed: the database volume %s does not exist, so this deploy would start a new %s, but "
+            "the point-in-time repository %s holds the archive of the one that volume held (removed by a teardown "
+            "with volumes, or lost). That archive is the only copy of its last writes, and a new server cannot "
+            "archive into it. To rebuild and recover them: set rollcall_pitr_repo to a new directory in the "
+            "inventory (for example %s-2), deploy again, then run playbooks/restore.yml -e to_time=latest "
+            "-e pitr_from_repo=%s -e confirm=%s (docs/pitr.md, After losing the database). To start afresh without "
+            "that data, move %s somewhere else first."
+            % (volume, what, repo, repo.rstrip("/"), repo, database, repo))
+
+
 class PITR:
     """pgBackRest and psql in the live database container (and in a scratch instance)."""
 

@@ -124,6 +124,42 @@ def said(report, name):
             if task["task"]["name"].split(" : ", 1)[-1] == name and not result.get("skipped")]
 
 
+def refuses_a_new_server_on(tmp_path, inventory, docker_client, repo, project, engine_words):
+    """A deploy whose data volume is not there starts a new server; with rollcall_pitr_repo naming a repository
+    that holds an archive (the lost server's) roles/database refuses before creating anything, saying the way on.
+    Before: PostgreSQL failed later with pgBackRest's "[028] backup and archive info files exist but do not match the
+    database" (the database up, no role matrix, the next backup "password authentication failed"); MariaDB started,
+    and every backup.yml failed after its dump ("is not the one archived under that name"). test_pitr_mariadb.py
+    too."""
+    data = yaml.safe_load(Path(inventory).read_text())
+    data["all"]["vars"].update(rollcall_project=project, rollcall_pitr_repo=str(repo))
+    rebuilt = Path(str(inventory) + ".rebuilt.yml")
+    rebuilt.write_text(yaml.safe_dump(data))
+    try:
+        proc, report = role_run(tmp_path, str(rebuilt), "database_rebuilt.yml", "rollcall.ops.database")
+        assert proc.returncode != 0, "a new server was started on the lost one's archive"
+        [(_task, msg)] = failures(report)
+        assert msg.startswith("Nothing was changed: the database volume %s-dbdata does not exist, so this deploy "
+                              "would start a new %s, but the point-in-time repository %s holds the archive"
+                              % (project, engine_words, repo)), msg
+        assert "rollcall_pitr_repo to a new directory" in msg and "-e pitr_from_repo=%s" % repo in msg, msg
+        for kind, name in ((docker_client.containers, project + "-db"), (docker_client.volumes, project + "-dbdata"),
+                           (docker_client.networks, project + "-net")):
+            with pytest.raises(docker.errors.NotFound):
+                kind.get(name)
+    finally:
+        remove(docker_client, project + "-db", project + "-dbdata")
+        with contextlib.suppress(docker.errors.NotFound):
+            docker_client.networks.get(project + "-net").remove()
+
+
+def test_a_new_cluster_on_the_lost_ones_repository_is_refused(stack, docker_client):
+    tmp_path, inventory = stack
+    repo = tmp_path / "b" / "pitr" / PROJECT
+    assert (repo / "archive" / "main" / "archive.info").exists(), "the stack's stanza"
+    refuses_a_new_server_on(tmp_path, inventory, docker_client, repo, PROJECT + "-new", "PostgreSQL cluster")
+
+
 def test_a_run_without_rollcall_pitr_keeps_it_on(stack, docker_client):
     """After `deploy.yml -e rollcall_pitr=true`, a run that does not say rollcall_pitr again (a plain deploy.yml,
     backup.yml, restore.yml -e to_time) keeps what the stack runs: the database keeps archiving without a restart,

@@ -14,7 +14,16 @@ import time
 import docker.errors
 import pytest
 from test_deploy import failures, playbook
-from test_pitr import database_stack, remove, results, role_run, run_tasks, said, without_pitr_setting
+from test_pitr import (
+    database_stack,
+    refuses_a_new_server_on,
+    remove,
+    results,
+    role_run,
+    run_tasks,
+    said,
+    without_pitr_setting,
+)
 
 from ansible_collections.rollcall.ops.plugins.module_utils import artifact
 
@@ -273,3 +282,11 @@ def test_restore_to_a_time_brings_back_a_not_b_and_verify_finds_a_gap(stack, doc
     assert max(sum(by_key.values(), [])) in by_key[new_id] and "mariadb-bin.000001" in by_key[old_id], by_key
     assert KEY not in proc.stdout and new_key not in proc.stdout
     print("binlog: backup, restores and verify in %.1f s" % (time.time() - started))
+
+
+def test_a_new_server_on_the_lost_ones_archive_is_refused(stack, docker_client):
+    """After the tests above archived the stack's log (test_pitr.refuses_a_new_server_on)."""
+    tmp_path, inventory = stack
+    repo = tmp_path / "b" / "pitr" / PROJECT
+    assert list(repo.glob("mariadb-bin.*.manifest.json")), "the stack's archived log"
+    refuses_a_new_server_on(tmp_path, inventory, docker_client, repo, PROJECT + "-new", "MariaDB server")

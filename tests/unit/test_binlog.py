@@ -220,6 +220,46 @@ def test_the_window_never_ends_before_the_newest_dump():
     assert win["latest"] == 500
 
 
+def test_a_base_records_when_its_dump_started():
+    dump = dict(manifest("d", 200), started_at=binlog.iso(190))
+    assert binlog.base_candidates([dump], "sms")[0]["started"] == 190
+    assert binlog.base_candidates([manifest("legacy", 200)], "sms")[0]["started"] is None
+
+
+def span(name, first_at, last_at):
+    return {name: {"binlog": {"first_at": first_at, "last_at": last_at}}}
+
+
+def test_same_server_when_the_file_was_being_written_while_the_dump_ran():
+    dump = {"name": "d", "file": "b.000001", "started": 200, "finished": 210}
+    assert binlog.same_server(dump, span("b.000001", 150, 260))
+    assert binlog.same_server(dump, span("b.000001", 211, 198)), "a second of the log's clock either way"
+    assert not binlog.same_server(dump, span("b.000002", 150, 260)), "its file is not archived"
+    assert not binlog.same_server(dump, span("b.000001", 300, 400)), "the file opened after the dump: a new server's"
+    assert not binlog.same_server(dump, span("b.000001", 100, 150)), "the file closed before the dump: a lost one's"
+    assert binlog.same_server(dump, {"b.000001": {"binlog": {}}}), "a file without times (archived before them)"
+    assert binlog.same_server(dict(dump, started=None), span("b.000001", 100, 150)), "a dump without its start"
+
+
+def test_a_rebuilt_servers_dumps_are_no_base_for_the_lost_ones_log_and_the_other_way_round():
+    """The demo after teardown -e teardown_volumes=true and a deploy on a new repository: the lost server's dumps
+    and the rebuilt one's share the backup directory, their log files the names. A replay of the lost archive
+    (pitr_from_repo) started from the rebuilt server's newest dump at a position of another file; now each archive
+    has its own server's dumps only."""
+    lost = dict(span("b.000001", 100, 300), **span("b.000002", 300, 500))
+    rebuilt = span("b.000001", 1000, 1200)
+    found = [{"name": "lost-1", "file": "b.000001", "started": 190, "finished": 200},
+             {"name": "lost-2", "file": "b.000002", "started": 390, "finished": 400},
+             {"name": "new-1", "file": "b.000001", "started": 1090, "finished": 1100}]
+    assert binlog.choose_base(found, lost, None)["name"] == "lost-2"
+    assert binlog.window(found, lost, 2000)["latest"] == 500
+    assert binlog.choose_base(found, rebuilt, None)["name"] == "new-1"
+    win = binlog.window(found, rebuilt, 2000)
+    assert (win["earliest"], win["latest"]) == (1100, 1200)
+    with pytest.raises(PITRError, match="no dump to start from"):
+        binlog.choose_base(found, rebuilt, 450)  # the lost server's times are not in the new archive
+
+
 # ------------------------------------------------------------------------------------------------ the target
 WIN = {"earliest": 100, "latest": 400, "earliest_at": binlog.iso(100), "latest_at": binlog.iso(400),
        "latest_why": "w"}

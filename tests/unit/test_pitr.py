@@ -555,3 +555,20 @@ def test_summary_answers_the_newest_recoverable_point():
 def test_summary_without_a_backup():
     got = pitr.summary(pitr.parse_info("[]"), None)
     assert got["newest_recoverable_at"] is None and got["newest_backup"] is None
+
+
+# ------------------------------------------------------------------------------------------------ a rebuilt server
+def test_a_new_server_on_an_archive_is_refused_with_the_way_on():
+    msg = pitr.lost_server_repo("mariadb", "s-dbdata", False, "/b/pitr/s", True, "sms")
+    assert msg.startswith("Nothing was changed: the database volume s-dbdata does not exist, so this deploy would "
+                          "start a new MariaDB server, but the point-in-time repository /b/pitr/s holds the archive")
+    assert "set rollcall_pitr_repo to a new directory in the inventory (for example /b/pitr/s-2)" in msg
+    assert "playbooks/restore.yml -e to_time=latest -e pitr_from_repo=/b/pitr/s -e confirm=sms" in msg
+    assert "move /b/pitr/s somewhere else first" in msg
+    assert "PostgreSQL cluster" in pitr.lost_server_repo("postgresql", "v", False, "/r/", True)
+    assert "/r-2)" in pitr.lost_server_repo("postgresql", "v", False, "/r/", True)
+
+
+def test_the_same_server_or_an_empty_repository_goes_on():
+    assert pitr.lost_server_repo("postgresql", "v", True, "/r", True) is None  # its volume: the same server
+    assert pitr.lost_server_repo("mariadb", "v", False, "/r", False) is None  # a first deploy, or a new repository
