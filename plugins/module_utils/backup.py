@@ -602,7 +602,9 @@ def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_o
         raise ArtifactError(artifact.storage_error(directory, OSError(*_access_error(directory)),
                                                    "the safety backup before restoring %s" % name)
                             + "; nothing was restored (or run with safety_backup=false)")
-    report = {"restored": name, "verification": None, "safety_backup": None, "old_kept_as": None}
+    report = {"restored": name, "verification": None, "safety_backup": None, "old_kept_as": None,
+              "safety_backup_why": "" if safety else (
+                  "the database %s did not exist: nothing to keep" % target if not exists else "safety_backup=false")}
     scratch = engine.scratch_name(target)
     staged = None
     with terminate_cleanly():

@@ -105,6 +105,10 @@ safety_backup:
   description: Name of the safety backup taken first, or null.
   returned: success
   type: str
+safety_backup_why:
+  description: Why no safety backup was taken (the database did not exist, or O(safety_backup=false)); empty if one was.
+  returned: success
+  type: str
 old_kept_as:
   description: Name the replaced database was kept under (O(keep_old=true)), else null.
   returned: success

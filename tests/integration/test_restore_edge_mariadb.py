@@ -66,6 +66,7 @@ def test_restore_into_a_database_that_does_not_exist(maria, made):
     rc, restored, _ = run_module("db_restore", args(maria, directory, database="edge", name=result["name"]))
     assert rc == 0, restored.get("msg")
     assert restored["safety_backup"] is None and restored["old_kept_as"] is None
+    assert restored["safety_backup_why"] == "the database edge did not exist: nothing to keep"
     assert sql(maria, PROPERTIES, "mysql") == BACKUP_PROPERTIES
     assert sql(maria, "SELECT GROUP_CONCAT(name ORDER BY id) FROM pupils", "edge") == "Zoë ✓,Ärne"
     assert sql(maria, "CALL pupil_count()", "edge") == "2"

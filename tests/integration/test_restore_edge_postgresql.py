@@ -113,6 +113,7 @@ def test_restore_into_an_absent_database_recreates_it_with_its_properties(pg, le
     rc, result, _ = run_module("db_restore", args(pg, directory, database="legacy_db", name=made["name"]))
     assert rc == 0, result.get("msg")
     assert result["safety_backup"] is None and result["old_kept_as"] is None
+    assert result["safety_backup_why"] == "the database legacy_db did not exist: nothing to keep"
     assert properties(pg) == expected
     assert psql(pg, "legacy_db", "SELECT count(*) FROM grades").strip() == "25"
     assert "__rc_" not in databases(pg)

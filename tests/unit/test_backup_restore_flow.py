@@ -6,12 +6,17 @@ import errno
 import json
 import os
 import threading
+from pathlib import Path
 
+import jinja2
 import pytest
+import yaml
 
 from ansible_collections.rollcall.ops.plugins.module_utils import artifact, backup
 from ansible_collections.rollcall.ops.plugins.module_utils.artifact import ArtifactError
 from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import Engine, EngineError, Target
+
+ROOT = Path(__file__).resolve().parents[2]
 
 KEY = bytes(range(32))
 DATA = bytes(range(256)) * 12000  # about 3 MB: several chunks
@@ -214,6 +219,28 @@ def test_verify_by_restore_never_leaves_its_scratch_database(engine, tmp_path, s
     result = backup.verify_backup(str(tmp_path), made["name"], "restore", engine=engine)
     assert result["status"] == "failed" and "%s failed" % step in result["steps"][-1]["detail"]
     assert set(engine.databases) == {"sms"}
+
+
+def test_the_report_says_why_no_safety_backup_was_taken(engine, tmp_path):
+    """A restore after DROP DATABASE said "safety backup ." (restore.yml printed an empty name): the report says
+    why there is none, and the role prints it."""
+    made = backup.take_backup(engine, str(tmp_path))
+    del engine.databases["sms"]
+    report = backup.restore_backup(engine, str(tmp_path), made["name"])
+    assert report["safety_backup"] is None and engine.databases == {"sms": DATA}
+    assert report["safety_backup_why"] == "the database sms did not exist: nothing to keep"
+    report = backup.restore_backup(engine, str(tmp_path), made["name"], safety_backup=False)
+    assert report["safety_backup"] is None and report["safety_backup_why"] == "safety_backup=false"
+    report = backup.restore_backup(engine, str(tmp_path), made["name"])
+    assert report["safety_backup"] and report["safety_backup_why"] == ""
+    tasks = yaml.safe_load((ROOT / "roles/backup/tasks/restore.yml").read_text())
+    [task] = [t for t in tasks if t.get("name") == "Say what was restored"]
+    said = jinja2.Environment().from_string(task["ansible.builtin.debug"]["msg"])
+    absent = said.render(backup_restored={"restored": "b1", "safety_backup": None, "before_swap": {},
+                                          "safety_backup_why": "the database sms did not exist: nothing to keep"})
+    assert absent == "Restored b1; no safety backup (the database sms did not exist: nothing to keep)."
+    taken = said.render(backup_restored={"restored": "b1", "safety_backup": "s1", "before_swap": {}})
+    assert taken == "Restored b1; safety backup s1."
 
 
 def test_the_safety_backup_records_the_app_version_and_comes_just_before_the_swap(engine, tmp_path):
