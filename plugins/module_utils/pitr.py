@@ -425,14 +425,95 @@ def data_volume(mounts):
     return next((m.get("Name") or m.get("Source") for m in mounts if m.get("Destination") == DATA_DIR), None)
 
 
-def restore_args(target, process_max=1):
+WAL_SEGMENT_SIZE = 16 * 1024 * 1024  # our clusters' (initdb's default)
+
+
+def parse_lsn(text):
+    """``0/13000D70`` -> the byte position in the WAL (int)."""
+    high, low = str(text).strip().split("/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
+def format_lsn(position):
+    return "%X/%X" % (position >> 32, position & 0xFFFFFFFF)
+
+
+def segment_name(timeline, lsn, segment_size=WAL_SEGMENT_SIZE):
+    """The WAL segment file that holds ``lsn`` (text or int) on ``timeline``."""
+    position = parse_lsn(lsn) if isinstance(lsn, str) else int(lsn)
+    per_id = 0x100000000 // segment_size
+    number = position // segment_size
+    return "%08X%08X%08X" % (int(timeline), number // per_id, number % per_id)
+
+
+def parse_stop(log):
+    """Where a recovery to a time stopped, from the server's log: ``{"xid", "redo_done"}`` ("recovery stopping
+    before commit of transaction N", "redo done at X/Y"), or None when it did not stop before a commit."""
+    stop = re.search(r"recovery stopping before commit of transaction (\d+)", log or "")
+    done = re.search(r"redo done at ([0-9A-F]+/[0-9A-F]+)", log or "")
+    if not stop or not done:
+        return None
+    return {"xid": int(stop.group(1)), "redo_done": done.group(1)}
+
+
+def parse_history(text):
+    """The timeline history file a promotion wrote: its last line's parent timeline and switch point
+    (``{"parent", "switch"}``), or None."""
+    rows = [line.split("\t") for line in (text or "").splitlines() if line.strip() and not line.startswith("#")]
+    if not rows or len(rows[-1]) < 2:
+        return None
+    return {"parent": int(rows[-1][0]), "switch": rows[-1][1].strip()}
+
+
+def first_record_of(waldump_text, xid):
+    """The LSN of transaction ``xid``'s first WAL record in pg_waldump's output, or None."""
+    for line in (waldump_text or "").splitlines():
+        found = re.search(r"\btx:\s+(\d+), lsn: ([0-9A-F]+/[0-9A-F]+)", line)
+        if found and int(found.group(1)) == int(xid):
+            return found.group(2)
+    return None
+
+
+def last_transaction_end(waldump_text):
+    """The LSN of the last COMMIT or ABORT record in pg_waldump's output (``-r Transaction``), or None."""
+    found = None
+    for line in (waldump_text or "").splitlines():
+        record = re.search(r"^rmgr: Transaction\b.*\blsn: ([0-9A-F]+/[0-9A-F]+),.*\bdesc: (COMMIT|ABORT)\b", line)
+        if record:
+            found = record.group(1)
+    return found
+
+
+def record_after(waldump_text, lsn):
+    """The LSN of the WAL record that follows the one at ``lsn`` (its ``prev``), from pg_waldump's output."""
+    for line in (waldump_text or "").splitlines():
+        record = re.search(r"\blsn: ([0-9A-F]+/[0-9A-F]+), prev ([0-9A-F]+/[0-9A-F]+)", line)
+        if record and parse_lsn(record.group(2)) == parse_lsn(lsn):
+            return record.group(1)
+    return None
+
+
+def partly_dropped(state):
+    """After a recovery to a time: the database is missing, or marked invalid (``datconnlimit`` -2), in the
+    recovered cluster. PostgreSQL writes a DROP DATABASE's invalid mark and the removal of its files to the WAL
+    before the transaction's commit, and a recovery to a time stops only at a commit: when the first commit after the
+    target is that DROP's, the recovery has replayed the removal and stops before the commit. ``state``: the
+    database's row as ``{"exists", "connlimit"}``."""
+    return not state.get("exists") or int(state.get("connlimit", -1)) == -2
+
+
+def restore_args(target, process_max=1, lsn=None):
     """pgbackrest restore's arguments: to a time, promoted there; without a target (latest), every archived
     segment replayed (``--type=default``; pgBackRest refuses ``--target-action`` with it, and PostgreSQL promotes
     at the end of the WAL by itself). Never archiving from the scratch instance. Always repository 1: the
     scratch instance has the one repository it restores from mounted there (the configuration may name a
     second one, the backup host's, which the scratch instance does not see). ``process_max`` > 1: files are
-    fetched, decrypted and decompressed by that many processes (pgBackRest's default is one)."""
+    fetched, decrypted and decompressed by that many processes (pgBackRest's default is one). ``lsn``: to just
+    before that WAL record instead, into the data directory a first recovery left (``--delta``)."""
     parallel = ["--process-max=%d" % process_max] if process_max and process_max > 1 else []
+    if lsn:  # just before that WAL record (the first of a transaction whose start must not be replayed)
+        return ["restore", "--repo=1", "--type=lsn", "--target=%s" % lsn, "--target-exclusive",
+                "--target-action=promote", "--archive-mode=off", "--delta"] + parallel
     if target is None:
         return ["restore", "--repo=1", "--type=default", "--archive-mode=off"] + parallel
     return ["restore", "--repo=1", "--type=time", "--target=%s" % pg_time(target), "--target-action=promote",
@@ -696,6 +777,55 @@ class PITR:
         return dict(verdict, ranges=parsed["ranges"], repo=repo_key)
 
     # -- the scratch instance -------------------------------------------------------------------------------------
+    def _before_partial_drop(self, runner, database):
+        """After a recovery to a time in the scratch instance: when ``database`` came back missing or invalid
+        (``partly_dropped``), the LSN to recover to instead (exclusive): the record after the last transaction that
+        ended before the stop, so that nothing of the DROP DATABASE the recovery stopped before is replayed (read with
+        pg_waldump from the archived segments around the stop); else None. PITRError when
+        it is dropped and that record cannot be found (the restore cannot reach a point before the drop)."""
+        # the name quoted by sql_literal
+        row = json.loads(self.sql(
+            "SELECT coalesce((SELECT json_build_object('exists', true, 'connlimit', datconnlimit) FROM pg_database "  # noqa: S608
+            "WHERE datname = %s), json_build_object('exists', false))" % sql_literal(database), runner=runner))
+        if not partly_dropped(row):
+            return None
+        log = runner.run(["tail", "-n", "80", RECOVERY_LOG], user=PG_USER).text
+        stop = parse_stop(log)
+        timeline = self.sql("SELECT timeline_id FROM pg_control_checkpoint()", runner=runner)
+        history = runner.run(["cat", "%s/pg_wal/%08X.history" % (DATA_DIR, int(timeline))], user=PG_USER)
+        switched = parse_history(history.text) if history.rc == 0 else None
+        if not stop or not switched:
+            raise PITRError("database %s is not in the cluster recovered to the time (dropped, or its DROP DATABASE "
+                            "replayed in part), and the point before it was not found in the recovery's log; pick "
+                            "an earlier time" % database)
+        segment = segment_name(switched["parent"], stop["redo_done"])
+        before = segment_name(switched["parent"], max(parse_lsn(stop["redo_done"]) - WAL_SEGMENT_SIZE, 0))
+        wal_dir = "/var/lib/postgresql/rollcall-wal"  # in the scratch instance, beside its recovery log
+        runner.run(["mkdir", "-p", wal_dir], user=PG_USER)
+        fetched = [name for name in dict.fromkeys([before, segment]) if self.pgbackrest(
+            "archive-get", name, "%s/%s" % (wal_dir, name), runner=runner).rc == 0]
+        # Just after the last transaction that ended before the stop: the DROP's invalid mark (an in-place update
+        # of pg_database, logged without a transaction id) comes before its transaction's first record.
+        lsn = None
+        if fetched:
+            ends = runner.run(["pg_waldump", "--path=%s" % wal_dir, "--rmgr=Transaction", "--end=%s"
+                               % stop["redo_done"]] + fetched, user=PG_USER)
+            end = last_transaction_end(ends.text)
+            if end:
+                following = runner.run(["pg_waldump", "--path=%s" % wal_dir, "--timeline=%d" % switched["parent"],
+                                        "--start=%s" % end, "--limit=2"], user=PG_USER)
+                lsn = record_after(following.text, end)
+            if not lsn:  # no transaction ended in these segments: the DROP's own first record
+                dump = runner.run(["pg_waldump", "--xid=%d" % stop["xid"], "--path=%s" % wal_dir] + fetched,
+                                  user=PG_USER)
+                lsn = first_record_of(dump.text, stop["xid"])
+        if not lsn:
+            raise PITRError("database %s is not in the cluster recovered to the time: the recovery stopped before the "
+                            "commit of transaction %d (a DROP DATABASE, whose removal PostgreSQL writes before its "
+                            "commit) and that transaction's first WAL record was not found; pick a time before the "
+                            "last change made before the drop" % (database, stop["xid"]))
+        return lsn
+
     def restore(self, to_time, scratch, scratch_volume, query=None, database="postgres", keep_failed=False,
                 check_mode=False, wait_s=300, now=None, repo=None, process_max=1):
         from . import docker as dockerlib
@@ -750,21 +880,35 @@ class PITR:
                 result.update(window=win, target=iso(target) if target is not None else None,
                               plan=restore_plan(target, self.container, scratch, scratch_volume, image,
                                                 self.stanza, from_repo))
-            self.must(self.pgbackrest(*restore_args(target, process_max), runner=runner), "pgbackrest restore")
-            took("pgbackrest_restore")
-            start = runner.run(["pg_ctl", "-D", DATA_DIR, "-w", "-t", str(wait_s), "-l", RECOVERY_LOG, "start",
-                                "-o", "-c listen_addresses=127.0.0.1 -c archive_mode=off"], user=PG_USER)
-            state = {"started": start.rc == 0}
-            deadline = time.time() + wait_s
-            while state["started"]:
-                row = json.loads(self.sql("SELECT json_build_object('in_recovery', pg_is_in_recovery(), "
-                                          "'replay_time', extract(epoch FROM pg_last_xact_replay_timestamp()))",
-                                          runner=runner))
-                state.update(row)
-                if not row["in_recovery"] or time.time() > deadline:
-                    break
-                time.sleep(0.5)
-            took("start_and_recovery")
+
+            def recover(args):
+                self.must(self.pgbackrest(*args, runner=runner), "pgbackrest restore")
+                took("pgbackrest_restore")
+                start = runner.run(["pg_ctl", "-D", DATA_DIR, "-w", "-t", str(wait_s), "-l", RECOVERY_LOG, "start",
+                                    "-o", "-c listen_addresses=127.0.0.1 -c archive_mode=off"], user=PG_USER)
+                found = {"started": start.rc == 0}
+                deadline = time.time() + wait_s
+                while found["started"]:
+                    row = json.loads(self.sql("SELECT json_build_object('in_recovery', pg_is_in_recovery(), "
+                                              "'replay_time', extract(epoch FROM pg_last_xact_replay_timestamp()))",
+                                              runner=runner))
+                    found.update(row)
+                    if not row["in_recovery"] or time.time() > deadline:
+                        break
+                    time.sleep(0.5)
+                took("start_and_recovery")
+                return found
+
+            state = recover(restore_args(target, process_max))
+            if state["started"] and target is not None and database != "postgres":
+                lsn = self._before_partial_drop(runner, database)
+                if lsn:
+                    runner.run(["pg_ctl", "-D", DATA_DIR, "-w", "-m", "fast", "stop"], user=PG_USER)
+                    state = recover(restore_args(target, process_max, lsn=lsn))
+                    result["stopped_before"] = (
+                        "WAL position %s, where the transaction that dropped database %s begins: a recovery to "
+                        "the time replayed its removal (PostgreSQL writes it before the commit), so the restore "
+                        "stopped just after the last transaction that ended before it" % (lsn, database))
             if state["started"]:
                 state["counts"] = json.loads(self.sql(COUNT_SQL, database=database, runner=runner) or "{}")
                 took("counts")

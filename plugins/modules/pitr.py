@@ -305,6 +305,13 @@ recovered_to:
   description: C(restore); the commit time of the last transaction replayed (null when none after the backup).
   returned: action is restore and not check mode
   type: str
+stopped_before:
+  description:
+    - C(restore) to a time; set when the recovery to the time came back without O(database) because the first
+      commit after the time was the DROP DATABASE that removed it (PostgreSQL writes the removal before the commit),
+      and the restore then went to just before that transaction's first WAL record (found with pg_waldump).
+  returned: action is restore, when it happened
+  type: str
 counts:
   description: C(restore); rows of every table of O(database) in the scratch instance.
   returned: action is restore and not check mode
@@ -417,8 +424,9 @@ def run(module):
         to = result["target"] or "the newest point"
         return dict(changed=False, message="would restore to %s into %s" % (to, scratch), **result)
     to = result["target"] or "the newest point"
-    result["message"] = ("restored to %s in %s; recovered to %s" % (to, scratch, result["recovered_to"])
-                         if result["passed"] else "; ".join(result["problems"]))
+    result["message"] = ("restored to %s in %s; recovered to %s%s" % (
+        to, scratch, result["recovered_to"], " (stopped before %s)" % result["stopped_before"]
+        if result.get("stopped_before") else "") if result["passed"] else "; ".join(result["problems"]))
     return dict(changed=True, failed=p["fail_on_problem"] and not result["passed"], **result)
 
 

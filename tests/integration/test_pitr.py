@@ -250,6 +250,37 @@ def test_the_repositorys_cipher_pass_never_changes(stack, docker_client):
     assert "another-cipher-pass-never-printed" not in proc.stdout + proc.stderr
 
 
+def test_restore_to_a_time_just_before_a_drop_database_brings_the_database_back(stack, docker_client):
+    """The 3 a.m. case: someone ran DROP DATABASE on a quiet server, the restore goes to a moment before it. The
+    first commit after that moment is the DROP's, and PostgreSQL writes the database's removal (and its invalid
+    mark) to the WAL before that commit, so a recovery to the time replayed the removal: the restore failed with
+    "cannot connect to invalid database" (found on a copy of the demo). It now goes to just before the DROP's first
+    WAL record (pg_waldump on the archived segments) and the database comes back with its rows."""
+    tmp_path, inventory = stack
+    sql(docker_client, "CREATE DATABASE it_dropped")
+    sql(docker_client, "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('before the drop')",
+        database="it_dropped")
+    time.sleep(1.2)
+    noted = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time()))
+    time.sleep(1.2)
+    sql(docker_client, "DROP DATABASE it_dropped")  # nothing else commits here: the DROP is the next commit
+    proc, report = run_tasks(tmp_path, inventory, "restore_dropped.yml", [
+        {"name": "Restore to before the drop", "register": "restored",
+         "rollcall.ops.pitr": {"container": CONTAINER, "action": "restore", "to_time": noted,
+                               "database": "it_dropped", "query": "SELECT string_agg(v, ',') FROM kept"}},
+        {"name": "Drop the scratch instance", "rollcall.ops.pitr": {"container": CONTAINER,
+                                                                    "action": "drop_scratch"}},
+    ])
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    restored = results(report, "Restore to before the drop")
+    assert restored["passed"] and restored["query_result"] == "before the drop", restored
+    assert restored["stopped_before"].startswith("WAL position ") and "that dropped database it_dropped begins" in (
+        restored["stopped_before"]), restored
+    assert "(stopped before WAL position" in restored["message"], restored["message"]
+    assert restored["recovered_to"] <= noted.replace("Z", ""), restored  # nothing after the target replayed
+    assert "it_dropped" not in sql(docker_client, "SELECT string_agg(datname, ',') FROM pg_database")
+
+
 def test_restore_to_a_time_brings_back_a_not_b_and_verify_finds_a_gap(stack, docker_client):
     tmp_path, inventory = stack
     started = time.time()

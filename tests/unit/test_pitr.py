@@ -572,3 +572,68 @@ def test_a_new_server_on_an_archive_is_refused_with_the_way_on():
 def test_the_same_server_or_an_empty_repository_goes_on():
     assert pitr.lost_server_repo("postgresql", "v", True, "/r", True) is None  # its volume: the same server
     assert pitr.lost_server_repo("mariadb", "v", False, "/r", False) is None  # a first deploy, or a new repository
+
+
+# ---------------------------------------------------------------------------------------- before a DROP DATABASE
+LOG = """LOG:  restored log file "000000010000000000000013" from archive
+LOG:  recovery stopping before commit of transaction 1465, time 2026-12-07 01:48:36.424398+00
+LOG:  redo done at 0/13000D70 system usage: CPU: user: 0.00 s
+LOG:  selected new timeline ID: 2
+"""
+WALDUMP = (
+    "rmgr: Standby len (rec/tot): 50/50, tx:          0, lsn: 0/13000028, prev 0/120003A8, desc: RUNNING_XACTS\n"
+    "rmgr: Heap    len (rec/tot): 54/54, tx:       1465, lsn: 0/13000060, prev 0/13000028, desc: DELETE off 99\n"
+    "rmgr: Heap    len (rec/tot): 54/54, tx:       1465, lsn: 0/13000098, prev 0/13000060, desc: DELETE off 100\n")
+
+
+def test_lsns_and_segment_names():
+    assert pitr.parse_lsn("0/13000D70") == 0x13000D70 and pitr.parse_lsn("1/0") == 1 << 32
+    assert pitr.format_lsn(0x13000D70) == "0/13000D70" and pitr.format_lsn((2 << 32) + 5) == "2/5"
+    assert pitr.segment_name(1, "0/13000D70") == "000000010000000000000013"
+    assert pitr.segment_name(3, "1/FF000000") == "0000000300000001000000FF"
+    assert pitr.segment_name(1, 0x12000000) == "000000010000000000000012"
+
+
+def test_where_a_recovery_to_a_time_stopped():
+    assert pitr.parse_stop(LOG) == {"xid": 1465, "redo_done": "0/13000D70"}
+    assert pitr.parse_stop("LOG:  redo done at 0/1 system usage") is None  # the end of the WAL, not a commit
+    assert pitr.parse_stop("") is None
+    assert pitr.parse_history("1\t0/13000D70\tbefore 2026-12-07 01:48:36.424398+00\n") == {
+        "parent": 1, "switch": "0/13000D70"}
+    assert pitr.parse_history("") is None
+
+
+def test_the_first_record_of_the_transaction():
+    assert pitr.first_record_of(WALDUMP, 1465) == "0/13000060"
+    assert pitr.first_record_of(WALDUMP, 99) is None
+
+
+TRANSACTIONS = (
+    "rmgr: Transaction len (rec/tot): 66/66, tx: 1589, lsn: 0/17421FF8, prev 0/17421FA8, desc: COMMIT 2026-12-07\n"
+    "rmgr: Transaction len (rec/tot): 34/34, tx: 1590, lsn: 0/17424640, prev 0/17424600, desc: ABORT 2026-12-07\n")
+FOLLOWING = (
+    "rmgr: Transaction len (rec/tot): 34/34, tx: 1590, lsn: 0/17424640, prev 0/17424600, desc: ABORT 2026-12-07\n"
+    "rmgr: Heap len (rec/tot): 160/160, tx: 0, lsn: 0/17424A68, prev 0/17424640, desc: INPLACE off 23, blkref #0: "
+    "rel 1664/0/1262 blk 0\n")
+
+
+def test_the_drops_invalid_mark_comes_before_its_transaction_so_the_stop_is_after_the_last_one_that_ended():
+    """Seen on a real server: DROP DATABASE's in-place update of pg_database (no transaction id) precedes the
+    transaction's first record; stopping before that record left the database marked invalid."""
+    assert pitr.last_transaction_end(TRANSACTIONS) == "0/17424640"
+    assert pitr.last_transaction_end("rmgr: Heap lsn: 0/1, prev 0/0, desc: INSERT") is None
+    assert pitr.record_after(FOLLOWING, "0/17424640") == "0/17424A68"
+    assert pitr.record_after(FOLLOWING, "0/99") is None
+
+
+def test_a_database_missing_or_marked_invalid_was_dropped_in_part():
+    assert pitr.partly_dropped({"exists": False})
+    assert pitr.partly_dropped({"exists": True, "connlimit": -2})
+    assert not pitr.partly_dropped({"exists": True, "connlimit": -1})
+    assert not pitr.partly_dropped({"exists": True, "connlimit": 10})
+
+
+def test_a_restore_to_just_before_a_wal_record():
+    args = pitr.restore_args(1796607000.0, lsn="0/13000060")
+    assert args[:6] == ["restore", "--repo=1", "--type=lsn", "--target=0/13000060", "--target-exclusive",
+                        "--target-action=promote"] and "--delta" in args and "--archive-mode=off" in args
