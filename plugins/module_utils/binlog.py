@@ -124,6 +124,22 @@ def checksum_of(format_description):
     return "crc32" if len(format_description) > 24 and format_description[-5] == CHECKSUM_CRC32 else "none"
 
 
+FLAGS_AT = HEADER.size - 2  # the header's flags field
+
+
+def crc_view(event, code, flags):
+    """The bytes an event's CRC32 covers, as the server computed it: a format description event's with its in-use
+    flag clear. The server sets that flag while it writes the file and clears it in place when it closes the file,
+    without a new CRC32 (MariaDB's event_checksum_test masks it the same way); the file a crashed server was writing
+    keeps it set. Before, every such file failed its check ("event at position 4 fails its CRC32 checksum
+    (damaged)"): after a database crash (docker kill, OOM, power loss) no backup.yml could archive the log again."""
+    if code == FORMAT_DESCRIPTION_EVENT and flags & LOG_IN_USE:
+        view = bytearray(event[:-4])
+        struct.pack_into("<H", view, FLAGS_AT, flags & ~LOG_IN_USE)
+        return bytes(view)
+    return event[:-4]
+
+
 def event_body(event, checksum):
     """An event without its header and CRC32."""
     return event[HEADER.size:len(event) - (4 if checksum == "crc32" else 0)]
@@ -162,7 +178,7 @@ class Scanner:
             self.in_use = bool(flags & LOG_IN_USE)
         if self.checksum == "crc32":  # every event, the format description included, ends with its CRC32
             stored = struct.unpack_from("<I", event, len(event) - 4)[0]
-            if zlib.crc32(event[:-4]) & 0xFFFFFFFF != stored and len(self.problems) < 5:
+            if zlib.crc32(crc_view(event, code, flags)) & 0xFFFFFFFF != stored and len(self.problems) < 5:
                 self.problems.append("event at position %d fails its CRC32 checksum (damaged)" % at)
         if next_pos and next_pos != at + len(event) and len(self.problems) < 5:
             self.problems.append("event at position %d says the next one is at %d, not %d (damaged)"
@@ -261,7 +277,9 @@ class DatabaseFilter:
         code = event[4]
         if code == FORMAT_DESCRIPTION_EVENT and self.checksum is None:
             self.checksum = checksum_of(event)
-            return [self._emit(event)]
+            event = bytearray(event)  # the copy is a closed file: the in-use flag (a crashed server's) clear
+            struct.pack_into("<H", event, FLAGS_AT, struct.unpack_from("<H", event, FLAGS_AT)[0] & ~LOG_IN_USE)
+            return [self._emit(bytes(event))]
         if self.start is not None and at < self.start and code not in FILE_STATE_EVENTS:
             return []
         if code in (ANNOTATE_ROWS_EVENT, TABLE_MAP_EVENT) or code in ROWS_EVENTS:
