@@ -494,12 +494,21 @@ def record_after(waldump_text, lsn):
 
 
 def partly_dropped(state):
-    """After a recovery to a time: the database is missing, or marked invalid (``datconnlimit`` -2), in the
-    recovered cluster. PostgreSQL writes a DROP DATABASE's invalid mark and the removal of its files to the WAL
-    before the transaction's commit, and a recovery to a time stops only at a commit: when the first commit after the
-    target is that DROP's, the recovery has replayed the removal and stops before the commit. ``state``: the
-    database's row as ``{"exists", "connlimit"}``."""
-    return not state.get("exists") or int(state.get("connlimit", -1)) == -2
+    """After a recovery to a time: the database is marked invalid (``datconnlimit`` -2) in the recovered cluster.
+    PostgreSQL writes a DROP DATABASE's invalid mark and the removal of its files to the WAL before the transaction's
+    commit, and a recovery to a time stops only at a commit: when the first commit after the target is that DROP's,
+    the recovery has replayed the removal and stops before the commit. ``state``: the database's row as
+    ``{"exists", "connlimit"}``."""
+    return bool(state.get("exists")) and int(state.get("connlimit", -1)) == -2
+
+
+def dropped_before(database, target):
+    """The refusal when ``database`` is not in the cluster recovered to ``target`` at all: its DROP DATABASE
+    committed before that point (or it never existed there)."""
+    return ("database %s does not exist in the cluster recovered to %s: it was dropped (or not yet created) before "
+            "that point; pick a time before its DROP DATABASE (a moment before the drop is enough: the restore then "
+            "stops just after the last transaction that ended before it)"
+            % (database, "the newest archived point" if target is None else iso(target)))
 
 
 def restore_args(target, process_max=1, lsn=None):
@@ -777,6 +786,13 @@ class PITR:
         return dict(verdict, ranges=parsed["ranges"], repo=repo_key)
 
     # -- the scratch instance -------------------------------------------------------------------------------------
+    def _database_row(self, runner, database):
+        """``{"exists", "connlimit"}`` of ``database`` in the cluster ``runner`` reaches."""
+        # the name quoted by sql_literal
+        return json.loads(self.sql(
+            "SELECT coalesce((SELECT json_build_object('exists', true, 'connlimit', datconnlimit) FROM pg_database "  # noqa: S608
+            "WHERE datname = %s), json_build_object('exists', false))" % sql_literal(database), runner=runner))
+
     def _before_partial_drop(self, runner, database):
         """After a recovery to a time in the scratch instance: when ``database`` came back missing or invalid
         (``partly_dropped``), the LSN to recover to instead (exclusive): the record after the last transaction that
@@ -784,9 +800,7 @@ class PITR:
         pg_waldump from the archived segments around the stop); else None. PITRError when
         it is dropped and that record cannot be found (the restore cannot reach a point before the drop)."""
         # the name quoted by sql_literal
-        row = json.loads(self.sql(
-            "SELECT coalesce((SELECT json_build_object('exists', true, 'connlimit', datconnlimit) FROM pg_database "  # noqa: S608
-            "WHERE datname = %s), json_build_object('exists', false))" % sql_literal(database), runner=runner))
+        row = self._database_row(runner, database)
         if not partly_dropped(row):
             return None
         log = runner.run(["tail", "-n", "80", RECOVERY_LOG], user=PG_USER).text
@@ -900,6 +914,8 @@ class PITR:
                 return found
 
             state = recover(restore_args(target, process_max))
+            if state["started"] and database != "postgres" and not self._database_row(runner, database)["exists"]:
+                raise PITRError(dropped_before(database, target))
             if state["started"] and target is not None and database != "postgres":
                 lsn = self._before_partial_drop(runner, database)
                 if lsn:

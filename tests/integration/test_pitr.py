@@ -264,10 +264,17 @@ def test_restore_to_a_time_just_before_a_drop_database_brings_the_database_back(
     noted = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time()))
     time.sleep(1.2)
     sql(docker_client, "DROP DATABASE it_dropped")  # nothing else commits here: the DROP is the next commit
+    time.sleep(1.2)
+    after = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time()))
     proc, report = run_tasks(tmp_path, inventory, "restore_dropped.yml", [
         {"name": "Restore to before the drop", "register": "restored",
          "rollcall.ops.pitr": {"container": CONTAINER, "action": "restore", "to_time": noted,
                                "database": "it_dropped", "query": "SELECT string_agg(v, ',') FROM kept"}},
+        {"name": "Drop the first scratch instance", "rollcall.ops.pitr": {"container": CONTAINER,
+                                                                          "action": "drop_scratch"}},
+        {"name": "Restore to after the drop", "failed_when": False,
+         "rollcall.ops.pitr": {"container": CONTAINER, "action": "restore", "to_time": after,
+                               "database": "it_dropped"}},
         {"name": "Drop the scratch instance", "rollcall.ops.pitr": {"container": CONTAINER,
                                                                     "action": "drop_scratch"}},
     ])
@@ -278,6 +285,9 @@ def test_restore_to_a_time_just_before_a_drop_database_brings_the_database_back(
         restored["stopped_before"]), restored
     assert "(stopped before WAL position" in restored["message"], restored["message"]
     assert restored["recovered_to"] <= noted.replace("Z", ""), restored  # nothing after the target replayed
+    late = results(report, "Restore to after the drop")
+    assert late["msg"].startswith("database it_dropped does not exist in the cluster recovered to %s: it was "
+                                  "dropped" % after), late  # before: psql's "database ... does not exist"
     assert "it_dropped" not in sql(docker_client, "SELECT string_agg(datname, ',') FROM pg_database")
 
 

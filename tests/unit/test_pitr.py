@@ -626,9 +626,13 @@ def test_the_drops_invalid_mark_comes_before_its_transaction_so_the_stop_is_afte
     assert pitr.record_after(FOLLOWING, "0/99") is None
 
 
-def test_a_database_missing_or_marked_invalid_was_dropped_in_part():
-    assert pitr.partly_dropped({"exists": False})
+def test_a_database_marked_invalid_was_dropped_in_part_a_missing_one_before_the_target():
+    assert not pitr.partly_dropped({"exists": False})
     assert pitr.partly_dropped({"exists": True, "connlimit": -2})
+    said = pitr.dropped_before("sms", 1796607000.0)
+    assert said.startswith("database sms does not exist in the cluster recovered to 2026-")
+    assert "pick a time before its DROP DATABASE" in said
+    assert "the newest archived point" in pitr.dropped_before("sms", None)
     assert not pitr.partly_dropped({"exists": True, "connlimit": -1})
     assert not pitr.partly_dropped({"exists": True, "connlimit": 10})
 
