@@ -475,14 +475,18 @@ def gaps(archived):
     return problems
 
 
-def base_candidates(manifests, database, failed=()):
+def base_candidates(manifests, database, failed=(), project=None):
     """The dumps a replay can start from: full MySQL/MariaDB dumps of ``database`` that recorded their binary
     log position, oldest first, as {"name", "finished", "file", "position"}; never one whose latest
-    verification failed (names in ``failed``)."""
+    verification failed (names in ``failed``), nor, given ``project``, a dump of another stack (a backup directory
+    several stacks share: another MariaDB stack's database of the same name, whose server runs at the same time as
+    this one, so ``same_server`` cannot tell them apart; a dump that records no project is taken)."""
     found = []
     for m in manifests:
         position = (m.get("mysql") or {}).get("binlog")
         if m.get("engine") != "mysql" or m.get("database") != database or m.get("type") != "full" or not position:
+            continue
+        if project and m.get("project") and m["project"] != project:
             continue
         if m["name"] in failed:
             continue
@@ -669,12 +673,14 @@ def files_by_key(archived):
 class BinlogPITR:
     """The binary log of the live MariaDB container: archived, verified, replayed in a scratch instance."""
 
-    def __init__(self, container, repo, key=None, user="root", password=None, docker_host=None, engine=None):
+    def __init__(self, container, repo, key=None, user="root", password=None, docker_host=None, engine=None,
+                 project=None):
         """``key``: the backup key, or a keyring.KeyRing: files are written with its current key and each archived
         file or dump is read with the key its manifest names (after a rotate_backup_key.yml the files archived
-        before it keep their old key)."""
+        before it keep their old key). ``project``: the stack's; other stacks' dumps are never a base."""
         from .keyring import KeyRing
 
+        self.project = project
         self.container = container
         self.repo = repo
         self.key = key
@@ -830,7 +836,7 @@ class BinlogPITR:
             verification = artifact.read_verification(backup_dir, name) or {}
             if (verification.get("latest") or {}).get("status") == "failed":
                 failed.add(name)
-        bases = base_candidates(manifests, database, failed)
+        bases = base_candidates(manifests, database, failed, self.project)
         return archived, bases, window(bases, archived, now)
 
     def prune(self, backup_dir, database, keep_days, check_mode=False, now=None):
@@ -983,7 +989,7 @@ def summary(archived, bases, win):
     }
 
 
-def read_summary(repo, backup_dir, database, now=None):
+def read_summary(repo, backup_dir, database, now=None, project=None):
     """``summary`` from the files alone (the archive's manifests and the dumps'): no server, no key needed."""
-    archived, bases, win = BinlogPITR(None, repo).status(backup_dir, database, now)
+    archived, bases, win = BinlogPITR(None, repo, project=project).status(backup_dir, database, now)
     return summary(archived, bases, win)

@@ -136,7 +136,7 @@ def main():
         extra["newest_recoverable_at"] = extra["pitr"]["newest_recoverable_at"]
     if p["binlog_repo"]:
         try:
-            extra["pitr"] = binlog.read_summary(p["binlog_repo"], p["directory"], p["database"])
+            extra["pitr"] = binlog.read_summary(p["binlog_repo"], p["directory"], p["database"], project=p["project"])
         except (pitr.PITRError, artifact.ArtifactError) as exc:
             module.fail_json(msg="point-in-time recovery: %s" % exc)
         extra["newest_recoverable_at"] = extra["pitr"]["newest_recoverable_at"]

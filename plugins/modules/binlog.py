@@ -64,6 +64,12 @@ options:
     description:
       - C(info), C(prune) and C(restore); the database recovered (its dumps, its changes in the log).
     type: str
+  project:
+    description:
+      - C(info), C(prune) and C(restore); the stack (C(rollcall_project)). In a backup directory several stacks
+        share, another stack's dump of a database with the same name is never a base to replay this log onto.
+        Not set - every dump of O(database) counts (dumps that record no project always do).
+    type: str
   login_user:
     description:
       - The server's administrator (C(FLUSH BINARY LOGS) needs RELOAD, C(SHOW BINARY LOGS) BINLOG MONITOR). The
@@ -334,7 +340,8 @@ def run(module):
         return dockerlib.drop_scratch(p["container"], scratch, p["docker_host"], check_mode)
     need(p, "repo")
     key = keyring.ring_from_params(p)  # the current key writes; each file is read with the key it names
-    tool = binlog.BinlogPITR(p["container"], p["repo"], key, p["login_user"], p["login_password"], p["docker_host"])
+    tool = binlog.BinlogPITR(p["container"], p["repo"], key, p["login_user"], p["login_password"], p["docker_host"],
+                             project=p["project"])
     action = p["action"]
     if action == "archive":
         result = tool.archive(flush=p["flush"], check_mode=check_mode, flush_idle=p["flush_idle"])
@@ -399,6 +406,7 @@ def main():
             mirror_repo=dict(type="path"),
             backup_dir=dict(type="path"),
             database=dict(type="str"),
+            project=dict(type="str"),
             login_user=dict(type="str", default="root"),
             login_password=dict(type="str", no_log=True),
             encryption_key=dict(type="str", no_log=True),

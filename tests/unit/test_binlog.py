@@ -240,6 +240,16 @@ def test_the_window_never_ends_before_the_newest_dump():
     assert win["latest"] == 500
 
 
+def test_another_stacks_dumps_in_a_shared_directory_are_no_base():
+    """Two MariaDB stacks whose databases share a name and a backup directory run their servers at the same time, so
+    the times of same_server cannot tell their dumps apart: a restore of one stack's log could start from the other
+    stack's dump (its data, another server's position). The project each dump records tells them apart."""
+    manifests = [dict(manifest("ours", 100), project="a"), dict(manifest("theirs", 200), project="b"),
+                 manifest("legacy", 150)]
+    assert [b["name"] for b in binlog.base_candidates(manifests, "sms", project="a")] == ["ours", "legacy"]
+    assert [b["name"] for b in binlog.base_candidates(manifests, "sms")] == ["ours", "legacy", "theirs"]
+
+
 def test_a_base_records_when_its_dump_started():
     dump = dict(manifest("d", 200), started_at=binlog.iso(190))
     assert binlog.base_candidates([dump], "sms")[0]["started"] == 190
