@@ -380,6 +380,17 @@ def holds_changes(event_types):
     return any(kind not in HEADER_EVENTS for kind in event_types)
 
 
+def make_repo(repo, what):
+    """Create the repository directory (owner only). An OSError (a path through a file, a read-only or full disk, no
+    permission) is ArtifactError saying what failed and what to do; before, it ended the module with a traceback
+    ("Module result deserialization failed")."""
+    try:
+        os.makedirs(repo, 0o700, exist_ok=True)
+    except OSError as exc:
+        raise artifact.ArtifactError(artifact.storage_error(repo, exc, "%s into %s" % (what, repo))
+                                     + "; nothing was archived (rollcall_pitr_repo names the repository)") from None
+
+
 def mirror_plan(source, target):
     """What a mirror run copies from one repository to another (the backup host's): ``{"copy": [names],
     "present": [names]}``, oldest first. ``source``/``target``: {name: manifest}. A name in both with another
@@ -432,7 +443,7 @@ def mirror(source_repo, target_repo, check_mode=False):
     plan = mirror_plan(source, target)
     if check_mode or not plan["copy"]:
         return dict(plan, copied=[])
-    os.makedirs(target_repo, 0o700, exist_ok=True)
+    make_repo(target_repo, "copying the binary log")
     copied = []
     for name in plan["copy"]:
         data = source[name]["data"]["file"]
@@ -736,7 +747,7 @@ class BinlogPITR:
         if check_mode:
             return dict(plan, copied=[], flushed=False, would_flush=close)
         if plan["copy"] and not os.path.isdir(self.repo):
-            os.makedirs(self.repo, 0o700, exist_ok=True)
+            make_repo(self.repo, "archiving the binary log")
         copied = []
         for name in plan["copy"]:
             copied.append(self._copy(directory, name))

@@ -776,3 +776,17 @@ def test_the_scratch_instance_takes_the_live_containers_root_password_when_none_
     assert root_password(live) == "made=with"
     assert root_password({"Config": {"Env": ["MYSQL_ROOT_PASSWORD=old"]}}) == "old"
     assert root_password({"Config": {}}) == ""
+
+
+def test_a_repository_that_cannot_be_made_is_said_not_a_traceback(tmp_path):
+    """rollcall_pitr_repo through a file (or on a read-only or full disk): the module ended with a traceback
+    ("Module result deserialization failed") after a restore's swap (seen by hand)."""
+    afile = tmp_path / "f"
+    afile.write_text("x")
+    with pytest.raises(artifact.ArtifactError) as caught:
+        binlog.make_repo(str(afile / "pitr"), "archiving the binary log")
+    said = str(caught.value)
+    assert said.startswith("archiving the binary log into %s failed: Not a directory" % (afile / "pitr"))
+    assert said.endswith("nothing was archived (rollcall_pitr_repo names the repository)")
+    binlog.make_repo(str(tmp_path / "ok" / "pitr"), "archiving")
+    assert oct((tmp_path / "ok" / "pitr").stat().st_mode & 0o777) == "0o700"
