@@ -179,6 +179,7 @@ def parse_info(text, stanza=STANZA, repo_key=None):
     good = [b for b in backups if not b["error"]]
     return {"stanza": stanza, "status_code": code, "status": status,
             "exists": exists, "backups": backups, "cipher": entry.get("cipher"),
+            "system_ids": sorted({int(d["system-id"]) for d in entry.get("db", []) if d.get("system-id")}),
             "archive_min": min(mins) if mins else None, "archive_max": max(maxes) if maxes else None,
             "newest_backup": good[-1] if good else None, "oldest_backup": good[0] if good else None,
             "repos": repos, "repo_key": repo_key}
@@ -605,6 +606,25 @@ COUNT_SQL = (
 )
 
 
+def other_cluster(system_ids, system_id, container):
+    """The refusal to archive into a repository whose stanza was made for other clusters (``system_ids``, from
+    ``pgbackrest info``) than this one (``system_id``: pg_control_system()), or None. The volume is there, so
+    lost_server_repo let the deploy go on: a stack rebuilt without point-in-time recovery after a teardown with
+    volumes (``make demo``), then ``-e rollcall_pitr=true``. Before, the deploy turned archiving on (ALTER SYSTEM,
+    a restart) and then failed with pgBackRest's "[028] backup and archive info files exist but do not match the
+    database", leaving a server whose every WAL segment failed to archive."""
+    ids = [int(i) for i in system_ids or []]
+    if not ids or system_id is None or int(system_id) in ids:
+        return None
+    return ("Point-in-time recovery was not turned on for %s: the repository (rollcall_pitr_repo) holds the archive "
+            "of another PostgreSQL cluster (system identifier %s; this one's is %s), one that a teardown with volumes "
+            "or a lost volume removed. That archive is the only copy of its last writes, and this cluster cannot "
+            "archive into it. Set rollcall_pitr_repo to a new directory in the inventory and deploy again; restore "
+            "the lost cluster's writes with playbooks/restore.yml -e to_time=latest -e pitr_from_repo=<the old "
+            "repository> (docs/pitr.md, After losing the database), or move the old repository away first."
+            % (container, ", ".join(str(i) for i in ids), system_id))
+
+
 def lost_server_repo(engine, volume, volume_exists, repo, archive_found, database="sms"):
     """A deploy that would start a new database server on the archive of a lost one: refuse it (the reason), or None.
 
@@ -707,6 +727,8 @@ class PITR:
 
     # -- changing -----------------------------------------------------------------------------------------------
     def configure(self, enabled, archive_timeout, check_mode):
+        if enabled:
+            self.check_owner()
         wanted = wanted_settings(self.stanza, archive_timeout)
         names = ", ".join(sql_literal(n) for n in wanted)
         # The names are ours (wanted_settings), quoted by sql_literal.
@@ -722,6 +744,18 @@ class PITR:
             if plan["set"] or plan["reset"]:
                 self.sql("SELECT pg_reload_conf()")
         return plan
+
+    def check_owner(self):
+        """PITRError (``other_cluster``) when the repository's stanza belongs to another cluster; a repository
+        pgBackRest cannot read yet (no stanza, a first run) is left to the steps after."""
+        try:
+            ids = self.info().get("system_ids")
+        except PITRError:
+            return
+        if ids:
+            problem = other_cluster(ids, self.sql("SELECT system_identifier FROM pg_control_system()"), self.container)
+            if problem:
+                raise PITRError(problem)
 
     def restart(self, wait_s=120):
         """Restart the live server (archive_mode / wal_level) and wait until it accepts connections."""

@@ -160,6 +160,33 @@ def test_a_new_cluster_on_the_lost_ones_repository_is_refused(stack, docker_clie
     refuses_a_new_server_on(tmp_path, inventory, docker_client, repo, PROJECT + "-new", "PostgreSQL cluster")
 
 
+def test_a_new_cluster_on_an_existing_volume_is_not_archived_into_the_lost_ones_repository(stack, docker_client):
+    """The volume is there (a stack rebuilt without point-in-time recovery after a teardown with volumes: make demo),
+    then a deploy with rollcall_pitr: the deploy turned archiving on (ALTER SYSTEM, a restart) and failed with
+    pgBackRest's "[028] backup and archive info files exist but do not match the database", leaving a server whose
+    every WAL segment failed to archive (seen on the demo). Now it refuses before the settings change."""
+    tmp_path, inventory = stack
+    project = PROJECT + "-again"
+    repo = tmp_path / "b" / "pitr" / PROJECT
+    data = yaml.safe_load(Path(inventory).read_text())
+    data["all"]["vars"].update(rollcall_project=project, rollcall_pitr_repo=str(repo))
+    again = Path(str(inventory) + ".again.yml")
+    again.write_text(yaml.safe_dump(data))
+    docker_client.volumes.create(project + "-dbdata")  # an existing volume: the server in it goes on
+    try:
+        proc, report = role_run(tmp_path, str(again), "database_again_repo.yml", "rollcall.ops.database")
+        assert proc.returncode != 0, "archiving was turned on into another cluster's repository"
+        [(_task, msg)] = failures(report)
+        assert msg.startswith("Point-in-time recovery was not turned on for %s-db: the repository "
+                              "(rollcall_pitr_repo) holds the archive of another PostgreSQL cluster" % project), msg
+        assert "rollcall_pitr_repo to a new directory" in msg and "pitr_from_repo" in msg, msg
+        assert sql(docker_client, "SHOW archive_mode", container=project + "-db") == "off", "no setting changed"
+    finally:
+        remove(docker_client, project + "-db", project + "-dbdata")
+        with contextlib.suppress(docker.errors.NotFound):
+            docker_client.networks.get(project + "-net").remove()
+
+
 def test_a_run_without_rollcall_pitr_keeps_it_on(stack, docker_client):
     """After `deploy.yml -e rollcall_pitr=true`, a run that does not say rollcall_pitr again (a plain deploy.yml,
     backup.yml, restore.yml -e to_time) keeps what the stack runs: the database keeps archiving without a restart,

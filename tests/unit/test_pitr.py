@@ -641,3 +641,20 @@ def test_a_restore_to_just_before_a_wal_record():
     args = pitr.restore_args(1796607000.0, lsn="0/13000060")
     assert args[:6] == ["restore", "--repo=1", "--type=lsn", "--target=0/13000060", "--target-exclusive",
                         "--target-action=promote"] and "--delta" in args and "--archive-mode=off" in args
+
+
+def test_another_clusters_repository_is_refused_before_archiving_is_turned_on():
+    said = pitr.other_cluster([7716391826474622996], 7716392280496050196, "rollcall-db")
+    assert said.startswith("Point-in-time recovery was not turned on for rollcall-db: the repository "
+                           "(rollcall_pitr_repo) holds the archive of another PostgreSQL cluster (system identifier "
+                           "7716391826474622996; this one's is 7716392280496050196)")
+    assert "Set rollcall_pitr_repo to a new directory" in said
+    assert pitr.other_cluster([7716392280496050196], "7716392280496050196", "c") is None  # its own (psql: text)
+    assert pitr.other_cluster([], 1, "c") is None  # no stanza yet: a first run
+    assert pitr.other_cluster([1], None, "c") is None
+
+
+def test_info_lists_the_clusters_its_stanza_was_made_for():
+    doc = [{"name": "main", "status": {"code": 0, "message": "ok"}, "backup": [], "archive": [],
+            "db": [{"id": 1, "repo-key": 1, "system-id": 7716391826474622996, "version": "15"}]}]
+    assert pitr.parse_info(json.dumps(doc))["system_ids"] == [7716391826474622996]
