@@ -127,6 +127,13 @@ def checksum_of(format_description):
 FLAGS_AT = HEADER.size - 2  # the header's flags field
 
 
+def closed_copy(format_description):
+    """A format description event with its in-use flag clear, as in a file its server closed."""
+    event = bytearray(format_description)
+    struct.pack_into("<H", event, FLAGS_AT, struct.unpack_from("<H", event, FLAGS_AT)[0] & ~LOG_IN_USE)
+    return bytes(event)
+
+
 def crc_view(event, code, flags):
     """The bytes an event's CRC32 covers, as the server computed it: a format description event's with its in-use
     flag clear. The server sets that flag while it writes the file and clears it in place when it closes the file,
@@ -134,9 +141,7 @@ def crc_view(event, code, flags):
     keeps it set. Before, every such file failed its check ("event at position 4 fails its CRC32 checksum
     (damaged)"): after a database crash (docker kill, OOM, power loss) no backup.yml could archive the log again."""
     if code == FORMAT_DESCRIPTION_EVENT and flags & LOG_IN_USE:
-        view = bytearray(event[:-4])
-        struct.pack_into("<H", view, FLAGS_AT, flags & ~LOG_IN_USE)
-        return bytes(view)
+        return closed_copy(event)[:-4]
     return event[:-4]
 
 
@@ -277,9 +282,7 @@ class DatabaseFilter:
         code = event[4]
         if code == FORMAT_DESCRIPTION_EVENT and self.checksum is None:
             self.checksum = checksum_of(event)
-            event = bytearray(event)  # the copy is a closed file: the in-use flag (a crashed server's) clear
-            struct.pack_into("<H", event, FLAGS_AT, struct.unpack_from("<H", event, FLAGS_AT)[0] & ~LOG_IN_USE)
-            return [self._emit(bytes(event))]
+            return [self._emit(closed_copy(event))]  # the copy is a closed file (a crashed server's flag clear)
         if self.start is not None and at < self.start and code not in FILE_STATE_EVENTS:
             return []
         if code in (ANNOTATE_ROWS_EVENT, TABLE_MAP_EVENT) or code in ROWS_EVENTS:

@@ -435,10 +435,6 @@ def parse_lsn(text):
     return (int(high, 16) << 32) | int(low, 16)
 
 
-def format_lsn(position):
-    return "%X/%X" % (position >> 32, position & 0xFFFFFFFF)
-
-
 def segment_name(timeline, lsn, segment_size=WAL_SEGMENT_SIZE):
     """The WAL segment file that holds ``lsn`` (text or int) on ``timeline``."""
     position = parse_lsn(lsn) if isinstance(lsn, str) else int(lsn)
@@ -466,32 +462,33 @@ def parse_history(text):
     return {"parent": int(rows[-1][0]), "switch": rows[-1][1].strip()}
 
 
+WALDUMP_RECORD = re.compile(r"^rmgr: (?P<rmgr>\S+)\b.*\btx:\s+(?P<tx>\d+), lsn: (?P<lsn>[0-9A-F]+/[0-9A-F]+), "
+                            r"prev (?P<prev>[0-9A-F]+/[0-9A-F]+)(?:, desc: (?P<desc>.*))?")
+
+
+def waldump_records(waldump_text):
+    """pg_waldump's output, one ``{"rmgr", "tx", "lsn", "prev", "desc"}`` per record line (others skipped)."""
+    for line in (waldump_text or "").splitlines():
+        found = WALDUMP_RECORD.search(line)
+        if found:
+            yield dict(found.groupdict(), tx=int(found.group("tx")), desc=found.group("desc") or "")
+
+
 def first_record_of(waldump_text, xid):
     """The LSN of transaction ``xid``'s first WAL record in pg_waldump's output, or None."""
-    for line in (waldump_text or "").splitlines():
-        found = re.search(r"\btx:\s+(\d+), lsn: ([0-9A-F]+/[0-9A-F]+)", line)
-        if found and int(found.group(1)) == int(xid):
-            return found.group(2)
-    return None
+    return next((r["lsn"] for r in waldump_records(waldump_text) if r["tx"] == int(xid)), None)
 
 
 def last_transaction_end(waldump_text):
     """The LSN of the last COMMIT or ABORT record in pg_waldump's output (``-r Transaction``), or None."""
-    found = None
-    for line in (waldump_text or "").splitlines():
-        record = re.search(r"^rmgr: Transaction\b.*\blsn: ([0-9A-F]+/[0-9A-F]+),.*\bdesc: (COMMIT|ABORT)\b", line)
-        if record:
-            found = record.group(1)
-    return found
+    ends = [r["lsn"] for r in waldump_records(waldump_text)
+            if r["rmgr"] == "Transaction" and r["desc"].startswith(("COMMIT", "ABORT"))]
+    return ends[-1] if ends else None
 
 
 def record_after(waldump_text, lsn):
     """The LSN of the WAL record that follows the one at ``lsn`` (its ``prev``), from pg_waldump's output."""
-    for line in (waldump_text or "").splitlines():
-        record = re.search(r"\blsn: ([0-9A-F]+/[0-9A-F]+), prev ([0-9A-F]+/[0-9A-F]+)", line)
-        if record and parse_lsn(record.group(2)) == parse_lsn(lsn):
-            return record.group(1)
-    return None
+    return next((r["lsn"] for r in waldump_records(waldump_text) if parse_lsn(r["prev"]) == parse_lsn(lsn)), None)
 
 
 def partly_dropped(state):
@@ -827,14 +824,12 @@ class PITR:
             "SELECT coalesce((SELECT json_build_object('exists', true, 'connlimit', datconnlimit) FROM pg_database "  # noqa: S608
             "WHERE datname = %s), json_build_object('exists', false))" % sql_literal(database), runner=runner))
 
-    def _before_partial_drop(self, runner, database):
-        """After a recovery to a time in the scratch instance: when ``database`` came back missing or invalid
-        (``partly_dropped``), the LSN to recover to instead (exclusive): the record after the last transaction that
-        ended before the stop, so that nothing of the DROP DATABASE the recovery stopped before is replayed (read with
-        pg_waldump from the archived segments around the stop); else None. PITRError when
-        it is dropped and that record cannot be found (the restore cannot reach a point before the drop)."""
-        # the name quoted by sql_literal
-        row = self._database_row(runner, database)
+    def _before_partial_drop(self, runner, database, row):
+        """After a recovery to a time in the scratch instance: when ``database`` (its ``row``, ``_database_row``)
+        came back marked invalid (``partly_dropped``), the LSN to recover to instead (exclusive): the record after the
+        last transaction that ended before the stop, so that nothing of the DROP DATABASE the recovery stopped before
+        is replayed (read with pg_waldump from the archived segments around the stop); else None. PITRError when that
+        record cannot be found (the restore cannot reach a point before the drop)."""
         if not partly_dropped(row):
             return None
         log = runner.run(["tail", "-n", "80", RECOVERY_LOG], user=PG_USER).text
@@ -948,10 +943,11 @@ class PITR:
                 return found
 
             state = recover(restore_args(target, process_max))
-            if state["started"] and database != "postgres" and not self._database_row(runner, database)["exists"]:
-                raise PITRError(dropped_before(database, target))
-            if state["started"] and target is not None and database != "postgres":
-                lsn = self._before_partial_drop(runner, database)
+            if state["started"] and database != "postgres":
+                row = self._database_row(runner, database)
+                if not row["exists"]:
+                    raise PITRError(dropped_before(database, target))
+                lsn = self._before_partial_drop(runner, database, row) if target is not None else None
                 if lsn:
                     runner.run(["pg_ctl", "-D", DATA_DIR, "-w", "-m", "fast", "stop"], user=PG_USER)
                     state = recover(restore_args(target, process_max, lsn=lsn))

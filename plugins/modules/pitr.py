@@ -309,7 +309,7 @@ stopped_before:
   description:
     - C(restore) to a time; set when the recovery to the time came back without O(database) because the first
       commit after the time was the DROP DATABASE that removed it (PostgreSQL writes the removal before the commit),
-      and the restore then went to just before that transaction's first WAL record (found with pg_waldump).
+      and the restore then went to just after the last transaction that ended before it (found with pg_waldump).
   returned: action is restore, when it happened
   type: str
 counts:
