@@ -35,6 +35,7 @@ CHOICES = {
     "drill_data": ("seed", "live"),
     "restore_from": ("local", "offsite"),
     "cadence": ("weekly", "monthly", "midmonth"),
+    "rollcall_pitr_backup_type": ("auto", "full", "diff", "incr"),
 }
 SECRET_KEY_MIN = 48
 DB_PASSWORD_MIN = 12
@@ -157,6 +158,9 @@ def problems(playbook, given, host):
            "copies of the file" if engine == "sqlite" else "full and differential backups",
            "Restore a backup by name instead (-e restore_backup_name=NAME)" if to_time_given
            else "Leave rollcall_pitr out (or false) for this stack"))
+    bad(given.get("rollcall_pitr_backup_type", "auto") not in CHOICES["rollcall_pitr_backup_type"],
+        "rollcall_pitr_backup_type '%s' must be auto (full when none is recent, else differential), full, diff or incr"
+        % given.get("rollcall_pitr_backup_type", ""))
     since = given.get("audit_since", "")
     bad(playbook == "audit" and len(str(since)) > 0 and not _matches(WINDOW_RE, since),
         "-e audit_since='%s' must be a duration like 7d, 24h, 90m or an ISO 8601 time" % since)

@@ -160,12 +160,17 @@ def test_short_secret_key_on_a_new_project_changes_nothing(tmp_path):
 # One run per playbook; the check lists every problem in one message.
 BAD = {
     "deploy": ({"rollcall_db_engine": "oracle", "rollcall_app_port": 70000, "rollcall_app_version": "1.1.0; rm -rf /",
-                "rollcall_project": "NEW project", "rollcall_db_password": "short"},
+                "rollcall_project": "NEW project", "rollcall_db_password": "short",
+                # a setting typed wrong meant false or 0 without a word (Jinja's bool and int): a stack without
+                # point-in-time recovery, a server that never switches its WAL file
+                "rollcall_pitr": "ture", "rollcall_pitr_archive_timeout": "1m"},
                ["rollcall_db_engine 'oracle' must be one of postgresql, mariadb, sqlite",
                 "rollcall_app_port '70000' must be a whole number from 1 to 65535",
                 "rollcall_app_version '1.1.0; rm -rf /' is not an image tag",
                 "rollcall_project 'NEW project' must be 1 to 63 letters",
-                "rollcall_db_password is missing or shorter than 12 characters"]),
+                "rollcall_db_password is missing or shorter than 12 characters",
+                "rollcall_pitr='ture' is not true or false",
+                "rollcall_pitr_archive_timeout '1m' must be a whole number from 1 to 86400"]),
     # An empty answer (-e confirm=) is no answer.
     "teardown": ({"teardown_volumes": True, "confirm": ""}, ["teardown_volumes=true deletes the database and uploads",
                                                              "add -e confirm=yes"]),
@@ -176,9 +181,14 @@ BAD = {
                  ["add -e confirm=sms", "-e to='../1.0.0' must be 'previous' or a kept version"]),
     "incident": ({"restart": "ture"}, ["restart='ture' is not true or false"]),
     "audit": ({"audit_since": "last week"}, ["-e audit_since='last week' must be a duration"]),
-    "backup": ({"rollcall_backup_verify_level": "full", "rollcall_backup_keep_last": -1},
+    "backup": ({"rollcall_backup_verify_level": "full", "rollcall_backup_keep_last": -1,
+                "rollcall_pitr_offsite": "flase", "rollcall_pitr_retention_full": 0},
                ["rollcall_backup_verify_level 'full' must be checksum",
-                "rollcall_backup_keep_last '-1' must be a whole number of at least 0"]),
+                "rollcall_backup_keep_last '-1' must be a whole number of at least 0",
+                "rollcall_pitr_offsite='flase' is not true or false",
+                "rollcall_pitr_retention_full '0' must be a whole number of at least 1"]),
+    "patching": ({"rollcall_patching_take_backup": "ture"},
+                 ["rollcall_patching_take_backup='ture' is not true or false"]),
 }
 
 

@@ -58,6 +58,14 @@ def test_backup_choices():
     assert "must be none or gzip" in one("backup", DB, rollcall_backup_compression="zstd")
 
 
+def test_the_physical_backup_type_is_one_pgbackrest_knows():
+    assert one("backup", DB, rollcall_pitr_backup_type="incremental") == (
+        "rollcall_pitr_backup_type 'incremental' must be auto (full when none is recent, else differential), full, "
+        "diff or incr")
+    for kind in ("auto", "full", "diff", "incr"):
+        assert problems("backup", DB, rollcall_pitr_backup_type=kind) == []
+
+
 def test_differential_backups_are_for_sql_server_only():
     assert one("backup", DB, rollcall_backup_type="differential") == (
         "rollcall_backup_type 'differential' is for SQL Server (rollcall_db_engine mssql); postgresql backups are "
