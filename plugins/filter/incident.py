@@ -4,7 +4,7 @@
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.rollcall.ops.plugins.module_utils.incident import restart_plan
+from ansible_collections.rollcall.ops.plugins.module_utils.incident import not_restartable, restart_plan
 
 
 def incident_restarts(health_result, present, db_container, app_container, done=None, db_down_elsewhere=False):
@@ -15,6 +15,13 @@ def incident_restarts(health_result, present, db_container, app_container, done=
         raise AnsibleFilterError("incident_restarts: %s" % exc) from None
 
 
+def incident_not_restartable(health_result, present):
+    try:
+        return not_restartable((health_result or {}).get("checks", []), present)
+    except (AttributeError, TypeError) as exc:
+        raise AnsibleFilterError("incident_not_restartable: %s" % exc) from None
+
+
 class FilterModule:
     def filters(self):
-        return {"incident_restarts": incident_restarts}
+        return {"incident_restarts": incident_restarts, "incident_not_restartable": incident_not_restartable}

@@ -7,7 +7,8 @@ only adds downtime (its requests fail until it is up again, and it still cannot 
 restarted for failing HTTP checks only when the database is not failing; ``incident.yml`` asks again after the
 database is back (``done`` = what it restarted), and restarts the app only if it still fails then. A container
 whose own check is critical (exited, restarting, unhealthy) is restarted in either round. Nothing is restarted
-twice, and only containers that exist.
+twice, and only containers that exist; ``not_restartable`` names the failing ones that do not (removed by hand, or
+never made), which a restart cannot bring back and ``deploy.yml`` recreates.
 """
 
 
@@ -32,4 +33,16 @@ def restart_plan(checks, present, db_container, app_container, done=(), db_down_
             add(check.get("name"))
     if not (db_failing or db_down_elsewhere) and any(c.get("kind") == "http" for c in critical):
         add(app_container)
+    return out
+
+
+def not_restartable(checks, present):
+    """The stack's containers whose own check is critical and that do not exist on this host: a restart cannot
+    make them (``deploy.yml`` does: the app from the release history, the database on its data volume)."""
+    present, out = set(present or []), []
+    for check in checks or []:
+        name = check.get("name")
+        if check.get("kind") == "container" and check.get("status") == "critical" and name and name not in present \
+                and name not in out:
+            out.append(name)
     return out

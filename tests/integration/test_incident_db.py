@@ -82,3 +82,26 @@ def test_database_down_is_in_the_bundle_and_restarted(stack, monkeypatch):
         assert last["actor"] == "night-operator@school", last
     finally:
         subprocess.run(["docker", "start", "rc-e-inc-db"], check=False, capture_output=True)
+
+
+def test_a_removed_container_is_named_with_the_playbook_that_recreates_it(stack):
+    """`docker rm -f` of the app container by hand: -e restart=true restarted nothing, ended rc 0 and said only
+    "critical", so the operator did not learn that no restart could help."""
+    tmp_path, inventory = stack
+    subprocess.run(["docker", "rm", "-f", "rc-e-inc-app"], check=True, capture_output=True)
+    try:
+        proc, report = playbook(inventory, "incident.yml", "-e", "restart=true")
+        assert proc.returncode == 0, failures(report)
+        said = [r["msg"] for play in report["plays"] for t in play["tasks"] for r in t["hosts"].values()
+                if t["task"]["name"] == "Say where the bundle is"]
+        assert said and "does not exist (a restart cannot bring it back): rc-e-inc-app on localhost; " \
+            "playbooks/deploy.yml recreates it" in " ".join(said[0].split()), said
+        bundle = max(glob.glob(str(tmp_path / "incidents" / "*.tar.gz")), key=os.path.getmtime)
+        with tarfile.open(bundle) as archive:
+            actions = json.load(archive.extractfile(next(n for n in archive.getnames()
+                                                         if n.endswith("actions.json"))))
+        assert actions["hosts"][0]["missing"] == ["rc-e-inc-app"] and actions["hosts"][0]["restarted"] == [], actions
+    finally:
+        proc, report = playbook(inventory)  # what the message says: the deploy recreates it
+        assert proc.returncode == 0, failures(report)
+        assert state("rc-e-inc-app") == "running"

@@ -1,6 +1,6 @@
 """plugins/module_utils/incident.py: what incident.yml -e restart=true restarts, a test per branch."""
 
-from ansible_collections.rollcall.ops.plugins.module_utils.incident import restart_plan
+from ansible_collections.rollcall.ops.plugins.module_utils.incident import not_restartable, restart_plan
 
 PRESENT = ["sms-app", "sms-proxy", "sms-db"]
 
@@ -61,3 +61,17 @@ def test_a_fleets_app_host_waits_for_the_database_restarted_on_the_db_host():
     # its own container down is restarted at once all the same
     assert restart_plan(http_only + [check("container", "sms-app")], ["sms-app"], "sms-db", "sms-app",
                         db_down_elsewhere=True) == ["sms-app"]
+
+
+def test_a_failing_container_that_does_not_exist_is_named_as_not_restartable():
+    """`docker rm -f sms-app` by hand: restart=true restarted nothing and said nothing (rc 0, still critical)."""
+    checks = [check("container", "sms-app"), check("container", "sms-proxy"), check("http", "health"),
+              check("container", "sms-app")]
+    assert plan(checks, present=["sms-proxy", "sms-db"]) == ["sms-proxy"]
+    assert not_restartable(checks, ["sms-proxy", "sms-db"]) == ["sms-app"]
+
+
+def test_what_exists_or_is_not_failing_is_not_named():
+    assert not_restartable([check("container", "sms-app"), check("container", "sms-db", "ok"),
+                            check("http", "health")], PRESENT) == []
+    assert not_restartable([check("container", "sms-db", "warning"), check("database", "gone")], []) == []
