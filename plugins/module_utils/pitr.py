@@ -639,7 +639,8 @@ def lost_server_repo(engine, volume, volume_exists, repo, archive_found, databas
             "the point-in-time repository %s holds the archive of the one that volume held (removed by a teardown "
             "with volumes, or lost). That archive is the only copy of its last writes, and a new server cannot "
             "archive into it. To rebuild and recover them: set rollcall_pitr_repo to a new directory in the "
-            "inventory (for example %s-2), deploy again, then run playbooks/restore.yml -e to_time=latest "
+            "inventory (for example %s-2), deploy again (with -e rollcall_db_rebuild=true unless a teardown forgot "
+            "the stack's release history), then run playbooks/restore.yml -e to_time=latest "
             "-e pitr_from_repo=%s -e confirm=%s (docs/pitr.md, After losing the database). To start afresh without "
             "that data, move %s somewhere else first."
             % (volume, what, repo, repo.rstrip("/"), repo, database, repo))

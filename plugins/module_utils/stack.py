@@ -68,12 +68,14 @@ def engine_conflict(wanted, evidence):
             % (held, wanted, wanted, found[0] if len(found) == 1 else "the engine it runs", wanted))
 
 
-def gather(client, project, db_container, db_volume, sqlite_volume, app_container=None, peek_image=None):
+def gather(client, project, db_container, db_volume, sqlite_volume, app_container=None, peek_image=None, seen=None):
     """Evidence of the engine(s) a stack holds on one Docker engine (read-only).
 
     ``peek_image``: an image on the host used to list a volume's files when neither a container nor a label
-    tells (a stack made before volumes were labelled); None skips that look.
+    tells (a stack made before volumes were labelled); None skips that look. ``seen`` (a dict), when given, gets
+    each volume's name -> whether it exists.
     """
+    seen = {} if seen is None else seen
     import docker.errors  # the module reports a missing SDK before calling this
 
     evidence = []
@@ -104,7 +106,9 @@ def gather(client, project, db_container, db_volume, sqlite_volume, app_containe
         try:
             attrs = client.api.inspect_volume(volume)
         except docker.errors.NotFound:
+            seen[volume] = False
             continue
+        seen[volume] = True
         labelled = (attrs.get("Labels") or {}).get(ENGINE_LABEL)
         if labelled:
             evidence.append({"source": "volume %s (label %s)" % (volume, ENGINE_LABEL), "engine": labelled})
@@ -117,3 +121,31 @@ def gather(client, project, db_container, db_volume, sqlite_volume, app_containe
             if engine:
                 evidence.append({"source": "volume %s (its files)" % volume, "engine": engine})
     return evidence
+
+
+def lost_data(engine, volume, volume_exists, served, host, rebuild=False, pitr=False, database="sms"):
+    """Why a deploy must not start an empty database for a stack that has served, or None. Pure.
+
+    ``volume``: the data volume this host keeps for ``engine`` (the database's on a db host, the SQLite file's on an
+    app host); ``volume_exists``: it is there. ``served``: the live releases the app hosts' release histories record
+    (dicts with ``host``, ``version``, ``deployed_at``); empty for a new stack, or after ``teardown.yml -e
+    teardown_volumes=true`` (it forgets the history). A stack with a live release whose data volume is gone lost its
+    data (a disk replaced, a ``docker volume rm``): a deploy would start an empty database, migrate and seed it and
+    serve it, with users writing into it, and say it is healthy. ``rebuild`` (``-e rollcall_db_rebuild=true``) is
+    the operator saying that is what they want, before a restore."""
+    if volume_exists or rebuild or not served:
+        return None
+    live = served[0]
+    where = ("the SQLite file's volume" if engine == "sqlite" else "the database volume")
+    restore = ("playbooks/restore.yml -e to_time=latest -e pitr_from_repo=<its point-in-time repository> -e confirm=%s "
+               "to recover to its last archived write (a new rollcall_pitr_repo first: docs/pitr.md, After losing "
+               "the database), or playbooks/restore.yml -e confirm=%s for the newest verified backup"
+               % (database, database)) if pitr else \
+        "playbooks/restore.yml -e confirm=%s (the newest verified backup; backup_info lists them)" % database
+    return ("Nothing was changed: %s %s does not exist on %s, but this stack has served: %s is live on %s "
+            "(deployed %s, the release history says). Its data is lost, not new, and this deploy would start an "
+            "empty %s database, migrate it and serve it. To rebuild it and bring the data back: "
+            "playbooks/deploy.yml -e rollcall_db_rebuild=true, then %s. To start afresh instead, remove the stack "
+            "first: playbooks/teardown.yml -e teardown_volumes=true -e confirm=yes (it forgets the release history; "
+            "backups are kept)."
+            % (where, volume, host, live.get("version"), live.get("host"), live.get("deployed_at"), engine, restore))

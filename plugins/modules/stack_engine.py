@@ -73,6 +73,11 @@ evidence:
   returned: always
   type: list
   elements: dict
+volumes:
+  description: The stack's data volumes (the database's and the SQLite file's) and whether each exists on this engine.
+  returned: always
+  type: dict
+  sample: {"sms-dbdata": true, "sms-sqlite": false}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -97,10 +102,11 @@ def main():
     )
     p = module.params
     project = p["project"]
+    volumes = {}
     try:
         evidence = stack.gather(client(p["docker_host"]), project, p["db_container"] or project + "-db",
                                 p["db_volume"] or project + "-dbdata", p["sqlite_volume"] or project + "-sqlite",
-                                peek_image=p["peek_image"])
+                                peek_image=p["peek_image"], seen=volumes)
     except RunnerError as exc:
         module.fail_json(msg=str(exc))
     except Exception as exc:  # noqa: BLE001 - the Docker API's errors all mean "could not look"
@@ -109,8 +115,8 @@ def main():
     engines = sorted({item["engine"] for item in evidence})
     problem = stack.engine_conflict(p["engine"], evidence)
     if problem:
-        module.fail_json(msg=problem, engines=engines, evidence=evidence)
-    module.exit_json(changed=False, engines=engines, evidence=evidence)
+        module.fail_json(msg=problem, engines=engines, evidence=evidence, volumes=volumes)
+    module.exit_json(changed=False, engines=engines, evidence=evidence, volumes=volumes)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ same data volume and re-seeded demo data. Now the first play refuses, naming wha
 """
 
 import contextlib
+import json
 import urllib.request
 
 import docker.errors
@@ -75,3 +76,64 @@ def test_the_engine_is_read_from_a_labelled_or_an_old_unlabelled_volume(volume):
     assert rc != 0 and "already runs mariadb" in result["msg"], result
     rc, result, _ = run_module("stack_engine", {"project": PROJECT + "4", "engine": "sqlite"}, timeout=120)
     assert rc == 0 and result["engines"] == [], "a new stack takes any engine"
+
+
+def test_a_stack_whose_database_volume_is_gone_is_not_redeployed_empty(tmp_path, docker_client):
+    """The database volume lost (`docker volume rm`, a disk replaced) while the release history says the stack
+    served: deploy.yml started an empty database, migrated and seeded it, said "healthy" and served it. Now it
+    refuses before anything changes; -e rollcall_db_rebuild=true rebuilds it and says to restore, and the restore
+    brings the data back. A stack removed on purpose (teardown_volumes, which forgets the history) starts afresh."""
+    project, port = PROJECT + "-lost", PORT + 3
+    inventory = write_inventory(tmp_path, rollcall_project=project, rollcall_db_engine="postgresql",
+                                rollcall_app_port=port, rollcall_state_dir=str(tmp_path / "state"),
+                                rollcall_backup_dir=str(tmp_path / "bk"), rollcall_environment="test",
+                                rollcall_seed_students=0, rollcall_backup_uploads=False)
+    students = "http://127.0.0.1:%d/api/v1/students" % port
+
+    def count():
+        with urllib.request.urlopen(students, timeout=10) as answer:  # noqa: S310 - loopback test URL
+            return json.loads(answer.read())["total"]
+
+    try:
+        proc, report = playbook(inventory)
+        assert proc.returncode == 0, failures(report)
+        request = urllib.request.Request(students, method="POST", headers={"Content-Type": "application/json"},
+                                         data=json.dumps({"student_number": "KEEP-1", "first_name": "Kept",
+                                                          "last_name": "Row", "email": "keep-1@example.invalid",
+                                                          "grade_level": 3}).encode())
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            assert answer.status == 201
+        proc, report = playbook(inventory, "backup.yml")
+        assert proc.returncode == 0, failures(report)
+        docker_client.containers.get(project + "-db").remove(force=True)
+        docker_client.volumes.get(project + "-dbdata").remove()
+
+        proc, report = playbook(inventory)
+        assert proc.returncode != 0, "the deploy started an empty database for a stack that has served"
+        (task, msg), = failures(report)
+        assert task == "Refuse to start an empty database for a stack that has served (its data volume is gone)"
+        assert msg.startswith("Nothing was changed: the database volume %s-dbdata does not exist on localhost, but "
+                              "this stack has served: 1.0.0 is live on localhost" % project), msg
+        assert "playbooks/deploy.yml -e rollcall_db_rebuild=true, then playbooks/restore.yml -e confirm=sms" in msg
+        assert report["stats"]["localhost"]["changed"] == 0
+        for getter, name in ((docker_client.containers.get, project + "-db"),
+                             (docker_client.volumes.get, project + "-dbdata")):
+            with pytest.raises(docker.errors.NotFound):
+                getter(name)
+
+        proc, report = playbook(inventory, "deploy.yml", "-e", "rollcall_db_rebuild=true")
+        assert proc.returncode == 0, failures(report)
+        said = [r.get("msg", "") for play in report["plays"] for t in play["tasks"] for r in t["hosts"].values()
+                if t["task"]["name"] == "Say that the database was rebuilt empty and what brings its data back"]
+        assert said and "rebuilt empty" in said[0] and "playbooks/restore.yml -e confirm=sms" in said[0], said
+        assert count() == 0
+        proc, report = playbook(inventory, "restore.yml")
+        assert proc.returncode == 0, failures(report)
+        assert count() == 1, "the restore brought the student back"
+
+        playbook(inventory, "teardown.yml", "-e", "teardown_volumes=true", "-e", "confirm=yes")
+        proc, report = playbook(inventory)
+        assert proc.returncode == 0, failures(report)  # removed on purpose: a new stack
+        assert count() == 0
+    finally:
+        teardown(inventory)

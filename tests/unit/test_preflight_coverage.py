@@ -15,7 +15,7 @@ DEFAULTS = yaml.safe_load((ROOT / "roles/preflight/defaults/main.yml").read_text
 NOT_WHOLE_NUMBERS = {"rollcall_patching_serial"}
 # The prefixes of the roles' own variables (registered results and facts, never a user's setting).
 ROLE_PREFIXES = ("database_", "backup_", "drill_", "sms_app_", "patching_", "security_", "monitoring_", "rotate_",
-                 "retention_", "health_", "job_result_", "maintenance_", "preflight_", "incident_", "audit_")
+                 "retention_", "health_", "job_result_", "maintenance_", "preflight_", "incident_", "audit_", "deploy_")
 
 
 def _sources():

@@ -64,3 +64,28 @@ def test_a_stack_with_two_engines_is_refused_even_for_one_of_them():
                 {"source": "volume rc-dbdata (its files)", "engine": "postgresql"}]
     message = stack.engine_conflict("mariadb", evidence)
     assert "more than one engine" in message and "Keep rollcall_db_engine=the engine it runs" in message
+
+
+SERVED = [{"host": "app1", "version": "1.1.0", "deployed_at": "2026-12-01T10:00:00Z"}]
+
+
+def test_a_new_stack_or_a_kept_volume_or_a_rebuild_asked_for_goes_on():
+    assert stack.lost_data("postgresql", "sms-dbdata", False, [], "db1") is None  # new (or torn down on purpose)
+    assert stack.lost_data("postgresql", "sms-dbdata", True, SERVED, "db1") is None
+    assert stack.lost_data("postgresql", "sms-dbdata", False, SERVED, "db1", rebuild=True) is None
+
+
+def test_a_stack_that_served_without_its_data_volume_is_refused_with_the_way_on():
+    msg = stack.lost_data("mariadb", "sms-dbdata", False, SERVED, "db1", database="school")
+    assert msg.startswith("Nothing was changed: the database volume sms-dbdata does not exist on db1, but this stack "
+                          "has served: 1.1.0 is live on app1 (deployed 2026-12-01T10:00:00Z"), msg
+    assert "empty mariadb database" in msg
+    assert "playbooks/deploy.yml -e rollcall_db_rebuild=true, then playbooks/restore.yml -e confirm=school" in msg
+    assert "teardown_volumes=true" in msg and "pitr_from_repo" not in msg
+
+
+def test_sqlite_names_the_files_volume_and_pitr_names_the_recovery_to_the_last_write():
+    assert "the SQLite file's volume sms-sqlite does not exist on app1" in stack.lost_data(
+        "sqlite", "sms-sqlite", False, SERVED, "app1")
+    msg = stack.lost_data("postgresql", "sms-dbdata", False, SERVED, "db1", pitr=True)
+    assert "-e to_time=latest -e pitr_from_repo=" in msg and "a new rollcall_pitr_repo first" in msg
