@@ -121,6 +121,14 @@ def test_a_stack_whose_database_volume_is_gone_is_not_redeployed_empty(tmp_path,
             with pytest.raises(docker.errors.NotFound):
                 getter(name)
 
+        # A password rotation would have made the empty database too (the database role makes one where none is).
+        proc, report = playbook(inventory, "rotate_db_passwords.yml")
+        assert proc.returncode != 0, "the rotation went ahead without a database"
+        (task, msg), = failures(report)
+        assert task == "Stop when the database is gone" and "Nothing was changed: the database volume" in msg, msg
+        with pytest.raises(docker.errors.NotFound):
+            docker_client.volumes.get(project + "-dbdata")
+
         proc, report = playbook(inventory, "deploy.yml", "-e", "rollcall_db_rebuild=true")
         assert proc.returncode == 0, failures(report)
         said = [r.get("msg", "") for play in report["plays"] for t in play["tasks"] for r in t["hosts"].values()
