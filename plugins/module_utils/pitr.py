@@ -474,16 +474,20 @@ def waldump_records(waldump_text):
             yield dict(found.groupdict(), tx=int(found.group("tx")), desc=found.group("desc") or "")
 
 
-def first_record_of(waldump_text, xid):
-    """The LSN of transaction ``xid``'s first WAL record in pg_waldump's output, or None."""
-    return next((r["lsn"] for r in waldump_records(waldump_text) if r["tx"] == int(xid)), None)
-
-
 def last_transaction_end(waldump_text):
     """The LSN of the last COMMIT or ABORT record in pg_waldump's output (``-r Transaction``), or None."""
     ends = [r["lsn"] for r in waldump_records(waldump_text)
             if r["rmgr"] == "Transaction" and r["desc"].startswith(("COMMIT", "ABORT"))]
     return ends[-1] if ends else None
+
+
+def last_invalid_mark(waldump_text):
+    """The LSN of the last in-place update of ``pg_database`` (rel ``1664/0/1262``) in pg_waldump's output
+    (``-r Heap``), or None: a DROP DATABASE's invalid mark (logged without a transaction id, before its transaction's
+    first record); a recovery that stops just before it has nothing of the drop."""
+    marks = [r["lsn"] for r in waldump_records(waldump_text)
+             if r["rmgr"] == "Heap" and r["desc"].startswith("INPLACE") and re.search(r"\brel \d+/0/1262\b", r["desc"])]
+    return marks[-1] if marks else None
 
 
 def record_after(waldump_text, lsn):
@@ -859,15 +863,16 @@ class PITR:
                 following = runner.run(["pg_waldump", "--path=%s" % wal_dir, "--timeline=%d" % switched["parent"],
                                         "--start=%s" % end, "--limit=2"], user=PG_USER)
                 lsn = record_after(following.text, end)
-            if not lsn:  # no transaction ended in these segments: the DROP's own first record
-                dump = runner.run(["pg_waldump", "--xid=%d" % stop["xid"], "--path=%s" % wal_dir] + fetched,
-                                  user=PG_USER)
-                lsn = first_record_of(dump.text, stop["xid"])
+            if not lsn:  # no transaction ended in these segments: just before the DROP's invalid mark itself
+                marks = runner.run(["pg_waldump", "--path=%s" % wal_dir, "--timeline=%d" % switched["parent"],
+                                    "--rmgr=Heap", "--end=%s" % stop["redo_done"]] + fetched, user=PG_USER)
+                lsn = last_invalid_mark(marks.text)
         if not lsn:
             raise PITRError("database %s is not in the cluster recovered to the time: the recovery stopped before the "
                             "commit of transaction %d (a DROP DATABASE, whose removal PostgreSQL writes before its "
-                            "commit) and that transaction's first WAL record was not found; pick a time before the "
-                            "last change made before the drop" % (database, stop["xid"]))
+                            "commit) and neither the last transaction before it nor its invalid mark was found in the "
+                            "archived WAL; pick a time before the last change made before the drop"
+                            % (database, stop["xid"]))
         return lsn
 
     def restore(self, to_time, scratch, scratch_volume, query=None, database="postgres", keep_failed=False,

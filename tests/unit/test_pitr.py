@@ -580,10 +580,15 @@ LOG:  recovery stopping before commit of transaction 1465, time 2026-12-07 01:48
 LOG:  redo done at 0/13000D70 system usage: CPU: user: 0.00 s
 LOG:  selected new timeline ID: 2
 """
-WALDUMP = (
-    "rmgr: Standby len (rec/tot): 50/50, tx:          0, lsn: 0/13000028, prev 0/120003A8, desc: RUNNING_XACTS\n"
-    "rmgr: Heap    len (rec/tot): 54/54, tx:       1465, lsn: 0/13000060, prev 0/13000028, desc: DELETE off 99\n"
-    "rmgr: Heap    len (rec/tot): 54/54, tx:       1465, lsn: 0/13000098, prev 0/13000060, desc: DELETE off 100\n")
+WALDUMP = (  # pg_waldump -r Heap: a vacuum's datfrozenxid update, the drop's invalid mark, another table's rows
+    "rmgr: Heap    len (rec/tot): 76/76, tx:          0, lsn: 0/12FF0010, prev 0/12FEFF88, desc: INPLACE off 3, "
+    "blkref #0: rel 1664/0/1262 blk 0\n"
+    "rmgr: Heap    len (rec/tot): 54/54, tx:       1464, lsn: 0/12FF0060, prev 0/12FF0010, desc: INPLACE off 7, "
+    "blkref #0: rel 1663/5/1259 blk 2\n"
+    "rmgr: Heap    len (rec/tot): 160/160, tx:         0, lsn: 0/13000028, prev 0/120003A8, desc: INPLACE off 5, "
+    "blkref #0: rel 1664/0/1262 blk 0\n"
+    "rmgr: Heap    len (rec/tot): 54/54, tx:       1465, lsn: 0/13000098, prev 0/13000060, desc: DELETE off 100, "
+    "blkref #0: rel 1663/5/2619 blk 9\n")
 
 
 def test_lsns_and_segment_names():
@@ -602,9 +607,12 @@ def test_where_a_recovery_to_a_time_stopped():
     assert pitr.parse_history("") is None
 
 
-def test_the_first_record_of_the_transaction():
-    assert pitr.first_record_of(WALDUMP, 1465) == "0/13000060"
-    assert pitr.first_record_of(WALDUMP, 99) is None
+def test_with_no_transaction_end_in_reach_the_stop_is_just_before_the_drops_invalid_mark():
+    """The fallback used the DROP transaction's first record, which comes after its invalid mark: the database then
+    came back invalid again. The last in-place update of pg_database (1664/0/1262) is the mark."""
+    assert pitr.last_invalid_mark(WALDUMP) == "0/13000028"
+    assert pitr.last_invalid_mark(WALDUMP.splitlines()[1]) is None  # another catalog's in-place update
+    assert pitr.last_invalid_mark("") is None
 
 
 TRANSACTIONS = (
