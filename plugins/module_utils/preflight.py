@@ -36,6 +36,7 @@ CHOICES = {
     "restore_from": ("local", "offsite"),
     "cadence": ("weekly", "monthly", "midmonth"),
     "rollcall_pitr_backup_type": ("auto", "full", "diff", "incr"),
+    "rollcall_pitr_compress_type": ("none", "gz", "lz4", "zst", "bz2"),
 }
 SECRET_KEY_MIN = 48
 DB_PASSWORD_MIN = 12
@@ -161,6 +162,9 @@ def problems(playbook, given, host):
     bad(given.get("rollcall_pitr_backup_type", "auto") not in CHOICES["rollcall_pitr_backup_type"],
         "rollcall_pitr_backup_type '%s' must be auto (full when none is recent, else differential), full, diff or incr"
         % given.get("rollcall_pitr_backup_type", ""))
+    bad(given.get("rollcall_pitr_compress_type", "lz4") not in CHOICES["rollcall_pitr_compress_type"],
+        "rollcall_pitr_compress_type '%s' must be one of %s (pgBackRest's)"
+        % (given.get("rollcall_pitr_compress_type", ""), ", ".join(CHOICES["rollcall_pitr_compress_type"])))
     since = given.get("audit_since", "")
     bad(playbook == "audit" and len(str(since)) > 0 and not _matches(WINDOW_RE, since),
         "-e audit_since='%s' must be a duration like 7d, 24h, 90m or an ISO 8601 time" % since)

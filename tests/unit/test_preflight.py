@@ -64,6 +64,9 @@ def test_the_physical_backup_type_is_one_pgbackrest_knows():
         "diff or incr")
     for kind in ("auto", "full", "diff", "incr"):
         assert problems("backup", DB, rollcall_pitr_backup_type=kind) == []
+    assert one("backup", DB, rollcall_pitr_compress_type="zstd") == (
+        "rollcall_pitr_compress_type 'zstd' must be one of none, gz, lz4, zst, bz2 (pgBackRest's)")
+    assert problems("backup", DB, rollcall_pitr_compress_type="zst") == []
 
 
 def test_differential_backups_are_for_sql_server_only():
