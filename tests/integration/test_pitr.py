@@ -318,6 +318,37 @@ def test_restore_to_a_time_just_before_a_drop_database_brings_the_database_back(
     assert "it_dropped" not in sql(docker_client, "SELECT string_agg(datname, ',') FROM pg_database")
 
 
+def test_with_no_commit_in_the_segments_before_the_drop_the_restore_stops_before_its_invalid_mark(stack,
+                                                                                                    docker_client):
+    """The same case after a quiet spell: checkpoints and WAL switches, no transaction, between the last commit and
+    the DROP, so the two archived segments read around the stop hold no transaction end. The restore took the DROP
+    transaction's first record then, which comes after the invalid mark: the database came back invalid again. It
+    now stops just before the mark (the last in-place update of pg_database)."""
+    tmp_path, inventory = stack
+    sql(docker_client, "CREATE DATABASE it_quiet")
+    sql(docker_client, "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('before the quiet drop')",
+        database="it_quiet")
+    time.sleep(1.2)
+    noted = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time()))
+    for _ in range(2):  # two segments without a commit: a checkpoint's records, then a switch
+        sql(docker_client, "CHECKPOINT")
+        sql(docker_client, "SELECT pg_switch_wal()")
+    sql(docker_client, "CHECKPOINT")
+    time.sleep(1.2)
+    sql(docker_client, "DROP DATABASE it_quiet")
+    sql(docker_client, "SELECT pg_switch_wal()")  # archive the DROP's segment
+    proc, report = run_tasks(tmp_path, inventory, "restore_quiet.yml", [
+        {"name": "Restore to before the drop", "register": "restored",
+         "rollcall.ops.pitr": {"container": CONTAINER, "action": "restore", "to_time": noted,
+                               "database": "it_quiet", "query": "SELECT string_agg(v, ',') FROM kept"}},
+        {"name": "Drop the scratch instance", "rollcall.ops.pitr": {"container": CONTAINER,
+                                                                    "action": "drop_scratch"}},
+    ])
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    restored = results(report, "Restore to before the drop")
+    assert restored["passed"] and restored["query_result"] == "before the quiet drop", restored
+
+
 def test_restore_to_a_time_brings_back_a_not_b_and_verify_finds_a_gap(stack, docker_client):
     tmp_path, inventory = stack
     started = time.time()
