@@ -27,6 +27,7 @@ second of ``T`` (``--stop-datetime`` = ``T`` rounded down): nothing written afte
 the same second as ``T`` are not either.
 """
 
+import contextlib
 import datetime
 import os
 import re
@@ -394,6 +395,51 @@ def make_repo(repo, what):
                                      + "; nothing was archived (rollcall_pitr_repo names the repository)") from None
 
 
+LOCK_FILE = ".archive.lock"
+LOCK_WAIT_S = 600  # a run that archives a large log file, or mirrors it over the network, takes minutes at most
+
+
+@contextlib.contextmanager
+def repo_lock(repo, what, wait_s=LOCK_WAIT_S, sleep=time.sleep, clock=time.time):
+    """Hold the repository's lock (``flock`` on ``<repo>/.archive.lock``) while ``what`` changes its files. Two runs
+    at once (archive_log.yml on its 5-minute schedule beside a backup.yml or a manual run) both copied the same log
+    file: one took the other's data file for an interrupted run's leftover and deleted it after the other had
+    written its manifest, and every later run then failed on a manifest without its data. The second run now waits
+    (at most ``wait_s``) and then finds the file archived. The lock goes with the process (a killed run frees it)."""
+    import fcntl
+
+    path = os.path.join(repo, LOCK_FILE)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        raise artifact.ArtifactError(artifact.storage_error(repo, exc, "%s (its lock file)" % what)
+                                     + "; nothing was changed") from None
+    try:
+        started = clock()
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if clock() - started >= wait_s:
+                    raise PITRError("%s: another run has been changing the repository %s for %d s (its lock %s); "
+                                    "nothing was changed: run again when it has finished" % (
+                                        what, repo, int(clock() - started), path)) from None
+                sleep(0.2)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def without_data(repo, archived, server_logs):
+    """The archived files (``read_archive``) whose manifest is there but whose data file is not, and that the server
+    still has, closed and of the archived size (``server_logs`` as ``archive_plan`` takes them): archived again."""
+    closed = dict((name, int(size)) for name, size in (server_logs or [])[:-1])
+    return sorted(name for name, manifest in archived.items()
+                  if closed.get(name) == int(manifest["binlog"]["size"])
+                  and not os.path.exists(os.path.join(repo, manifest["data"]["file"])))
+
+
 def mirror_plan(source, target):
     """What a mirror run copies from one repository to another (the backup host's): ``{"copy": [names],
     "present": [names]}``, oldest first. ``source``/``target``: {name: manifest}. A name in both with another
@@ -447,8 +493,16 @@ def mirror(source_repo, target_repo, check_mode=False):
     if check_mode or not plan["copy"]:
         return dict(plan, copied=[])
     make_repo(target_repo, "copying the binary log")
+    with repo_lock(source_repo, "copying the binary log to %s" % target_repo):
+        # the off-host directory may be sshfs (no flock there): the lock is the local repository's, which every
+        # mirror run of this stack reads from; what another run copied meanwhile is left as it is
+        plan = mirror_plan(source, read_archive(target_repo))
+        return dict(plan, copied=_mirror_copy(source_repo, target_repo, source, plan["copy"]))
+
+
+def _mirror_copy(source_repo, target_repo, source, names):
     copied = []
-    for name in plan["copy"]:
+    for name in names:
         data = source[name]["data"]["file"]
         if os.path.exists(os.path.join(target_repo, data)):  # without its manifest: an interrupted copy
             os.unlink(os.path.join(target_repo, data))
@@ -460,7 +514,7 @@ def mirror(source_repo, target_repo, check_mode=False):
             raise
         artifact.fsync_directory(target_repo)
         copied.append(name)
-    return dict(plan, copied=copied)
+    return copied
 
 
 def gaps(archived):
@@ -746,15 +800,23 @@ class BinlogPITR:
             self.engine().sql("FLUSH BINARY LOGS;", what="closing the binary log being written")
         directory, logs = self.server_logs()
         archived = read_archive(self.repo)
-        plan = archive_plan(logs, archived)
+        plan, lost = archive_plan(logs, archived), without_data(self.repo, archived, logs)
         if check_mode:
-            return dict(plan, copied=[], flushed=False, would_flush=close)
-        if plan["copy"] and not os.path.isdir(self.repo):
-            make_repo(self.repo, "archiving the binary log")
-        copied = []
-        for name in plan["copy"]:
-            copied.append(self._copy(directory, name))
-        return dict(plan, copied=[c["name"] for c in copied], flushed=bool(close), files=copied)
+            return dict(plan, copied=[], flushed=False, would_flush=close, recopy=lost)
+        copied, recopied = [], []
+        if plan["copy"] or lost:
+            if not os.path.isdir(self.repo):
+                make_repo(self.repo, "archiving the binary log")
+            with repo_lock(self.repo, "archiving the binary log"):
+                # A manifest whose data file is gone (what two runs at once left before the lock) archives nothing:
+                # the server still has that file, so it is archived again.
+                for name in without_data(self.repo, read_archive(self.repo), logs):
+                    os.unlink(artifact.manifest_path(self.repo, name))
+                    recopied.append(name)
+                plan = archive_plan(logs, read_archive(self.repo))  # what another run archived meanwhile is done
+                for name in plan["copy"]:
+                    copied.append(self._copy(directory, name))
+        return dict(plan, copied=[c["name"] for c in copied], flushed=bool(close), files=copied, recopied=recopied)
 
     def _copy(self, directory, name, runner=None):
         """Stream one closed log file out of the container into the repository: the data file, then its signed
@@ -857,15 +919,23 @@ class BinlogPITR:
         """Delete the archived files retention_plan says no recovery can use, as backup_prune deletes a backup
         (backup.delete_backup: manifest first; what is left of a file cut short is a data file without a manifest,
         which is not archived and the next archive run replaces)."""
-        from . import backup
-
         now = now or time.time()
         archived, bases, _win = self.status(backup_dir, database, now)
         plan = retention_plan(archived, bases, now, float(keep_days) * 86400)
         if check_mode:
             return dict(plan, deleted=[])
+        if not plan["delete"]:
+            return dict(plan, deleted=[])
+        with repo_lock(self.repo, "applying the archive's retention"):
+            archived, bases, _win = self.status(backup_dir, database, now)  # as it is now that no run changes it
+            plan = retention_plan(archived, bases, now, float(keep_days) * 86400)
+            return dict(plan, deleted=self._delete(plan["delete"]))
+
+    def _delete(self, names):
+        from . import backup
+
         deleted = []
-        for name in plan["delete"]:
+        for name in names:
             before = "; deleted before it: %s" % (", ".join(deleted) or "nothing")
             try:
                 backup.delete_backup(self.repo, name)
@@ -875,7 +945,7 @@ class BinlogPITR:
             except artifact.ArtifactError as exc:
                 raise artifact.ArtifactError("deleting binary log %s: %s%s" % (name, exc, before)) from None
             deleted.append(name)
-        return dict(plan, deleted=deleted)
+        return deleted
 
     # -- the scratch instance -------------------------------------------------------------------------------------
     def restore(self, to_time, backup_dir, database, scratch, scratch_volume, query=None, keep_failed=False,

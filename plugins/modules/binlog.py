@@ -202,6 +202,12 @@ archived:
   returned: action is archive
   type: list
   elements: str
+recopied:
+  description: C(archive); archived files whose data file was missing (a manifest alone), archived again from the
+    server, which still had them.
+  returned: action is archive
+  type: list
+  elements: str
 flushed:
   description: C(archive); whether the file being written was closed (false with O(flush_idle=false) when it held no
     change, and in check mode).
@@ -346,16 +352,19 @@ def run(module):
     if action == "archive":
         result = tool.archive(flush=p["flush"], check_mode=check_mode, flush_idle=p["flush_idle"])
         if check_mode:
-            return dict(changed=bool(result["copy"]) or result["would_flush"], copy=result["copy"], copied=[],
-                        archived=result["archived"], flushed=False, message="would %scopy %s" % (
+            return dict(changed=bool(result["copy"] or result["recopy"]) or result["would_flush"],
+                        copy=result["copy"] + result["recopy"], copied=[], archived=result["archived"], flushed=False,
+                        message="would %scopy %s" % (
                             ("close %s and " % result["active"]) if result["would_flush"] else "",
-                            ", ".join(result["copy"]) or "nothing else"))
+                            ", ".join(result["copy"] + result["recopy"]) or "nothing else"))
         idle = "" if result["flushed"] or not p["flush"] else (
             " (%s holds no change since it was opened: left open)" % result["active"])
+        again = ("; archived again (its data file was missing): %s" % ", ".join(result["recopied"])
+                 if result.get("recopied") else "")
         return dict(changed=bool(result["copied"]) or result["flushed"], copy=result["copy"],
                     copied=result["copied"], archived=result["archived"], files=result.get("files", []),
-                    flushed=result["flushed"], message="archived %s%s" % (
-                        ", ".join(result["copied"]) or "nothing new", idle))
+                    recopied=result.get("recopied", []), flushed=result["flushed"], message="archived %s%s%s" % (
+                        ", ".join(result["copied"]) or "nothing new", idle, again))
     if action == "verify":
         result = tool.verify()
         return dict(changed=False, failed=p["fail_on_problem"] and not result["passed"], **result)

@@ -7,12 +7,14 @@ removed archived file is named by verify as a gap; a wrong key is named as such.
 (FLUSH BINARY LOGS), so nothing waits for a timer.
 """
 
+import concurrent.futures
 import json
 import os
 import time
 
 import docker.errors
 import pytest
+import yaml
 from test_deploy import failures, playbook
 from test_pitr import (
     database_stack,
@@ -161,7 +163,8 @@ def test_restore_to_a_time_brings_back_a_not_b_and_verify_finds_a_gap(stack, doc
     mirrored, again = results(report, "Mirror"), results(report, "Mirror again")
     assert mirrored["changed"] and mirrored["passed"] and mirrored["copied"], mirrored
     assert not again["changed"] and again["copied"] == [] and again["present"] == mirrored["copied"], again
-    assert sorted(p.name for p in offsite.iterdir()) == sorted(p.name for p in repo.iterdir())
+    assert sorted(p.name for p in offsite.iterdir()) == sorted(p.name for p in repo.iterdir()
+                                                              if p.name != ".archive.lock")  # the lock stays home
     assert results(report, "Restore from the copy")["query_result"] == "base,A"
 
     # The role's path (restore.yml -e to_time): archive, verify, replay, and a dump of the scratch instance that
@@ -320,4 +323,39 @@ def test_the_log_of_a_crashed_server_is_archived_and_verifies(stack, docker_clie
     assert archived["changed"] and archived["copied"], archived
     crashed = [json.loads(p.read_text())["binlog"] for p in repo.glob("mariadb-bin.*.manifest.json")]
     assert [b for b in crashed if b["next_file"] is None], "the killed server's file (no rotation) is archived"
+    assert results(report, "Verify")["passed"]
+
+
+def test_two_archive_runs_at_once_keep_every_file_whole(stack, docker_client):
+    """archive_log.yml on its 5-minute schedule beside a manual run (or backup.yml): both copied the same log file,
+    one deleted the other's data file as an interrupted run's leftover after the other wrote its manifest, and every
+    later run failed ("cannot read mariadb-bin.000006.binlog.gz.enc (No such file or directory)"; by hand on a
+    MariaDB copy of the demo). The repository's lock serialises them; a manifest left without its data file is
+    archived again from the server."""
+    tmp_path, inventory = stack
+    repo = tmp_path / "race-repo"
+    common = {"container": CONTAINER, "repo": str(repo), "login_password": ROOT_PASSWORD, "encryption_key": KEY}
+    play = tmp_path / "archive_race.yml"
+    play.write_text(yaml.safe_dump([{"name": "race", "hosts": "db", "gather_facts": False, "tasks": [
+        {"name": "Archive", "rollcall.ops.binlog": dict(common, action="archive")}]}]))
+    for round_ in range(3):
+        sql(docker_client, "CREATE TABLE IF NOT EXISTS it_race (v INT); INSERT INTO it_race VALUES (%d)" % round_)
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            runs = list(pool.map(lambda _: playbook(inventory, str(play)), range(2)))
+        for proc, report in runs:
+            assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    manifests = sorted(repo.glob("mariadb-bin.*.manifest.json"))
+    for path in manifests:
+        data = json.loads(path.read_text())["data"]["file"]
+        assert (repo / data).exists(), "%s lost its data file" % path.name
+
+    # What the race left before the lock: a manifest without its data file. The next run archives it again.
+    lost = json.loads(manifests[-1].read_text())
+    (repo / lost["data"]["file"]).unlink()
+    proc, report = run_tasks(tmp_path, inventory, "archive_again.yml", [
+        {"name": "Archive", "rollcall.ops.binlog": dict(common, action="archive", flush=False)},
+        {"name": "Verify", "rollcall.ops.binlog": dict(common, action="verify")}])
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    again = results(report, "Archive")
+    assert again["recopied"] == [lost["binlog"]["file"]] and "archived again" in again["message"], again
     assert results(report, "Verify")["passed"]

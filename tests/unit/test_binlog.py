@@ -589,7 +589,8 @@ def test_mirror_copies_what_the_other_repository_lacks_and_it_verifies_there(tmp
     archive_one(local)
     result = binlog.mirror(str(local), str(offsite))
     assert result["copied"] == ["mariadb-bin.000001"]
-    assert sorted(p.name for p in offsite.iterdir()) == sorted(p.name for p in local.iterdir())
+    assert sorted(p.name for p in offsite.iterdir()) == sorted(p.name for p in local.iterdir()
+                                                              if p.name != binlog.LOCK_FILE)  # the lock stays home
     assert binlog.BinlogPITR("sms-db", str(offsite), KEY).verify()["passed"]
     again = binlog.mirror(str(local), str(offsite))  # idempotent: nothing twice
     assert again["copied"] == [] and again["present"] == ["mariadb-bin.000001"]
@@ -749,7 +750,8 @@ def test_prune_deletes_manifest_then_data_and_check_mode_deletes_nothing(tmp_pat
     assert len(list(tmp_path.iterdir())) == 6
     done = tool.prune("/b", "sms", 7, now=NOW)
     assert done["deleted"] == ["mariadb-bin.000001"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["f2", "f3", "mariadb-bin.000002.manifest.json",
+    assert sorted(p.name for p in tmp_path.iterdir()) == [binlog.LOCK_FILE, "f2", "f3",
+                                                          "mariadb-bin.000002.manifest.json",
                                                           "mariadb-bin.000003.manifest.json"]
 
 
@@ -790,3 +792,56 @@ def test_a_repository_that_cannot_be_made_is_said_not_a_traceback(tmp_path):
     assert said.endswith("nothing was archived (rollcall_pitr_repo names the repository)")
     binlog.make_repo(str(tmp_path / "ok" / "pitr"), "archiving")
     assert oct((tmp_path / "ok" / "pitr").stat().st_mode & 0o777) == "0o700"
+
+
+# ------------------------------------------------------------------------- two runs at once (the repository's lock)
+def test_a_second_run_waits_for_the_repositorys_lock_and_gives_up_saying_so(tmp_path):
+    """archive_log.yml on its schedule beside a manual run: both copied the same file, one deleted the other's data
+    file as an interrupted run's leftover, and every later run failed on a manifest without its data."""
+    clock = {"now": 0.0}
+
+    def sleep(seconds):
+        clock["now"] += seconds
+
+    held = binlog.repo_lock(str(tmp_path), "archiving the binary log")
+    second = binlog.repo_lock(str(tmp_path), "archiving the binary log", sleep=sleep, clock=lambda: clock["now"])
+    refused = pytest.raises(PITRError, match=r"^archiving the binary log: another run has been changing the "
+                                             r"repository .* for 600 s .*nothing was changed: run again")
+    with held, refused, second:
+        raise AssertionError("the lock was taken twice")
+    with binlog.repo_lock(str(tmp_path), "archiving the binary log", wait_s=0):  # free again once released
+        pass
+
+
+def test_a_run_that_waited_copies_only_what_the_other_did_not(tmp_path, monkeypatch):
+    tool = binlog.BinlogPITR("sms-db", str(tmp_path), KEY)
+    monkeypatch.setattr(tool, "server_logs", lambda: ("/var/lib/mysql", [("mariadb-bin.000001", 100),
+                                                                          ("mariadb-bin.000002", 10)]))
+    monkeypatch.setattr(binlog, "archive_plan", lambda logs, archived: {
+        "copy": [] if "mariadb-bin.000001" in archived else ["mariadb-bin.000001"], "skipped": []})
+    seen = []
+
+    def read_archive(repo):  # the other run archived the file while this one waited for the lock
+        seen.append(repo)
+        return {} if len(seen) == 1 else {"mariadb-bin.000001": {"binlog": {"size": 100},
+                                                                 "data": {"file": "mariadb-bin.000001.x"}}}
+    monkeypatch.setattr(binlog, "read_archive", read_archive)
+    monkeypatch.setattr(tool, "_copy", lambda directory, name: pytest.fail("copied %s twice" % name))
+    (tmp_path / "mariadb-bin.000001.x").write_bytes(b"data")  # the other run's complete copy
+    result = tool.archive(flush=False)
+    assert result["copied"] == [] and result["recopied"] == [] and len(seen) == 3, result
+
+
+def test_a_manifest_whose_data_file_is_gone_is_archived_again_from_the_server(tmp_path):
+    """What two runs at once left before the lock: mariadb-bin.000006's manifest without its data file, and every
+    later run failed ("cannot read mariadb-bin.000006.binlog.gz.enc (No such file or directory)")."""
+    archived = {"mariadb-bin.000001": {"binlog": {"size": 100}, "data": {"file": "one.enc"}},
+                "mariadb-bin.000002": {"binlog": {"size": 200}, "data": {"file": "two.enc"}},
+                "mariadb-bin.000003": {"binlog": {"size": 300}, "data": {"file": "three.enc"}}}
+    (tmp_path / "one.enc").write_bytes(b"x")
+    logs = [("mariadb-bin.000001", 100), ("mariadb-bin.000002", 200), ("mariadb-bin.000003", 999),
+            ("mariadb-bin.000004", 10)]
+    # 000002 is gone and the server has it as archived: again; 000003's size differs (another file): left to the
+    # plan's refusal; 000001 is whole
+    assert binlog.without_data(str(tmp_path), archived, logs) == ["mariadb-bin.000002"]
+    assert binlog.without_data(str(tmp_path), archived, logs[1:2]) == []  # only the file being written: not closed
