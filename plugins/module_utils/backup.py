@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import signal
+import tempfile
 import time
 from contextlib import contextmanager
 
@@ -498,11 +499,64 @@ def _chain_problem(engine, chain):
     return None
 
 
+SCRATCH_LOCK_WAIT_S = 3600  # a restore or a verification of a large database takes minutes; an hour is a stuck one
+
+
+@contextmanager
+def scratch_lock(engine, scratch, what, wait_s=SCRATCH_LOCK_WAIT_S, sleep=time.sleep, clock=time.time,
+                 directory=None):
+    """Hold this host's lock on the scratch database ``scratch`` of ``engine``'s server while ``what`` uses it.
+
+    A restore and a restore-level verification load into the same ``<db>__rc_scratch``: two at once (a nightly
+    backup.yml beside a manual one, or beside restore.yml) dropped each other's scratch database mid-load, and both
+    good backups were reported as failing verification ("pg_restore into sms__rc_scratch failed: ... server closed
+    the connection unexpectedly"); a restore could have swapped in the other run's half-loaded copy. The second run
+    waits (at most ``wait_s``). ``flock`` on a file under /run/lock (else the temp directory): it goes with the
+    process, so a killed run frees it; the file names who holds it."""
+    import fcntl
+    import hashlib
+
+    target = engine.target
+    identity = "%s|%s|%s" % (target.docker_host or "", target.where(), scratch)
+    if directory is None:
+        directory = "/run/lock" if os.access("/run/lock", os.W_OK) else tempfile.gettempdir()
+    path = os.path.join(directory, "rollcall-scratch-%s.lock" % hashlib.sha256(identity.encode()).hexdigest()[:16])
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError as exc:
+        raise EngineError("%s: cannot open the lock %s of the scratch database %s: %s"
+                          % (what, path, scratch, exc.strerror)) from None
+    try:
+        started = clock()
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if clock() - started >= wait_s:
+                    os.lseek(fd, 0, os.SEEK_SET)
+                    holder = os.read(fd, 512).decode("utf-8", "replace").strip() or "another run"
+                    raise EngineError("%s: the scratch database %s on %s has been in use for %d s by %s; nothing "
+                                      "was changed: run again when it has finished" % (
+                                          what, scratch, target.where(), int(clock() - started), holder)) from None
+                sleep(0.5)
+        os.ftruncate(fd, 0)
+        os.write(fd, ("%s (pid %d, since %s)" % (what, os.getpid(), artifact.isoformat(artifact.utcnow()))).encode())
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def _verify_by_restore(engine, manifest, restore):
     """The restore level: ``restore(scratch)`` (_restore_checked: the same checked, read-ahead stream as a restore),
     then the row counts and the engine's integrity check; the scratch database is dropped whatever happened."""
     live = database_of(engine)
     scratch = engine.scratch_name(live)
+    with scratch_lock(engine, scratch, "verifying backup %s by a restore" % manifest.get("name", "")):
+        return _verify_in_scratch(engine, manifest, restore, live, scratch)
+
+
+def _verify_in_scratch(engine, manifest, restore, live, scratch):
     try:
         engine.recreate_database(scratch, like=live if engine.database_exists(live) else None)
         restore(scratch)
@@ -607,7 +661,7 @@ def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_o
                   "the database %s did not exist: nothing to keep" % target if not exists else "safety_backup=false")}
     scratch = engine.scratch_name(target)
     staged = None
-    with terminate_cleanly():
+    with terminate_cleanly(), scratch_lock(engine, scratch, "restoring backup %s" % name):
         try:
             engine.recreate_database(scratch, like=target if exists else None)
             try:

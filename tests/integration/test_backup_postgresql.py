@@ -1,5 +1,6 @@
 """Backups of a real PostgreSQL (in its container) through the real modules: happy paths, faults, fidelity."""
 
+import concurrent.futures
 import difflib
 import json
 import os
@@ -429,3 +430,23 @@ def test_stacks_sharing_a_backup_directory_keep_to_their_own_backups(pg, directo
                                                 "project": "other", "keep_last": 1, "keep_daily": 0,
                                                 "keep_weekly": 0, "keep_monthly": 0})
     assert rc == 0 and pruned["kept"] == [theirs] and pruned["deleted"] == [], pruned
+
+
+def test_restore_level_verifications_at_once_take_turns_with_the_scratch_database(pg, directory):
+    """A nightly backup.yml beside a manual one (or beside restore.yml): both loaded into <db>__rc_scratch, each
+    dropped the other's mid-load, and both good backups were reported as failing verification ("pg_restore into
+    sms__rc_scratch failed: ... server closed the connection unexpectedly"; by hand on the demo, two runs at once).
+    The scratch database's lock makes them take turns."""
+    psql(pg, "postgres", "DROP DATABASE IF EXISTS race")
+    psql(pg, "postgres", "CREATE DATABASE race")
+    psql(pg, "race", "CREATE TABLE bulk AS SELECT g AS id, md5(g::text) AS pad FROM generate_series(1, 400000) g")
+    name = backup(pg, directory, database="race")["name"]
+
+    def verify(_):
+        return run_module("backup_verify", args(pg, directory, database="race", name=name, level="restore"))
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(verify, range(3)))
+    for rc, result, _ in results:
+        assert rc == 0 and result["status"] == "passed", result.get("msg") or result["steps"]
+    assert "race__rc_scratch" not in psql(pg, "sms", "SELECT string_agg(datname, ',') FROM pg_database")

@@ -566,3 +566,28 @@ def test_a_failure_after_the_swap_still_lets_the_run_finish_the_restore_then_fai
     failing = yaml.safe_load((ROOT / "roles/backup/tasks/pitr_restart_failed.yml").read_text())[0]
     assert failing["when"] == "backup_pitr_restart_error is defined"
     assert "The restore is done" in failing["ansible.builtin.fail"]["msg"]
+
+
+def test_the_scratch_database_is_used_by_one_run_at_a_time_and_a_stuck_one_is_named(tmp_path):
+    """Two restore-level verifications (or one beside a restore) loaded into the same <db>__rc_scratch and dropped
+    each other's; the lock makes the second wait, and after the wait it names who holds the scratch database."""
+    engine = MemoryEngine()
+    clock = {"now": 0.0}
+
+    def sleep(seconds):
+        clock["now"] += seconds
+
+    with backup.scratch_lock(engine, "sms__rc_scratch", "restoring backup A", directory=str(tmp_path)):
+        second = backup.scratch_lock(engine, "sms__rc_scratch", "verifying backup B by a restore",
+                                     directory=str(tmp_path), sleep=sleep, clock=lambda: clock["now"], wait_s=30)
+        with pytest.raises(EngineError) as refused, second:
+            raise AssertionError("the scratch database was taken twice")
+        # another database's scratch is another lock
+        with backup.scratch_lock(engine, "other__rc_scratch", "x", directory=str(tmp_path), wait_s=0):
+            pass
+    said = str(refused.value)
+    assert said.startswith("verifying backup B by a restore: the scratch database sms__rc_scratch on ")
+    assert "in use for 30 s by restoring backup A (pid %d, since " % os.getpid() in said
+    assert said.endswith("nothing was changed: run again when it has finished")
+    with backup.scratch_lock(engine, "sms__rc_scratch", "again", directory=str(tmp_path), wait_s=0):
+        pass  # released
