@@ -513,8 +513,9 @@ def scratch_lock(engine, scratch, what, wait_s=SCRATCH_LOCK_WAIT_S, sleep=time.s
     the connection unexpectedly"); a restore could have swapped in the other run's half-loaded copy. The second run
     waits (at most ``wait_s``). ``flock`` on a file under /run/lock (else the temp directory): it goes with the
     process, so a killed run frees it; the file names who holds it."""
-    import fcntl
     import hashlib
+
+    from . import locks
 
     target = engine.target
     identity = "%s|%s|%s" % (target.docker_host or "", target.where(), scratch)
@@ -522,29 +523,17 @@ def scratch_lock(engine, scratch, what, wait_s=SCRATCH_LOCK_WAIT_S, sleep=time.s
         directory = "/run/lock" if os.access("/run/lock", os.W_OK) else tempfile.gettempdir()
     path = os.path.join(directory, "rollcall-scratch-%s.lock" % hashlib.sha256(identity.encode()).hexdigest()[:16])
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        fd = locks.open_lock(path)
     except OSError as exc:
         raise EngineError("%s: cannot open the lock %s of the scratch database %s: %s"
                           % (what, path, scratch, exc.strerror)) from None
-    try:
-        started = clock()
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if clock() - started >= wait_s:
-                    os.lseek(fd, 0, os.SEEK_SET)
-                    holder = os.read(fd, 512).decode("utf-8", "replace").strip() or "another run"
-                    raise EngineError("%s: the scratch database %s on %s has been in use for %d s by %s; nothing "
-                                      "was changed: run again when it has finished" % (
-                                          what, scratch, target.where(), int(clock() - started), holder)) from None
-                sleep(0.5)
-        os.ftruncate(fd, 0)
-        os.write(fd, ("%s (pid %d, since %s)" % (what, os.getpid(), artifact.isoformat(artifact.utcnow()))).encode())
+    def busy(waited_s, holder):
+        return EngineError("%s: the scratch database %s on %s has been in use for %d s by %s; nothing was changed: "
+                           "run again when it has finished" % (what, scratch, target.where(), waited_s, holder))
+
+    note = "%s (pid %d, since %s)" % (what, os.getpid(), artifact.isoformat(artifact.utcnow()))
+    with locks.held(fd, wait_s, busy, note, sleep=sleep, clock=clock, poll_s=0.5):
         yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def _verify_by_restore(engine, manifest, restore):

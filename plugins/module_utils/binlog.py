@@ -406,29 +406,21 @@ def repo_lock(repo, what, wait_s=LOCK_WAIT_S, sleep=time.sleep, clock=time.time)
     file: one took the other's data file for an interrupted run's leftover and deleted it after the other had
     written its manifest, and every later run then failed on a manifest without its data. The second run now waits
     (at most ``wait_s``) and then finds the file archived. The lock goes with the process (a killed run frees it)."""
-    import fcntl
+    from . import locks
 
     path = os.path.join(repo, LOCK_FILE)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = locks.open_lock(path)
     except OSError as exc:
         raise artifact.ArtifactError(artifact.storage_error(repo, exc, "%s (its lock file)" % what)
                                      + "; nothing was changed") from None
-    try:
-        started = clock()
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if clock() - started >= wait_s:
-                    raise PITRError("%s: another run has been changing the repository %s for %d s (its lock %s); "
-                                    "nothing was changed: run again when it has finished" % (
-                                        what, repo, int(clock() - started), path)) from None
-                sleep(0.2)
+
+    def busy(waited_s, holder):
+        return PITRError("%s: another run has been changing the repository %s for %d s (its lock %s, held by %s); "
+                         "nothing was changed: run again when it has finished" % (what, repo, waited_s, path, holder))
+
+    with locks.held(fd, wait_s, busy, "%s (pid %d)" % (what, os.getpid()), sleep=sleep, clock=clock):
         yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def without_data(repo, archived, server_logs):
