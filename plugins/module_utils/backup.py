@@ -527,6 +527,7 @@ def scratch_lock(engine, scratch, what, wait_s=SCRATCH_LOCK_WAIT_S, sleep=time.s
     except OSError as exc:
         raise EngineError("%s: cannot open the lock %s of the scratch database %s: %s"
                           % (what, path, scratch, exc.strerror)) from None
+
     def busy(waited_s, holder):
         return EngineError("%s: the scratch database %s on %s has been in use for %d s by %s; nothing was changed: "
                            "run again when it has finished" % (what, scratch, target.where(), waited_s, holder))
