@@ -398,3 +398,58 @@ def test_passwords_rotate_under_load_and_a_deploy_refuses_an_unknown_password(st
     assert proc.returncode == 0, failures(report)
     app = docker_client.containers.get(PROJECT + "-app")
     assert (app.labels["rollcall.version"], app.labels["rollcall.db-login"]) == ("1.1.0", "sms_alt")
+
+
+def test_a_restore_while_autovacuum_works_on_the_live_database(stack, docker_client):
+    """The swap ended the live database's autovacuum workers with pg_terminate_backend, which PostgreSQL refuses to a
+    login that is not a superuser (the restore's is the owner): "swapping in the restored database failed: must be
+    a superuser to terminate superuser process" whenever autovacuum was working on the live (or the side) database at
+    that moment (Molecule backup, on a fresh clone). The rename ends them itself."""
+    proc, report = playbook(stack, "backup.yml")
+    assert proc.returncode == 0, failures(report)
+    container = docker_client.containers.get(PROJECT + "-db")
+
+    def admin(sql):
+        code, output = container.exec_run(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", "sms",
+                                           "-c", sql], user="postgres")
+        assert code == 0, output
+        return output.decode().strip()
+
+    admin("ALTER SYSTEM SET autovacuum_naptime = 1")
+    admin("SELECT pg_reload_conf()")
+    try:
+        # a table autovacuum works on for a long time: every row dead, the vacuum throttled to a crawl
+        admin("SET ROLE sms_owner; CREATE TABLE slow_vacuum AS SELECT g AS id, md5(g::text) AS pad "
+              "FROM generate_series(1, 200000) g")
+        admin("ALTER TABLE slow_vacuum SET (autovacuum_vacuum_cost_delay = 100, autovacuum_vacuum_cost_limit = 1, "
+              "autovacuum_vacuum_threshold = 0, autovacuum_vacuum_scale_factor = 0)")
+        admin("DELETE FROM slow_vacuum")
+        deadline = time.time() + 60
+        while admin("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' "
+                    "AND datname = 'sms'") == "0":
+            assert time.time() < deadline, "autovacuum did not start on the live database"
+            time.sleep(0.5)
+        proc, report = playbook(stack, "restore.yml")
+        assert proc.returncode == 0, failures(report)
+        assert admin("SELECT to_regclass('slow_vacuum') IS NULL") == "t"  # the backup from before it is live
+    finally:
+        admin("ALTER SYSTEM RESET autovacuum_naptime")
+        admin("SELECT pg_reload_conf()")
+        admin("DROP TABLE IF EXISTS slow_vacuum")
+
+
+def test_a_table_the_restores_login_may_not_read_is_named_not_an_invalid_snapshot(stack, docker_client):
+    """A table made by hand as postgres (the owner may not read it): the restore's safety backup failed with pg_dump's
+    "invalid snapshot identifier" (the snapshot's session had failed on that table first). It says what failed."""
+    container = docker_client.containers.get(PROJECT + "-db")
+    code, output = container.exec_run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "sms", "-c",
+                                       "CREATE TABLE by_hand AS SELECT 1 AS x"], user="postgres")
+    assert code == 0, output
+    try:
+        proc, report = playbook(stack, "restore.yml")
+        assert proc.returncode != 0
+        said = " ".join(msg for _task, msg in failures(report))
+        assert "counting the rows of the snapshot pg_dump reads failed" in said and "by_hand" in said, said
+        assert "invalid snapshot identifier" not in said, said
+    finally:
+        container.exec_run(["psql", "-X", "-q", "-d", "sms", "-c", "DROP TABLE IF EXISTS by_hand"], user="postgres")

@@ -254,10 +254,14 @@ def restore_properties_sql(properties):
 
 
 # The swap, while the app keeps serving: a leftover <db>__rc_old goes, the live database stops taking new connections
-# (the app waits through that; sms-app retries such a connection for a few seconds), its idle sessions and
-# autovacuum workers (busy after a bulk load, and no one's work: autovacuum comes back) end at once, busy sessions get
-# up to :drain seconds to finish their work before they are ended too; then both renames in one transaction. A request
-# sees at most a short wait, not an error. pg_stat_activity is re-read on every turn (pg_stat_clear_snapshot).
+# (the app waits through that; sms-app retries such a connection for a few seconds), its idle sessions end at once,
+# busy sessions get up to :drain seconds to finish their work before they are ended too; then both renames in one
+# transaction. A request sees at most a short wait, not an error. pg_stat_activity is re-read on every turn
+# (pg_stat_clear_snapshot). Autovacuum workers (busy after a bulk load, and no one's work: autovacuum comes back) are
+# neither waited for nor ended here: the restore's login is not a superuser, and pg_terminate_backend refuses it for
+# them ("must be a superuser to terminate superuser process": a restore failed so whenever autovacuum was working on
+# the live or the side database); ALTER DATABASE ... RENAME ends them itself (the server signals autovacuum workers of
+# a database it needs to itself, whoever asks).
 DRAIN_SECONDS = 5
 SWAP_SQL = """DROP DATABASE IF EXISTS :"old" WITH (FORCE);
 ALTER DATABASE :"d" ALLOW_CONNECTIONS false;
@@ -271,11 +275,11 @@ BEGIN
     PERFORM pg_stat_clear_snapshot();
     PERFORM pg_terminate_backend(pid) FROM pg_stat_activity
       WHERE datname IN (current_setting('rollcall.swap_db'), current_setting('rollcall.swap_side'))
-        AND pid <> pg_backend_pid()
-        AND (state = 'idle' OR backend_type = 'autovacuum worker' OR clock_timestamp() > busy_until);
+        AND pid <> pg_backend_pid() AND backend_type <> 'autovacuum worker'
+        AND (state = 'idle' OR clock_timestamp() > busy_until);
     EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity
       WHERE datname IN (current_setting('rollcall.swap_db'), current_setting('rollcall.swap_side'))
-        AND pid <> pg_backend_pid());
+        AND pid <> pg_backend_pid() AND backend_type <> 'autovacuum worker');
     IF clock_timestamp() > busy_until + interval '10 seconds' THEN
       RAISE EXCEPTION 'sessions of % did not end within % s', current_setting('rollcall.swap_db'),
         current_setting('rollcall.swap_drain')::int + 10;
@@ -301,7 +305,7 @@ AFTER_SWAP_SQL = {True: 'ALTER DATABASE :"old" ALLOW_CONNECTIONS true;\n',
 
 
 RENAME_INTO_PLACE_SQL = """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
- WHERE datname = :'s' AND pid <> pg_backend_pid();
+ WHERE datname = :'s' AND pid <> pg_backend_pid() AND backend_type <> 'autovacuum worker';
 ALTER DATABASE :"s" RENAME TO :"d";
 """
 
@@ -554,6 +558,13 @@ class PostgreSQL(PostgreSQLUpkeep, Engine):
             if result.rc != 0 or "error:" in result.stderr:
                 # pg_dump failed (the server went away?): do not wait for a snapshot session that may hang.
                 failed = True
+                if "invalid snapshot identifier" in result.stderr:
+                    # The session's own error ended the snapshot (a table this login may not read, say): that is
+                    # what to say, not pg_dump's "invalid snapshot identifier".
+                    done.set()
+                    holder.join(30)
+                    if "result" in session and session["result"].rc != 0:
+                        self._fail("counting the rows of the snapshot pg_dump reads", session["result"])
                 self._fail("pg_dump", result)
             while True:
                 name, value = next_line(3600)
