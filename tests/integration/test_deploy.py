@@ -104,7 +104,8 @@ def get_json(url):
 @pytest.mark.parametrize("engine,port", [("sqlite", 18292)])
 def test_deploy_is_healthy_and_idempotent(tmp_path, engine, port):
     project = "rc-it-%s" % engine
-    inventory = write_inventory(tmp_path, rollcall_project=project, rollcall_db_engine=engine, rollcall_app_port=port)
+    inventory = write_inventory(tmp_path, rollcall_project=project, rollcall_db_engine=engine, rollcall_app_port=port,
+                                rollcall_state_dir=str(tmp_path / "state"))  # its job metrics stay out of /var/lib
     try:
         proc, report = playbook(inventory)
         assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
