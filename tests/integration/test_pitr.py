@@ -277,6 +277,24 @@ def test_the_repositorys_cipher_pass_never_changes(stack, docker_client):
     assert "another-cipher-pass-never-printed" not in proc.stdout + proc.stderr
 
 
+def database_with_a_row(docker_client, database, value):
+    """A new database whose table kept holds ``value``; returns the time noted a moment after it was written."""
+    sql(docker_client, "CREATE DATABASE %s" % database)
+    sql(docker_client, "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('%s')" % value, database=database)
+    time.sleep(1.2)
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time()))
+
+
+def restore_task(name, to_time, database, query=None):
+    """A task of rollcall.ops.pitr action=restore into the scratch instance (``query`` run there when given)."""
+    args = {"container": CONTAINER, "action": "restore", "to_time": to_time, "database": database}
+    return {"name": name, "rollcall.ops.pitr": dict(args, query=query) if query else args}
+
+
+def drop_scratch_task(name):
+    return {"name": name, "rollcall.ops.pitr": {"container": CONTAINER, "action": "drop_scratch"}}
+
+
 def test_restore_to_a_time_just_before_a_drop_database_brings_the_database_back(stack, docker_client):
     """The 3 a.m. case: someone ran DROP DATABASE on a quiet server, the restore goes to a moment before it. The
     first commit after that moment is the DROP's, and PostgreSQL writes the database's removal (and its invalid
@@ -284,27 +302,16 @@ def test_restore_to_a_time_just_before_a_drop_database_brings_the_database_back(
     "cannot connect to invalid database" (found on a copy of the demo). It now goes to just before the DROP's first
     WAL record (pg_waldump on the archived segments) and the database comes back with its rows."""
     tmp_path, inventory = stack
-    sql(docker_client, "CREATE DATABASE it_dropped")
-    sql(docker_client, "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('before the drop')",
-        database="it_dropped")
-    time.sleep(1.2)
-    noted = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time()))
+    noted = database_with_a_row(docker_client, "it_dropped", "before the drop")
     time.sleep(1.2)
     sql(docker_client, "DROP DATABASE it_dropped")  # nothing else commits here: the DROP is the next commit
     time.sleep(1.2)
     after = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time()))
     proc, report = run_tasks(tmp_path, inventory, "restore_dropped.yml", [
-        {"name": "Restore to before the drop", "register": "restored",
-         "rollcall.ops.pitr": {"container": CONTAINER, "action": "restore", "to_time": noted,
-                               "database": "it_dropped", "query": "SELECT string_agg(v, ',') FROM kept"}},
-        {"name": "Drop the first scratch instance", "rollcall.ops.pitr": {"container": CONTAINER,
-                                                                          "action": "drop_scratch"}},
-        {"name": "Restore to after the drop", "failed_when": False,
-         "rollcall.ops.pitr": {"container": CONTAINER, "action": "restore", "to_time": after,
-                               "database": "it_dropped"}},
-        {"name": "Drop the scratch instance", "rollcall.ops.pitr": {"container": CONTAINER,
-                                                                    "action": "drop_scratch"}},
-    ])
+        restore_task("Restore to before the drop", noted, "it_dropped", query="SELECT string_agg(v, ',') FROM kept"),
+        drop_scratch_task("Drop the first scratch instance"),
+        dict(restore_task("Restore to after the drop", after, "it_dropped"), failed_when=False),
+        drop_scratch_task("Drop the scratch instance")])
     assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
     restored = results(report, "Restore to before the drop")
     assert restored["passed"] and restored["query_result"] == "before the drop", restored
@@ -325,11 +332,7 @@ def test_with_no_commit_in_the_segments_before_the_drop_the_restore_stops_before
     transaction's first record then, which comes after the invalid mark: the database came back invalid again. It
     now stops just before the mark (the last in-place update of pg_database)."""
     tmp_path, inventory = stack
-    sql(docker_client, "CREATE DATABASE it_quiet")
-    sql(docker_client, "CREATE TABLE kept (v text); INSERT INTO kept VALUES ('before the quiet drop')",
-        database="it_quiet")
-    time.sleep(1.2)
-    noted = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time()))
+    noted = database_with_a_row(docker_client, "it_quiet", "before the quiet drop")
     for _ in range(2):  # two segments without a commit: a checkpoint's records, then a switch
         sql(docker_client, "CHECKPOINT")
         sql(docker_client, "SELECT pg_switch_wal()")
@@ -338,12 +341,8 @@ def test_with_no_commit_in_the_segments_before_the_drop_the_restore_stops_before
     sql(docker_client, "DROP DATABASE it_quiet")
     sql(docker_client, "SELECT pg_switch_wal()")  # archive the DROP's segment
     proc, report = run_tasks(tmp_path, inventory, "restore_quiet.yml", [
-        {"name": "Restore to before the drop", "register": "restored",
-         "rollcall.ops.pitr": {"container": CONTAINER, "action": "restore", "to_time": noted,
-                               "database": "it_quiet", "query": "SELECT string_agg(v, ',') FROM kept"}},
-        {"name": "Drop the scratch instance", "rollcall.ops.pitr": {"container": CONTAINER,
-                                                                    "action": "drop_scratch"}},
-    ])
+        restore_task("Restore to before the drop", noted, "it_quiet", query="SELECT string_agg(v, ',') FROM kept"),
+        drop_scratch_task("Drop the scratch instance")])
     assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
     restored = results(report, "Restore to before the drop")
     assert restored["passed"] and restored["query_result"] == "before the quiet drop", restored
