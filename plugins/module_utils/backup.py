@@ -576,6 +576,26 @@ def drop_scratch(engine, scratch):
                 from None
 
 
+def no_such_backup(directory, name, engine=None, database=None, project=None):
+    """None when ``directory`` holds any file of backup ``name``; else what to say about a mistyped or removed name.
+
+    A name with files but no manifest is an incomplete backup: that one fails its verification instead."""
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return None  # the verification says what is wrong with the directory
+    if any(entry.startswith(name + ".") for entry in entries):
+        return None
+    try:
+        items = [i for i in select(describe(directory), engine, database, project) if "error" not in i]
+    except (ArtifactError, OSError, KeyError, ValueError):
+        items = []
+    newest = ", ".join(i["name"] for i in items[:3]) or "none"
+    return ("there is no backup %s in %s, nothing was verified; the newest of %s there: %s (name one with "
+            "-e backup_name=NAME in playbooks/verify_backup.yml, or name: NAME with rollcall.ops.backup_verify; "
+            "rollcall.ops.backup_info lists them)" % (name, directory, database or "any database", newest))
+
+
 # ------------------------------------------------------------------------------------------- restore
 def older_backup_hint(directory, name, engine=None, database=None):
     """How to pick another backup than ``name``, naming the newest verified one older than it where there is one."""

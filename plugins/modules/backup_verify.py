@@ -122,6 +122,10 @@ def main():
     p = module.params
     try:
         key = keyring.ring_from_params(p)  # the backup's own key, picked by its key id
+        missing = p["name"] and backup.no_such_backup(p["directory"], p["name"], p["engine"], p["database"],
+                                                      p["project"])
+        if missing:
+            module.fail_json(msg=missing, status="failed", name=p["name"])
         name = p["name"] or backup.newest_name(p["directory"], p["engine"], p["database"], project=p["project"])
         engine = None
         level = "native" if module.check_mode and p["level"] == "restore" else p["level"]

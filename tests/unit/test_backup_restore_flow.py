@@ -279,6 +279,20 @@ def test_the_hint_without_a_verified_older_backup(engine, tmp_path):
     assert hint.endswith("; nope is not a backup name; the newest of sms in %s: %s, %s" % (directory, newest, older))
 
 
+def test_a_name_without_any_file_is_no_backup_and_an_incomplete_one_is_left_to_the_verification(engine, tmp_path):
+    directory = str(tmp_path)
+    older = backup.take_backup(engine, directory)["name"]
+    newest = backup.take_backup(engine, directory)["name"]
+    message = backup.no_such_backup(directory, "memory-sms-2026*", "memory", "sms")
+    assert message.startswith("there is no backup memory-sms-2026* in %s, nothing was verified" % directory)
+    assert "the newest of sms there: %s, %s" % (newest, older) in message and "-e backup_name=NAME" in message
+    assert "restore" not in message.replace("rollcall.ops.backup_verify", "")
+    assert backup.no_such_backup(directory, newest) is None
+    os.unlink(os.path.join(directory, newest + ".manifest.json"))  # its data is there: incomplete, not absent
+    assert backup.no_such_backup(directory, newest) is None
+    assert backup.verify_backup(directory, newest, "checksum")["status"] == "failed"
+
+
 def test_a_read_only_directory_is_said_before_restoring_when_a_safety_backup_is_due(engine, tmp_path, monkeypatch):
     made = backup.take_backup(engine, str(tmp_path))
     monkeypatch.setattr(os, "access", lambda path, mode: False)
