@@ -209,13 +209,15 @@ def test_the_demo_makes_its_own_key_and_keeps_the_old_one_in_the_ring(pg, tmp_pa
     rc, made = run("db_backup", args(pg, directory, encryption_key=OLD))
     assert rc == 0, made.get("msg")
     # the lines of inventories/local/group_vars/all.yml, as they are there
-    demo = yaml.safe_load(open(os.path.join(ROOT, "inventories", "local", "group_vars", "all.yml")).read())
+    with open(os.path.join(ROOT, "inventories", "local", "group_vars", "all.yml")) as demo_vars:
+        demo = yaml.safe_load(demo_vars)
     inventory = write_inventory(
         tmp_path, rollcall_project="rc-t12c-gen", rollcall_environment="test", rollcall_db_engine="postgresql",
         rollcall_db_container=pg.name, rollcall_db_password=PASSWORD, rollcall_backup_dir=str(directory),
         rollcall_backup_uploads=False, rollcall_backup_verify_level="checksum", rollcall_state_dir=str(state),
         rollcall_secrets_dir=str(secrets),
-        rollcall_backup_key=demo["rollcall_backup_key"], rollcall_backup_old_key_files=demo["rollcall_backup_old_key_files"])
+        rollcall_backup_key=demo["rollcall_backup_key"],
+        rollcall_backup_old_key_files=demo["rollcall_backup_old_key_files"])
 
     # Check mode writes no key and takes no backup, and says what would happen.
     before = sorted(p.name for p in directory.iterdir())
