@@ -5,7 +5,7 @@
 DOCUMENTATION = r"""
 ---
 module: stack_engine
-short_description: Refuse to change the database engine of an SMS stack that holds data
+short_description: Refuse to change the database engine of an SMS stack that holds data, or to deploy on a taken port
 version_added: "0.4.0"
 description:
   - Looks at what an SMS stack already has on a Docker engine (the app container's C(DATABASE_URL), the database
@@ -13,6 +13,9 @@ description:
     the files in the volumes) and fails, naming what it found and the way to change engines on purpose, when the
     stack holds another engine than O(engine).
   - A new stack (nothing found) accepts any engine.
+  - With O(app_port) (app hosts), also fails when that host port is published by a container that is not this
+    stack's proxy, or, when no container of the stack holds it, when another program listens there: the deploy
+    would otherwise start the database and fail when its proxy cannot publish the port.
   - Read-only; supports check mode.
 author:
   - Rollcall contributors (@rollcall)
@@ -50,6 +53,24 @@ options:
       - The Docker engine to ask.
     type: str
     default: unix:///var/run/docker.sock
+  app_port:
+    description:
+      - The host port the stack's proxy publishes (C(rollcall_app_port)). Omit to skip the port check (db hosts).
+    type: int
+  app_bind_address:
+    description:
+      - The address the proxy publishes it on (C(rollcall_app_bind_address)).
+    type: str
+    default: 127.0.0.1
+  port_setting:
+    description:
+      - The setting the refusal tells the user to change.
+    type: str
+    default: rollcall_app_port
+  host:
+    description:
+      - The host's name in the refusal (default the machine's host name).
+    type: str
 requirements:
   - docker (Python SDK)
 """
@@ -60,6 +81,13 @@ EXAMPLES = r"""
     engine: "{{ rollcall_db_engine }}"
     project: "{{ rollcall_project }}"
     peek_image: rollcall/postgres:15
+
+- name: Also refuse an app port another container or program holds (app hosts)
+  rollcall.ops.stack_engine:
+    engine: "{{ rollcall_db_engine }}"
+    project: "{{ rollcall_project }}"
+    app_port: "{{ rollcall_app_port }}"
+    app_bind_address: "{{ rollcall_app_bind_address }}"
 """
 
 RETURN = r"""
@@ -78,7 +106,14 @@ volumes:
   returned: always
   type: dict
   sample: {"sms-dbdata": true, "sms-sqlite": false}
+port_holders:
+  description: The running containers that publish O(app_port), as [name, "ip:port"] (with O(app_port) only).
+  returned: always
+  type: list
+  elements: list
 """
+
+import socket
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -97,14 +132,21 @@ def main():
             sqlite_volume=dict(type="str"),
             peek_image=dict(type="str"),
             docker_host=dict(type="str", default="unix:///var/run/docker.sock"),
+            app_port=dict(type="int"),
+            app_bind_address=dict(type="str", default="127.0.0.1"),
+            port_setting=dict(type="str", default="rollcall_app_port"),
+            host=dict(type="str"),
         ),
         supports_check_mode=True,
     )
     p = module.params
     project = p["project"]
-    volumes = {}
+    volumes, holders = {}, []
     try:
-        evidence = stack.gather(client(p["docker_host"]), project, p["db_container"] or project + "-db",
+        docker = client(p["docker_host"])
+        if p["app_port"]:
+            holders = stack.port_holders(docker, p["app_bind_address"], p["app_port"])
+        evidence = stack.gather(docker, project, p["db_container"] or project + "-db",
                                 p["db_volume"] or project + "-dbdata", p["sqlite_volume"] or project + "-sqlite",
                                 peek_image=p["peek_image"], seen=volumes)
     except RunnerError as exc:
@@ -113,10 +155,19 @@ def main():
         module.fail_json(msg="Could not look at the stack %s on %s: %s; check the Docker engine and run again"
                          % (project, p["docker_host"], exc))
     engines = sorted({item["engine"] for item in evidence})
+    found = dict(engines=engines, evidence=evidence, volumes=volumes, port_holders=holders)
     problem = stack.engine_conflict(p["engine"], evidence)
     if problem:
-        module.fail_json(msg=problem, engines=engines, evidence=evidence, volumes=volumes)
-    module.exit_json(changed=False, engines=engines, evidence=evidence, volumes=volumes)
+        module.fail_json(msg=problem, **found)
+    if p["app_port"]:
+        # A bind tells only on the engine's own machine; a remote engine (tcp://) says so itself when it starts.
+        local = p["docker_host"].startswith("unix://")
+        asked = None if holders or not local else stack.bind_error(p["app_bind_address"], p["app_port"])
+        problem = stack.port_conflict(project, p["host"] or socket.gethostname(), p["app_bind_address"], p["app_port"],
+                                      holders, asked, p["port_setting"])
+        if problem:
+            module.fail_json(msg=problem, **found)
+    module.exit_json(changed=False, **found)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ same data volume and re-seeded demo data. Now the first play refuses, naming wha
 
 import contextlib
 import json
+import socket
 import urllib.request
 
 import docker.errors
@@ -16,6 +17,7 @@ from test_deploy import failures, playbook, teardown, write_inventory
 from ansible_collections.rollcall.ops.plugins.module_utils.docker import run_once
 
 PROJECT = "rc-l-eng"
+TASK = "Refuse to change the database engine of a stack that holds data, or to deploy on a taken port"
 PORT = 18500
 
 
@@ -31,7 +33,7 @@ def test_a_deploy_with_another_engine_is_refused_before_anything_changes(tmp_pat
         proc, report = playbook(other)
         assert proc.returncode != 0, "the deploy with another engine went ahead"
         found = failures(report)
-        assert found[0][0] == "Refuse to change the database engine of a stack that holds data", found
+        assert found[0][0] == TASK, found
         assert "already runs sqlite" in found[0][1] and "Nothing was changed" in found[0][1], found
         assert report["stats"]["localhost"]["changed"] == 0
         for getter, name in ((docker_client.containers.get, PROJECT + "-db"),
@@ -40,6 +42,31 @@ def test_a_deploy_with_another_engine_is_refused_before_anything_changes(tmp_pat
                 getter(name)
         with urllib.request.urlopen("http://127.0.0.1:%d/health" % PORT, timeout=5) as answer:
             assert answer.status == 200, "the SQLite stack keeps serving"
+
+        # Another stack on the same port, then on a port a program listens on: refused before anything is made
+        # (before, the deploy started the database, then failed on the engine's "address already in use" and
+        # left the proxy container created).
+        (tmp_path / "other").mkdir()
+        for port, held_by in ((PORT, "container %s-proxy publishes 127.0.0.1:%d" % (PROJECT, PORT)),
+                              (PORT + 1, "another program listens there")):
+            crowded = write_inventory(tmp_path / "other", rollcall_project=PROJECT + "2", rollcall_app_port=port,
+                                      rollcall_db_engine="postgresql", rollcall_state_dir=str(tmp_path / "state2"))
+            with socket.socket() as listener:
+                listener.bind(("127.0.0.1", PORT + 1))
+                listener.listen()
+                proc, report = playbook(crowded)
+            assert proc.returncode != 0, "the deploy on a taken port went ahead"
+            found = failures(report)
+            assert found[0][0] == TASK and held_by in found[0][1], found
+            assert "Nothing was changed: the app's port 127.0.0.1:%d on localhost is taken" % port in found[0][1]
+            assert "-e rollcall_app_port=PORT" in found[0][1], found
+            assert report["stats"]["localhost"]["changed"] == 0
+            assert not docker_client.containers.list(all=True, filters={"name": PROJECT + "2-"})
+            with pytest.raises(docker.errors.NotFound):
+                docker_client.volumes.get(PROJECT + "2-dbdata")
+        # the stack's own proxy on its port is a re-deploy, not a conflict
+        proc, report = playbook(inventory)
+        assert proc.returncode == 0 and report["stats"]["localhost"]["changed"] == 0, failures(report)
     finally:
         teardown(inventory)
 
