@@ -11,13 +11,11 @@ It also tells who holds the app's port: a deploy whose proxy cannot publish ``ro
 another container or program holds it would fail half-way (the database started, the proxy container left
 created) with the engine's raw error, so it is refused first (``port_conflict``).
 
-The pure functions here decide; ``gather`` and ``port_holders`` (Docker SDK, a bind) only collect the evidence.
+The pure functions here decide; ``gather`` (Docker SDK) and ``ports.py`` only collect the evidence.
 """
 
-import errno
-import socket
-
 from .docker import run_once
+from .ports import EVERY_ADDRESS
 
 ENGINES = ("postgresql", "mariadb", "sqlite")
 ENGINE_LABEL = "rollcall.engine"
@@ -158,10 +156,6 @@ def lost_data(engine, volume, volume_exists, served, host, rebuild=False, pitr=F
             % (where, volume, host, live.get("version"), live.get("host"), live.get("deployed_at"), engine, restore))
 
 
-EVERY_ADDRESS = "0.0.0.0"  # noqa: S104 - what Docker publishes on without an address; never bound to serve
-ANY_ADDRESS = (EVERY_ADDRESS, "::", "")
-
-
 def port_conflict(project, host, address, port, holders, bind_error=None, setting="rollcall_app_port"):
     """Why this stack's proxy cannot publish ``address:port`` on ``host``, or None. Pure.
 
@@ -183,34 +177,3 @@ def port_conflict(project, host, address, port, holders, bind_error=None, settin
             "Stop what holds it, or give this stack another port: -e %s=PORT%s."
             % (address or EVERY_ADDRESS, port, host, taken, project, setting,
                " (in the inventory to keep it)" if setting.startswith("rollcall_") else ""))
-
-
-def port_holders(client, address, port):
-    """(name, "ip:port") of the running containers that publish host port ``port`` where ``address`` would
-    bind: on that address, or on every address, or anywhere when ``address`` is every address."""
-    found = []
-    for container in client.api.containers():
-        name = (container.get("Names") or ["?"])[0].lstrip("/")
-        for binding in container.get("Ports") or []:
-            ip = binding.get("IP") or ""
-            if binding.get("PublicPort") == port and binding.get("Type", "tcp") == "tcp" and (
-                    ip == address or ip in ANY_ADDRESS or address in ANY_ADDRESS):
-                found.append((name, "%s:%s" % (ip or EVERY_ADDRESS, port)))
-                break
-    return found
-
-
-def bind_error(address, port):
-    """None when a TCP listener could bind ``address:port`` on this machine now, else the error's text."""
-    family = socket.AF_INET6 if ":" in (address or "") else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a connection in TIME_WAIT does not hold it
-        sock.bind((address or EVERY_ADDRESS, port))  # closed at once: a test, not a listener
-        return None
-    except OSError as exc:
-        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-            return exc.strerror or str(exc)
-        return None  # an address this machine does not have: the engine says so itself
-    finally:
-        sock.close()

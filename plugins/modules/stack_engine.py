@@ -14,7 +14,7 @@ description:
     stack holds another engine than O(engine).
   - A new stack (nothing found) accepts any engine.
   - With O(app_port) (app hosts), also fails when that host port is published by a container that is not this
-    stack's proxy, or, when no container of the stack holds it, when another program listens there: the deploy
+    stack's proxy, or, when no container of the stack holds it, when another program listens there. The deploy
     would otherwise start the database and fail when its proxy cannot publish the port.
   - Read-only; supports check mode.
 author:
@@ -117,7 +117,7 @@ import socket
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ..module_utils import stack
+from ..module_utils import ports, stack
 from ..module_utils.docker import client
 from ..module_utils.runner import RunnerError
 
@@ -145,7 +145,7 @@ def main():
     try:
         docker = client(p["docker_host"])
         if p["app_port"]:
-            holders = stack.port_holders(docker, p["app_bind_address"], p["app_port"])
+            holders = ports.port_holders(docker, p["app_bind_address"], p["app_port"])
         evidence = stack.gather(docker, project, p["db_container"] or project + "-db",
                                 p["db_volume"] or project + "-dbdata", p["sqlite_volume"] or project + "-sqlite",
                                 peek_image=p["peek_image"], seen=volumes)
@@ -162,7 +162,7 @@ def main():
     if p["app_port"]:
         # A bind tells only on the engine's own machine; a remote engine (tcp://) says so itself when it starts.
         local = p["docker_host"].startswith("unix://")
-        asked = None if holders or not local else stack.bind_error(p["app_bind_address"], p["app_port"])
+        asked = None if holders or not local else ports.bind_error(p["app_bind_address"], p["app_port"])
         problem = stack.port_conflict(project, p["host"] or socket.gethostname(), p["app_bind_address"], p["app_port"],
                                       holders, asked, p["port_setting"])
         if problem:

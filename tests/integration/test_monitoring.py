@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -168,6 +169,27 @@ def test_check_mode_starts_nothing(stack, docker_client):
     tmp, textfile_dir = stack
     out = playbook(tmp, textfile_dir, check=True)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    names = {name.lstrip("/") for row in docker_client.api.containers(all=True) for name in row["Names"]}
+    assert not names & set(CONTAINERS)
+
+
+def test_ports_another_program_holds_are_refused_before_anything_starts(stack, docker_client):
+    """Before: Prometheus (host network) restarted over and over on "address already in use" and the run failed
+    after 90 s saying "The stack itself is up"; the node exporter likewise."""
+    tmp, textfile_dir = stack
+    with socket.socket() as prometheus, socket.socket() as node:
+        for sock, port in ((prometheus, PORTS["prometheus"]), (node, PORTS["node"])):
+            sock.bind(("127.0.0.1", port))
+            sock.listen()
+        started = time.monotonic()
+        out = playbook(tmp, textfile_dir)
+    assert out.returncode != 0 and time.monotonic() - started < 60, out.stdout[-3000:]
+    said = " ".join(out.stdout.split())
+    assert ("Nothing was changed on localhost: the node exporter's port 127.0.0.1:%d is taken by another program "
+            "(Address already in use); Prometheus's port 127.0.0.1:%d is taken by another program"
+            % (PORTS["node"], PORTS["prometheus"])) in said, said[-3000:]
+    assert "move ours with rollcall_monitoring_ports: {node: PORT, prometheus: PORT}" in said
+    assert recap_changed(out.stdout) == 0
     names = {name.lstrip("/") for row in docker_client.api.containers(all=True) for name in row["Names"]}
     assert not names & set(CONTAINERS)
 

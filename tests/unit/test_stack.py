@@ -1,7 +1,5 @@
 """The engine a stack holds, and the refusal to change it (plugins/module_utils/stack.py), branch by branch."""
 
-import socket
-
 import pytest
 
 from ansible_collections.rollcall.ops.plugins.module_utils import stack
@@ -93,7 +91,7 @@ def test_sqlite_names_the_files_volume_and_pitr_names_the_recovery_to_the_last_w
     assert "-e to_time=latest -e pitr_from_repo=" in msg and "a new rollcall_pitr_repo first" in msg
 
 
-# ------------------------------------------------------------------ the app's port (port_conflict, port_holders)
+# ------------------------------------------------ the app's port (port_conflict; who holds it: test_ports.py)
 def test_a_port_held_by_another_container_is_a_conflict_naming_it():
     said = stack.port_conflict("sms", "app1", "127.0.0.1", 8080, [("other-proxy", "127.0.0.1:8080")])
     assert said.startswith("Nothing was changed: the app's port 127.0.0.1:8080 on app1 is taken: container "
@@ -118,45 +116,3 @@ def test_a_program_listening_is_a_conflict_and_a_free_port_is_none():
     assert said.endswith("-e drill_app_port=PORT.")
     assert stack.port_conflict("sms", "app1", "127.0.0.1", 8090, [], None) is None
 
-
-class FakeApi:
-    def __init__(self, containers):
-        self._containers = containers
-
-    def containers(self):
-        return self._containers
-
-
-class FakeClient:
-    def __init__(self, containers):
-        self.api = FakeApi(containers)
-
-
-def running(name, *ports):
-    return {"Names": ["/" + name], "Ports": [dict(zip(("IP", "PublicPort", "Type"), p, strict=True)) for p in ports]}
-
-
-def test_port_holders_match_the_address_that_would_bind():
-    client = FakeClient([
-        running("loop", ("127.0.0.1", 8080, "tcp")),
-        running("everywhere", ("0.0.0.0", 8081, "tcp"), ("::", 8081, "tcp")),
-        running("private", ("10.0.0.5", 8082, "tcp")),
-        running("udp", ("127.0.0.1", 8083, "udp")),
-        {"Names": ["/internal"], "Ports": [{"PrivatePort": 8080, "Type": "tcp"}]},  # exposed only
-    ])
-    assert stack.port_holders(client, "127.0.0.1", 8080) == [("loop", "127.0.0.1:8080")]
-    assert stack.port_holders(client, "127.0.0.1", 8081) == [("everywhere", "0.0.0.0:8081")]
-    assert stack.port_holders(client, "0.0.0.0", 8082) == [("private", "10.0.0.5:8082")]
-    assert stack.port_holders(client, "127.0.0.1", 8082) == []
-    assert stack.port_holders(client, "127.0.0.1", 8083) == []
-
-
-def test_bind_error_sees_a_listener_and_not_a_free_port():
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen()
-        port = listener.getsockname()[1]
-        assert stack.bind_error("127.0.0.1", port)
-        assert stack.bind_error("0.0.0.0", port)
-    assert stack.bind_error("127.0.0.1", port) is None
-    assert stack.bind_error("192.0.2.1", port) is None  # not this machine's address: the engine says so
