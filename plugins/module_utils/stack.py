@@ -156,24 +156,27 @@ def lost_data(engine, volume, volume_exists, served, host, rebuild=False, pitr=F
             % (where, volume, host, live.get("version"), live.get("host"), live.get("deployed_at"), engine, restore))
 
 
-def port_conflict(project, host, address, port, holders, bind_error=None, setting="rollcall_app_port"):
-    """Why this stack's proxy cannot publish ``address:port`` on ``host``, or None. Pure.
+def port_conflict(project, host, address, port, holders, bind_error=None, setting="rollcall_app_port",
+                  service="app", ours=None):
+    """Why this stack's proxy (``service`` "app") or database ("database") cannot publish ``address:port`` on
+    ``host``, or None. Pure.
 
     ``holders``: the running containers of the host's engine that publish that host port, as (name, "ip:port");
     ``bind_error``: None when the port could be bound on the host (nothing listens there), else the error's text
-    (asked only when no container of this stack holds the port). The stack's own proxy, or its app container from
-    before the proxy, holding it is a re-deploy."""
-    ours = (project + "-proxy", project + "-app")
+    (asked only when no container of this stack holds the port). The stack's own container holding it is a
+    re-deploy: the proxy, or the app container from before the proxy; the database container (``ours``)."""
+    ours = ours or ((project + "-proxy", project + "-app") if service == "app" else (project + "-db",))
     others = [(name, where) for name, where in holders if name not in ours]
     if others:
         taken = "container %s publishes %s" % (others[0][0], others[0][1])
     elif holders:
         return None
     elif bind_error:
-        taken = "another program listens there (%s)" % bind_error
+        taken = "another program listens there (%s%s)" % (
+            bind_error, "; a database server installed on the host?" if service == "database" else "")
     else:
         return None
-    return ("Nothing was changed: the app's port %s:%s on %s is taken: %s, not this stack's proxy (%s-proxy). "
+    return ("Nothing was changed: the %s's port %s:%s on %s is taken: %s, not this stack's %s (%s). "
             "Stop what holds it, or give this stack another port: -e %s=PORT%s."
-            % (address or EVERY_ADDRESS, port, host, taken, project, setting,
-               " (in the inventory to keep it)" if setting.startswith("rollcall_") else ""))
+            % (service, address or EVERY_ADDRESS, port, host, taken, "proxy" if service == "app" else "database",
+               ours[0], setting, " (in the inventory to keep it)" if setting.startswith("rollcall_") else ""))

@@ -13,9 +13,10 @@ description:
     the files in the volumes) and fails, naming what it found and the way to change engines on purpose, when the
     stack holds another engine than O(engine).
   - A new stack (nothing found) accepts any engine.
-  - With O(app_port) (app hosts), also fails when that host port is published by a container that is not this
-    stack's proxy, or, when no container of the stack holds it, when another program listens there. The deploy
-    would otherwise start the database and fail when its proxy cannot publish the port.
+  - With O(app_port) (app hosts) or O(db_port) (db hosts), also fails when that host port is published by a
+    container that is not this stack's proxy (or database), or, when no container of the stack holds it, when
+    another program listens there. The deploy would otherwise start the database and fail when its proxy cannot
+    publish the port (or fail to start the database with the engine's raw error).
   - Read-only; supports check mode.
 author:
   - Rollcall contributors (@rollcall)
@@ -67,6 +68,16 @@ options:
       - The setting the refusal tells the user to change.
     type: str
     default: rollcall_app_port
+  db_port:
+    description:
+      - The host port the stack's database publishes on a db host (C(rollcall_db_publish_port)), when it publishes
+        a fixed one (C(rollcall_db_publish) set). Omit to skip that check.
+    type: int
+  db_bind_address:
+    description:
+      - The address the database publishes it on (C(rollcall_db_publish)).
+    type: str
+    default: 127.0.0.1
   host:
     description:
       - The host's name in the refusal (default the machine's host name).
@@ -135,6 +146,8 @@ def main():
             app_port=dict(type="int"),
             app_bind_address=dict(type="str", default="127.0.0.1"),
             port_setting=dict(type="str", default="rollcall_app_port"),
+            db_port=dict(type="int"),
+            db_bind_address=dict(type="str", default="127.0.0.1"),
             host=dict(type="str"),
         ),
         supports_check_mode=True,
@@ -142,10 +155,12 @@ def main():
     p = module.params
     project = p["project"]
     volumes, holders = {}, []
+    wanted = [(service, p[key + "_bind_address"], p[key + "_port"])
+              for service, key in (("app", "app"), ("database", "db")) if p[key + "_port"]]
     try:
         docker = client(p["docker_host"])
-        if p["app_port"]:
-            holders = ports.port_holders(docker, p["app_bind_address"], p["app_port"])
+        held = [ports.port_holders(docker, address, port) for _, address, port in wanted]
+        holders = [h for found in held for h in found]
         evidence = stack.gather(docker, project, p["db_container"] or project + "-db",
                                 p["db_volume"] or project + "-dbdata", p["sqlite_volume"] or project + "-sqlite",
                                 peek_image=p["peek_image"], seen=volumes)
@@ -159,12 +174,13 @@ def main():
     problem = stack.engine_conflict(p["engine"], evidence)
     if problem:
         module.fail_json(msg=problem, **found)
-    if p["app_port"]:
-        # A bind tells only on the engine's own machine; a remote engine (tcp://) says so itself when it starts.
-        local = p["docker_host"].startswith("unix://")
-        asked = None if holders or not local else ports.bind_error(p["app_bind_address"], p["app_port"])
-        problem = stack.port_conflict(project, p["host"] or socket.gethostname(), p["app_bind_address"], p["app_port"],
-                                      holders, asked, p["port_setting"])
+    # A bind tells only on the engine's own machine; a remote engine (tcp://) says so itself when it starts.
+    local = p["docker_host"].startswith("unix://")
+    for (service, address, port), these in zip(wanted, held, strict=True):
+        asked = None if these or not local else ports.bind_error(address, port)
+        problem = stack.port_conflict(project, p["host"] or socket.gethostname(), address, port, these, asked,
+                                      p["port_setting"] if service == "app" else "rollcall_db_publish_port",
+                                      service, None if service == "app" else (p["db_container"] or project + "-db",))
         if problem:
             module.fail_json(msg=problem, **found)
     module.exit_json(changed=False, **found)

@@ -47,9 +47,16 @@ def test_a_deploy_with_another_engine_is_refused_before_anything_changes(tmp_pat
         # (before, the deploy started the database, then failed on the engine's "address already in use" and
         # left the proxy container created).
         (tmp_path / "other").mkdir()
-        for port, held_by in ((PORT, "container %s-proxy publishes 127.0.0.1:%d" % (PROJECT, PORT)),
-                              (PORT + 1, "another program listens there")):
-            crowded = write_inventory(tmp_path / "other", rollcall_project=PROJECT + "2", rollcall_app_port=port,
+        cases = (  # (settings, what holds the port, its port as the refusal says it, the setting to change)
+            (dict(rollcall_app_port=PORT), "container %s-proxy publishes 127.0.0.1:%d" % (PROJECT, PORT),
+             "the app's port 127.0.0.1:%d" % PORT, "rollcall_app_port"),
+            (dict(rollcall_app_port=PORT + 1), "another program listens there",
+             "the app's port 127.0.0.1:%d" % (PORT + 1), "rollcall_app_port"),
+            (dict(rollcall_app_port=PORT + 2, rollcall_db_publish="127.0.0.1", rollcall_db_publish_port=PORT + 1),
+             "another program listens there (Address already in use; a database server installed on the host?)",
+             "the database's port 127.0.0.1:%d" % (PORT + 1), "rollcall_db_publish_port"))
+        for settings, held_by, which, setting in cases:
+            crowded = write_inventory(tmp_path / "other", rollcall_project=PROJECT + "2", **settings,
                                       rollcall_db_engine="postgresql", rollcall_state_dir=str(tmp_path / "state2"))
             with socket.socket() as listener:
                 listener.bind(("127.0.0.1", PORT + 1))
@@ -58,8 +65,8 @@ def test_a_deploy_with_another_engine_is_refused_before_anything_changes(tmp_pat
             assert proc.returncode != 0, "the deploy on a taken port went ahead"
             found = failures(report)
             assert found[0][0] == TASK and held_by in found[0][1], found
-            assert "Nothing was changed: the app's port 127.0.0.1:%d on localhost is taken" % port in found[0][1]
-            assert "-e rollcall_app_port=PORT" in found[0][1], found
+            assert "Nothing was changed: %s on localhost is taken" % which in found[0][1], found
+            assert "-e %s=PORT" % setting in found[0][1], found
             assert report["stats"]["localhost"]["changed"] == 0
             assert not docker_client.containers.list(all=True, filters={"name": PROJECT + "2-"})
             with pytest.raises(docker.errors.NotFound):

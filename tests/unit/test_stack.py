@@ -116,3 +116,16 @@ def test_a_program_listening_is_a_conflict_and_a_free_port_is_none():
     assert said.endswith("-e drill_app_port=PORT.")
     assert stack.port_conflict("sms", "app1", "127.0.0.1", 8090, [], None) is None
 
+
+
+def test_the_database_port_names_the_database_and_its_setting():
+    said = stack.port_conflict("sms", "db1", "10.0.0.5", 5432, [], "Address already in use",
+                               "rollcall_db_publish_port", "database", ("sms-postgres",))
+    assert said.startswith("Nothing was changed: the database's port 10.0.0.5:5432 on db1 is taken: another program "
+                           "listens there (Address already in use; a database server installed on the host?), not "
+                           "this stack's database (sms-postgres).")
+    assert "-e rollcall_db_publish_port=PORT (in the inventory to keep it)." in said
+    assert stack.port_conflict("sms", "db1", "10.0.0.5", 5432, [("sms-postgres", "10.0.0.5:5432")], None,
+                               "rollcall_db_publish_port", "database", ("sms-postgres",)) is None
+    assert "container sms-proxy publishes" in stack.port_conflict(
+        "sms", "db1", "10.0.0.5", 5432, [("sms-proxy", "0.0.0.0:5432")], None, "x", "database")
