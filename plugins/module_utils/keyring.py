@@ -104,6 +104,51 @@ def ring_from_params(params):
                      params.get("encryption_key_files"))
 
 
+# ---------------------------------------------------------------------------------------------- continuity
+LOST_SWITCH = "rollcall_backup_key_lost"
+
+
+def newest_keyed(directory, keep):
+    """(name, key id) of the newest backup whose manifest ``keep`` accepts and that names a key; None when none
+    does. Reads manifests only; a damaged one is skipped (the verification names it)."""
+    for name in reversed(artifact.list_backups(directory)):
+        try:
+            manifest = artifact.read_manifest(directory, name)
+        except ArtifactError:
+            continue
+        if not keep(manifest):
+            continue
+        ids = needed_ids(manifest)
+        if ids:
+            return name, ids[0]
+    return None
+
+
+def key_break(newest, ring, database):
+    """Why a new backup with ``ring``'s current key would silently leave the older backups unreadable, or None.
+    Pure. ``newest``: ``newest_keyed``'s answer for this database.
+
+    The newest backup names the key it was made with; when that key is neither the current one nor in the ring,
+    the key the inventory gives now is another one: a deleted or regenerated key file (the demo makes a new one
+    when the file is missing), a wrong vault or AWX credential. A rotation keeps the old key in the ring, so it
+    passes; a stack whose backups were all made without a key passes too."""
+    if newest is None:
+        return None
+    name, made_with = newest
+    if made_with in ring.keys:
+        return None
+    given = ("the key given now has key id %s" % ring.current_id) if ring.current is not None else \
+        "no backup key is given now"
+    return ("Nothing was backed up: the newest backup of %s here, %s, was made with key id %s, and %s, with %s not "
+            "in the key ring. A backup now would start another key without a word and leave the older backups "
+            "unreadable with this inventory's keys. If the key was changed or lost by mistake, put it back where the "
+            "inventory reads it (%s or rollcall_backup_key_file; the demo keeps it in .secrets/local/backup_key and "
+            "makes a new one when that file is missing). To change the key on purpose: "
+            "playbooks/rotate_backup_key.yml (the old key goes into %s). If the old key is lost for good: "
+            "-e %s=true (the module's option key_lost)."
+            % (database, name, made_with, given, made_with, CURRENT_VARIABLE, RING_VARIABLE, LOST_SWITCH))
+
+
 # ---------------------------------------------------------------------------------------------- report
 LEFTOVER = r"^%s\.(key-[0-9a-f]{8}\.)?(dump|[a-z]+\.tar)(\.gz)?(\.enc)?$"
 

@@ -76,6 +76,15 @@ options:
     description:
       - The container in which O(uploads_path) is (for the SMS, the app container).
     type: str
+  key_lost:
+    description:
+      - Before anything is written, the newest backup of this database in O(directory) (of O(project) when given)
+        names the key it was made with; when that key is neither O(encryption_key) nor in the key ring
+        (O(encryption_keys)), the backup is refused (a deleted or regenerated key file, a wrong vault or
+        credential would otherwise start another key without a word). V(true) takes it anyway, for an old key
+        that is lost for good.
+    type: bool
+    default: false
 notes:
   - Supports check mode.
 """
@@ -144,7 +153,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rollcall.ops.plugins.module_utils import artifact, backup
+from ansible_collections.rollcall.ops.plugins.module_utils import artifact, backup, keyring
 from ansible_collections.rollcall.ops.plugins.module_utils.params import ARTIFACT_ARGS, KEY_EXCLUSIVE, TARGET_ARGS, spec
 
 
@@ -158,13 +167,15 @@ def main():
                            app_version=dict(type="str"),
                            labels=dict(type="dict", default={}),
                            uploads_path=dict(type="str"),
-                           uploads_container=dict(type="str")),
+                           uploads_container=dict(type="str"),
+                           key_lost=dict(type="bool", default=False)),
         mutually_exclusive=KEY_EXCLUSIVE,
         supports_check_mode=True,
     )
     p = module.params
     try:
-        key = artifact.load_key(p["encryption_key"], p["encryption_key_file"])
+        ring = keyring.ring_from_params(p)
+        key = ring.current
         target = backup.target_from_params(p)
         name = artifact.artifact_name(p["engine"], target.database, artifact.utcnow(), p["type"])
         if p["type"] == "differential" and p["engine"] != "mssql":
@@ -177,6 +188,13 @@ def main():
             engine.archive_format = p["archive_format"]
         if not os.path.isdir(p["directory"]):
             raise artifact.ArtifactError("backup directory %s does not exist; create it first" % p["directory"])
+        if not p["key_lost"]:
+            def ours(manifest):
+                return bool(backup.select([manifest], p["engine"], target.database)) and (
+                    not p["project"] or manifest.get("project") == p["project"])
+            problem = keyring.key_break(keyring.newest_keyed(p["directory"], ours), ring, target.database)
+            if problem:
+                raise artifact.ArtifactError(problem)
         if module.check_mode:
             backup.require_database(engine)
             if p["type"] == "differential":

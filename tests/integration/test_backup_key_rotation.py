@@ -241,3 +241,21 @@ def test_the_demo_makes_its_own_key_and_keeps_the_old_one_in_the_ring(pg, tmp_pa
                                    "encryption_key_files": [str(kept[0])], "require_readable": True})
     assert rc == 0, keys.get("msg")
     assert keys["by_key"][ID_OLD] == [made["name"]] and len(keys["by_key"][key_id(new)]) == 1
+
+    # The key file deleted by hand: the demo's lookup makes another key, and the next backup used to be made with it
+    # without a word, every older backup unreadable with the inventory's keys. Now it is refused, nothing written.
+    (secrets / "backup_key").unlink()
+    before = sorted(p.name for p in directory.iterdir())
+    proc, report = playbook(inventory, "backup.yml")
+    assert proc.returncode != 0, "a backup with a key that read no backup went ahead"
+    said = " ".join(" ".join(f) for f in failures(report))
+    regenerated = (secrets / "backup_key").read_text().strip()
+    assert ("was made with key id %s, and the key given now has key id %s" % (key_id(new), key_id(regenerated))
+            in said), said
+    assert "-e rollcall_backup_key_lost=true" in said and regenerated not in proc.stdout + proc.stderr
+    assert sorted(p.name for p in directory.iterdir()) == before
+    # the old key lost for good: said so, the backup is taken with the key there is
+    proc, report = playbook(inventory, "backup.yml", "-e", "rollcall_backup_key_lost=true")
+    assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
+    rc, keys = run("backup_keys", {"directory": str(directory), "encryption_key": regenerated})
+    assert rc == 0 and len(keys["by_key"][key_id(regenerated)]) == 1, keys

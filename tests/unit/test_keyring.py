@@ -385,3 +385,39 @@ def test_the_module_keeps_to_its_stack_in_a_shared_directory(tmp_path):
     assert artifact.read_manifest(str(tmp_path), theirs["name"])["data"]["key_id"] == ID_B
     assert artifact.read_manifest(str(tmp_path), other_engine["name"])["data"]["key_id"] == ID_A
     assert plain(tmp_path, artifact.read_manifest(str(tmp_path), ours["name"]), C) == DUMP
+
+
+# ------------------------------------------------------------------------------------------- continuity
+def everything(manifest):
+    return True
+
+
+def test_newest_keyed_skips_other_stacks_unkeyed_and_damaged_backups(tmp_path):
+    assert keyring.newest_keyed(str(tmp_path), everything) is None
+    make(tmp_path, "20261125T010000Z", key=A, project="sms")
+    make(tmp_path, "20261125T020000Z", key=B, project="other")
+    make(tmp_path, "20261125T030000Z", key=None, encrypt=False, project="sms")
+    (tmp_path / "postgresql-sms-20261125T040000Z-full.manifest.json").write_text("{not json")
+    ours = keyring.newest_keyed(str(tmp_path), lambda m: m.get("project") == "sms")
+    assert ours == ("postgresql-sms-20261125T010000Z-full", ID_A)
+    assert keyring.newest_keyed(str(tmp_path), everything) == ("postgresql-sms-20261125T020000Z-full", ID_B)
+
+
+def test_the_key_that_made_the_newest_backup_or_a_ring_holding_it_passes():
+    assert keyring.key_break(None, KeyRing(A), "sms") is None  # no backup names a key: a first key, or plain ones
+    assert keyring.key_break(("n", ID_A), KeyRing(A), "sms") is None
+    assert keyring.key_break(("n", ID_A), KeyRing(B, [A]), "sms") is None  # a rotation keeps the old key
+
+
+def test_another_key_is_refused_naming_both_ids_and_the_ways_on():
+    said = keyring.key_break(("postgresql-sms-20261125T010000Z-full", ID_A), KeyRing(B, [C]), "sms")
+    assert said.startswith("Nothing was backed up: the newest backup of sms here, postgresql-sms-20261125T010000Z-"
+                           "full, was made with key id %s, and the key given now has key id %s, with %s not in the "
+                           "key ring" % (ID_A, ID_B, ID_A))
+    assert "playbooks/rotate_backup_key.yml" in said and "-e rollcall_backup_key_lost=true" in said
+    assert A.hex() not in said and B.hex() not in said
+
+
+def test_no_key_after_keyed_backups_is_refused_too():
+    said = keyring.key_break(("n", ID_A), KeyRing(None), "sms")
+    assert "and no backup key is given now, with %s not in the key ring" % ID_A in said
