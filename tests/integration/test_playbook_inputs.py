@@ -375,7 +375,8 @@ def test_verify_backup_verifies_this_stacks_newest_backup_in_a_shared_directory(
     assert said and said[0].startswith(other["name"] + " passed restore verification"), said
     proc, report = playbook(inventory, "verify_backup.yml", "-e", "backup_name=sqlite-sms-nope")
     assert proc.returncode != 0
-    assert "backup sqlite-sms-nope has no manifest" in one_failure(report)
+    assert one_failure(report).startswith("there is no backup sqlite-sms-nope in %s, nothing was verified; the "
+                                          "newest of sms there: " % (tmp_path / "bk"))
 
 
 def test_a_teardown_answered_no_removes_nothing(stack):
