@@ -215,8 +215,15 @@ def window(info, archiver, now):
 
 
 def parse_time(text):
-    """A restore target: ISO 8601 with a time zone ('2026-12-03T05:16:33Z', '... 05:16:33+01:00'); epoch secs."""
+    """A restore target: ISO 8601 with a time zone ('2026-12-03T05:16:33Z', '... 05:16:33+01:00'), or seconds since
+    the epoch (what `date +%s` prints: nine digits or more)."""
     value = str(text).strip().replace(" ", "T", 1)
+    if re.fullmatch(r"\d{9,}(\.\d+)?", value):
+        return float(value)
+    if re.fullmatch(r"\d{4}-\d\d-\d\d", value):  # -e to_time=2026-12-03 05:16:33Z: Ansible split it at the space
+        raise PITRError("to_time %r is a date without its time of day: give both, joined by T (%sT05:16:33Z). "
+                        "ansible-playbook's -e NAME=VALUE ends a value at a space, so a time written after a space "
+                        "was cut off" % (text, value))
     if value.endswith("Z") or value.endswith("z"):
         value = value[:-1] + "+00:00"
     if re.search(r"[+-]\d\d$", value):

@@ -293,6 +293,20 @@ def test_target_not_a_time_is_refused():
         pitr.validate_target("yesterday", WIN, NOW)
 
 
+def test_a_date_cut_from_its_time_by_a_space_says_so():
+    # -e to_time=2026-12-03 05:16:33Z reached the module as 2026-12-03, and the refusal said it had no time zone
+    with pytest.raises(PITRError, match="is a date without its time of day: give both, joined by T "
+                                        r"\(2026-12-03T05:16:33Z\). ansible-playbook's -e NAME=VALUE ends a value at a "
+                                        "space"):
+        pitr.validate_target("2026-12-03", WIN, NOW)
+
+
+def test_seconds_since_the_epoch_are_a_time():
+    assert pitr.parse_time("1796276000") == 1796276000 == pitr.validate_target("1796276000", WIN, NOW)
+    with pytest.raises(PITRError, match="not an ISO 8601"):
+        pitr.parse_time("1234")  # not a time of this century: refused, never taken as 1970
+
+
 def test_target_in_the_future_is_refused():
     with pytest.raises(PITRError, match="future"):
         pitr.validate_target(pitr.iso(NOW + 60), WIN, NOW)
