@@ -67,6 +67,9 @@ THRESHOLDS = {
     "express_size_percent": [80, 95],
     # The deploy lock held this long (a deploy or patching run that died holding it blocks every later one).
     "deploy_lock_minutes": [30, 120],
+    # PostgreSQL with point-in-time recovery: minutes since WAL was last archived while archiving fails now (the
+    # recovery point stuck there, pg_wal growing); any failing is a warning, this long a critical.
+    "archive_failing_minutes": [0, 15],
 }
 LOWER_IS_WORSE = frozenset(["tls_days_left"])
 
@@ -347,7 +350,39 @@ def evaluate_database(name, where, activity, thresholds, long_query_seconds):
         base = "%s: %d of %s connections" % (where, active, limit if limit else "?")
     if not long_queries:
         base += ", no query running longer than %d s" % long_query_seconds
+    base += _judge_archiver(problems, activity.get("archiver"), thresholds, metrics)
     return _verdict(name, "database", problems, base, metrics, {"long_queries": long_queries})
+
+
+def _judge_archiver(problems, archiver, thresholds, metrics):
+    """PostgreSQL's WAL archiving (``rollcall_pitr``): failing now, i.e. the last failure after the last success.
+    Appends the problem; returns what to add to the check's reason when all is well."""
+    if not archiver or archiver.get("mode") in (None, "off"):
+        return ""
+    archived, failed, now = archiver.get("last_archived_time"), archiver.get("last_failed_time"), archiver["now"]
+    failing = bool(failed and (archived is None or failed > archived))
+    metrics["archive_failing"] = 1 if failing else 0
+    if archived is not None:
+        metrics["archive_last_success_age_s"] = max(0, now - archived)
+    if not failing:
+        return ", WAL archiving working" if archived is not None else ", WAL archiving on (nothing archived yet)"
+    # never archived: stuck since the server started archiving; judged as stuck for good
+    minutes = round(max(0, now - archived) / 60.0, 1) if archived is not None else float("inf")
+    status = rate("archive_failing_minutes", minutes, thresholds)
+    if status == OK:
+        return ""
+    since = ("the last success %s ago, %s UTC" % (age_text(now - archived), iso_minute(archived))
+             if archived is not None else "nothing archived since archiving was turned on")
+    problems.append((status, "WAL archiving to the point-in-time repository fails (last failure %s UTC, segment %s; "
+                             "%s): a restore to a time cannot go past that success, and pg_wal grows until "
+                             "archiving works again. Check the repository: its directory, space and permissions "
+                             "(playbooks/backup.yml runs pgbackrest check), and the database's log"
+                     % (iso_minute(failed), archiver.get("last_failed_wal"), since)))
+    return ""
+
+
+def iso_minute(epoch):
+    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch))
 
 
 def database_target(params, docker_host=None):

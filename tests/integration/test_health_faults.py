@@ -195,3 +195,36 @@ def test_database_stopped_is_critical_with_that_reason(pg):
     assert check(result, "container")["status"] == "critical"
     assert "is exited" in check(result, "container")["reason"]
     assert "health is critical (2 critical)" in result["msg"]
+
+
+def test_wal_archiving_that_fails_is_a_warning_naming_the_segment(docker_client, require_image):
+    """Point-in-time recovery's archiving broken (the repository unwritable, full, gone): health.yml said "ok"
+    while the recovery point stood still and pg_wal grew. A server whose archive_command fails stands in for it."""
+    require_image("rollcall/postgres:15")
+    container = docker_client.containers.run(
+        "rollcall/postgres:15", ["postgres", "-c", "archive_mode=on", "-c", "archive_command=/bin/false"],
+        detach=True, name=name("pgarch"),
+        environment={"POSTGRES_USER": "sms", "POSTGRES_PASSWORD": PASSWORD, "POSTGRES_DB": "sms"})
+    try:
+        wait_healthy(container)
+        rc, result, _ = run_module("health_check", {"database": database(container)})
+        assert rc == 0 and check(result, "database")["status"] == "ok", result["checks"]
+        assert check(result, "database")["reason"].endswith("WAL archiving on (nothing archived yet)")
+        code, out = container.exec_run(["psql", "-h", "127.0.0.1", "-U", "sms", "-d", "sms", "-Atc",
+                                        "CREATE TABLE t(x int); INSERT INTO t VALUES (1); "
+                                        "SELECT pg_walfile_name(pg_switch_wal())"], environment={"PGPASSWORD": PASSWORD})
+        assert code == 0, out
+        segment = out.decode().split()[-1]
+        deadline = time.monotonic() + 30
+        while True:
+            rc, result, output = run_module("health_check", {"database": database(container)})
+            found = check(result, "database")
+            if found["metrics"].get("archive_failing") or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        grep_secrets(output)
+        assert found["status"] == "critical", found  # nothing ever archived: stuck for good
+        assert ("WAL archiving to the point-in-time repository fails (last failure " in found["reason"]
+                and "segment %s; nothing archived since archiving was turned on)" % segment in found["reason"]), found
+    finally:
+        container.remove(force=True, v=True)

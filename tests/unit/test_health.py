@@ -292,6 +292,44 @@ def test_sqlite_activity_has_no_connection_numbers():
     assert check["status"] == "ok" and check["metrics"] == {"long_queries": 0}
 
 
+AT = 1796630000
+
+
+def archiving(archived=AT - 600, failed=None, mode="on", wal="00000001000000000000000F"):
+    return dict(activity(), archiver={"mode": mode, "last_archived_time": archived, "last_failed_time": failed,
+                                      "last_failed_wal": wal if failed else None, "now": AT})
+
+
+def test_wal_archiving_off_or_working_is_ok_and_said():
+    assert "archiv" not in health.evaluate_database("d", "pg", archiving(mode="off", failed=AT), T, 60)["reason"]
+    check = health.evaluate_database("d", "pg", archiving(failed=AT - 900), T, 60)  # failed once, archived since
+    assert check["status"] == "ok" and check["reason"].endswith(", WAL archiving working")
+    assert check["metrics"]["archive_failing"] == 0 and check["metrics"]["archive_last_success_age_s"] == 600
+    assert health.evaluate_database("d", "pg", archiving(archived=None), T, 60)["reason"].endswith(
+        ", WAL archiving on (nothing archived yet)")
+
+
+def test_wal_archiving_that_fails_now_warns_then_is_critical_after_15_minutes():
+    check = health.evaluate_database("d", "pg", archiving(archived=AT - 120, failed=AT - 5), T, 60)
+    assert check["status"] == "warning" and check["metrics"]["archive_failing"] == 1
+    assert ("WAL archiving to the point-in-time repository fails (last failure 2026-12-07 07:53 UTC, segment "
+            "00000001000000000000000F; the last success 2 min ago, 2026-12-07 07:51 UTC): a restore to a time "
+            "cannot go past that success") in check["reason"]
+    assert health.evaluate_database("d", "pg", archiving(archived=AT - 16 * 60, failed=AT - 5), T,
+                                    60)["status"] == "critical"
+    never = health.evaluate_database("d", "pg", archiving(archived=None, failed=AT - 5), T, 60)
+    assert never["status"] == "critical" and "nothing archived since archiving was turned on" in never["reason"]
+
+
+def test_parse_activity_reads_the_archiver_row():
+    from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import parse_activity
+    found = parse_activity([["connections", "3", "100"], ["archiver", "on", "", "0000000100000002", "1796629990",
+                                                          "1796630000"]])
+    assert found["archiver"] == {"mode": "on", "last_archived_time": None, "last_failed_wal": "0000000100000002",
+                                 "last_failed_time": 1796629990, "now": 1796630000}
+    assert "archiver" not in parse_activity([["connections", "3", "100"]])
+
+
 def test_database_that_cannot_be_reached_is_critical_with_the_reason():
     params = {"engine": "postgresql", "database": "sms", "container": "sms-db"}
 

@@ -222,4 +222,8 @@ def parse_activity(rows, text=str):
             found["active_connections"], found["max_connections"] = int(row[1]), int(row[2])
         elif row[0] == "long" and len(row) >= 3:
             found["long_queries"].append(long_query(row[1], row[2], text(row[3]) if len(row) > 3 else ""))
+        elif row[0] == "archiver" and len(row) >= 6:  # PostgreSQL: archive_mode and pg_stat_archiver (epoch seconds)
+            found["archiver"] = {"mode": row[1], "last_archived_time": int(row[2]) if row[2] else None,
+                                 "last_failed_wal": row[3] or None,
+                                 "last_failed_time": int(row[4]) if row[4] else None, "now": int(row[5])}
     return found

@@ -141,6 +141,10 @@ SELECT 'long', pid::text, floor(extract(epoch FROM clock_timestamp() - query_sta
  WHERE backend_type = 'client backend' AND state NOT IN ('idle') AND pid <> pg_backend_pid()
    AND query_start < clock_timestamp() - make_interval(secs => :'secs')
  ORDER BY query_start LIMIT :limit;
+SELECT 'archiver', current_setting('archive_mode'),
+       coalesce(extract(epoch FROM last_archived_time)::bigint::text, ''), coalesce(last_failed_wal, ''),
+       coalesce(extract(epoch FROM last_failed_time)::bigint::text, ''), extract(epoch FROM now())::bigint::text
+  FROM pg_stat_archiver;
 """
 
 
