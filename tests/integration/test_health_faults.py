@@ -212,7 +212,8 @@ def test_wal_archiving_that_fails_is_a_warning_naming_the_segment(docker_client,
         assert check(result, "database")["reason"].endswith("WAL archiving on (nothing archived yet)")
         code, out = container.exec_run(["psql", "-h", "127.0.0.1", "-U", "sms", "-d", "sms", "-Atc",
                                         "CREATE TABLE t(x int); INSERT INTO t VALUES (1); "
-                                        "SELECT pg_walfile_name(pg_switch_wal())"], environment={"PGPASSWORD": PASSWORD})
+                                        "SELECT pg_walfile_name(pg_switch_wal())"],
+                                       environment={"PGPASSWORD": PASSWORD})
         assert code == 0, out
         segment = out.decode().split()[-1]
         deadline = time.monotonic() + 30
