@@ -156,6 +156,22 @@ def lost_data(engine, volume, volume_exists, served, host, rebuild=False, pitr=F
             % (where, volume, host, live.get("version"), live.get("host"), live.get("deployed_at"), engine, restore))
 
 
+def lost_uploads(volume, volume_exists, served, host, database="sms"):
+    """What to say when an app host's uploads volume was gone at a deploy of a stack that has served, or None.
+    Pure. Not a refusal like ``lost_data``: the database is whole and the app is down (a volume in use cannot be
+    removed), so the deploy brings it back with an empty volume, and this says what is missing and what brings it
+    back. Shared uploads (``rollcall_uploads_host``) live elsewhere and are not asked about."""
+    if volume_exists or not served:
+        return None
+    live = served[0]
+    return ("The uploads volume %s did not exist on %s, although this stack has served (%s live since %s): it was "
+            "made anew, empty, and the files uploaded before are missing there. They are in the backups (the "
+            "database and the uploads in one set): playbooks/restore.yml -e confirm=%s brings both back as of the "
+            "newest verified backup (it first takes a safety backup of the database as it is now; changes made "
+            "since that backup are then in the safety backup only)."
+            % (volume, host, live.get("version"), live.get("deployed_at"), database))
+
+
 def port_conflict(project, host, address, port, holders, bind_error=None, setting="rollcall_app_port",
                   service="app", ours=None):
     """Why this stack's proxy (``service`` "app") or database ("database") cannot publish ``address:port`` on

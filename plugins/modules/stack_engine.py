@@ -44,6 +44,10 @@ options:
     description:
       - The app's SQLite volume (default C(<project>-sqlite)).
     type: str
+  uploads_volume:
+    description:
+      - The app's uploads volume (default C(<project>-uploads)); only whether it exists is reported, in RV(volumes).
+    type: str
   peek_image:
     description:
       - An image on the host with C(ls), used to list an unlabelled volume's files when no container of the stack
@@ -113,10 +117,11 @@ evidence:
   type: list
   elements: dict
 volumes:
-  description: The stack's data volumes (the database's and the SQLite file's) and whether each exists on this engine.
+  description: The stack's data volumes (the database's, the SQLite file's, the uploads) and whether each exists on this
+    engine.
   returned: always
   type: dict
-  sample: {"sms-dbdata": true, "sms-sqlite": false}
+  sample: {"sms-dbdata": true, "sms-sqlite": false, "sms-uploads": true}
 port_holders:
   description: The running containers that publish O(app_port), as [name, "ip:port"] (with O(app_port) only).
   returned: always
@@ -141,6 +146,7 @@ def main():
             db_container=dict(type="str"),
             db_volume=dict(type="str"),
             sqlite_volume=dict(type="str"),
+            uploads_volume=dict(type="str"),
             peek_image=dict(type="str"),
             docker_host=dict(type="str", default="unix:///var/run/docker.sock"),
             app_port=dict(type="int"),
@@ -164,6 +170,8 @@ def main():
         evidence = stack.gather(docker, project, p["db_container"] or project + "-db",
                                 p["db_volume"] or project + "-dbdata", p["sqlite_volume"] or project + "-sqlite",
                                 peek_image=p["peek_image"], seen=volumes)
+        uploads = p["uploads_volume"] or project + "-uploads"
+        volumes[uploads] = bool(docker.volumes.list(filters={"name": "^%s$" % uploads}))
     except RunnerError as exc:
         module.fail_json(msg=str(exc))
     except Exception as exc:  # noqa: BLE001 - the Docker API's errors all mean "could not look"

@@ -173,6 +173,21 @@ def test_a_stack_whose_database_volume_is_gone_is_not_redeployed_empty(tmp_path,
         assert proc.returncode == 0, failures(report)
         assert count() == 1, "the restore brought the student back"
 
+        # The uploads volume removed by hand (the app containers first: a volume in use cannot be removed): the
+        # deploy brings the app back on a new, empty one, and says so and what brings the files back (it said
+        # nothing before); a second deploy has nothing to say.
+        for holder in docker_client.containers.list(all=True, filters={"volume": project + "-uploads"}):
+            holder.remove(force=True)
+        docker_client.volumes.get(project + "-uploads").remove()
+        for expected in (1, 0):
+            proc, report = playbook(inventory)
+            assert proc.returncode == 0, failures(report)
+            said = [r.get("msg", "") for play in report["plays"] for t in play["tasks"] for r in t["hosts"].values()
+                    if t["task"]["name"] == "Say that the uploads volume was made anew, empty, and what brings the "
+                                            "files back" and r.get("msg")]
+            assert len(said) == expected, said
+        assert said == [] and count() == 1
+
         playbook(inventory, "teardown.yml", "-e", "teardown_volumes=true", "-e", "confirm=yes")
         proc, report = playbook(inventory)
         assert proc.returncode == 0, failures(report)  # removed on purpose: a new stack

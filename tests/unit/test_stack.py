@@ -129,3 +129,13 @@ def test_the_database_port_names_the_database_and_its_setting():
                                "rollcall_db_publish_port", "database", ("sms-postgres",)) is None
     assert "container sms-proxy publishes" in stack.port_conflict(
         "sms", "db1", "10.0.0.5", 5432, [("sms-proxy", "0.0.0.0:5432")], None, "x", "database")
+
+
+def test_an_uploads_volume_made_anew_for_a_stack_that_served_is_said_with_the_way_back():
+    served = [{"host": "app1", "version": "1.1.0", "deployed_at": "2026-12-01T10:00:00Z"}]
+    said = stack.lost_uploads("sms-uploads", False, served, "app1")
+    assert said.startswith("The uploads volume sms-uploads did not exist on app1, although this stack has served "
+                           "(1.1.0 live since 2026-12-01T10:00:00Z): it was made anew, empty")
+    assert "playbooks/restore.yml -e confirm=sms brings both back" in said
+    assert stack.lost_uploads("sms-uploads", True, served, "app1") is None  # it is there
+    assert stack.lost_uploads("sms-uploads", False, [], "app1") is None  # a new stack: nothing was uploaded yet
