@@ -289,3 +289,18 @@ def test_grants_are_compared_whatever_order_the_server_stores_them_in():
     earlier = pg.earlier_privileges("sms")
     assert earlier and earlier[0] != now
     assert "ORDER BY a::text" not in [sql for sql, _ in pg.runner.calls if "UNION ALL" in sql][-1]
+
+
+# ------------------------------------------------------------------ pg_restore's errors, explained
+def test_an_object_owned_by_a_role_the_restore_may_not_give_to_is_named_with_the_fix():
+    from ansible_collections.rollcall.ops.plugins.module_utils.engines.postgresql import _error_line
+    stderr = ('pg_restore: error: could not execute query: ERROR:  must be member of role "postgres"\n'
+              "Command was: ALTER TABLE public.t_arch OWNER TO postgres;\n")
+    said = _error_line(stderr, "sms_owner")
+    assert said == ('must be member of role "postgres"; the backup has table public.t_arch owned by postgres, and '
+                    "the restore's login sms_owner may not give objects to that role: give it to the database's "
+                    "owner role (as a superuser: ALTER TABLE public.t_arch OWNER TO sms_owner;) or drop it, then "
+                    "back up again (docs/roles.md)")
+    view = stderr.replace("ALTER TABLE public.t_arch", "ALTER MATERIALIZED VIEW public.mv")
+    assert "the backup has materialized view public.mv owned by postgres" in _error_line(view, "sms_owner")
+    assert _error_line('psql: error: ERROR:  must be member of role "x"\n') == 'must be member of role "x"'

@@ -148,13 +148,26 @@ SELECT 'archiver', current_setting('archive_mode'),
 """
 
 
-def _error_line(stderr):
+# pg_restore's "Command was:" after an error: an object the backup gives to a role the restore's login may not
+# give objects to (it is not a superuser): a table made by hand as postgres in the app's database.
+OWNER_COMMAND = re.compile(r"Command was: ALTER ([A-Z][A-Z ]*?) (\S+) OWNER TO (\S+?);")
+
+
+def _error_line(stderr, login=None):
     """The useful part of libpq / pg_dump errors: 'FATAL:  password authentication failed ...' etc."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
     for line in lines:
         match = re.search(r"(?:FATAL|ERROR):\s+(.*)", line)
         if match:
-            return match.group(1).strip()
+            said = match.group(1).strip()
+            owned = OWNER_COMMAND.search(stderr) if said.startswith("must be member of role") else None
+            if owned:
+                kind, name, role = owned.groups()
+                said += ("; the backup has %s %s owned by %s, and the restore's login %s may not give objects to "
+                         "that role: give it to the database's owner role (as a superuser: ALTER %s %s OWNER TO "
+                         "%s;) or drop it, then back up again (docs/roles.md)"
+                         % (kind.lower(), name, role, login or "?", kind, name, login or "<owner role>"))
+            return said
     for line in lines:
         if "error:" in line:
             return line.split("error:", 1)[1].strip()
@@ -395,7 +408,7 @@ class PostgreSQL(PostgreSQLUpkeep, Engine):
 
     def _fail(self, what, result):
         # result.explained adds what the runner knows: killed by a signal, the container stopped
-        reason = result.explained(_error_line(result.stderr))
+        reason = result.explained(_error_line(result.stderr, self.target.user))
         raise EngineError("PostgreSQL at %s: %s failed: %s" % (self.target.where(), what, reason))
 
     def psql(self, sql, database=None, variables=None, what="query"):
