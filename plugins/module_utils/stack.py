@@ -73,6 +73,16 @@ def engine_conflict(wanted, evidence):
             % (held, wanted, wanted, found[0] if len(found) == 1 else "the engine it runs", wanted))
 
 
+def volume_exists(client, volume):
+    import docker.errors  # the module reports a missing SDK before calling this
+
+    try:
+        client.api.inspect_volume(volume)
+    except docker.errors.NotFound:
+        return False
+    return True
+
+
 def gather(client, project, db_container, db_volume, sqlite_volume, app_container=None, peek_image=None, seen=None):
     """Evidence of the engine(s) a stack holds on one Docker engine (read-only).
 

@@ -5,7 +5,7 @@
 DOCUMENTATION = r"""
 ---
 module: stack_engine
-short_description: Refuse to change the database engine of an SMS stack that holds data, or to deploy on a taken port
+short_description: Refuse to change a stack's database engine, or to deploy it on a taken port
 version_added: "0.4.0"
 description:
   - Looks at what an SMS stack already has on a Docker engine (the app container's C(DATABASE_URL), the database
@@ -123,7 +123,7 @@ volumes:
   type: dict
   sample: {"sms-dbdata": true, "sms-sqlite": false, "sms-uploads": true}
 port_holders:
-  description: The running containers that publish O(app_port), as [name, "ip:port"] (with O(app_port) only).
+  description: The running containers that publish O(app_port) or O(db_port), as [name, "ip:port"].
   returned: always
   type: list
   elements: list
@@ -171,7 +171,7 @@ def main():
                                 p["db_volume"] or project + "-dbdata", p["sqlite_volume"] or project + "-sqlite",
                                 peek_image=p["peek_image"], seen=volumes)
         uploads = p["uploads_volume"] or project + "-uploads"
-        volumes[uploads] = bool(docker.volumes.list(filters={"name": "^%s$" % uploads}))
+        volumes[uploads] = stack.volume_exists(docker, uploads)
     except RunnerError as exc:
         module.fail_json(msg=str(exc))
     except Exception as exc:  # noqa: BLE001 - the Docker API's errors all mean "could not look"
