@@ -24,6 +24,7 @@ no longer matches the signature. See ``check_signature`` for what an unsigned ma
 
 import base64
 import binascii
+import contextlib
 import datetime
 import errno
 import hashlib
@@ -72,6 +73,42 @@ def artifact_name(engine, database, when, kind="full"):
         raise ArtifactError("backup type must be full or differential, not %r" % kind)
     return "%s-%s-%s-%s" % (safe_part(engine, "engine"), safe_part(database, "database name"),
                             when.astimezone(datetime.timezone.utc).strftime(STAMP), kind)
+
+
+class NameReservation:
+    """A new backup's name, held while it is written: names have whole seconds, so a second run started in the same
+    second (a schedule beside a manual run) waits for the next second instead of writing the same name and failing
+    at its very end ("appeared while it was being written"). The hold is a ``.<name>.reserved`` file made with
+    ``O_EXCL``; ``release()`` removes it (a run killed hard leaves it, naming a second that has passed)."""
+
+    def __init__(self, directory, engine, database, kind="full", now=None, sleep=None, tries=10):
+        import time
+
+        now, sleep = now or utcnow, sleep or time.sleep
+        self.marker = None
+        for _ in range(tries):
+            self.started = now()
+            self.name = artifact_name(engine, database, self.started, kind)
+            if not os.path.lexists(manifest_path(directory, self.name)):
+                marker = os.path.join(directory, ".%s.reserved" % self.name)
+                try:
+                    os.close(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                except FileExistsError:
+                    pass
+                except OSError:
+                    return  # unwritable: the writer says so in its own words
+                else:
+                    self.marker = marker
+                    return
+            sleep(max(0.05, 1.0 - self.started.microsecond / 1e6))
+        raise ArtifactError("no free backup name in %s: a backup of %s was started in each of the last %d seconds; "
+                            "run again" % (directory, database, tries))
+
+    def release(self):
+        if self.marker:
+            with contextlib.suppress(OSError):
+                os.unlink(self.marker)
+            self.marker = None
 
 
 def parse_name(name):

@@ -146,10 +146,18 @@ def take_backup(engine, directory, kind="full", compression="none", key=None, ap
     if kind == "differential" and not chains:
         raise EngineError("type differential is for SQL Server (engine mssql) only; %s backups are always full, "
                           "self-contained dumps" % engine.name)
-    started = artifact.utcnow()
-    name = artifact.artifact_name(engine.name, engine.target.database, started, kind)
-    clock = time.monotonic()
     require_database(engine)
+    reservation = artifact.NameReservation(directory, engine.name, engine.target.database, kind)
+    try:
+        return _take_backup(engine, directory, reservation.started, reservation.name, kind, compression, key,
+                            app_version, labels, files, copy_only, encrypt, project, chains)
+    finally:
+        reservation.release()
+
+
+def _take_backup(engine, directory, started, name, kind, compression, key, app_version, labels, files, copy_only,
+                 encrypt, project, chains):
+    clock = time.monotonic()
     parent = chain_parent(directory, engine.name, engine.target.database) if kind == "differential" else None
     if chains:
         engine.backup_kind, engine.copy_only = kind, bool(copy_only) and kind == "full"

@@ -4,6 +4,7 @@ restoring, the scratch database never left behind, the safety backup's app_versi
 import datetime
 import errno
 import json
+import multiprocessing
 import os
 import threading
 from pathlib import Path
@@ -605,3 +606,51 @@ def test_the_scratch_database_is_used_by_one_run_at_a_time_and_a_stuck_one_is_na
     assert said.endswith("nothing was changed: run again when it has finished")
     with backup.scratch_lock(engine, "sms__rc_scratch", "again", directory=str(tmp_path), wait_s=0):
         pass  # released
+
+
+# ----------------------------------------------------------------------------- two backups in the same second
+def test_a_name_reservation_makes_a_second_run_in_the_same_second_wait_for_the_next(tmp_path):
+    clock = [datetime.datetime(2026, 12, 7, 3, 0, 0, 250000, tzinfo=datetime.UTC)]
+    waited = []
+
+    def sleep(seconds):
+        waited.append(round(seconds, 2))
+        clock[0] += datetime.timedelta(seconds=seconds)
+
+    first = artifact.NameReservation(str(tmp_path), "postgresql", "sms", now=lambda: clock[0], sleep=sleep)
+    second = artifact.NameReservation(str(tmp_path), "postgresql", "sms", now=lambda: clock[0], sleep=sleep)
+    assert first.name == "postgresql-sms-20261207T030000Z-full" and waited == [0.75]
+    assert second.name == "postgresql-sms-20261207T030001Z-full" and second.started > first.started
+    assert sorted(os.listdir(tmp_path)) == [".postgresql-sms-20261207T030000Z-full.reserved",
+                                            ".postgresql-sms-20261207T030001Z-full.reserved"]
+    first.release()
+    second.release()
+    assert os.listdir(tmp_path) == []
+    third = artifact.NameReservation(str(tmp_path), "postgresql", "sms", now=lambda: clock[0], sleep=sleep)
+    assert third.name == second.name  # released: free again (no manifest was written)
+    third.release()
+
+
+def test_two_backups_started_together_both_succeed(engine, tmp_path):
+    """Before: both took the same name and the second failed at its very end ("appeared while it was being
+    written"), its dump thrown away. Two processes (take_backup sets signal handlers: the main thread's)."""
+    context = multiprocessing.get_context("fork")
+    answers = context.Queue()
+    go = context.Event()
+
+    def run():
+        go.wait(10)
+        try:
+            answers.put(("ok", backup.take_backup(engine, str(tmp_path))["name"]))
+        except Exception as exc:  # noqa: BLE001 - sent back for the assertion
+            answers.put(("error", str(exc)))
+
+    workers = [context.Process(target=run) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    go.set()
+    found = [answers.get(timeout=30) for _ in workers]
+    for worker in workers:
+        worker.join(10)
+    assert [kind for kind, _ in found] == ["ok", "ok"] and found[0][1] != found[1][1], found
+    assert not [e for e in os.listdir(tmp_path) if e.endswith(".reserved")]
