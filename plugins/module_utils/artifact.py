@@ -86,7 +86,7 @@ class NameReservation:
 
         now, sleep = now or utcnow, sleep or time.sleep
         self.marker = None
-        for _ in range(tries):
+        for _attempt in range(tries):
             self.started = now()
             self.name = artifact_name(engine, database, self.started, kind)
             if not os.path.lexists(manifest_path(directory, self.name)):

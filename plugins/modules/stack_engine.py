@@ -165,7 +165,7 @@ def main():
               for service, key in (("app", "app"), ("database", "db")) if p[key + "_port"]]
     try:
         docker = client(p["docker_host"])
-        held = [ports.port_holders(docker, address, port) for _, address, port in wanted]
+        held = [ports.port_holders(docker, address, port) for _service, address, port in wanted]
         holders = [h for found in held for h in found]
         evidence = stack.gather(docker, project, p["db_container"] or project + "-db",
                                 p["db_volume"] or project + "-dbdata", p["sqlite_volume"] or project + "-sqlite",
