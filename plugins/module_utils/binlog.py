@@ -784,14 +784,32 @@ class BinlogPITR:
                             what="reading the events of the binary log being written")
         return holds_changes(row[2] for row in events if len(row) > 2)
 
-    def archive(self, flush=True, check_mode=False, flush_idle=True):
+    def check_key(self, archived):
+        """PITRError when the newest archived file was written with a key the ring does not hold (keyring.key_break:
+        a deleted or regenerated key would start another key without a word)."""
+        from .keyring import KeyRing, key_break, needed_ids
+
+        ring = self.key if isinstance(self.key, KeyRing) else KeyRing(self.key)
+        for name in sorted(archived, key=lambda n: sequence(n)[1], reverse=True):
+            ids = needed_ids(archived[name])
+            if ids:
+                problem = key_break((name, ids[0]), ring, None, "Nothing was archived",
+                                    "the newest archived binary log file in %s" % self.repo)
+                if problem:
+                    raise PITRError(problem)
+                return
+
+    def archive(self, flush=True, check_mode=False, flush_idle=True, key_lost=False):
         """Close the file being written (FLUSH BINARY LOGS) and copy every closed file not archived yet. With
-        ``flush_idle`` false the file is closed only when it holds changes (a frequent scheduled run)."""
+        ``flush_idle`` false the file is closed only when it holds changes (a frequent scheduled run).
+        ``key_lost``: go on with a key that did not write the newest archived file (``check_key``)."""
         close = flush and (flush_idle or self.active_written())
         if not check_mode and close:
             self.engine().sql("FLUSH BINARY LOGS;", what="closing the binary log being written")
         directory, logs = self.server_logs()
         archived = read_archive(self.repo)
+        if not key_lost:
+            self.check_key(archived)
         plan, lost = archive_plan(logs, archived), without_data(self.repo, archived, logs)
         if check_mode:
             return dict(plan, copied=[], flushed=False, would_flush=close, recopy=lost)

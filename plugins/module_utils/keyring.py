@@ -124,14 +124,15 @@ def newest_keyed(directory, keep):
     return None
 
 
-def key_break(newest, ring, database):
+def key_break(newest, ring, database, lead="Nothing was backed up", subject=None):
     """Why a new backup with ``ring``'s current key would silently leave the older backups unreadable, or None.
     Pure. ``newest``: ``newest_keyed``'s answer for this database.
 
     The newest backup names the key it was made with; when that key is neither the current one nor in the ring,
     the key the inventory gives now is another one: a deleted or regenerated key file (the demo makes a new one
     when the file is missing), a wrong vault or AWX credential. A rotation keeps the old key in the ring, so it
-    passes; a stack whose backups were all made without a key passes too."""
+    passes; a stack whose backups were all made without a key passes too. ``lead`` and ``subject`` word it for
+    another artifact (the archived binary log: "Nothing was archived", "the newest archived log file")."""
     if newest is None:
         return None
     name, made_with = newest
@@ -139,14 +140,15 @@ def key_break(newest, ring, database):
         return None
     given = ("the key given now has key id %s" % ring.current_id) if ring.current is not None else \
         "no backup key is given now"
-    return ("Nothing was backed up: the newest backup of %s here, %s, was made with key id %s, and %s, with %s not "
-            "in the key ring. A backup now would start another key without a word and leave the older backups "
-            "unreadable with this inventory's keys. If the key was changed or lost by mistake, put it back where the "
+    return ("%s: %s, %s, was made with key id %s, and %s, with %s not in the key ring. Going on would start another "
+            "key without a word and leave what was made before unreadable with this inventory's keys. If the key "
+            "was changed or lost by mistake, put it back where the "
             "inventory reads it (%s or rollcall_backup_key_file; the demo keeps it in .secrets/local/backup_key and "
             "makes a new one when that file is missing). To change the key on purpose: "
             "playbooks/rotate_backup_key.yml (the old key goes into %s). If the old key is lost for good: "
             "-e %s=true (the module's option key_lost)."
-            % (database, name, made_with, given, made_with, CURRENT_VARIABLE, RING_VARIABLE, LOST_SWITCH))
+            % (lead, subject or "the newest backup of %s here" % database, name, made_with, given, made_with,
+               CURRENT_VARIABLE, RING_VARIABLE, LOST_SWITCH))
 
 
 # ---------------------------------------------------------------------------------------------- report

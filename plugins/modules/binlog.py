@@ -152,6 +152,13 @@ options:
       - C(verify), C(mirror) and C(restore); fail the task when the result did not pass (else report it).
     type: bool
     default: true
+  key_lost:
+    description:
+      - C(archive) refuses, before anything is copied, when the newest archived file was written with a key that is
+        neither O(encryption_key) nor in the key ring (a deleted or regenerated key, a wrong vault or credential).
+        V(true) goes on with the key given, for an old key that is lost for good.
+    type: bool
+    default: false
 notes:
   - Supports check mode - C(archive) reports what it would copy (no flush), C(restore) validates the target and
     reports RV(plan).
@@ -350,7 +357,8 @@ def run(module):
                              project=p["project"])
     action = p["action"]
     if action == "archive":
-        result = tool.archive(flush=p["flush"], check_mode=check_mode, flush_idle=p["flush_idle"])
+        result = tool.archive(flush=p["flush"], check_mode=check_mode, flush_idle=p["flush_idle"],
+                              key_lost=p["key_lost"])
         if check_mode:
             return dict(changed=bool(result["copy"] or result["recopy"]) or result["would_flush"],
                         copy=result["copy"] + result["recopy"], copied=[], archived=result["archived"], flushed=False,
@@ -431,6 +439,7 @@ def main():
             keep_failed=dict(type="bool", default=False),
             keep_days=dict(type="float", default=7),
             fail_on_problem=dict(type="bool", default=True),
+            key_lost=dict(type="bool", default=False),
         ),
         mutually_exclusive=[["encryption_key", "encryption_key_file"]],
         supports_check_mode=True,

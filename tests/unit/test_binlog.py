@@ -845,3 +845,26 @@ def test_a_manifest_whose_data_file_is_gone_is_archived_again_from_the_server(tm
     # plan's refusal; 000001 is whole
     assert binlog.without_data(str(tmp_path), archived, logs) == ["mariadb-bin.000002"]
     assert binlog.without_data(str(tmp_path), archived, logs[1:2]) == []  # only the file being written: not closed
+
+
+def test_archiving_refuses_a_key_that_did_not_write_the_newest_archived_file(tmp_path):
+    """A deleted or regenerated backup key: archive_log.yml (every 5 minutes) went on archiving with the new key
+    without a word, every file archived before unreadable with the inventory's keys."""
+    other = bytes(range(1, 33))
+
+    def made_with(key):
+        part = {"file": "x", "encrypted": True, "key_id": artifact.key_id(key)}
+        return {"binlog": {"size": 1}, "data": part, "signature": {"key_id": artifact.key_id(key)}}
+
+    archived = {"mariadb-bin.000001": made_with(other), "mariadb-bin.000002": made_with(KEY),
+                "mariadb-bin.000003": {"binlog": {"size": 1}, "data": {"file": "y"}}}  # plain: names no key
+    with pytest.raises(PITRError) as caught:
+        binlog.BinlogPITR("sms-db", str(tmp_path), other).check_key(archived)
+    said = str(caught.value)
+    assert said.startswith("Nothing was archived: the newest archived binary log file in %s, mariadb-bin.000002, "
+                           "was made with key id %s, and the key given now has key id %s"
+                           % (tmp_path, artifact.key_id(KEY), artifact.key_id(other)))
+    assert "-e rollcall_backup_key_lost=true" in said
+    binlog.BinlogPITR("sms-db", str(tmp_path), KEY).check_key(archived)  # the key that wrote it
+    binlog.BinlogPITR("sms-db", str(tmp_path), keyring.KeyRing(other, [KEY])).check_key(archived)  # a rotation
+    binlog.BinlogPITR("sms-db", str(tmp_path), other).check_key({})  # nothing archived yet
