@@ -111,6 +111,59 @@ class NameReservation:
             self.marker = None
 
 
+# A writer's temporary file (ArtifactWriter, write_json_atomic): ".<file>.<pid>.tmp"; a name reservation.
+TEMP_RE = re.compile(r"^\.(?P<file>.+)\.(?P<pid>\d+)\.tmp$")
+RESERVED_RE = re.compile(r"^\..+\.reserved$")
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # another user's process: alive
+    return True
+
+
+def stale_leftovers(directory, now=None, alive=_pid_alive, min_age_s=600, reserved_age_s=3600):
+    """[(entry, bytes)] a writer killed hard (SIGKILL, the OOM killer, a reboot) left in ``directory``: its
+    temporary file, when its process is gone and nothing wrote to it for ``min_age_s`` (a live writer keeps it
+    fresh), and name reservations older than ``reserved_age_s`` (one matters only within its second). Nothing
+    else is ever listed. A killed dump's temporary file is as large as the dump: each one left took that much
+    space for good."""
+    import time
+
+    now = time.time() if now is None else now
+    found = []
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return found
+    for entry in sorted(entries):
+        temp, reserved = TEMP_RE.match(entry), RESERVED_RE.match(entry)
+        if not temp and not reserved:
+            continue
+        try:
+            info = os.lstat(os.path.join(directory, entry))
+        except OSError:
+            continue
+        age = now - info.st_mtime
+        if (temp and age >= min_age_s and not alive(int(temp.group("pid")))) or (reserved and age >= reserved_age_s):
+            found.append((entry, info.st_size))
+    return found
+
+
+def remove_stale_leftovers(directory, **kwargs):
+    """Remove ``stale_leftovers``; returns what was removed, [(entry, bytes)]."""
+    removed = []
+    for entry, size in stale_leftovers(directory, **kwargs):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(directory, entry))
+            removed.append((entry, size))
+    return removed
+
+
 def parse_name(name):
     match = NAME_RE.fullmatch(name)
     return match.groupdict() if match else None

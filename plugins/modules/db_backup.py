@@ -147,6 +147,13 @@ manifest:
   description: The manifest as written.
   returned: success, not in check mode
   type: dict
+removed_leftovers:
+  description: Temporary files of backups killed hard (their process gone, untouched for 10 minutes) and stale name
+    reservations, removed from O(directory) before this backup; each with its size.
+  returned: success, not in check mode
+  type: list
+  elements: dict
+  sample: [{"file": ".postgresql-sms-20261207T030000Z-full.dump.enc.4242.tmp", "bytes": 1073741824}]
 """
 
 import os
@@ -201,6 +208,8 @@ def main():
                 backup.chain_parent(p["directory"], p["engine"], target.database)
             message = "would back up %s into %s" % (target.database, p["directory"])
             module.exit_json(changed=True, name=name, msg=message)
+        # what backups killed hard left (their temporary files are as large as their dumps)
+        removed = artifact.remove_stale_leftovers(p["directory"])
         files = {"path": p["uploads_path"], "container": p["uploads_container"],
                  "docker_host": p["docker_host"]} if p["uploads_path"] else None
         manifest = backup.take_backup(engine, p["directory"], p["type"], p["compression"], key, p["app_version"],
@@ -208,7 +217,8 @@ def main():
     except backup.ERRORS + (backup.Interrupted,) as exc:
         module.fail_json(msg="backup failed: %s" % exc)
     module.exit_json(changed=True, name=manifest["name"], manifest=manifest,
-                     path=os.path.join(p["directory"], manifest["data"]["file"]))
+                     path=os.path.join(p["directory"], manifest["data"]["file"]),
+                     removed_leftovers=[{"file": entry, "bytes": size} for entry, size in removed])
 
 
 if __name__ == "__main__":

@@ -654,3 +654,27 @@ def test_two_backups_started_together_both_succeed(engine, tmp_path):
         worker.join(10)
     assert [kind for kind, _ in found] == ["ok", "ok"] and found[0][1] != found[1][1], found
     assert not [e for e in os.listdir(tmp_path) if e.endswith(".reserved")]
+
+
+def test_what_a_backup_killed_hard_left_is_removed_and_nothing_else(tmp_path):
+    """A backup killed with SIGKILL (the OOM killer, a job cancelled hard, a reboot) left its temporary file, as large
+    as its dump, for good; each such run took that much of the backup disk."""
+    now = 1796630000.0
+    entries = {
+        ".postgresql-sms-20261207T030000Z-full.dump.enc.4242.tmp": (now - 3600, False),  # dead writer: removed
+        ".postgresql-sms-20261207T040000Z-full.dump.enc.4343.tmp": (now - 3600, True),  # its writer still runs
+        ".postgresql-sms-20261207T050000Z-full.dump.enc.4444.tmp": (now - 60, False),  # too fresh to judge
+        ".postgresql-sms-20261207T030000Z-full.reserved": (now - 7200, False),  # an old reservation: removed
+        ".postgresql-sms-20261207T060000Z-full.reserved": (now - 10, False),
+        "postgresql-sms-20261207T030000Z-full.manifest.json": (now - 7200, False),
+        ".hidden-notes.tmp": (now - 7200, False),  # not a writer's name
+    }
+    for entry, (mtime, _alive) in entries.items():
+        (tmp_path / entry).write_bytes(b"x" * 10)
+        os.utime(tmp_path / entry, (mtime, mtime))
+    alive = {int(e.split(".")[-2]) for e, (_m, up) in entries.items() if e.endswith(".tmp") and up
+             and e.split(".")[-2].isdigit()}
+    removed = artifact.remove_stale_leftovers(str(tmp_path), now=now, alive=lambda pid: pid in alive)
+    assert removed == [(".postgresql-sms-20261207T030000Z-full.dump.enc.4242.tmp", 10),
+                       (".postgresql-sms-20261207T030000Z-full.reserved", 10)]
+    assert sorted(os.listdir(tmp_path)) == sorted(set(entries) - {e for e, _ in removed})
