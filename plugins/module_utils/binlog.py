@@ -818,6 +818,7 @@ class BinlogPITR:
             if not os.path.isdir(self.repo):
                 make_repo(self.repo, "archiving the binary log")
             with repo_lock(self.repo, "archiving the binary log"):
+                artifact.remove_stale_leftovers(self.repo)  # a run killed hard: its temporary file stayed
                 # A manifest whose data file is gone (what two runs at once left before the lock) archives nothing:
                 # the server still has that file, so it is archived again.
                 for name in without_data(self.repo, read_archive(self.repo), logs):
