@@ -794,7 +794,11 @@ class BinlogPITR:
             ids = needed_ids(archived[name])
             if ids:
                 problem = key_break((name, ids[0]), ring, None, "Nothing was archived",
-                                    "the newest archived binary log file in %s" % self.repo)
+                                    "the newest archived binary log file in %s" % self.repo,
+                                    "the files archived with it cannot be read again, and the archive's verification "
+                                    "fails on them: start a new archive, rollcall_pitr_repo pointed at a new "
+                                    "directory, then playbooks/backup.yml (and -e rollcall_backup_key_lost=true for "
+                                    "its dump; docs/pitr.md)")
                 if problem:
                     raise PITRError(problem)
                 return

@@ -124,7 +124,7 @@ def newest_keyed(directory, keep):
     return None
 
 
-def key_break(newest, ring, database, lead="Nothing was backed up", subject=None):
+def key_break(newest, ring, database, lead="Nothing was backed up", subject=None, lost_way=None):
     """Why a new backup with ``ring``'s current key would silently leave the older backups unreadable, or None.
     Pure. ``newest``: ``newest_keyed``'s answer for this database.
 
@@ -132,7 +132,8 @@ def key_break(newest, ring, database, lead="Nothing was backed up", subject=None
     the key the inventory gives now is another one: a deleted or regenerated key file (the demo makes a new one
     when the file is missing), a wrong vault or AWX credential. A rotation keeps the old key in the ring, so it
     passes; a stack whose backups were all made without a key passes too. ``lead`` and ``subject`` word it for
-    another artifact (the archived binary log: "Nothing was archived", "the newest archived log file")."""
+    another artifact (the archived binary log: "Nothing was archived", "the newest archived log file"), and
+    ``lost_way`` says what to do when the old key is lost for good (default: ``-e rollcall_backup_key_lost=true``)."""
     if newest is None:
         return None
     name, made_with = newest
@@ -145,10 +146,10 @@ def key_break(newest, ring, database, lead="Nothing was backed up", subject=None
             "was changed or lost by mistake, put it back where the "
             "inventory reads it (%s or rollcall_backup_key_file; the demo keeps it in .secrets/local/backup_key and "
             "makes a new one when that file is missing). To change the key on purpose: "
-            "playbooks/rotate_backup_key.yml (the old key goes into %s). If the old key is lost for good: "
-            "-e %s=true (the module's option key_lost)."
+            "playbooks/rotate_backup_key.yml (the old key goes into %s). If the old key is lost for good: %s."
             % (lead, subject or "the newest backup of %s here" % database, name, made_with, given, made_with,
-               CURRENT_VARIABLE, RING_VARIABLE, LOST_SWITCH))
+               CURRENT_VARIABLE, RING_VARIABLE,
+               lost_way or "-e %s=true (the module's option key_lost)" % LOST_SWITCH))
 
 
 # ---------------------------------------------------------------------------------------------- report

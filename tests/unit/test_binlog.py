@@ -864,7 +864,10 @@ def test_archiving_refuses_a_key_that_did_not_write_the_newest_archived_file(tmp
     assert said.startswith("Nothing was archived: the newest archived binary log file in %s, mariadb-bin.000002, "
                            "was made with key id %s, and the key given now has key id %s"
                            % (tmp_path, artifact.key_id(KEY), artifact.key_id(other)))
-    assert "-e rollcall_backup_key_lost=true" in said
+    assert said.endswith("If the old key is lost for good: the files archived with it cannot be read again, and the "
+                         "archive's verification fails on them: start a new archive, rollcall_pitr_repo pointed at a "
+                         "new directory, then playbooks/backup.yml (and -e rollcall_backup_key_lost=true for its "
+                         "dump; docs/pitr.md).")
     binlog.BinlogPITR("sms-db", str(tmp_path), KEY).check_key(archived)  # the key that wrote it
     binlog.BinlogPITR("sms-db", str(tmp_path), keyring.KeyRing(other, [KEY])).check_key(archived)  # a rotation
     binlog.BinlogPITR("sms-db", str(tmp_path), other).check_key({})  # nothing archived yet
