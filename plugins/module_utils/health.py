@@ -261,6 +261,9 @@ def evaluate_container(name, inspect, thresholds, probe=None):
     if status == "restarting":
         problems.append((WARNING, "container %s is restarting (restarted %d times, last exit code %s)"
                          % (name, restarts, state.get("ExitCode"))))
+    elif status == "paused":  # frozen (docker pause): it answers nothing; no exit code to speak of
+        problems.append((CRITICAL, "container %s is paused: it answers nothing until docker unpause %s (or "
+                                   "playbooks/incident.yml -e restart=true restarts it)" % (name, name)))
     elif status != "running":
         problems.append((CRITICAL, "container %s is %s (exit code %s%s)" % (
             name, status, state.get("ExitCode"), ", %s" % state["Error"] if state.get("Error") else "")))

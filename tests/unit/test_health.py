@@ -158,7 +158,11 @@ def state(status="running", health_status=None, restarts=0, exit_code=0, restart
     (state(restarts=3), "warning", "restart count 3 >= 1", 1),
     (state("restarting", restarts=5, exit_code=2, restarting=True), "warning",
      "is restarting (restarted 5 times, last exit code 2)", 0),
-], ids=["healthy", "missing", "exited", "exited-was-unhealthy", "unhealthy", "starting", "restarted", "restarting"])
+    # docker pause: it said "is paused (exit code 0)"
+    (state("paused", health_status="healthy"), "critical", "container c is paused: it answers nothing until docker "
+     "unpause c (or playbooks/incident.yml -e restart=true restarts it); 0 restarts", 0),
+], ids=["healthy", "missing", "exited", "exited-was-unhealthy", "unhealthy", "starting", "restarted", "restarting",
+        "paused"])
 def test_container_states(inspect, status, words, running):
     check = health.evaluate_container("c", inspect, T)
     assert check["status"] == status and words in check["reason"]
