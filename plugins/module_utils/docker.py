@@ -123,6 +123,9 @@ def wait_health_test(api, name, timeout, interval=1.0, clock=None, sleep=None):
         stopped = stopped_state(state)  # None: running (a restarting container is waited for)
         if stopped and not state.get("Restarting"):
             return result(stopped)
+        if state.get("Paused"):  # frozen: no test can pass until someone unpauses it; waiting is for nothing
+            return result("it is paused (docker pause): docker unpause %s, or restart it "
+                          "(playbooks/incident.yml -e restart=true), then run again" % name)
         if not stopped:
             attempts += 1
             try:

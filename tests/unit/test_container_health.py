@@ -70,6 +70,17 @@ def test_a_restarting_container_is_waited_for_not_asked():
     assert found["passed"] and found["attempts"] == 1 and found["waited_s"] == 2.0
 
 
+def test_a_paused_container_ends_the_wait_at_once_and_says_how():
+    """docker pause: every exec is refused ("is paused, unpause the container before exec"); a deploy ran the test
+    121 times over 120 s before it said so."""
+    paused = {"Status": "paused", "Running": True, "Paused": True}
+    api = FakeApi([paused], [(0, b"")])
+    found = wait(api, timeout=120)
+    assert not found["passed"] and found["attempts"] == 0 and found["waited_s"] == 0.0 and api.ran == []
+    assert found["reason"] == ("it is paused (docker pause): docker unpause db, or restart it "
+                               "(playbooks/incident.yml -e restart=true), then run again")
+
+
 def test_a_container_that_stops_ends_the_wait_at_once_and_says_how():
     stopped = {"Status": "exited", "Running": False, "ExitCode": 1, "OOMKilled": True}
     api = FakeApi([RUNNING, stopped], [(2, b"starting up")])
