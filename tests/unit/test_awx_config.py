@@ -229,9 +229,11 @@ def _text(path):
 
 def _reads(corpus, var):
     """The variable is used in an expression (not only named in prose): as itself, or as the preflight's reading
-    of it (rollcall_inputs.VAR in the playbooks, preflight_given.VAR in the preflight)."""
+    of it (rollcall_inputs.VAR in the playbooks, (rollcall_inputs | default({})).VAR in role defaults,
+    preflight_given.VAR in the preflight)."""
     after = r"\s*(\||is\s|\}\}|==|!=|\)|\bin\b|\bnot\b|,|\]|$)"
-    pattern = r"(?:(?<![\w.'\"-])|(?<=rollcall_inputs\.)|(?<=preflight_given\.))" + re.escape(var) + after
+    pattern = (r"(?:(?<![\w.'\"-])|(?<=rollcall_inputs\.)|(?<=rollcall_inputs \| default\(\{\}\)\)\.)"
+               r"|(?<=preflight_given\.))" + re.escape(var) + after)
     return re.search(pattern, corpus, re.MULTILINE) is not None
 
 
