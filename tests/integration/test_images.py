@@ -186,6 +186,12 @@ def test_host_image_has_what_ansible_and_community_docker_need(docker_client, st
     config = docker_client.images.get(HOST).attrs["Config"]
     assert (config["Entrypoint"], config["Cmd"]) == (["tini", "--"], ["sleep", "infinity"])
     idle = start(HOST)
+    # Once tini runs sleep: a SIGTERM sent in the instant before tini sets up its signal handling is lost (PID 1),
+    # and a loaded machine made that instant long enough once (a fresh clone's run, 2026-12-07).
+    deadline = time.monotonic() + 30
+    while not any("sleep" in " ".join(row) for row in (idle.top().get("Processes") or [])):
+        assert time.monotonic() < deadline, "the host never ran its command"
+        time.sleep(0.2)
     began = time.monotonic()
     idle.stop(timeout=20)
     assert time.monotonic() - began < 5, "docker stop of an idle host waited for the grace period"
