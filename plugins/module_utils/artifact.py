@@ -33,6 +33,7 @@ import json
 import os
 import re
 import struct
+import time
 import zlib
 
 try:
@@ -82,8 +83,6 @@ class NameReservation:
     ``O_EXCL``; ``release()`` removes it (a run killed hard leaves it, naming a second that has passed)."""
 
     def __init__(self, directory, engine, database, kind="full", now=None, sleep=None, tries=10):
-        import time
-
         now, sleep = now or utcnow, sleep or time.sleep
         self.marker = None
         for _attempt in range(tries):
@@ -132,8 +131,6 @@ def stale_leftovers(directory, now=None, alive=_pid_alive, min_age_s=600, reserv
     fresh), and name reservations older than ``reserved_age_s`` (one matters only within its second). Nothing
     else is ever listed. A killed dump's temporary file is as large as the dump: each one left took that much
     space for good."""
-    import time
-
     now = time.time() if now is None else now
     found = []
     try:

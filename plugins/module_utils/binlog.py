@@ -787,21 +787,18 @@ class BinlogPITR:
     def check_key(self, archived):
         """PITRError when the newest archived file was written with a key the ring does not hold (keyring.key_break:
         a deleted or regenerated key would start another key without a word)."""
-        from .keyring import KeyRing, key_break, needed_ids
+        from .keyring import KeyRing, first_keyed, key_break
 
         ring = self.key if isinstance(self.key, KeyRing) else KeyRing(self.key)
-        for name in sorted(archived, key=lambda n: sequence(n)[1], reverse=True):
-            ids = needed_ids(archived[name])
-            if ids:
-                problem = key_break((name, ids[0]), ring, None, "Nothing was archived",
-                                    "the newest archived binary log file in %s" % self.repo,
-                                    "the files archived with it cannot be read again, and the archive's verification "
-                                    "fails on them: start a new archive, rollcall_pitr_repo pointed at a new "
-                                    "directory, then playbooks/backup.yml (and -e rollcall_backup_key_lost=true for "
-                                    "its dump; docs/pitr.md)")
-                if problem:
-                    raise PITRError(problem)
-                return
+        newest = first_keyed((name, archived[name])
+                             for name in sorted(archived, key=lambda n: sequence(n)[1], reverse=True))
+        problem = key_break(newest, ring, None, "Nothing was archived",
+                            "the newest archived binary log file in %s" % self.repo,
+                            "the files archived with it cannot be read again, and the archive's verification fails "
+                            "on them: start a new archive, rollcall_pitr_repo pointed at a new directory, then "
+                            "playbooks/backup.yml (and -e rollcall_backup_key_lost=true for its dump; docs/pitr.md)")
+        if problem:
+            raise PITRError(problem)
 
     def archive(self, flush=True, check_mode=False, flush_idle=True, key_lost=False):
         """Close the file being written (FLUSH BINARY LOGS) and copy every closed file not archived yet. With

@@ -108,20 +108,29 @@ def ring_from_params(params):
 LOST_SWITCH = "rollcall_backup_key_lost"
 
 
-def newest_keyed(directory, keep):
-    """(name, key id) of the newest backup whose manifest ``keep`` accepts and that names a key; None when none
-    does. Reads manifests only; a damaged one is skipped (the verification names it)."""
-    for name in reversed(artifact.list_backups(directory)):
-        try:
-            manifest = artifact.read_manifest(directory, name)
-        except ArtifactError:
-            continue
-        if not keep(manifest):
-            continue
+def first_keyed(manifests):
+    """(name, key id) of the first of ``manifests`` ((name, manifest) pairs, newest first) that names a key; None
+    when none does (all made without a key, or none at all)."""
+    for name, manifest in manifests:
         ids = needed_ids(manifest)
         if ids:
             return name, ids[0]
     return None
+
+
+def newest_keyed(directory, keep):
+    """``first_keyed`` over the backups in ``directory`` whose manifest ``keep`` accepts, newest first. Reads
+    manifests only; a damaged one is skipped (the verification names it)."""
+    def kept():
+        for name in reversed(artifact.list_backups(directory)):
+            try:
+                manifest = artifact.read_manifest(directory, name)
+            except ArtifactError:
+                continue
+            if keep(manifest):
+                yield name, manifest
+
+    return first_keyed(kept())
 
 
 def key_break(newest, ring, database, lead="Nothing was backed up", subject=None, lost_way=None):

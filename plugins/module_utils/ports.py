@@ -30,6 +30,12 @@ def port_holders(client, address, port):
     return found
 
 
+def bind_error_here(docker_host, address, port):
+    """``bind_error`` when ``docker_host`` is this machine's engine (a unix socket): a bind tells nothing about a
+    remote engine's machine (tcp://), which says so itself when it starts the container."""
+    return bind_error(address, port) if docker_host.startswith("unix://") else None
+
+
 def bind_error(address, port):
     """None when a TCP listener could bind ``address:port`` on this machine now, else the error's text."""
     family = socket.AF_INET6 if ":" in (address or "") else socket.AF_INET
@@ -59,17 +65,33 @@ def container_state(client, name):
     return "running" if state.get("Running") else "stopped"
 
 
+def what_holds(holders, ours, ours_hold, bind_failed):
+    """Who holds a port instead of our container(s), or None (free, or ours). Pure; the decision both refusals
+    word their own way (``service_taken`` here, ``stack.port_conflict`` for the deploy).
+
+    ``holders``: the running containers publishing it, (name, "ip:port"); ``ours``: our containers' names;
+    ``ours_hold``: one of ours holds it (running); ``bind_failed``: ``bind_error``'s answer. Returns
+    ("container", name, "ip:port") for another container, ("program", error) for another program listening
+    while none of ours holds it."""
+    others = [(name, at) for name, at in holders if name not in ours]
+    if others:
+        return ("container",) + others[0]
+    if ours_hold or not bind_failed:
+        return None
+    return ("program", bind_failed)
+
+
 def service_taken(service, state, holders, bind_failed):
     """What holds the port of ``service`` (a dict: name, container, address, port) instead of its container, or
     None. Pure. ``state``: its container's (``container_state``); ``holders``: the running containers publishing
     the port (``port_holders``); ``bind_failed``: ``bind_error``'s answer, asked only when nothing else tells."""
     where = "%s:%s" % (service.get("address") or EVERY_ADDRESS, service["port"])
-    others = [(name, at) for name, at in holders if name != service["container"]]
-    if others:
-        return "%s's port %s is published by container %s" % (service["name"], where, others[0][0])
-    if state == "running" or not bind_failed:
+    held = what_holds(holders, (service["container"],), state == "running", bind_failed)
+    if held is None:
         return None  # its own container holds it (a re-run), or it is free
-    said = "%s's port %s is taken by another program (%s)" % (service["name"], where, bind_failed)
+    if held[0] == "container":
+        return "%s's port %s is published by container %s" % (service["name"], where, held[1])
+    said = "%s's port %s is taken by another program (%s)" % (service["name"], where, held[1])
     if state == "restarting":
         said += "; its container %s keeps restarting (docker logs %s)" % (service["container"], service["container"])
     return said

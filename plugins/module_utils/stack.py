@@ -15,7 +15,7 @@ The pure functions here decide; ``gather`` (Docker SDK) and ``ports.py`` only co
 """
 
 from .docker import run_once
-from .ports import EVERY_ADDRESS
+from .ports import EVERY_ADDRESS, what_holds
 
 ENGINES = ("postgresql", "mariadb", "sqlite")
 ENGINE_LABEL = "rollcall.engine"
@@ -192,16 +192,14 @@ def port_conflict(project, host, address, port, holders, bind_error=None, settin
     (asked only when no container of this stack holds the port). The stack's own container holding it is a
     re-deploy: the proxy, or the app container from before the proxy; the database container (``ours``)."""
     ours = ours or ((project + "-proxy", project + "-app") if service == "app" else (project + "-db",))
-    others = [(name, where) for name, where in holders if name not in ours]
-    if others:
-        taken = "container %s publishes %s" % (others[0][0], others[0][1])
-    elif holders:
+    held = what_holds(holders, ours, bool(holders), bind_error)  # holders left after the others: ours
+    if held is None:
         return None
-    elif bind_error:
-        taken = "another program listens there (%s%s)" % (
-            bind_error, "; a database server installed on the host?" if service == "database" else "")
+    if held[0] == "container":
+        taken = "container %s publishes %s" % held[1:]
     else:
-        return None
+        taken = "another program listens there (%s%s)" % (
+            held[1], "; a database server installed on the host?" if service == "database" else "")
     return ("Nothing was changed: the %s's port %s:%s on %s is taken: %s, not this stack's %s (%s). "
             "Stop what holds it, or give this stack another port: -e %s=PORT%s."
             % (service, address or EVERY_ADDRESS, port, host, taken, "proxy" if service == "app" else "database",

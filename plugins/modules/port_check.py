@@ -100,15 +100,14 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    # A bind tells only on the engine's own machine; a remote engine (tcp://) says so itself when it starts.
-    local = p["docker_host"].startswith("unix://")
     taken, keys = [], []
     try:
         docker = client(p["docker_host"])
         for service in p["services"]:
             state = ports.container_state(docker, service["container"])
             holders = ports.port_holders(docker, service["address"], service["port"])
-            asked = ports.bind_error(service["address"], service["port"]) if local and state != "running" else None
+            asked = None if state == "running" else ports.bind_error_here(p["docker_host"], service["address"],
+                                                                          service["port"])
             said = ports.service_taken(service, state, holders, asked)
             if said:
                 taken.append(said)

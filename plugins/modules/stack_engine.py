@@ -182,10 +182,8 @@ def main():
     problem = stack.engine_conflict(p["engine"], evidence)
     if problem:
         module.fail_json(msg=problem, **found)
-    # A bind tells only on the engine's own machine; a remote engine (tcp://) says so itself when it starts.
-    local = p["docker_host"].startswith("unix://")
     for (service, address, port), these in zip(wanted, held, strict=True):
-        asked = None if these or not local else ports.bind_error(address, port)
+        asked = None if these else ports.bind_error_here(p["docker_host"], address, port)
         problem = stack.port_conflict(project, p["host"] or socket.gethostname(), address, port, these, asked,
                                       p["port_setting"] if service == "app" else "rollcall_db_publish_port",
                                       service, None if service == "app" else (p["db_container"] or project + "-db",))
