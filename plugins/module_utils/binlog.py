@@ -384,6 +384,32 @@ def holds_changes(event_types):
     return any(kind not in HEADER_EVENTS for kind in event_types)
 
 
+# The events that frame a file (its header, its closing rotate or stop) by type code: any other event is a change.
+FRAME_EVENTS = frozenset([STOP_EVENT, ROTATE_EVENT, FORMAT_DESCRIPTION_EVENT, 161, 163, 164])
+HEAD_BYTES = 1 << 16  # the first change's GTID event follows the file's header, a few hundred bytes in
+
+
+def first_change_at(data):
+    """The time (epoch second) of the first change in ``data``, the head of a log file, or None when it holds only
+    the file's frame: the first event that is not one of FRAME_EVENTS (a transaction's GTID event, stamped when it
+    began). An event cut off at the end of ``data`` is not read."""
+    for _at, event in EventStream().feed(data):
+        when, code = HEADER.unpack_from(event)[:2]
+        if code not in FRAME_EVENTS:
+            return when
+    return None
+
+
+def index_names(text):
+    """The log files a binary log index lists, oldest first (``./mariadb-bin.000012`` or a full path per line)."""
+    return [os.path.basename(line.strip()) for line in text.splitlines() if line.strip()]
+
+
+def unshipped(server_names, archived):
+    """The server's log files not in the archive yet, oldest first (the last one is the file being written)."""
+    return [name for name in server_names if name not in archived]
+
+
 def make_repo(repo, what):
     """Create the repository directory (owner only). An OSError (a path through a file, a read-only or full disk, no
     permission) is ArtifactError saying what failed and what to do; before, it ended the module with a traceback
@@ -799,6 +825,44 @@ class BinlogPITR:
                             "playbooks/backup.yml (and -e rollcall_backup_key_lost=true for its dump; docs/pitr.md)")
         if problem:
             raise PITRError(problem)
+
+    def shipping(self, now=None, runner=None):
+        """How far the archive is behind the server, for health.yml: ``{"log_bin": False}`` when the server writes no
+        binary log, else ``{"log_bin": True, "now", "oldest_change_at"`` (the first change in a file not archived
+        yet, None when there is none), ``"unshipped"`` (those files), ``"newest_archived"``, ``"archived_at"``
+        (when that file was archived)}``. Needs no privilege beyond reading server variables (the monitor role):
+        the index and the files' heads are read in the container as mysql."""
+        rows = self.engine().sql("SELECT @@log_bin, @@log_bin_basename, @@log_bin_index;",
+                                 what="reading the binary log settings")
+        if not rows or rows[0][0] != "1":
+            return {"log_bin": False}
+        basename = rows[0][1]
+        index = rows[0][2] if len(rows[0]) > 2 and rows[0][2] not in ("", "NULL") else basename + ".index"
+        if runner is None:
+            from .docker import ContainerRunner
+
+            runner = ContainerRunner(self.container, self.docker_host)
+        names = index_names(self._head(runner, index, None).decode("utf-8", "replace"))
+        archived = read_archive(self.repo)
+        pending = unshipped(names, archived)
+        oldest = None
+        for name in pending:
+            oldest = first_change_at(self._head(runner, os.path.join(os.path.dirname(basename) or DATA_DIR, name),
+                                                HEAD_BYTES))
+            if oldest is not None:
+                break
+        newest = max(archived, key=lambda n: sequence(n)[1]) if archived else None
+        return {"log_bin": True, "now": int(now if now is not None else time.time()), "oldest_change_at": oldest,
+                "unshipped": pending, "newest_archived": newest,
+                "archived_at": archived[newest].get("archived_at") if newest else None}
+
+    def _head(self, runner, path, size):
+        """The first ``size`` bytes of a file in the container (all of it when None), read as mysql."""
+        argv = ["head", "-c", str(size), path] if size else ["cat", path]
+        result = runner.run(argv, user="mysql")
+        if result.rc != 0:
+            raise PITRError("reading %s in %s failed: %s" % (path, self.container, result.last_error_line()))
+        return result.stdout
 
     def archive(self, flush=True, check_mode=False, flush_idle=True, key_lost=False):
         """Close the file being written (FLUSH BINARY LOGS) and copy every closed file not archived yet. With

@@ -70,6 +70,9 @@ THRESHOLDS = {
     # PostgreSQL with point-in-time recovery: minutes since WAL was last archived while archiving fails now (the
     # recovery point stuck there, pg_wal growing); any failing is a warning, this long a critical.
     "archive_failing_minutes": [0, 15],
+    # MariaDB with point-in-time recovery: minutes since the oldest change the archive does not hold yet (the log is
+    # shipped by playbooks/archive_log.yml, every 5 minutes on AWX): what losing the db host would lose.
+    "binlog_unshipped_minutes": [15, 60],
 }
 LOWER_IS_WORSE = frozenset(["tls_days_left"])
 
@@ -354,6 +357,7 @@ def evaluate_database(name, where, activity, thresholds, long_query_seconds):
     if not long_queries:
         base += ", no query running longer than %d s" % long_query_seconds
     base += _judge_archiver(problems, activity.get("archiver"), thresholds, metrics)
+    base += _judge_binlog(problems, activity.get("binlog"), thresholds, metrics)
     return _verdict(name, "database", problems, base, metrics, {"long_queries": long_queries})
 
 
@@ -384,6 +388,59 @@ def _judge_archiver(problems, archiver, thresholds, metrics):
     return ""
 
 
+def _judge_binlog(problems, shipping, thresholds, metrics):
+    """MariaDB's binary log shipping (``rollcall_pitr``; binlog.BinlogPITR.shipping): how old the oldest change is
+    that the archive does not hold. Appends the problem; returns what to add to the check's reason when all is
+    well."""
+    if not shipping:
+        return ""
+    if shipping.get("error"):
+        problems.append((WARNING, "could not read how far the binary log archive %s is behind the server: %s"
+                         % (shipping.get("repo"), shipping["error"])))
+        return ""
+    if not shipping.get("log_bin"):
+        if not shipping.get("required"):
+            return ""
+        problems.append((WARNING, "point-in-time recovery is on for this stack (rollcall_pitr) but the server writes "
+                                  "no binary log, so a restore to a time has nothing to replay: playbooks/deploy.yml "
+                                  "turns it on (one restart of the database)"))
+        return ""
+    oldest, now = shipping.get("oldest_change_at"), shipping["now"]
+    if oldest is None:
+        metrics["binlog_unshipped_s"] = 0
+        return ", binary log archived up to its last change"
+    age = max(0, now - oldest)
+    metrics["binlog_unshipped_s"] = age
+    status = rate("binlog_unshipped_minutes", age / 60.0, thresholds)
+    if status == OK:
+        return ", binary log archived but for the last %s" % age_text(age)
+    newest = shipping.get("newest_archived")
+    when = (shipping.get("archived_at") or "?")[:16].replace("T", " ")
+    last = "the newest archived file %s, archived %s UTC" % (newest, when) if newest else "nothing archived yet"
+    problems.append((status, "the binary log holds changes from %s UTC (%s ago) that the archive %s does not (%s; "
+                             "%d file(s) not archived): losing the database host now loses them. "
+                             "playbooks/archive_log.yml ships the log; it runs every 5 minutes on AWX "
+                             "(awx_config_log_shipping_enabled, docs/pitr.md): check that its schedule is on and "
+                             "its last jobs passed. A longer accepted loss: binlog_unshipped_minutes in "
+                             "rollcall_health_thresholds"
+                     % (iso_minute(oldest), age_text(age), shipping.get("repo"), last,
+                        len(shipping.get("unshipped") or ()))))
+    return ""
+
+
+def binlog_shipping(engine, params, docker_host=None):
+    """binlog.BinlogPITR.shipping for the ``database`` option's ``binlog_repo``, or ``{"error": ...}``."""
+    from .binlog import BinlogPITR
+
+    repo = params["binlog_repo"]
+    try:
+        found = BinlogPITR(params.get("container"), repo, docker_host=docker_host, engine=engine).shipping()
+    except Exception as exc:  # noqa: BLE001 - PITRError, RunnerError, EngineError, an unreadable manifest
+        found = {"error": str(exc)}
+    found["repo"], found["required"] = repo, bool(params.get("binlog_required"))
+    return found
+
+
 def iso_minute(epoch):
     return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch))
 
@@ -410,8 +467,9 @@ def open_database(params, docker_host=None):
         raise EngineError(str(exc)) from None
 
 
-def database_check(params, thresholds, open_engine=open_database):
-    """``open_engine(params)`` returns an engine adapter (whose runner may raise when its container is gone)."""
+def database_check(params, thresholds, open_engine=open_database, docker_host=None):
+    """``open_engine(params)`` returns an engine adapter (whose runner may raise when its container is gone).
+    ``binlog_repo`` (MariaDB with point-in-time recovery): how far that archive is behind the server too."""
     name = database_name(params)
     seconds = int(params.get("long_query_seconds") or 60)
     what = "%s database %s" % (params["engine"], params.get("path") or params.get("database") or "")
@@ -424,6 +482,8 @@ def database_check(params, thresholds, open_engine=open_database):
         activity = engine.activity(seconds)
     except Exception as exc:  # noqa: BLE001 - EngineError, RunnerError, or a driver's own
         return could_not(name, "database", "could not reach the %s: %s" % (where, exc), {"long_queries": 0})
+    if params.get("binlog_repo") and params["engine"] == "mysql":
+        activity["binlog"] = binlog_shipping(engine, params, docker_host)
     return evaluate_database(name, where, activity, thresholds, seconds)
 
 

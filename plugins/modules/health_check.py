@@ -170,6 +170,20 @@ options:
             backups in C(msdb) history next to Rollcall's, and on Express the data files against the 10 GB limit
             (C(express_size_percent)), saying there is no SQL Server Agent.
         type: str
+      binlog_repo:
+        description:
+          - V(mysql) only, with point-in-time recovery (C(rollcall_pitr)). The binary log archive (the
+            repository C(playbooks/archive_log.yml) ships to) on this host. The database check then also says how
+            old the oldest change is that the archive does not hold yet (C(binlog_unshipped_minutes), metric
+            C(binlog_unshipped_s)), read from the server's index and the heads of its log files in the container
+            (as C(mysql); no privilege beyond reading server variables).
+        type: path
+      binlog_required:
+        description:
+          - With O(database.binlog_repo), a server writing no binary log is a warning (point-in-time recovery is
+            on for the stack but a restore to a time would have nothing to replay). Otherwise it is not checked.
+        type: bool
+        default: false
   disk_paths:
     description:
       - Paths whose file system usage is checked (kind C(disk), C(used_percent) as C(df) shows it), rated by
@@ -318,6 +332,10 @@ options:
         V([1, null])) SQL Server sessions blocked by another; C(express_size_percent) (default V([80, 95])) the
         data files of a SQL Server Express database as a share of its 10 GB limit.
       - C(deploy_lock_minutes) (default V([30, 120])) minutes the deploy lock has been held.
+      - C(archive_failing_minutes) (default V([0, 15])) PostgreSQL with point-in-time recovery, while WAL
+        archiving fails - minutes since the last segment was archived.
+      - C(binlog_unshipped_minutes) (default V([15, 60])) MariaDB with O(database.binlog_repo) - minutes since the
+        oldest change the archive does not hold yet.
     type: dict
 notes:
   - The HTTP, disk, memory, CPU and TLS checks use the Python standard library; containers, logs and databases in
@@ -518,6 +536,8 @@ ARGUMENT_SPEC = dict(
         path=dict(type="path"),
         long_query_seconds=dict(type="int", default=60),
         server_directory=dict(type="str"),
+        binlog_repo=dict(type="path"),
+        binlog_required=dict(type="bool", default=False),
     )),
     disk_paths=dict(type="list", elements="path"),
     memory=dict(type="bool", default=False),
@@ -609,7 +629,8 @@ def jobs_for(params, thresholds, gate):
     if params["database"]:
         database = params["database"]
         jobs.append(label(health.database_name(database), "database", health.database_check, database,
-                          thresholds, lambda p: health.open_database(p, params["docker_host"])))
+                          thresholds, lambda p: health.open_database(p, params["docker_host"]),
+                          params["docker_host"]))
         if database["engine"] == "mssql":
             jobs.append(label("sqlserver %s" % database["database"], "database", health.sqlserver_check, database,
                               thresholds, lambda p: health.open_database(p, params["docker_host"])))

@@ -229,3 +229,49 @@ def test_wal_archiving_that_fails_is_a_warning_naming_the_segment(docker_client,
                 and "segment %s; nothing archived since archiving was turned on)" % segment in found["reason"]), found
     finally:
         container.remove(force=True, v=True)
+
+
+def test_mariadb_changes_not_shipped_are_named_until_the_archive_holds_them(docker_client, require_image, tmp_path):
+    """MariaDB point-in-time recovery: archive_log.yml's schedule off (or failing), the changes a lost db host would
+    take with it piled up while health.yml said "ok". A server writing its binary log, a user with the monitor
+    role's privileges only (PROCESS, SLAVE MONITOR), an archive that does not hold the last change: a warning
+    naming it; once archived (rollcall.ops.binlog), ok."""
+    require_image("rollcall/mariadb:10.11")
+    root = "health-root-password-not-in-output"
+    container = docker_client.containers.run(
+        "rollcall/mariadb:10.11", ["mariadbd", "--log-bin=mariadb-bin", "--binlog-format=ROW"], detach=True,
+        name=name("binlog"), environment={"MARIADB_ROOT_PASSWORD": root, "MARIADB_DATABASE": "sms"})
+    try:
+        wait_healthy(container)
+
+        def sql(query):
+            code, out = container.exec_run(["mariadb", "--protocol=TCP", "-h", "127.0.0.1", "-u", "root", "sms",
+                                            "-e", query], environment={"MYSQL_PWD": root})
+            assert code == 0, out
+
+        sql("CREATE USER mon@'%%' IDENTIFIED BY '%s'; GRANT PROCESS, SLAVE MONITOR ON *.* TO mon@'%%'; "
+            "CREATE TABLE t (v INT); INSERT INTO t VALUES (1)" % PASSWORD)
+        repo = tmp_path / "pitr"
+        target = {"engine": "mysql", "container": container.name, "user": "mon", "password": PASSWORD,
+                  "database": "sms", "binlog_repo": str(repo), "binlog_required": True}
+        args = {"database": target, "thresholds": {"binlog_unshipped_minutes": [0, 60]}}
+        rc, result, output = run_module("health_check", args)
+        grep_secrets(output)
+        found = check(result, "database")
+        assert rc == 0 and found["status"] == "warning", found
+        assert ("that the archive %s does not (nothing archived yet; 1 file(s) not archived): losing the database "
+                "host now loses them" % repo) in found["reason"], found
+        assert found["metrics"]["binlog_unshipped_s"] < 120
+
+        rc, archived, _ = run_module("binlog", {"action": "archive", "container": container.name, "repo": str(repo),
+                                                "login_password": root, "encryption_key": "ab" * 32})
+        assert rc == 0 and archived["copied"], archived
+        rc, result, _ = run_module("health_check", args)
+        found = check(result, "database")
+        assert found["status"] == "ok" and found["reason"].endswith(", binary log archived up to its last change")
+
+        sql("INSERT INTO t VALUES (2)")
+        found = check(run_module("health_check", args)[1], "database")
+        assert found["status"] == "warning" and "the newest archived file mariadb-bin.000001" in found["reason"]
+    finally:
+        container.remove(force=True, v=True)

@@ -147,6 +147,93 @@ def test_the_filtered_copy_of_a_crashed_servers_file_is_a_closed_one_whose_check
 
 
 # ------------------------------------------------------------------------------------------------ names
+# ------------------------------------------------------------------------------------------------ shipping
+def test_the_first_change_is_the_first_event_after_the_files_header():
+    assert binlog.first_change_at(real_log()) == at("16:48:40")  # the CREATE TABLE's transaction
+    header = real_log()[:fde_end(real_log())]
+    assert binlog.first_change_at(header) is None  # a file just opened holds only its frame
+    assert binlog.first_change_at(b"") is None
+
+
+def test_the_first_change_is_found_in_a_head_cut_inside_an_event():
+    data = real_log()
+    change = [a for a, e in binlog.EventStream().feed(data) if binlog.HEADER.unpack_from(e)[1]
+              not in binlog.FRAME_EVENTS][0]
+    assert binlog.first_change_at(data[:change + 10]) is None  # the change's event cut off: not read
+    assert binlog.first_change_at(data[:change + 200]) == at("16:48:40")
+
+
+def test_the_index_lists_names_oldest_first_and_the_unshipped_ones_are_those_not_archived():
+    names = binlog.index_names("./mariadb-bin.000006\n/var/lib/mysql/mariadb-bin.000007\n./mariadb-bin.000008\n\n")
+    assert names == ["mariadb-bin.000006", "mariadb-bin.000007", "mariadb-bin.000008"]
+    assert binlog.unshipped(names, archived("mariadb-bin.000006")) == ["mariadb-bin.000007", "mariadb-bin.000008"]
+    assert binlog.unshipped(names, archived("mariadb-bin.000006", "mariadb-bin.000007")) == ["mariadb-bin.000008"]
+
+
+class HeadRunner:
+    """The container's files as {path: bytes}; records what was read and how."""
+
+    def __init__(self, files):
+        self.files, self.calls = files, []
+
+    def run(self, argv, user=None, **_kwargs):
+        self.calls.append((argv, user))
+        data = self.files.get(argv[-1])
+        if data is None:
+            return HeadResult(1, b"", "%s: No such file or directory" % argv[-1])
+        return HeadResult(0, data[:int(argv[2])] if argv[0] == "head" else data, "")
+
+
+class HeadResult:
+    def __init__(self, rc, stdout, stderr):
+        self.rc, self.stdout, self.stderr = rc, stdout, stderr
+
+    def last_error_line(self):
+        return self.stderr
+
+
+class VariablesEngine:
+    def __init__(self, rows):
+        self.rows = rows
+
+    def sql(self, _query, what=None):
+        return self.rows
+
+
+def test_shipping_finds_the_oldest_change_in_the_files_not_archived(tmp_path):
+    """Read as mysql in the container: the index, then each unarchived file's head until one holds a change."""
+    header = real_log()[:fde_end(real_log())]
+    files = {"/var/lib/mysql/mariadb-bin.index": b"./mariadb-bin.000001\n./mariadb-bin.000002\n./mariadb-bin.000003\n",
+             "/var/lib/mysql/mariadb-bin.000002": header, "/var/lib/mysql/mariadb-bin.000003": real_log()}
+    runner = HeadRunner(files)
+    write_archived(tmp_path, "mariadb-bin.000001")
+    tool = binlog.BinlogPITR("sms-db", str(tmp_path), engine=VariablesEngine(
+        [["1", "/var/lib/mysql/mariadb-bin", "/var/lib/mysql/mariadb-bin.index"]]))
+    found = tool.shipping(now=at("16:50:00"), runner=runner)
+    assert found == {"log_bin": True, "now": at("16:50:00"), "oldest_change_at": at("16:48:40"),
+                     "unshipped": ["mariadb-bin.000002", "mariadb-bin.000003"],
+                     "newest_archived": "mariadb-bin.000001", "archived_at": "2026-12-03T16:40:00Z"}
+    assert [c[1] for c in runner.calls] == ["mysql"] * 3
+    assert runner.calls[1][0] == ["head", "-c", str(binlog.HEAD_BYTES), "/var/lib/mysql/mariadb-bin.000002"]
+
+    files["/var/lib/mysql/mariadb-bin.000003"] = header  # nothing written since the last archive run
+    assert tool.shipping(now=at("16:50:00"), runner=HeadRunner(files))["oldest_change_at"] is None
+
+
+def test_shipping_of_a_server_without_binary_log_or_with_an_unreadable_index(tmp_path):
+    off = binlog.BinlogPITR("sms-db", str(tmp_path), engine=VariablesEngine([["0", "NULL", "NULL"]]))
+    assert off.shipping(runner=HeadRunner({})) == {"log_bin": False}
+    on = binlog.BinlogPITR("sms-db", str(tmp_path), engine=VariablesEngine([["1", "/var/lib/mysql/b", "NULL"]]))
+    with pytest.raises(PITRError, match=r"reading /var/lib/mysql/b.index in sms-db failed: .*No such file"):
+        on.shipping(runner=HeadRunner({}))
+
+
+def write_archived(repo, name):
+    manifest = {"kind": "binlog", "engine": "mysql", "binlog": {"file": name, "size": 100},
+                "archived_at": "2026-12-03T16:40:00Z"}
+    artifact.write_manifest(str(repo), name, manifest)
+
+
 def test_names_and_their_successors_keep_the_padding():
     assert binlog.sequence("mariadb-bin.000012") == ("mariadb-bin", 12)
     assert binlog.next_name("mariadb-bin.000099") == "mariadb-bin.000100"

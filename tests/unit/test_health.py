@@ -334,6 +334,95 @@ def test_parse_activity_reads_the_archiver_row():
     assert "archiver" not in parse_activity([["connections", "3", "100"]])
 
 
+def shipping(oldest=None, log_bin=True, required=True, **extra):
+    found = {"log_bin": log_bin, "now": AT, "oldest_change_at": oldest, "unshipped": ["mariadb-bin.000008"],
+             "newest_archived": "mariadb-bin.000007", "archived_at": "2026-12-07T07:10:02Z",
+             "repo": "/var/backups/rollcall/pitr/sms", "required": required}
+    return dict(activity(), binlog=dict(found, **extra))
+
+
+def test_a_binary_log_archived_up_to_its_last_change_is_ok_and_said():
+    check = health.evaluate_database("d", "mariadb", shipping(), T, 60)
+    assert check["status"] == "ok" and check["reason"].endswith(", binary log archived up to its last change")
+    assert check["metrics"]["binlog_unshipped_s"] == 0
+    recent = health.evaluate_database("d", "mariadb", shipping(oldest=AT - 240), T, 60)
+    assert recent["status"] == "ok" and recent["reason"].endswith(", binary log archived but for the last 4 min")
+    assert recent["metrics"]["binlog_unshipped_s"] == 240
+
+
+def test_changes_not_shipped_for_15_minutes_warn_and_for_an_hour_are_critical():
+    """archive_log.yml's schedule off, or every run failing: health.yml said "ok" while the changes a lost db host
+    would take with it piled up."""
+    check = health.evaluate_database("d", "mariadb", shipping(oldest=AT - 16 * 60), T, 60)
+    assert check["status"] == "warning" and check["metrics"]["binlog_unshipped_s"] == 960
+    assert ("the binary log holds changes from 2026-12-07 07:37 UTC (16 min ago) that the archive "
+            "/var/backups/rollcall/pitr/sms does not (the newest archived file mariadb-bin.000007, archived "
+            "2026-12-07 07:10 UTC; 1 file(s) not archived): losing the database host now loses them. "
+            "playbooks/archive_log.yml ships the log") in check["reason"]
+    assert "binlog_unshipped_minutes in rollcall_health_thresholds" in check["reason"]
+    assert health.evaluate_database("d", "mariadb", shipping(oldest=AT - 61 * 60), T, 60)["status"] == "critical"
+    never = health.evaluate_database("d", "mariadb", shipping(oldest=AT - 20 * 60, newest_archived=None), T, 60)
+    assert "(nothing archived yet; 1 file(s) not archived)" in never["reason"]
+    longer = health.merge_thresholds({"binlog_unshipped_minutes": [120, None]})
+    assert health.evaluate_database("d", "mariadb", shipping(oldest=AT - 61 * 60), longer, 60)["status"] == "ok"
+
+
+def test_a_server_writing_no_binary_log_warns_only_where_point_in_time_recovery_is_on():
+    check = health.evaluate_database("d", "mariadb", shipping(log_bin=False), T, 60)
+    assert check["status"] == "warning" and "writes no binary log" in check["reason"]
+    assert "playbooks/deploy.yml turns it on" in check["reason"]
+    quiet = health.evaluate_database("d", "mariadb", shipping(log_bin=False, required=False), T, 60)
+    assert quiet["status"] == "ok" and "binary log" not in quiet["reason"]
+
+
+def test_shipping_that_cannot_be_read_is_a_warning_naming_why():
+    check = health.evaluate_database("d", "mariadb", dict(activity(), binlog={
+        "error": "reading /var/lib/mysql/mariadb-bin.index in sms-db failed: Permission denied", "repo": "/r"}), T, 60)
+    assert check["status"] == "warning"
+    assert ("could not read how far the binary log archive /r is behind the server: reading "
+            "/var/lib/mysql/mariadb-bin.index in sms-db failed: Permission denied") in check["reason"]
+
+
+class ShippingEngine:
+    class target:  # noqa: N801 - the adapter's Target, as far as database_check reads it
+        @staticmethod
+        def where():
+            return "sms-db"
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def activity(self, _seconds):
+        return activity()
+
+    def sql(self, _query, what=None):
+        return self.rows
+
+
+def test_database_check_reads_the_shipping_of_mariadb_only_when_a_repository_is_given(monkeypatch):
+    from ansible_collections.rollcall.ops.plugins.module_utils import binlog
+    seen = []
+
+    def fake(self, now=None, runner=None):
+        seen.append((self.container, self.repo))
+        return {"log_bin": True, "now": AT, "oldest_change_at": AT - 3600, "unshipped": [], "newest_archived": None}
+
+    monkeypatch.setattr(binlog.BinlogPITR, "shipping", fake)
+    params = {"engine": "mysql", "database": "sms", "container": "sms-db", "binlog_repo": "/r"}
+    check = health.database_check(params, T, lambda _p: ShippingEngine([]))
+    assert seen == [("sms-db", "/r")] and check["status"] == "critical", check
+    assert health.database_check(dict(params, binlog_repo=""), T, lambda _p: ShippingEngine([]))["status"] == "ok"
+    assert health.database_check(dict(params, engine="postgresql"), T, lambda _p: ShippingEngine([]))["status"] == "ok"
+    assert len(seen) == 1
+
+    def broken(self, now=None, runner=None):
+        raise binlog.PITRError("reading x failed")
+
+    monkeypatch.setattr(binlog.BinlogPITR, "shipping", broken)
+    check = health.database_check(params, T, lambda _p: ShippingEngine([]))
+    assert check["status"] == "warning" and "reading x failed" in check["reason"]
+
+
 def test_database_that_cannot_be_reached_is_critical_with_the_reason():
     params = {"engine": "postgresql", "database": "sms", "container": "sms-db"}
 
