@@ -650,6 +650,11 @@ def render_prometheus(doc):
          "check", 1),
         ("lock", "held_s", "rollcall_deploy_lock_held_seconds",
          "Seconds the deploy lock has been held (0 when free).", "check", 1),
+        ("database", "archive_failing", "rollcall_wal_archive_failing",
+         "1 while PostgreSQL's WAL archiving fails (point-in-time recovery), else 0.", "check", 1),
+        ("database", "binlog_unshipped_s", "rollcall_binlog_unshipped_seconds",
+         "Age of the oldest change MariaDB's binary log archive does not hold yet, in seconds (0 when none).",
+         "check", 1),
     )
     for kind, key, name, help_text, label, scale in families:
         for h in doc["hosts"]:

@@ -200,6 +200,19 @@ def test_prometheus_metrics():
     assert "# HELP rollcall_check_status " in text and "# TYPE rollcall_check_status gauge" in text
 
 
+def test_prometheus_point_in_time_recovery_metrics():
+    """What health.yml found about WAL archiving and binary log shipping, for an alert rule on the textfile."""
+    found = doc()
+    found["hosts"][0]["checks"].append({"name": "database mysql sms", "kind": "database", "status": "warning",
+                                        "reason": "r", "metrics": {"binlog_unshipped_s": 960}})
+    found["hosts"][0]["checks"].append({"name": "database postgresql sms", "kind": "database", "status": "ok",
+                                        "reason": "r", "metrics": {"archive_failing": 0}})
+    samples = parse_prometheus(report.render_prometheus(found))
+    host = found["hosts"][0]["host"]
+    assert 'rollcall_binlog_unshipped_seconds{host="%s",check="database mysql sms"} 960' % host in samples
+    assert 'rollcall_wal_archive_failing{host="%s",check="database postgresql sms"} 0' % host in samples
+
+
 def test_prometheus_label_escaping():
     data = [{"host": 'we"b\\1\nx', "status": "ok",
              "checks": [check('a "quoted" \\ name\nline', "http", p95_ms=100)]}]
