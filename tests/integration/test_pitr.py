@@ -453,3 +453,38 @@ def test_turning_it_off_and_on_again_says_so_and_starts_recovery_after_the_gap(s
     assert proc.returncode == 0, failures(report) or proc.stderr[-2000:]
     verified = results(report, "Verify")
     assert verified["passed"] and [n for n in verified["notes"] if n.startswith("WAL gap in archive")], verified
+
+
+def test_a_scratch_instance_already_there_is_left_alone_and_explained(docker_client, require_image):
+    """A restore to a time meeting a scratch instance of the same name: another restore to a time using it right
+    now (two operators, a restore beside a DR drill), or one a stopped run left. Before, the refusal said only
+    "a container named X already exists; remove it", which pulled it from under the other run when followed. It is
+    left alone, its age said, and what removes it once no run uses it."""
+    from ansible_collections.rollcall.ops.plugins.module_utils import docker as dockerlib
+    from ansible_collections.rollcall.ops.plugins.module_utils.runner import RunnerError
+
+    require_image(IMAGE)
+    scratch = "rc-it-scratch-%d-db-pitr" % os.getpid()
+    volume = scratch + "-data"
+    try:
+        dockerlib.run_scratch(scratch, IMAGE, volume, "/var/lib/postgresql/data", [],
+                              labels={"rollcall.pitr.of": "rc-it-scratch-db"})
+        first = docker_client.containers.get(scratch).attrs
+        with pytest.raises(RunnerError) as refused:
+            dockerlib.run_scratch(scratch, IMAGE, volume, "/var/lib/postgresql/data", [],
+                                  labels={"rollcall.pitr.of": "rc-it-scratch-db"})
+        message = str(refused.value)
+        assert ("the scratch instance's container %s is already there, made " % scratch) in message, message
+        assert ("s ago: another restore to a time of rc-it-scratch-db may be using it now (playbooks/restore.yml "
+                "-e to_time, a DR drill): wait for it to end") in message, message
+        assert "docker rm -f %s; docker volume rm %s" % (scratch, volume) in message
+        again = docker_client.containers.get(scratch).attrs
+        assert (again["Id"], again["State"]["Running"]) == (first["Id"], True), "the other run's scratch stays"
+        docker_client.containers.get(scratch).remove(force=True)  # a volume left alone is named as such
+        with pytest.raises(RunnerError, match="the scratch instance's volume %s is already there" % volume):
+            dockerlib.run_scratch(scratch, IMAGE, volume, "/var/lib/postgresql/data", [])
+        assert dockerlib.drop_scratch("rc-it-scratch-db", scratch)["changed"]
+        with pytest.raises(docker.errors.NotFound):
+            docker_client.volumes.get(volume)
+    finally:
+        remove(docker_client, scratch, volume)

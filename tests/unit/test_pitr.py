@@ -679,3 +679,20 @@ def test_info_lists_the_clusters_its_stanza_was_made_for():
     doc = [{"name": "main", "status": {"code": 0, "message": "ok"}, "backup": [], "archive": [],
             "db": [{"id": 1, "repo-key": 1, "system-id": 7716391826474622996, "version": "15"}]}]
     assert pitr.parse_info(json.dumps(doc))["system_ids"] == [7716391826474622996]
+
+
+def test_a_scratch_instance_in_the_way_is_explained_with_its_age_and_never_removed():
+    from ansible_collections.rollcall.ops.plugins.module_utils import docker as dockerlib
+
+    now = 1796630000  # 2026-12-07 07:53:20 UTC
+    said = dockerlib.scratch_in_the_way("sms-db-pitr", "sms-db-pitr-data", "container",
+                                        "2026-12-07T07:41:20.123456789Z", "sms-db", now=now)
+    assert said.startswith("the scratch instance's container sms-db-pitr is already there, made 2026-12-07 07:41 "
+                           "UTC, 12 min ago: another restore to a time of sms-db may be using it now")
+    assert "docker rm -f sms-db-pitr; docker volume rm sms-db-pitr-data" in said and said.endswith("Nothing was changed")
+    volume = dockerlib.scratch_in_the_way("x-pitr", "x-pitr-data", "volume", "2026-12-07T09:53:20+02:00", now=now)
+    assert "volume x-pitr-data is already there, made 2026-12-07 07:53 UTC, 0 s ago: another restore to a time may" \
+        in volume
+    old = dockerlib.scratch_in_the_way("x", "x-data", "container", "2026-12-06T07:53:20Z", now=now)
+    assert ", 24.0 h ago:" in old
+    assert "is already there: another" in dockerlib.scratch_in_the_way("x", "x-data", "container", "garbled")
