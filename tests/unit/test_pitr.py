@@ -689,7 +689,8 @@ def test_a_scratch_instance_in_the_way_is_explained_with_its_age_and_never_remov
                                         "2026-12-07T07:41:20.123456789Z", "sms-db", now=now)
     assert said.startswith("the scratch instance's container sms-db-pitr is already there, made 2026-12-07 07:41 "
                            "UTC, 12 min ago: another restore to a time of sms-db may be using it now")
-    assert "docker rm -f sms-db-pitr; docker volume rm sms-db-pitr-data" in said and said.endswith("Nothing was changed")
+    assert "docker rm -f sms-db-pitr; docker volume rm sms-db-pitr-data" in said
+    assert said.endswith("Nothing was changed")
     volume = dockerlib.scratch_in_the_way("x-pitr", "x-pitr-data", "volume", "2026-12-07T09:53:20+02:00", now=now)
     assert "volume x-pitr-data is already there, made 2026-12-07 07:53 UTC, 0 s ago: another restore to a time may" \
         in volume
