@@ -56,7 +56,10 @@ def write_inventory(work, size):
               "rollcall_db_engine": "postgresql", "rollcall_environment": "test",
               "rollcall_secret_key": "bench-fleet-secret-key-0123456789abcdef-0123456789",
               "rollcall_db_password": "bench-fleet-db-password", "rollcall_seed_students": 0,
-              "rollcall_rate_limit_per_minute": 10 ** 7, "rollcall_state_dir": os.path.join(work, "state"),
+              "rollcall_rate_limit_per_minute": 10 ** 7,
+              # a state directory per size: remove_all() removes the volumes, and a release history that says the
+              # stack served would rightly stop the next size's first deploy (its data volume is gone)
+              "rollcall_state_dir": os.path.join(work, "state-%d" % size),
               "rollcall_backup_dir": os.path.join(work, "backups"), "rollcall_backup_verify_level": "native",
               "rollcall_backup_uploads": False, "rollcall_report_dir": os.path.join(work, "reports"),
               "rollcall_incident_dir": os.path.join(work, "incidents"),

@@ -7,10 +7,12 @@ same data volume and re-seeded demo data. Now the first play refuses, naming wha
 import contextlib
 import json
 import socket
+import sys
 import urllib.request
 
 import docker.errors
 import pytest
+import yaml
 from modules import run_module
 from test_deploy import failures, playbook, teardown, write_inventory
 
@@ -76,6 +78,42 @@ def test_a_deploy_with_another_engine_is_refused_before_anything_changes(tmp_pat
         assert proc.returncode == 0 and report["stats"]["localhost"]["changed"] == 0, failures(report)
     finally:
         teardown(inventory)
+
+
+def test_a_refusal_on_the_db_host_stops_the_app_hosts_too(tmp_path, docker_client):
+    """A fleet's check play refused the db host (here its database port taken; a lost data volume likewise) and the
+    app hosts went on alone: they made the stack's network, volumes and proxy and failed on "cannot connect to the
+    database at db:5432", the refusal far above (seen in bench/fleet.py after a lost volume). Any refusal there
+    now stops every host before anything is made."""
+    project, port = PROJECT + "-split", PORT + 5
+    values = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable,
+              "rollcall_project": project, "rollcall_app_port": port, "rollcall_db_engine": "postgresql",
+              "rollcall_secret_key": "split-secret-key-0123456789abcdef-0123456789abcdef",
+              "rollcall_db_password": "split-db-password", "rollcall_state_dir": str(tmp_path / "state"),
+              "rollcall_db_publish": "127.0.0.1", "rollcall_db_publish_port": port + 1}
+    inventory = tmp_path / "split.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"app": {"hosts": {"app1": None}},
+                                                              "db": {"hosts": {"db1": None}}}, "vars": values}}))
+    try:
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", port + 1))
+            listener.listen()
+            proc, report = playbook(str(inventory))
+        assert proc.returncode != 0, "the deploy went ahead"
+        found = failures(report)
+        assert found[0][0] == TASK and "the database's port 127.0.0.1:%d" % (port + 1) in found[0][1], found
+        assert all(stats["changed"] == 0 for stats in report["stats"].values()), report["stats"]
+        assert [name for name, _ in found] == [TASK], "the app host went on alone: %s" % found
+        assert not docker_client.containers.list(all=True, filters={"name": project + "-"})
+        assert not docker_client.volumes.list(filters={"name": project + "-"})
+        assert not docker_client.networks.list(names=[project + "-net"])
+    finally:
+        for container in docker_client.containers.list(all=True, filters={"name": project + "-"}):
+            container.remove(force=True, v=True)
+        for made in docker_client.volumes.list(filters={"name": project + "-"}):
+            made.remove(force=True)
+        for network in docker_client.networks.list(names=[project + "-net"]):
+            network.remove()
 
 
 @pytest.fixture
