@@ -76,3 +76,19 @@ def test_the_second_batch_takes_the_first_batchs_schema_answer(fleet):
     for port in PORTS:
         status, health = get_json("http://127.0.0.1:%d/health" % port)
         assert status == 200 and health["version"] == "1.0.0", health
+
+    # A release, then the kept 1.0.0 again while the database is at 0002: refused before anything changes on both
+    # hosts, the live release asked once for the database they share (before, each host ran `sms-app migrate
+    # --check` in its own live container).
+    proc, report = playbook(fleet, "deploy.yml", "-e", "rollcall_app_version=1.1.0")
+    assert proc.returncode == 0, failures(report)
+    proc, report = playbook(fleet)
+    assert proc.returncode != 0, "the deploy of 1.0.0 onto schema 0002 went ahead"
+    assert ran_on(report, "Read the schema revision from the live release (changes nothing)") == [APPS[0]]
+    refused = {host: result["msg"] for play in report["plays"] for task in play["tasks"]
+               if task["task"]["name"].endswith("Refuse the deploy before anything changes")
+               for host, result in task["hosts"].items() if result.get("failed")}
+    assert sorted(refused) == APPS, failures(report)
+    for message in refused.values():
+        assert "Deploy of 1.0.0 refused: 1.0.0 needs schema 0001, but the database is at 0002" in message, message
+    assert changed_tasks(report) == []
