@@ -57,6 +57,10 @@ DEFAULTS = {
 # Diagnostics: the seeds' figures.
 DIAGNOSTIC_DEFAULTS = {
     "cache_hit_ratio": 0.99,  # seed 001: "cache_hit_ratio > 0.99"
+    # Judged once the cache has served this many block (page) requests since the statistics began: a new or just
+    # restarted database reads everything it touches from disk once, and its first ratio says nothing (the demo's
+    # was 0.985 a minute after its first deploy, a warning on every first maintenance.yml).
+    "cache_min_accesses": 100000,
     "long_query_seconds": 5,  # seed 001: "query_start < NOW() - INTERVAL '5 seconds'"
     "slow_query_ms": 1000,  # seed 001: pg_stat_statements "mean_time > 1000"
     "connections_percent": 80,
@@ -444,8 +448,13 @@ def judge_diagnostics(engine, facts, thresholds=None):
     warning that says why (pg_stat_statements not loaded)."""
     t = diagnostic_thresholds(thresholds)
     out = []
-    ratio = facts.get("cache_hit_ratio")
-    if ratio is not None:
+    ratio, accesses = facts.get("cache_hit_ratio"), facts.get("cache_accesses")
+    if ratio is not None and accesses is not None and accesses < t["cache_min_accesses"]:
+        out.append(finding("cache hit ratio", OK, "%.4f over %d block requests: too few to judge (fewer than %d since "
+                                                  "the statistics began: a new or just restarted database)"
+                           % (ratio, accesses, t["cache_min_accesses"]),
+                           {"cache_hit_ratio": ratio, "cache_accesses": accesses}))
+    elif ratio is not None:
         out.append(finding("cache hit ratio", OK if ratio >= t["cache_hit_ratio"] else WARNING,
                            "%.4f (threshold %s)" % (ratio, t["cache_hit_ratio"]), {"cache_hit_ratio": ratio}))
     if "long_queries" in facts:

@@ -41,8 +41,9 @@ options:
     default: 1000
   thresholds:
     description:
-      - Overrides of C(cache_hit_ratio) (0.99), C(connections_percent) (80), C(dead_tuple_percent) (10),
-        C(unused_index_min_bytes) (1 MiB), C(seq_scan_min_rows) (100000).
+      - Overrides of C(cache_hit_ratio) (0.99), C(cache_min_accesses) (100000 block requests before the ratio
+        is judged), C(connections_percent) (80), C(dead_tuple_percent) (10), C(unused_index_min_bytes) (1 MiB),
+        C(seq_scan_min_rows) (100000).
     type: dict
   data_checks:
     description:

@@ -211,7 +211,8 @@ def test_maintenance_playbook_on_a_demo_shaped_database(pg, tmp_path):
     checks = {c["name"]: c for h in document["hosts"] for c in h["checks"]}
     assert document["title"] == "Rollcall database maintenance (monthly)"
     assert checks["vacuum_analyze public.students"]["status"] == "ok", checks
-    assert "threshold 0.99" in checks["cache hit ratio"]["reason"]
+    ratio = checks["cache hit ratio"]["reason"]  # a new database: judged only past 100000 block requests
+    assert "threshold 0.99" in ratio or "block requests: too few to judge (fewer than 100000" in ratio, ratio
     assert checks["unique students"]["status"] == "ok" and checks["freshness students"]["status"] == "ok"
     assert "no growth rate yet" in checks["capacity"]["reason"]
     rollup = {c["name"]: c for h in document["hosts"] if h["host"] == "monthly rollup (last 30 days)"

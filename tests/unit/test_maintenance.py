@@ -261,6 +261,19 @@ def test_judge_diagnostics_healthy_and_missing_figures():
     assert mt.worst([]) == "ok"
 
 
+def test_the_cache_hit_ratio_of_a_new_or_just_restarted_database_is_not_judged():
+    """The demo's database a minute after its first deploy: 0.985 over 53,586 block requests, a warning on every
+    first maintenance.yml. Below cache_min_accesses (100,000) it is said, not judged; above, judged as before."""
+    [cold] = mt.judge_diagnostics("postgresql", {"cache_hit_ratio": 0.985, "cache_accesses": 53586})
+    assert cold["status"] == "ok" and cold["reason"].startswith("0.9850 over 53586 block requests: too few to judge")
+    assert cold["figures"] == {"cache_hit_ratio": 0.985, "cache_accesses": 53586}
+    [warm] = mt.judge_diagnostics("postgresql", {"cache_hit_ratio": 0.985, "cache_accesses": 100000})
+    assert warm["status"] == "warning" and warm["reason"] == "0.9850 (threshold 0.99)"
+    [strict] = mt.judge_diagnostics("mysql", {"cache_hit_ratio": 0.985, "cache_accesses": 53586},
+                                    {"cache_min_accesses": 0})
+    assert strict["status"] == "warning"
+
+
 def test_pgss_note():
     assert mt.pgss_note(True, True) == ""
     assert "CREATE EXTENSION" in mt.pgss_note(False, True)

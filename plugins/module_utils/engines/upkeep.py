@@ -195,6 +195,7 @@ class PostgreSQLUpkeep:
             elif tag == "hit":
                 hit, read = _ints(row[1], row[2])
                 facts["cache_hit_ratio"] = round(hit / float(hit + read), 4) if hit + read else None
+                facts["cache_accesses"] = hit + read
             elif tag == "conn":
                 facts["connections"] = dict(zip(("used", "max"), _ints(row[1], row[2]), strict=True))
             elif tag == "long":
@@ -384,6 +385,7 @@ class MySQLUpkeep:
         requests = int(float(status.get("INNODB_BUFFER_POOL_READ_REQUESTS", 0)))
         reads = int(float(status.get("INNODB_BUFFER_POOL_READS", 0)))
         facts["cache_hit_ratio"] = round(1 - reads / float(requests), 4) if requests else None
+        facts["cache_accesses"] = requests
         facts["connections"] = {"used": int(status.get("THREADS_CONNECTED", 0)),
                                 "max": int(variables.get("MAX_CONNECTIONS", 0))}
         facts["slow_queries"] = None
