@@ -43,6 +43,19 @@ def engine_class(name):
 LEVELS = ("checksum", "native", "restore")
 ERRORS = (ArtifactError, EngineError, RunnerError)
 
+# What the server or the engine said when it could not be reached or logged into: about the server, not the backup.
+UNREACHABLE = ("password authentication failed", "is not permitted to log in", "no password supplied",
+               "Access denied for user", "could not connect to server", "Connection refused", "Can't connect to",
+               "is not running", "cannot reach the Docker engine", "the database system is starting up",
+               "the database system is shutting down")
+
+
+def server_unreachable(exc):
+    """Whether ``exc`` (an EngineError or RunnerError) says the server could not be reached or logged into, so that a
+    verification or a restore that failed with it says nothing about the backup (a password changed while it ran:
+    playbooks/rotate_db_passwords.yml beside backup.yml; the database restarting)."""
+    return isinstance(exc, (EngineError, RunnerError)) and any(marker in str(exc) for marker in UNREACHABLE)
+
 
 class Interrupted(Exception):
     pass
@@ -467,8 +480,8 @@ def verify_backup(directory, name, level, key=None, engine=None, record=True, al
         status = "passed" if all(s["status"] == "passed" for s in steps) and len(steps) == LEVELS.index(level) + 1 \
             else "failed"
     except ERRORS as exc:
-        steps.append({"level": level, "status": "failed", "detail": str(exc)})
-        status = "failed"
+        status = "error" if server_unreachable(exc) else "failed"  # error: not verified, not found at fault
+        steps.append({"level": level, "status": status, "detail": str(exc)})
     result = {"name": name, "level": level, "status": status, "steps": steps, "verified_at":
               artifact.isoformat(started), "duration_s": round(time.monotonic() - clock, 3)}
     if record and os.path.exists(artifact.manifest_path(directory, name)):
@@ -690,6 +703,11 @@ def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_o
                 _record(directory, name, _result(name, started, clock, [("checksum", "failed", str(exc))]))
                 raise refusal(directory, manifest, exc) from None
             except EngineError as exc:  # the data does not load or does not match its manifest
+                if server_unreachable(exc):  # about the server, not the backup: not recorded against it
+                    raise EngineError("restoring %s could not reach or log into the server: %s; nothing was restored, "
+                                      "and the backup was not found at fault (if the database passwords changed "
+                                      "meanwhile, playbooks/rotate_db_passwords.yml, run again)" % (name, exc)) \
+                        from None
                 _record(directory, name, _result(name, started, clock, [("restore", "failed", str(exc))]))
                 raise EngineError(str(refusal(directory, manifest, exc))) from None
             report["verification"] = _result(name, started, clock, [
@@ -815,7 +833,9 @@ def _current_files(manifest, files):
 
 def _result(name, started, clock, steps):
     level = steps[-1][0]
-    return {"name": name, "level": level, "status": "passed" if all(s[1] == "passed" for s in steps) else "failed",
+    states = [s[1] for s in steps]
+    status = "passed" if all(st == "passed" for st in states) else "failed" if "failed" in states else "error"
+    return {"name": name, "level": level, "status": status,
             "steps": [{"level": lv, "status": st, "detail": d} for lv, st, d in steps],
             "verified_at": artifact.isoformat(started), "duration_s": round(time.monotonic() - clock, 3)}
 

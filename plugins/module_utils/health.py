@@ -685,9 +685,16 @@ def evaluate_backups(directory, items, thresholds):
     # 1 when the newest backup's latest verification passed, 0 when it failed or never ran.
     metrics = {"newest_age_s": newest["age_s"], "newest_verify_passed": int(verification.get("status") == "passed")}
     problems = []
-    if verification and verification.get("status") != "passed":
+    # the recorded result (backup.verify_backup) says what went wrong in its last step
+    detail = (verification.get("detail") or ((verification.get("steps") or [{}])[-1] or {}).get("detail")
+              or verification.get("status"))
+    if verification and verification.get("status") == "error":  # the server, not the backup: verify it again
+        said = (newest["name"], verification.get("level", "?"), detail, newest["name"])
+        problems.append((WARNING, "newest backup %s could not be verified (%s: the server could not be reached or "
+                                  "logged into): %s; run playbooks/verify_backup.yml -e backup_name=%s" % said))
+    elif verification and verification.get("status") != "passed":
         problems.append((CRITICAL, "newest backup %s failed verification (%s): %s" % (
-            newest["name"], verification.get("level", "?"), verification.get("detail") or verification.get("status"))))
+            newest["name"], verification.get("level", "?"), detail)))
     _judge(problems, "backup_age_hours", newest["age_s"] / 3600.0, thresholds, "newest backup age", " h")
     if verified:
         metrics["newest_verified_age_s"] = verified[0]["age_s"]

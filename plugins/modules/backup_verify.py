@@ -82,7 +82,9 @@ name:
   returned: always
   type: str
 status:
-  description: V(passed) or V(failed).
+  description:
+    - V(passed), V(failed) (the backup was found at fault), or V(error) (the server could not be reached or logged
+      into, e.g. a password changed while it ran - the backup is not marked failed and can be verified again).
   returned: always
   type: str
 level:
@@ -138,6 +140,12 @@ def main():
                                       record=not module.check_mode, allow_unsigned=p["allow_unsigned"])
     except backup.ERRORS + (backup.Interrupted,) as exc:
         module.fail_json(msg="verification could not run: %s" % exc, status="failed")
+    if result["status"] == "error" and p["fail_on_error"]:
+        module.fail_json(msg="backup %s could not be verified at level %s: %s. This is about reaching the server, not "
+                             "the backup (its earlier checks passed; it is kept and not marked failed): once the "
+                             "inventory's passwords open the server again (were they changed while this ran? "
+                             "playbooks/rotate_db_passwords.yml), run playbooks/verify_backup.yml -e backup_name=%s"
+                         % (name, level, result["steps"][-1]["detail"], name), changed=False, **result)
     if result["status"] != "passed" and p["fail_on_error"]:
         module.fail_json(msg="backup %s failed %s verification: %s; %s" % (
             name, level, result["steps"][-1]["detail"],

@@ -194,6 +194,27 @@ def test_wrong_key(pg, directory):
     assert rc != 0 and "wrong key" in result["msg"] and ("ff" * 32) not in output
 
 
+def test_a_verification_that_cannot_log_in_is_not_the_backups_fault(pg, directory):
+    """backup.yml beside rotate_db_passwords.yml (found on the demo): the dump passed, the verification's restore
+    could not log in with the old password, and the good backup was recorded as "failed restore verification", with
+    a hint to restore an older one; health.yml then said the newest backup failed verification (critical). The
+    verification now says it could not run, records "error" (not verified, not failed), and passes once it can."""
+    name = backup(pg, directory)["name"]
+    rc, result, output = run_module("backup_verify", args(pg, directory, name=name, level="restore",
+                                                          password="a-password-changed-meanwhile"))
+    assert rc != 0 and result["status"] == "error", result
+    assert ("backup %s could not be verified at level restore: " % name) in result["msg"], result["msg"]
+    assert "password authentication failed" in result["msg"] and "not the backup" in result["msg"]
+    assert "restore an older backup" not in result["msg"] and "a-password-changed-meanwhile" not in output
+    assert [s["status"] for s in result["steps"]] == ["passed", "passed", "error"], result["steps"]
+    recorded = json.loads((directory / (name + ".verify.json")).read_text())["latest"]
+    rc, info, _ = run_module("backup_info", {"directory": str(directory), "database": "sms"})
+    [item] = [i for i in info["backups"] if i["name"] == name]
+    assert not item["verified"] and recorded["status"] == "error", (item, recorded)
+    rc, result, _ = run_module("backup_verify", args(pg, directory, name=name, level="restore"))
+    assert rc == 0 and result["status"] == "passed", result
+
+
 @pytest.mark.parametrize("change,message", [
     ({"password": "wrong-password"}, "password authentication failed"),
     ({"database": "does_not_exist"}, "database does_not_exist does not exist at 127.0.0.1:5432"),

@@ -678,3 +678,23 @@ def test_what_a_backup_killed_hard_left_is_removed_and_nothing_else(tmp_path):
     assert removed == [(".postgresql-sms-20261207T030000Z-full.dump.enc.4242.tmp", 10),
                        (".postgresql-sms-20261207T030000Z-full.reserved", 10)]
     assert sorted(os.listdir(tmp_path)) == sorted(set(entries) - {e for e, _ in removed})
+
+
+def test_what_says_the_server_could_not_be_reached_is_told_apart_from_a_bad_backup():
+    from ansible_collections.rollcall.ops.plugins.module_utils import backup as b
+    from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import EngineError
+    from ansible_collections.rollcall.ops.plugins.module_utils.runner import RunnerError
+
+    for said in ('password authentication failed for user "sms_owner"', "Access denied for user 'sms_backup'@'%'",
+                 "could not connect to server: Connection refused", "container sms-db is not running",
+                 "FATAL:  the database system is starting up"):
+        assert b.server_unreachable(EngineError(said)) and b.server_unreachable(RunnerError(said)), said
+    for said in ("backup had 10 rows, restore has 9", "pg_restore: error: could not read input file: end of file",
+                 "relation \"students\" does not exist"):
+        assert not b.server_unreachable(EngineError(said)), said
+    assert not b.server_unreachable(b.ArtifactError("password authentication failed"))  # never about the server
+    steps = [("checksum", "passed", "x"), ("native", "passed", "y"), ("restore", "error", "z")]
+    now = datetime.datetime.now(datetime.UTC)
+    assert b._result("n", now, 0, steps)["status"] == "error"
+    assert b._result("n", now, 0, steps[:2] + [("restore", "failed", "z")])["status"] == "failed"
+    assert b._result("n", now, 0, steps[:2])["status"] == "passed"

@@ -554,6 +554,19 @@ def test_no_backup_is_critical_and_failed_verification_is_critical():
     assert check["metrics"] == {"newest_age_s": 60, "newest_verified_age_s": 7200, "newest_verify_passed": 0}
 
 
+def test_a_verification_that_could_not_reach_the_server_is_a_warning_not_a_failed_backup():
+    """A password changed while backup.yml ran (rotate_db_passwords.yml): the backup is not at fault."""
+    error = {"status": "error", "level": "restore", "steps": [  # as backup.verify_backup records it
+        {"level": "checksum", "status": "passed", "detail": "signed"},
+        {"level": "restore", "status": "error", "detail": "password authentication failed for user \"sms_owner\""}]}
+    check = health.evaluate_backups("/b", [item("new", 60, error), item("old", 7200, PASSED)], T)
+    assert check["status"] == "warning", check
+    assert check["reason"].startswith("newest backup new could not be verified (restore: the server could not be "
+                                      "reached or logged into): password authentication failed")
+    assert "playbooks/verify_backup.yml -e backup_name=new" in check["reason"]
+    assert check["metrics"]["newest_verify_passed"] == 0
+
+
 def test_unverified_backups_warn():
     check = health.evaluate_backups("/b", [item("new", 60)], T)
     assert check["status"] == "warning" and "no verified backup" in check["reason"]
