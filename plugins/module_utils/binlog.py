@@ -406,8 +406,12 @@ def index_names(text):
 
 
 def unshipped(server_names, archived):
-    """The server's log files not in the archive yet, oldest first (the last one is the file being written)."""
-    return [name for name in server_names if name not in archived]
+    """The server's log files after the newest archived one, oldest first (the last one is the file being written).
+    Older files the archive does not hold are not counted: its retention deleted them (the server keeps its own for
+    rollcall_pitr_binlog_days too), and a file missing in the middle is a gap, which verify names."""
+    newest = max((sequence(name)[1] for name in archived), default=None)
+    return [name for name in server_names if name not in archived
+            and (newest is None or sequence(name)[1] > newest)]
 
 
 def make_repo(repo, what):

@@ -168,6 +168,8 @@ def test_the_index_lists_names_oldest_first_and_the_unshipped_ones_are_those_not
     assert names == ["mariadb-bin.000006", "mariadb-bin.000007", "mariadb-bin.000008"]
     assert binlog.unshipped(names, archived("mariadb-bin.000006")) == ["mariadb-bin.000007", "mariadb-bin.000008"]
     assert binlog.unshipped(names, archived("mariadb-bin.000006", "mariadb-bin.000007")) == ["mariadb-bin.000008"]
+    # 000006 deleted from the archive by its retention while the server still keeps it: not unshipped
+    assert binlog.unshipped(names, archived("mariadb-bin.000007")) == ["mariadb-bin.000008"]
 
 
 class HeadRunner:
