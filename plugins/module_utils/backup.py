@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 from . import artifact, keyring
 from .artifact import ArtifactError
+from .db_logins import PG_REFUSALS
 from .engines.base import EngineError, Target
 from .runner import LocalRunner, ReadAhead, RunnerError
 
@@ -44,10 +45,11 @@ LEVELS = ("checksum", "native", "restore")
 ERRORS = (ArtifactError, EngineError, RunnerError)
 
 # What the server or the engine said when it could not be reached or logged into: about the server, not the backup.
-UNREACHABLE = ("password authentication failed", "is not permitted to log in", "no password supplied",
-               "Access denied for user", "could not connect to server", "Connection refused", "Can't connect to",
-               "is not running", "cannot reach the Docker engine", "the database system is starting up",
-               "the database system is shutting down")
+# (db_logins.PG_REFUSALS: what PostgreSQL says to a password that does not open a login; MariaDB's client says
+# "Access denied for user".)
+UNREACHABLE = PG_REFUSALS + ("Access denied for user", "could not connect to server", "Connection refused",
+                             "Can't connect to", "is not running", "cannot reach the Docker engine",
+                             "the database system is starting up", "the database system is shutting down")
 
 
 def server_unreachable(exc):
