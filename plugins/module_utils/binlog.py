@@ -385,7 +385,9 @@ def holds_changes(event_types):
 
 
 # The events that frame a file (its header, its closing rotate or stop) by type code: any other event is a change.
-FRAME_EVENTS = frozenset([STOP_EVENT, ROTATE_EVENT, FORMAT_DESCRIPTION_EVENT, 161, 163, 164])
+START_ENCRYPTION_EVENT = 164
+FRAME_EVENTS = frozenset((STOP_EVENT, ROTATE_EVENT, FORMAT_DESCRIPTION_EVENT, START_ENCRYPTION_EVENT)
+                         + FILE_STATE_EVENTS)
 HEAD_BYTES = 1 << 16  # the first change's GTID event follows the file's header, a few hundred bytes in
 
 
@@ -409,7 +411,7 @@ def unshipped(server_names, archived):
     """The server's log files after the newest archived one, oldest first (the last one is the file being written).
     Older files the archive does not hold are not counted: its retention deleted them (the server keeps its own for
     rollcall_pitr_binlog_days too), and a file missing in the middle is a gap, which verify names."""
-    newest = max((sequence(name)[1] for name in archived), default=None)
+    newest = sequence(newest_archived(archived))[1] if archived else None
     return [name for name in server_names if name not in archived
             and (newest is None or sequence(name)[1] > newest)]
 
@@ -635,6 +637,11 @@ def retention_plan(archived, bases, now, keep_s):
                    % (oldest["file"], oldest["name"], keep_s / 86400.0)}
 
 
+def newest_archived(archived):
+    """The name of the newest archived file (the highest sequence number), None for an empty archive."""
+    return max(archived, key=lambda n: sequence(n)[1]) if archived else None
+
+
 def window(bases, archived, now):
     """The recoverable window ``{"earliest", "latest", ..._at, "rpo_s"}`` or None (nothing to start from).
 
@@ -644,7 +651,7 @@ def window(bases, archived, now):
     usable = [b for b in bases if same_server(b, archived)]
     if not usable or not archived:
         return None
-    newest = max(archived, key=lambda n: sequence(n)[1])
+    newest = newest_archived(archived)
     latest = max(archived[newest]["binlog"].get("last_at") or 0, usable[-1]["finished"])
     earliest = usable[0]["finished"]
     return {"earliest": earliest, "latest": latest, "earliest_at": iso(earliest), "latest_at": iso(latest),
@@ -676,7 +683,7 @@ def files_for(base, archived, target):
     one whose last event reaches the target (all for the newest point). PITRError on a missing file."""
     names = [base["file"]]
     stop = None if target is None else int(target)
-    newest = max(sequence(n)[1] for n in archived)
+    newest = sequence(newest_archived(archived))[1]
     while True:
         current = names[-1]
         if current not in archived:
@@ -792,13 +799,23 @@ class BinlogPITR:
             self._engine = made
         return made
 
+    def log_settings(self):
+        """(on, basename, index file) of the server's binary log; reading server variables needs no privilege."""
+        rows = self.engine().sql("SELECT @@log_bin, @@log_bin_basename, @@log_bin_index;",
+                                 what="reading the binary log settings")
+        if not rows or rows[0][0] != "1":
+            return False, None, None
+        basename = rows[0][1]
+        index = rows[0][2] if len(rows[0]) > 2 and rows[0][2] not in ("", "NULL") else basename + ".index"
+        return True, basename, index
+
     def server_logs(self):
         engine = self.engine()
-        rows = engine.sql("SELECT @@log_bin, @@log_bin_basename;", what="reading the binary log settings")
-        if not rows or rows[0][0] != "1":
+        on, basename, _index = self.log_settings()
+        if not on:
             raise PITRError("the binary log is off on %s: point-in-time recovery needs it (rollcall_pitr: true "
                             "and a deploy turn it on)" % self.container)
-        directory = os.path.dirname(rows[0][1]) or DATA_DIR
+        directory = os.path.dirname(basename) or DATA_DIR
         logs = [(r[0], int(r[1])) for r in engine.sql("SHOW BINARY LOGS;", what="listing the binary logs")]
         return directory, logs
 
@@ -836,12 +853,9 @@ class BinlogPITR:
         yet, None when there is none), ``"unshipped"`` (those files), ``"newest_archived"``, ``"archived_at"``
         (when that file was archived)}``. Needs no privilege beyond reading server variables (the monitor role):
         the index and the files' heads are read in the container as mysql."""
-        rows = self.engine().sql("SELECT @@log_bin, @@log_bin_basename, @@log_bin_index;",
-                                 what="reading the binary log settings")
-        if not rows or rows[0][0] != "1":
+        on, basename, index = self.log_settings()
+        if not on:
             return {"log_bin": False}
-        basename = rows[0][1]
-        index = rows[0][2] if len(rows[0]) > 2 and rows[0][2] not in ("", "NULL") else basename + ".index"
         if runner is None:
             from .docker import ContainerRunner
 
@@ -855,7 +869,7 @@ class BinlogPITR:
                                                 HEAD_BYTES))
             if oldest is not None:
                 break
-        newest = max(archived, key=lambda n: sequence(n)[1]) if archived else None
+        newest = newest_archived(archived)
         return {"log_bin": True, "now": int(now if now is not None else time.time()), "oldest_change_at": oldest,
                 "unshipped": pending, "newest_archived": newest,
                 "archived_at": archived[newest].get("archived_at") if newest else None}
@@ -1144,7 +1158,7 @@ class BinlogPITR:
 
 def summary(archived, bases, win):
     """What backup_info says about MariaDB's point-in-time recovery: the archive and the recoverable window."""
-    newest = max(archived, key=lambda n: sequence(n)[1]) if archived else None
+    newest = newest_archived(archived)
     return {
         "kind": KIND, "files": len(archived), "bases": len(bases), "newest_file": newest,
         "earliest_recoverable_at": win["earliest_at"] if win else None,
