@@ -17,6 +17,7 @@ import socket
 import time
 
 from .runner import STOP_GRACE_S, ContainerMissing, Feeder, Result, Runner, RunnerError, _Capture, _Tail, explain_exit
+from .timefmt import age_text, docker_epoch, iso_minute
 
 try:
     import docker
@@ -322,31 +323,16 @@ def inspect(container, docker_host=None):
         raise ContainerMissing(container) from None
 
 
-def _epoch(created):
-    """Epoch seconds of a Docker time (``2026-12-07T11:02:44.123456789Z``, or with an offset), else None."""
-    import calendar
-    import re
-
-    match = re.match(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)?$",
-                     str(created or ""))
-    if not match:
-        return None
-    parts = [int(g) for g in match.groups()[:6]]
-    offset = match.group(7) or "Z"
-    shift = 0 if offset == "Z" else (1 if offset[0] == "+" else -1) * (int(offset[1:3]) * 3600 + int(offset[4:]) * 60)
-    return calendar.timegm(tuple(parts) + (0, 0, 0)) - shift
-
-
 def scratch_in_the_way(name, volume, what, created, of=None, now=None):
     """What to say when a scratch instance's container or volume is already there: another restore to a time may be
     using it right now (two operators, a restore beside a DR drill), or a run that was stopped left it. Never removed
     here: that would pull it from under the other run."""
-    made = _epoch(created)
+    made = docker_epoch(created)
     when = ""
     if made is not None:
+        made = int(made)  # to the second, as said
         age = max(0, int((now if now is not None else time.time()) - made))
-        span = "%d s" % age if age < 120 else "%d min" % (age // 60) if age < 7200 else "%.1f h" % (age / 3600.0)
-        when = ", made %s UTC, %s ago" % (time.strftime("%Y-%m-%d %H:%M", time.gmtime(made)), span)
+        when = ", made %s UTC, %s ago" % (iso_minute(made), age_text(age))
     return ("the scratch instance's %s %s is already there%s: another restore to a time%s may be using it now "
             "(playbooks/restore.yml -e to_time, a DR drill): wait for it to end. If none is running, a run that was "
             "stopped left it: remove it on the database host with docker rm -f %s; docker volume rm %s (or the "

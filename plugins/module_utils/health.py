@@ -32,8 +32,8 @@ from .engines import mssql
 from .engines.base import EngineError
 from .logaudit import json_record
 from .redact import redact, redact_data, secrets_from_env
-from .report import parse_time
 from .runner import ContainerMissing, LocalRunner, RunnerError
+from .timefmt import age_text, docker_epoch, iso_minute
 
 try:
     from cryptography import x509
@@ -441,10 +441,6 @@ def binlog_shipping(engine, params, docker_host=None):
     return found
 
 
-def iso_minute(epoch):
-    return time.strftime("%Y-%m-%d %H:%M", time.gmtime(epoch))
-
-
 def database_target(params, docker_host=None):
     """The engine adapters' Target for the ``database`` option; EngineError names a missing setting."""
     return backup.target_from_params(dict(params, docker_host=docker_host, jobs=1))
@@ -722,14 +718,6 @@ def backup_check(directory, thresholds, describe, engine=None, database=None, pr
     return evaluate_backups(directory, backup.select(items, engine, database, project), thresholds)
 
 
-def age_text(seconds):
-    if seconds < 120:
-        return "%d s" % seconds
-    if seconds < 2 * 3600:
-        return "%d min" % (seconds // 60)
-    return "%.1f h" % (seconds / 3600.0)
-
-
 # ------------------------------------------------------------------------------------------------ logs
 def compile_patterns(patterns):
     """The ``logs.patterns`` option as compiled regexes; ValueError (bad arguments) for an invalid one."""
@@ -796,10 +784,9 @@ def split_timestamp(line):
     """``(epoch, text)`` of a ``docker logs --timestamps`` line; ``(None, line)`` without a stamp."""
     stamp, _sep, text = line.partition(" ")
     if len(stamp) >= 20 and stamp[4:5] == "-" and stamp[10:11] == "T":
-        # Docker writes nanoseconds; older Pythons parse at most microseconds.
-        when = parse_time(re.sub(r"(\.\d{6})\d+", r"\1", stamp))
+        when = docker_epoch(stamp)  # nanoseconds, which older Pythons' ISO parsers refuse
         if when is not None:
-            return when.timestamp(), text
+            return when, text
     return None, line
 
 
@@ -857,9 +844,9 @@ def newest_start(inspects):
         state = (inspect or {}).get("State") or {}
         if not state.get("Running"):
             return None
-        when = parse_time(re.sub(r"(\.\d{6})\d+", r"\1", state.get("StartedAt") or ""))
-        if when is not None and when.year > 1:
-            starts.append((when.timestamp(), name))
+        when = docker_epoch(state.get("StartedAt"))
+        if when is not None and when > 0:  # the engine's "never" is year 1
+            starts.append((when, name))
     return max(starts) if starts else None
 
 
