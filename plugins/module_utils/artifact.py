@@ -60,6 +60,11 @@ class ArtifactError(Exception):
     """Something about an artifact is wrong; the message says what and what to do."""
 
 
+class WrongKey(ArtifactError):
+    """The key given does not fit the backup (another key, or none for an encrypted one): about the key the caller
+    gives, not the backup, so a verification that stops on it does not mark the backup failed."""
+
+
 # ---------------------------------------------------------------------------------------------- naming
 def safe_part(value, what):
     """``value`` when it is safe in a file name (no separators, no traversal), else ArtifactError."""
@@ -246,9 +251,9 @@ def check_signature(manifest, key, allow_unsigned=False):
         return "manifest not signed (no key given)"
     if signature:
         if signature.get("key_id") != key_id(key):
-            raise ArtifactError("wrong key for backup %s: its manifest was signed with key id %s, the key given has "
-                                "id %s; give the key the backup was made with"
-                                % (name, signature.get("key_id"), key_id(key)))
+            raise WrongKey("wrong key for backup %s: its manifest was signed with key id %s, the key given has "
+                           "id %s; give the key the backup was made with"
+                           % (name, signature.get("key_id"), key_id(key)))
         wanted = hmac.new(signing_key(key), canonical_manifest(manifest), hashlib.sha256).hexdigest()
         if signature.get("algorithm") != "hmac-sha256" or not hmac.compare_digest(wanted, str(signature.get("value"))):
             raise ArtifactError("the manifest of backup %s does not match its signature: the manifest, or the data "
@@ -278,10 +283,10 @@ def check_stored_files(directory, manifest, key):
             raise ArtifactError("backup %s: %s is %d bytes, the manifest says %d (truncated or replaced)"
                                 % (manifest["name"], part["file"], size, part["size"]))
         if part.get("encrypted") and key is None:
-            raise ArtifactError("backup %s is encrypted (key id %s); give the key" % (manifest["name"], part["key_id"]))
+            raise WrongKey("backup %s is encrypted (key id %s); give the key" % (manifest["name"], part["key_id"]))
         if part.get("encrypted") and key_id(key) != part["key_id"]:
-            raise ArtifactError("wrong key for backup %s: it needs key id %s, the key given has id %s"
-                                % (manifest["name"], part["key_id"], key_id(key)))
+            raise WrongKey("wrong key for backup %s: it needs key id %s, the key given has id %s"
+                           % (manifest["name"], part["key_id"], key_id(key)))
 
 
 # ---------------------------------------------------------------------------------------------- storage errors

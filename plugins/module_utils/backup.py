@@ -59,6 +59,23 @@ def server_unreachable(exc):
     return isinstance(exc, (EngineError, RunnerError)) and any(marker in str(exc) for marker in UNREACHABLE)
 
 
+# Why a verification or restore that stopped on an error found nothing wrong with the backup (blameless()).
+BLAMELESS = {
+    "server": "about reaching the server, not the backup",
+    "key": "about the key given, not the backup (it was made with another key)",
+}
+
+
+def blameless(exc):
+    """"key" when ``exc`` says the key given does not fit the backup (artifact.WrongKey: a deleted or regenerated key
+    file, a wrong vault), "server" when the server could not be reached or logged into (server_unreachable), else
+    None. Either way the backup is not at fault: its verification is "error", not "failed", and nothing is
+    recorded against it that would send a restore to an older backup."""
+    if isinstance(exc, artifact.WrongKey):
+        return "key"
+    return "server" if server_unreachable(exc) else None
+
+
 class Interrupted(Exception):
     pass
 
@@ -414,10 +431,10 @@ def plain_stream(directory, manifest, key=None, data=None):
     key = keyring.resolve(key, manifest)
     data = data or manifest["data"]
     if data.get("encrypted") and key is None:
-        raise ArtifactError("backup %s is encrypted (key id %s); give the key" % (manifest["name"], data["key_id"]))
+        raise artifact.WrongKey("backup %s is encrypted (key id %s); give the key" % (manifest["name"], data["key_id"]))
     if data.get("encrypted") and artifact.key_id(key) != data["key_id"]:
-        raise ArtifactError("wrong key for backup %s: it needs key id %s, the key given has id %s"
-                            % (manifest["name"], data["key_id"], artifact.key_id(key)))
+        raise artifact.WrongKey("wrong key for backup %s: it needs key id %s, the key given has id %s"
+                                % (manifest["name"], data["key_id"], artifact.key_id(key)))
     return artifact.read_plain(os.path.join(directory, data["file"]), compression=data["compression"], key=key,
                                expected_sha256=data["sha256"])
 
@@ -482,8 +499,10 @@ def verify_backup(directory, name, level, key=None, engine=None, record=True, al
         status = "passed" if all(s["status"] == "passed" for s in steps) and len(steps) == LEVELS.index(level) + 1 \
             else "failed"
     except ERRORS as exc:
-        status = "error" if server_unreachable(exc) else "failed"  # error: not verified, not found at fault
-        steps.append({"level": level, "status": status, "detail": str(exc)})
+        cause = blameless(exc)
+        status = "error" if cause else "failed"  # error: not verified, not found at fault
+        step = {"level": level, "status": status, "detail": str(exc)}
+        steps.append(dict(step, cause=cause) if cause else step)
     result = {"name": name, "level": level, "status": status, "steps": steps, "verified_at":
               artifact.isoformat(started), "duration_s": round(time.monotonic() - clock, 3)}
     if record and os.path.exists(artifact.manifest_path(directory, name)):
@@ -674,6 +693,9 @@ def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_o
                           "with their project)" % (name, manifest["project"], project, project))
     try:
         chain, signed = check_before_reading(directory, manifest, key, allow_unsigned)
+    except artifact.WrongKey as exc:  # the key, not the backup: not recorded against it, no older backup offered
+        raise artifact.WrongKey("cannot restore %s: %s. Nothing was restored, and the backup was not found at fault"
+                                % (name, exc)) from None
     except ArtifactError as exc:
         _record(directory, name, _result(name, started, clock, [("checksum", "failed", str(exc))]))
         raise refusal(directory, manifest, exc) from None

@@ -24,7 +24,7 @@ import ssl
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from . import backup, release
+from . import backup, keyring, release
 from . import checks as http
 from . import docker as docker_access
 from .checks import CRITICAL, OK, WARNING
@@ -667,8 +667,13 @@ def human_bytes(value):
 
 
 # ---------------------------------------------------------------------------------------------- backup
-def evaluate_backups(directory, items, thresholds):
-    """From ``backup.describe()`` items (newest first, already filtered by engine / database)."""
+def evaluate_backups(directory, items, thresholds, ring=None):
+    """From ``backup.describe()`` items (newest first, already filtered by engine / database).
+
+    ``ring``: the keyring.KeyRing the inventory gives the backups now (None: not checked). When the newest backup
+    made with a key was made with one that is not in it (a deleted or regenerated key file, a wrong vault), the
+    next backup refuses (keyring.key_break) and no restore can read it: critical, said now rather than at the
+    night's backup or the next disaster."""
     name = "backup %s" % directory
     damaged = [i for i in items if "error" in i]
     complete = [i for i in items if "error" not in i]
@@ -684,10 +689,12 @@ def evaluate_backups(directory, items, thresholds):
     # the recorded result (backup.verify_backup) says what went wrong in its last step
     detail = (verification.get("detail") or ((verification.get("steps") or [{}])[-1] or {}).get("detail")
               or verification.get("status"))
-    if verification and verification.get("status") == "error":  # the server, not the backup: verify it again
-        said = (newest["name"], verification.get("level", "?"), detail, newest["name"])
-        problems.append((WARNING, "newest backup %s could not be verified (%s: the server could not be reached or "
-                                  "logged into): %s; run playbooks/verify_backup.yml -e backup_name=%s" % said))
+    if verification and verification.get("status") == "error":  # the server or the key, not the backup: again
+        cause = ((verification.get("steps") or [{}])[-1] or {}).get("cause")
+        said = (newest["name"], verification.get("level", "?"), "the key given did not fit it" if cause == "key"
+                else "the server could not be reached or logged into", detail, newest["name"])
+        problems.append((WARNING, "newest backup %s could not be verified (%s: %s): %s; once that is fixed, run "
+                                  "playbooks/verify_backup.yml -e backup_name=%s" % said))
     elif verification and verification.get("status") != "passed":
         problems.append((CRITICAL, "newest backup %s failed verification (%s): %s" % (
             newest["name"], verification.get("level", "?"), detail)))
@@ -700,13 +707,20 @@ def evaluate_backups(directory, items, thresholds):
         problems.append((WARNING, "no verified backup (run backup_verify)"))
     if damaged:
         problems.append((WARNING, "%d damaged backup(s), e.g. %s" % (len(damaged), damaged[0]["error"])))
+    if ring is not None:
+        keyed = next(((i["name"], i["key_id"]) for i in complete if i.get("key_id")), None)
+        broken = keyring.key_break(keyed, ring, newest.get("database") or "the database",
+                                   lead="The next backup.yml will refuse, and restores of the newest backups fail")
+        if broken:
+            problems.append((CRITICAL, broken))
     base = "newest backup %s is %s old%s" % (newest["name"], age_text(newest["age_s"]),
                                              ", newest verified %s old" % age_text(verified[0]["age_s"])
                                              if verified else "")
     return _verdict(name, "backup", problems, base, metrics)
 
 
-def backup_check(directory, thresholds, describe, engine=None, database=None, project=None):
+def backup_check(directory, thresholds, describe, engine=None, database=None, project=None, ring=None):
+    """``ring``: a keyring.KeyRing, or a callable that makes one (its ArtifactError is this check's error)."""
     name = "backup %s" % directory
     if not os.path.isdir(directory):
         return could_not(name, "backup", "could not read backups: directory %s does not exist (no backup was ever "
@@ -715,7 +729,11 @@ def backup_check(directory, thresholds, describe, engine=None, database=None, pr
         items = describe(directory)
     except Exception as exc:  # noqa: BLE001 - ArtifactError, OSError
         return could_not(name, "backup", "could not read backups in %s: %s" % (directory, exc))
-    return evaluate_backups(directory, backup.select(items, engine, database, project), thresholds)
+    try:
+        ring = ring() if callable(ring) else ring
+    except backup.ArtifactError as exc:
+        return could_not(name, "backup", "could not check the backup key: %s" % exc)
+    return evaluate_backups(directory, backup.select(items, engine, database, project), thresholds, ring)
 
 
 # ------------------------------------------------------------------------------------------------ logs

@@ -25,7 +25,7 @@ import os
 import re
 
 from . import artifact
-from .artifact import ArtifactError
+from .artifact import ArtifactError, WrongKey
 
 RING_VARIABLE = "rollcall_backup_old_keys"
 CURRENT_VARIABLE = "rollcall_backup_key"
@@ -63,8 +63,8 @@ class KeyRing:
             return self.keys[ids[0]]
         if not self.keys:
             return None
-        raise ArtifactError("wrong key for backup %s: it was made with key id %s, which is not in the key ring (key "
-                            "ids given: %s); %s" % (name, ids[0], ", ".join(self.keys), HOW_TO_ADD))
+        raise WrongKey("wrong key for backup %s: it was made with key id %s, which is not in the key ring (key "
+                       "ids given: %s); %s" % (name, ids[0], ", ".join(self.keys), HOW_TO_ADD))
 
 
 def resolve(key, manifest):

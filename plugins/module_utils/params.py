@@ -21,14 +21,18 @@ TARGET_ARGS = dict(
 DATABASE_ARGS = dict((k, v) for k, v in TARGET_ARGS.items()
                      if k not in ("jobs", "server_directory", "local_directory"))
 
+# The backup key, and the key ring: previous keys, for reading backups made before a key rotation (keyring.py).
+KEY_ARGS = dict(
+    encryption_key=dict(type="str", no_log=True),
+    encryption_key_file=dict(type="path"),
+    encryption_keys=dict(type="list", elements="str", no_log=True),
+    encryption_key_files=dict(type="list", elements="path", no_log=False),  # paths, not keys
+)
+
 ARTIFACT_ARGS = dict(
     directory=dict(type="path", required=True),
     project=dict(type="str"),
-    encryption_key=dict(type="str", no_log=True),
-    encryption_key_file=dict(type="path"),
-    # The key ring: previous keys, for reading backups made before a key rotation (keyring.py).
-    encryption_keys=dict(type="list", elements="str", no_log=True),
-    encryption_key_files=dict(type="list", elements="path", no_log=False),  # paths, not keys
+    **KEY_ARGS,
 )
 
 # For modules that read backups: whether an unsigned manifest is acceptable although a key is given.

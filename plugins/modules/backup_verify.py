@@ -141,11 +141,15 @@ def main():
     except backup.ERRORS + (backup.Interrupted,) as exc:
         module.fail_json(msg="verification could not run: %s" % exc, status="failed")
     if result["status"] == "error" and p["fail_on_error"]:
-        module.fail_json(msg="backup %s could not be verified at level %s: %s. This is about reaching the server, not "
-                             "the backup (its earlier checks passed; it is kept and not marked failed): once the "
-                             "inventory's passwords open the server again (were they changed while this ran? "
-                             "playbooks/rotate_db_passwords.yml), run playbooks/verify_backup.yml -e backup_name=%s"
-                         % (name, level, result["steps"][-1]["detail"], name), changed=False, **result)
+        cause = result["steps"][-1].get("cause")
+        fix = ("once the inventory gives the key it was made with again (rollcall_backup_key, or in the key ring "
+               "rollcall_backup_old_keys)" if cause == "key" else
+               "once the inventory's passwords open the server again (were they changed while this ran? "
+               "playbooks/rotate_db_passwords.yml)")
+        module.fail_json(msg="backup %s could not be verified at level %s: %s. This is %s (it is kept and not marked "
+                             "failed): %s, run playbooks/verify_backup.yml -e backup_name=%s"
+                         % (name, level, result["steps"][-1]["detail"], backup.BLAMELESS[cause or "server"], fix,
+                            name), changed=False, **result)
     if result["status"] != "passed" and p["fail_on_error"]:
         module.fail_json(msg="backup %s failed %s verification: %s; %s" % (
             name, level, result["steps"][-1]["detail"],

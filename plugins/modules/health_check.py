@@ -223,6 +223,29 @@ options:
       - Only backups of this stack (C(rollcall_project)) and backups that record no project count in
         O(backup_directory), for a backup directory several stacks share.
     type: str
+  backup_keys:
+    description:
+      - The backup key and key ring the inventory gives now, as M(rollcall.ops.db_backup) takes them. When given,
+        the newest backup in O(backup_directory) made with a key must have been made with one of them; otherwise
+        the next backup would refuse and no restore could read it (a deleted or regenerated key file, a wrong vault
+        or credential), which is V(critical), with what to do. Only key ids are compared.
+      - An empty dictionary is no key at all (a stack without encryption), and then encrypted backups are V(critical).
+    type: dict
+    suboptions:
+      encryption_key:
+        description: The current key, as M(rollcall.ops.db_backup) takes it.
+        type: str
+      encryption_key_file:
+        description: The current key in a file on the managed host.
+        type: path
+      encryption_keys:
+        description: The key ring, previous keys.
+        type: list
+        elements: str
+      encryption_key_files:
+        description: The key ring, previous keys in files on the managed host.
+        type: list
+        elements: path
   logs:
     description:
       - Count error lines in container logs over a window (one check of kind C(logs) per container), rated by
@@ -500,10 +523,11 @@ import threading
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.rollcall.ops.plugins.module_utils import backup, health
+from ansible_collections.rollcall.ops.plugins.module_utils import backup, health, keyring
 from ansible_collections.rollcall.ops.plugins.module_utils.checks import wait_until_healthy
 from ansible_collections.rollcall.ops.plugins.module_utils.docker import client as docker_client
 from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import EngineError
+from ansible_collections.rollcall.ops.plugins.module_utils.params import KEY_ARGS, KEY_EXCLUSIVE
 
 CHECK_OPTIONS = ("url", "containers", "endpoints", "database", "disk_paths", "memory", "cpu", "backup_directory",
                  "logs", "tls", "deploy_lock")
@@ -546,6 +570,7 @@ ARGUMENT_SPEC = dict(
     backup_engine=dict(type="str", choices=["postgresql", "mysql", "mariadb", "sqlite", "mssql"]),
     backup_database=dict(type="str"),
     backup_project=dict(type="str"),
+    backup_keys=dict(type="dict", no_log=True, options=KEY_ARGS, mutually_exclusive=KEY_EXCLUSIVE),
     logs=dict(type="dict", options=dict(
         containers=dict(type="list", elements="str", required=True),
         since_minutes=dict(type="int", default=60),
@@ -643,7 +668,7 @@ def jobs_for(params, thresholds, gate):
     if params["backup_directory"]:
         jobs.append(label("backup %s" % params["backup_directory"], "backup", health.backup_check,
                           params["backup_directory"], thresholds, backup.describe, params["backup_engine"],
-                          params["backup_database"], params["backup_project"]))
+                          params["backup_database"], params["backup_project"], backup_ring(params)))
     if params["logs"]:
         jobs.append(label("logs", "logs", health.log_checks, params["logs"], api, thresholds, secrets(params)))
     for entry in params["tls"] or ():
@@ -652,6 +677,13 @@ def jobs_for(params, thresholds, gate):
         jobs.append(label("deploy lock %s" % params["deploy_lock"]["app"], "lock", health.deploy_lock_check,
                           params["deploy_lock"], thresholds))
     return jobs
+
+
+def backup_ring(params):
+    """None (the key is not checked) or what makes the key ring of ``backup_keys`` (in the check's own thread)."""
+    if params["backup_keys"] is None:
+        return None
+    return lambda: keyring.ring_from_params(params["backup_keys"])
 
 
 def secrets(params):

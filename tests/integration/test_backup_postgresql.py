@@ -189,9 +189,25 @@ def test_truncated_artifact_is_caught_by_the_native_reader_too(pg, directory):
 
 
 def test_wrong_key(pg, directory):
+    """The key, not the backup: the verification is "error" (not failed) and says so; health_check, given the
+    inventory's keys, calls the key that does not read the newest backup critical before the night's backup
+    refuses."""
     name = backup(pg, directory, encryption_key=KEY)["name"]
     rc, result, output = run_module("backup_verify", args(pg, directory, name=name, encryption_key="ff" * 32))
     assert rc != 0 and "wrong key" in result["msg"] and ("ff" * 32) not in output
+    assert result["status"] == "error" and "This is about the key given, not the backup" in result["msg"], result
+    assert "restore an older backup" not in result["msg"] and "rollcall_backup_old_keys" in result["msg"]
+    recorded = json.loads((directory / (name + ".verify.json")).read_text())["latest"]
+    assert recorded["status"] == "error" and recorded["steps"][-1]["cause"] == "key", recorded
+    health = {"backup_directory": str(directory), "backup_database": "sms", "thresholds": {
+        "verified_backup_age_hours": [None, None]}}
+    rc, result, output = run_module("health_check", dict(health, backup_keys={"encryption_key": "ff" * 32}))
+    [check] = result["checks"]
+    assert rc == 0 and check["status"] == "critical", check
+    assert "The next backup.yml will refuse" in check["reason"] and ("ff" * 32) not in output and KEY not in output
+    rc, result, _ = run_module("health_check", dict(health, backup_keys={"encryption_key": "ff" * 32,
+                                                                         "encryption_keys": [KEY]}))
+    assert "The next backup.yml will refuse" not in result["checks"][0]["reason"], result
 
 
 def test_a_verification_that_cannot_log_in_is_not_the_backups_fault(pg, directory):

@@ -20,6 +20,7 @@ from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import E
 ROOT = Path(__file__).resolve().parents[2]
 
 KEY = bytes(range(32))
+OTHER_KEY = bytes(range(1, 33))
 DATA = bytes(range(256)) * 12000  # about 3 MB: several chunks
 
 
@@ -141,6 +142,28 @@ def test_a_checksum_mismatch_at_the_end_of_the_stream_aborts_before_the_swap(eng
     assert "restore" in engine.calls and "swap_in" not in engine.calls
     assert engine.databases == {"sms": b"live"}, "scratch dropped, live untouched"
     assert artifact.read_verification(str(tmp_path), made["name"])["latest"]["status"] == "failed"
+
+
+@pytest.mark.parametrize("given", [OTHER_KEY, None])
+def test_a_key_that_does_not_fit_is_not_held_against_the_backup(engine, tmp_path, given):
+    """The demo's backup key file deleted (a new one is made on first use): verify_backup.yml recorded the good
+    backup as "failed verification (checksum)", restore.yml did too and offered an older backup made with the same
+    key; health then called the newest backup failed even after the key was put back."""
+    made = backup.take_backup(engine, str(tmp_path), key=KEY)
+    backup.verify_backup(str(tmp_path), made["name"], "checksum", key=KEY)
+    result = backup.verify_backup(str(tmp_path), made["name"], "checksum", key=given)
+    assert result["status"] == "error" and result["steps"][-1]["cause"] == "key", result
+    assert artifact.read_verification(str(tmp_path), made["name"])["latest"]["status"] == "error"
+    backup.verify_backup(str(tmp_path), made["name"], "checksum", key=KEY)
+    engine.databases["sms"] = b"live"
+    engine.calls.clear()
+    with pytest.raises(artifact.WrongKey) as caught:
+        backup.restore_backup(engine, str(tmp_path), made["name"], key=given, safety_backup=False)
+    text = str(caught.value)
+    assert text.startswith("cannot restore %s: " % made["name"]) and "not found at fault" in text, text
+    assert "older" not in text and "refusing" not in text, "no older backup offered: it needs the same key"
+    assert engine.calls == [] and engine.databases == {"sms": b"live"}
+    assert artifact.read_verification(str(tmp_path), made["name"])["latest"]["status"] == "passed", "not recorded"
 
 
 def test_cheap_checks_refuse_before_a_scratch_database_exists(engine, tmp_path):
@@ -503,6 +526,18 @@ def test_the_restore_plans_filter_is_the_same_choice():
     safety = {"name": "s1", "labels": {"reason": backup.SAFETY_REASON + " b1"}}
     assert choose([safety, {"name": "b1", "labels": {}}])["name"] == "b1"
     assert choose([safety]) is None and choose(None) is None
+
+
+def test_the_key_options_filter_passes_only_what_the_inventory_gives():
+    """roles/backup and roles/health (its key check) build the modules' key options with it."""
+    from ansible_collections.rollcall.ops.plugins.filter.backups import FilterModule
+
+    args = FilterModule().filters()["backup_key_args"]
+    assert args(None, None, [], []) == {}
+    assert args("k", "/f", ["o"], ["/o"]) == {"encryption_key": "k", "encryption_keys": ["o"],
+                                             "encryption_key_files": ["/o"]}
+    assert args(None, "/f", None, None) == {"encryption_key_file": "/f"}
+    assert args("", None) == {"encryption_key": ""}, "a key defined empty is passed (the module says it is empty)"
 
 
 def test_an_uploads_archive_that_does_not_list_fails_native_verification_saying_how(engine, tmp_path, uploads,

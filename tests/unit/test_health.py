@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from ansible_collections.rollcall.ops.plugins.module_utils import health
+from ansible_collections.rollcall.ops.plugins.module_utils import artifact, health, keyring
 from ansible_collections.rollcall.ops.plugins.module_utils.checks import HttpProbe
 from ansible_collections.rollcall.ops.plugins.module_utils.engines.base import EngineError, Target
 from ansible_collections.rollcall.ops.plugins.module_utils.engines.mysql import MySQL
@@ -565,6 +565,54 @@ def test_a_verification_that_could_not_reach_the_server_is_a_warning_not_a_faile
                                       "reached or logged into): password authentication failed")
     assert "playbooks/verify_backup.yml -e backup_name=new" in check["reason"]
     assert check["metrics"]["newest_verify_passed"] == 0
+
+
+def test_a_verification_stopped_by_a_key_that_does_not_fit_is_a_warning_naming_the_key():
+    error = {"status": "error", "level": "checksum", "steps": [  # as backup.verify_backup records it
+        {"level": "checksum", "status": "error", "cause": "key", "detail": "wrong key for backup new: ..."}]}
+    check = health.evaluate_backups("/b", [item("new", 60, error)], T)
+    assert check["status"] == "warning", check
+    assert check["reason"].startswith("newest backup new could not be verified (checksum: the key given did not fit "
+                                      "it): wrong key for backup new")
+
+
+def keyed(name, age_s, key):
+    return dict(item(name, age_s, PASSED), key_id=artifact.key_id(key) if key else None)
+
+
+KEY_A, KEY_B = bytes(range(32)), bytes(range(1, 33))
+
+
+def test_a_backup_key_that_does_not_read_the_newest_backup_is_critical_and_says_what_to_do():
+    """The demo's .secrets/local/backup_key deleted (a new one is made on first use): health said ok, the night's
+    backup then refused and no restore could read the backups with the inventory's keys."""
+    items = [keyed("new", 60, KEY_A), keyed("old", 7200, KEY_A)]
+    check = health.evaluate_backups("/b", items, T, ring=keyring.KeyRing(KEY_B))
+    assert check["status"] == "critical", check
+    assert "The next backup.yml will refuse, and restores of the newest backups fail: the newest backup of sms " \
+           "here, new, was made with key id %s" % artifact.key_id(KEY_A) in check["reason"]
+    assert "put it back where the inventory reads it" in check["reason"] and KEY_A.hex() not in check["reason"]
+    no_key = health.evaluate_backups("/b", items, T, ring=keyring.KeyRing())
+    assert no_key["status"] == "critical" and "no backup key is given now" in no_key["reason"]
+
+
+@pytest.mark.parametrize("ring", [keyring.KeyRing(KEY_A), keyring.KeyRing(KEY_B, [KEY_A]), None])
+def test_the_key_that_made_the_newest_backup_a_ring_holding_it_or_no_check_is_ok(ring):
+    check = health.evaluate_backups("/b", [keyed("new", 60, KEY_A), keyed("old", 7200, KEY_B)], T, ring=ring)
+    assert check["status"] == "ok", check
+
+
+def test_backups_made_without_a_key_pass_the_key_check_and_the_newest_keyed_one_counts():
+    assert health.evaluate_backups("/b", [keyed("new", 60, None)], T, keyring.KeyRing(KEY_B))["status"] == "ok"
+    items = [keyed("plain", 60, None), keyed("old", 7200, KEY_A)]
+    assert health.evaluate_backups("/b", items, T, keyring.KeyRing(KEY_B))["status"] == "critical"
+
+
+def test_an_unusable_key_ring_is_the_backup_checks_error(tmp_path):
+    def ring():
+        raise artifact.ArtifactError("entry 1 of encryption_keys (the key ring) is not usable: too short")
+    check = health.backup_check(str(tmp_path), T, lambda d: [keyed("new", 60, KEY_A)], ring=ring)
+    assert check["status"] == "critical" and "could not check the backup key: entry 1 of" in check["reason"]
 
 
 def test_unverified_backups_warn():

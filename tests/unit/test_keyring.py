@@ -127,7 +127,9 @@ def test_the_readers_pick_each_backups_key_from_the_ring(tmp_path):
         assert plain(tmp_path, made, ring, "uploads") == UPLOADS
         assert backup.verify_backup(str(tmp_path), made["name"], "checksum", key=ring)["status"] == "passed"
     result = backup.verify_backup(str(tmp_path), old["name"], "checksum", key=KeyRing(B), record=False)
-    assert result["status"] == "failed" and ID_A in result["steps"][-1]["detail"]
+    # the key given, not the backup: "error" (not verified, not failed), with its cause
+    assert result["status"] == "error" and result["steps"][-1]["cause"] == "key"
+    assert ID_A in result["steps"][-1]["detail"]
     assert "rollcall_backup_old_keys" in result["steps"][-1]["detail"]
 
 
