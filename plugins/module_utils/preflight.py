@@ -57,7 +57,17 @@ HOST_FIELDS = {
     "mssql_login_set": "rollcall_mssql_backup_dir, rollcall_mssql_user and rollcall_mssql_password all set",
     "offsite_host": "rollcall_backup_offsite_host",
     "pitr": "rollcall_pitr is true (inventory or -e)",
+    "serials": "the batch sizes given (SERIALS: name -> value), as Ansible has them",
 }
+# Batch sizes of the rolling plays (Ansible's serial). Ansible runs every host in one batch for 0 or a negative
+# number, so a typo there released, rolled back or patched the whole fleet at once, with nothing left serving.
+SERIALS = {
+    "rollcall_serial": "deploys and secret rotations go in batches of it (default 50%), so that the other hosts "
+                       "keep serving",
+    "rollcall_rollback_serial": "rollbacks go in batches of it (default 100%)",
+    "rollcall_patching_serial": "hosts are patched and restarted this many at a time (default 1)",
+}
+SERIAL_RE = re.compile(r"^([0-9]+)(%?)$")  # as Ansible reads it: no spaces
 # Playbooks for which rollcall_pitr: true means something (they turn it on, back up, recover or ship the log).
 PITR_PLAYBOOKS = ("deploy", "backup", "restore", "archive_log", "dr_drill")
 PITR_ENGINES = ("postgresql", "mariadb")
@@ -65,6 +75,27 @@ PITR_ENGINES = ("postgresql", "mariadb")
 
 def _matches(pattern, value):
     return pattern.match(str(value)) is not None
+
+
+def _batch_ok(value):
+    """A number of hosts of at least 1 or a percentage from 1% to 100%, as Ansible's serial takes them."""
+    if isinstance(value, bool):
+        return False
+    found = SERIAL_RE.match(str(value))
+    if not found:
+        return False
+    number = int(found.group(1))
+    return 1 <= number <= 100 if found.group(2) else number >= 1
+
+
+def serial_problem(name, value):
+    """Why ``value`` is not a batch size for ``name`` (one of SERIALS), or None. A list (a canary, then batches:
+    [1, "50%"]) is checked entry by entry."""
+    entries = value if isinstance(value, (list, tuple)) else [value]
+    if entries and all(_batch_ok(entry) for entry in entries):
+        return None
+    return ("%s '%s' must be a number of hosts of at least 1, a percentage from 1%% to 100%% (like 50%%), or a list of "
+            "them; %s (Ansible would take every host at once for 0)" % (name, value, SERIALS[name]))
 
 
 def problems(playbook, given, host):
@@ -165,6 +196,9 @@ def problems(playbook, given, host):
     bad(given.get("rollcall_pitr_compress_type", "lz4") not in CHOICES["rollcall_pitr_compress_type"],
         "rollcall_pitr_compress_type '%s' must be one of %s (pgBackRest's)"
         % (given.get("rollcall_pitr_compress_type", ""), ", ".join(CHOICES["rollcall_pitr_compress_type"])))
+    for name, value in sorted((host.get("serials") or {}).items()):
+        if name in SERIALS:
+            bad(serial_problem(name, value) is not None, serial_problem(name, value))
     since = given.get("audit_since", "")
     bad(playbook == "audit" and len(str(since)) > 0 and not _matches(WINDOW_RE, since),
         "-e audit_since='%s' must be a duration like 7d, 24h, 90m or an ISO 8601 time" % since)

@@ -163,14 +163,17 @@ BAD = {
                 "rollcall_project": "NEW project", "rollcall_db_password": "short",
                 # a setting typed wrong meant false or 0 without a word (Jinja's bool and int): a stack without
                 # point-in-time recovery, a server that never switches its WAL file
-                "rollcall_pitr": "ture", "rollcall_pitr_archive_timeout": "1m"},
+                "rollcall_pitr": "ture", "rollcall_pitr_archive_timeout": "1m",
+                # Ansible's serial 0 is every host in one batch: nothing left serving the old release
+                "rollcall_serial": 0},
                ["rollcall_db_engine 'oracle' must be one of postgresql, mariadb, sqlite",
                 "rollcall_app_port '70000' must be a whole number from 1 to 65535",
                 "rollcall_app_version '1.1.0; rm -rf /' is not an image tag",
                 "rollcall_project 'NEW project' must be 1 to 63 letters",
                 "rollcall_db_password is missing or shorter than 12 characters",
                 "rollcall_pitr='ture' is not true or false",
-                "rollcall_pitr_archive_timeout '1m' must be a whole number from 1 to 86400"]),
+                "rollcall_pitr_archive_timeout '1m' must be a whole number from 1 to 86400",
+                "rollcall_serial '0' must be a number of hosts of at least 1"]),
     # An empty answer (-e confirm=) is no answer.
     "teardown": ({"teardown_volumes": True, "confirm": ""}, ["teardown_volumes=true deletes the database and uploads",
                                                              "add -e confirm=yes"]),
@@ -187,8 +190,9 @@ BAD = {
                 "rollcall_backup_keep_last '-1' must be a whole number of at least 0",
                 "rollcall_pitr_offsite='flase' is not true or false",
                 "rollcall_pitr_retention_full '0' must be a whole number of at least 1"]),
-    "patching": ({"rollcall_patching_take_backup": "ture"},
-                 ["rollcall_patching_take_backup='ture' is not true or false"]),
+    "patching": ({"rollcall_patching_take_backup": "ture", "rollcall_patching_serial": "0"},
+                 ["rollcall_patching_take_backup='ture' is not true or false",
+                  "rollcall_patching_serial '0' must be a number of hosts of at least 1"]),
 }
 
 

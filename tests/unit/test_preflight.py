@@ -214,3 +214,18 @@ def test_teardown_of_volumes_needs_yes():
 def test_every_problem_is_reported_at_once():
     found = problems("rollback", dict(APP, secret_key_length=0), rollcall_db_engine="oracle", to="a b")
     assert len(found) == 3
+
+
+@pytest.mark.parametrize("name", sorted(preflight.SERIALS))
+@pytest.mark.parametrize("value", [0, "0", -1, "150%", "0%", "half", " 50% ", [], [1, 0], True])
+def test_a_batch_size_ansible_would_read_as_every_host_at_once_or_not_at_all_is_refused(name, value):
+    """-e rollcall_serial=0 deployed every app host in one batch (Ansible's serial 0 is all hosts): nothing
+    was left serving the old release while the new one started; patching would restart every host at once."""
+    found = problems("deploy", dict(APP, serials={name: value}))
+    assert len(found) == 1 and found[0].startswith("%s '%s' must be a number of hosts of at least 1" % (name, value))
+    assert "Ansible would take every host at once for 0" in found[0]
+
+
+@pytest.mark.parametrize("value", [1, "2", "50%", "100%", [1, "50%"], ["25%", 2]])
+def test_batch_sizes_ansible_takes_pass(value):
+    assert problems("deploy", dict(APP, serials={name: value for name in preflight.SERIALS})) == []
