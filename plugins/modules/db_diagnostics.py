@@ -42,7 +42,8 @@ options:
   thresholds:
     description:
       - Overrides of C(cache_hit_ratio) (0.99), C(cache_min_accesses) (100000 block requests before the ratio
-        is judged), C(connections_percent) (80), C(dead_tuple_percent) (10), C(unused_index_min_bytes) (1 MiB),
+        is judged), C(connections_percent) (80), C(dead_tuple_percent) (10) and C(dead_tuples_min) (1000 dead
+        tuples, as the monthly VACUUM plan of M(rollcall.ops.db_maintenance)), C(unused_index_min_bytes) (1 MiB),
         C(seq_scan_min_rows) (100000).
     type: dict
   data_checks:

@@ -245,11 +245,30 @@ def test_judge_diagnostics_every_figure_next_to_its_threshold():
     assert found["slow queries"]["status"] == "warning" and "not loaded" in found["slow queries"]["reason"]
     assert found["connections"]["status"] == "warning"
     assert found["dead tuples"]["figures"] == {"bloated_tables": 1}
+    assert found["dead tuples"]["reason"] == "1 tables with at least 10.0 % and 1000 dead tuples: t (? dead, 40.0 %)"
     assert found["unused indexes"]["figures"] == {"unused_indexes": 1}
     assert found["sequential scans on big tables"]["status"] == "warning"
     assert found["integrity"]["status"] == "critical"
     assert found["free pages"]["figures"] == {"free_pages": 10, "page_count": 100}
     assert mt.worst([f["status"] for f in found.values()]) == "critical"
+
+
+def test_dead_tuples_warn_only_where_the_monthly_vacuum_would_act():
+    """The demo after a restore: two small tables with 10-20 % dead tuples (a handful of rows) warned on every
+    maintenance.yml, while the monthly run rightly did not vacuum them (under dead_tuples_min: autovacuum's)."""
+    rows = [{"table": "public.students", "live": 45, "dead": 6, "dead_percent": 11.8},
+            {"table": "public.attendance", "live": 9000, "dead": 3000, "dead_percent": 25.0}]
+    [found] = [f for f in mt.judge_diagnostics("postgresql", {"dead_tuples": rows}) if f["name"] == "dead tuples"]
+    assert found["status"] == "warning" and found["figures"] == {"bloated_tables": 1}
+    assert found["reason"].endswith(": public.attendance (3000 dead, 25.0 %)"), found["reason"]
+    plan = mt.plan("postgresql", {"tables": [dict(r, schema="public", table=r["table"].split(".")[1]) for r in rows]})
+    assert [a["object"] for a in plan if a["action"] == "vacuum_analyze"] == ["public.attendance"], plan
+    [small] = [f for f in mt.judge_diagnostics("postgresql", {"dead_tuples": rows[:1]}) if f["name"] == "dead tuples"]
+    assert small["status"] == "ok", small
+    lower = mt.merge_thresholds({"dead_tuples_min": 5}, mt.DIAGNOSTIC_DEFAULTS)
+    [tuned] = [f for f in mt.judge_diagnostics("postgresql", {"dead_tuples": rows[:1]}, lower)
+               if f["name"] == "dead tuples"]
+    assert tuned["status"] == "warning"
 
 
 def test_judge_diagnostics_healthy_and_missing_figures():
