@@ -32,7 +32,7 @@ import time
 APP_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 EVENT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 OUTCOMES = ("success", "failed", "rolled_back")
-KINDS = ("deploy", "rollback")
+KINDS = ("deploy", "rollback", "adopt")  # adopt: a live release the history had lost (adoption())
 RELEASE_FIELDS = ("id", "version", "image", "image_id", "config_hash", "schema_revision", "backup", "container",
                   "db_login", "deployed_at", "actor", "outcome", "kind", "duration_s", "reason")
 AUDIT_FIELDS = ("at", "event", "app", "version", "from_version", "actor", "outcome", "duration_s", "message")
@@ -130,6 +130,26 @@ def current_release(history):
     """The newest entry whose outcome is success (a successful rollback counts), None when there is none."""
     done = successful(history)
     return done[-1] if done else None
+
+
+ADOPTED = ("adopted: the release history had no record of the live release (a new or emptied state directory: "
+           "releases.json removed or lost); taken from its container's labels, with the schema it runs on")
+LIVE_FIELDS = ("version", "image", "image_id", "config_hash", "schema_revision", "container", "db_login")
+
+
+def adoption(history, live):
+    """The history entry to record for the release that runs now when the history knows no release, or None. Pure.
+
+    ``live``: what the live container says of itself (LIVE_FIELDS: its rollcall.version label, image, image ID,
+    config hash, the schema it runs on, container, database login). Without it a deploy after a lost history
+    recorded only the new release, and rollback.yml had nothing to go back to although the old release's image
+    was still on the host. Nothing to adopt when the history has a current release (it is the authority then), or
+    when the container carries no version (not one of ours)."""
+    if current_release(history) is not None or not live or not live.get("version"):
+        return None
+    release = dict((field, live.get(field)) for field in LIVE_FIELDS)
+    release.update(kind="adopt", outcome="success", reason=ADOPTED)
+    return release
 
 
 def previous_release(history):

@@ -13,8 +13,8 @@ description:
   - C(releases.json) is the release history, oldest first; each entry has id (monotonic), version, image,
     image_id, config_hash, schema_revision, backup (the pre-deploy backup or null), container, db_login (which of
     the app's two database logins it used), deployed_at (UTC), actor, outcome (success, failed or rolled_back),
-    kind (deploy or rollback), duration_s and reason. It is rewritten atomically (temporary file in the same
-    directory, fsync, rename, directory fsync), mode 0600.
+    kind (deploy, rollback, or adopt for a live release the history had lost), duration_s and reason. It is
+    rewritten atomically (temporary file in the same directory, fsync, rename, directory fsync), mode 0600.
   - C(deploy.lock) is the deploy lock, created with C(O_CREAT|O_EXCL) so exactly one deploy holds it. It is
     never broken automatically; O(action=info) and the lock-held error report its age, and only
     O(action=break_lock) removes a lock held by someone else.
@@ -51,9 +51,13 @@ options:
       - V(audit) appends one audit line (O(event)) and nothing else.
       - V(info) changes nothing and returns the history, the current, previous and kept releases, the lock and
         the end of the audit log.
+      - V(adopt) records O(release), the release running now as its container describes it (version, image,
+        image_id, config_hash, schema_revision, container, db_login), with kind C(adopt), when the history has no
+        current release (a new or emptied state directory); otherwise it changes nothing. So a deploy after a lost
+        history keeps the release it replaces, and a rollback can go back to it.
     type: str
     required: true
-    choices: [lock, unlock, break_lock, record, audit, info]
+    choices: [lock, unlock, break_lock, record, audit, info, adopt]
   actor:
     description:
       - Who is acting, recorded in the lock, the history and the audit log.
@@ -205,7 +209,7 @@ lock:
   type: dict
 release:
   description: The history entry stored (in check mode, that would be stored).
-  returned: action is record
+  returned: action is record, or adopt when it records
   type: dict
 audit:
   description: The audit line written (in check mode, that would be written).
@@ -213,25 +217,25 @@ audit:
   type: dict
 releases:
   description: The release history, oldest first.
-  returned: action is info or record
+  returned: action is info, record or adopt
   type: list
   elements: dict
 current:
   description:
-    - The newest successful entry (deploy or rollback), null when there is none.
+    - The newest successful entry (deploy, rollback or adopt), null when there is none.
     - For V(lock), as it is once the lock is held, so that a caller that planned before waiting for the lock can
       tell whether a release ran meanwhile.
-  returned: action is info, record or lock (not in check mode)
+  returned: action is info, record, adopt or lock (not in check mode)
   type: dict
 previous:
   description: The newest successful entry older than RV(current) whose version differs from its version, null
     when there is none.
-  returned: action is info or record
+  returned: action is info, record or adopt
   type: dict
 kept:
   description: The newest O(keep) distinct successful versions, newest first, each its newest entry; what a
     rollback may choose from.
-  returned: action is info or record
+  returned: action is info, record or adopt
   type: list
   elements: dict
 rollback_target:
@@ -239,11 +243,11 @@ rollback_target:
     - The version a rollback without a named target goes to - the release that was live before the last deploy
       (or roll forward) still in effect - null when there is none. A rollback run twice goes one release further
       back, never forward again to the release it left (module_utils/release.py C(rollback_target)).
-  returned: action is info or record
+  returned: action is info, record or adopt
   type: str
 audit_tail:
   description: The last 20 audit lines, oldest first.
-  returned: action is info or record
+  returned: action is info, record or adopt
   type: list
   elements: dict
 """
@@ -304,6 +308,19 @@ def run(module, store):
         result = dict(changed=True, release=entry, lock=store.read_lock(), audit_tail=store.audit_tail(),
                       **rel.facts(history, p["keep"]))
         return result
+    if action == "adopt":
+        adopted = rel.adoption(store.read_history(), p["release"])
+        if adopted is None:
+            return dict(changed=False, msg="the history has a current release (or the live container is not a "
+                                           "labelled release): nothing to adopt", **rel.facts(store.read_history(),
+                                                                                              p["keep"]))
+        if check:
+            entry, history = store.plan_record(adopted, actor)
+            history = history + [entry]
+        else:
+            entry, history = store.record(adopted, actor)
+        return dict(changed=True, release=entry, msg="recorded the live release %s, which the history had lost"
+                    % entry["version"], **rel.facts(history, p["keep"]))
     # audit
     release = p["release"] or {}
     fields = dict(version=p["version"], from_version=p["from_version"], outcome=release.get("outcome"),
@@ -319,7 +336,7 @@ def main():
             app=dict(type="str", required=True),
             state_dir=dict(type="path", default="/var/lib/rollcall"),
             action=dict(type="str", required=True,
-                        choices=["lock", "unlock", "break_lock", "record", "audit", "info"]),
+                        choices=["lock", "unlock", "break_lock", "record", "audit", "info", "adopt"]),
             actor=dict(type="str"),
             version=dict(type="str"),
             msg=dict(type="str"),
@@ -332,7 +349,7 @@ def main():
             adhoc=dict(type="str"),
         ),
         required_if=[("action", "unlock", ["token"]), ("action", "record", ["release"]),
-                     ("action", "audit", ["event"])],
+                     ("action", "adopt", ["release"]), ("action", "audit", ["event"])],
         supports_check_mode=True,
     )
     p = module.params

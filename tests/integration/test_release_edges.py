@@ -182,3 +182,39 @@ def test_deploy_after_ctrl_c_mid_migration_runs_its_own_migration(tmp_path, dock
         with contextlib.suppress(Exception):  # no database container: nothing holds a lock
             hold(False)
         teardown(inventory)
+
+
+def test_a_lost_release_history_is_adopted_from_the_live_container(tmp_path):
+    """releases.json removed by hand (or a new state directory under a running stack): the next deploy of a new
+    version recorded only itself, and rollback.yml then had nothing to go back to although the old release's image
+    was on the host ("No release to roll back to. Kept on every host: none."). A deploy now records the live release
+    from its container first (kind adopt), once, and a rollback goes back to it."""
+    project, state = "rc-it-adopt", tmp_path / "state"
+    inventory = write_inventory(tmp_path, rollcall_project=project, rollcall_db_engine="sqlite",
+                                rollcall_app_port=18297, rollcall_state_dir=str(state),
+                                rollcall_environment="test", rollcall_pre_deploy_backup=False)
+    history = state / project / "releases.json"
+    try:
+        proc, report = playbook(inventory)
+        assert proc.returncode == 0, failures(report)
+        history.unlink()
+        proc, report = playbook(inventory, "rollback.yml")
+        assert proc.returncode != 0
+        said = failures(report)[-1][1]
+        assert "records no release: a new state directory, or releases.json was removed" in said, said
+        assert str(history) in said and "Run playbooks/deploy.yml with the version that runs now" in said, said
+        proc, report = playbook(inventory, "deploy.yml", "-e", "rollcall_app_version=1.1.0")
+        assert proc.returncode == 0, failures(report)
+        entries = json.loads(history.read_text())
+        assert [(e["kind"], e["version"], e["schema_revision"]) for e in entries] == [
+            ("adopt", "1.0.0", "0001"), ("deploy", "1.1.0", "0002")], entries
+        assert entries[0]["image_id"].startswith("sha256:") and "had no record of the live release" in \
+            entries[0]["reason"]
+        proc, report = playbook(inventory, "rollback.yml")
+        assert proc.returncode == 0, failures(report)
+        assert container_state(project + "-app") == ("running", "1.0.0")
+        proc, report = playbook(inventory)  # 1.0.0 again: the history knows it, nothing adopted twice
+        assert proc.returncode == 0 and report["stats"]["localhost"]["changed"] == 0, failures(report)
+        assert [e["kind"] for e in json.loads(history.read_text())] == ["adopt", "deploy", "rollback"]
+    finally:
+        teardown(inventory)

@@ -498,3 +498,20 @@ def test_held_lock_message_gives_the_adhoc_command_when_known(tmp_path):
     assert str(caught.value).endswith(
         "audited): .venv/bin/ansible localhost -i inventories/local -m rollcall.ops.app_release "
         "-a 'action=break_lock app=sms state_dir=%s'" % (tmp_path / "state")), str(caught.value)
+
+
+LIVE = {"version": "1.0.0", "image": "sms:1.0.0", "image_id": "sha256:1", "config_hash": "h", "schema_revision": "0001",
+        "container": "rollcall-app", "db_login": "sms", "Labels": "not a release field"}
+
+
+def test_adoption_records_the_live_release_only_when_the_history_has_none():
+    adopted = release.adoption([], LIVE)
+    assert adopted["kind"] == "adopt" and adopted["outcome"] == "success" and adopted["version"] == "1.0.0"
+    assert "Labels" not in adopted and adopted["schema_revision"] == "0001" and "had no record" in adopted["reason"]
+    failed_only = [{"version": "1.1.0", "outcome": "failed", "kind": "deploy"}]
+    assert release.adoption(failed_only, LIVE)["version"] == "1.0.0", "a failed deploy never became current"
+    known = [{"version": "0.9.0", "outcome": "success", "kind": "deploy"}]
+    assert release.adoption(known, LIVE) is None, "the history is the authority when it has a current release"
+    assert release.adoption([], dict(LIVE, version="")) is None and release.adoption([], None) is None
+    entry = release.new_entry([], adopted, "root@vm", 1796659200)
+    assert entry["kind"] == "adopt" and release.record_event(entry) == "adopt_success"

@@ -16,6 +16,10 @@ def task(name, args, **extra):
     return dict({"name": name, "rollcall.ops.app_release": args, "ignore_errors": True}, **extra)
 
 
+LIVE = {"version": "1.1.0", "image": "sms:1.1.0", "image_id": "sha256:abc", "config_hash": "c0ffee",
+        "schema_revision": "0002", "container": "sms-app", "db_login": "sms_alt"}
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """Run every step in one play; return {task name: result} and the state directory."""
@@ -38,6 +42,11 @@ def run(tmp_path_factory):
         task("break", dict(base, action="break_lock", actor="carol@ctl", msg="bob's run died")),
         task("info", dict(base, action="info", keep=3)),
         task("traversal", dict(base, app="..", action="info")),
+        # a lost history: the live release adopted once (check mode writes nothing), never over a known current one
+        task("adopt_check", dict(base, app="lost", action="adopt", release=LIVE), check_mode=True),
+        task("adopt", dict(base, app="lost", action="adopt", release=LIVE)),
+        task("adopt_again", dict(base, app="lost", action="adopt", release=dict(LIVE, version="9.9.9"))),
+        task("adopt_known", dict(base, action="adopt", release=LIVE)),
     ]
     for step in tasks:
         step["register"] = "results_" + step["name"]
@@ -131,3 +140,17 @@ def test_traversal_is_refused(run):
     results, _ = run
     assert results["traversal"]["failed"] is True
     assert "cannot be used as a directory name" in results["traversal"]["msg"]
+
+
+def test_adopt_records_the_live_release_once_and_only_into_a_history_without_one(run):
+    results, directory = run
+    check, adopted = results["adopt_check"], results["adopt"]
+    assert check["changed"] is True and check["release"]["id"] == 1, check
+    assert adopted["changed"] is True and adopted["release"]["id"] == 1, "check mode wrote nothing"
+    entry = adopted["release"]
+    assert {k: entry[k] for k in LIVE} == LIVE and entry["kind"] == "adopt" and entry["outcome"] == "success"
+    assert adopted["current"]["version"] == "1.1.0" and [r["version"] for r in adopted["kept"]] == ["1.1.0"]
+    assert results["adopt_again"]["changed"] is False and results["adopt_again"]["current"]["version"] == "1.1.0"
+    assert results["adopt_known"]["changed"] is False and results["adopt_known"]["current"]["version"] == "1.0.0"
+    with open(os.path.join(os.path.dirname(directory), "lost", "audit.jsonl")) as handle:
+        assert [json.loads(line)["event"] for line in handle] == ["adopt_success"]
