@@ -58,7 +58,14 @@ HOST_FIELDS = {
     "offsite_host": "rollcall_backup_offsite_host",
     "pitr": "rollcall_pitr is true (inventory or -e)",
     "serials": "the batch sizes given (SERIALS: name -> value), as Ansible has them",
+    "paths": "the host paths given (PATHS: name -> value)",
 }
+# Paths on the managed hosts. A relative one is resolved against wherever a task happens to run: -e
+# rollcall_backup_dir=bk wrote a verified backup into the controller's playbooks/bk, unseen by every later run.
+PATHS = ("rollcall_state_dir", "rollcall_backup_dir", "rollcall_report_dir", "rollcall_incident_dir",
+         "rollcall_pitr_repo", "rollcall_pitr_offsite_repo", "rollcall_pitr_offsite_mount", "rollcall_backup_key_file",
+         "rollcall_backup_old_key_files", "rollcall_mssql_local_dir", "rollcall_maintenance_disk_path",
+         "rollcall_drill_backup_dir")
 # Batch sizes of the rolling plays (Ansible's serial). Ansible runs every host in one batch for 0 or a negative
 # number, so a typo there released, rolled back or patched the whole fleet at once, with nothing left serving.
 SERIALS = {
@@ -196,6 +203,12 @@ def problems(playbook, given, host):
     bad(given.get("rollcall_pitr_compress_type", "lz4") not in CHOICES["rollcall_pitr_compress_type"],
         "rollcall_pitr_compress_type '%s' must be one of %s (pgBackRest's)"
         % (given.get("rollcall_pitr_compress_type", ""), ", ".join(CHOICES["rollcall_pitr_compress_type"])))
+    for name, value in sorted((host.get("paths") or {}).items()):
+        relative = [v for v in (value if isinstance(value, (list, tuple)) else [value]) if not str(v).startswith("/")]
+        bad(name in PATHS and len(relative) > 0,
+            "%s '%s' must be an absolute path (like /var/backups/rollcall): a relative one is taken from wherever a "
+            "task runs (the playbook's directory on the controller, the login's home on a host), so what is written "
+            "there is lost to every later run" % (name, relative[0] if relative else ""))
     for name, value in sorted((host.get("serials") or {}).items()):
         if name in SERIALS:
             bad(serial_problem(name, value) is not None, serial_problem(name, value))

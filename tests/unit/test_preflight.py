@@ -229,3 +229,26 @@ def test_a_batch_size_ansible_would_read_as_every_host_at_once_or_not_at_all_is_
 @pytest.mark.parametrize("value", [1, "2", "50%", "100%", [1, "50%"], ["25%", 2]])
 def test_batch_sizes_ansible_takes_pass(value):
     assert problems("deploy", dict(APP, serials={name: value for name in preflight.SERIALS})) == []
+
+
+@pytest.mark.parametrize("value", ["bk", "./backups", "~/backups", ["/ok", "rel"]])
+def test_a_relative_host_path_is_refused(value):
+    """-e rollcall_backup_dir=bk wrote a verified backup into the controller's playbooks/bk (the local connection's
+    working directory), where no later run looked."""
+    [found] = problems("backup", dict(DB, paths={"rollcall_backup_dir": value}))
+    assert found.startswith("rollcall_backup_dir '") and "must be an absolute path" in found, found
+    assert "'/ok'" not in found
+
+
+def test_absolute_host_paths_pass():
+    paths = {name: ["/etc/rollcall/k1"] if name.endswith("files") else "/var/x" for name in preflight.PATHS}
+    assert problems("backup", dict(DB, paths=paths)) == []
+
+
+def test_the_role_reads_every_path_the_rule_knows():
+    import os
+
+    import yaml
+    defaults = os.path.join(os.path.dirname(__file__), "..", "..", "roles", "preflight", "defaults", "main.yml")
+    with open(defaults) as handle:
+        assert tuple(yaml.safe_load(handle)["preflight_paths"]) == preflight.PATHS
