@@ -683,8 +683,11 @@ def evaluate_backups(directory, items, thresholds, ring=None):
     newest = complete[0]
     verified = [i for i in complete if i.get("verified")]
     verification = newest.get("verification") or {}
-    # 1 when the newest backup's latest verification passed, 0 when it failed or never ran.
-    metrics = {"newest_age_s": newest["age_s"], "newest_verify_passed": int(verification.get("status") == "passed")}
+    # 1 when the newest backup's latest verification passed, 0 when it failed or never ran; failed: 1 only when it
+    # failed (what health calls critical and BackupVerifyFailed pages for: not a restore's safety backup, which is
+    # never verified, nor a verification that could not reach the server or had the wrong key).
+    metrics = {"newest_age_s": newest["age_s"], "newest_verify_passed": int(verification.get("status") == "passed"),
+               "newest_verify_failed": int(verification.get("status") == "failed")}
     problems = []
     # the recorded result (backup.verify_backup) says what went wrong in its last step
     detail = (verification.get("detail") or ((verification.get("steps") or [{}])[-1] or {}).get("detail")

@@ -84,7 +84,7 @@ def test_healthy_stack_reports_ok_in_every_format(stack):
     assert glob.glob(str(reports / "health-*.html")) and glob.glob(str(reports / "health-*.md"))
     prom = (reports / "rollcall.prom").read_text()
     assert "rollcall_health_status{" in prom and "rollcall_backup_newest_age_seconds{" in prom
-    assert "rollcall_backup_newest_verify_passed{" in prom
+    assert "rollcall_backup_newest_verify_passed{" in prom and "rollcall_backup_newest_verify_failed{" in prom
     secrets_absent(proc.stdout, proc.stderr, all_text(str(reports)))
 
 

@@ -198,7 +198,7 @@ def test_an_alert_reaches_email_and_webhook_and_resolves(stack, receivers, docke
     tmp, textfile_dir = stack
     mailbox, hooks, cards = receivers
     prom = textfile_dir / "rollcall.prom"
-    prom.write_text('rollcall_backup_newest_verify_passed{host="db1",check="backup"} 1\n')
+    prom.write_text('rollcall_backup_newest_verify_failed{host="db1",check="backup"} 0\n')
 
     out = playbook(tmp, textfile_dir)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
@@ -213,7 +213,7 @@ def test_an_alert_reaches_email_and_webhook_and_resolves(stack, receivers, docke
 
     # health.yml finds the newest backup's verification failed: the textfile says so (atomically, as it writes it).
     staged = textfile_dir / ".rollcall.prom.tmp"
-    staged.write_text('rollcall_backup_newest_verify_passed{host="db1",check="backup"} 0\n')
+    staged.write_text('rollcall_backup_newest_verify_failed{host="db1",check="backup"} 1\n')
     staged.rename(prom)
     firing = wait_for("the webhook's firing notice", lambda: [
         h for h in hooks if h["status"] == "firing" and h["commonLabels"].get("alertname") == "BackupVerifyFailed"])
@@ -229,7 +229,7 @@ def test_an_alert_reaches_email_and_webhook_and_resolves(stack, receivers, docke
     assert card[0]["attachments"][0]["contentType"] == "application/vnd.microsoft.card.adaptive"
 
     # A new verified backup: the alert resolves, and both receivers are told.
-    staged.write_text('rollcall_backup_newest_verify_passed{host="db1",check="backup"} 1\n')
+    staged.write_text('rollcall_backup_newest_verify_failed{host="db1",check="backup"} 0\n')
     staged.rename(prom)
     wait_for("the webhook's resolved notice", lambda: [h for h in hooks if h["status"] == "resolved"], timeout=150,
              explain=lambda: "webhooks: %r\nalerts: %r\n%s" % ([(h["status"], h["commonLabels"]) for h in hooks],

@@ -534,7 +534,7 @@ PASSED = {"status": "passed", "level": "restore"}
 def test_fresh_verified_backup_is_ok():
     check = health.evaluate_backups("/b", [item("new", 3600, PASSED)], T)
     assert check["status"] == "ok" and check["metrics"] == {"newest_age_s": 3600, "newest_verified_age_s": 3600,
-                                                            "newest_verify_passed": 1}
+                                                            "newest_verify_passed": 1, "newest_verify_failed": 0}
 
 
 def test_backup_older_than_the_threshold_is_a_warning():
@@ -551,7 +551,8 @@ def test_no_backup_is_critical_and_failed_verification_is_critical():
     check = health.evaluate_backups("/b", [item("new", 60, failed), item("old", 7200, PASSED)], T)
     assert check["status"] == "critical"
     assert check["reason"].startswith("newest backup new failed verification (native): checksum mismatch")
-    assert check["metrics"] == {"newest_age_s": 60, "newest_verified_age_s": 7200, "newest_verify_passed": 0}
+    assert check["metrics"] == {"newest_age_s": 60, "newest_verified_age_s": 7200, "newest_verify_passed": 0,
+                                "newest_verify_failed": 1}
 
 
 def test_a_verification_that_could_not_reach_the_server_is_a_warning_not_a_failed_backup():
@@ -564,7 +565,7 @@ def test_a_verification_that_could_not_reach_the_server_is_a_warning_not_a_faile
     assert check["reason"].startswith("newest backup new could not be verified (restore: the server could not be "
                                       "reached or logged into): password authentication failed")
     assert "playbooks/verify_backup.yml -e backup_name=new" in check["reason"]
-    assert check["metrics"]["newest_verify_passed"] == 0
+    assert check["metrics"]["newest_verify_passed"] == 0 and check["metrics"]["newest_verify_failed"] == 0
 
 
 def test_a_verification_stopped_by_a_key_that_does_not_fit_is_a_warning_naming_the_key():
@@ -615,10 +616,18 @@ def test_an_unusable_key_ring_is_the_backup_checks_error(tmp_path):
     assert check["status"] == "critical" and "could not check the backup key: entry 1 of" in check["reason"]
 
 
+def test_a_restores_safety_backup_newest_and_never_verified_is_not_a_failed_verification():
+    """After every restore.yml the newest backup is its safety backup, which is never verified: health said ok and
+    the alert BackupVerifyFailed (on newest_verify_passed == 0) paged P1. It now fires on newest_verify_failed."""
+    check = health.evaluate_backups("/b", [item("safety", 600), item("restored", 3600, PASSED)], T)
+    assert check["status"] == "ok", check
+    assert check["metrics"]["newest_verify_passed"] == 0 and check["metrics"]["newest_verify_failed"] == 0
+
+
 def test_unverified_backups_warn():
     check = health.evaluate_backups("/b", [item("new", 60)], T)
     assert check["status"] == "warning" and "no verified backup" in check["reason"]
-    assert check["metrics"] == {"newest_age_s": 60, "newest_verify_passed": 0}
+    assert check["metrics"] == {"newest_age_s": 60, "newest_verify_passed": 0, "newest_verify_failed": 0}
 
 
 def test_backup_check_filters_and_reports_a_missing_directory(tmp_path):
