@@ -245,10 +245,12 @@ def test_absolute_host_paths_pass():
     assert problems("backup", dict(DB, paths=paths)) == []
 
 
-def test_the_role_reads_every_path_the_rule_knows():
+def test_the_role_reads_every_path_and_batch_size_the_rules_know():
     import os
 
     import yaml
     defaults = os.path.join(os.path.dirname(__file__), "..", "..", "roles", "preflight", "defaults", "main.yml")
     with open(defaults) as handle:
-        assert tuple(yaml.safe_load(handle)["preflight_paths"]) == preflight.PATHS
+        read = yaml.safe_load(handle)
+    assert tuple(read["preflight_paths"]) == preflight.PATHS
+    assert sorted(read["preflight_serials"]) == sorted(preflight.SERIALS)
