@@ -27,6 +27,7 @@ import binascii
 import contextlib
 import datetime
 import errno
+import fcntl
 import hashlib
 import hmac
 import json
@@ -582,6 +583,47 @@ def write_manifest(directory, name, manifest, key=None):
         manifest = sign_manifest(manifest, key)
     write_json_atomic(manifest_path(directory, name), manifest)
     return manifest
+
+
+class InUse(ArtifactError):
+    """A backup that a restore or verification is reading now (``reading``): not deleted this time."""
+
+
+@contextlib.contextmanager
+def reading(directory, names):
+    """Hold the backups ``names`` against deletion while they are read: a shared flock on each manifest, released
+    when the block ends. ``delete_backup`` takes it exclusively without waiting and keeps a backup in use (before,
+    a backup.yml's retention beside a restore.yml of an older backup could delete the files under the restore).
+    A manifest that is not there is left to the reader to report."""
+    with contextlib.ExitStack() as stack:
+        for name in names:
+            try:
+                handle = stack.enter_context(open(manifest_path(directory, name), "rb"))
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise ArtifactError(storage_error(directory, exc, "opening the manifest of %s" % name)) from None
+            fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+        yield
+
+
+@contextlib.contextmanager
+def deleting(directory, name):
+    """The exclusive side of ``reading``: InUse at once when a reader holds ``name``."""
+    try:
+        fd = os.open(manifest_path(directory, name), os.O_RDONLY)
+    except FileNotFoundError:
+        raise ArtifactError("backup %s has no manifest in %s (incomplete or not a backup)" % (name, directory)) \
+            from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InUse("backup %s is being read now (a restore or a verification): kept this time" % name) \
+                from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def read_manifest(directory, name):

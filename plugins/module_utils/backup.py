@@ -282,6 +282,21 @@ def backup_chain(directory, manifest):
     return chain
 
 
+def chain_names(directory, name):
+    """``name`` and the parents a restore of it needs, as far as their manifests say (what artifact.reading holds
+    against deletion); a missing or damaged link ends the list (backup_chain reports it)."""
+    names = [name]
+    try:
+        while len(names) <= 8:
+            parent = artifact.read_manifest(directory, names[-1]).get("parent")
+            if not parent or parent in names:
+                break
+            names.append(parent)
+    except ArtifactError:
+        pass
+    return names
+
+
 def chain_streams(directory, chain, key):
     """The plain, checked streams of every backup in ``chain`` (keys checked now, checksums as they stream)."""
     return [plain_stream(directory, m, key) for m in chain]
@@ -460,7 +475,9 @@ def verify_backup(directory, name, level, key=None, engine=None, record=True, al
     started, clock = artifact.utcnow(), time.monotonic()
     steps = []
     status = "passed"
+    held = contextlib.ExitStack()
     try:
+        held.enter_context(artifact.reading(directory, chain_names(directory, name)))  # no prune meanwhile
         manifest = artifact.read_manifest(directory, name)
         chain, signed = check_before_reading(directory, manifest, key, allow_unsigned)
         for stream in chain_streams(directory, chain, key):
@@ -503,6 +520,8 @@ def verify_backup(directory, name, level, key=None, engine=None, record=True, al
         status = "error" if cause else "failed"  # error: not verified, not found at fault
         step = {"level": level, "status": status, "detail": str(exc)}
         steps.append(dict(step, cause=cause) if cause else step)
+    finally:
+        held.close()
     result = {"name": name, "level": level, "status": status, "steps": steps, "verified_at":
               artifact.isoformat(started), "duration_s": round(time.monotonic() - clock, 3)}
     if record and os.path.exists(artifact.manifest_path(directory, name)):
@@ -668,9 +687,16 @@ def refusal(directory, manifest, exc):
         directory, manifest["name"], manifest.get("engine"), manifest.get("database"))))
 
 
-def restore_backup(engine, directory, name, key=None, safety_backup=True, keep_old=False, compression="none",
-                   safety_key=None, files=None, app_version=None, allow_unsigned=False, before_swap=None,
-                   project=None):
+def restore_backup(engine, directory, name, *args, **kwargs):
+    """``_restore_backup`` with the backup and its parents held against deletion (artifact.reading) from the
+    first check to the swap: a retention run beside it keeps them this time."""
+    with artifact.reading(directory, chain_names(directory, name)):
+        return _restore_backup(engine, directory, name, *args, **kwargs)
+
+
+def _restore_backup(engine, directory, name, key=None, safety_backup=True, keep_old=False, compression="none",
+                    safety_key=None, files=None, app_version=None, allow_unsigned=False, before_swap=None,
+                    project=None):
     """Restore ``name`` into a side database, checking the artifact as it streams; swap in only when all passed.
 
     1. Cheap checks before reading data: manifest, engine, signature, every file's size, the key, the chain.
@@ -1037,13 +1063,16 @@ def prune_plan(items, keep_last=7, keep_daily=7, keep_weekly=4, keep_monthly=6, 
 
 
 def delete_backup(directory, name):
-    manifest = artifact.read_manifest(directory, name)
-    removed = []
-    # The manifest goes first: from then on nothing looks like a complete backup.
-    parts = [os.path.join(directory, p["file"]) for p in manifest.get("files", {}).values()]
-    for path in [artifact.manifest_path(directory, name), os.path.join(directory, manifest["data"]["file"]),
-                 artifact.verify_path(directory, name)] + parts:
-        if os.path.exists(path):
-            os.unlink(path)
-            removed.append(os.path.basename(path))
+    """Remove a backup's files, the manifest first; artifact.InUse (nothing removed) while a restore or a
+    verification reads it (artifact.reading)."""
+    with artifact.deleting(directory, name):
+        manifest = artifact.read_manifest(directory, name)
+        removed = []
+        # The manifest goes first: from then on nothing looks like a complete backup.
+        parts = [os.path.join(directory, p["file"]) for p in manifest.get("files", {}).values()]
+        for path in [artifact.manifest_path(directory, name), os.path.join(directory, manifest["data"]["file"]),
+                     artifact.verify_path(directory, name)] + parts:
+            if os.path.exists(path):
+                os.unlink(path)
+                removed.append(os.path.basename(path))
     return removed

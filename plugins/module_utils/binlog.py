@@ -1033,6 +1033,8 @@ class BinlogPITR:
             before = "; deleted before it: %s" % (", ".join(deleted) or "nothing")
             try:
                 backup.delete_backup(self.repo, name)
+            except artifact.InUse:  # a restore to a time reads it now: the next run deletes it
+                continue
             except OSError as exc:
                 raise artifact.ArtifactError(artifact.storage_error(self.repo, exc, "deleting binary log %s" % name)
                                              + before) from None

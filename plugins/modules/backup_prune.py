@@ -16,6 +16,8 @@ description:
     backup's latest verification failed (a failing run must not also eat the good ones).
   - Never deletes a full backup that a kept differential (SQL Server) builds on, because a differential is
     restored on top of its full backup.
+  - Never deletes a backup that a restore or a verification is reading now (a shared lock on its manifest);
+    it is kept this time, with that reason in RV(reasons), and a later run deletes it.
   - Check mode and C(--diff) show exactly what would be deleted.
 author:
   - Rollcall contributors (@rollcall)
@@ -128,11 +130,19 @@ def main():
                                               p["keep_monthly"], keep_within=keep_within, now=now)
     diff = {"before": "\n".join(keep + delete) + "\n", "after": "\n".join(keep) + "\n"}
     if not module.check_mode:
+        deleted = []
         try:
             for name in delete:
-                backup.delete_backup(p["directory"], name)
+                try:
+                    backup.delete_backup(p["directory"], name)
+                    deleted.append(name)
+                except artifact.InUse:  # a restore or verification reads it now: the next run deletes it
+                    keep.append(name)
+                    reasons[name] = "kept: a restore or a verification is reading it now (deleted by a later run)"
         except (OSError, backup.ArtifactError) as exc:
-            module.fail_json(msg="pruning stopped: %s" % exc, kept=keep, deleted=[], reasons=reasons)
+            module.fail_json(msg="pruning stopped: %s" % exc, kept=keep, deleted=deleted, reasons=reasons)
+        delete = deleted
+        diff["after"] = "\n".join(keep) + "\n"
     module.exit_json(changed=bool(delete), kept=keep, deleted=delete, reasons=reasons, diff=diff)
 
 

@@ -166,6 +166,70 @@ def test_a_key_that_does_not_fit_is_not_held_against_the_backup(engine, tmp_path
     assert artifact.read_verification(str(tmp_path), made["name"])["latest"]["status"] == "passed", "not recorded"
 
 
+class PruningEngine(MemoryEngine):
+    """A retention run (backup_prune) tries to delete the backup while it is being restored."""
+
+    def __init__(self, directory):
+        super().__init__()
+        self.directory, self.tried = directory, []
+
+    def restore(self, chunks, database):
+        for name in artifact.list_backups(self.directory):
+            try:
+                backup.delete_backup(self.directory, name)
+                self.tried.append((name, "deleted"))
+            except artifact.InUse as exc:
+                self.tried.append((name, str(exc)))
+        super().restore(chunks, database)
+
+
+def test_a_backup_being_restored_or_verified_is_not_deleted_under_it(clock, tmp_path):
+    """backup.yml's retention beside restore.yml of an older backup (two AWX jobs, an operator and the nightly
+    schedule) could delete the files the restore was about to read; a backup being read is now kept that time."""
+    engine = PruningEngine(str(tmp_path))
+    made = backup.take_backup(engine, str(tmp_path), key=KEY)
+    engine.databases["sms"] = b"live"
+    report = backup.restore_backup(engine, str(tmp_path), made["name"], key=KEY, safety_backup=False)
+    assert report["verification"]["status"] == "passed" and engine.databases["sms"] == DATA
+    assert engine.tried == [(made["name"], "backup %s is being read now (a restore or a verification): kept this "
+                                           "time" % made["name"])]
+    assert os.path.exists(tmp_path / made["data"]["file"])
+    held = artifact.reading(str(tmp_path), backup.chain_names(str(tmp_path), made["name"]))
+    with held, pytest.raises(artifact.InUse):
+        backup.delete_backup(str(tmp_path), made["name"])
+    assert backup.delete_backup(str(tmp_path), made["name"]), "once nobody reads it, it goes"
+    assert not os.path.exists(tmp_path / made["data"]["file"])
+
+
+def test_the_prune_module_keeps_a_backup_in_use_and_says_why(clock, tmp_path):
+    from modules import run_module
+
+    engine = MemoryEngine()
+    names = [backup.take_backup(engine, str(tmp_path))["name"] for _ in range(3)]
+    prune = {"directory": str(tmp_path), "engine": "memory", "database": "sms", "keep_last": 1, "keep_daily": 0,
+             "keep_weekly": 0, "keep_monthly": 0}
+    with artifact.reading(str(tmp_path), [names[0]]):  # a restore of the oldest, running now
+        rc, result, _ = run_module("backup_prune", prune)
+    assert rc == 0 and result["deleted"] == [names[1]] and result["changed"] is True, result
+    assert sorted(result["kept"]) == sorted([names[2], names[0]])
+    assert result["reasons"][names[0]].startswith("kept: a restore or a verification is reading it now")
+    rc, result, _ = run_module("backup_prune", prune)
+    assert rc == 0 and result["deleted"] == [names[0]], "the next run deletes it"
+
+
+def test_chain_names_lists_the_parents_a_restore_needs():
+    import json
+    import tempfile
+    with tempfile.TemporaryDirectory() as directory:
+        for name, parent in (("full", None), ("diff", "full"), ("loop", "loop")):
+            with open(artifact.manifest_path(directory, name), "w") as handle:
+                json.dump({"name": name, "parent": parent}, handle)
+        assert backup.chain_names(directory, "diff") == ["diff", "full"]
+        assert backup.chain_names(directory, "full") == ["full"]
+        assert backup.chain_names(directory, "loop") == ["loop"]
+        assert backup.chain_names(directory, "missing") == ["missing"]
+
+
 def test_cheap_checks_refuse_before_a_scratch_database_exists(engine, tmp_path):
     made = backup.take_backup(engine, str(tmp_path))
     with open(tmp_path / made["data"]["file"], "ab") as handle:
