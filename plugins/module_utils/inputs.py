@@ -135,6 +135,12 @@ def read_inputs(answers, switches=(), numbers_=None, texts=(), settings=(), spel
         elif name in numbers_:
             low, high = (list(numbers_[name]) + [None, None])[:2]
             result, problem = read_number(name, value, low, high, spelled.get(name))
+            # Numbers are inventory settings the roles read as they are (AWX leaves a blank number question out):
+            # a blank -e rollcall_health_samples= hid the inventory's value and failed far below ("samples must be
+            # 1 or more"); a blank keep_daily would have kept no daily backups.
+            if result is NOT_GIVEN and problem is None:
+                problem = ("%s is blank; give a whole number or leave it out (a blank extra var hides the inventory's "
+                           "value)" % name)
         elif name in texts or name in settings:
             result, problem = read_text(name, value, spelled.get(name))
             if result is NOT_GIVEN and problem is None and name in settings:

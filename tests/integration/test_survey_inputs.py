@@ -116,6 +116,10 @@ def test_numbers_arrive_as_numbers_and_are_checked_as_numbers(tmp_path):
     # A blank setting hides the inventory's value: refused, naming it.
     proc, report = playbook(hosts, "backup.yml", "--check", "-e", extravars(tmp_path, rollcall_app_version=""))
     assert proc.returncode != 0 and "rollcall_app_version is blank" in messages(report)
+    # So does a blank number (AWX leaves an unanswered number question out; this is a mistyped -e): a blank
+    # keep_daily hid the inventory's 7 and retention would have kept no daily backup.
+    proc, report = playbook(hosts, "backup.yml", "--check", "-e", extravars(tmp_path, rollcall_backup_keep_daily=""))
+    assert proc.returncode != 0 and "rollcall_backup_keep_daily is blank; give a whole number" in messages(report)
     assert not os.path.exists(tmp_path / "bk")
 
 

@@ -75,6 +75,16 @@ def test_read_inputs_sorts_given_blank_and_refused():
     assert out["problems"] == ["port '0' must be a whole number from 1 to 65535"]
 
 
+@pytest.mark.parametrize("value", ["", None, "  "])
+def test_a_blank_number_is_refused_naming_it(value):
+    """-e rollcall_health_samples= reached the health module as '' ("endpoints: samples must be 1 or more");
+    AWX leaves an unanswered number question out, so a blank number only comes from a mistyped -e."""
+    out = read_inputs({"keep": value}, **SPEC)
+    assert out["given"] == {} and out["blank"] == []
+    assert out["problems"] == ["keep is blank; give a whole number or leave it out (a blank extra var hides the "
+                               "inventory's value)"]
+
+
 def test_a_blank_setting_is_refused_not_taken_as_no_answer():
     out = read_inputs({"rollcall_app_version": ""}, **SPEC)
     assert out["given"] == {} and len(out["problems"]) == 1
