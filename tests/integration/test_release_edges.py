@@ -191,7 +191,7 @@ def test_a_lost_release_history_is_adopted_from_the_live_container(tmp_path):
     from its container first (kind adopt), once, and a rollback goes back to it."""
     project, state = "rc-it-adopt", tmp_path / "state"
     inventory = write_inventory(tmp_path, rollcall_project=project, rollcall_db_engine="sqlite",
-                                rollcall_app_port=18297, rollcall_state_dir=str(state),
+                                rollcall_app_port=18291, rollcall_state_dir=str(state),
                                 rollcall_environment="test", rollcall_pre_deploy_backup=False)
     history = state / project / "releases.json"
     try:
