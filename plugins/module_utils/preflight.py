@@ -84,6 +84,11 @@ def _matches(pattern, value):
     return pattern.match(str(value)) is not None
 
 
+def _entries(value):
+    """A setting that may be one value or a list of them, as a list."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def _batch_ok(value):
     """A number of hosts of at least 1 or a percentage from 1% to 100%, as Ansible's serial takes them."""
     if isinstance(value, bool):
@@ -98,7 +103,7 @@ def _batch_ok(value):
 def serial_problem(name, value):
     """Why ``value`` is not a batch size for ``name`` (one of SERIALS), or None. A list (a canary, then batches:
     [1, "50%"]) is checked entry by entry."""
-    entries = value if isinstance(value, (list, tuple)) else [value]
+    entries = _entries(value)
     if entries and all(_batch_ok(entry) for entry in entries):
         return None
     return ("%s '%s' must be a number of hosts of at least 1, a percentage from 1%% to 100%% (like 50%%), or a list of "
@@ -204,14 +209,14 @@ def problems(playbook, given, host):
         "rollcall_pitr_compress_type '%s' must be one of %s (pgBackRest's)"
         % (given.get("rollcall_pitr_compress_type", ""), ", ".join(CHOICES["rollcall_pitr_compress_type"])))
     for name, value in sorted((host.get("paths") or {}).items()):
-        relative = [v for v in (value if isinstance(value, (list, tuple)) else [value]) if not str(v).startswith("/")]
+        relative = [v for v in _entries(value) if not str(v).startswith("/")]
         bad(name in PATHS and len(relative) > 0,
             "%s '%s' must be an absolute path (like /var/backups/rollcall): a relative one is taken from wherever a "
             "task runs (the playbook's directory on the controller, the login's home on a host), so what is written "
             "there is lost to every later run" % (name, relative[0] if relative else ""))
     for name, value in sorted((host.get("serials") or {}).items()):
-        if name in SERIALS:
-            bad(serial_problem(name, value) is not None, serial_problem(name, value))
+        problem = serial_problem(name, value) if name in SERIALS else None
+        bad(problem is not None, problem)
     since = given.get("audit_since", "")
     bad(playbook == "audit" and len(str(since)) > 0 and not _matches(WINDOW_RE, since),
         "-e audit_since='%s' must be a duration like 7d, 24h, 90m or an ISO 8601 time" % since)

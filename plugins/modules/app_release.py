@@ -257,6 +257,14 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.rollcall.ops.plugins.module_utils import release as rel
 
 
+def record(store, release, actor, check, message=None, from_version=None):
+    """(the entry, the history with it): written, or in check mode only planned."""
+    if check:
+        entry, history = store.plan_record(release, actor)
+        return entry, history + [entry]
+    return store.record(release, actor, message, from_version)
+
+
 def run(module, store):
     p = module.params
     action, actor, check = p["action"], p["actor"], module.check_mode
@@ -300,25 +308,17 @@ def run(module, store):
                 raise rel.ReleaseError("version %s and release.version %s differ; give one of them"
                                        % (p["version"], release["version"]))
             release["version"] = p["version"]
-        if check:
-            entry, history = store.plan_record(release, actor)
-            history = history + [entry]
-        else:
-            entry, history = store.record(release, actor, p["msg"], p["from_version"])
+        entry, history = record(store, release, actor, check, p["msg"], p["from_version"])
         result = dict(changed=True, release=entry, lock=store.read_lock(), audit_tail=store.audit_tail(),
                       **rel.facts(history, p["keep"]))
         return result
     if action == "adopt":
-        adopted = rel.adoption(store.read_history(), p["release"])
+        history = store.read_history()
+        adopted = rel.adoption(history, p["release"])
         if adopted is None:
             return dict(changed=False, msg="the history has a current release (or the live container is not a "
-                                           "labelled release): nothing to adopt", **rel.facts(store.read_history(),
-                                                                                              p["keep"]))
-        if check:
-            entry, history = store.plan_record(adopted, actor)
-            history = history + [entry]
-        else:
-            entry, history = store.record(adopted, actor)
+                                           "labelled release): nothing to adopt", **rel.facts(history, p["keep"]))
+        entry, history = record(store, adopted, actor, check)
         return dict(changed=True, release=entry, msg="recorded the live release %s, which the history had lost"
                     % entry["version"], **rel.facts(history, p["keep"]))
     # audit
