@@ -163,8 +163,9 @@ def take_backup(engine, directory, kind="full", compression="none", key=None, ap
     ``key``: the backup key. The manifest is signed with it; the data is encrypted with it unless ``encrypt`` is
     false (a plain dump whose manifest is still signed, so tampering with it is detected).
 
-    ``files``: {"path": dir, "container": name or None} adds that directory (the SMS uploads volume) to the same
-    backup set as a tar part with its own checksum.
+    ``files``: {"path": dir, "container": name or None, "table": name or None} adds that directory (the SMS uploads
+    volume) to the same backup set as a tar part with its own checksum; ``table`` (the SMS: uploads) has a row per
+    file, and verification warns when the archive holds fewer files (uploads_shortfall).
 
     ``kind`` differential (engines with ``backup_chains``, i.e. SQL Server) needs a full backup of the same
     database in ``directory``: the newest one that is not copy-only becomes the parent, and the new backup must
@@ -326,7 +327,61 @@ def _archive_files(files, directory, name, compression, key):
             writer.abort()
             raise ArtifactError(artifact.storage_error(directory, exc, "writing the files of backup %s" % name)
                                 + "; nothing was kept") from None
-    return dict(stored, path=files["path"], container=files.get("container"))
+    part = dict(stored, path=files["path"], container=files.get("container"))
+    if files.get("table"):
+        part["table"] = files["table"]  # the database's own record of these files (uploads_shortfall)
+    return part
+
+
+class TarListing:
+    """Counts a ``tar -tf`` listing as it streams, whatever its size: its entries, and its files (the entries that
+    are not directories, whose names end in "/")."""
+
+    def __init__(self):
+        self.entries = self.files = 0
+        self._rest = b""
+
+    def write(self, data):
+        lines = (self._rest + data).split(b"\n")
+        self._rest = lines.pop()
+        for line in lines:
+            self._count(line)
+
+    def close(self):
+        if self._rest:
+            self._count(self._rest)
+        self._rest = b""
+
+    def _count(self, line):
+        if line.strip():
+            self.entries += 1
+            self.files += not line.endswith(b"/")
+
+
+def uploads_shortfall(files, part, row_counts):
+    """What an uploads part misses against the database's record of its files, or None.
+
+    ``files``: how many files the archive holds (TarListing.files); ``part``: its manifest entry, whose
+    ``table`` names the table with one row per file (the SMS: uploads); ``row_counts``: the backup's. The app writes
+    a file before its row, and the set's uploads are archived after the dump, so every row of the dump has its file
+    in the archive unless the file was gone from the live directory: fewer files than rows means downloads that
+    answer 404 after a restore of this backup, and on the live stack now. More files than rows is normal (an upload
+    in progress, a file whose row a restore took away). None when the part names no table or the backup's counts
+    have no such table (or more than one table of that name)."""
+    table = part.get("table")
+    rows = [count for name, count in row_counts.items() if table and name.rsplit(".", 1)[-1] == table]
+    if len(rows) != 1:
+        return None
+    if files >= rows[0]:
+        return None
+    missing = rows[0] - files
+    return ("the uploads archive holds %d file%s where the %s table has %d row%s: %d upload%s had no file in %s when "
+            "the backup was made, so %s 404 now and after a restore of this backup (the backup is whole otherwise; "
+            "look for the files in another backup, and what removed them from %s)"
+            % (files, "" if files == 1 else "s", table, rows[0], "" if rows[0] == 1 else "s", missing,
+               "" if missing == 1 else "s", part.get("path") or "the uploads directory",
+               "its download answers" if missing == 1 else "their downloads answer",
+               part.get("path") or "the uploads directory"))
 
 
 # The label (reason) of the backup a restore takes of what it replaces (restore_backup, is_safety_backup).
@@ -474,6 +529,7 @@ def verify_backup(directory, name, level, key=None, engine=None, record=True, al
         raise ArtifactError("level must be one of %s" % ", ".join(LEVELS))
     started, clock = artifact.utcnow(), time.monotonic()
     steps = []
+    warnings = []  # the backup is whole, but says something the operator should know (uploads_shortfall)
     status = "passed"
     held = contextlib.ExitStack()
     try:
@@ -500,15 +556,19 @@ def verify_backup(directory, name, level, key=None, engine=None, record=True, al
                 else:
                     detail += "; applies on top of %s" % chain[-2]["name"]
             for part in manifest.get("files", {}).values():
+                counted = TarListing()
                 listing = LocalRunner().run(["tar", "-tf", "-"], stdin=plain_stream(directory, manifest, key,
-                                                                                    data=part))
-                entries = len(listing.text.splitlines())
+                                                                                    data=part), sink=counted.write)
+                counted.close()
                 if listing.rc != 0:
                     # tar's last line only says that it failed; the lines before it say how
                     native_status, detail = "failed", "the uploads archive is damaged: %s (after %d entries)" % (
-                        listing.last_error_lines(3), entries)
+                        listing.last_error_lines(3), counted.entries)
                 else:
-                    detail += "; uploads archive lists %d entries" % entries
+                    detail += "; uploads archive lists %d entries" % counted.entries
+                    short = uploads_shortfall(counted.files, part, manifest["row_counts"])
+                    if short:
+                        warnings.append(short)
             steps.append({"level": "native", "status": native_status, "detail": detail})
         if LEVELS.index(level) >= 2 and steps[-1]["status"] == "passed":
             steps.append(_verify_by_restore(
@@ -524,6 +584,8 @@ def verify_backup(directory, name, level, key=None, engine=None, record=True, al
         held.close()
     result = {"name": name, "level": level, "status": status, "steps": steps, "verified_at":
               artifact.isoformat(started), "duration_s": round(time.monotonic() - clock, 3)}
+    if warnings:
+        result["data_warnings"] = warnings
     if record and os.path.exists(artifact.manifest_path(directory, name)):
         _record(directory, name, result)
     return result

@@ -701,6 +701,9 @@ def evaluate_backups(directory, items, thresholds, ring=None):
     elif verification and verification.get("status") != "passed":
         problems.append((CRITICAL, "newest backup %s failed verification (%s): %s" % (
             newest["name"], verification.get("level", "?"), detail)))
+    elif verification:  # passed: whole, but what it found about the data is the operator's to hear
+        problems.extend((WARNING, "newest backup %s: %s" % (newest["name"], warning))
+                        for warning in verification.get("data_warnings") or [])
     _judge(problems, "backup_age_hours", newest["age_s"] / 3600.0, thresholds, "newest backup age", " h")
     if verified:
         metrics["newest_verified_age_s"] = verified[0]["age_s"]

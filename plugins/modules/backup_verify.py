@@ -96,6 +96,14 @@ steps:
   returned: always
   type: list
   elements: dict
+data_warnings:
+  description:
+    - What a whole backup still says the operator should know, also shown as Ansible warnings; today, uploads
+      missing from the archive that the database has rows for (the files were gone from the live directory when
+      the backup was made).
+  returned: when there is any
+  type: list
+  elements: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -155,6 +163,8 @@ def main():
             name, level, result["steps"][-1]["detail"],
             backup.older_backup_hint(p["directory"], name, p["engine"], p["database"])),
             changed=False, **result)
+    for warning in result.get("data_warnings", []):
+        module.warn("backup %s: %s" % (name, warning))
     module.exit_json(changed=False, **result)
 
 

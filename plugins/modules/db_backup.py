@@ -76,6 +76,13 @@ options:
     description:
       - The container in which O(uploads_path) is (for the SMS, the app container).
     type: str
+  uploads_table:
+    description:
+      - The table with one row per file in O(uploads_path) (for the SMS, C(uploads)), recorded in the manifest.
+      - Verification (M(rollcall.ops.backup_verify), level native or restore) then warns when the archive holds
+        fewer files than that table has rows in the backup, that is when files were already missing from the live
+        directory, whose downloads answer 404 now and after a restore.
+    type: str
   key_lost:
     description:
       - Before anything is written, the newest backup of this database in O(directory) (of O(project) when given)
@@ -175,6 +182,7 @@ def main():
                            labels=dict(type="dict", default={}),
                            uploads_path=dict(type="str"),
                            uploads_container=dict(type="str"),
+                           uploads_table=dict(type="str"),
                            key_lost=dict(type="bool", default=False)),
         mutually_exclusive=KEY_EXCLUSIVE,
         supports_check_mode=True,
@@ -211,7 +219,7 @@ def main():
         # what backups killed hard left (their temporary files are as large as their dumps)
         removed = artifact.remove_stale_leftovers(p["directory"])
         files = {"path": p["uploads_path"], "container": p["uploads_container"],
-                 "docker_host": p["docker_host"]} if p["uploads_path"] else None
+                 "docker_host": p["docker_host"], "table": p["uploads_table"]} if p["uploads_path"] else None
         manifest = backup.take_backup(engine, p["directory"], p["type"], p["compression"], key, p["app_version"],
                                       p["labels"], files=files, encrypt=p["encrypt"], project=p["project"])
     except backup.ERRORS + (backup.Interrupted,) as exc:

@@ -627,6 +627,55 @@ def test_an_uploads_archive_that_does_not_list_fails_native_verification_saying_
     assert native["detail"].endswith("(after 2 entries)"), native  # ./ and ./a.pdf, whose data is cut
 
 
+def test_files_missing_from_the_live_uploads_are_a_warning_of_a_passed_verification(engine, tmp_path, uploads):
+    """Found on the demo: an upload's file removed by hand from the volume; health stayed ok and every later backup
+    "passed restore verification", although a restore of it brings back a row whose download answers 404."""
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    engine.databases["sms"] = b"xy"  # MemoryEngine: table t has a row per byte: two uploads, one file (a.pdf)
+    made = backup.take_backup(engine, str(backups), files={"path": str(uploads), "table": "t"})
+    assert made["files"]["uploads"]["table"] == "t"
+    result = backup.verify_backup(str(backups), made["name"], "restore", engine=engine)
+    assert result["status"] == "passed", result
+    assert result["data_warnings"] == [
+        "the uploads archive holds 1 file where the t table has 2 rows: 1 upload had no file in %s when the backup "
+        "was made, so its download answers 404 now and after a restore of this backup (the backup is whole otherwise; "
+        "look for the files in another backup, and what removed them from %s)" % (uploads, uploads)]
+    recorded = artifact.read_verification(str(backups), made["name"])["latest"]
+    assert recorded["data_warnings"] == result["data_warnings"], "kept for health.yml"
+
+    (uploads / "b.pdf").write_text("the other one")  # both files there: nothing to say
+    whole = backup.take_backup(engine, str(backups), files={"path": str(uploads), "table": "t"})
+    assert "data_warnings" not in backup.verify_backup(str(backups), whole["name"], "native", engine=engine)
+    (uploads / "a.pdf").unlink()
+    (uploads / "b.pdf").unlink()
+    untold = backup.take_backup(engine, str(backups), files={"path": str(uploads)})  # no table named: no check
+    assert "data_warnings" not in backup.verify_backup(str(backups), untold["name"], "native", engine=engine)
+
+
+@pytest.mark.parametrize("files, counts, said", [
+    (0, {"public.uploads": 0}, None),
+    (3, {"public.uploads": 2}, None),  # more files than rows: an upload in progress, a row a restore took away
+    (2, {"public.uploads": 2, "public.students": 50}, None),
+    (1, {"public.students": 50}, None),  # no such table in this backup (an older schema)
+    (0, {"public.uploads": 2, "audit.uploads": 2}, None),  # two of that name: which one is meant is unknown
+    (0, {"uploads": 1}, "holds 0 files where the uploads table has 1 row: 1 upload had no file in /data/uploads"),
+    (2, {"sms.uploads": 5}, "holds 2 files where the uploads table has 5 rows: 3 uploads had no file in /data/up"),
+])
+def test_uploads_shortfall_compares_files_with_the_rows_of_the_named_table(files, counts, said):
+    found = backup.uploads_shortfall(files, {"path": "/data/uploads", "table": "uploads"}, counts)
+    assert found is None if said is None else said in found, found
+    assert backup.uploads_shortfall(0, {"path": "/data/uploads"}, counts) is None, "no table named, no check"
+
+
+def test_the_tar_listing_is_counted_across_chunks_without_keeping_it():
+    listing = backup.TarListing()
+    for chunk in (b"./\n./a.p", b"df\n./sub/\n./sub/b", b".jpg\n\n./odd name.txt"):
+        listing.write(chunk)
+    listing.close()
+    assert (listing.entries, listing.files) == (5, 3)
+
+
 # ------------------------------------------------------------------------------------------- shared directories
 def test_a_backup_records_its_project_and_a_restore_takes_only_its_own_projects(engine, tmp_path):
     """Found on the demo: two stacks with one backup directory; restore.yml of one picked the other's newest backup

@@ -544,6 +544,14 @@ def test_backup_older_than_the_threshold_is_a_warning():
     assert health.evaluate_backups("/b", [item("new", 5, PASSED)], zero)["status"] == "warning"
 
 
+def test_what_a_passed_verification_warns_about_is_a_health_warning():
+    warned = dict(PASSED, data_warnings=["the uploads archive holds 0 files where the uploads table has 1 row: ..."])
+    check = health.evaluate_backups("/b", [item("new", 60, warned)], T)
+    assert check["status"] == "warning" and check["reason"].startswith(
+        "newest backup new: the uploads archive holds 0 files where the uploads table has 1 row"), check
+    assert check["metrics"]["newest_verify_passed"] == 1 and check["metrics"]["newest_verify_failed"] == 0
+
+
 def test_no_backup_is_critical_and_failed_verification_is_critical():
     assert health.evaluate_backups("/b", [], T)["reason"] == "no backup in /b"
     assert health.evaluate_backups("/b", [], T)["status"] == "critical"
