@@ -548,6 +548,21 @@ def judge_file_modes(entries):
     return out
 
 
+def scan_secrets(directory):
+    """The files of a directory of generated secrets (the demo inventory's rollcall_secrets_dir) and its
+    subdirectories, each a key (a password, the backup key, an old key), not following links; none when it does not
+    exist (nothing was generated on this host)."""
+    entries = []
+    for top, dirs, files in os.walk(directory):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(top, name)
+            st = os.lstat(path)
+            if stat.S_ISREG(st.st_mode):
+                entries.append({"path": path, "mode": st.st_mode, "kind": "key"})
+    return entries
+
+
 def scan_files(backup_directory=None, key_files=()):
     """What judge_file_modes needs: the backup directory, the files in it (not following links), the key files."""
     entries, missing = [], []
@@ -567,11 +582,13 @@ def scan_files(backup_directory=None, key_files=()):
     return entries, missing
 
 
-def file_findings(backup_directory=None, key_files=()):
-    """The modes of the backup directory, its files and the key files. A backup directory that does not exist yet
-    (no backup was made on this host) has nothing to audit: a warning that says so, not an audit that failed."""
+def file_findings(backup_directory=None, key_files=(), secrets_directory=None):
+    """The modes of the backup directory, its files, the key files and the files of ``secrets_directory``. A backup
+    directory that does not exist yet (no backup was made on this host) has nothing to audit: a warning that says
+    so, not an audit that failed."""
     absent = bool(backup_directory) and not os.path.lexists(backup_directory)
     entries, missing = scan_files(None if absent else backup_directory, key_files)
+    entries += scan_secrets(secrets_directory) if secrets_directory else []
     out = judge_file_modes(entries)
     if absent:
         out.append(finding("files", WARNING, "backup directory %s" % backup_directory,

@@ -143,6 +143,13 @@ options:
     type: list
     elements: path
     default: []
+  secrets_directory:
+    description:
+      - A directory of generated secrets on this host (the demo inventory's C(rollcall_secrets_dir), where the
+        password lookup keeps the backup key, the database passwords and the app's key). Every file in it and its
+        subdirectories is judged as a key file (readable by group or others is critical).
+      - Nothing is said when it does not exist.
+    type: path
   environment:
     description:
       - The environment (C(rollcall_environment)); in V(production) an unencrypted backup is critical.
@@ -278,10 +285,10 @@ def run_checks(p, matrix):
     if p["sockets"]:
         jobs.append(("sockets", "listening sockets", "check that %s/tcp can be read" % p["proc_net"],
                      lambda: socket_findings(p["proc_net"], p["public_ports"])))
-    if p["backup_directory"] or p["key_files"]:
+    if p["backup_directory"] or p["key_files"] or p["secrets_directory"]:
         jobs.append(("files", "backup directory %s" % (p["backup_directory"] or "-"),
                      "check the directory exists and can be read by the audit's user",
-                     lambda: security.file_findings(p["backup_directory"], p["key_files"])))
+                     lambda: security.file_findings(p["backup_directory"], p["key_files"], p["secrets_directory"])))
     if p["backup_directory"]:
         jobs.append(("backups", "backups in %s" % p["backup_directory"], "check the backup manifests",
                      lambda: security.judge_encryption(backup.describe(p["backup_directory"]), p["environment"])
@@ -331,6 +338,7 @@ def main():
             proc_net=dict(type="path", default="/proc/net"),
             backup_directory=dict(type="path"),
             key_files=dict(type="list", elements="path", default=[], no_log=False),
+            secrets_directory=dict(type="path", no_log=False),
             environment=dict(type="str", default="production"),
             log_audit=dict(type="dict"),
         ),

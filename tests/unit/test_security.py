@@ -351,6 +351,23 @@ def test_a_backup_directory_not_made_yet_is_a_warning_that_says_what_to_run(tmp_
     assert severities(security.file_findings(str(tmp_path / "b"))) == [WARNING]  # world-readable directory
 
 
+def test_the_generated_secrets_are_judged_as_keys(tmp_path):
+    """Found on the demo: .secrets/local/backup_key made world-readable by hand (a copy, an editor) went unnoticed:
+    the audit looked at rollcall_backup_key_file only, which the demo inventory does not use."""
+    secrets = tmp_path / "secrets"
+    (secrets / "backup_old_keys").mkdir(parents=True, mode=0o700)
+    for name, mode in (("backup_key", 0o644), ("db_password", 0o600), ("backup_old_keys/backup_key.1", 0o640)):
+        (secrets / name).write_text("s")
+        os.chmod(secrets / name, mode)
+    (secrets / "link").symlink_to("/etc/passwd")
+    found = security.file_findings(secrets_directory=str(secrets))
+    assert [(f["severity"], f["subject"]) for f in found] == [
+        (CRITICAL, "file %s" % (secrets / "backup_key")),
+        (CRITICAL, "file %s" % (secrets / "backup_old_keys" / "backup_key.1"))], found
+    assert "world-readable key" in found[0]["message"] and "group-readable key" in found[1]["message"]
+    assert security.file_findings(secrets_directory=str(tmp_path / "none")) == [], "nothing generated: nothing said"
+
+
 # ---------------------------------------------------------------------------------------------- backups
 def test_unencrypted_backup_is_critical_in_production_warning_elsewhere():
     items = [{"name": "a", "encrypted": True}, {"name": "b", "encrypted": False}, {"name": "bad", "error": "x"}]
