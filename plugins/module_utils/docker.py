@@ -13,6 +13,7 @@ with another exec (SIGTERM, then SIGKILL).
 """
 
 import contextlib
+import difflib
 import socket
 import time
 
@@ -165,6 +166,22 @@ def client(docker_host=None, timeout=60):
     return api
 
 
+def look_alikes(api, container, limit=3):
+    """The containers on this engine with the part of ``container``'s name after its project (-db, -app), closest
+    first: what a mistyped rollcall_project, or another stack's inventory, meant. Empty when none or unknown."""
+    part = "-" + container.rsplit("-", 1)[-1]
+    try:
+        names = [n.lstrip("/") for c in api.containers(all=True) for n in (c.get("Names") or [])[:1]]
+    except Exception:  # noqa: BLE001 - only a hint on an error path: the error itself is what counts
+        return []
+    same = [n for n in names if n != container and n.endswith(part)]
+    return difflib.get_close_matches(container, same, n=limit, cutoff=0.0)
+
+
+def missing(api, container):
+    return ContainerMissing(container, look_alikes(api, container))
+
+
 class ContainerRunner(Runner):
     """Runs client tools inside a running container (the database's own container)."""
 
@@ -175,7 +192,7 @@ class ContainerRunner(Runner):
         try:
             self._inspected = self.api.inspect_container(container)
         except docker.errors.NotFound:
-            raise ContainerMissing(container) from None
+            raise missing(self.api, container) from None
         state = self._inspected["State"]
         if not state.get("Running"):
             raise RunnerError("container %s is not running (%s); start it (playbooks/incident.yml -e restart=true "
@@ -320,7 +337,7 @@ def inspect(container, docker_host=None):
     try:
         return api.inspect_container(container)
     except docker.errors.NotFound:
-        raise ContainerMissing(container) from None
+        raise missing(api, container) from None
 
 
 def scratch_in_the_way(name, volume, what, created, of=None, now=None):
@@ -408,7 +425,7 @@ def restart(container, docker_host=None, timeout=60):
     try:
         api.containers.get(container).restart(timeout=timeout)
     except docker.errors.NotFound:
-        raise ContainerMissing(container) from None
+        raise missing(api.api, container) from None
     except docker.errors.APIError as exc:
         raise RunnerError("cannot restart %s: %s" % (container, exc.explanation or exc)) from None
 

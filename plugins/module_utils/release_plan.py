@@ -281,8 +281,12 @@ def _keep_schema(target, live, db_revision, backup, blockers, same, origin):
 
 def _plan_restore(live, kept, backup, revisions):
     if not backup or not backup.get("name"):
+        # nothing of the stack either: most often a mistyped rollcall_project (-e), or another stack's inventory
+        stranger = "" if live else (" Nor does this stack run here: is rollcall_project right? It names the stack "
+                                    "(its containers and its backups).")
         return _refuse("restore", "There is no backup to restore.",
-                       "Make one with playbooks/backup.yml, or name one with -e restore_backup_name=NAME.")
+                       "Make one with playbooks/backup.yml, or name one with -e restore_backup_name=NAME.%s"
+                       % stranger)
     name, restored = backup["name"], backup.get("schema_revision")
     schema = {"from": restored, "to": live["schema_revision"] if live else None}
     steps = [{"step": "restore", "name": name, "schema_revision": restored, "app_version": (live or {}).get(

@@ -27,8 +27,10 @@ class ContainerMissing(RunnerError):
     """The container to run in does not exist (never deployed, removed, or a mistyped name): callers that can say
     what to do about it (deploy first, check the name) tell it from a stopped container or an engine that is down."""
 
-    def __init__(self, container):
-        super().__init__("container %s does not exist" % container)
+    def __init__(self, container, alike=()):
+        hint = ("; this engine has %s (is rollcall_project right? it names the stack a playbook acts on)"
+                % ", ".join(alike)) if alike else ""
+        super().__init__("container %s does not exist%s" % (container, hint))
         self.container = container
 
 

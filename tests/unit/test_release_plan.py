@@ -257,6 +257,18 @@ def test_rollback_with_unordered_revisions_is_refused():
 
 
 # ------------------------------------------------------------------------------------------------ restore
+def test_no_backup_to_restore_asks_about_the_project_when_nothing_of_the_stack_runs_either():
+    """Found on the demo: restore.yml -e rollcall_project=rolcall said only "There is no backup to restore"."""
+    result = plan("restore", live=V2, kept=KEPT, backup=None)
+    assert result["action"] == "refuse" and result["summary"] == (
+        "There is no backup to restore. Nothing was changed. Make one with playbooks/backup.yml, or name one with "
+        "-e restore_backup_name=NAME."), result["summary"]
+    result = plan("restore", live=None, kept=[], backup=None)
+    assert result["action"] == "refuse" and result["summary"].endswith(
+        "-e restore_backup_name=NAME. Nor does this stack run here: is rollcall_project right? It names the stack "
+        "(its containers and its backups)."), result["summary"]
+
+
 def test_restore_on_the_same_schema_only_restores():
     result = plan("restore", live=V2, kept=KEPT, backup={"name": "b", "schema_revision": "0002"})
     assert steps(result) == ["restore"]

@@ -303,3 +303,25 @@ def test_env_value_reads_the_containers_own_environment():
     assert runner.env_value("MARIADB_ROOT_PASSWORD", "MYSQL_ROOT_PASSWORD") == "a=b"
     assert runner.env_value("MYSQL_ROOT_PASSWORD", "MARIADB_ROOT_PASSWORD") == "a=b"
     assert runner.env_value("EMPTY") is None and runner.env_value("NOPE") is None
+
+
+class _Listing:
+    def __init__(self, names, fails=False):
+        self.names, self.fails = names, fails
+
+    def containers(self, all=False):  # noqa: A002 - the Docker API's own argument name
+        if self.fails:
+            raise OSError("engine gone")
+        return [{"Names": ["/" + name]} for name in self.names]
+
+
+def test_a_missing_container_names_the_stacks_containers_it_may_have_meant():
+    """Found on the demo: backup.yml -e rollcall_project=rolcall said only "container rolcall-db does not exist"."""
+    api = _Listing(["rollcall-db", "rollcall-app", "rollcall-drill-db", "rc-it-x-db", "postgres"])
+    assert docker_runner.look_alikes(api, "rolcall-db") == ["rollcall-db", "rollcall-drill-db", "rc-it-x-db"]
+    assert docker_runner.look_alikes(api, "rolcall-db", limit=1) == ["rollcall-db"]
+    assert str(docker_runner.missing(api, "rolcall-db")).startswith(
+        "container rolcall-db does not exist; this engine has rollcall-db, rollcall-drill-db, rc-it-x-db (is "
+        "rollcall_project right? it names the stack a playbook acts on)")
+    assert str(docker_runner.missing(_Listing(["postgres"]), "sms-db")) == "container sms-db does not exist"
+    assert docker_runner.look_alikes(_Listing([], fails=True), "sms-db") == [], "only a hint: never an error"
