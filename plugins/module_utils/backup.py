@@ -370,18 +370,15 @@ def uploads_shortfall(files, part, row_counts):
     have no such table (or more than one table of that name)."""
     table = part.get("table")
     rows = [count for name, count in row_counts.items() if table and name.rsplit(".", 1)[-1] == table]
-    if len(rows) != 1:
+    if len(rows) != 1 or files >= rows[0]:
         return None
-    if files >= rows[0]:
-        return None
-    missing = rows[0] - files
+    missing, where = rows[0] - files, part.get("path") or "the uploads directory"
     return ("the uploads archive holds %d file%s where the %s table has %d row%s: %d upload%s had no file in %s when "
             "the backup was made, so %s 404 now and after a restore of this backup (the backup is whole otherwise; "
             "look for the files in another backup, and what removed them from %s)"
             % (files, "" if files == 1 else "s", table, rows[0], "" if rows[0] == 1 else "s", missing,
-               "" if missing == 1 else "s", part.get("path") or "the uploads directory",
-               "its download answers" if missing == 1 else "their downloads answer",
-               part.get("path") or "the uploads directory"))
+               "" if missing == 1 else "s", where,
+               "its download answers" if missing == 1 else "their downloads answer", where))
 
 
 # The label (reason) of the backup a restore takes of what it replaces (restore_backup, is_safety_backup).
