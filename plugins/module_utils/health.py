@@ -247,11 +247,12 @@ def gate_check(probe, attempts):
 
 
 # ------------------------------------------------------------------------------------------ containers
-def evaluate_container(name, inspect, thresholds, probe=None):
+def evaluate_container(name, inspect, thresholds, probe=None, alike=()):
     """From ``docker inspect`` output (None: no such container). ``probe``: (exit code, output) of the container's
-    own health test run now, asked when Docker's first probe is still to come (health "starting")."""
+    own health test run now, asked when Docker's first probe is still to come (health "starting"). ``alike``: for
+    a missing container, the engine's containers its name may have meant (container_checks)."""
     if inspect is None:
-        return make_check(name, "container", CRITICAL, "container %s does not exist" % name,
+        return make_check(name, "container", CRITICAL, str(ContainerMissing(name, alike)),
                           {"running": 0, "restart_count": 0})
     state = inspect.get("State") or {}
     restarts = int(inspect.get("RestartCount") or 0)
@@ -296,15 +297,24 @@ def container_checks(names, docker_api, thresholds):
     except Exception as exc:  # noqa: BLE001 - the engine is down / SDK missing: every container is critical
         return [could_not(n, "container", "could not reach the Docker engine: %s" % exc,
                           {"running": 0, "restart_count": 0}) for n in names]
-    found = []
+    inspected = {}
     for name in names:
         try:
-            inspect = _inspect(api, name)
+            inspected[name] = _inspect(api, name)
         except Exception as exc:  # noqa: BLE001
-            found.append(could_not(name, "container", "could not inspect container %s: %s" % (name, exc),
+            inspected[name] = exc
+    # None of the stack's containers here at all: a mistyped rollcall_project (or another stack's inventory) looks
+    # like this, so each says what this engine has instead. One missing among running ones is just missing.
+    stray = names and all(inspected[n] is None for n in names)
+    found = []
+    for name in names:
+        inspect = inspected[name]
+        if isinstance(inspect, Exception):
+            found.append(could_not(name, "container", "could not inspect container %s: %s" % (name, inspect),
                                    {"running": 0, "restart_count": 0}))
             continue
-        found.append(evaluate_container(name, inspect, thresholds, _probe_if_starting(api, inspect)))
+        alike = docker_access.look_alikes(api, name) if stray else ()
+        found.append(evaluate_container(name, inspect, thresholds, _probe_if_starting(api, inspect), alike))
     return found
 
 

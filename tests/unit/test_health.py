@@ -201,6 +201,38 @@ def test_container_checks_one_per_name_and_engine_down_is_critical():
     assert found[0]["reason"].startswith("could not reach the Docker engine: the Docker engine does not answer")
 
 
+class ListingApi(FakeApi):
+    """Also lists the engine's containers (docker ps -a), as look-alike hints need."""
+
+    def __init__(self, containers, others):
+        super().__init__(containers)
+        self.known, self.names = self.__dict__.pop("containers"), list(containers) + others
+
+    def inspect_container(self, name):
+        if name not in self.known:
+            raise NotFound(name)
+        return self.known[name]
+
+    def containers(self, all=False):  # noqa: A002 - the Docker SDK's name
+        return [{"Names": ["/" + n]} for n in self.names]
+
+
+def test_a_stack_missing_entirely_names_what_this_engine_has_instead():
+    api = ListingApi({}, ["rollcall-db", "rollcall-app", "other-proxy"])
+    found = health.container_checks(["rolcall-db", "rolcall-app"], lambda: api, T)
+    assert [c["status"] for c in found] == ["critical", "critical"]
+    assert found[0]["reason"] == ("container rolcall-db does not exist; this engine has rollcall-db (is "
+                                  "rollcall_project right? it names the stack a playbook acts on)")
+    assert "this engine has rollcall-app (" in found[1]["reason"]
+
+
+def test_one_missing_container_of_a_running_stack_gets_no_project_hint():
+    api = ListingApi({"rollcall-db": state()}, ["staging-app"])
+    db, app = health.container_checks(["rollcall-db", "rollcall-app"], lambda: api, T)
+    assert db["status"] == "ok"
+    assert app["status"] == "critical" and app["reason"] == "container rollcall-app does not exist"
+
+
 def starting(test):
     data = state(health_status="starting")
     data["Id"], data["Config"] = "c1", {"Healthcheck": {"Test": test}}
