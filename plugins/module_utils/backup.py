@@ -419,15 +419,18 @@ def stage_files(directory, manifest, key, files=None):
             raise EngineError("preparing %s in %s failed: %s" % (staged["staging"], runner.where,
                                                                  result.last_error_line()))
     stream = CheckedStream(plain_stream(directory, manifest, key, data=part))
+    counted = TarListing()  # tar -v names what it extracts: the files, against the uploads table (uploads_shortfall)
     try:
-        result = runner.run(["tar", "-C", staged["staging"], "--no-same-owner"] + NOT_STAGING + ["-xf", "-"],
-                            stdin=stream)
+        result = runner.run(["tar", "-C", staged["staging"], "--no-same-owner"] + NOT_STAGING + ["-xvf", "-"],
+                            stdin=stream, sink=counted.write)
+        counted.close()
         stream.finish()  # tar may stop at the end-of-archive blocks: the checksum covers the whole file
         if result.rc != 0:
             raise EngineError("extracting the uploads in %s failed: %s" % (runner.where, result.last_error_line()))
     except BaseException:
         discard_files(staged)
         raise
+    staged["shortfall"] = uploads_shortfall(counted.files, part, manifest.get("row_counts") or {})
     return staged
 
 
@@ -826,6 +829,8 @@ def _restore_backup(engine, directory, name, key=None, safety_backup=True, keep_
                  % (" (and the uploads archive)" if staged else "")),
                 ("restore", "passed", "restored into %s: %d tables, row counts equal the manifest (%s); %s"
                  % (scratch, len(manifest["row_counts"]), found, detail))])
+            if staged and staged["shortfall"]:  # whole, but some uploads will answer 404 (as verification says)
+                report["data_warnings"] = report["verification"]["data_warnings"] = [staged["shortfall"]]
             if before_swap is not None:
                 report["before_swap"] = before_swap(scratch)
             if safety:

@@ -133,6 +133,14 @@ row_counts:
   description: Row counts of the restored database (equal to the manifest's).
   returned: success
   type: dict
+data_warnings:
+  description:
+    - What the restored backup says that the operator should know although it restored whole - the uploads archive
+      held fewer files than the uploads table has rows (those downloads answer 404). Each is also an Ansible
+      warning.
+  returned: when there is any
+  type: list
+  elements: str
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -176,7 +184,10 @@ def main():
                 module.fail_json(msg="would refuse to restore %s: %s; %s" % (
                     name, check["steps"][-1]["detail"], backup.older_backup_hint(p["directory"], name, p["engine"],
                                                                                  target.database)))
-            module.exit_json(changed=True, restored=name, msg="would restore %s into %s" % (name, target.database))
+            for warning in check.get("data_warnings", []):
+                module.warn(warning)
+            module.exit_json(changed=True, restored=name, msg="would restore %s into %s" % (name, target.database),
+                             **({"data_warnings": check["data_warnings"]} if check.get("data_warnings") else {}))
         report = backup.restore_backup(engine, p["directory"], name, key=key, safety_backup=p["safety_backup"],
                                        keep_old=p["keep_old"], safety_key=key.current, app_version=p["app_version"],
                                        allow_unsigned=p["allow_unsigned"], project=p["project"],
@@ -188,6 +199,8 @@ def main():
         module.fail_json(msg="restore incomplete: %s" % exc)
     except backup.ERRORS + (backup.Interrupted,) as exc:
         module.fail_json(msg="restore failed, the target database was not replaced: %s" % exc)
+    for warning in report.get("data_warnings", []):
+        module.warn(warning)
     module.exit_json(changed=True, **report)
 
 

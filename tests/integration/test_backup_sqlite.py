@@ -151,3 +151,29 @@ def test_check_mode_verifies_without_creating_anything(setup):
     rc, planned, _ = run_module("db_backup", args, "--check")
     assert rc == 0 and planned["changed"] is True and "would back up" in planned["msg"]
     assert len(os.listdir(backups)) == 2, "check mode makes no backup"
+
+
+def test_a_backup_missing_upload_files_warns_when_verified_checked_and_restored(setup, tmp_path):
+    """Through the real modules: the backup restores whole, and each step names the downloads that will 404."""
+    db, backups, live = setup
+    live.executescript("CREATE TABLE uploads (id INTEGER PRIMARY KEY, name TEXT); "
+                       "INSERT INTO uploads (name) VALUES ('a.pdf'), ('b.pdf');")
+    live.commit()
+    files = tmp_path / "uploads"
+    files.mkdir()
+    (files / "a.pdf").write_text("report card")  # b.pdf's file is gone
+    args = {"engine": "sqlite", "path": db, "directory": str(backups)}
+    rc, made, _ = run_module("db_backup", dict(args, uploads_path=str(files), uploads_table="uploads"))
+    assert rc == 0, made.get("msg")
+    said = "the uploads archive holds 1 file where the uploads table has 2 rows: 1 upload had no file in %s" % files
+    rc, verified, _ = run_module("backup_verify", dict(args, name=made["name"], level="native"))
+    assert rc == 0 and verified["status"] == "passed" and verified["data_warnings"][0].startswith(said), verified
+    rc, checked, _ = run_module("db_restore", dict(args, name=made["name"]), "--check")
+    assert rc == 0 and checked["data_warnings"][0].startswith(said), checked
+    assert any(w.startswith(said) for w in checked.get("warnings", [])), checked
+    (files / "a.pdf").unlink()
+    rc, restored, _ = run_module("db_restore", dict(args, name=made["name"]))
+    assert rc == 0 and restored["files_restored"] == str(files), restored.get("msg")
+    assert restored["data_warnings"][0].startswith(said)
+    assert any(w.startswith(said) for w in restored.get("warnings", [])), restored
+    assert sorted(os.listdir(files)) == ["a.pdf"]

@@ -653,6 +653,28 @@ def test_files_missing_from_the_live_uploads_are_a_warning_of_a_passed_verificat
     assert "data_warnings" not in backup.verify_backup(str(backups), untold["name"], "native", engine=engine)
 
 
+def test_a_restore_of_a_backup_missing_upload_files_restores_and_says_which_downloads_will_404(engine, tmp_path,
+                                                                                                 uploads):
+    """The restore's own count, as it extracts (tar -v): the operator restoring such a backup learns it then, not
+    from the next day's health report."""
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    engine.databases["sms"] = b"xy"  # two uploads rows, one file (a.pdf)
+    made = backup.take_backup(engine, str(backups), files={"path": str(uploads), "table": "t"})
+    engine.databases["sms"] = b"live"
+    report = backup.restore_backup(engine, str(backups), made["name"], safety_backup=False)
+    assert engine.databases["sms"] == b"xy" and tree(uploads) == ["a.pdf"], "restored whole all the same"
+    [said] = report["data_warnings"]
+    assert said.startswith("the uploads archive holds 1 file where the t table has 2 rows: 1 upload had no file")
+    recorded = artifact.read_verification(str(backups), made["name"])["latest"]
+    assert recorded["status"] == "passed" and recorded["data_warnings"] == [said], "health.yml reads it"
+
+    (uploads / "b.pdf").write_text("the other one")
+    whole = backup.take_backup(engine, str(backups), files={"path": str(uploads), "table": "t"})
+    assert "data_warnings" not in backup.restore_backup(engine, str(backups), whole["name"], safety_backup=False)
+    assert tree(uploads) == ["a.pdf", "b.pdf"]
+
+
 @pytest.mark.parametrize("files, counts, said", [
     (0, {"public.uploads": 0}, None),
     (3, {"public.uploads": 2}, None),  # more files than rows: an upload in progress, a row a restore took away
