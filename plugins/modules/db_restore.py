@@ -185,7 +185,7 @@ def main():
                     name, check["steps"][-1]["detail"], backup.older_backup_hint(p["directory"], name, p["engine"],
                                                                                  target.database)))
             for warning in check.get("data_warnings", []):
-                module.warn(warning)
+                module.warn("backup %s: %s" % (name, warning))
             module.exit_json(changed=True, restored=name, msg="would restore %s into %s" % (name, target.database),
                              **({"data_warnings": check["data_warnings"]} if check.get("data_warnings") else {}))
         report = backup.restore_backup(engine, p["directory"], name, key=key, safety_backup=p["safety_backup"],
@@ -200,7 +200,7 @@ def main():
     except backup.ERRORS + (backup.Interrupted,) as exc:
         module.fail_json(msg="restore failed, the target database was not replaced: %s" % exc)
     for warning in report.get("data_warnings", []):
-        module.warn(warning)
+        module.warn("backup %s: %s" % (report["restored"], warning))
     module.exit_json(changed=True, **report)
 
 

@@ -170,10 +170,10 @@ def test_a_backup_missing_upload_files_warns_when_verified_checked_and_restored(
     assert rc == 0 and verified["status"] == "passed" and verified["data_warnings"][0].startswith(said), verified
     rc, checked, _ = run_module("db_restore", dict(args, name=made["name"]), "--check")
     assert rc == 0 and checked["data_warnings"][0].startswith(said), checked
-    assert any(w.startswith(said) for w in checked.get("warnings", [])), checked
+    assert any(w.startswith("backup %s: %s" % (made["name"], said)) for w in checked.get("warnings", [])), checked
     (files / "a.pdf").unlink()
     rc, restored, _ = run_module("db_restore", dict(args, name=made["name"]))
     assert rc == 0 and restored["files_restored"] == str(files), restored.get("msg")
     assert restored["data_warnings"][0].startswith(said)
-    assert any(w.startswith(said) for w in restored.get("warnings", [])), restored
+    assert any(w.startswith("backup %s: %s" % (made["name"], said)) for w in restored.get("warnings", [])), restored
     assert sorted(os.listdir(files)) == ["a.pdf"]
