@@ -38,6 +38,9 @@ CHOICES = {
     "rollcall_pitr_backup_type": ("auto", "full", "diff", "incr"),
     "rollcall_pitr_compress_type": ("none", "gz", "lz4", "zst", "bz2"),
 }
+# The input that names the backup a playbook acts on; given the other one's, it would take its newest backup.
+NAME_INPUTS = {"restore": "restore_backup_name", "verify_backup": "backup_name"}
+OWNER = dict((name, playbook) for playbook, name in NAME_INPUTS.items())
 SECRET_KEY_MIN = 48
 DB_PASSWORD_MIN = 12
 # Playbooks that create the app container (they need its secret key) and the database container (its password).
@@ -182,6 +185,11 @@ def problems(playbook, given, host):
         bad("/" in str(given.get(name, "")) or given.get(name, "x") in (".", ".."),
             "-e %s='%s' must be a backup name as backup_info lists it (no directory part)"
             % (name, given.get(name, "")))
+        # the other playbook's name for it would be ignored, and the newest backup taken instead of the one named
+        wanted = NAME_INPUTS.get(playbook)
+        bad(wanted not in (None, name) and len(str(given.get(name, ""))) > 0,
+            "-e %s names the backup for %s.yml; %s.yml's is -e %s (as given, it would take the newest backup, not "
+            "this one): run again with -e %s=%s" % (name, OWNER[name], playbook, wanted, wanted, given.get(name, "")))
     bad(given.get("drill_data", "seed") not in CHOICES["drill_data"],
         "-e drill_data='%s' must be seed (the scratch stack starts from seed data) or live (a copy of the live "
         "stack's newest verified backup)" % given.get("drill_data", ""))

@@ -152,6 +152,18 @@ def test_backup_name_has_no_directory_part():
     assert "-e backup_name='../x' must be a backup name" in one("verify_backup", DB, backup_name="../x")
 
 
+def test_the_other_playbooks_backup_name_is_refused_not_ignored():
+    """Found on the demo: restore.yml -e backup_name=OLDER (verify_backup.yml's input) planned the newest backup."""
+    said = one("restore", DB, rollcall_environment="test", backup_name="postgresql-sms-1-full")
+    assert said == ("-e backup_name names the backup for verify_backup.yml; restore.yml's is -e restore_backup_name "
+                    "(as given, it would take the newest backup, not this one): run again with "
+                    "-e restore_backup_name=postgresql-sms-1-full")
+    assert "restore.yml; verify_backup.yml's is -e backup_name" in one("verify_backup", DB, restore_backup_name="x")
+    assert problems("restore", DB, rollcall_environment="test", restore_backup_name="x") == []
+    assert problems("verify_backup", DB, backup_name="x") == []
+    assert problems("backup", DB, backup_name="x") == [], "only the two playbooks that name a backup"
+
+
 def test_drill_data_and_restore_source_choices():
     assert "-e drill_data='copy' must be seed" in one("dr_drill", drill_data="copy")
     assert "-e restore_from='s3' must be local" in one(restore_from="s3")
