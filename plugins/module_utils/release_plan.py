@@ -132,7 +132,7 @@ def plan(kind, target=None, live=None, db_revision=None, kept=(), backup=None, b
     kept = [_release(entry) for entry in kept or []]
     live = _release(live) if live else None
     if kind == "restore":
-        return _plan_restore(live, kept, backup, revisions)
+        return _plan_restore(live, kept, backup, revisions, db_revision)
     if not target or not target.get("version") or not target.get("image"):
         raise PlanError("target must name the release (version and image) to go to")
     target = _release(target)
@@ -279,7 +279,7 @@ def _keep_schema(target, live, db_revision, backup, blockers, same, origin):
                    schema_kept=True, old_serves=True)
 
 
-def _plan_restore(live, kept, backup, revisions):
+def _plan_restore(live, kept, backup, revisions, db_revision=None):
     if not backup or not backup.get("name"):
         # nothing of the stack either: most often a mistyped rollcall_project (-e), or another stack's inventory
         stranger = "" if live else (" Nor does this stack run here: is rollcall_project right? It names the stack "
@@ -299,6 +299,13 @@ def _plan_restore(live, kept, backup, revisions):
     where = order(restored, need, revisions)
     if where is None:
         return _unordered("restore", restored, need, schema=schema)
+    if where > 0 and restored == db_revision:
+        # The live database is on the backup's schema already, and the live release serves on it now (a deploy
+        # that migrated, then failed its gate and was rolled back): the restore leaves the schema as it is.
+        return _result("restore", "change", steps, schema=schema, summary=(
+            "Restore %s (schema %s) under %s, which runs on schema %s and serves on the live database's %s now (as "
+            "after a deploy that migrated, then was rolled back): the schema stays %s; %s." % (
+                name, restored, live["version"], _rev(need), restored, restored, _describe(steps))))
     if where > 0:
         on = _kept_on(kept, restored)
         made = backup.get("app_version")

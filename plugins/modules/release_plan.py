@@ -41,7 +41,9 @@ options:
     type: dict
   db_revision:
     description:
-      - The schema revision of the database now; omit (or null) for an empty database.
+      - The schema revision of the database now; omit (or null) for an empty database. For a restore, a backup on
+        a newer schema than the live release runs on is restored only when the database is on that schema already
+        (the live release serves on it now).
     type: str
   kept:
     description:

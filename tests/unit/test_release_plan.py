@@ -293,6 +293,19 @@ def test_restore_of_a_newer_backup_is_refused_naming_the_kept_release():
     assert "rollback.yml -e to=1.1.0" in result["command"] and "restore_backup_name" in result["command"]
 
 
+def test_restore_of_a_newer_backup_the_live_database_is_on_already_restores_it_as_it_is():
+    """Found on the demo: a deploy of a broken build migrated 0001 -> 0002, failed its gate and was rolled back;
+    1.0.0 serves on 0002. The next backup (0002) was refused as "ahead of the code", which it is not more than now."""
+    made = {"name": "b", "schema_revision": "0002", "app_version": "1.0.0"}
+    result = plan("restore", live=V1, kept=KEPT, backup=made, db_revision="0002")
+    assert result["action"] == "change" and steps(result) == ["restore"], result
+    assert result["schema"] == {"from": "0002", "to": "0001"}
+    assert "serves on the live database's 0002 now" in result["summary"] and "the schema stays 0002" in \
+        result["summary"]
+    for db in ("0001", None, "0003"):  # the database elsewhere (or unknown): still refused
+        assert plan("restore", live=V1, kept=KEPT, backup=made, db_revision=db)["action"] == "refuse", db
+
+
 def test_restore_of_a_newer_backup_without_a_kept_release_names_a_deploy():
     result = plan("restore", live=V1, kept=[V1], backup={"name": "b", "schema_revision": "0002",
                                                          "app_version": "1.1.0"})
