@@ -178,8 +178,26 @@ def look_alikes(api, container, limit=3):
     return difflib.get_close_matches(container, same, n=limit, cutoff=0.0)
 
 
+# The data volumes of a stack, <project>-<name> (roles/database database_volume; roles/sms_app
+# sms_app_sqlite_volume and sms_app_uploads_volume): they outlive its containers (teardown.yml keeps them).
+STACK_VOLUMES = ("dbdata", "sqlite", "uploads")
+
+
+def kept_volumes(api, container):
+    """The data volumes of ``container``'s stack (its name before -db, -app) that exist on this engine: a stack
+    whose containers were removed has them, a mistyped project has none. Empty when none or unknown."""
+    project = container.rsplit("-", 1)[0]
+    wanted = ["%s-%s" % (project, name) for name in STACK_VOLUMES]
+    try:
+        found = {v.get("Name") for v in (api.volumes() or {}).get("Volumes") or []}
+    except Exception:  # noqa: BLE001 - only a hint on an error path
+        return []
+    return [name for name in wanted if name in found]
+
+
 def missing(api, container):
-    return ContainerMissing(container, look_alikes(api, container))
+    kept = kept_volumes(api, container)
+    return ContainerMissing(container, () if kept else look_alikes(api, container), kept)
 
 
 class ContainerRunner(Runner):

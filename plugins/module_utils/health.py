@@ -247,12 +247,12 @@ def gate_check(probe, attempts):
 
 
 # ------------------------------------------------------------------------------------------ containers
-def evaluate_container(name, inspect, thresholds, probe=None, alike=()):
+def evaluate_container(name, inspect, thresholds, probe=None, missing=None):
     """From ``docker inspect`` output (None: no such container). ``probe``: (exit code, output) of the container's
-    own health test run now, asked when Docker's first probe is still to come (health "starting"). ``alike``: for
-    a missing container, the engine's containers its name may have meant (container_checks)."""
+    own health test run now, asked when Docker's first probe is still to come (health "starting"). ``missing``:
+    for a missing container, what to say of it (docker.missing: what the engine has instead; container_checks)."""
     if inspect is None:
-        return make_check(name, "container", CRITICAL, str(ContainerMissing(name, alike)),
+        return make_check(name, "container", CRITICAL, str(missing or ContainerMissing(name)),
                           {"running": 0, "restart_count": 0})
     state = inspect.get("State") or {}
     restarts = int(inspect.get("RestartCount") or 0)
@@ -303,8 +303,9 @@ def container_checks(names, docker_api, thresholds):
             inspected[name] = _inspect(api, name)
         except Exception as exc:  # noqa: BLE001
             inspected[name] = exc
-    # None of the stack's containers here at all: a mistyped rollcall_project (or another stack's inventory) looks
-    # like this, so each says what this engine has instead. One missing among running ones is just missing.
+    # None of the stack's containers here at all: a mistyped rollcall_project (or another stack's inventory), or a
+    # stack whose containers were removed, so each says which (docker.missing). One missing among running ones is
+    # just missing.
     stray = names and all(inspected[n] is None for n in names)
     found = []
     for name in names:
@@ -313,8 +314,8 @@ def container_checks(names, docker_api, thresholds):
             found.append(could_not(name, "container", "could not inspect container %s: %s" % (name, inspect),
                                    {"running": 0, "restart_count": 0}))
             continue
-        alike = docker_access.look_alikes(api, name) if stray else ()
-        found.append(evaluate_container(name, inspect, thresholds, _probe_if_starting(api, inspect), alike))
+        missing = docker_access.missing(api, name) if stray else None
+        found.append(evaluate_container(name, inspect, thresholds, _probe_if_starting(api, inspect), missing))
     return found
 
 

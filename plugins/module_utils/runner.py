@@ -27,9 +27,15 @@ class ContainerMissing(RunnerError):
     """The container to run in does not exist (never deployed, removed, or a mistyped name): callers that can say
     what to do about it (deploy first, check the name) tell it from a stopped container or an engine that is down."""
 
-    def __init__(self, container, alike=()):
-        hint = ("; this engine has %s (is rollcall_project right? it names the stack a playbook acts on)"
-                % ", ".join(alike)) if alike else ""
+    def __init__(self, container, alike=(), kept=()):
+        if kept:  # the stack is this one, its containers are gone: not a mistyped name
+            hint = (", but this stack's volumes do (%s): its containers were removed (teardown.yml keeps the "
+                    "volumes); playbooks/deploy.yml starts them again on that data" % ", ".join(kept))
+        elif alike:
+            hint = ("; this engine has %s (is rollcall_project right? it names the stack a playbook acts on)"
+                    % ", ".join(alike))
+        else:
+            hint = ""
         super().__init__("container %s does not exist%s" % (container, hint))
         self.container = container
 

@@ -226,6 +226,16 @@ def test_a_stack_missing_entirely_names_what_this_engine_has_instead():
     assert "this engine has rollcall-app (" in found[1]["reason"]
 
 
+def test_a_stack_whose_containers_were_removed_says_so_instead_of_asking_about_the_project():
+    api = ListingApi({}, ["staging-db", "staging-app"])
+    api.volumes = lambda: {"Volumes": [{"Name": "rollcall-dbdata"}]}
+    found = health.container_checks(["rollcall-db", "rollcall-app"], lambda: api, T)
+    assert all(c["status"] == "critical" for c in found)
+    assert found[0]["reason"].startswith("container rollcall-db does not exist, but this stack's volumes do "
+                                         "(rollcall-dbdata): its containers were removed"), found[0]
+    assert "rollcall_project" not in found[1]["reason"]
+
+
 def test_one_missing_container_of_a_running_stack_gets_no_project_hint():
     api = ListingApi({"rollcall-db": state()}, ["staging-app"])
     db, app = health.container_checks(["rollcall-db", "rollcall-app"], lambda: api, T)

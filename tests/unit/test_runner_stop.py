@@ -306,13 +306,18 @@ def test_env_value_reads_the_containers_own_environment():
 
 
 class _Listing:
-    def __init__(self, names, fails=False):
-        self.names, self.fails = names, fails
+    def __init__(self, names, fails=False, volumes=()):
+        self.names, self.fails, self.volume_names = names, fails, volumes
 
     def containers(self, all=False):  # noqa: A002 - the Docker API's own argument name
         if self.fails:
             raise OSError("engine gone")
         return [{"Names": ["/" + name]} for name in self.names]
+
+    def volumes(self):
+        if self.fails:
+            raise OSError("engine gone")
+        return {"Volumes": [{"Name": name} for name in self.volume_names] or None}
 
 
 def test_a_missing_container_names_the_stacks_containers_it_may_have_meant():
@@ -325,3 +330,17 @@ def test_a_missing_container_names_the_stacks_containers_it_may_have_meant():
         "rollcall_project right? it names the stack a playbook acts on)")
     assert str(docker_runner.missing(_Listing(["postgres"]), "sms-db")) == "container sms-db does not exist"
     assert docker_runner.look_alikes(_Listing([], fails=True), "sms-db") == [], "only a hint: never an error"
+
+
+def test_a_missing_container_of_a_stack_whose_volumes_are_kept_says_to_deploy_not_to_check_the_name():
+    """Found on the demo: after teardown.yml (volumes kept), backup.yml and restore.yml asked whether
+    rollcall_project was right, naming another stack's containers."""
+    api = _Listing(["other-db"], volumes=["rollcall-dbdata", "rollcall-uploads", "rollcall-drill-dbdata", "x"])
+    assert docker_runner.kept_volumes(api, "rollcall-db") == ["rollcall-dbdata", "rollcall-uploads"]
+    assert str(docker_runner.missing(api, "rollcall-db")) == (
+        "container rollcall-db does not exist, but this stack's volumes do (rollcall-dbdata, rollcall-uploads): its "
+        "containers were removed (teardown.yml keeps the volumes); playbooks/deploy.yml starts them again on that data")
+    assert docker_runner.kept_volumes(api, "rolcall-db") == [], "a mistyped project has none"
+    assert "this engine has other-db (is rollcall_project right?" in str(docker_runner.missing(api, "rolcall-db"))
+    assert docker_runner.kept_volumes(_Listing([]), "sms-db") == [], "no volumes at all (the API says null)"
+    assert docker_runner.kept_volumes(_Listing([], fails=True), "sms-db") == [], "only a hint: never an error"
