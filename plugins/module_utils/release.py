@@ -40,6 +40,8 @@ HISTORY = "releases.json"
 LOCK = "deploy.lock"
 AUDIT = "audit.jsonl"
 HISTORY_GUARD = ".history.lock"
+# What a lock records about the controller's run (controller.identity() without its process list).
+RUN_FIELDS = ("host", "boot_id", "pid_ns", "pid", "started", "at")
 TAIL = 20
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -115,10 +117,41 @@ def describe_lock(lock):
     detail = "version %s" % (lock.get("version") or "unknown")
     if lock.get("message"):
         detail += ", %r" % lock["message"]
-    if lock.get("host") and lock.get("pid"):
+    run = lock.get("controller") if isinstance(lock.get("controller"), dict) else {}
+    if run.get("pid") and run.get("host"):  # the ansible-playbook process, which a user can look for
+        detail += "; ansible pid %s on %s" % (run["pid"], run["host"])
+    elif lock.get("host") and lock.get("pid"):
         detail += "; pid %s on %s" % (lock["pid"], lock["host"])
     return "%s (%s) since %s (%s s ago)" % (who, detail, lock.get("since") or "an unknown time",
                                             lock.get("age_s") if lock.get("age_s") is not None else "?")
+
+
+def holder_gone(lock, controller):
+    """Why the run holding ``lock`` has provably ended, or None when it may still be running. Pure.
+
+    ``controller`` is this run's ``controller.identity()`` (None when the controller has no ``/proc``). Only a lock
+    taken from this same controller (same kernel boot, same pid namespace) before this run looked can be judged:
+    its Ansible process ran when it took the lock, so if it still ran when this run looked it is listed in
+    ``live`` (with its start time, against a reused pid). A lock from another controller, an AWX job's container,
+    an older Rollcall (no ``controller`` recorded), a damaged lock file, or one taken after this run looked: None.
+    """
+    held = lock.get("controller") if isinstance(lock, dict) else None
+    if not controller or not isinstance(held, dict):
+        return None
+    for key in ("boot_id", "pid_ns"):
+        if not held.get(key) or held.get(key) != controller.get(key):
+            return None
+    try:
+        taken, looked = float(held["at"]), float(controller["at"])
+        pid, started = int(held["pid"]), int(held["started"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if taken >= looked:
+        return None
+    if (controller.get("live") or {}).get(str(pid)) == started:
+        return None
+    return ("that run (ansible pid %d) is no longer running on %s: it was interrupted or killed before it "
+            "released the lock" % (pid, held.get("host") or "this controller"))
 
 
 # ---------------------------------------------------------------------------------------------- history facts
@@ -274,6 +307,7 @@ class ReleaseStore:
         self.hostname = hostname or socket.gethostname()
         self.pid = os.getpid() if pid is None else pid
         self.adhoc = adhoc or "ansible <this host> -i <inventory>"  # how the lock-held message says to reach us
+        self.broken_stale = []  # (lock, why, audit line) of each lock acquire() broke because its run had ended
 
     def now(self):
         return self.clock()
@@ -352,10 +386,13 @@ class ReleaseStore:
         mine = bool(token) and lock.get("token") == token
         return mine, mine, lock
 
-    def acquire(self, holder, version=None, message=None, token=None, timeout=0, poll=1.0):
+    def acquire(self, holder, version=None, message=None, token=None, timeout=0, poll=1.0, controller=None):
         """Take the deploy lock, waiting up to ``timeout`` seconds (polling every ``poll``).
 
-        Returns (changed, lock): changed is False when ``token`` already holds it. Raises LockHeld on timeout.
+        ``controller`` (``controller.identity()`` of the run taking it) is recorded in the lock without its process
+        list, and a lock whose run has provably ended (``holder_gone``) is broken, audited, and noted in
+        ``broken_stale`` instead of waited for. Returns (changed, lock): changed is False when ``token`` already
+        holds it. Raises LockHeld on timeout.
         """
         if timeout < 0:
             raise ReleaseError("lock_timeout must be 0 or more seconds, not %s" % timeout)
@@ -365,6 +402,8 @@ class ReleaseStore:
         while True:
             content = {"holder": holder, "version": version, "message": message, "since": isoformat(self.now()),
                        "token": token, "pid": self.pid, "host": self.hostname}
+            if controller:
+                content["controller"] = {key: controller.get(key) for key in RUN_FIELDS}
             try:
                 if self._create_lock(content):
                     return True, dict(content, age_s=0)
@@ -376,6 +415,8 @@ class ReleaseStore:
                 continue  # released between our attempt and the read: try again at once
             if lock.get("token") == token:
                 return False, lock
+            if controller and holder_gone(lock, controller) and self._break_ended(controller, holder):
+                continue  # its run had ended: take it at once
             waited = self.now() - started
             if waited >= timeout:
                 raise LockHeld(self.held_message(lock), lock, int(waited))
@@ -395,6 +436,31 @@ class ReleaseStore:
                                "action=break_lock if that deploy is dead" % (self.app, describe_lock(lock)))
         self._remove_lock()
         return True, lock
+
+    def _break_ended(self, controller, actor):
+        """Remove the lock if its run has provably ended, deciding on what the file says under the state
+        directory's flock (two waiters never both break, and never the lock the other took). True when removed."""
+        try:
+            fd = os.open(self.directory, os.O_RDONLY)
+        except OSError as exc:
+            raise ReleaseError("cannot open %s: %s" % (self.directory, exc.strerror)) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            lock = self.read_lock()
+            why = holder_gone(lock, controller) if lock is not None else None
+            if why is None:
+                return False
+            self._remove_lock()
+        finally:
+            os.close(fd)  # releases the flock
+        note = "broke the deploy lock held by %s: %s" % (describe_lock(lock), why)
+        try:
+            line = self.append_audit("lock_broken", actor, version=lock.get("version"), message=note)
+        except ReleaseError as exc:
+            raise ReleaseError("the lock of a run that had ended was broken, but auditing it failed: %s" % exc) \
+                from None
+        self.broken_stale.append((lock, why, line))
+        return True
 
     def break_lock(self, actor, message=None):
         """Remove whatever lock is there and audit it (event lock_broken).

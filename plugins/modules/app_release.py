@@ -15,9 +15,10 @@ description:
     the app's two database logins it used), deployed_at (UTC), actor, outcome (success, failed or rolled_back),
     kind (deploy, rollback, or adopt for a live release the history had lost), duration_s and reason. It is
     rewritten atomically (temporary file in the same directory, fsync, rename, directory fsync), mode 0600.
-  - C(deploy.lock) is the deploy lock, created with C(O_CREAT|O_EXCL) so exactly one deploy holds it. It is
-    never broken automatically; O(action=info) and the lock-held error report its age, and only
-    O(action=break_lock) removes a lock held by someone else.
+  - C(deploy.lock) is the deploy lock, created with C(O_CREAT|O_EXCL) so exactly one deploy holds it.
+    O(action=info) and the lock-held error report its age. A lock held by someone else is removed by
+    O(action=break_lock), and by O(action=lock) only when the run that took it has provably ended (see
+    O(controller)).
   - C(audit.jsonl) is an append-only log (one JSON object a line) of every deploy, rollback, failure and broken
     lock.
   - The current release is the newest successful entry (a successful rollback counts); failed and rolled-back
@@ -119,6 +120,18 @@ options:
         When the lock is held, the message gives the C(break_lock) command with it, ready to paste; without it,
         with the placeholders C(ansible <this host> -i <inventory>).
     type: str
+  controller:
+    description:
+      - With O(action=lock), the Ansible run taking the lock, as the collection's action plugin for this module
+        fills it in on the controller (C(module_utils/controller.py)) - the controller's host name, kernel boot id
+        and pid namespace, the C(ansible-playbook) process's pid and start time, when it looked, and the Ansible
+        processes running then. Recorded in the lock (without the process list).
+      - A lock found held that was taken from the same controller (same boot id and pid namespace) before this
+        run looked, by a process that was no longer running then (a deploy interrupted with Ctrl-C, a closed
+        terminal, a killed job), is broken at once (audited as C(lock_broken), reported in RV(broken) and as a
+        warning) instead of waited for. A lock from another controller, from an AWX job's container or from an
+        older version is waited for as before.
+    type: dict
 notes:
   - Runs on the application host. Supports check mode; in check mode nothing is written, the changing actions
     report what they would do, and O(action=lock) reports in RV(acquirable) whether the lock could be taken
@@ -220,6 +233,13 @@ releases:
   returned: action is info, record or adopt
   type: list
   elements: dict
+broken:
+  description:
+    - With O(action=lock), each lock this run broke because the run that took it had ended (see O(controller)),
+      with C(why); usually empty.
+  returned: action is lock (not in check mode)
+  type: list
+  elements: dict
 current:
   description:
     - The newest successful entry (deploy, rollback or adopt), null when there is none.
@@ -275,15 +295,27 @@ def run(module, store):
             raise rel.ReleaseError("lock_timeout must be 0 or more seconds, not %s" % p["lock_timeout"])
         if check:
             acquirable, mine, lock = store.probe_lock(p["token"])
+            gone = None if acquirable else rel.holder_gone(lock, p["controller"])
+            if gone:
+                return dict(changed=True, acquirable=True, lock=lock, token=p["token"] or "(generated when the "
+                            "lock is taken)", msg="would break the deploy lock held by %s (%s) and take it"
+                            % (rel.describe_lock(lock), gone))
             if not acquirable:
                 return dict(changed=False, acquirable=False, lock=lock, msg="would wait for (or fail on) the "
                             + store.held_message(lock))
             token = lock["token"] if mine else (p["token"] or "(generated when the lock is taken)")
             return dict(changed=not mine, acquirable=True, lock=lock, token=token,
                         msg="already holding the deploy lock" if mine else "would take the deploy lock")
-        changed, lock = store.acquire(actor, p["version"], p["msg"], p["token"], p["lock_timeout"])
+        changed, lock = store.acquire(actor, p["version"], p["msg"], p["token"], p["lock_timeout"],
+                                      controller=p["controller"])
+        broken = [dict(old, why=why) for old, why, dummy in store.broken_stale]
+        for old in broken:
+            module.warn("the deploy lock held by %s was broken and taken (audited as lock_broken): %s; that run may "
+                        "have stopped half-way, and this one goes over its steps again"
+                        % (rel.describe_lock(old), old["why"]))
         # what is live once the lock is held: a caller that planned before waiting can tell whether a release ran
-        return dict(changed=changed, lock=lock, token=lock["token"], current=rel.current_release(store.read_history()))
+        return dict(changed=changed, lock=lock, token=lock["token"], broken=broken,
+                    current=rel.current_release(store.read_history()))
     if action == "unlock":
         if check:
             lock = store.read_lock()
@@ -347,6 +379,7 @@ def main():
             keep=dict(type="int", default=5),
             from_version=dict(type="str"),
             adhoc=dict(type="str"),
+            controller=dict(type="dict"),
         ),
         required_if=[("action", "unlock", ["token"]), ("action", "record", ["release"]),
                      ("action", "adopt", ["release"]), ("action", "audit", ["event"])],
