@@ -6,7 +6,8 @@ A deploy lock outlives the run that took it when that run is interrupted (Ctrl-C
 job): ``ansible-playbook`` stops without the role's release of the lock. To let the next run on the same controller
 tell such a lock from a running deploy, the ``app_release`` action plugin gives the module ``identity()``: this
 kernel's boot id and pid namespace (which processes it can see), the ``ansible-playbook`` process with its start
-time (so that a reused pid is not taken for it), when it looked, and which Ansible processes ran at that moment.
+time (so that a reused pid is not taken for it) and its program (a lock taken with the ad hoc ``ansible`` command is
+meant to outlive it), when it looked, and which Ansible processes ran at that moment.
 ``release.holder_gone`` decides from two of these, on whichever host the lock file is. Stdlib only.
 """
 
@@ -52,10 +53,17 @@ def main_process(pid, proc=PROC):
         pid = parent[0]
 
 
+def program(argv):
+    """Which of ``PROGRAMS`` a command line (NUL-separated bytes) runs, directly or as a Python script; else None."""
+    for word in argv.split(b"\0")[:2]:
+        name = os.path.basename(word.decode("utf-8", "replace"))
+        if name in PROGRAMS:
+            return name
+    return None
+
+
 def is_ansible(argv):
-    """Whether a command line (NUL-separated bytes) runs one of ``PROGRAMS`` (directly or as a Python script)."""
-    words = [w.decode("utf-8", "replace") for w in argv.split(b"\0")[:2] if w]
-    return any(os.path.basename(word) in PROGRAMS for word in words)
+    return program(argv) is not None
 
 
 def live_ansible(proc=PROC):
@@ -92,4 +100,4 @@ def identity(pid=None, proc=PROC, clock=time.time):
         return None
     at = clock()
     return {"host": socket.gethostname(), "boot_id": boot_id, "pid_ns": pid_ns, "pid": main, "started": info[1],
-            "at": at, "live": live_ansible(proc)}
+            "program": program(cmdline(main, proc) or b""), "at": at, "live": live_ansible(proc)}

@@ -41,7 +41,7 @@ LOCK = "deploy.lock"
 AUDIT = "audit.jsonl"
 HISTORY_GUARD = ".history.lock"
 # What a lock records about the controller's run (controller.identity() without its process list).
-RUN_FIELDS = ("host", "boot_id", "pid_ns", "pid", "started", "at")
+RUN_FIELDS = ("host", "boot_id", "pid_ns", "pid", "started", "program", "at")
 TAIL = 20
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -132,11 +132,13 @@ def holder_gone(lock, controller):
     ``controller`` is this run's ``controller.identity()`` (None when the controller has no ``/proc``). Only a lock
     taken from this same controller (same kernel boot, same pid namespace) before this run looked can be judged:
     its Ansible process ran when it took the lock, so if it still ran when this run looked it is listed in
-    ``live`` (with its start time, against a reused pid). A lock from another controller, an AWX job's container,
-    an older Rollcall (no ``controller`` recorded), a damaged lock file, or one taken after this run looked: None.
+    ``live`` (with its start time, against a reused pid). Only a playbook's lock: one taken with the ad hoc
+    ``ansible`` command is meant to outlive that command (a freeze by hand, released by ``unlock``). A lock from
+    another controller, an AWX job's container, an older Rollcall (no ``controller`` recorded), a damaged lock file,
+    or one taken after this run looked: None.
     """
     held = lock.get("controller") if isinstance(lock, dict) else None
-    if not controller or not isinstance(held, dict):
+    if not controller or not isinstance(held, dict) or held.get("program") != "ansible-playbook":
         return None
     for key in ("boot_id", "pid_ns"):
         if not held.get(key) or held.get(key) != controller.get(key):

@@ -127,9 +127,10 @@ options:
         and pid namespace, the C(ansible-playbook) process's pid and start time, when it looked, and the Ansible
         processes running then. Recorded in the lock (without the process list).
       - A lock found held that was taken from the same controller (same boot id and pid namespace) before this
-        run looked, by a process that was no longer running then (a deploy interrupted with Ctrl-C, a closed
-        terminal, a killed job), is broken at once (audited as C(lock_broken), reported in RV(broken) and as a
-        warning) instead of waited for. A lock from another controller, from an AWX job's container or from an
+        run looked, by an C(ansible-playbook) process that was no longer running then (a deploy interrupted with
+        Ctrl-C, a closed terminal, a killed job), is broken at once (audited as C(lock_broken), reported in
+        RV(broken) and as a warning) instead of waited for. A lock taken with the ad hoc C(ansible) command
+        (held by hand until O(action=unlock)), from another controller, from an AWX job's container or from an
         older version is waited for as before.
     type: dict
 notes:

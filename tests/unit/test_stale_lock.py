@@ -13,7 +13,8 @@ from ansible_collections.rollcall.ops.plugins.module_utils import controller, re
 from ansible_collections.rollcall.ops.plugins.module_utils.release import LockHeld, ReleaseStore
 
 T0 = 1795000000.0
-RUN = {"host": "ctl", "boot_id": "b00t", "pid_ns": "pid:[4026531836]", "pid": 500, "started": 7000, "at": T0}
+RUN = {"host": "ctl", "boot_id": "b00t", "pid_ns": "pid:[4026531836]", "pid": 500, "started": 7000,
+       "program": "ansible-playbook", "at": T0}
 
 
 def looking(at=T0 + 60, live=None, **changes):
@@ -51,6 +52,11 @@ def test_a_lock_taken_after_this_run_looked_is_not_judged():
 def test_a_lock_from_another_machine_boot_or_pid_namespace_is_not_judged(key):
     assert release.holder_gone(lock(), looking(**{key: "other"})) is None
     assert release.holder_gone(lock(**{key: None}), looking(**{key: None})) is None  # unknown is not the same
+
+
+def test_a_lock_taken_by_hand_with_the_ad_hoc_command_is_meant_to_outlive_it():
+    assert release.holder_gone(lock(program="ansible"), looking()) is None
+    assert release.holder_gone(lock(program=None), looking()) is None
 
 
 def test_without_what_to_compare_nothing_is_judged():
@@ -134,6 +140,7 @@ def test_identity_names_the_run_above_its_workers_and_lists_it(fake_run):
     before = time.time()
     run = controller.identity(pid=worker)
     assert run["pid"] == proc.pid and run["started"] == controller.stat(proc.pid)[1]
+    assert run["program"] == "ansible-playbook"
     assert run["boot_id"] and run["pid_ns"].startswith("pid:[") and run["at"] >= before
     assert run["live"][str(proc.pid)] == run["started"] and str(worker) in run["live"]
     assert str(os.getpid()) not in run["live"]  # pytest is not an Ansible run
@@ -154,7 +161,7 @@ def test_a_run_that_ended_is_judged_gone_and_one_that_runs_is_not(fake_run):
 def test_identity_without_proc_is_none(tmp_path):
     assert controller.identity(proc=str(tmp_path)) is None
     assert controller.is_ansible(b"/usr/bin/python3\0/opt/venv/bin/ansible-playbook\0x.yml\0")
-    assert controller.is_ansible(b"ansible\0localhost\0")
+    assert controller.program(b"ansible\0localhost\0") == "ansible"
     assert not controller.is_ansible(b"python3\0-m\0pytest\0ansible-playbook\0")
 
 
@@ -213,3 +220,18 @@ def test_an_interrupted_run_s_lock_is_taken_over_and_a_running_one_is_not(tmp_pa
     assert "ansible pid %d) is no longer running" % holder.pid in ended["lock"]["warnings"][0]
     audit = [json.loads(text) for text in (tmp_path / "state" / "sms" / "audit.jsonl").read_text().splitlines()]
     assert [(line["event"], line["actor"]) for line in audit] == [("lock_broken", "bob@ctl")]
+
+
+def test_a_lock_taken_by_hand_ad_hoc_is_kept_after_its_command_ends(tmp_path):
+    """`ansible HOST -m rollcall.ops.app_release -a action=lock` holds deploys off until `unlock`: not a dead run."""
+    state = str(tmp_path / "state")
+    argv, env = playbook(tmp_path, "unused", [])
+    adhoc = [os.path.join(os.path.dirname(sys.executable), "ansible"), "localhost", "-c", "local", "-e",
+             "ansible_python_interpreter=" + sys.executable, "-m", "rollcall.ops.app_release", "-a",
+             json.dumps({"app": "sms", "state_dir": state, "action": "lock", "actor": "ops@ctl", "msg": "exams"})]
+    subprocess.run(adhoc, cwd=ROOT, env=env, capture_output=True, timeout=120, check=True)
+    held = json.loads((tmp_path / "state" / "sms" / "deploy.lock").read_text())
+    assert held["controller"]["program"] == "ansible"
+    after = results(*playbook(tmp_path, "after", [{"name": "lock", "ignore_errors": True, "rollcall.ops.app_release": {
+        "app": "sms", "state_dir": state, "action": "lock", "lock_timeout": 0}}]))
+    assert after["lock"]["failed"] is True and "held by ops@ctl (version unknown, 'exams'" in after["lock"]["msg"]
