@@ -6,8 +6,9 @@ A deploy lock outlives the run that took it when that run is interrupted (Ctrl-C
 job): ``ansible-playbook`` stops without the role's release of the lock. To let the next run on the same controller
 tell such a lock from a running deploy, the ``app_release`` action plugin gives the module ``identity()``: this
 kernel's boot id and pid namespace (which processes it can see), the ``ansible-playbook`` process with its start
-time (so that a reused pid is not taken for it) and its program (a lock taken with the ad hoc ``ansible`` command is
-meant to outlive it), when it looked, and which Ansible processes ran at that moment.
+time (so that a reused pid is not taken for it), its process group and its program (a lock taken with the ad hoc
+``ansible`` command is meant to outlive it), when it looked, which Ansible processes ran at that moment and which
+process groups had a process in them (a killed run's workers or modules may still run: they keep its group).
 ``release.holder_gone`` decides from two of these, on whichever host the lock file is. Stdlib only.
 """
 
@@ -26,13 +27,13 @@ def _read(path):
 
 
 def stat(pid, proc=PROC):
-    """(parent pid, start time in clock ticks since boot) of ``pid``; None when it is not running."""
+    """(parent pid, process group, start time in clock ticks since boot) of ``pid``; None when it is not running."""
     try:
         text = _read(os.path.join(proc, str(pid), "stat")).decode("ascii", "replace")
     except OSError:
         return None
     fields = text[text.rindex(")") + 2:].split()  # after "pid (comm) ": comm may hold spaces and parentheses
-    return int(fields[1]), int(fields[19])
+    return int(fields[1]), int(fields[2]), int(fields[19])
 
 
 def cmdline(pid, proc=PROC):
@@ -66,22 +67,25 @@ def is_ansible(argv):
     return program(argv) is not None
 
 
-def live_ansible(proc=PROC):
-    """{pid (str): start time} of every Ansible process running now (in this pid namespace)."""
-    found = {}
+def running(proc=PROC):
+    """({pid (str): start time} of every Ansible process, [every process group with a process in it]) now, in this
+    pid namespace. A run's task workers and the modules they started stay in its group, also once it is gone."""
+    found, groups = {}, set()
     try:
         names = os.listdir(proc)
     except OSError:
-        return found
+        return found, []
     for name in names:
         if not name.isdigit():
             continue
+        info = stat(name, proc)
+        if info is None:
+            continue
+        groups.add(info[1])
         argv = cmdline(name, proc)
         if argv and is_ansible(argv):
-            info = stat(name, proc)
-            if info is not None:
-                found[name] = info[1]
-    return found
+            found[name] = info[2]
+    return found, sorted(groups)
 
 
 def identity(pid=None, proc=PROC, clock=time.time):
@@ -99,5 +103,7 @@ def identity(pid=None, proc=PROC, clock=time.time):
     if not boot_id or info is None:
         return None
     at = clock()
-    return {"host": socket.gethostname(), "boot_id": boot_id, "pid_ns": pid_ns, "pid": main, "started": info[1],
-            "program": program(cmdline(main, proc) or b""), "at": at, "live": live_ansible(proc)}
+    live, groups = running(proc)
+    return {"host": socket.gethostname(), "boot_id": boot_id, "pid_ns": pid_ns, "pid": main, "pgid": info[1],
+            "started": info[2], "program": program(cmdline(main, proc) or b""), "at": at, "live": live,
+            "groups": groups}

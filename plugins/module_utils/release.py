@@ -41,7 +41,7 @@ LOCK = "deploy.lock"
 AUDIT = "audit.jsonl"
 HISTORY_GUARD = ".history.lock"
 # What a lock records about the controller's run (controller.identity() without its process list).
-RUN_FIELDS = ("host", "boot_id", "pid_ns", "pid", "started", "program", "at")
+RUN_FIELDS = ("host", "boot_id", "pid_ns", "pid", "pgid", "started", "program", "at")
 TAIL = 20
 STAMP = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -132,10 +132,11 @@ def holder_gone(lock, controller):
     ``controller`` is this run's ``controller.identity()`` (None when the controller has no ``/proc``). Only a lock
     taken from this same controller (same kernel boot, same pid namespace) before this run looked can be judged:
     its Ansible process ran when it took the lock, so if it still ran when this run looked it is listed in
-    ``live`` (with its start time, against a reused pid). Only a playbook's lock: one taken with the ad hoc
-    ``ansible`` command is meant to outlive that command (a freeze by hand, released by ``unlock``). A lock from
-    another controller, an AWX job's container, an older Rollcall (no ``controller`` recorded), a damaged lock file,
-    or one taken after this run looked: None.
+    ``live`` (with its start time, against a reused pid); and no process may be left in its process group
+    (``groups``): a task worker or a module it started could still be changing things. Only a playbook's lock:
+    one taken with the ad hoc ``ansible`` command is meant to outlive that command (a freeze by hand, released by
+    ``unlock``). A lock from another controller, an AWX job's container, an older Rollcall (no ``controller``
+    recorded), a damaged lock file, or one taken after this run looked: None.
     """
     held = lock.get("controller") if isinstance(lock, dict) else None
     if not controller or not isinstance(held, dict) or held.get("program") != "ansible-playbook":
@@ -145,12 +146,14 @@ def holder_gone(lock, controller):
             return None
     try:
         taken, looked = float(held["at"]), float(controller["at"])
-        pid, started = int(held["pid"]), int(held["started"])
+        pid, started, group = int(held["pid"]), int(held["started"]), int(held["pgid"])
     except (KeyError, TypeError, ValueError):
         return None
     if taken >= looked:
         return None
     if (controller.get("live") or {}).get(str(pid)) == started:
+        return None
+    if group in (controller.get("groups") or ()):
         return None
     return ("that run (ansible pid %d) is no longer running on %s: it was interrupted or killed before it "
             "released the lock" % (pid, held.get("host") or "this controller"))

@@ -124,14 +124,14 @@ options:
     description:
       - With O(action=lock), the Ansible run taking the lock, as the collection's action plugin for this module
         fills it in on the controller (C(module_utils/controller.py)) - the controller's host name, kernel boot id
-        and pid namespace, the C(ansible-playbook) process's pid and start time, when it looked, and the Ansible
-        processes running then. Recorded in the lock (without the process list).
+        and pid namespace, the C(ansible-playbook) process's pid, process group and start time, when it looked,
+        and the Ansible processes and process groups there were then. Recorded in the lock (without the lists).
       - A lock found held that was taken from the same controller (same boot id and pid namespace) before this
-        run looked, by an C(ansible-playbook) process that was no longer running then (a deploy interrupted with
-        Ctrl-C, a closed terminal, a killed job), is broken at once (audited as C(lock_broken), reported in
-        RV(broken) and as a warning) instead of waited for. A lock taken with the ad hoc C(ansible) command
-        (held by hand until O(action=unlock)), from another controller, from an AWX job's container or from an
-        older version is waited for as before.
+        run looked, by an C(ansible-playbook) process that was no longer running then, nothing left in its
+        process group (a deploy interrupted with Ctrl-C, a closed terminal, a killed job), is broken at once
+        (audited as C(lock_broken), reported in RV(broken) and as a warning) instead of waited for. A lock taken
+        with the ad hoc C(ansible) command (held by hand until O(action=unlock)), from another controller, from an
+        AWX job's container or from an older version is waited for as before.
     type: dict
 notes:
   - Runs on the application host. Supports check mode; in check mode nothing is written, the changing actions

@@ -1,6 +1,7 @@
 """A deploy lock left by a run that ended (Ctrl-C, a closed terminal, a killed job): ``release.holder_gone`` (one test
 per branch), the store breaking it under the directory's flock, and ``controller.identity`` on this machine's /proc."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -13,13 +14,13 @@ from ansible_collections.rollcall.ops.plugins.module_utils import controller, re
 from ansible_collections.rollcall.ops.plugins.module_utils.release import LockHeld, ReleaseStore
 
 T0 = 1795000000.0
-RUN = {"host": "ctl", "boot_id": "b00t", "pid_ns": "pid:[4026531836]", "pid": 500, "started": 7000,
+RUN = {"host": "ctl", "boot_id": "b00t", "pid_ns": "pid:[4026531836]", "pid": 500, "pgid": 500, "started": 7000,
        "program": "ansible-playbook", "at": T0}
 
 
 def looking(at=T0 + 60, live=None, **changes):
     """This run's identity, looking at ``at`` with ``live`` processes running."""
-    own = dict(pid=900, started=9000, at=at, live={"900": 9000} if live is None else live)
+    own = dict(pid=900, pgid=900, started=9000, at=at, live={"900": 9000} if live is None else live, groups=[1, 900])
     return dict(RUN, **dict(own, **changes))
 
 
@@ -36,6 +37,12 @@ def test_a_lock_whose_run_was_not_running_when_this_run_looked_is_gone():
 
 def test_a_lock_whose_run_still_runs_is_not_gone():
     assert release.holder_gone(lock(), looking(live={"500": 7000, "900": 9000})) is None
+
+
+def test_a_process_left_in_its_process_group_keeps_the_lock():
+    # ansible-playbook was killed, a task worker or the module it started still runs (orphans keep the group)
+    assert release.holder_gone(lock(), looking(groups=[1, 500, 900])) is None
+    assert release.holder_gone(lock(pgid=None), looking()) is None  # not recorded: cannot tell
 
 
 def test_a_reused_pid_does_not_keep_a_lock_alive():
@@ -127,20 +134,23 @@ def fake_run(tmp_path):
     """A process that looks like ansible-playbook (its script's name) with one forked worker."""
     script = tmp_path / "ansible-playbook"
     script.write_text(FAKE)
-    proc = subprocess.Popen([sys.executable, str(script), "site.yml"], stdout=subprocess.PIPE, text=True)
+    # its own process group, as a shell with job control starts it
+    proc = subprocess.Popen([sys.executable, str(script), "site.yml"], stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
     worker = int(proc.stdout.readline())
     yield proc, worker
     proc.kill()
     proc.wait()
-    os.kill(worker, 9)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(worker, 9)
 
 
 def test_identity_names_the_run_above_its_workers_and_lists_it(fake_run):
     proc, worker = fake_run
     before = time.time()
     run = controller.identity(pid=worker)
-    assert run["pid"] == proc.pid and run["started"] == controller.stat(proc.pid)[1]
-    assert run["program"] == "ansible-playbook"
+    assert run["pid"] == proc.pid and run["started"] == controller.stat(proc.pid)[2]
+    assert run["program"] == "ansible-playbook" and run["pgid"] == proc.pid and proc.pid in run["groups"]
     assert run["boot_id"] and run["pid_ns"].startswith("pid:[") and run["at"] >= before
     assert run["live"][str(proc.pid)] == run["started"] and str(worker) in run["live"]
     assert str(os.getpid()) not in run["live"]  # pytest is not an Ansible run
@@ -155,6 +165,12 @@ def test_a_run_that_ended_is_judged_gone_and_one_that_runs_is_not(fake_run):
     proc.kill()
     proc.wait()
     time.sleep(0.01)
+    assert release.holder_gone(held, controller.identity()) is None  # its worker still runs, in its group
+    os.kill(worker, 9)
+    for _ in range(100):  # until the orphan is reaped
+        if controller.stat(worker) is None:
+            break
+        time.sleep(0.05)
     assert "ansible pid %d" % proc.pid in release.holder_gone(held, controller.identity())
 
 
@@ -196,7 +212,9 @@ def test_an_interrupted_run_s_lock_is_taken_over_and_a_running_one_is_not(tmp_pa
     argv, env = playbook(tmp_path, "holder", [
         {"name": "lock", "rollcall.ops.app_release": dict(lock, actor="alice@ctl", version="1.1.0")},
         {"name": "deploy", "ansible.builtin.wait_for": {"path": str(go), "timeout": 60}}])
-    holder = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # its own process group, as a shell with job control starts it (in pytest's, pytest would keep the group alive)
+    holder = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
     try:
         path = tmp_path / "state" / "sms" / "deploy.lock"
         for _ in range(300):
