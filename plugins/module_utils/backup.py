@@ -182,8 +182,9 @@ def take_backup(engine, directory, kind="full", compression="none", key=None, ap
     require_database(engine)
     reservation = artifact.NameReservation(directory, engine.name, engine.target.database, kind)
     try:
-        return _take_backup(engine, directory, reservation.started, reservation.name, kind, compression, key,
-                            app_version, labels, files, copy_only, encrypt, project, chains)
+        with live_lock(engine, "backup %s" % reservation.name):
+            return _take_backup(engine, directory, reservation.started, reservation.name, kind, compression, key,
+                                app_version, labels, files, copy_only, encrypt, project, chains)
     finally:
         reservation.release()
 
@@ -636,27 +637,62 @@ def scratch_lock(engine, scratch, what, wait_s=SCRATCH_LOCK_WAIT_S, sleep=time.s
     the connection unexpectedly"); a restore could have swapped in the other run's half-loaded copy. The second run
     waits (at most ``wait_s``). ``flock`` on a file under /run/lock (else the temp directory): it goes with the
     process, so a killed run frees it; the file names who holds it."""
+    def busy(waited_s, holder):
+        return EngineError("%s: the scratch database %s on %s has been in use for %d s by %s; nothing was changed: "
+                           "run again when it has finished" % (what, scratch, engine.target.where(), waited_s, holder))
+
+    with _database_lock(engine, "scratch", scratch, what, busy, wait_s, False, sleep, clock, directory):
+        yield
+
+
+# A backup waits this long for a restore's swap of the live database (seconds: sessions drained, two renames); a
+# restore's swap waits this long for the backups reading it (a large dump takes minutes), its copy loaded meanwhile.
+LIVE_READ_WAIT_S = 600
+LIVE_SWAP_WAIT_S = 3600
+
+
+@contextmanager
+def live_lock(engine, what, swap=False, sleep=time.sleep, clock=time.time, directory=None):
+    """Hold this host's lock on ``engine``'s live database: shared while a backup reads it, exclusive (``swap``)
+    while a restore swaps its copy in and puts the uploads back.
+
+    A backup started while a restore swapped (`backup.yml` beside `restore.yml`, a nightly job beside a manual
+    restore) failed with ``pg_dump failed: database "sms" is not currently accepting connections`` (the swap stops new
+    connections for a moment), and a swap ended a backup's sessions after its drain time. Now the backup waits for
+    the swap and reads the restored database; the swap waits for the backups running (they read the data it
+    replaces); backups do not wait for each other."""
+    database = engine.target.database or engine.target.where()
+
+    def busy(waited_s, holder):
+        doing = "swapped in by" if not swap else "read by"
+        return EngineError("%s: the live database %s on %s has been %s %s for %d s; nothing was changed: run again "
+                           "when it has finished" % (what, database, engine.target.where(), doing, holder, waited_s))
+
+    wait_s = LIVE_SWAP_WAIT_S if swap else LIVE_READ_WAIT_S
+    with _database_lock(engine, "live", database, what, busy, wait_s, not swap, sleep, clock, directory):
+        yield
+
+
+@contextmanager
+def _database_lock(engine, kind, database, what, busy, wait_s, shared, sleep, clock, directory):
+    """``flock`` on a file under /run/lock (else the temp directory) named for this server's ``database``: it goes
+    with the process, so a killed run frees it; the file names who holds it."""
     import hashlib
 
     from . import locks
 
     target = engine.target
-    identity = "%s|%s|%s" % (target.docker_host or "", target.where(), scratch)
+    identity = "%s|%s|%s" % (target.docker_host or "", target.where(), database)
     if directory is None:
         directory = "/run/lock" if os.access("/run/lock", os.W_OK) else tempfile.gettempdir()
-    path = os.path.join(directory, "rollcall-scratch-%s.lock" % hashlib.sha256(identity.encode()).hexdigest()[:16])
+    path = os.path.join(directory, "rollcall-%s-%s.lock" % (kind, hashlib.sha256(identity.encode()).hexdigest()[:16]))
     try:
         fd = locks.open_lock(path)
     except OSError as exc:
-        raise EngineError("%s: cannot open the lock %s of the scratch database %s: %s"
-                          % (what, path, scratch, exc.strerror)) from None
-
-    def busy(waited_s, holder):
-        return EngineError("%s: the scratch database %s on %s has been in use for %d s by %s; nothing was changed: "
-                           "run again when it has finished" % (what, scratch, target.where(), waited_s, holder))
-
+        raise EngineError("%s: cannot open the lock %s of the %s database %s: %s"
+                          % (what, path, kind, database, exc.strerror)) from None
     note = "%s (pid %d, since %s)" % (what, os.getpid(), artifact.isoformat(artifact.utcnow()))
-    with locks.held(fd, wait_s, busy, note, sleep=sleep, clock=clock, poll_s=0.5):
+    with locks.held(fd, wait_s, busy, note, sleep=sleep, clock=clock, poll_s=0.5, shared=shared):
         yield
 
 
@@ -804,6 +840,7 @@ def _restore_backup(engine, directory, name, key=None, safety_backup=True, keep_
                   "the database %s did not exist: nothing to keep" % target if not exists else "safety_backup=false")}
     scratch = engine.scratch_name(target)
     staged = None
+    swapping = contextlib.ExitStack()
     with terminate_cleanly(), scratch_lock(engine, scratch, "restoring backup %s" % name):
         try:
             engine.recreate_database(scratch, like=target if exists else None)
@@ -838,9 +875,12 @@ def _restore_backup(engine, directory, name, key=None, safety_backup=True, keep_
                     engine, directory, compression=compression, key=safety_key, app_version=app_version,
                     labels={"reason": "%s %s" % (SAFETY_REASON, name)},
                     files=_current_files(manifest, files), copy_only=True, project=project)["name"]
+            # no backup reads the live database while it is swapped and its uploads put back (live_lock)
+            swapping.enter_context(live_lock(engine, "restoring backup %s" % name, swap=True))
             report["old_kept_as"] = engine.swap_in(scratch, target, keep_old)
             report["app_must_reopen"] = bool(engine.reopen_needed)
         except BaseException as exc:
+            swapping.close()
             discard_files(staged)
             try:
                 drop_scratch(engine, scratch)
@@ -852,6 +892,8 @@ def _restore_backup(engine, directory, name, key=None, safety_backup=True, keep_
             report["files_restored"] = commit_files(staged)
         except ERRORS as exc:
             raise FilesNotInPlace("the database was restored and swapped in; %s" % exc) from None
+        finally:
+            swapping.close()
     _record(directory, name, report["verification"])
     report["row_counts"] = manifest["row_counts"]
     return report

@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import os
 import threading
+import uuid
 from pathlib import Path
 
 import jinja2
@@ -30,7 +31,8 @@ class MemoryEngine(Engine):
     name = "memory"
 
     def __init__(self):
-        super().__init__(None, Target("memory", "sms"))
+        # its own server for the host's locks (backup.live_lock, scratch_lock): tests run side by side
+        super().__init__(None, Target("memory", "sms", docker_host="memory://%s" % uuid.uuid4().hex))
         self.databases = {"sms": DATA}
         self.fail = None
         self.read_only = None
@@ -249,6 +251,19 @@ def test_a_failed_restore_never_leaves_its_scratch_database(engine, tmp_path, st
     with pytest.raises(EngineError, match="%s failed" % step):
         backup.restore_backup(engine, str(tmp_path), made["name"])
     assert engine.databases == {"sms": b"live"}
+
+
+def test_a_restore_swaps_only_when_no_backup_reads_the_live_database(engine, tmp_path, monkeypatch):
+    """The swap waits (here: not at all) for a backup reading the live database; then nothing was swapped, the
+    scratch database is gone and the live one is as it was."""
+    made = backup.take_backup(engine, str(tmp_path))
+    engine.databases["sms"] = b"live"
+    monkeypatch.setattr(backup, "LIVE_SWAP_WAIT_S", 0)
+    with backup.live_lock(engine, "backup X"), pytest.raises(EngineError, match="has been read by backup X"):
+        backup.restore_backup(engine, str(tmp_path), made["name"], safety_backup=False)
+    assert engine.databases == {"sms": b"live"}
+    report = backup.restore_backup(engine, str(tmp_path), made["name"], safety_backup=False)  # the lock is free
+    assert report["restored"] == made["name"] and engine.databases["sms"] != b"live"
 
 
 class ParallelEngine(MemoryEngine):
@@ -775,6 +790,37 @@ def test_the_scratch_database_is_used_by_one_run_at_a_time_and_a_stuck_one_is_na
     assert "in use for 30 s by restoring backup A (pid %d, since " % os.getpid() in said
     assert said.endswith("nothing was changed: run again when it has finished")
     with backup.scratch_lock(engine, "sms__rc_scratch", "again", directory=str(tmp_path), wait_s=0):
+        pass  # released
+
+
+def test_backups_share_the_live_database_and_a_swap_has_it_alone(tmp_path):
+    """backup.yml beside restore.yml: a backup started during the swap failed (`not currently accepting
+    connections`), and the swap ended a running backup's sessions. Backups take the live lock shared (together),
+    the swap exclusive: each waits for the other, and after the wait the message names who held it."""
+    engine = MemoryEngine()
+    clock = {"now": 0.0}
+
+    def sleep(seconds):
+        clock["now"] += seconds
+
+    def lock(what, swap):
+        return backup.live_lock(engine, what, swap=swap, directory=str(tmp_path), sleep=sleep,
+                                clock=lambda: clock["now"])
+
+    # two backups at once are fine; a swap waits for them
+    with lock("backup A", False), lock("backup B", False), pytest.raises(EngineError) as swap_refused, \
+            lock("restoring backup C", True):
+        raise AssertionError("a swap while backups read the live database")
+    said = str(swap_refused.value)
+    assert said.startswith("restoring backup C: the live database ") and " has been read by backup " in said
+    assert "for %d s; nothing was changed" % backup.LIVE_SWAP_WAIT_S in said
+    clock["now"] = 0.0
+    with lock("restoring backup C", True), pytest.raises(EngineError) as backup_refused, lock("backup D", False):
+        raise AssertionError("a backup while the swap runs")
+    said = str(backup_refused.value)
+    assert " has been swapped in by restoring backup C (pid %d" % os.getpid() in said
+    assert "for %d s; nothing was changed" % backup.LIVE_READ_WAIT_S in said
+    with lock("backup E", False):
         pass  # released
 
 
