@@ -649,6 +649,8 @@ def scratch_lock(engine, scratch, what, wait_s=SCRATCH_LOCK_WAIT_S, sleep=time.s
 # restore's swap waits this long for the backups reading it (a large dump takes minutes), its copy loaded meanwhile.
 LIVE_READ_WAIT_S = 600
 LIVE_SWAP_WAIT_S = 3600
+# Where the host's lock files go: /run/lock (else the temp directory). The unit tests point it elsewhere.
+LOCK_DIRECTORY = None
 
 
 @contextmanager
@@ -684,7 +686,7 @@ def _database_lock(engine, kind, database, what, busy, wait_s, shared, sleep, cl
     target = engine.target
     identity = "%s|%s|%s" % (target.docker_host or "", target.where(), database)
     if directory is None:
-        directory = "/run/lock" if os.access("/run/lock", os.W_OK) else tempfile.gettempdir()
+        directory = LOCK_DIRECTORY or ("/run/lock" if os.access("/run/lock", os.W_OK) else tempfile.gettempdir())
     path = os.path.join(directory, "rollcall-%s-%s.lock" % (kind, hashlib.sha256(identity.encode()).hexdigest()[:16]))
     try:
         fd = locks.open_lock(path)
