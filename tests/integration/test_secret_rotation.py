@@ -131,8 +131,8 @@ def stack(tmp_path):
         rollcall_seed_students=2, rollcall_rate_limit_per_minute=1000000, rollcall_drain_seconds=1,
         rollcall_state_dir=str(tmp_path / "state"), rollcall_secrets_dir=str(secrets),
         rollcall_stack_secrets_dir="{{ rollcall_secrets_dir ~ '/' ~ rollcall_project }}",
-        rollcall_secret_key="{{ lookup('ansible.builtin.password', rollcall_stack_secrets_dir ~ '/secret_key', "
-                            "length=48, chars=['ascii_letters', 'digits']) }}")
+        rollcall_secret_key="{{ lookup('rollcall.ops.secret', rollcall_stack_secrets_dir ~ '/secret_key', "
+                            "length=48) }}")
     try:
         yield inventory, secrets / PROJECT / "secret_key", tmp_path / "state" / PROJECT
     finally:
