@@ -3,6 +3,8 @@ into a side database while the live one serves, the swap is one atomic RENAME TA
 of SQLite's online backup API into the live file (the app is not restarted), and a light loopback load sees no failed
 request. The data is the backup's afterwards."""
 
+import contextlib
+import threading
 import time
 
 import docker
@@ -69,13 +71,24 @@ def test_a_restore_makes_its_helper_anew_and_kills_it(stack):
     image = api.containers.get(PROJECT + "-app").image.id
     left = api.containers.run(image, ["sleep", "infinity"], name=helper, detach=True,
                               labels={"rollcall.project": PROJECT, "rollcall.role": "restore-helper"})
-    since = int(time.time()) - 1
-    proc, report = playbook(stack["inventory"], "restore.yml")
-    assert proc.returncode == 0, failures(report)
-    until = int(time.time()) + 1
-    events = [(e["Action"], e["Actor"]["ID"], e["Actor"]["Attributes"].get("signal"))
-              for e in api.events(since=since, until=until, decode=True,
-                                  filters={"type": "container", "container": helper})]
+    # Read live (dockerd keeps only its last 256 events: a busy engine drops them before a later query)
+    stream = api.events(decode=True, filters={"type": "container", "container": helper})
+    events = []
+
+    def read():
+        with contextlib.suppress(Exception):  # the stream closed below
+            for e in stream:
+                events.append((e["Action"], e["Actor"]["ID"], e["Actor"]["Attributes"].get("signal")))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        proc, report = playbook(stack["inventory"], "restore.yml")
+        assert proc.returncode == 0, failures(report)
+        time.sleep(1)
+    finally:
+        stream.close()
+        reader.join(10)
     kills = [(cid, signal) for action, cid, signal in events if action == "kill"]
     assert kills and all(signal == "9" for _, signal in kills), events  # never a SIGTERM and 10 s of waiting
     made = {cid for action, cid, _ in events if action == "create"} - {left.id}
