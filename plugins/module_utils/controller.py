@@ -63,10 +63,6 @@ def program(argv):
     return None
 
 
-def is_ansible(argv):
-    return program(argv) is not None
-
-
 def running(proc=PROC):
     """({pid (str): start time} of every Ansible process, [every process group with a process in it]) now, in this
     pid namespace. A run's task workers and the modules they started stay in its group, also once it is gone."""
@@ -83,7 +79,7 @@ def running(proc=PROC):
             continue
         groups.add(info[1])
         argv = cmdline(name, proc)
-        if argv and is_ansible(argv):
+        if argv and program(argv):
             found[name] = info[2]
     return found, sorted(groups)
 

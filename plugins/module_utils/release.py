@@ -443,14 +443,14 @@ class ReleaseStore:
         return True, lock
 
     def _break_ended(self, controller, actor):
-        """Remove the lock if its run has provably ended, deciding on what the file says under the state
-        directory's flock (two waiters never both break, and never the lock the other took). True when removed."""
+        """Remove the lock if its run has provably ended, deciding on what the file says under the history guard's
+        flock (two waiters never both break, and never the lock the other took). True when removed."""
         try:
-            fd = os.open(self.directory, os.O_RDONLY)
+            fd = self._guard()
         except OSError as exc:
-            raise ReleaseError("cannot open %s: %s" % (self.directory, exc.strerror)) from None
+            raise ReleaseError("cannot lock the release history in %s: %s" % (self.directory, exc.strerror)) \
+                from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             lock = self.read_lock()
             why = holder_gone(lock, controller) if lock is not None else None
             if why is None:

@@ -176,9 +176,9 @@ def test_a_run_that_ended_is_judged_gone_and_one_that_runs_is_not(fake_run):
 
 def test_identity_without_proc_is_none(tmp_path):
     assert controller.identity(proc=str(tmp_path)) is None
-    assert controller.is_ansible(b"/usr/bin/python3\0/opt/venv/bin/ansible-playbook\0x.yml\0")
+    assert controller.program(b"/usr/bin/python3\0/opt/venv/bin/ansible-playbook\0x.yml\0") == "ansible-playbook"
     assert controller.program(b"ansible\0localhost\0") == "ansible"
-    assert not controller.is_ansible(b"python3\0-m\0pytest\0ansible-playbook\0")
+    assert controller.program(b"python3\0-m\0pytest\0ansible-playbook\0") is None
 
 
 # ---------------------------------------------------------------------------------------------- real ansible-playbook
